@@ -1,0 +1,106 @@
+#!/bin/sh
+# brick-lab stage 2, run by tini after switch_root. Brings the node to the state the lab promises:
+# kernel file systems, hostname and addresses, the node agent, udev triggered and settled, the
+# role's modules and daemons. Every step is written to the timeline the agent reports.
+# The host writes /brick/nodes/<node>/node.env from the validated topology.
+set -u
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+HOME=/root
+export HOME
+export PATH
+
+mark() {
+  read -r up _ </proc/uptime
+  echo "$1 $up" >>/run/brick-lab/timeline
+}
+fail() {
+  echo "brick-lab stage2: $*" >/dev/console
+  mark "failed:$1"
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mkdir -p /dev/pts /dev/shm /run/brick-lab /run/lock
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -t configfs configfs /sys/kernel/config 2>/dev/null
+mark stage2
+
+node=""
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    brick.node=*) node="${arg#brick.node=}" ;;
+  esac
+done
+env_file="/brick/nodes/$node/node.env"
+[ -r "$env_file" ] || { fail config "no $env_file (brick.node=$node)"; exec sleep infinity; }
+. "$env_file"
+
+hostname "$BRICK_NODE"
+echo "$BRICK_NODE" >/etc/hostname
+printf '127.0.0.1 localhost\n::1 localhost\n%s\n' "$BRICK_HOSTS" >/etc/hosts
+
+# Addresses first, so the agent can bind its management address before udev is done.
+modprobe virtio_net 2>/dev/null
+ip link set lo up
+for nic in $BRICK_NICS; do
+  name="${nic%%=*}"; rest="${nic#*=}"; mac="${rest%%=*}"; addr="${rest#*=}"
+  dev=""
+  for d in /sys/class/net/*; do
+    [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && dev="${d##*/}"
+  done
+  [ -n "$dev" ] || { fail nic "no interface with MAC $mac for network $name"; continue; }
+  ip link set "$dev" name "$name"
+  ip addr add "$addr" dev "$name"
+  ip link set "$name" up
+done
+mark network
+
+# Identity of this node as an initiator: one IQN and one host NQN per node, stable per lab.
+mkdir -p /etc/iscsi /etc/nvme
+echo "InitiatorName=$BRICK_INITIATOR_IQN" >/etc/iscsi/initiatorname.iscsi
+echo "$BRICK_HOST_NQN" >/etc/nvme/hostnqn
+echo "$BRICK_HOST_ID" >/etc/nvme/hostid
+
+# The agent starts while udev settles; /v1/health says "booting" until the ready mark.
+BRICK_AGENT_READY_FILE=/run/brick-lab/ready
+export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT
+BRICK_AGENT_TOKEN_FILE=/brick/token
+BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
+export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE
+/opt/brick-lab/node/node /brick/agent.mjs >/dev/console 2>&1 &
+mark agent-started
+
+/lib/systemd/systemd-udevd --daemon --resolve-names=never 2>/dev/null
+udevadm trigger --type=subsystems --action=add
+udevadm trigger --type=devices --action=add
+udevadm settle --timeout=120 || fail udev "udevadm settle timed out"
+mark udev
+
+case "$BRICK_ROLE" in
+  target)
+    for m in configfs target_core_mod target_core_iblock target_core_file target_core_pscsi iscsi_target_mod nvmet nvmet_tcp; do
+      modprobe "$m" || fail modules "modprobe $m failed"
+    done
+    # targetcli-fb probes tcmu over D-Bus and fails every command without a system bus.
+    mkdir -p /run/dbus /var/lib/dbus
+    dbus-uuidgen --ensure
+    dbus-daemon --system --fork || fail dbus "dbus-daemon did not start"
+    ;;
+  compute)
+    # add_host=0: the module is ready for local disks, but makes none until a test asks.
+    modprobe scsi_debug add_host=0 || fail modules "modprobe scsi_debug failed"
+    for m in sd_mod sg iscsi_tcp nvme_tcp nvme_fabrics dm_multipath; do
+      modprobe "$m" || fail modules "modprobe $m failed"
+    done
+    iscsid || fail iscsid "iscsid did not start"
+    ;;
+esac
+mark role
+
+udevadm settle --timeout=60
+mark ready
+touch /run/brick-lab/ready
+exec sleep infinity

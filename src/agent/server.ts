@@ -1,0 +1,177 @@
+import { timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { BrickError } from '../system/errors.js';
+import { exec } from '../system/exec.js';
+import { parseDpkgStatus } from './tools.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  lab: string;
+  node: string;
+  role: 'target' | 'compute';
+  token: string;
+  /** Present once stage 2 has finished; until then health says "booting". */
+  readyFile?: string;
+  timelineFile?: string;
+  dpkgStatusFile?: string;
+  logger?: boolean;
+}
+
+export interface HealthReport {
+  lab: string;
+  node: string;
+  role: 'target' | 'compute';
+  state: 'booting' | 'ready';
+  kernel: string;
+  uptimeSeconds: number;
+  timeline: Array<{ step: string; uptimeSeconds: number }>;
+  tools: Record<string, string | null>;
+  agent: { version: string; node: string };
+}
+
+export interface ExecRequest {
+  argv: string[];
+  timeoutMs?: number;
+  input?: string;
+  env?: Record<string, string>;
+}
+
+const errorReply = {
+  type: 'object',
+  properties: { code: { type: 'string' }, message: { type: 'string' }, hint: { type: 'string' } },
+  required: ['code', 'message'],
+} as const;
+
+export function parseTimeline(text: string): HealthReport['timeline'] {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((p) => p.length === 2 && p[0] && Number.isFinite(Number(p[1])))
+    .map(([step, up]) => ({ step: step!, uptimeSeconds: Number(up) }));
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The node agent: the only network surface of a node. */
+export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
+  let tools: Record<string, string | null> | undefined;
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
+    if (err instanceof BrickError) {
+      return reply.code(err.statusCode).send({ code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
+    }
+    if (err.validation) {
+      return reply.code(400).send({ code: 'BAD_REQUEST', message: err.message, hint: 'see /openapi.json for the request schema' });
+    }
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    return reply.code(status).send({ code: err.code ?? 'INTERNAL', message: err.message });
+  });
+
+  const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!tokenMatches(req.headers.authorization, opts.token)) {
+      await reply.code(401).send({
+        code: 'UNAUTHORIZED',
+        message: 'missing or wrong lab token',
+        hint: 'send "Authorization: Bearer <token>"; `brick-lab status` shows where the token file is',
+      });
+    }
+  };
+
+  app.get('/v1/health', {
+    schema: {
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            lab: { type: 'string' },
+            node: { type: 'string' },
+            role: { type: 'string', enum: ['target', 'compute'] },
+            state: { type: 'string', enum: ['booting', 'ready'] },
+            kernel: { type: 'string' },
+            uptimeSeconds: { type: 'number' },
+            timeline: {
+              type: 'array',
+              items: { type: 'object', properties: { step: { type: 'string' }, uptimeSeconds: { type: 'number' } } },
+            },
+            tools: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
+            agent: { type: 'object', properties: { version: { type: 'string' }, node: { type: 'string' } } },
+          },
+        },
+      },
+    },
+  }, async (): Promise<HealthReport> => {
+    tools ??= parseDpkgStatus(readFileSync(opts.dpkgStatusFile ?? '/var/lib/dpkg/status', 'utf8'));
+    const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    return {
+      lab: opts.lab,
+      node: opts.node,
+      role: opts.role,
+      state: !opts.readyFile || existsSync(opts.readyFile) ? 'ready' : 'booting',
+      kernel: release(),
+      uptimeSeconds: uptime,
+      timeline: opts.timelineFile && existsSync(opts.timelineFile) ? parseTimeline(readFileSync(opts.timelineFile, 'utf8')) : [],
+      tools,
+      agent: { version: AGENT_VERSION, node: process.version },
+    };
+  });
+
+  app.post<{ Body: ExecRequest }>('/v1/exec', {
+    onRequest: requireToken,
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['argv'],
+        properties: {
+          argv: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+          timeoutMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
+          input: { type: 'string' },
+          env: { type: 'object', additionalProperties: { type: 'string' } },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            argv: { type: 'array', items: { type: 'string' } },
+            exitCode: { type: ['integer', 'null'] },
+            signal: { type: ['string', 'null'] },
+            stdout: { type: 'string' },
+            stderr: { type: 'string' },
+            durationMs: { type: 'number' },
+            timedOut: { type: 'boolean' },
+          },
+        },
+        '4xx': errorReply,
+      },
+    },
+  }, async (req) => {
+    const { argv, timeoutMs, input, env } = req.body;
+    try {
+      return await exec(argv, {
+        timeoutMs: timeoutMs ?? 60_000,
+        reject: false,
+        ...(input !== undefined ? { input } : {}),
+        ...(env ? { env: { ...process.env, ...env } } : {}),
+      });
+    } catch (e) {
+      if (e instanceof BrickError && e.code === 'EXEC_NOT_FOUND') {
+        // The shell convention, so `brick-lab exec` passes 127 through like ssh would.
+        return { argv, exitCode: 127, signal: null, stdout: '', stderr: `${e.message}\n`, durationMs: 0, timedOut: false };
+      }
+      throw e;
+    }
+  });
+
+  return app;
+}

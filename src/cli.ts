@@ -1,0 +1,189 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { doctor, formatDoctor } from './lab/doctor.js';
+import { ensureImage } from './lab/image/build.js';
+import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, up, type LabStatus } from './lab/lab.js';
+import { loadTopology } from './lab/topology.js';
+import { BrickError } from './system/errors.js';
+import { progress, setQuiet } from './system/log.js';
+
+const USAGE = `brick-lab: a lab of real kernels for proving storage connectors leave no orphans
+
+usage:
+  brick-lab up [--topology FILE] [--name NAME] [--dry-run] [--json]
+  brick-lab down [--name NAME] [--all]
+  brick-lab status [--name NAME] [--json]
+  brick-lab exec [--name NAME] [--timeout SECONDS] NODE -- COMMAND [ARGS...]
+  brick-lab logs [--name NAME] NODE
+  brick-lab run [--topology FILE] [--name NAME] [--keep] [--json]
+  brick-lab doctor [--json]
+  brick-lab image [--json]
+
+The lab name defaults to the topology's name (lab/default.yaml: "default") or $BRICK_LAB_NAME.
+Caches live in $BRICK_LAB_CACHE (default ~/.cache/brick-lab), lab state and console logs in
+$BRICK_LAB_STATE (default ~/.local/state/brick-lab). BRICK_LAB_ACCEL=kvm|tcg skips the KVM probe.
+`;
+
+class UsageError extends BrickError {
+  constructor(message: string) {
+    super('USAGE', message, { hint: 'brick-lab --help shows every verb and option' });
+  }
+}
+
+async function defaultName(topologyFile?: string): Promise<string> {
+  if (process.env.BRICK_LAB_NAME) return process.env.BRICK_LAB_NAME;
+  if (topologyFile) return (await loadTopology(topologyFile)).name;
+  return 'default';
+}
+
+/** Ctrl-C once: cancel and clean up; twice: say we are still cleaning. */
+function abortOnSignals(): AbortController {
+  const ac = new AbortController();
+  let count = 0;
+  const handler = (sig: NodeJS.Signals): void => {
+    count++;
+    if (count === 1) {
+      progress('signal', `${sig}: stopping and removing what was made so far`);
+      ac.abort(new BrickError('LAB_INTERRUPTED', `interrupted by ${sig}`));
+    } else {
+      progress('signal', 'still cleaning up; wait a few seconds');
+    }
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  process.on('SIGHUP', handler);
+  return ac;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function formatStatus(s: LabStatus): string {
+  if (s.phase === 'down') return `lab ${s.name}: down`;
+  const head = [`lab ${s.name}: ${s.phase}, ${s.accel?.toUpperCase()} (${s.accelReason}), image ${s.image?.key} kernel ${s.image?.kernelRelease}`];
+  head.push(`token: ${s.tokenFile}   network namespace: ${s.netns}`);
+  const rows = [['NODE', 'ROLE', 'STATE', 'KERNEL', 'MANAGEMENT URL', 'DATA ADDRESSES']];
+  for (const n of s.nodes) {
+    rows.push([n.name, n.role, n.state, n.kernel ?? '-', n.url, Object.entries(n.addresses).map(([k, v]) => `${k}=${v}`).join(' ')]);
+  }
+  return `${head.join('\n')}\n${table(rows)}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const verb = argv[0];
+  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
+    process.stdout.write(USAGE);
+    return verb ? 0 : 2;
+  }
+  const rest = argv.slice(1);
+  const dashdash = rest.indexOf('--');
+  const optsPart = dashdash >= 0 ? rest.slice(0, dashdash) : rest;
+  const command = dashdash >= 0 ? rest.slice(dashdash + 1) : [];
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: optsPart,
+      allowPositionals: true,
+      options: {
+        topology: { type: 'string' },
+        name: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        all: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        timeout: { type: 'string' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values: o, positionals } = parsed;
+  const topologyFile = o.topology;
+  if (topologyFile && !existsSync(topologyFile)) throw new UsageError(`--topology ${topologyFile}: no such file`);
+  const name = o.name ?? (await defaultName(topologyFile));
+  if (o.json) setQuiet(false);
+
+  switch (verb) {
+    case 'up': {
+      const ac = abortOnSignals();
+      const rec = await up({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, dryRun: o['dry-run'], signal: ac.signal });
+      if (o['dry-run']) return 0;
+      const s = await status(rec.name);
+      process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatStatus(s)}\n`);
+      return 0;
+    }
+    case 'down': {
+      const names = o.all ? await listLabs() : [name];
+      for (const n of names) await down(n);
+      return 0;
+    }
+    case 'status': {
+      const s = await status(name);
+      process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatStatus(s)}\n`);
+      return s.phase === 'up' && s.nodes.every((n) => n.state === 'ready') ? 0 : 1;
+    }
+    case 'exec': {
+      const node = positionals[0];
+      if (!node || command.length === 0) throw new UsageError('exec needs a node and a command: brick-lab exec NODE -- COMMAND [ARGS...]');
+      const timeout = o.timeout ? Number(o.timeout) : 300;
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of seconds (got ${o.timeout})`);
+      const rec = await requireLab(name);
+      const client = await labClient(rec, node);
+      const r = await client.exec(command, { timeoutMs: Math.round(timeout * 1000) });
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      if (r.timedOut) {
+        process.stderr.write(`brick-lab: command timed out after ${timeout} s\n`);
+        return 124;
+      }
+      return r.exitCode ?? 128;
+    }
+    case 'logs': {
+      const node = positionals[0];
+      if (!node) throw new UsageError('logs needs a node: brick-lab logs NODE');
+      const { labDir } = await import('./system/paths.js');
+      const { join } = await import('node:path');
+      const path = join(labDir(name), 'logs', `${node}.console.log`);
+      if (!existsSync(path)) {
+        throw new BrickError('LOG_MISSING', `no console log for node ${node} of lab ${name} (${path})`, {
+          hint: 'check the node and lab names with `brick-lab status`',
+        });
+      }
+      process.stdout.write(await readFile(path, 'utf8'));
+      return 0;
+    }
+    case 'doctor': {
+      const report = await doctor();
+      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`);
+      return report.ok ? 0 : 1;
+    }
+    case 'image': {
+      const img = await ensureImage();
+      process.stdout.write(o.json ? `${JSON.stringify(img, null, 2)}\n` : `${img.key} ${img.dir}\n`);
+      return 0;
+    }
+    case 'run': {
+      const { runMain } = await import('./run.js');
+      const ac = abortOnSignals();
+      return runMain({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, keep: o.keep, json: o.json, signal: ac.signal });
+    }
+    default:
+      throw new UsageError(`unknown verb ${verb}`);
+  }
+}
+
+export async function cli(argv: string[]): Promise<number> {
+  try {
+    return await main(argv);
+  } catch (e) {
+    if (e instanceof BrickError) {
+      process.stderr.write(`brick-lab: ${e.describe()}\n`);
+      return e.code === 'USAGE' ? 2 : e.code === 'LAB_INTERRUPTED' ? 130 : 1;
+    }
+    process.stderr.write(`brick-lab: unexpected error: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}

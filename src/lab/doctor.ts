@@ -1,0 +1,110 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { exec, which } from '../system/exec.js';
+import { cacheDir, stateDir } from '../system/paths.js';
+import { chooseAccel } from './accel.js';
+import { findImage, listImages } from './image/build.js';
+import { loadRecipe } from './image/recipe.js';
+import { HOST_TOOLS, leftovers, listLabs } from './lab.js';
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** The command that fixes it, when something is missing. */
+  fix?: string;
+  /** Informational checks never fail the report. */
+  essential: boolean;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  checks: DoctorCheck[];
+}
+
+async function version(argv: string[]): Promise<string> {
+  const r = await exec(argv, { timeoutMs: 10_000, reject: false }).catch(() => null);
+  return r?.stdout.split('\n')[0]?.trim() ?? '';
+}
+
+/** What this host has for running labs, what is missing, and the command that fixes each gap. */
+export async function doctor(): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const missingPkgs: string[] = [];
+  for (const t of HOST_TOOLS) {
+    const path = await which(t.program);
+    if (!path) missingPkgs.push(t.pkg);
+    checks.push({
+      name: t.program,
+      ok: Boolean(path),
+      detail: path ? `${path}${t.program.startsWith('qemu') ? ` (${await version([t.program, '--version'])})` : ''}` : `missing: needed for ${t.for}`,
+      ...(path ? {} : { fix: `apt-get install -y ${t.pkg}` }),
+      essential: true,
+    });
+  }
+  const root = process.getuid?.() === 0;
+  checks.push({ name: 'root', ok: root, detail: root ? 'running as root' : 'not root: namespaces, bridges and taps need root', ...(root ? {} : { fix: 'sudo -E npx brick-lab ...' }), essential: true });
+  const tun = existsSync('/dev/net/tun');
+  checks.push({ name: '/dev/net/tun', ok: tun, detail: tun ? 'present' : 'missing', ...(tun ? {} : { fix: 'modprobe tun' }), essential: true });
+
+  let netnsOk = false;
+  let netnsDetail = 'not checked (needs root and ip)';
+  if (root && (await which('ip'))) {
+    const probe = `brick-doctor-${process.pid}`;
+    const r = await exec(['ip', 'netns', 'add', probe], { timeoutMs: 10_000, reject: false });
+    netnsOk = r.exitCode === 0;
+    netnsDetail = netnsOk ? 'can create network namespaces' : `ip netns add failed: ${r.stderr.trim()}`;
+    if (netnsOk) await exec(['ip', 'netns', 'del', probe], { timeoutMs: 10_000, reject: false });
+  }
+  checks.push({ name: 'netns', ok: netnsOk, detail: netnsDetail, essential: true });
+
+  const { key } = loadRecipe();
+  const image = await findImage();
+  checks.push({
+    name: 'image',
+    ok: true,
+    detail: image ? `built for the current recipe: ${image.dir}` : `not built yet for recipe ${key}; the first \`up\` builds it (about a minute) or run \`brick-lab image\``,
+    essential: false,
+  });
+  const all = await listImages();
+  checks.push({ name: 'cache', ok: true, detail: `${cacheDir()} (${all.length} image${all.length === 1 ? '' : 's'}: ${all.join(', ') || 'none'})`, essential: false });
+
+  const kvmDev = existsSync('/dev/kvm');
+  let accel = kvmDev ? '/dev/kvm present; probe needs the image' : 'no /dev/kvm: TCG (software emulation)';
+  if (image && (await which('qemu-system-x86_64'))) {
+    const d = await chooseAccel(image);
+    accel = `${d.accel.toUpperCase()}: ${d.reason}`;
+  }
+  checks.push({ name: 'acceleration', ok: true, detail: accel, essential: false });
+
+  const labs = await listLabs();
+  checks.push({ name: 'labs', ok: true, detail: `${stateDir()}: ${labs.length ? labs.join(', ') : 'none recorded'}`, essential: false });
+  const left = await leftovers();
+  const stray = left.qemu.length + left.taps.length + left.netns.length;
+  checks.push({
+    name: 'leftovers',
+    ok: true,
+    detail: stray ? `lab VMs ${left.qemu.join(' ') || '-'}, taps ${left.taps.join(' ') || '-'}, namespaces ${left.netns.join(' ') || '-'}` : 'none',
+    ...(stray ? { fix: 'brick-lab down --name NAME (or --all)' } : {}),
+    essential: false,
+  });
+
+  const osr = await readFile('/etc/os-release', 'utf8').catch(() => '');
+  const debianLike = /^ID(_LIKE)?=.*\b(debian|ubuntu)\b/m.test(osr);
+  if (missingPkgs.length > 0) {
+    checks.push({
+      name: 'fix',
+      ok: false,
+      detail: debianLike ? 'install what is missing' : 'not a Debian-like host: install the equivalents of these packages',
+      fix: debianLike ? `apt-get update && apt-get install -y ${[...new Set(missingPkgs)].join(' ')}` : [...new Set(missingPkgs)].join(' '),
+      essential: true,
+    });
+  }
+  return { ok: checks.every((c) => c.ok || !c.essential), checks };
+}
+
+export function formatDoctor(r: DoctorReport): string {
+  const lines = r.checks.map((c) => `${c.ok ? 'ok  ' : c.essential ? 'FAIL' : 'warn'}  ${c.name.padEnd(20)} ${c.detail}${c.fix ? `\n      fix: ${c.fix}` : ''}`);
+  lines.push(r.ok ? 'this host can run brick-lab labs' : 'this host cannot run labs yet: apply the fixes above (scripts/bootstrap does it on Debian/Ubuntu)');
+  return lines.join('\n');
+}

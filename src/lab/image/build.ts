@@ -1,0 +1,216 @@
+import { constants, existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { BrickError } from '../../system/errors.js';
+import { exec } from '../../system/exec.js';
+import { withLock } from '../../system/lock.js';
+import { mountsBelow, unmountBelow } from '../../system/mounts.js';
+import { progress } from '../../system/log.js';
+import { cacheDir, PROJECT_ROOT } from '../../system/paths.js';
+import { buildCpio, type CpioEntry } from './cpio.js';
+import { loadOrder, parseBuiltin, parseModulesDep } from './modules.js';
+import { loadRecipe, type ImageRecipe } from './recipe.js';
+
+export interface GuestImage {
+  key: string;
+  dir: string;
+  rootfs: string;
+  kernel: string;
+  initramfs: string;
+  kernelRelease: string;
+  /** Directory holding the host's node binary, shared into guests at /opt/brick-lab/node. */
+  nodeDir: string;
+}
+
+export interface ImageManifest {
+  key: string;
+  release: string;
+  kernelPackage: string;
+  kernelRelease: string;
+  builtAt: string;
+  stageSeconds: Record<string, number>;
+}
+
+export function imagesDir(): string {
+  return join(cacheDir(), 'images');
+}
+
+function paths(dir: string, key: string, recipe: ImageRecipe, nodeDir: string): GuestImage {
+  return {
+    key,
+    dir,
+    rootfs: join(dir, 'rootfs'),
+    kernel: join(dir, 'vmlinuz'),
+    initramfs: join(dir, 'initramfs.img'),
+    kernelRelease: recipe.kernel.release,
+    nodeDir,
+  };
+}
+
+/** The image for the current recipe if it is already built, without building anything. */
+export async function findImage(): Promise<GuestImage | null> {
+  const { recipe, key } = loadRecipe();
+  const dir = join(imagesDir(), key);
+  if (!existsSync(join(dir, 'manifest.json'))) return null;
+  return paths(dir, key, recipe, await nodeRuntime(false));
+}
+
+/**
+ * The guest image for the current recipe: built once, reused until the recipe changes. Two
+ * processes that both need it wait on one lock; the second one finds the image done.
+ */
+export async function ensureImage(opts: { signal?: AbortSignal } = {}): Promise<GuestImage> {
+  const { recipe, key } = loadRecipe();
+  const root = imagesDir();
+  await mkdir(root, { recursive: true });
+  const dir = join(root, key);
+  const nodeDir = await nodeRuntime(true);
+  if (existsSync(join(dir, 'manifest.json'))) return paths(dir, key, recipe, nodeDir);
+  return withLock(
+    join(root, `${key}.lock`),
+    `the image build ${key}`,
+    async () => {
+      if (existsSync(join(dir, 'manifest.json'))) {
+        progress('image', `image ${key} was built by another process meanwhile`);
+        return paths(dir, key, recipe, nodeDir);
+      }
+      await buildImage(recipe, key, dir, opts.signal);
+      return paths(dir, key, recipe, nodeDir);
+    },
+    { onWait: (pid) => progress('image', `waiting for image build ${key} by pid ${pid}`) },
+  );
+}
+
+async function buildImage(recipe: ImageRecipe, key: string, finalDir: string, signal?: AbortSignal): Promise<void> {
+  const work = `${finalDir}.partial`;
+  await safeRemove(work);
+  await mkdir(work, { recursive: true });
+  const rootfs = join(work, 'rootfs');
+  const seconds: Record<string, number> = {};
+  const stage = async (n: number, name: string, what: string, fn: () => Promise<void>): Promise<void> => {
+    progress('image', `${n}/4 ${name}: ${what}`);
+    const t = performance.now();
+    await fn();
+    seconds[name] = Math.round((performance.now() - t) / 100) / 10;
+    progress('image', `${n}/4 ${name}: done in ${seconds[name]} s`);
+  };
+  try {
+    await stage(1, 'rootfs', `mmdebstrap ${recipe.release} with ${recipe.packages.length} packages and ${recipe.kernel.package}`, async () => {
+      await exec(
+        [
+          'mmdebstrap',
+          `--variant=${recipe.variant}`,
+          '--mode=root',
+          `--include=${[...recipe.packages, recipe.kernel.package].join(',')}`,
+          recipe.release,
+          rootfs,
+        ],
+        { timeoutMs: 30 * 60_000, killGraceMs: 20_000, ...(signal ? { signal } : {}) },
+      );
+    });
+    await stage(2, 'modules', `prune ${recipe.pruneModuleDirs.length} module trees, depmod ${recipe.kernel.release}`, async () => {
+      const modRoot = join(rootfs, 'lib', 'modules', recipe.kernel.release);
+      if (!existsSync(modRoot)) {
+        throw new BrickError('IMAGE_KERNEL_MISSING', `${recipe.kernel.package} did not install modules under /lib/modules/${recipe.kernel.release}`, {
+          hint: 'fix kernel.release in images/recipe.json',
+        });
+      }
+      for (const d of recipe.pruneModuleDirs) await rm(join(modRoot, d), { recursive: true, force: true });
+      await exec(['chroot', rootfs, 'depmod', '-a', recipe.kernel.release], { timeoutMs: 5 * 60_000 });
+      // Nothing in the guest should try to manage the host-side view or reach a network.
+      await rm(join(rootfs, 'var', 'cache', 'apt'), { recursive: true, force: true });
+      await rm(join(rootfs, 'var', 'lib', 'apt', 'lists'), { recursive: true, force: true });
+    });
+    await stage(3, 'kernel', `copy vmlinuz-${recipe.kernel.release}`, async () => {
+      await copyFile(join(rootfs, 'boot', `vmlinuz-${recipe.kernel.release}`), join(work, 'vmlinuz'), constants.COPYFILE_FICLONE);
+    });
+    await stage(4, 'initramfs', `busybox + ${recipe.initramfsModules.join(' ')}`, async () => {
+      const img = await buildInitramfs(rootfs, recipe);
+      await writeFile(join(work, 'initramfs.img'), img);
+    });
+    const manifest: ImageManifest = {
+      key,
+      release: recipe.release,
+      kernelPackage: recipe.kernel.package,
+      kernelRelease: recipe.kernel.release,
+      builtAt: new Date().toISOString(),
+      stageSeconds: seconds,
+    };
+    await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    await rm(finalDir, { recursive: true, force: true });
+    await rename(work, finalDir);
+    progress('image', `image ${key} ready in ${finalDir}`);
+  } catch (e) {
+    await safeRemove(work).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function safeRemove(dir: string): Promise<void> {
+  const left = await unmountBelow(dir);
+  if (left.length > 0) progress('image', `unmounted ${left.length} file systems left below ${dir}`);
+  if ((await mountsBelow(dir)).length > 0) {
+    throw new BrickError('IMAGE_CLEANUP_BLOCKED', `file systems are still mounted below ${dir}; not removing it`, {
+      hint: `unmount them (findmnt -R ${dir}) and remove ${dir}`,
+    });
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Stage 1: static busybox, our init, and the modules needed to reach the 9p root. */
+export async function buildInitramfs(rootfs: string, recipe: ImageRecipe): Promise<Buffer> {
+  const modRoot = join(rootfs, 'lib', 'modules', recipe.kernel.release);
+  const deps = parseModulesDep(await readFile(join(modRoot, 'modules.dep'), 'utf8'));
+  const builtin = parseBuiltin(await readFile(join(modRoot, 'modules.builtin'), 'utf8').catch(() => ''));
+  const order = loadOrder(deps, recipe.initramfsModules, builtin);
+  const entries: CpioEntry[] = [
+    { path: 'bin', kind: 'dir' },
+    { path: 'dev', kind: 'dir' },
+    { path: 'dev/console', kind: 'chardev', mode: 0o600, major: 5, minor: 1 },
+    { path: 'modules', kind: 'dir' },
+    { path: 'bin/busybox', kind: 'file', mode: 0o755, data: await readFile(join(rootfs, 'bin', 'busybox')) },
+    { path: 'bin/sh', kind: 'symlink', target: 'busybox' },
+    { path: 'init', kind: 'file', mode: 0o755, data: await readFile(join(PROJECT_ROOT, 'images', 'guest', 'initramfs-init')) },
+  ];
+  const names: string[] = [];
+  for (const rel of order) {
+    if (!rel.endsWith('.ko')) {
+      throw new BrickError('IMAGE_MODULE_COMPRESSED', `module ${rel} is compressed; stage 1 loads plain .ko files only`);
+    }
+    const file = rel.split('/').pop()!;
+    names.push(file);
+    entries.push({ path: `modules/${file}`, kind: 'file', data: await readFile(join(modRoot, rel)) });
+  }
+  entries.push({ path: 'modules/order', kind: 'file', data: Buffer.from(`${names.join('\n')}\n`) });
+  return gzipSync(buildCpio(entries), { level: 6 });
+}
+
+/**
+ * The host's Node.js, copied once per version into the cache and shared read-only into every
+ * guest, so the agent runs on the same runtime as the CLI without baking it into the image.
+ */
+export async function nodeRuntime(create: boolean): Promise<string> {
+  const st = await stat(process.execPath);
+  const id = `${process.version}-${st.size}-${Math.round(st.mtimeMs)}`;
+  const dir = join(cacheDir(), 'node', id);
+  if (existsSync(join(dir, 'node')) || !create) return dir;
+  const tmp = `${dir}.partial-${process.pid}`;
+  await mkdir(tmp, { recursive: true });
+  await copyFile(process.execPath, join(tmp, 'node'));
+  try {
+    await rename(tmp, dir);
+  } catch {
+    await rm(tmp, { recursive: true, force: true }); // another process won the race
+  }
+  return dir;
+}
+
+/** Images in the cache, for `doctor` and for pruning. */
+export async function listImages(): Promise<string[]> {
+  try {
+    return (await readdir(imagesDir())).filter((d) => /^[0-9a-f]{16}$/.test(d));
+  } catch {
+    return [];
+  }
+}

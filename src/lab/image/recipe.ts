@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BrickError } from '../../system/errors.js';
+import { PROJECT_ROOT } from '../../system/paths.js';
+
+export interface ImageRecipe {
+  release: string;
+  variant: string;
+  kernel: { package: string; release: string };
+  packages: string[];
+  initramfsModules: string[];
+  pruneModuleDirs: string[];
+}
+
+/** Bumped when the build code changes what it produces from the same recipe. */
+export const IMAGE_FORMAT = 3;
+
+export const RECIPE_FILES = ['images/recipe.json', 'images/guest/initramfs-init'] as const;
+
+const DEB_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+
+export function parseRecipe(text: string, source = 'images/recipe.json'): ImageRecipe {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new BrickError('RECIPE_INVALID', `${source} is not valid JSON: ${(e as Error).message}`);
+  }
+  const r = raw as Partial<ImageRecipe>;
+  const bad = (field: string, why: string): never => {
+    throw new BrickError('RECIPE_INVALID', `${source}: field ${field} ${why}`);
+  };
+  if (typeof r.release !== 'string' || !/^[a-z]+$/.test(r.release)) bad('release', 'must be a Debian code name such as bookworm');
+  if (typeof r.variant !== 'string') bad('variant', 'must be an mmdebstrap variant');
+  if (!r.kernel || typeof r.kernel.package !== 'string' || !DEB_NAME.test(r.kernel.package)) bad('kernel.package', 'must name a linux-image package');
+  if (typeof r.kernel?.release !== 'string' || !r.kernel.package.endsWith(r.kernel.release)) {
+    bad('kernel.release', `must be the release the package installs (the part after linux-image-)`);
+  }
+  if (!Array.isArray(r.packages) || r.packages.some((p) => typeof p !== 'string' || !DEB_NAME.test(p))) bad('packages', 'must be a list of Debian package names');
+  if (!Array.isArray(r.initramfsModules) || r.initramfsModules.length === 0) bad('initramfsModules', 'must list the modules stage 1 needs');
+  if (!Array.isArray(r.pruneModuleDirs) || r.pruneModuleDirs.some((d) => typeof d !== 'string' || d.includes('..') || d.startsWith('/'))) {
+    bad('pruneModuleDirs', 'must be relative paths under the kernel module tree');
+  }
+  return r as ImageRecipe;
+}
+
+/**
+ * The cache key: a hash of every file that shapes the image plus the build format. Whitespace or
+ * comment edits in the recipe do change it, which is the safe direction.
+ */
+export function recipeKey(files: ReadonlyArray<{ path: string; content: string | Buffer }>, format = IMAGE_FORMAT): string {
+  const h = createHash('sha256');
+  h.update(`brick-lab-image-format:${format}\n`);
+  for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
+    h.update(`${f.path}\n`);
+    h.update(f.content);
+    h.update('\n\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+export function loadRecipe(root = PROJECT_ROOT): { recipe: ImageRecipe; key: string } {
+  const files = RECIPE_FILES.map((path) => {
+    try {
+      return { path, content: readFileSync(join(root, path)) };
+    } catch (e) {
+      throw new BrickError('RECIPE_MISSING', `cannot read ${path}: ${(e as Error).message}`, {
+        hint: 'run brick-lab from a complete checkout of the project',
+      });
+    }
+  });
+  const recipe = parseRecipe(files[0]!.content.toString('utf8'));
+  return { recipe, key: recipeKey(files) };
+}

@@ -1,0 +1,481 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { BrickError } from '../system/errors.js';
+import { exec, which } from '../system/exec.js';
+import { progress, warn } from '../system/log.js';
+import { labDir, PROJECT_ROOT, stateDir } from '../system/paths.js';
+import { chooseAccel, type Accel } from './accel.js';
+import { AgentClient } from './client.js';
+import { ensureImage, findImage, type GuestImage } from './image/build.js';
+import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, tapName, tapPrefix } from './network.js';
+import { AGENT_PORT, findQemuProcesses, macFor, processAlive, qemuArgv, stopProcesses, type QemuNodeSpec } from './qemu.js';
+import { readRecord, recordPath, writeRecord, type LabRecord, type NodeRecord } from './state.js';
+import { assignAddresses, LAB_NAME, loadTopology, MGMT_GUEST_ADDRESS, stableUuid, type Topology } from './topology.js';
+
+export const DEFAULT_TOPOLOGY = join(PROJECT_ROOT, 'lab', 'default.yaml');
+
+export interface UpOptions {
+  topologyFile?: string;
+  name?: string;
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  accel?: Accel;
+}
+
+export function checkLabName(name: string): string {
+  if (!LAB_NAME.test(name)) {
+    throw new BrickError('LAB_NAME_INVALID', `lab name ${JSON.stringify(name)} is not valid`, {
+      hint: 'use 1-20 characters: lowercase letters, digits and dashes, starting with a letter',
+    });
+  }
+  return name;
+}
+
+function shellQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export async function consoleTail(path: string, lines = 30): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.replace(/\r/g, '').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new BrickError('LAB_INTERRUPTED', 'interrupted; everything made so far was removed');
+}
+
+/** Host tools `up` needs, each with the Debian package that provides it. */
+export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: string }> = [
+  { program: 'qemu-system-x86_64', pkg: 'qemu-system-x86', for: 'running the nodes' },
+  { program: 'mmdebstrap', pkg: 'mmdebstrap', for: 'building the guest image' },
+  { program: 'ip', pkg: 'iproute2', for: 'the lab network namespace, bridges and taps' },
+  { program: 'chroot', pkg: 'coreutils', for: 'depmod inside the image' },
+  { program: 'umount', pkg: 'mount', for: 'cleaning up an interrupted image build' },
+];
+
+export async function missingHostTools(): Promise<Array<{ program: string; pkg: string; for: string }>> {
+  const out = [];
+  for (const t of HOST_TOOLS) if (!(await which(t.program))) out.push(t);
+  return out;
+}
+
+async function preflight(): Promise<void> {
+  const missing = await missingHostTools();
+  if (missing.length > 0) {
+    throw new BrickError('HOST_TOOLS_MISSING', `missing on this host: ${missing.map((m) => `${m.program} (package ${m.pkg}, for ${m.for})`).join(', ')}`, {
+      hint: `run scripts/bootstrap, or: apt-get install -y ${[...new Set(missing.map((m) => m.pkg))].join(' ')}`,
+    });
+  }
+  if (process.getuid?.() !== 0) {
+    throw new BrickError('NOT_ROOT', 'brick-lab needs root for network namespaces, bridges and taps', {
+      hint: 'run it as root (sudo -E npx brick-lab ...)',
+    });
+  }
+  if (!existsSync('/dev/net/tun')) {
+    throw new BrickError('NO_TUN', '/dev/net/tun is missing: QEMU cannot create the data-network taps', {
+      hint: 'modprobe tun, or in a container pass --device /dev/net/tun',
+    });
+  }
+}
+
+function nodeEnv(lab: string, topo: Topology, addrs: Map<string, Map<string, string>>, rec: NodeRecord): string {
+  const nics = [`mgmt=${macFor(rec.index, 0)}=${MGMT_GUEST_ADDRESS}/24`];
+  for (const tap of rec.taps) {
+    const spec = topo.networks.find((n) => n.name === tap.network)!;
+    nics.push(`${tap.network}=${tap.mac}=${rec.addresses[tap.network]}/${spec.subnet.split('/')[1]}`);
+  }
+  const hosts: string[] = [];
+  for (const n of topo.nodes) {
+    const perNet = addrs.get(n.name)!;
+    let first = true;
+    for (const [net, ip] of perNet) {
+      hosts.push(first ? `${ip} ${n.name} ${n.name}-${net}` : `${ip} ${n.name}-${net}`);
+      first = false;
+    }
+  }
+  const vars: Record<string, string> = {
+    BRICK_LAB: lab,
+    BRICK_NODE: rec.name,
+    BRICK_ROLE: rec.role,
+    BRICK_NICS: nics.join(' '),
+    BRICK_HOSTS: hosts.join('\n'),
+    BRICK_INITIATOR_IQN: rec.initiatorIqn,
+    BRICK_HOST_NQN: rec.hostNqn,
+    BRICK_HOST_ID: rec.hostNqn.split(':uuid:')[1]!,
+    BRICK_AGENT_HOST: MGMT_GUEST_ADDRESS,
+    BRICK_AGENT_PORT: String(AGENT_PORT),
+  };
+  return `${Object.entries(vars)
+    .map(([k, v]) => `${k}=${shellQuote(v)}`)
+    .join('\n')}\n`;
+}
+
+/** The plan for every node, before anything is made (used by up and by --dry-run). */
+function planNodes(name: string, topo: Topology, dir: string): NodeRecord[] {
+  const addrs = assignAddresses(topo);
+  return topo.nodes.map((n, i) => ({
+    name: n.name,
+    role: n.role,
+    index: i,
+    memoryMiB: n.memoryMiB,
+    mgmtPort: 0,
+    url: '',
+    pid: null,
+    consoleLog: join(dir, 'logs', `${n.name}.console.log`),
+    taps: n.networks.map((net) => {
+      const k = topo.networks.findIndex((x) => x.name === net);
+      return { name: tapName(name, i, k), network: net, mac: macFor(i, k + 1) };
+    }),
+    addresses: Object.fromEntries(addrs.get(n.name)!),
+    initiatorIqn: `iqn.2026-11.io.brick-lab:${name}:${n.name}`,
+    hostNqn: `nqn.2014-08.org.nvmexpress:uuid:${stableUuid('brick-lab', name, n.name)}`,
+    startedAt: null,
+    readyAt: null,
+  }));
+}
+
+function nodeSpec(rec: LabRecord, node: NodeRecord, image: GuestImage): QemuNodeSpec {
+  const topoNode = rec.topology.nodes.find((n) => n.name === node.name)!;
+  return {
+    lab: rec.name,
+    node: node.name,
+    memoryMiB: node.memoryMiB,
+    cpus: topoNode.cpus,
+    accel: rec.accel,
+    image,
+    shareDir: rec.shareDir,
+    consoleLog: node.consoleLog,
+    pidFile: join(rec.dir, 'run', `${node.name}.pid`),
+    mgmtPort: node.mgmtPort,
+    mgmtMac: macFor(node.index, 0),
+    nics: node.taps.map((t) => ({ network: t.network, tap: t.name, mac: t.mac })),
+  };
+}
+
+export async function isUp(name: string): Promise<boolean> {
+  const rec = await readRecord(name).catch(() => null);
+  if (rec?.nodes.some((n) => n.pid && processAlive(n.pid))) return true;
+  return (await findQemuProcesses(name)).length > 0;
+}
+
+/** Bring a lab up: image, acceleration, network, all nodes booted in parallel, all agents ready. */
+export async function up(opts: UpOptions = {}): Promise<LabRecord> {
+  const topologyFile = opts.topologyFile ?? DEFAULT_TOPOLOGY;
+  const topo = await loadTopology(topologyFile);
+  const name = checkLabName(opts.name ?? topo.name);
+  const dir = labDir(name);
+
+  if (opts.dryRun) {
+    const image = (await findImage()) ?? (await placeholderImage());
+    const rec = draftRecord(name, topologyFile, topo, dir, opts.accel ?? 'tcg', 'dry run', image);
+    rec.nodes.forEach((n, i) => (n.mgmtPort = 40000 + i));
+    for (const n of rec.nodes) process.stdout.write(`${qemuArgv(nodeSpec(rec, n, image)).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ')}\n`);
+    return rec;
+  }
+
+  await preflight();
+  if (await isUp(name)) {
+    throw new BrickError('LAB_EXISTS', `lab ${name} is already up`, {
+      hint: `use it (brick-lab status --name ${name}), take it down first (brick-lab down --name ${name}), or pick another --name`,
+    });
+  }
+  if (existsSync(recordPath(name)) || (await netnsExists(netnsName(name)))) {
+    warn(`lab ${name} left state behind (a crashed run?); cleaning it first`);
+    await down(name, { quiet: true });
+  }
+
+  const signal = opts.signal;
+  let rec: LabRecord | null = null;
+  const t0 = performance.now();
+  const since = (): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  try {
+    progress('image', 'checking the guest image');
+    const image = await ensureImage(signal ? { signal } : {});
+    throwIfAborted(signal);
+    const accel = opts.accel ? { accel: opts.accel, reason: 'asked for' } : await chooseAccel(image);
+    progress('accel', `using ${accel.accel.toUpperCase()} (${accel.reason})`);
+    throwIfAborted(signal);
+
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'logs'), { recursive: true });
+    await mkdir(join(dir, 'run'), { recursive: true });
+    rec = draftRecord(name, topologyFile, topo, dir, accel.accel, accel.reason, image);
+    await writeRecord(rec);
+
+    // The lab share: what every guest reads at boot (stage 2, the agent, its own config, the token).
+    const token = randomBytes(24).toString('base64url');
+    await writeFile(rec.tokenFile, `${token}\n`, { mode: 0o600 });
+    await mkdir(join(rec.shareDir, 'guest'), { recursive: true });
+    await copyFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh'), join(rec.shareDir, 'guest', 'stage2.sh'));
+    const agent = join(PROJECT_ROOT, 'dist', 'agent', 'agent.mjs');
+    if (!existsSync(agent)) {
+      throw new BrickError('AGENT_NOT_BUILT', `the node agent bundle ${agent} is missing`, { hint: 'run `npm run build` (scripts/bootstrap does it)' });
+    }
+    await copyFile(agent, join(rec.shareDir, 'agent.mjs'));
+    await copyFile(rec.tokenFile, join(rec.shareDir, 'token'));
+    const addrs = assignAddresses(topo);
+    for (const n of rec.nodes) {
+      await mkdir(join(rec.shareDir, 'nodes', n.name), { recursive: true });
+      await writeFile(join(rec.shareDir, 'nodes', n.name, 'node.env'), nodeEnv(name, topo, addrs, n));
+    }
+
+    progress('network', `namespace ${rec.netns} with bridges for ${topo.networks.map((n) => n.name).join(', ')}`);
+    await createLabNetwork(name, topo.networks.map((n) => n.name));
+    throwIfAborted(signal);
+
+    progress('boot', `starting ${rec.nodes.length} nodes (${accel.accel.toUpperCase()}): ${rec.nodes.map((n) => n.name).join(', ')}`);
+    const current = rec;
+    await Promise.all(current.nodes.map((n) => startNode(current, n, image)));
+    await writeRecord(current);
+    throwIfAborted(signal);
+
+    const token2 = token;
+    await Promise.all(
+      current.nodes.map(async (n) => {
+        const spec = topo.nodes.find((x) => x.name === n.name)!;
+        await waitReady(current, n, token2, spec.bootTimeoutSeconds * 1000, signal);
+        n.readyAt = new Date().toISOString();
+        progress('boot', `${n.name} ready after ${since()}`);
+      }),
+    );
+    current.phase = 'up';
+    await writeRecord(current);
+    progress('up', `lab ${name} is up in ${since()}: ${current.nodes.map((n) => `${n.name} ${n.url}`).join(', ')}`);
+    return current;
+  } catch (e) {
+    if (rec) {
+      rec.phase = 'failed';
+      await writeRecord(rec).catch(() => undefined);
+    }
+    progress('cleanup', `up failed; removing everything lab ${name} made`);
+    await down(name, { quiet: true, keepLogs: true }).catch((err: unknown) => warn(`cleanup after a failed up: ${(err as Error).message}`));
+    if (signal?.aborted && !(e instanceof BrickError && e.code === 'LAB_INTERRUPTED')) {
+      throw new BrickError('LAB_INTERRUPTED', 'interrupted; everything made so far was removed', { cause: e });
+    }
+    throw e;
+  }
+}
+
+async function placeholderImage(): Promise<GuestImage> {
+  const { loadRecipe } = await import('./image/recipe.js');
+  const { recipe, key } = loadRecipe();
+  const d = join('<cache>', 'images', key);
+  return { key, dir: d, rootfs: join(d, 'rootfs'), kernel: join(d, 'vmlinuz'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
+}
+
+function draftRecord(name: string, topologyFile: string, topo: Topology, dir: string, accel: Accel, reason: string, image: GuestImage): LabRecord {
+  return {
+    name,
+    phase: 'starting',
+    topologyFile,
+    topology: topo,
+    createdAt: new Date().toISOString(),
+    ownerPid: process.pid,
+    accel,
+    accelReason: reason,
+    image: { key: image.key, kernelRelease: image.kernelRelease, dir: image.dir },
+    netns: netnsName(name),
+    dir,
+    tokenFile: join(dir, 'token'),
+    shareDir: join(dir, 'share'),
+    nodes: planNodes(name, topo, dir),
+  };
+}
+
+async function startNode(rec: LabRecord, node: NodeRecord, image: GuestImage): Promise<void> {
+  // A port found free can be taken before QEMU binds it; retry with another.
+  for (let attempt = 1; ; attempt++) {
+    node.mgmtPort = await freePort();
+    node.url = `http://127.0.0.1:${node.mgmtPort}`;
+    const spec = nodeSpec(rec, node, image);
+    const r = await exec(qemuArgv(spec), { timeoutMs: 60_000, reject: false });
+    if (r.exitCode === 0) {
+      node.pid = Number.parseInt((await readFile(spec.pidFile, 'utf8')).trim(), 10);
+      node.startedAt = new Date().toISOString();
+      break;
+    }
+    const err = r.stderr.trim();
+    if (/host forwarding rule|Could not set up host forwarding/i.test(err) && attempt < 4) continue;
+    throw new BrickError('QEMU_START_FAILED', `QEMU did not start node ${node.name}: ${err.split('\n').slice(-5).join(' | ')}`, {
+      hint: 'run `brick-lab doctor`; `brick-lab up --dry-run` prints the exact QEMU command',
+    });
+  }
+  for (const tap of node.taps) await plugTap(rec.name, tap.name, tap.network);
+}
+
+async function waitReady(rec: LabRecord, node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const client = new AgentClient(node.name, node.url, token);
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    throwIfAborted(signal);
+    if (node.pid && !processAlive(node.pid)) {
+      throw new BrickError('NODE_DIED', `node ${node.name} stopped while booting (QEMU exited); last console lines:\n${await consoleTail(node.consoleLog)}`, {
+        hint: `full console log: ${node.consoleLog}`,
+      });
+    }
+    try {
+      const h = await client.health(2000);
+      if (h.state === 'ready') return;
+      const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
+      if (failed) {
+        throw new BrickError('NODE_BOOT_FAILED', `node ${node.name}: boot step ${failed.step.slice(7)} failed; last console lines:\n${await consoleTail(node.consoleLog)}`, {
+          hint: `full console log: ${node.consoleLog}`,
+        });
+      }
+      last = `agent answers, state ${h.state}, last step ${h.timeline.at(-1)?.step ?? 'none'}`;
+    } catch (e) {
+      if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new BrickError(
+        'NODE_BOOT_TIMEOUT',
+        `node ${node.name} was not ready within ${Math.round(timeoutMs / 1000)} s (${last}); last console lines:\n${await consoleTail(node.consoleLog)}`,
+        { hint: `full console log: ${node.consoleLog}; raise bootTimeoutSeconds in the topology if the host is slow` },
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export interface DownReport {
+  name: string;
+  removed: string[];
+}
+
+/**
+ * Take a lab down and remove everything it made. Works from any process, with or without the
+ * record (after a crash, or a corrupt record): VMs are found by their QEMU -name, taps by their
+ * prefix, the namespace by its name.
+ */
+export async function down(name: string, opts: { quiet?: boolean; keepLogs?: boolean } = { keepLogs: true }): Promise<DownReport> {
+  checkLabName(name);
+  const removed: string[] = [];
+  const rec = await readRecord(name).catch(() => null);
+  const pids = new Set<number>();
+  for (const n of rec?.nodes ?? []) if (n.pid && processAlive(n.pid)) {
+    // Only a pid whose command line is still this lab's VM (pids are reused).
+    const cmd = await readFile(`/proc/${n.pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(`brick-lab:${name}:${n.name}`)) pids.add(n.pid);
+  }
+  for (const p of await findQemuProcesses(name)) pids.add(p.pid);
+  if (pids.size > 0) {
+    await stopProcesses([...pids]);
+    removed.push(...[...pids].map((p) => `qemu pid ${p}`));
+  }
+  removed.push(...(await destroyLabNetwork(name)));
+  const dir = labDir(name);
+  if (existsSync(dir)) {
+    for (const entry of await readdir(dir)) {
+      if (opts.keepLogs !== false && entry === 'logs') continue;
+      await rm(join(dir, entry), { recursive: true, force: true });
+    }
+    if (opts.keepLogs === false) await rm(dir, { recursive: true, force: true });
+    removed.push(`state ${dir}${opts.keepLogs !== false ? ' (console logs kept)' : ''}`);
+  }
+  if (!opts.quiet) progress('down', removed.length ? `lab ${name}: removed ${removed.join(', ')}` : `lab ${name}: nothing to remove`);
+  return { name, removed };
+}
+
+export interface NodeStatus {
+  name: string;
+  role: string;
+  state: 'ready' | 'booting' | 'unreachable' | 'stopped';
+  kernel: string | null;
+  url: string;
+  pid: number | null;
+  consoleLog: string;
+  addresses: Record<string, string>;
+}
+
+export interface LabStatus {
+  name: string;
+  phase: LabRecord['phase'] | 'down';
+  accel: string | null;
+  accelReason: string | null;
+  tokenFile: string | null;
+  netns: string | null;
+  image: LabRecord['image'] | null;
+  nodes: NodeStatus[];
+}
+
+export async function labClient(rec: LabRecord, node: string): Promise<AgentClient> {
+  const n = rec.nodes.find((x) => x.name === node);
+  if (!n) {
+    throw new BrickError('NODE_UNKNOWN', `lab ${rec.name} has no node ${node}`, { hint: `nodes: ${rec.nodes.map((x) => x.name).join(', ')}` });
+  }
+  const token = (await readFile(rec.tokenFile, 'utf8')).trim();
+  return new AgentClient(n.name, n.url, token);
+}
+
+export async function requireLab(name: string): Promise<LabRecord> {
+  checkLabName(name);
+  const rec = await readRecord(name);
+  if (!rec || rec.phase !== 'up') {
+    throw new BrickError('LAB_NOT_UP', `lab ${name} is not up`, { hint: `start it with \`brick-lab up --name ${name}\`` });
+  }
+  return rec;
+}
+
+export async function status(name: string): Promise<LabStatus> {
+  checkLabName(name);
+  const rec = await readRecord(name);
+  if (!rec) return { name, phase: 'down', accel: null, accelReason: null, tokenFile: null, netns: null, image: null, nodes: [] };
+  const token = (await readFile(rec.tokenFile, 'utf8').catch(() => '')).trim();
+  const nodes = await Promise.all(
+    rec.nodes.map(async (n): Promise<NodeStatus> => {
+      const base = { name: n.name, role: n.role, url: n.url, pid: n.pid, consoleLog: n.consoleLog, addresses: n.addresses };
+      if (!n.pid || !processAlive(n.pid)) return { ...base, state: 'stopped', kernel: null };
+      try {
+        const h = await new AgentClient(n.name, n.url, token).health(3000);
+        return { ...base, state: h.state, kernel: h.kernel };
+      } catch {
+        return { ...base, state: 'unreachable', kernel: null };
+      }
+    }),
+  );
+  return { name, phase: rec.phase, accel: rec.accel, accelReason: rec.accelReason, tokenFile: rec.tokenFile, netns: rec.netns, image: rec.image, nodes };
+}
+
+export async function listLabs(): Promise<string[]> {
+  try {
+    const names = await readdir(join(stateDir(), 'labs'));
+    return names.filter((n) => existsSync(recordPath(n))).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** What a lab (or every lab) still holds on this host: used by tests and `doctor`. */
+export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: string[]; netns: string[] }> {
+  const qemu = (await findQemuProcesses(name)).map((p) => p.pid);
+  const taps = (await listLinks()).filter((l) => (name ? l.startsWith(tapPrefix(name)) : /^bk[0-9a-f]{6}-/.test(l)));
+  let netns: string[] = [];
+  try {
+    netns = (await readdir('/run/netns')).filter((n) => (name ? n === netnsName(name) : n.startsWith('brick-')));
+  } catch {
+    netns = [];
+  }
+  return { qemu, taps, netns };
+}
+
+export async function readLabOrNull(name: string): Promise<LabRecord | null> {
+  return readRecord(checkLabName(name));
+}

@@ -1,0 +1,129 @@
+import { execa, type Options as ExecaOptions } from 'execa';
+import { BrickError } from './errors.js';
+import { debug } from './log.js';
+
+/** What one finished command looked like; kept small so it can be logged and sent over HTTP. */
+export interface ExecResult {
+  argv: string[];
+  command: string;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+  failed: boolean;
+}
+
+export interface ExecOptions {
+  /** Every command has a limit; the default suits quick tools, long steps pass their own. */
+  timeoutMs?: number;
+  input?: string | Buffer;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** When false a non-zero exit is returned, not thrown. */
+  reject?: boolean;
+  /** Stream output to our own stderr as well (long build steps). */
+  passthrough?: boolean;
+  /** Cancel from outside (Ctrl-C during `up`). */
+  signal?: AbortSignal;
+  stdout?: 'pipe' | 'ignore';
+  /** How long a cancelled or timed-out command gets between SIGTERM and SIGKILL. */
+  killGraceMs?: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A copy-pasteable rendering of an argument vector, for logs and error messages only. */
+export function renderCommand(argv: readonly string[]): string {
+  return argv.map(quote).join(' ');
+}
+
+function tail(text: string, lines = 12): string {
+  const all = text.trimEnd().split('\n');
+  return all.slice(-lines).join('\n');
+}
+
+/**
+ * The one way this project runs a program: an argument vector (never a shell string built from
+ * input), always a timeout, a typed record back, and an error that names the command, its exit
+ * code and the end of its stderr.
+ */
+export async function exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  if (argv.length === 0 || !argv[0]) throw new BrickError('EXEC_EMPTY', 'exec called with an empty argument vector');
+  const [file, ...args] = argv as [string, ...string[]];
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const command = renderCommand(argv);
+  debug(`exec: ${command}`);
+  const execaOpts: ExecaOptions = {
+    timeout: timeoutMs,
+    reject: false,
+    stripFinalNewline: false,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.env ? { env: opts.env as Record<string, string> } : {}),
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+    stdout: opts.stdout === 'ignore' ? 'ignore' : opts.passthrough ? ['pipe', 'inherit'] : 'pipe',
+    stderr: opts.passthrough ? ['pipe', 'inherit'] : 'pipe',
+    forceKillAfterDelay: opts.killGraceMs ?? 2000,
+    encoding: 'utf8',
+  };
+  const started = performance.now();
+  const r = await execa(file, args, execaOpts);
+  const result: ExecResult = {
+    argv: [...argv],
+    command,
+    exitCode: typeof r.exitCode === 'number' ? r.exitCode : null,
+    signal: r.signal ?? null,
+    stdout: typeof r.stdout === 'string' ? r.stdout : '',
+    stderr: typeof r.stderr === 'string' ? r.stderr : '',
+    durationMs: Math.round(performance.now() - started),
+    timedOut: Boolean(r.timedOut),
+    failed: Boolean(r.failed),
+  };
+  const notFound = (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String((r as { originalMessage?: string }).originalMessage ?? ''));
+  if (notFound && result.exitCode === null) {
+    throw new BrickError('EXEC_NOT_FOUND', `program not found: ${file}`, {
+      hint: 'install the package that provides it (run `brick-lab doctor` to see what is missing)',
+      details: { command },
+    });
+  }
+  if (result.failed && opts.reject !== false) throw execError(result, timeoutMs, r);
+  return result;
+}
+
+function execError(result: ExecResult, timeoutMs: number, cause: unknown): BrickError {
+  if (result.timedOut) {
+    return new BrickError('EXEC_TIMEOUT', `command timed out after ${timeoutMs} ms: ${result.command}`, {
+      details: { ...result },
+      cause,
+    });
+  }
+  const how = result.signal ? `was killed by ${result.signal}` : `exited with ${result.exitCode}`;
+  const err = tail(result.stderr) || tail(result.stdout);
+  return new BrickError('EXEC_FAILED', `command ${how}: ${result.command}${err ? `\n${err}` : ''}`, {
+    details: { ...result },
+    cause,
+  });
+}
+
+/** True when a program can be found on PATH (no exec of it). */
+export async function which(program: string): Promise<string | null> {
+  const { access, constants } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    if (!dir) continue;
+    const p = join(dir, program);
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
