@@ -73,32 +73,36 @@ export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE
 /opt/brick-lab/node/node /brick/agent.mjs >/dev/console 2>&1 &
 mark agent-started
 
+# The role's modules and daemons come up while udev works through coldplug: on one vCPU under
+# TCG both are slow, and neither waits on the other.
+role_setup() {
+  case "$BRICK_ROLE" in
+    target)
+      modprobe -a configfs target_core_mod target_core_iblock target_core_file target_core_pscsi \
+        iscsi_target_mod nvmet nvmet_tcp || fail modules "modprobe of the target modules failed"
+      # targetcli-fb probes tcmu over D-Bus and fails every command without a system bus.
+      mkdir -p /run/dbus /var/lib/dbus
+      dbus-uuidgen --ensure
+      dbus-daemon --system --fork || fail dbus "dbus-daemon did not start"
+      ;;
+    compute)
+      # add_host=0: the module is ready for local disks, but makes none until a test asks.
+      modprobe scsi_debug add_host=0 || fail modules "modprobe scsi_debug failed"
+      modprobe -a sd_mod sg iscsi_tcp nvme_tcp nvme_fabrics dm_multipath || fail modules "modprobe of the initiator modules failed"
+      iscsid || fail iscsid "iscsid did not start"
+      ;;
+  esac
+  mark role
+}
+role_setup &
+role_pid=$!
+
 /lib/systemd/systemd-udevd --daemon --resolve-names=never 2>/dev/null
 udevadm trigger --type=subsystems --action=add
 udevadm trigger --type=devices --action=add
 udevadm settle --timeout=120 || fail udev "udevadm settle timed out"
 mark udev
-
-case "$BRICK_ROLE" in
-  target)
-    for m in configfs target_core_mod target_core_iblock target_core_file target_core_pscsi iscsi_target_mod nvmet nvmet_tcp; do
-      modprobe "$m" || fail modules "modprobe $m failed"
-    done
-    # targetcli-fb probes tcmu over D-Bus and fails every command without a system bus.
-    mkdir -p /run/dbus /var/lib/dbus
-    dbus-uuidgen --ensure
-    dbus-daemon --system --fork || fail dbus "dbus-daemon did not start"
-    ;;
-  compute)
-    # add_host=0: the module is ready for local disks, but makes none until a test asks.
-    modprobe scsi_debug add_host=0 || fail modules "modprobe scsi_debug failed"
-    for m in sd_mod sg iscsi_tcp nvme_tcp nvme_fabrics dm_multipath; do
-      modprobe "$m" || fail modules "modprobe $m failed"
-    done
-    iscsid || fail iscsid "iscsid did not start"
-    ;;
-esac
-mark role
+wait "$role_pid"
 
 udevadm settle --timeout=60
 mark ready

@@ -63,7 +63,12 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 /** The node agent: the only network surface of a node. */
 export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 8 * 1024 * 1024,
+    // Fastify's default strips unknown fields silently; additionalProperties: false must refuse them.
+    ajv: { customOptions: { removeAdditional: false } },
+  });
   let tools: Record<string, string | null> | undefined;
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
@@ -87,8 +92,16 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     }
   };
 
-  app.get('/v1/health', {
+  app.get<{ Querystring: { waitReadyMs?: number } }>('/v1/health', {
     schema: {
+      // A long poll: the host asks once and the agent answers when stage 2 is done (or the wait
+      // ends). Polling every few hundred ms would cost the booting guest CPU it does not have
+      // under TCG.
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { waitReadyMs: { type: 'integer', minimum: 0, maximum: 60_000 } },
+      },
       response: {
         200: {
           type: 'object',
@@ -109,14 +122,17 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
         },
       },
     },
-  }, async (): Promise<HealthReport> => {
+  }, async (req): Promise<HealthReport> => {
+    const isReady = (): boolean => !opts.readyFile || existsSync(opts.readyFile);
+    const until = Date.now() + (req.query.waitReadyMs ?? 0);
+    while (!isReady() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     tools ??= parseDpkgStatus(readFileSync(opts.dpkgStatusFile ?? '/var/lib/dpkg/status', 'utf8'));
     const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
     return {
       lab: opts.lab,
       node: opts.node,
       role: opts.role,
-      state: !opts.readyFile || existsSync(opts.readyFile) ? 'ready' : 'booting',
+      state: isReady() ? 'ready' : 'booting',
       kernel: release(),
       uptimeSeconds: uptime,
       timeline: opts.timelineFile && existsSync(opts.timelineFile) ? parseTimeline(readFileSync(opts.timelineFile, 'utf8')) : [],

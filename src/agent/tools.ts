@@ -26,7 +26,8 @@ export function parseDpkgStatus(text: string, wanted: readonly string[] = STORAG
     }
     const pkg = fields.get('Package');
     if (!pkg || !(pkg in out)) continue;
-    if (!/\binstalled$/.test(fields.get('Status') ?? '')) continue;
+    // Status is "want flag state"; only the state "installed" counts (not half-installed, not-installed).
+    if (!/ installed$/.test(fields.get('Status') ?? '')) continue;
     out[pkg] = fields.get('Version') ?? null;
   }
   return out;

@@ -45,8 +45,10 @@ export class AgentClient {
     return json as T;
   }
 
-  health(timeoutMs = 5000): Promise<HealthReport> {
-    return this.call('GET', '/v1/health', undefined, timeoutMs);
+  /** With waitReadyMs the agent holds the answer until the node is ready or the wait ends. */
+  health(timeoutMs = 5000, waitReadyMs = 0): Promise<HealthReport> {
+    const q = waitReadyMs > 0 ? `?waitReadyMs=${waitReadyMs}` : '';
+    return this.call('GET', `/v1/health${q}`, undefined, timeoutMs + waitReadyMs);
   }
 
   /** Run a command in the node; a non-zero exit is a result, not an error. */

@@ -53,7 +53,10 @@ async function freePort(): Promise<number> {
 
 export async function consoleTail(path: string, lines = 30): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '');
-  return text.replace(/\r/g, '').trimEnd().split('\n').slice(-lines).join('\n');
+  // Console logs hold terminal escapes (a shell's cursor queries); strip them so an error message
+  // cannot rewrite the user's terminal.
+  const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  return clean.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -64,6 +67,7 @@ function throwIfAborted(signal?: AbortSignal): void {
 export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: string }> = [
   { program: 'qemu-system-x86_64', pkg: 'qemu-system-x86', for: 'running the nodes' },
   { program: 'mmdebstrap', pkg: 'mmdebstrap', for: 'building the guest image' },
+  { program: 'mkfs.erofs', pkg: 'erofs-utils', for: 'packing the guest image' },
   { program: 'ip', pkg: 'iproute2', for: 'the lab network namespace, bridges and taps' },
   { program: 'chroot', pkg: 'coreutils', for: 'depmod inside the image' },
   { program: 'umount', pkg: 'mount', for: 'cleaning up an interrupted image build' },
@@ -276,7 +280,7 @@ async function placeholderImage(): Promise<GuestImage> {
   const { loadRecipe } = await import('./image/recipe.js');
   const { recipe, key } = loadRecipe();
   const d = join('<cache>', 'images', key);
-  return { key, dir: d, rootfs: join(d, 'rootfs'), kernel: join(d, 'vmlinuz'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
+  return { key, dir: d, rootImage: join(d, 'root.erofs'), kernel: join(d, 'vmlinuz'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
 }
 
 function draftRecord(name: string, topologyFile: string, topo: Topology, dir: string, accel: Accel, reason: string, image: GuestImage): LabRecord {
@@ -331,7 +335,7 @@ async function waitReady(rec: LabRecord, node: NodeRecord, token: string, timeou
       });
     }
     try {
-      const h = await client.health(2000);
+      const h = await client.health(3000, 5000);
       if (h.state === 'ready') return;
       const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
       if (failed) {
@@ -343,6 +347,7 @@ async function waitReady(rec: LabRecord, node: NodeRecord, token: string, timeou
     } catch (e) {
       if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;
       last = (e as Error).message;
+      await new Promise((r) => setTimeout(r, 250)); // agent not listening yet
     }
     if (Date.now() > deadline) {
       throw new BrickError(
@@ -351,7 +356,6 @@ async function waitReady(rec: LabRecord, node: NodeRecord, token: string, timeou
         { hint: `full console log: ${node.consoleLog}; raise bootTimeoutSeconds in the topology if the host is slow` },
       );
     }
-    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

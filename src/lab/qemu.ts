@@ -60,10 +60,9 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     '-initrd', s.image.initramfs,
     '-append', cmdline,
     '-serial', `file:${s.consoleLog}`,
-    // The image, read-only; the guest puts a tmpfs overlay on top. multidevs=remap because the
-    // tree may span several host file systems (inode numbers would collide).
-    '-fsdev', `local,id=root,path=${s.image.rootfs},security_model=none,readonly=on,multidevs=remap`,
-    '-device', 'virtio-9p-pci,fsdev=root,mount_tag=root',
+    // The image, read-only (an EROFS file system); the guest puts a tmpfs overlay on top.
+    '-drive', `file=${s.image.rootImage},if=none,id=root,format=raw,readonly=on,cache=unsafe`,
+    '-device', 'virtio-blk-pci,drive=root',
     '-fsdev', `local,id=lab,path=${s.shareDir},security_model=none,readonly=on`,
     '-device', 'virtio-9p-pci,fsdev=lab,mount_tag=lab',
     '-fsdev', `local,id=node,path=${s.image.nodeDir},security_model=none,readonly=on`,

@@ -15,7 +15,8 @@ import { loadRecipe, type ImageRecipe } from './recipe.js';
 export interface GuestImage {
   key: string;
   dir: string;
-  rootfs: string;
+  /** The guest's root file system: EROFS, attached read-only as a virtio disk. */
+  rootImage: string;
   kernel: string;
   initramfs: string;
   kernelRelease: string;
@@ -40,7 +41,7 @@ function paths(dir: string, key: string, recipe: ImageRecipe, nodeDir: string): 
   return {
     key,
     dir,
-    rootfs: join(dir, 'rootfs'),
+    rootImage: join(dir, 'root.erofs'),
     kernel: join(dir, 'vmlinuz'),
     initramfs: join(dir, 'initramfs.img'),
     kernelRelease: recipe.kernel.release,
@@ -89,11 +90,11 @@ async function buildImage(recipe: ImageRecipe, key: string, finalDir: string, si
   const rootfs = join(work, 'rootfs');
   const seconds: Record<string, number> = {};
   const stage = async (n: number, name: string, what: string, fn: () => Promise<void>): Promise<void> => {
-    progress('image', `${n}/4 ${name}: ${what}`);
+    progress('image', `${n}/5 ${name}: ${what}`);
     const t = performance.now();
     await fn();
     seconds[name] = Math.round((performance.now() - t) / 100) / 10;
-    progress('image', `${n}/4 ${name}: done in ${seconds[name]} s`);
+    progress('image', `${n}/5 ${name}: done in ${seconds[name]} s`);
   };
   try {
     await stage(1, 'rootfs', `mmdebstrap ${recipe.release} with ${recipe.packages.length} packages and ${recipe.kernel.package}`, async () => {
@@ -128,6 +129,12 @@ async function buildImage(recipe: ImageRecipe, key: string, finalDir: string, si
     await stage(4, 'initramfs', `busybox + ${recipe.initramfsModules.join(' ')}`, async () => {
       const img = await buildInitramfs(rootfs, recipe);
       await writeFile(join(work, 'initramfs.img'), img);
+    });
+    await stage(5, 'erofs', 'pack the root file system read-only (mkfs.erofs)', async () => {
+      // --preserve-mtime: Python compares .pyc stamps with source mtimes; a changed mtime would make
+      // every import recompile into the tmpfs overlay.
+      await exec(['mkfs.erofs', '--quiet', '--preserve-mtime', join(work, 'root.erofs'), rootfs], { timeoutMs: 10 * 60_000 });
+      await safeRemove(rootfs);
     });
     const manifest: ImageManifest = {
       key,

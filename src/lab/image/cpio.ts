@@ -53,7 +53,10 @@ function header(ino: number, mode: number, size: number, nameLen: number, rdevMa
 
 export function buildCpio(entries: readonly CpioEntry[]): Buffer {
   const chunks: Buffer[] = [];
-  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Sort by the name as written (leading slashes stripped), so a directory always precedes its contents.
+  const sorted = entries
+    .map((e) => ({ ...e, path: e.path.replace(/^\/+/, '') }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   let ino = 1;
   const push = (name: string, mode: number, body: Buffer, major = 0, minor = 0): void => {
     const nameBuf = Buffer.from(`${name}\0`, 'utf8');
@@ -61,7 +64,7 @@ export function buildCpio(entries: readonly CpioEntry[]): Buffer {
     chunks.push(head, nameBuf, pad4(head.length + nameBuf.length), body, pad4(body.length));
   };
   for (const e of sorted) {
-    const name = e.path.replace(/^\/+/, '');
+    const name = e.path;
     if (!name) throw new Error('cpio entry with an empty path');
     const perm = e.mode ?? (e.kind === 'dir' ? 0o755 : e.kind === 'symlink' ? 0o777 : 0o644);
     const body =

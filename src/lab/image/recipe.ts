@@ -27,6 +27,9 @@ export function parseRecipe(text: string, source = 'images/recipe.json'): ImageR
   } catch (e) {
     throw new BrickError('RECIPE_INVALID', `${source} is not valid JSON: ${(e as Error).message}`);
   }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new BrickError('RECIPE_INVALID', `${source} must be a JSON object with release, kernel, packages and the other fields`);
+  }
   const r = raw as Partial<ImageRecipe>;
   const bad = (field: string, why: string): never => {
     throw new BrickError('RECIPE_INVALID', `${source}: field ${field} ${why}`);
@@ -38,7 +41,7 @@ export function parseRecipe(text: string, source = 'images/recipe.json'): ImageR
     bad('kernel.release', `must be the release the package installs (the part after linux-image-)`);
   }
   if (!Array.isArray(r.packages) || r.packages.some((p) => typeof p !== 'string' || !DEB_NAME.test(p))) bad('packages', 'must be a list of Debian package names');
-  if (!Array.isArray(r.initramfsModules) || r.initramfsModules.length === 0) bad('initramfsModules', 'must list the modules stage 1 needs');
+  if (!Array.isArray(r.initramfsModules) || r.initramfsModules.length === 0 || r.initramfsModules.some((m) => typeof m !== 'string' || !m)) bad('initramfsModules', 'must list the modules stage 1 needs');
   if (!Array.isArray(r.pruneModuleDirs) || r.pruneModuleDirs.some((d) => typeof d !== 'string' || d.includes('..') || d.startsWith('/'))) {
     bad('pruneModuleDirs', 'must be relative paths under the kernel module tree');
   }

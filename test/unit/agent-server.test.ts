@@ -1,0 +1,185 @@
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAgent, parseTimeline } from '../../src/agent/server.js';
+
+const FIXTURES = new URL('../fixtures/guest-6.1.0-56/', import.meta.url);
+const DPKG_STATUS = fileURLToPath(new URL('dpkg-status', FIXTURES));
+const TIMELINE = fileURLToPath(new URL('timeline', FIXTURES));
+const TOKEN = 'c2VjcmV0LWxhYi10b2tlbi1mb3ItdW5pdC10ZXN0cw';
+
+const TIMELINE_STEPS = [
+  { step: 'stage2', uptimeSeconds: 2.69 },
+  { step: 'network', uptimeSeconds: 3.23 },
+  { step: 'agent-started', uptimeSeconds: 3.28 },
+  { step: 'udev', uptimeSeconds: 11.38 },
+  { step: 'role', uptimeSeconds: 14.27 },
+  { step: 'ready', uptimeSeconds: 14.36 },
+];
+
+describe('parseTimeline', () => {
+  it('reads the timeline stage2.sh writes in a TCG guest', () => {
+    expect(parseTimeline(readFileSync(TIMELINE, 'utf8'))).toEqual(TIMELINE_STEPS);
+  });
+
+  it('keeps failure marks and skips lines that are not "step seconds"', () => {
+    const text = 'stage2 2.69\n\ngarbage\nfailed:udev 130.5\nnetwork three\ntoo many fields 1\n  ready   14.36  \n';
+    expect(parseTimeline(text)).toEqual([
+      { step: 'stage2', uptimeSeconds: 2.69 },
+      { step: 'failed:udev', uptimeSeconds: 130.5 },
+      { step: 'ready', uptimeSeconds: 14.36 },
+    ]);
+  });
+
+  it('is empty for an empty file', () => {
+    expect(parseTimeline('')).toEqual([]);
+  });
+});
+
+describe('buildAgent', () => {
+  let dir: string;
+  let readyFile: string;
+  let timelineFile: string;
+  let app: FastifyInstance;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'brick-agent-'));
+    readyFile = join(dir, 'ready');
+    timelineFile = join(dir, 'timeline');
+    copyFileSync(TIMELINE, timelineFile);
+    app = await buildAgent({
+      lab: 'unit',
+      node: 'compute-1',
+      role: 'compute',
+      token: TOKEN,
+      readyFile,
+      timelineFile,
+      dpkgStatusFile: DPKG_STATUS,
+    });
+    await app.ready();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const execPost = (payload: unknown, token: string | null = TOKEN) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/exec',
+      headers: token === null ? {} : { authorization: `Bearer ${token}` },
+      payload: payload as Record<string, unknown>,
+    });
+
+  describe('GET /v1/health', () => {
+    it('says booting while the ready file does not exist, then ready once it does', async () => {
+      const booting = await app.inject({ method: 'GET', url: '/v1/health' });
+      expect(booting.statusCode).toBe(200);
+      const b = booting.json();
+      expect(b).toMatchObject({ lab: 'unit', node: 'compute-1', role: 'compute', state: 'booting' });
+
+      writeFileSync(readyFile, '');
+      const ready = await app.inject({ method: 'GET', url: '/v1/health' });
+      expect(ready.statusCode).toBe(200);
+      expect(ready.json()).toMatchObject({ lab: 'unit', node: 'compute-1', role: 'compute', state: 'ready' });
+      rmSync(readyFile);
+    });
+
+    it('reports the timeline, the storage tool versions and the kernel', async () => {
+      const r = await app.inject({ method: 'GET', url: '/v1/health' });
+      const h = r.json();
+      expect(h.timeline).toEqual(TIMELINE_STEPS);
+      expect(h.tools['open-iscsi']).toBe('2.1.8-1+deb12u1');
+      expect(h.tools['nvme-cli']).toBe('2.4+really2.3-3');
+      expect(h.tools['python3-os-brick']).toBe('6.1.0-3');
+      expect(typeof h.kernel).toBe('string');
+      expect(h.kernel.length).toBeGreaterThan(0);
+      expect(h.uptimeSeconds).toBeGreaterThan(0);
+      expect(h.agent.version).toMatch(/^\d+\.\d+\.\d+/);
+    });
+
+    it('needs no token', async () => {
+      const r = await app.inject({ method: 'GET', url: '/v1/health', headers: { authorization: 'Bearer wrong' } });
+      expect(r.statusCode).toBe(200);
+    });
+  });
+
+  describe('POST /v1/exec', () => {
+    it('refuses a request without a token', async () => {
+      const r = await execPost({ argv: ['true'] }, null);
+      expect(r.statusCode).toBe(401);
+      expect(r.json().code).toBe('UNAUTHORIZED');
+    });
+
+    it('refuses a wrong token, including one that is a prefix of the right one', async () => {
+      for (const token of ['wrong', TOKEN.slice(0, -1), `${TOKEN}x`]) {
+        const r = await execPost({ argv: ['true'] }, token);
+        expect(r.statusCode).toBe(401);
+        expect(r.json().code).toBe('UNAUTHORIZED');
+      }
+      const basic = await app.inject({
+        method: 'POST',
+        url: '/v1/exec',
+        headers: { authorization: `Basic ${TOKEN}` },
+        payload: { argv: ['true'] },
+      });
+      expect(basic.statusCode).toBe(401);
+    });
+
+    it('does not run the command when the token is wrong', async () => {
+      const marker = join(dir, 'should-not-exist');
+      await execPost({ argv: ['touch', marker] }, 'wrong');
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    it('runs a command and returns its exit code, stdout and stderr', async () => {
+      const r = await execPost({ argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] });
+      expect(r.statusCode).toBe(200);
+      const body = r.json();
+      expect(body).toMatchObject({ exitCode: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false });
+      expect(body.argv).toEqual(['sh', '-c', 'echo out; echo err >&2; exit 3']);
+    });
+
+    it('passes input on stdin and env to the command', async () => {
+      const r = await execPost({ argv: ['sh', '-c', 'cat; printf "%s" "$BRICK_UNIT"'], input: 'in\n', env: { BRICK_UNIT: 'yes' } });
+      expect(r.statusCode).toBe(200);
+      expect(r.json()).toMatchObject({ exitCode: 0, stdout: 'in\nyes' });
+    });
+
+    it('answers exit code 127 for a program that does not exist', async () => {
+      const r = await execPost({ argv: ['brick-lab-no-such-program-xyz'] });
+      expect(r.statusCode).toBe(200);
+      const body = r.json();
+      expect(body.exitCode).toBe(127);
+      expect(body.stderr).toContain('brick-lab-no-such-program-xyz');
+    });
+
+    it('refuses a body without argv, or with an empty argv', async () => {
+      for (const payload of [{}, { timeoutMs: 100 }, { argv: [] }, { argv: [''] }]) {
+        const r = await execPost(payload);
+        expect(r.statusCode, JSON.stringify(payload)).toBe(400);
+        expect(r.json().code).toBe('BAD_REQUEST');
+      }
+    });
+
+    it('refuses a body with fields it does not know, instead of ignoring them', async () => {
+      const marker = join(dir, 'extra-field-ran');
+      const r = await execPost({ argv: ['touch', marker], shell: true });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().code).toBe('BAD_REQUEST');
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    it('stops a command at timeoutMs and says it timed out', async () => {
+      const r = await execPost({ argv: ['sleep', '5'], timeoutMs: 200 });
+      expect(r.statusCode).toBe(200);
+      const body = r.json();
+      expect(body.timedOut).toBe(true);
+      expect(body.exitCode).not.toBe(0);
+    });
+  });
+});

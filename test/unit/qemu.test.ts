@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import { macFor, qemuArgv, qemuName, type QemuNodeSpec } from '../../src/lab/qemu.js';
+import { tapName, tapPrefix } from '../../src/lab/network.js';
+
+function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
+  return {
+    lab: 'unit',
+    node: 'compute-1',
+    memoryMiB: 384,
+    cpus: 1,
+    accel: 'tcg',
+    image: {
+      key: 'e14bea83a2389b37',
+      dir: '/cache/images/e14bea83a2389b37',
+      rootImage: '/cache/images/e14bea83a2389b37/root.erofs',
+      kernel: '/cache/images/e14bea83a2389b37/vmlinuz',
+      initramfs: '/cache/images/e14bea83a2389b37/initramfs.img',
+      kernelRelease: '6.1.0-56-amd64',
+      nodeDir: '/cache/node/v20',
+    },
+    shareDir: '/state/labs/unit/share',
+    consoleLog: '/state/labs/unit/compute-1.console.log',
+    pidFile: '/state/labs/unit/compute-1.pid',
+    mgmtPort: 41234,
+    mgmtMac: macFor(1, 0),
+    nics: [
+      { network: 'path-a', tap: tapName('unit', 1, 0), mac: macFor(1, 1) },
+      { network: 'path-b', tap: tapName('unit', 1, 1), mac: macFor(1, 2) },
+    ],
+    ...over,
+  };
+}
+
+/** Values that follow each occurrence of an option. */
+function values(argv: string[], opt: string): string[] {
+  return argv.flatMap((a, i) => (a === opt ? [argv[i + 1]!] : []));
+}
+
+function kv(arg: string): Map<string, string> {
+  return new Map(arg.split(',').map((p) => [p.split('=')[0]!, p.slice(p.indexOf('=') + 1)]));
+}
+
+describe('qemuArgv', () => {
+  const argv = qemuArgv(spec());
+
+  it('names the VM brick-lab:LAB:NODE so a crashed lab can be found', () => {
+    expect(argv[0]).toBe('qemu-system-x86_64');
+    expect(values(argv, '-name')).toEqual(['brick-lab:unit:compute-1']);
+    expect(qemuName('unit', 'compute-1')).toBe('brick-lab:unit:compute-1');
+  });
+
+  it('sets memory, CPUs, the kernel and initramfs, and the node on the kernel command line', () => {
+    expect(values(argv, '-m')).toEqual(['384']);
+    expect(values(argv, '-smp')).toEqual(['1']);
+    expect(values(argv, '-kernel')).toEqual(['/cache/images/e14bea83a2389b37/vmlinuz']);
+    expect(values(argv, '-initrd')).toEqual(['/cache/images/e14bea83a2389b37/initramfs.img']);
+    expect(values(argv, '-append')[0]!.split(' ')).toContain('brick.node=compute-1');
+    expect(values(argv, '-serial')).toEqual(['file:/state/labs/unit/compute-1.console.log']);
+  });
+
+  it('uses the accelerator arguments for the chosen accel', () => {
+    expect(values(argv, '-accel')).toEqual(['tcg,tb-size=128']);
+    expect(values(qemuArgv(spec({ accel: 'kvm' })), '-cpu')).toEqual(['host']);
+  });
+
+  it('attaches the image root read-only, as a raw virtio disk', () => {
+    const drives = values(argv, '-drive').map(kv);
+    const root = drives.find((d) => d.get('id') === 'root');
+    expect(root).toBeDefined();
+    expect(root!.get('file')).toBe('/cache/images/e14bea83a2389b37/root.erofs');
+    expect(root!.get('readonly')).toBe('on');
+    expect(root!.get('format')).toBe('raw');
+    expect(root!.get('if')).toBe('none');
+    expect(values(argv, '-device')).toContain('virtio-blk-pci,drive=root');
+  });
+
+  it('shares host directories over 9p read-only only, and gives the guest nothing writable', () => {
+    const fsdevs = values(argv, '-fsdev').map(kv);
+    expect(fsdevs.map((f) => f.get('id'))).toEqual(['lab', 'node']);
+    expect(fsdevs.find((f) => f.get('id') === 'lab')!.get('path')).toBe('/state/labs/unit/share');
+    expect(fsdevs.find((f) => f.get('id') === 'node')!.get('path')).toBe('/cache/node/v20');
+    for (const f of [...fsdevs, ...values(argv, '-drive').map(kv)]) expect(f.get('readonly'), f.get('id')).toBe('on');
+    for (const f of fsdevs) expect(values(argv, '-device')).toContain(`virtio-9p-pci,fsdev=${f.get('id')},mount_tag=${f.get('id')}`);
+  });
+
+  it('gives management a restricted user network with one forward from 127.0.0.1 to the agent', () => {
+    const netdevs = values(argv, '-netdev');
+    const user = netdevs.filter((n) => n.startsWith('user,'));
+    expect(user).toHaveLength(1);
+    const opts = kv(user[0]!);
+    expect(opts.get('restrict')).toBe('on');
+    expect(opts.get('net')).toBe('10.0.2.0/24');
+    expect(opts.get('hostfwd')).toBe('tcp:127.0.0.1:41234-10.0.2.15:8080');
+    // No forward anywhere binds an address other than loopback.
+    const forwards = argv.join(' ').match(/hostfwd=[^,\s]*/g) ?? [];
+    expect(forwards).toHaveLength(1);
+    expect(forwards.every((f) => f.startsWith('hostfwd=tcp:127.0.0.1:'))).toBe(true);
+    expect(values(argv, '-device')).toContain(`virtio-net-pci,netdev=mgmt,mac=${macFor(1, 0)}`);
+  });
+
+  it('has one tap netdev per NIC, with no helper scripts, and a NIC with its MAC on each', () => {
+    const s = spec();
+    const taps = values(argv, '-netdev').filter((n) => n.startsWith('tap,')).map(kv);
+    expect(taps).toHaveLength(s.nics.length);
+    taps.forEach((t, i) => {
+      expect(t.get('ifname')).toBe(s.nics[i]!.tap);
+      expect(t.get('script')).toBe('no');
+      expect(t.get('downscript')).toBe('no');
+      expect(values(argv, '-device')).toContain(`virtio-net-pci,netdev=${t.get('id')},mac=${s.nics[i]!.mac}`);
+    });
+    expect(new Set(taps.map((t) => t.get('id'))).size).toBe(taps.length);
+  });
+
+  it('has no tap netdev for a node without data networks', () => {
+    const a = qemuArgv(spec({ nics: [] }));
+    expect(values(a, '-netdev').filter((n) => n.startsWith('tap,'))).toEqual([]);
+  });
+
+  it('daemonizes and writes a pid file, last', () => {
+    expect(argv.slice(-3)).toEqual(['-daemonize', '-pidfile', '/state/labs/unit/compute-1.pid']);
+  });
+
+  it('starts no default devices and reads no user config', () => {
+    expect(argv).toContain('-nodefaults');
+    expect(argv).toContain('-no-user-config');
+    expect(argv).toContain('-no-reboot');
+  });
+});
+
+describe('macFor', () => {
+  it('is a unicast, locally administered MAC', () => {
+    const mac = macFor(3, 2);
+    expect(mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+    const first = parseInt(mac.slice(0, 2), 16);
+    expect(first & 1).toBe(0);
+    expect(first & 2).toBe(2);
+  });
+
+  it('is distinct for every node and NIC of a lab', () => {
+    const macs: string[] = [];
+    for (let node = 0; node < 32; node++) for (let nic = 0; nic < 8; nic++) macs.push(macFor(node, nic));
+    expect(new Set(macs).size).toBe(macs.length);
+  });
+});
+
+describe('tapName', () => {
+  it('fits IFNAMSIZ (15 characters) for any node and network index a topology allows', () => {
+    for (const lab of ['a', 'default', 'a-very-long-lab-name']) {
+      for (let node = 0; node < 32; node++) {
+        for (let net = 0; net < 12; net++) expect(tapName(lab, node, net).length).toBeLessThanOrEqual(15);
+      }
+    }
+  });
+
+  it('is distinct per node and network within a lab', () => {
+    const names: string[] = [];
+    for (let node = 0; node < 32; node++) for (let net = 0; net < 12; net++) names.push(tapName('default', node, net));
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('differs across labs and starts with the lab prefix', () => {
+    expect(tapName('lab-a', 0, 0)).not.toBe(tapName('lab-b', 0, 0));
+    expect(tapName('lab-a', 2, 1).startsWith(tapPrefix('lab-a'))).toBe(true);
+    expect(tapName('lab-a', 2, 1).startsWith(tapPrefix('lab-b'))).toBe(false);
+  });
+
+  it('uses only characters valid in an interface name', () => {
+    expect(tapName('default', 31, 9)).toMatch(/^[a-z0-9-]+$/);
+  });
+});

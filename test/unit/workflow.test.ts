@@ -1,0 +1,161 @@
+/**
+ * The CI workflow is checked here, not just on GitHub: it must be a valid workflow
+ * (per action-validator's JSON schemas), it must have the shape we rely on (cancelled
+ * superseded runs, per-step timeouts, cached images, logs on failure), and it must
+ * run exactly .ci/run, which in turn runs the README's test command.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WORKFLOW = join(ROOT, '.github', 'workflows', 'e2e.yml');
+const CI_RUN = join(ROOT, '.ci', 'run');
+const README = join(ROOT, 'README.md');
+const TEST_COMMAND = 'scripts/bootstrap && npm test';
+
+// @action-validator/core is a CommonJS wrapper around a WASM build of the validator.
+type ValidationState = { actionType: string; errors: unknown[] };
+const validator = createRequire(import.meta.url)('@action-validator/core') as {
+  validateWorkflow(src: string): ValidationState;
+};
+
+const source = readFileSync(WORKFLOW, 'utf8');
+
+interface Step {
+  name?: string;
+  uses?: string;
+  run?: string;
+  if?: string;
+  with?: Record<string, unknown>;
+  env?: Record<string, unknown>;
+  'timeout-minutes'?: unknown;
+}
+
+/** The valid workflow with one mistake spliced in; fails loudly if the splice misses. */
+function breakWorkflow(search: string | RegExp, replacement: string): string {
+  const broken = source.replace(search, replacement);
+  expect(broken, `could not splice a mistake at ${String(search)}`).not.toBe(source);
+  return broken;
+}
+
+const BROKEN: Array<[string, () => string]> = [
+  ['a non-numeric step timeout', () => breakWorkflow(/timeout-minutes: 5\n/, 'timeout-minutes: "abc"\n')],
+  ['a misspelled runs-on', () => breakWorkflow('runs-on: ubuntu-latest', 'run-on: ubuntu-latest')],
+  ['an unknown top-level key', () => breakWorkflow('concurrency:', 'concurency:')],
+];
+
+describe('e2e workflow validates with action-validator', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'brick-lab-workflow-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('has no errors (core API)', () => {
+    const result = validator.validateWorkflow(source);
+    expect(result.actionType).toBe('workflow');
+    expect(result.errors).toEqual([]);
+  });
+
+  it.each(BROKEN)('rejects %s (core API)', (_what, make) => {
+    expect(validator.validateWorkflow(make()).errors.length).toBeGreaterThan(0);
+  });
+
+  // The same checks through the CLI on files, as a pre-commit hook would run it.
+  const cli = join(ROOT, 'node_modules', '.bin', 'action-validator');
+  const runCli = (file: string) =>
+    spawnSync(process.execPath, [cli, file], { encoding: 'utf8', timeout: 30_000 });
+
+  it('has no errors (CLI)', () => {
+    const r = runCli(WORKFLOW);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it.each(BROKEN)('rejects %s (CLI, temp file)', (what, make) => {
+    const file = join(tmp, `${what.replace(/\W+/g, '-')}.yml`);
+    writeFileSync(file, make());
+    const r = runCli(file);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stderr).errors.length).toBeGreaterThan(0);
+  });
+});
+
+describe('e2e workflow shape', () => {
+  const wf = parse(source);
+  const steps: Step[] = wf.jobs.e2e.steps;
+
+  it('runs on push and pull_request', () => {
+    expect(Object.keys(wf.on)).toEqual(expect.arrayContaining(['push', 'pull_request']));
+  });
+
+  it('cancels superseded runs per workflow and ref', () => {
+    expect(wf.concurrency['cancel-in-progress']).toBe(true);
+    expect(wf.concurrency.group).toContain('github.workflow');
+    expect(wf.concurrency.group).toContain('github.ref');
+  });
+
+  it('bounds the job and every step in time', () => {
+    expect(wf.jobs.e2e['timeout-minutes']).toBe(90);
+    for (const step of steps) {
+      expect(step['timeout-minutes'], `step ${step.name ?? step.uses}`).toEqual(expect.any(Number));
+    }
+  });
+
+  it('pins cache and state directories because the tests run as root', () => {
+    expect(wf.env.BRICK_LAB_CACHE).toBe('${{ github.workspace }}/.brick-lab-cache');
+    expect(wf.env.BRICK_LAB_STATE).toBe('${{ github.workspace }}/.brick-lab-state');
+  });
+
+  it('caches guest images keyed on the image recipe', () => {
+    const cache = steps.find((s) => s.uses?.startsWith('actions/cache@'));
+    expect(cache, 'an actions/cache step').toBeDefined();
+    expect(cache!.with!.path).toBe('${{ env.BRICK_LAB_CACHE }}');
+    expect(String(cache!.with!.key)).toMatch(/hashFiles\('images\/\*\*'\)/);
+  });
+
+  it('uploads console logs on failure and results always', () => {
+    const uploads = steps.filter((s) => s.uses?.startsWith('actions/upload-artifact@'));
+    expect(uploads.length).toBeGreaterThan(0);
+    for (const u of uploads) expect(u.if).toMatch(/^(failure|always)\(\)$/);
+    const logs = uploads.find((u) => String(u.with?.path).includes('/labs/*/logs/'));
+    expect(logs?.if).toBe('failure()');
+    const results = uploads.find((u) => u.with?.path === 'results/');
+    expect(results?.with?.['if-no-files-found']).toBe('ignore');
+  });
+
+  it('runs the tests with .ci/run and nothing else', () => {
+    const runs = steps.filter((s) => s.run?.includes('.ci/run'));
+    expect(runs).toHaveLength(1);
+    expect(runs[0].run!.trim()).toBe('sudo -E env "PATH=$PATH" bash .ci/run');
+    expect(String(runs[0].env?.CI)).toBe('true');
+    // No other step sneaks in its own copy of the test command.
+    for (const s of steps) expect(s.run ?? '').not.toMatch(/npm (test|run test)|vitest|scripts\/bootstrap/);
+  });
+});
+
+describe('.ci/run is the README test command', () => {
+  const ciRun = readFileSync(CI_RUN, 'utf8');
+
+  it('is a strict bash script that runs bootstrap then npm test from the repo root', () => {
+    expect(ciRun.startsWith('#!/usr/bin/env bash\n')).toBe(true);
+    expect(ciRun).toContain('set -euo pipefail');
+    expect(ciRun).toContain('cd "$(dirname "$0")/.."');
+    expect(ciRun).toContain('scripts/bootstrap');
+    expect(ciRun).toContain('npm test');
+    expect(ciRun).toContain(TEST_COMMAND);
+  });
+
+  const hasReadme = existsSync(README);
+  it.skipIf(!hasReadme)(
+    hasReadme
+      ? `matches the command the README documents (${TEST_COMMAND})`
+      : 'SKIPPED: README.md does not exist yet, so .ci/run cannot be compared with it',
+    () => {
+      expect(readFileSync(README, 'utf8')).toContain(TEST_COMMAND);
+    },
+  );
+});
