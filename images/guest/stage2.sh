@@ -25,7 +25,6 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mkdir -p /dev/pts /dev/shm /run/brick-lab /run/lock
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mount -t configfs configfs /sys/kernel/config 2>/dev/null
 mark stage2
 
 node=""
@@ -44,6 +43,10 @@ printf '127.0.0.1 localhost\n::1 localhost\n%s\n' "$BRICK_HOSTS" >/etc/hosts
 
 # Addresses first, so the agent can bind its management address before udev is done.
 modprobe virtio_net 2>/dev/null
+# Path A and path B must stay two paths: without these a node answers ARP for its path-a address
+# on path-b too, and a "path down" test would still reach it over the other network.
+echo 1 >/proc/sys/net/ipv4/conf/all/arp_ignore
+echo 2 >/proc/sys/net/ipv4/conf/all/arp_announce
 ip link set lo up
 for nic in $BRICK_NICS; do
   name="${nic%%=*}"; rest="${nic#*=}"; mac="${rest%%=*}"; addr="${rest#*=}"
@@ -80,6 +83,8 @@ role_setup() {
     target)
       modprobe -a configfs target_core_mod target_core_iblock target_core_file target_core_pscsi \
         iscsi_target_mod nvmet nvmet_tcp || fail modules "modprobe of the target modules failed"
+      # configfs is a module here: mount it now that it is loaded (LIO and nvmet live in it).
+      mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config || fail configfs "cannot mount configfs"
       # targetcli-fb probes tcmu over D-Bus and fails every command without a system bus.
       mkdir -p /run/dbus /var/lib/dbus
       dbus-uuidgen --ensure

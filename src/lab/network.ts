@@ -56,8 +56,8 @@ export async function plugTap(lab: string, tap: string, network: string): Promis
 /** Interfaces of a given kind in a namespace (host when ns is undefined), by name. */
 export async function listLinks(ns?: string, kind?: string): Promise<string[]> {
   const argv = ['ip', ...(ns ? ['-n', ns] : []), '-o', 'link', 'show', ...(kind ? ['type', kind] : [])];
-  const r = await exec(argv, { timeoutMs: IP_TIMEOUT, reject: false });
-  if (r.exitCode !== 0) return [];
+  const r = await exec(argv, { timeoutMs: IP_TIMEOUT, reject: false }).catch(() => null); // no ip(8): no links to list
+  if (!r || r.exitCode !== 0) return [];
   return r.stdout
     .split('\n')
     .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1])

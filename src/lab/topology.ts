@@ -184,7 +184,7 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
       cpus: intField(n.cpus, source, `${at}.cpus`, 1, 8, 1),
       networks: nets,
       addresses,
-      bootTimeoutSeconds: intField(n.bootTimeoutSeconds, source, `${at}.bootTimeoutSeconds`, 5, 1800, 180),
+      bootTimeoutSeconds: intField(n.bootTimeoutSeconds, source, `${at}.bootTimeoutSeconds`, 1, 1800, 180),
     });
   });
   const topo: Topology = { name, networks, nodes };

@@ -1,9 +1,25 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Root of the installed project (where images/, lab/ and dist/ live). */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The project root (images/, lab/, dist/): the nearest directory up with brick-lab's package.json. */
+function findProjectRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'brick-lab') return dir;
+      } catch {
+        // not ours
+      }
+    }
+    if (dirname(dir) === dir) return resolve(start, '..', '..');
+  }
+}
+
+/** Root of the installed project; the same whether this runs from src/ (tests) or dist/. */
+export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
 
 /** Guest images and probe results; survive labs. BRICK_LAB_CACHE overrides. */
 export function cacheDir(): string {

@@ -214,7 +214,7 @@ describe('validateTopology refuses, naming the field', () => {
     cpus.nodes[0].cpus = 0;
     expectRefused(cpus, 'nodes[0].cpus');
     const boot = base();
-    boot.nodes[0].bootTimeoutSeconds = 4;
+    boot.nodes[0].bootTimeoutSeconds = 0;
     expectRefused(boot, 'nodes[0].bootTimeoutSeconds');
   });
 

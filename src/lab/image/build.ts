@@ -77,6 +77,7 @@ export async function ensureImage(opts: { signal?: AbortSignal } = {}): Promise<
         return paths(dir, key, recipe, nodeDir);
       }
       await buildImage(recipe, key, dir, opts.signal);
+      await pruneImages(key);
       return paths(dir, key, recipe, nodeDir);
     },
     { onWait: (pid) => progress('image', `waiting for image build ${key} by pid ${pid}`) },
@@ -211,6 +212,18 @@ export async function nodeRuntime(create: boolean): Promise<string> {
     await rm(tmp, { recursive: true, force: true }); // another process won the race
   }
   return dir;
+}
+
+/**
+ * Images of older recipes are dead weight (about 600 MB each): remove them once a new one is built.
+ * A VM still running from an old image keeps its open disk file until it stops.
+ */
+async function pruneImages(keep: string): Promise<void> {
+  for (const old of await listImages()) {
+    if (old === keep || existsSync(join(imagesDir(), `${old}.lock`))) continue;
+    await safeRemove(join(imagesDir(), old));
+    progress('image', `removed the image of an older recipe: ${old}`);
+  }
 }
 
 /** Images in the cache, for `doctor` and for pruning. */

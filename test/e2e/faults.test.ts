@@ -1,0 +1,102 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findQemuProcesses } from '../../src/lab/qemu.js';
+import { labDir } from '../../src/system/paths.js';
+import { CLI, cli, hostTraces, NOTHING, waitFor } from './helpers.js';
+
+async function topologyFile(name: string, body: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, body);
+  return file;
+}
+
+const ONE_NODE = (name: string, extra = ''): string =>
+  ['name: ' + name, 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', 'nodes:', `  - {name: n1, role: compute${extra}}`, ''].join('\n');
+
+/** Start `brick-lab up` as a child and resolve once its VMs exist. */
+async function startUp(name: string): Promise<{ child: ReturnType<typeof spawn>; exit: Promise<{ code: number | null; signal: string | null; stderr: string }> }> {
+  const child = spawn(process.execPath, [CLI, 'up', '--name', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout!.resume();
+  const exit = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, stderr })),
+  );
+  await waitFor(`QEMU processes of ${name}`, async () => (await findQemuProcesses(name)).length === 3, 5 * 60_000);
+  return { child, exit };
+}
+
+describe('bad input and faults', () => {
+  it('refuses a bad topology file naming the field, and makes nothing', async () => {
+    const file = await topologyFile('bad', ONE_NODE('e2e-bad').replace('role: compute', 'role: storage'));
+    const r = await cli(['up', '--topology', file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('TOPOLOGY_INVALID');
+    expect(r.stderr).toContain('nodes[0].role');
+    expect(await hostTraces('e2e-bad')).toEqual(NOTHING);
+    expect(existsSync(labDir('e2e-bad'))).toBe(false);
+  });
+
+  it('refuses a bad lab name and an unknown verb with usage help', async () => {
+    const r = await cli(['up', '--name', 'Bad_Name']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('LAB_NAME_INVALID');
+    const v = await cli(['frobnicate']);
+    expect(v.exitCode).toBe(2);
+    expect(v.stderr).toContain('unknown verb');
+  });
+
+  it('names the missing package when QEMU and mmdebstrap are not installed', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'brick-e2e-path-'));
+    const env = { ...process.env, PATH: empty };
+    const doc = await cli(['doctor'], { env });
+    expect(doc.exitCode).toBe(1);
+    expect(doc.stdout).toContain('qemu-system-x86');
+    expect(doc.stdout).toContain('apt-get install -y');
+    expect(doc.stdout).toMatch(/mmdebstrap/);
+    const up = await cli(['up', '--name', 'e2e-notools'], { env });
+    expect(up.exitCode).toBe(1);
+    expect(up.stderr).toContain('HOST_TOOLS_MISSING');
+    expect(up.stderr).toContain('package qemu-system-x86');
+    expect(await hostTraces('e2e-notools')).toEqual(NOTHING);
+  });
+
+  it('fails a node that does not boot in time with its name, console lines and log path, and cleans up', async () => {
+    const file = await topologyFile('slow', ONE_NODE('e2e-slow', ', bootTimeoutSeconds: 1'));
+    const r = await cli(['up', '--topology', file]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('NODE_BOOT_TIMEOUT');
+    expect(r.stderr).toContain('node n1 was not ready within 1 s');
+    expect(r.stderr).toContain('last console lines');
+    expect(r.stderr).toContain(join(labDir('e2e-slow'), 'logs', 'n1.console.log'));
+    expect(await hostTraces('e2e-slow')).toEqual(NOTHING);
+  });
+
+  it('removes everything made so far when up is interrupted with Ctrl-C', async () => {
+    const { child, exit } = await startUp('e2e-int');
+    expect((await hostTraces('e2e-int')).netns).toEqual(['brick-e2e-int']);
+    child.kill('SIGINT');
+    const e = await exit;
+    expect(e.code, e.stderr).toBe(130);
+    expect(e.stderr).toContain('LAB_INTERRUPTED');
+    expect(await hostTraces('e2e-int')).toEqual(NOTHING);
+  });
+
+  it('takes a lab down from another process after the process that ran up was killed', async () => {
+    const { child, exit } = await startUp('e2e-crash');
+    child.kill('SIGKILL');
+    const e = await exit;
+    expect(e.signal).toBe('SIGKILL');
+    const left = await hostTraces('e2e-crash');
+    expect(left.qemu.length).toBe(3);
+    expect(left.netns).toEqual(['brick-e2e-crash']);
+    const d = await cli(['down', '--name', 'e2e-crash']);
+    expect(d.exitCode, d.stderr).toBe(0);
+    expect(await hostTraces('e2e-crash')).toEqual(NOTHING);
+  });
+});

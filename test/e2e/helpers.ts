@@ -1,0 +1,69 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { exec, type ExecResult } from '../../src/system/exec.js';
+import { down, leftovers } from '../../src/lab/lab.js';
+import { findQemuProcesses } from '../../src/lab/qemu.js';
+import { labDir, stateDir } from '../../src/system/paths.js';
+import { mountsBelow } from '../../src/system/mounts.js';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const CLI = join(ROOT, 'bin', 'brick-lab.js');
+/** Every lab an e2e test makes is named e2e-*, so a sweep never touches a developer's own labs. */
+export const TEST_PREFIX = 'e2e-';
+
+/** The real CLI in a child process, as a user runs it. */
+export function cli(args: string[], opts: { timeoutMs?: number; env?: Record<string, string | undefined> } = {}): Promise<ExecResult> {
+  return exec([process.execPath, CLI, ...args], {
+    timeoutMs: opts.timeoutMs ?? 15 * 60_000,
+    reject: false,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
+}
+
+/** Labs named e2e-* that left anything behind: records, VMs, namespaces. */
+export async function testLabsPresent(): Promise<string[]> {
+  const names = new Set<string>();
+  const labsDir = join(stateDir(), 'labs');
+  if (existsSync(labsDir)) {
+    for (const n of readdirSync(labsDir)) if (n.startsWith(TEST_PREFIX) && existsSync(join(labsDir, n, 'lab.json'))) names.add(n);
+  }
+  for (const p of await findQemuProcesses()) if (p.lab.startsWith(TEST_PREFIX)) names.add(p.lab);
+  if (existsSync('/run/netns')) {
+    for (const ns of readdirSync('/run/netns')) if (ns.startsWith(`brick-${TEST_PREFIX}`)) names.add(ns.slice('brick-'.length));
+  }
+  return [...names].sort();
+}
+
+/**
+ * Remove everything any e2e lab made (used before and after the suite, and on Ctrl-C). Console
+ * logs stay: CI uploads them when a run fails.
+ */
+export async function sweepTestLabs(): Promise<string[]> {
+  const names = await testLabsPresent();
+  for (const n of names) await down(n, { quiet: true, keepLogs: true });
+  return names;
+}
+
+/** Everything a lab can leave on the host, for assertions that it left nothing. */
+export async function hostTraces(name: string): Promise<{ qemu: number[]; taps: string[]; netns: string[]; mounts: string[]; record: boolean }> {
+  const l = await leftovers(name);
+  return { ...l, mounts: await mountsBelow(labDir(name)), record: existsSync(join(labDir(name), 'lab.json')) };
+}
+
+export const NOTHING = { qemu: [], taps: [], netns: [], mounts: [], record: false };
+
+export async function recipeKernel(): Promise<string> {
+  const r = JSON.parse(await readFile(join(ROOT, 'images', 'recipe.json'), 'utf8')) as { kernel: { release: string } };
+  return r.kernel.release;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

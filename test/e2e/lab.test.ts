@@ -1,0 +1,207 @@
+import { statSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LabStatus } from '../../src/lab/lab.js';
+import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import type { AgentClient } from '../../src/lab/client.js';
+import { cli, hostTraces, NOTHING, recipeKernel } from './helpers.js';
+
+const LAB = 'e2e-lab';
+
+describe('the default three-node lab', () => {
+  let status: LabStatus;
+  const clients = new Map<string, AgentClient>();
+  const node = (name: string): AgentClient => {
+    const c = clients.get(name);
+    if (!c) throw new Error(`no client for ${name}`);
+    return c;
+  };
+
+  beforeAll(async () => {
+    const r = await cli(['up', '--name', LAB, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    status = JSON.parse(r.stdout) as LabStatus;
+    const rec = await readLabOrNull(LAB);
+    for (const n of rec!.nodes) clients.set(n.name, await labClient(rec!, n.name));
+  });
+
+  afterAll(async () => {
+    await cli(['down', '--name', LAB]);
+  });
+
+  it('is up with one target and two computes, all ready, on their management URLs', () => {
+    expect(status.phase).toBe('up');
+    expect(status.nodes.map((n) => [n.name, n.role, n.state])).toEqual([
+      ['target-1', 'target', 'ready'],
+      ['compute-1', 'compute', 'ready'],
+      ['compute-2', 'compute', 'ready'],
+    ]);
+    for (const n of status.nodes) expect(n.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(['kvm', 'tcg']).toContain(status.accel);
+    expect(statSync(status.tokenFile!).mode & 0o077).toBe(0);
+  });
+
+  it('runs the guest kernel in every node', async () => {
+    const kernel = await recipeKernel();
+    for (const n of status.nodes) {
+      const r = await node(n.name).run(['uname', '-r']);
+      expect(r.stdout.trim(), n.name).toBe(kernel);
+      expect(n.kernel).toBe(kernel);
+    }
+  });
+
+  it('runs udev, settled, in every node', async () => {
+    for (const n of status.nodes) {
+      await node(n.name).run(['pgrep', '-x', 'systemd-udevd']);
+      await node(n.name).run(['udevadm', 'settle', '--timeout=30']);
+    }
+  });
+
+  it('loads LIO and nvmet on the target, which answers targetcli ls', async () => {
+    const t = node('target-1');
+    for (const m of ['target_core_mod', 'iscsi_target_mod', 'nvmet', 'nvmet_tcp']) {
+      await t.run(['test', '-d', `/sys/module/${m}`]);
+    }
+    await t.run(['test', '-d', '/sys/kernel/config/target']);
+    await t.run(['test', '-d', '/sys/kernel/config/nvmet']);
+    const ls = await t.run(['targetcli', 'ls'], { timeoutMs: 120_000 });
+    expect(ls.stdout).toMatch(/o- backstores/);
+    expect(ls.stdout).toMatch(/o- iscsi/);
+  });
+
+  it('loads scsi_debug, iscsi_tcp and nvme-tcp on the computes, with iscsid running and no disk yet', async () => {
+    for (const name of ['compute-1', 'compute-2']) {
+      const c = node(name);
+      for (const m of ['scsi_debug', 'iscsi_tcp', 'nvme_tcp', 'dm_multipath']) await c.run(['test', '-d', `/sys/module/${m}`]);
+      await c.run(['pgrep', '-x', 'iscsid']);
+      // scsi_debug is loaded with add_host=0: no disk exists until a test asks for one.
+      const blocks = await c.run(['ls', '/sys/class/scsi_disk']);
+      expect(blocks.stdout.trim(), name).toBe('');
+      const iqn = await c.run(['cat', '/etc/iscsi/initiatorname.iscsi']);
+      expect(iqn.stdout).toContain(`InitiatorName=iqn.2026-11.io.brick-lab:${LAB}:${name}`);
+    }
+  });
+
+  it('lets every node reach every other over path-a and over path-b', async () => {
+    const failures: string[] = [];
+    await Promise.all(
+      status.nodes.map(async (src) => {
+        for (const dst of status.nodes) {
+          if (dst.name === src.name) continue;
+          for (const net of ['path-a', 'path-b']) {
+            const r = await node(src.name).exec(['ping', '-c', '1', '-W', '5', '-I', net, dst.addresses[net]!]);
+            if (r.exitCode !== 0) failures.push(`${src.name} -> ${dst.name} over ${net} (${dst.addresses[net]}): ${r.stdout}${r.stderr}`);
+          }
+        }
+      }),
+    );
+    expect(failures).toEqual([]);
+  });
+
+  it('keeps the two data networks apart (path-a addresses are not on path-b)', async () => {
+    // compute-1's path-b interface must not reach target-1's path-a address.
+    const r = await node('compute-1').exec(['ping', '-c', '1', '-W', '2', '-I', 'path-b', status.nodes[0]!.addresses['path-a']!]);
+    expect(r.exitCode).not.toBe(0);
+  });
+
+  it('passes exit codes, stdout and stderr of exec through the CLI', async () => {
+    const r = await cli(['exec', '--name', LAB, 'compute-1', '--', 'sh', '-c', 'echo out; echo err >&2; exit 42']);
+    expect(r.exitCode).toBe(42);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toContain('err\n');
+    const ok = await cli(['exec', '--name', LAB, 'target-1', '--', 'true']);
+    expect(ok.exitCode).toBe(0);
+    const missing = await cli(['exec', '--name', LAB, 'target-1', '--', 'no-such-program']);
+    expect(missing.exitCode).toBe(127);
+    const unknown = await cli(['exec', '--name', LAB, 'compute-9', '--', 'true']);
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr).toContain('NODE_UNKNOWN');
+  });
+
+  it('prints status as JSON that scripts can read, and the console log', async () => {
+    const r = await cli(['status', '--name', LAB, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as LabStatus;
+    expect(s.nodes.every((n) => n.state === 'ready')).toBe(true);
+    expect(s.tokenFile).toBe(status.tokenFile);
+    const logs = await cli(['logs', '--name', LAB, 'compute-2']);
+    expect(logs.exitCode).toBe(0);
+    expect(logs.stdout).toContain('listening on 10.0.2.15:8080');
+  });
+
+  it('protects the agent with the lab token and binds it to the management interface only', async () => {
+    const url = status.nodes[0]!.url;
+    const noToken = await fetch(`${url}/v1/exec`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"argv":["true"]}' });
+    expect(noToken.status).toBe(401);
+    const wrong = await fetch(`${url}/v1/exec`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer not-the-token' },
+      body: '{"argv":["true"]}',
+    });
+    expect(wrong.status).toBe(401);
+    const ss = await node('target-1').run(['ss', '-Hltn', 'sport', '=', ':8080']);
+    const listeners = ss.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/)[3]);
+    expect(listeners).toEqual(['10.0.2.15:8080']);
+    // And from another node over a data network, the agent's port is closed.
+    const probe = await node('compute-1').exec(['timeout', '5', 'bash', '-c', `</dev/tcp/${status.nodes[0]!.addresses['path-a']}/8080`]);
+    expect(probe.exitCode).not.toBe(0);
+  });
+
+  it('runs the main job against the running lab, reusing it and leaving it up', async () => {
+    const r = await cli(['run', '--name', LAB, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { nodes: Array<{ node: string; state: string; uname: string }> };
+    expect(report.nodes.map((n) => [n.node, n.state, n.uname])).toEqual(
+      status.nodes.map((n) => [n.name, 'ready', n.kernel]),
+    );
+    expect(r.stderr).toContain('reusing running lab');
+    expect((await hostTraces(LAB)).qemu.length).toBe(3);
+  });
+
+  it('refuses to bring up a lab whose name is already up', async () => {
+    const r = await cli(['up', '--name', LAB]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('LAB_EXISTS');
+    const s = await cli(['status', '--name', LAB, '--json']);
+    expect((JSON.parse(s.stdout) as LabStatus).nodes.every((n) => n.state === 'ready')).toBe(true);
+  });
+
+  it('runs a second lab beside it without either touching the other', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+    const topo = join(dir, 'solo.yaml');
+    await writeFile(
+      topo,
+      ['name: e2e-second', 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', 'nodes:', '  - {name: solo, role: compute, addresses: {path-a: 10.10.1.20}}', ''].join('\n'),
+    );
+    const up = await cli(['up', '--topology', topo, '--json']);
+    try {
+      expect(up.exitCode, up.stderr).toBe(0);
+      const s2 = JSON.parse(up.stdout) as LabStatus;
+      expect(s2.name).toBe('e2e-second');
+      expect(s2.nodes.map((n) => n.state)).toEqual(['ready']);
+      expect(s2.netns).not.toBe(status.netns);
+      // The first lab's target has 10.10.1.10 on its own, separate path-a: not reachable from here.
+      const cross = await cli(['exec', '--name', 'e2e-second', 'solo', '--', 'ping', '-c', '1', '-W', '2', '10.10.1.10']);
+      expect(cross.exitCode).not.toBe(0);
+    } finally {
+      const d = await cli(['down', '--name', 'e2e-second']);
+      expect(d.exitCode).toBe(0);
+    }
+    expect(await hostTraces('e2e-second')).toEqual(NOTHING);
+    const s1 = await cli(['status', '--name', LAB, '--json']);
+    expect((JSON.parse(s1.stdout) as LabStatus).nodes.every((n) => n.state === 'ready')).toBe(true);
+  });
+
+  it('goes down from another process leaving no QEMU, tap, bridge, namespace or mount', async () => {
+    const before = await hostTraces(LAB);
+    expect(before.qemu.length).toBe(3);
+    expect(before.netns).toEqual([`brick-${LAB}`]);
+    const r = await cli(['down', '--name', LAB]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await hostTraces(LAB)).toEqual(NOTHING);
+    const s = await cli(['status', '--name', LAB, '--json']);
+    expect((JSON.parse(s.stdout) as LabStatus).phase).toBe('down');
+  });
+});
