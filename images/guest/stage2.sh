@@ -76,6 +76,16 @@ export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE
 /opt/brick-lab/node/node /brick/agent.mjs >/dev/console 2>&1 &
 mark agent-started
 
+# Coldplug would load drivers for virtual hardware the lab never uses (KVM inside a TCG guest,
+# watchdogs, SMBus, CPU-accelerated crypto and hash modules): each load costs a signature check
+# and init under TCG. Block their automatic loading only; a test can still modprobe them.
+mkdir -p /etc/modprobe.d
+for m in kvm kvm_amd kvm_intel irqbypass ccp iTCO_wdt iTCO_vendor_support intel_pmc_bxt i2c_i801 \
+         i2c_smbus lpc_ich button ghash_clmulni_intel sha512_ssse3 sha256_ssse3 sha1_ssse3 aesni_intel \
+         crc32_pclmul crct10dif_pclmul pcspkr joydev evdev; do
+  echo "blacklist $m"
+done >/etc/modprobe.d/brick-lab-boot.conf
+
 # The role's modules and daemons come up while udev works through coldplug: on one vCPU under
 # TCG both are slow, and neither waits on the other.
 role_setup() {

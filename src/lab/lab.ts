@@ -70,6 +70,7 @@ export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: stri
   { program: 'mkfs.erofs', pkg: 'erofs-utils', for: 'packing the guest image' },
   { program: 'ip', pkg: 'iproute2', for: 'the lab network namespace, bridges and taps' },
   { program: 'chroot', pkg: 'coreutils', for: 'depmod inside the image' },
+  { program: 'xz', pkg: 'xz-utils', for: 'unpacking the guest kernel' },
   { program: 'umount', pkg: 'mount', for: 'cleaning up an interrupted image build' },
 ];
 
@@ -280,7 +281,7 @@ async function placeholderImage(): Promise<GuestImage> {
   const { loadRecipe } = await import('./image/recipe.js');
   const { recipe, key } = loadRecipe();
   const d = join('<cache>', 'images', key);
-  return { key, dir: d, rootImage: join(d, 'root.erofs'), kernel: join(d, 'vmlinuz'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
+  return { key, dir: d, rootImage: join(d, 'root.erofs'), kernel: join(d, 'vmlinux'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
 }
 
 function draftRecord(name: string, topologyFile: string, topo: Topology, dir: string, accel: Accel, reason: string, image: GuestImage): LabRecord {

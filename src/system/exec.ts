@@ -28,6 +28,8 @@ export interface ExecOptions {
   /** Cancel from outside (Ctrl-C during `up`). */
   signal?: AbortSignal;
   stdout?: 'pipe' | 'ignore';
+  /** Write stdout to this file instead of keeping it (binary output such as a decompressed kernel). */
+  stdoutFile?: string;
   /** How long a cancelled or timed-out command gets between SIGTERM and SIGKILL. */
   killGraceMs?: number;
 }
@@ -67,7 +69,7 @@ export async function exec(argv: readonly string[], opts: ExecOptions = {}): Pro
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
     ...(opts.env ? { env: opts.env as Record<string, string> } : {}),
     ...(opts.signal ? { cancelSignal: opts.signal } : {}),
-    stdout: opts.stdout === 'ignore' ? 'ignore' : opts.passthrough ? ['pipe', 'inherit'] : 'pipe',
+    stdout: opts.stdoutFile ? { file: opts.stdoutFile } : opts.stdout === 'ignore' ? 'ignore' : opts.passthrough ? ['pipe', 'inherit'] : 'pipe',
     stderr: opts.passthrough ? ['pipe', 'inherit'] : 'pipe',
     forceKillAfterDelay: opts.killGraceMs ?? 2000,
     encoding: 'utf8',

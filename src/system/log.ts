@@ -13,8 +13,10 @@ export function progress(stage: string, message: string): void {
   process.stderr.write(`[${stage}] ${message}\n`);
 }
 
+const started = performance.now();
+
 export function debug(message: string): void {
-  if (process.env.BRICK_LAB_DEBUG) process.stderr.write(`[debug] ${message}\n`);
+  if (process.env.BRICK_LAB_DEBUG) process.stderr.write(`[debug +${((performance.now() - started) / 1000).toFixed(2)}s] ${message}\n`);
 }
 
 export function warn(message: string): void {

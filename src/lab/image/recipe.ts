@@ -14,7 +14,7 @@ export interface ImageRecipe {
 }
 
 /** Bumped when the build code changes what it produces from the same recipe. */
-export const IMAGE_FORMAT = 3;
+export const IMAGE_FORMAT = 4;
 
 export const RECIPE_FILES = ['images/recipe.json', 'images/guest/initramfs-init'] as const;
 
