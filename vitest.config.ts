@@ -4,6 +4,8 @@ const FIFTEEN_MINUTES = 15 * 60_000;
 
 export default defineConfig({
   test: {
+    // The console report, plus files CI keeps: JUnit for GitHub, JSON for .ci/run's summary line.
+    reporters: ['default', ['junit', { outputFile: 'results/tests.junit.xml' }], ['json', { outputFile: 'results/tests.json' }]],
     projects: [
       {
         test: {

@@ -73,7 +73,7 @@ export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST B
 BRICK_AGENT_TOKEN_FILE=/brick/token
 BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
 export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE
-/opt/brick-lab/node/node /brick/agent.mjs >/dev/console 2>&1 &
+/opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs >/dev/console 2>&1 &
 mark agent-started
 
 # Coldplug would load drivers for virtual hardware the lab never uses (KVM inside a TCG guest,

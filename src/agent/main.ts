@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { buildAgent } from './server.js';
 
-/** Entry point inside a guest; stage 2 sets the environment from the node's config. */
+/**
+ * Entry point inside a guest; stage 2 sets the environment from the node's config. Bundled as one
+ * CommonJS file and started through agent-loader.cjs, which feeds V8 a code cache made at build
+ * time (see scripts/bundle-agent.mjs).
+ */
 function need(name: string): string {
   const v = process.env[name];
   if (!v) {
@@ -11,21 +15,37 @@ function need(name: string): string {
   return v;
 }
 
-const role = need('BRICK_ROLE');
-if (role !== 'target' && role !== 'compute') {
-  console.error(`brick-lab agent: BRICK_ROLE must be target or compute, not ${role}`);
-  process.exit(2);
+/** Build time only: exercise the startup path once so the code cache covers it, then stop. */
+async function warmup(): Promise<void> {
+  const app = await buildAgent({ lab: 'warmup', node: 'warmup', role: 'compute', token: 'warmup' });
+  await app.ready();
+  await app.inject({ method: 'GET', url: '/v1/health' }).catch(() => undefined);
+  await app.inject({ method: 'POST', url: '/v1/exec', headers: { authorization: 'Bearer warmup' }, payload: { argv: ['true'] } });
+  await app.close();
 }
-const app = await buildAgent({
-  lab: need('BRICK_LAB'),
-  node: need('BRICK_NODE'),
-  role,
-  token: readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim(),
-  readyFile: need('BRICK_AGENT_READY_FILE'),
-  timelineFile: need('BRICK_AGENT_TIMELINE'),
-  logger: false,
+
+async function main(): Promise<void> {
+  const role = need('BRICK_ROLE');
+  if (role !== 'target' && role !== 'compute') {
+    console.error(`brick-lab agent: BRICK_ROLE must be target or compute, not ${role}`);
+    process.exit(2);
+  }
+  const app = await buildAgent({
+    lab: need('BRICK_LAB'),
+    node: need('BRICK_NODE'),
+    role,
+    token: readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim(),
+    readyFile: need('BRICK_AGENT_READY_FILE'),
+    timelineFile: need('BRICK_AGENT_TIMELINE'),
+    logger: false,
+  });
+  const host = need('BRICK_AGENT_HOST');
+  const port = Number(need('BRICK_AGENT_PORT'));
+  await app.listen({ host, port });
+  console.error(`brick-lab agent: ${process.env.BRICK_NODE} listening on ${host}:${port}`);
+}
+
+export const started: Promise<void> = (process.env.BRICK_AGENT_WARMUP ? warmup() : main()).catch((e: unknown) => {
+  console.error(`brick-lab agent: ${(e as Error).stack ?? String(e)}`);
+  process.exit(1);
 });
-const host = need('BRICK_AGENT_HOST');
-const port = Number(need('BRICK_AGENT_PORT'));
-await app.listen({ host, port });
-console.error(`brick-lab agent: ${process.env.BRICK_NODE} listening on ${host}:${port}`);

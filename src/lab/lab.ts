@@ -17,6 +17,9 @@ import { assignAddresses, LAB_NAME, loadTopology, MGMT_GUEST_ADDRESS, stableUuid
 
 export const DEFAULT_TOPOLOGY = join(PROJECT_ROOT, 'lab', 'default.yaml');
 
+/** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
+export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs'] as const;
+
 export interface UpOptions {
   topologyFile?: string;
   name?: string;
@@ -228,11 +231,13 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     await writeFile(rec.tokenFile, `${token}\n`, { mode: 0o600 });
     await mkdir(join(rec.shareDir, 'guest'), { recursive: true });
     await copyFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh'), join(rec.shareDir, 'guest', 'stage2.sh'));
-    const agent = join(PROJECT_ROOT, 'dist', 'agent', 'agent.mjs');
-    if (!existsSync(agent)) {
-      throw new BrickError('AGENT_NOT_BUILT', `the node agent bundle ${agent} is missing`, { hint: 'run `npm run build` (scripts/bootstrap does it)' });
+    const agentDir = join(PROJECT_ROOT, 'dist', 'agent');
+    for (const f of AGENT_FILES) {
+      if (!existsSync(join(agentDir, f))) {
+        throw new BrickError('AGENT_NOT_BUILT', `the node agent bundle ${join(agentDir, f)} is missing`, { hint: 'run `npm run build` (scripts/bootstrap does it)' });
+      }
+      await copyFile(join(agentDir, f), join(rec.shareDir, f));
     }
-    await copyFile(agent, join(rec.shareDir, 'agent.mjs'));
     await copyFile(rec.tokenFile, join(rec.shareDir, 'token'));
     const addrs = assignAddresses(topo);
     for (const n of rec.nodes) {

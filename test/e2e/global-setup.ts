@@ -9,7 +9,7 @@ import { ROOT, sweepTestLabs } from './helpers.js';
  * and on Ctrl-C or SIGTERM: remove every e2e lab again.
  */
 export default async function setup(): Promise<() => Promise<void>> {
-  if (!existsSync(join(ROOT, 'dist', 'src', 'cli.js')) || !existsSync(join(ROOT, 'dist', 'agent', 'agent.mjs'))) {
+  if (!existsSync(join(ROOT, 'dist', 'src', 'cli.js')) || !existsSync(join(ROOT, 'dist', 'agent', 'agent.cjs.cache'))) {
     throw new Error('dist/ is not built: run scripts/bootstrap (or npm run build) before the e2e tests');
   }
   const stale = await sweepTestLabs();

@@ -1,0 +1,14 @@
+// Prints the closing line of a test run, "N passed, N failed, N skipped", from vitest's JSON
+// report, so that any reader of CI logs gets the counts in one plain line.
+import { readFileSync } from 'node:fs';
+
+const file = process.argv[2] ?? 'results/tests.json';
+let report;
+try {
+  report = JSON.parse(readFileSync(file, 'utf8'));
+} catch (e) {
+  console.log(`tests: no report at ${file} (${e.code ?? e.message})`);
+  process.exit(0);
+}
+const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+console.log(`tests: ${report.numPassedTests} passed, ${report.numFailedTests} failed, ${skipped} skipped`);
