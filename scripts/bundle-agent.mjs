@@ -22,6 +22,7 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(join(root, 'scripts/agent-loader.cjs'), join(root, 'dist/agent/agent-loader.cjs'));
+copyFileSync(join(root, 'src/targets/lio_helper.py'), join(root, 'dist/agent/lio_helper.py'));
 execFileSync(process.execPath, [join(root, 'dist/agent/agent-loader.cjs'), out, '--make-cache'], {
   env: { ...process.env, BRICK_AGENT_WARMUP: '1' },
   stdio: 'inherit',

@@ -7,6 +7,9 @@ import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, up, ty
 import { loadTopology } from './lab/topology.js';
 import { BrickError } from './system/errors.js';
 import { progress, setQuiet } from './system/log.js';
+import { labDir } from './system/paths.js';
+import { runMain } from './run.js';
+import { join } from 'node:path';
 
 const USAGE = `brick-lab: a lab of real kernels for proving storage connectors leave no orphans
 
@@ -144,8 +147,6 @@ async function main(argv: string[]): Promise<number> {
     case 'logs': {
       const node = positionals[0];
       if (!node) throw new UsageError('logs needs a node: brick-lab logs NODE');
-      const { labDir } = await import('./system/paths.js');
-      const { join } = await import('node:path');
       const path = join(labDir(name), 'logs', `${node}.console.log`);
       if (!existsSync(path)) {
         throw new BrickError('LOG_MISSING', `no console log for node ${node} of lab ${name} (${path})`, {
@@ -166,7 +167,6 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'run': {
-      const { runMain } = await import('./run.js');
       const ac = abortOnSignals();
       return runMain({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, keep: o.keep, json: o.json, signal: ac.signal });
     }

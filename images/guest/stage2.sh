@@ -72,7 +72,8 @@ BRICK_AGENT_READY_FILE=/run/brick-lab/ready
 export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT
 BRICK_AGENT_TOKEN_FILE=/brick/token
 BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
-export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE
+BRICK_LIO_HELPER=/brick/lio_helper.py
+export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER
 /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs >/dev/console 2>&1 &
 mark agent-started
 
@@ -92,7 +93,7 @@ role_setup() {
   case "$BRICK_ROLE" in
     target)
       modprobe -a configfs target_core_mod target_core_iblock target_core_file target_core_pscsi \
-        iscsi_target_mod nvmet nvmet_tcp || fail modules "modprobe of the target modules failed"
+        iscsi_target_mod nvmet nvmet_tcp loop || fail modules "modprobe of the target modules failed"
       # configfs is a module here: mount it now that it is loaded (LIO and nvmet live in it).
       mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config || fail configfs "cannot mount configfs"
       # targetcli-fb probes tcmu over D-Bus and fails every command without a system bus.
@@ -101,8 +102,9 @@ role_setup() {
       dbus-daemon --system --fork || fail dbus "dbus-daemon did not start"
       ;;
     compute)
-      # add_host=0: the module is ready for local disks, but makes none until a test asks.
-      modprobe scsi_debug add_host=0 || fail modules "modprobe scsi_debug failed"
+      # add_host=0: ready for local disks, but none until a test asks; per_host_store=1: each disk
+      # has its own data (the default shares one store between all of them).
+      modprobe scsi_debug add_host=0 per_host_store=1 dev_size_mb=32 || fail modules "modprobe scsi_debug failed"
       modprobe -a sd_mod sg iscsi_tcp nvme_tcp nvme_fabrics dm_multipath || fail modules "modprobe of the initiator modules failed"
       iscsid || fail iscsid "iscsid did not start"
       ;;

@@ -1,5 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { TargetVolumes, type DataNetwork } from '../targets/volumes.js';
 import { buildAgent } from './server.js';
+
+/** "path-a=10.10.1.10 path-b=10.10.2.10" from stage 2. */
+function dataNetworks(text: string): DataNetwork[] {
+  return text
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((pair) => {
+      const [name, address] = pair.split('=');
+      return { name: name!, address: address! };
+    });
+}
 
 /**
  * Entry point inside a guest; stage 2 sets the environment from the node's config. Bundled as one
@@ -30,8 +42,12 @@ async function main(): Promise<void> {
     console.error(`brick-lab agent: BRICK_ROLE must be target or compute, not ${role}`);
     process.exit(2);
   }
+  const lab = need('BRICK_LAB');
+  const targets = role === 'target' ? new TargetVolumes(lab, dataNetworks(process.env.BRICK_DATA_NETWORKS ?? ''), need('BRICK_LIO_HELPER')) : undefined;
   const app = await buildAgent({
-    lab: need('BRICK_LAB'),
+    lab,
+    ...(targets ? { targets } : {}),
+    localDisks: role === 'compute',
     node: need('BRICK_NODE'),
     role,
     token: readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim(),
@@ -42,6 +58,17 @@ async function main(): Promise<void> {
   const host = need('BRICK_AGENT_HOST');
   const port = Number(need('BRICK_AGENT_PORT'));
   await app.listen({ host, port });
+  // python3 + rtslib take seconds to import under TCG: pay it once the node is ready (not while
+  // it boots, when the vCPU is busiest), and not on the first volume.
+  if (targets) {
+    const readyFile = need('BRICK_AGENT_READY_FILE');
+    const poll = setInterval(() => {
+      if (existsSync(readyFile)) {
+        clearInterval(poll);
+        targets.warmUp();
+      }
+    }, 500);
+  }
   console.error(`brick-lab agent: ${process.env.BRICK_NODE} listening on ${host}:${port}`);
 }
 

@@ -4,6 +4,8 @@ import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import type { TargetVolumes } from '../targets/volumes.js';
+import { localDiskRoutes, targetRoutes } from './targets.js';
 import { parseDpkgStatus } from './tools.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -18,6 +20,10 @@ export interface AgentOptions {
   timelineFile?: string;
   dpkgStatusFile?: string;
   logger?: boolean;
+  /** Target nodes: the volume manager behind /v1/targets. */
+  targets?: TargetVolumes;
+  /** Compute nodes: scsi_debug local disks behind /v1/local-disks. */
+  localDisks?: boolean;
 }
 
 export interface HealthReport {
@@ -188,6 +194,15 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       throw e;
     }
   });
+
+  if (opts.targets || opts.localDisks) {
+    const targets = opts.targets;
+    await app.register(async (scoped) => {
+      scoped.addHook('onRequest', requireToken);
+      if (targets) await targetRoutes(scoped, targets);
+      if (opts.localDisks) await localDiskRoutes(scoped);
+    });
+  }
 
   return app;
 }

@@ -45,6 +45,18 @@ export class AgentClient {
     return json as T;
   }
 
+  get<T>(path: string, timeoutMs = 120_000): Promise<T> {
+    return this.call('GET', path, undefined, timeoutMs);
+  }
+
+  post<T>(path: string, body: unknown = {}, timeoutMs = 120_000): Promise<T> {
+    return this.call('POST', path, body, timeoutMs);
+  }
+
+  delete<T>(path: string, timeoutMs = 120_000): Promise<T> {
+    return this.call('DELETE', path, undefined, timeoutMs);
+  }
+
   /** With waitReadyMs the agent holds the answer until the node is ready or the wait ends. */
   health(timeoutMs = 5000, waitReadyMs = 0): Promise<HealthReport> {
     const q = waitReadyMs > 0 ? `?waitReadyMs=${waitReadyMs}` : '';

@@ -10,6 +10,7 @@ import { labDir, PROJECT_ROOT, stateDir } from '../system/paths.js';
 import { chooseAccel, type Accel } from './accel.js';
 import { AgentClient } from './client.js';
 import { ensureImage, findImage, type GuestImage } from './image/build.js';
+import { loadRecipe } from './image/recipe.js';
 import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, tapName, tapPrefix } from './network.js';
 import { AGENT_PORT, findQemuProcesses, macFor, processAlive, qemuArgv, stopProcesses, type QemuNodeSpec } from './qemu.js';
 import { readRecord, recordPath, writeRecord, type LabRecord, type NodeRecord } from './state.js';
@@ -18,7 +19,7 @@ import { assignAddresses, LAB_NAME, loadTopology, MGMT_GUEST_ADDRESS, stableUuid
 export const DEFAULT_TOPOLOGY = join(PROJECT_ROOT, 'lab', 'default.yaml');
 
 /** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
-export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs'] as const;
+export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'lio_helper.py'] as const;
 
 export interface UpOptions {
   topologyFile?: string;
@@ -126,6 +127,7 @@ function nodeEnv(lab: string, topo: Topology, addrs: Map<string, Map<string, str
     BRICK_INITIATOR_IQN: rec.initiatorIqn,
     BRICK_HOST_NQN: rec.hostNqn,
     BRICK_HOST_ID: rec.hostNqn.split(':uuid:')[1]!,
+    BRICK_DATA_NETWORKS: rec.taps.map((t) => `${t.network}=${rec.addresses[t.network]}`).join(' '),
     BRICK_AGENT_HOST: MGMT_GUEST_ADDRESS,
     BRICK_AGENT_PORT: String(AGENT_PORT),
   };
@@ -283,7 +285,6 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
 }
 
 async function placeholderImage(): Promise<GuestImage> {
-  const { loadRecipe } = await import('./image/recipe.js');
   const { recipe, key } = loadRecipe();
   const d = join('<cache>', 'images', key);
   return { key, dir: d, rootImage: join(d, 'root.erofs'), kernel: join(d, 'vmlinux'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };

@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa, type Options as ExecaOptions } from 'execa';
 import { BrickError } from './errors.js';
 import { debug } from './log.js';
@@ -115,8 +119,6 @@ function execError(result: ExecResult, timeoutMs: number, cause: unknown): Brick
 
 /** True when a program can be found on PATH (no exec of it). */
 export async function which(program: string): Promise<string | null> {
-  const { access, constants } = await import('node:fs/promises');
-  const { join } = await import('node:path');
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
     if (!dir) continue;
     const p = join(dir, program);
@@ -128,4 +130,102 @@ export async function which(program: string): Promise<string | null> {
     }
   }
   return null;
+}
+
+/**
+ * The long-lived counterpart of exec: a child that answers one JSON line per JSON request line
+ * (the LIO worker). Same rules: an argument vector, a timeout on start and on every request, and
+ * errors that name the program.
+ */
+export interface LineWorker {
+  request<T>(op: string, args: unknown, timeoutMs?: number): Promise<T>;
+  stop(): Promise<void>;
+  readonly pid: number | undefined;
+}
+
+export interface WorkerError {
+  code: string;
+  message: string;
+  field?: string | null;
+}
+
+export async function startLineWorker(argv: readonly string[], opts: { startTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<LineWorker> {
+  const [file, ...args] = argv as [string, ...string[]];
+  const command = renderCommand(argv);
+  debug(`worker: ${command}`);
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
+  let nextId = 1;
+  let buffer = '';
+  let stderr = '';
+  let exited = false;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  const failAll = (why: string): void => {
+    for (const [, p] of pending) {
+      clearTimeout(p.timer);
+      p.reject(new BrickError('WORKER_DIED', `${command}: ${why}${stderr ? `\n${tail(stderr)}` : ''}`));
+    }
+    pending.clear();
+  };
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-8000)));
+  child.on('exit', (code, signal) => {
+    exited = true;
+    failAll(`exited ${signal ?? code}`);
+  });
+  child.on('error', (e) => {
+    exited = true;
+    failAll(e.message);
+  });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buffer += d;
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      let msg: { id: number; ok: boolean; result?: unknown; error?: WorkerError };
+      try {
+        msg = JSON.parse(line) as typeof msg;
+      } catch {
+        continue;
+      }
+      const p = pending.get(msg.id);
+      if (!p) continue;
+      pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.result);
+      else {
+        const e = msg.error ?? { code: 'WORKER_ERROR', message: 'no error text' };
+        const field = e.field ?? undefined;
+        p.reject(new BrickError(e.code, field ? `${field}: ${e.message}` : e.message, { statusCode: e.code.startsWith('LIO_INTERNAL') ? 500 : 400, ...(field ? { details: { field } } : {}) }));
+      }
+    }
+  });
+  const call = <T>(id: number, payload: string | null, timeoutMs: number, what: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (exited) {
+        reject(new BrickError('WORKER_DIED', `${command} is not running${stderr ? `\n${tail(stderr)}` : ''}`));
+        return;
+      }
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new BrickError('WORKER_TIMEOUT', `${command}: ${what} took longer than ${timeoutMs} ms`));
+      }, timeoutMs);
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      if (payload !== null) child.stdin.write(`${payload}\n`);
+    });
+  // The worker announces itself with id 0 once its imports are done.
+  await call(0, null, opts.startTimeoutMs ?? 60_000, 'start-up');
+  return {
+    pid: child.pid,
+    request<T>(op: string, args: unknown, timeoutMs = 60_000): Promise<T> {
+      const id = nextId++;
+      return call<T>(id, JSON.stringify({ id, op, args }), timeoutMs, op);
+    },
+    async stop(): Promise<void> {
+      if (exited) return;
+      child.stdin.end();
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
 }

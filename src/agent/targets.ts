@@ -1,0 +1,101 @@
+import type { FastifyInstance } from 'fastify';
+import { ANA_STATES, type AnaState } from '../targets/nvmet.js';
+import { parseSignature } from '../targets/signature.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolumes } from '../targets/volumes.js';
+import { addLocalDisk, listLocalDisks, removeLocalDisk } from '../targets/scsi-debug.js';
+
+const name = { type: 'string', minLength: 1, maxLength: 100 } as const;
+const nets = { type: 'array', items: { type: 'string' }, maxItems: 16 } as const;
+
+/** The target role's routes: volumes over iSCSI (LIO) and NVMe/TCP (nvmet), and the fault knobs. */
+export async function targetRoutes(app: FastifyInstance, volumes: TargetVolumes): Promise<void> {
+  app.post<{ Body: IscsiVolumeRequest }>('/v1/targets/iscsi/volumes', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'sizeMiB'],
+        properties: {
+          name,
+          sizeMiB: { type: 'number' },
+          backstore: { type: 'string' },
+          iqn: { type: 'string' },
+          lun: { type: 'number' },
+          initiators: { type: 'array', items: { type: 'string' }, maxItems: 64 },
+          demoMode: { type: 'boolean' },
+          chap: { type: 'object', additionalProperties: false, required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
+          networks: nets,
+          unitSerial: { type: 'string' },
+        },
+      },
+    },
+  }, async (req, reply) => reply.code(201).send(await volumes.createIscsi(req.body)));
+
+  app.post<{ Body: NvmeVolumeRequest }>('/v1/targets/nvmet/volumes', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'sizeMiB'],
+        properties: {
+          name,
+          sizeMiB: { type: 'number' },
+          backing: { type: 'string' },
+          nqn: { type: 'string' },
+          nsid: { type: 'number' },
+          hosts: { type: 'array', items: { type: 'string' }, maxItems: 64 },
+          allowAnyHost: { type: 'boolean' },
+          uuid: { type: 'string' },
+          nguid: { type: 'string' },
+          anaGroup: { type: 'number' },
+          networks: nets,
+        },
+      },
+    },
+  }, async (req, reply) => reply.code(201).send(await volumes.createNvme(req.body)));
+
+  app.get('/v1/targets/volumes', async () => ({ volumes: volumes.list() }));
+
+  app.get<{ Params: { name: string } }>('/v1/targets/volumes/:name', async (req) => volumes.get(req.params.name));
+
+  app.delete<{ Params: { name: string } }>('/v1/targets/volumes/:name', async (req) => volumes.delete(req.params.name));
+
+  app.post<{ Params: { name: string }; Body: { initiator?: string } }>('/v1/targets/volumes/:name/unmap', {
+    schema: { body: { type: 'object', additionalProperties: false, properties: { initiator: { type: 'string' } } } },
+  }, async (req) => volumes.unmap(req.params.name, req.body?.initiator));
+
+  app.get<{ Params: { name: string } }>('/v1/targets/volumes/:name/signature', async (req) => {
+    const head = await volumes.readHead(req.params.name);
+    return { volume: req.params.name, signature: parseSignature(head) };
+  });
+
+  app.post<{ Params: { network: string }; Body: { up: boolean } }>('/v1/targets/networks/:network', {
+    schema: { body: { type: 'object', additionalProperties: false, required: ['up'], properties: { up: { type: 'boolean' } } } },
+  }, async (req) => volumes.setNetwork(req.params.network, req.body.up));
+
+  app.post<{ Body: { network: string; group: number; state: AnaState } }>('/v1/targets/nvmet/ana', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['network', 'group', 'state'],
+        properties: { network: { type: 'string' }, group: { type: 'number' }, state: { type: 'string', enum: [...ANA_STATES] } },
+      },
+    },
+  }, async (req) => volumes.setAnaState(req.body.network, req.body.group, req.body.state));
+
+  app.post('/v1/targets/restart', async () => volumes.restart());
+
+  app.get('/v1/targets/leftovers', async () => volumes.leftovers());
+
+  app.post('/v1/targets/cleanup', async () => volumes.cleanup());
+}
+
+/** The compute role's local SCSI disks (scsi_debug). */
+export async function localDiskRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/v1/local-disks', async () => ({ disks: await listLocalDisks() }));
+  app.post('/v1/local-disks', async (_req, reply) => reply.code(201).send(await addLocalDisk()));
+  app.delete<{ Params: { host: string } }>('/v1/local-disks/:host', {
+    schema: { params: { type: 'object', properties: { host: { type: 'integer', minimum: 0 } } } },
+  }, async (req) => removeLocalDisk(Number(req.params.host)));
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""brick-lab's LIO worker: configures the kernel's iSCSI target through rtslib-fb, the library
+targetcli-fb is built on, in one long-lived process.
+
+targetcli pays Python's start-up, the rtslib import and a D-Bus probe on every invocation (seconds
+under TCG); this worker pays them once and then handles one JSON request per line on stdin, one
+JSON answer per line on stdout:
+
+    {"id": 7, "op": "create", "args": {...}}  ->  {"id": 7, "ok": true, "result": {...}}
+                                               ->  {"id": 7, "ok": false, "error": {"code", "message", "field"}}
+
+Every operation that makes several objects undoes what it made when a later step fails, so a
+refused request leaves nothing half-made in configfs.
+"""
+import json
+import sys
+import traceback
+
+from rtslib_fb import (BlockStorageObject, FabricModule, FileIOStorageObject, LUN, MappedLUN,
+                       NetworkPortal, NodeACL, RDMCPStorageObject, RTSRoot, Target, TPG)
+from rtslib_fb.utils import RTSLibError, RTSLibNotInCFS
+
+ISCSI = FabricModule("iscsi")
+
+
+class Refused(Exception):
+    def __init__(self, code, message, field=None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+def find_target(iqn):
+    for t in ISCSI.targets:
+        if t.wwn == iqn:
+            return t
+    return None
+
+
+def find_so(name):
+    for so in RTSRoot().storage_objects:
+        if so.name == name:
+            return so
+    return None
+
+
+def tpg_of(target):
+    tpgs = list(target.tpgs)
+    return tpgs[0] if tpgs else None
+
+
+def create(a):
+    name = a["name"]
+    if find_so(name) is not None:
+        raise Refused("VOLUME_EXISTS", "a backstore named %s already exists" % name, "name")
+    if a["lun"] is not None and not 0 <= a["lun"] <= 16383:
+        raise Refused("BAD_REQUEST", "lun must be 0..16383", "lun")
+    made = []  # (kind, object), undone in reverse order on failure
+    try:
+        kind = a["backstore"]
+        if kind == "fileio":
+            so = FileIOStorageObject(name, dev=a["path"], size=a["sizeBytes"], wwn=a["wwn"], write_back=False)
+        elif kind == "block":
+            so = BlockStorageObject(name, dev=a["path"], wwn=a["wwn"])
+        elif kind == "ramdisk":
+            so = RDMCPStorageObject(name, size=a["sizeBytes"], wwn=a["wwn"])
+        else:
+            raise Refused("BAD_REQUEST", "backstore must be fileio, block or ramdisk", "backstore")
+        made.append(so)
+
+        target = find_target(a["iqn"])
+        if target is None:
+            try:
+                target = Target(ISCSI, a["iqn"], mode="create")
+            except RTSLibError as e:
+                raise Refused("BAD_IQN", "rtslib refused the IQN %s: %s" % (a["iqn"], e), "iqn")
+            made.append(target)
+            tpg = TPG(target, 1, mode="create")
+            # Portals only where asked: targetcli's auto_add_default_portal would open 0.0.0.0.
+            for portal in a["portals"]:
+                ip, port = portal.rsplit(":", 1)
+                NetworkPortal(tpg, ip, int(port), mode="create")
+        else:
+            tpg = tpg_of(target)
+        used = {lun.lun for lun in tpg.luns}
+        lun_id = a["lun"]
+        if lun_id is None:
+            lun_id = next(i for i in range(0, 16384) if i not in used)
+        elif lun_id in used:
+            raise Refused("LUN_IN_USE", "LUN %d is already used in %s" % (lun_id, a["iqn"]), "lun")
+        lun = LUN(tpg, lun=lun_id, storage_object=so)
+        made.append(lun)
+
+        if a["demoMode"]:
+            tpg.set_attribute("generate_node_acls", "1")
+            tpg.set_attribute("demo_mode_write_protect", "0")
+            tpg.set_attribute("cache_dynamic_acls", "1")
+        else:
+            tpg.set_attribute("generate_node_acls", "0")
+        chap = a.get("chap")
+        tpg.set_attribute("authentication", "1" if chap else "0")
+        for initiator in a["initiators"]:
+            acl = None
+            for existing in tpg.node_acls:
+                if existing.node_wwn == initiator:
+                    acl = existing
+            if acl is None:
+                try:
+                    acl = NodeACL(tpg, initiator, mode="create")
+                except RTSLibError as e:
+                    raise Refused("BAD_IQN", "rtslib refused the initiator IQN %s: %s" % (initiator, e), "initiators")
+                made.append(acl)
+            if chap:
+                acl.chap_userid = chap["username"]
+                acl.chap_password = chap["password"]
+            made.append(MappedLUN(acl, lun_id, lun))
+        tpg.enable = True
+        return {"iqn": a["iqn"], "lun": lun_id, "wwn": so.wwn, "backstore": kind, "storageObject": so.path}
+    except Exception:
+        for obj in reversed(made):
+            try:
+                obj.delete()
+            except Exception:
+                pass
+        raise
+
+
+def delete(a):
+    """Remove one volume: its mapped LUNs, its LUN, its backstore; the target with its last LUN."""
+    target = find_target(a["iqn"])
+    so = find_so(a["name"])
+    if target is not None:
+        tpg = tpg_of(target)
+        for lun in list(tpg.luns) if tpg else []:
+            if lun.lun == a["lun"]:
+                for acl in tpg.node_acls:
+                    for ml in list(acl.mapped_luns):
+                        if ml.tpg_lun.lun == lun.lun:
+                            ml.delete()
+                lun.delete()
+        if tpg is None or not list(tpg.luns):
+            target.delete()  # portals, ACLs and the TPG go with it
+    if so is not None:
+        so.delete()
+    return {"deleted": a["name"]}
+
+
+def unmap(a):
+    """Take a LUN away from one initiator while it may be logged in (the LUN itself stays)."""
+    target = find_target(a["iqn"])
+    if target is None:
+        raise Refused("UNKNOWN_TARGET", "no target %s" % a["iqn"], "iqn")
+    removed = 0
+    for acl in tpg_of(target).node_acls:
+        if a.get("initiator") and acl.node_wwn != a["initiator"]:
+            continue
+        for ml in list(acl.mapped_luns):
+            if ml.tpg_lun.lun == a["lun"]:
+                ml.delete()
+                removed += 1
+    return {"unmapped": removed}
+
+
+def portal(a):
+    """Take one portal of a target away, or put it back (one data path down / up)."""
+    target = find_target(a["iqn"])
+    if target is None:
+        raise Refused("UNKNOWN_TARGET", "no target %s" % a["iqn"], "iqn")
+    tpg = tpg_of(target)
+    ip, port = a["portal"].rsplit(":", 1)
+    present = [np for np in tpg.network_portals if np.ip_address == ip and np.port == int(port)]
+    if a["up"] and not present:
+        NetworkPortal(tpg, ip, int(port), mode="create")
+    if not a["up"]:
+        for np in present:
+            np.delete()
+    return {"portal": a["portal"], "up": a["up"]}
+
+
+def inventory(_a):
+    root = RTSRoot()
+    targets = []
+    for t in ISCSI.targets:
+        for tpg in t.tpgs:
+            targets.append({
+                "iqn": t.wwn,
+                "tpg": tpg.tag,
+                "enabled": tpg.enable,
+                "portals": sorted("%s:%d" % (np.ip_address, np.port) for np in tpg.network_portals),
+                "luns": sorted(({"lun": lun.lun, "storageObject": lun.storage_object.name} for lun in tpg.luns),
+                               key=lambda x: x["lun"]),
+                "acls": [{"initiator": acl.node_wwn, "mappedLuns": [ml.mapped_lun for ml in acl.mapped_luns]}
+                         for acl in tpg.node_acls],
+            })
+    backstores = [{"name": so.name, "plugin": so.plugin, "wwn": so.wwn, "udevPath": getattr(so, "udev_path", "")}
+                  for so in root.storage_objects]
+    targets.sort(key=lambda t: t["iqn"])
+    backstores.sort(key=lambda b: b["name"])
+    return {"targets": targets, "backstores": backstores}
+
+
+def save(_a):
+    return RTSRoot().dump()
+
+
+def restore(a):
+    errors = RTSRoot().restore(a["config"], clear_existing=True, abort_on_error=False)
+    return {"errors": errors or []}
+
+
+def clear(_a):
+    RTSRoot().clear_existing(confirm=True)
+    return {"cleared": True}
+
+
+OPS = {"create": create, "delete": delete, "unmap": unmap, "portal": portal,
+       "inventory": inventory, "save": save, "restore": restore, "clear": clear,
+       "ping": lambda _a: {"pong": True}}
+
+
+def main():
+    out = sys.stdout
+    out.write(json.dumps({"id": 0, "ok": True, "result": {"ready": True}}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        req = {}
+        try:
+            req = json.loads(line)
+            result = OPS[req["op"]](req.get("args") or {})
+            answer = {"id": req.get("id"), "ok": True, "result": result}
+        except Refused as e:
+            answer = {"id": req.get("id"), "ok": False,
+                      "error": {"code": e.code, "message": str(e), "field": e.field}}
+        except (RTSLibError, RTSLibNotInCFS) as e:
+            answer = {"id": req.get("id"), "ok": False, "error": {"code": "LIO_REFUSED", "message": str(e)}}
+        except Exception as e:  # a bug here must not take the worker down
+            answer = {"id": req.get("id"), "ok": False,
+                      "error": {"code": "LIO_INTERNAL", "message": "%s: %s" % (type(e).__name__, e),
+                                "trace": traceback.format_exc()[-2000:]}}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BrickError } from '../system/errors.js';
+import { exec } from '../system/exec.js';
+
+/**
+ * Local SCSI disks from scsi_debug on a compute node. Stage 2 loads the module with add_host=0 and
+ * per_host_store=1, so each added host is one disk with a store of its own (a shared store would
+ * make every disk show the same data and defeat signatures).
+ */
+const DRIVER = '/sys/bus/pseudo/drivers/scsi_debug';
+
+export interface LocalDisk {
+  host: number;
+  hctl: string;
+  device: string | null;
+  wwid: string | null;
+  sizeBytes: number | null;
+}
+
+async function hostsOfDriver(): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await readdir(DRIVER)) {
+    const m = /^adapter(\d+)$/.exec(e);
+    if (!m) continue;
+    for (const h of await readdir(join(DRIVER, e))) {
+      const hm = /^host(\d+)$/.exec(h);
+      if (hm) out.push(Number(hm[1]));
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+async function disksOfHost(host: number): Promise<LocalDisk[]> {
+  const out: LocalDisk[] = [];
+  for (const e of await readdir('/sys/class/scsi_device').catch(() => [] as string[])) {
+    if (!e.startsWith(`${host}:`)) continue;
+    const dev = join('/sys/class/scsi_device', e, 'device');
+    const blocks = await readdir(join(dev, 'block')).catch(() => [] as string[]);
+    const block = blocks[0] ?? null;
+    const wwid = await readFile(join(dev, 'wwid'), 'utf8').then((s) => s.trim()).catch(() => null);
+    const size = block ? Number(await readFile(join('/sys/block', block, 'size'), 'utf8').catch(() => 'NaN')) * 512 : null;
+    out.push({ host, hctl: e, device: block ? `/dev/${block}` : null, wwid, sizeBytes: Number.isFinite(size) ? size : null });
+  }
+  return out;
+}
+
+export async function listLocalDisks(): Promise<LocalDisk[]> {
+  if (!existsSync(DRIVER)) return [];
+  const all: LocalDisk[] = [];
+  for (const h of await hostsOfDriver()) all.push(...(await disksOfHost(h)));
+  return all;
+}
+
+/** Add one disk (one scsi_debug host) and wait until its block device exists and udev settled. */
+export async function addLocalDisk(): Promise<LocalDisk> {
+  if (!existsSync(DRIVER)) {
+    throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { statusCode: 409, hint: 'local disks exist on compute nodes only' });
+  }
+  const before = new Set(await hostsOfDriver());
+  await writeFile(join(DRIVER, 'add_host'), '1');
+  const host = (await hostsOfDriver()).find((h) => !before.has(h));
+  if (host === undefined) throw new BrickError('SCSI_DEBUG_FAILED', 'scsi_debug did not add a host');
+  await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const disks = await disksOfHost(host);
+    if (disks[0]?.device) return disks[0];
+    if (Date.now() > deadline) throw new BrickError('SCSI_DEBUG_FAILED', `scsi_debug host${host} has no block device after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Remove a local disk: its SCSI devices are deleted, then scsi_debug hosts are removed from the
+ * newest down while they hold no device (the driver can only remove its newest host).
+ */
+export async function removeLocalDisk(host: number): Promise<{ removed: string[] }> {
+  const hosts = await hostsOfDriver();
+  if (!hosts.includes(host)) {
+    throw new BrickError('DISK_UNKNOWN', `host: no scsi_debug host ${host} on this node`, { statusCode: 404, details: { field: 'host' } });
+  }
+  const removed: string[] = [];
+  for (const d of await disksOfHost(host)) {
+    await writeFile(join('/sys/class/scsi_device', d.hctl, 'device', 'delete'), '1');
+    removed.push(`scsi device ${d.hctl}${d.device ? ` (${d.device})` : ''}`);
+  }
+  for (const h of [...hosts].reverse()) {
+    if ((await disksOfHost(h)).length > 0) break;
+    await writeFile(join(DRIVER, 'add_host'), '-1');
+    removed.push(`scsi_debug host${h}`);
+  }
+  await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });
+  return { removed };
+}

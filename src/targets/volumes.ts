@@ -1,0 +1,431 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, rm, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BrickError } from '../system/errors.js';
+import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
+import { Nvmet, type AnaState } from './nvmet.js';
+import { iscsiConnectionInfo, lioWwid, nguidFromUuid, nvmeofConnectionInfo, type ConnectionInfo } from './properties.js';
+import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from './validate.js';
+
+export type IscsiBackstore = 'fileio' | 'block' | 'ramdisk';
+export type NvmeBacking = 'file' | 'block';
+
+export interface DataNetwork {
+  name: string;
+  address: string;
+}
+
+export interface IscsiVolumeRequest {
+  name: string;
+  sizeMiB: number;
+  backstore?: IscsiBackstore;
+  iqn?: string;
+  lun?: number;
+  initiators?: string[];
+  demoMode?: boolean;
+  chap?: { username: string; password: string };
+  networks?: string[];
+  unitSerial?: string;
+}
+
+export interface NvmeVolumeRequest {
+  name: string;
+  sizeMiB: number;
+  backing?: NvmeBacking;
+  nqn?: string;
+  nsid?: number;
+  hosts?: string[];
+  allowAnyHost?: boolean;
+  uuid?: string;
+  nguid?: string;
+  anaGroup?: number;
+  networks?: string[];
+}
+
+export interface TargetVolume {
+  name: string;
+  protocol: 'iscsi' | 'nvmeof';
+  id: string;
+  sizeMiB: number;
+  backing: { kind: IscsiBackstore | NvmeBacking; file?: string; device?: string };
+  portals: Array<{ network: string; address: string; port: number }>;
+  iscsi?: { iqn: string; lun: number; unitSerial: string; wwid: string; initiators: string[]; demoMode: boolean; chap: boolean };
+  nvme?: { nqn: string; nsid: number; uuid: string; nguid: string; hosts: string[]; allowAnyHost: boolean; anaGroup: number };
+  connectionInfo: ConnectionInfo;
+  createdAt: string;
+}
+
+export const ISCSI_PORT = 3260;
+export const NVME_PORT = 4420;
+const VOLUME_DIR = '/var/lib/brick-lab/volumes';
+
+/**
+ * The target node's volumes: backing storage, LIO (through the rtslib worker) and nvmet (through
+ * configfs), and the connection properties a connector needs. Each create either completes or
+ * undoes every step it made.
+ */
+export class TargetVolumes {
+  private readonly volumes = new Map<string, TargetVolume>();
+  private lio: Promise<LineWorker> | null = null;
+  readonly nvmet = new Nvmet();
+  /** Serialises changes: configfs and LUN/NSID picking are not safe to interleave. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly lab: string,
+    readonly networks: DataNetwork[],
+    private readonly lioHelper: string,
+  ) {}
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Start the LIO worker (python3 + rtslib import: seconds under TCG) once, ahead of need. */
+  warmUp(): void {
+    void this.worker().catch(() => undefined);
+  }
+
+  private worker(): Promise<LineWorker> {
+    if (!this.lio) {
+      this.lio = startLineWorker(['/usr/bin/python3', this.lioHelper], { startTimeoutMs: 120_000 });
+      this.lio.catch(() => (this.lio = null));
+    }
+    return this.lio;
+  }
+
+  async lioRequest<T>(op: string, args: unknown): Promise<T> {
+    return (await this.worker()).request<T>(op, args, 120_000);
+  }
+
+  list(): TargetVolume[] {
+    return [...this.volumes.values()];
+  }
+
+  get(name: string): TargetVolume {
+    const v = this.volumes.get(name);
+    if (!v) {
+      throw new BrickError('VOLUME_UNKNOWN', `name: no volume named ${JSON.stringify(name)} on this target`, {
+        statusCode: 404,
+        details: { field: 'name' },
+        hint: 'GET /v1/targets/volumes lists the volumes',
+      });
+    }
+    return v;
+  }
+
+  private pickNetworks(names: string[] | undefined): DataNetwork[] {
+    if (!names) return this.networks;
+    if (names.length === 0) refuse('networks', 'must name at least one data network');
+    return names.map((n, i) => this.networks.find((x) => x.name === n) ?? refuse(`networks[${i}]`, `no data network ${JSON.stringify(n)} on this node (have ${this.networks.map((x) => x.name).join(', ')})`));
+  }
+
+  private checkNew(name: string): void {
+    checkVolumeName(name);
+    if (this.volumes.has(name)) refuse('name', `a volume named ${name} already exists`, 'VOLUME_EXISTS');
+  }
+
+  private async makeFile(name: string, sizeMiB: number): Promise<string> {
+    await mkdir(VOLUME_DIR, { recursive: true });
+    const file = join(VOLUME_DIR, `${name}.img`);
+    // Sparse, made with ftruncate: targetcli's own fileio path would fallocate the whole size.
+    const fh = await open(file, 'wx');
+    await fh.close();
+    await truncate(file, sizeMiB * 1024 * 1024);
+    return file;
+  }
+
+  private async attachLoop(file: string): Promise<string> {
+    const r = await exec(['losetup', '--find', '--show', file], { timeoutMs: 30_000 });
+    return r.stdout.trim();
+  }
+
+  private async detachLoop(device: string): Promise<void> {
+    await exec(['losetup', '--detach', device], { timeoutMs: 30_000, reject: false });
+  }
+
+  createIscsi(req: IscsiVolumeRequest): Promise<TargetVolume> {
+    this.checkNew(req.name);
+    const sizeMiB = checkSize(req.sizeMiB);
+    const backstore = req.backstore ?? 'fileio';
+    if (!['fileio', 'block', 'ramdisk'].includes(backstore)) refuse('backstore', `must be fileio, block or ramdisk (got ${JSON.stringify(backstore)})`);
+    const iqn = checkIqn(req.iqn ?? `iqn.2026-11.io.brick-lab:${this.lab}.${req.name}`);
+    const lun = req.lun === undefined ? null : checkInt(req.lun, 'lun', 0, 16383);
+    const initiators = (req.initiators ?? []).map((x, i) => checkIqn(x, `initiators[${i}]`));
+    const demoMode = req.demoMode ?? initiators.length === 0;
+    if (req.chap && (!/^[\x21-\x7e]{1,255}$/.test(req.chap.username) || !/^[\x21-\x7e]{12,255}$/.test(req.chap.password))) {
+      refuse('chap', 'username must be 1-255 printable characters and password 12-255 (no spaces)');
+    }
+    const unitSerial = req.unitSerial === undefined ? randomUUID() : checkUuid(req.unitSerial, 'unitSerial');
+    const nets = this.pickNetworks(req.networks);
+    return this.serial(async () => {
+      if (this.volumes.has(req.name)) refuse('name', `a volume named ${req.name} already exists`, 'VOLUME_EXISTS');
+      const undo: Array<() => Promise<unknown>> = [];
+      try {
+        let file: string | undefined;
+        let device: string | undefined;
+        if (backstore !== 'ramdisk') {
+          file = await this.makeFile(req.name, sizeMiB);
+          const f = file;
+          undo.push(() => rm(f, { force: true }));
+        }
+        if (backstore === 'block') {
+          device = await this.attachLoop(file!);
+          const d = device;
+          undo.push(() => this.detachLoop(d));
+        }
+        const portals = nets.map((n) => ({ network: n.name, address: n.address, port: ISCSI_PORT }));
+        const made = await this.lioRequest<{ iqn: string; lun: number; wwn: string }>('create', {
+          name: req.name,
+          iqn,
+          lun,
+          backstore,
+          path: device ?? file ?? null,
+          sizeBytes: sizeMiB * 1024 * 1024,
+          wwn: unitSerial,
+          portals: portals.map((p) => `${p.address}:${p.port}`),
+          initiators,
+          demoMode,
+          chap: req.chap ?? null,
+        });
+        const id = randomUUID();
+        const volume: TargetVolume = {
+          name: req.name,
+          protocol: 'iscsi',
+          id,
+          sizeMiB,
+          backing: { kind: backstore, ...(file ? { file } : {}), ...(device ? { device } : {}) },
+          portals,
+          iscsi: { iqn, lun: made.lun, unitSerial: made.wwn, wwid: lioWwid(made.wwn), initiators, demoMode, chap: Boolean(req.chap) },
+          connectionInfo: iscsiConnectionInfo({ id, iqn, lun: made.lun, portals: portals.map((p) => `${p.address}:${p.port}`), chap: req.chap }),
+          createdAt: new Date().toISOString(),
+        };
+        this.volumes.set(req.name, volume);
+        return volume;
+      } catch (e) {
+        for (const u of undo.reverse()) await u().catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  createNvme(req: NvmeVolumeRequest): Promise<TargetVolume> {
+    this.checkNew(req.name);
+    const sizeMiB = checkSize(req.sizeMiB);
+    const backing = req.backing ?? 'file';
+    if (!['file', 'block'].includes(backing)) refuse('backing', `must be file or block (got ${JSON.stringify(backing)})`);
+    const nqn = checkNqn(req.nqn ?? `nqn.2026-11.io.brick-lab:${this.lab}.${req.name}`);
+    const nsidWanted = req.nsid === undefined ? null : checkInt(req.nsid, 'nsid', 1, 1024);
+    const hosts = (req.hosts ?? []).map((h, i) => checkNqn(h, `hosts[${i}]`));
+    const allowAnyHost = req.allowAnyHost ?? hosts.length === 0;
+    const uuid = req.uuid === undefined ? randomUUID() : checkUuid(req.uuid, 'uuid');
+    const nguid = req.nguid === undefined ? nguidFromUuid(uuid) : req.nguid;
+    if (!/^[0-9a-f]{32}$/.test(nguid)) refuse('nguid', `must be 32 lowercase hex digits (got ${JSON.stringify(nguid)})`);
+    const anaGroup = req.anaGroup === undefined ? 1 : checkInt(req.anaGroup, 'anaGroup', 1, 128);
+    const nets = this.pickNetworks(req.networks);
+    this.nvmet.requireAvailable();
+    return this.serial(async () => {
+      if (this.volumes.has(req.name)) refuse('name', `a volume named ${req.name} already exists`, 'VOLUME_EXISTS');
+      const undo: Array<() => Promise<unknown>> = [];
+      try {
+        const existing = this.nvmet.subsystemExists(nqn);
+        const used = new Set(
+          [...this.volumes.values()].filter((v) => v.nvme?.nqn === nqn).map((v) => v.nvme!.nsid),
+        );
+        if (existing) for (const s of await this.nvmet.subsystems()) if (s.nqn === nqn) for (const ns of s.namespaces) used.add(ns.nsid);
+        let nsid = nsidWanted;
+        if (nsid === null) {
+          nsid = 1;
+          while (used.has(nsid)) nsid++;
+        } else if (used.has(nsid)) {
+          refuse('nsid', `namespace ${nsid} is already used in ${nqn}`, 'NSID_IN_USE');
+        }
+        const file = await this.makeFile(req.name, sizeMiB);
+        undo.push(() => rm(file, { force: true }));
+        let device: string | undefined;
+        if (backing === 'block') {
+          device = await this.attachLoop(file);
+          const d = device;
+          undo.push(() => this.detachLoop(d));
+        }
+        if (!existing) {
+          await this.nvmet.createSubsystem(nqn, allowAnyHost);
+          undo.push(() => this.nvmet.deleteSubsystem(nqn));
+        }
+        for (const h of hosts) await this.nvmet.allowHost(nqn, h);
+        const n = nsid;
+        await this.nvmet.addNamespace(nqn, { nsid: n, devicePath: device ?? file, uuid, nguid, bufferedIo: !device, anaGroup });
+        undo.push(() => this.nvmet.removeNamespace(nqn, n));
+        const portals = [];
+        for (const net of nets) {
+          const portId = this.networks.indexOf(net) + 1;
+          await this.nvmet.ensurePort(portId, net.address, NVME_PORT);
+          await this.nvmet.linkPort(nqn, portId);
+          portals.push({ network: net.name, address: net.address, port: NVME_PORT });
+        }
+        const volume: TargetVolume = {
+          name: req.name,
+          protocol: 'nvmeof',
+          id: uuid,
+          sizeMiB,
+          backing: { kind: backing, file, ...(device ? { device } : {}) },
+          portals,
+          nvme: { nqn, nsid: n, uuid, nguid, hosts, allowAnyHost, anaGroup },
+          connectionInfo: nvmeofConnectionInfo({ nqn, nsid: n, uuid, nguid, portals, hostNqn: hosts.length === 1 ? hosts[0] : undefined }),
+          createdAt: new Date().toISOString(),
+        };
+        this.volumes.set(req.name, volume);
+        return volume;
+      } catch (e) {
+        for (const u of undo.reverse()) await u().catch(() => undefined);
+        await this.nvmet.pruneUnused().catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  delete(name: string): Promise<{ deleted: string }> {
+    const v = this.get(name);
+    return this.serial(async () => {
+      if (v.iscsi) {
+        await this.lioRequest('delete', { name: v.name, iqn: v.iscsi.iqn, lun: v.iscsi.lun });
+      } else if (v.nvme) {
+        await this.nvmet.removeNamespace(v.nvme.nqn, v.nvme.nsid);
+        const left = (await this.nvmet.subsystems()).find((s) => s.nqn === v.nvme!.nqn);
+        if (left && left.namespaces.length === 0) await this.nvmet.deleteSubsystem(v.nvme.nqn);
+        await this.nvmet.pruneUnused();
+      }
+      if (v.backing.device) await this.detachLoop(v.backing.device);
+      if (v.backing.file) await rm(v.backing.file, { force: true });
+      this.volumes.delete(name);
+      return { deleted: name };
+    });
+  }
+
+  /**
+   * Take the volume away from its hosts while they may still use it: iSCSI unmaps the LUN from
+   * the initiator's ACL (or every ACL); NVMe removes the namespace from the subsystem. The
+   * volume's record and backing stay, so the test can delete it afterwards.
+   */
+  unmap(name: string, initiator?: string): Promise<{ volume: string; removed: number }> {
+    const v = this.get(name);
+    if (initiator !== undefined) checkIqn(initiator, 'initiator');
+    return this.serial(async () => {
+      if (v.iscsi) {
+        if (v.iscsi.demoMode) {
+          // Demo mode has no ACL to unmap from: take the LUN out of the target instead.
+          await this.lioRequest('delete', { name: '', iqn: v.iscsi.iqn, lun: v.iscsi.lun });
+          return { volume: name, removed: 1 };
+        }
+        const r = await this.lioRequest<{ unmapped: number }>('unmap', { iqn: v.iscsi.iqn, lun: v.iscsi.lun, initiator: initiator ?? null });
+        return { volume: name, removed: r.unmapped };
+      }
+      await this.nvmet.removeNamespace(v.nvme!.nqn, v.nvme!.nsid);
+      return { volume: name, removed: 1 };
+    });
+  }
+
+  /** One data path down or up on this target: the interface itself, for every protocol. */
+  async setNetwork(network: string, up: boolean): Promise<{ network: string; up: boolean }> {
+    const net = this.networks.find((n) => n.name === network) ?? refuse('network', `no data network ${JSON.stringify(network)} on this node`);
+    await exec(['ip', 'link', 'set', 'dev', net.name, up ? 'up' : 'down'], { timeoutMs: 10_000 });
+    return { network, up };
+  }
+
+  async setAnaState(network: string, group: number, state: AnaState): Promise<{ network: string; group: number; state: AnaState }> {
+    const idx = this.networks.findIndex((n) => n.name === network);
+    if (idx < 0) refuse('network', `no data network ${JSON.stringify(network)} on this node`);
+    checkInt(group, 'group', 1, 128);
+    await this.serial(() => this.nvmet.setAnaState(idx + 1, group, state));
+    return { network, group, state };
+  }
+
+  /**
+   * What a restart of the target services does to initiators: every LIO and nvmet object goes
+   * away (sessions and controllers drop) and comes back from the saved configuration.
+   */
+  restart(): Promise<{ lioErrors: unknown[]; nvmetSubsystems: number }> {
+    return this.serial(async () => {
+      const lioConfig = await this.lioRequest<unknown>('save', {});
+      const subsystems = await this.nvmet.subsystems();
+      const ports = await this.nvmet.ports();
+      await this.lioRequest('clear', {});
+      await this.nvmet.forceClean();
+      const r = await this.lioRequest<{ errors: unknown[] }>('restore', { config: lioConfig });
+      for (const p of ports) await this.nvmet.ensurePort(p.id, p.traddr, Number(p.trsvcid));
+      for (const s of subsystems) {
+        await this.nvmet.createSubsystem(s.nqn, s.allowAnyHost);
+        for (const h of s.hosts) await this.nvmet.allowHost(s.nqn, h);
+        for (const ns of s.namespaces) {
+          const vol = [...this.volumes.values()].find((v) => v.nvme?.nqn === s.nqn && v.nvme.nsid === ns.nsid);
+          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: ns.nguid.replace(/-/g, ''), bufferedIo: !vol?.backing.device, anaGroup: ns.anaGroup });
+        }
+      }
+      for (const p of ports) for (const s of p.subsystems) await this.nvmet.linkPort(s, p.id);
+      for (const p of ports) for (const g of p.anaGroups) await this.nvmet.setAnaState(p.id, g.group, g.state as AnaState).catch(() => undefined);
+      return { lioErrors: r.errors, nvmetSubsystems: subsystems.length };
+    });
+  }
+
+  /** Everything LIO and nvmet hold right now, read from the kernel (the blktests check). */
+  async leftovers(): Promise<{ lio: unknown; nvmet: { subsystems: unknown[]; ports: unknown[]; hosts: string[] }; loopDevices: string[]; files: string[] }> {
+    const lio = await this.lioRequest('inventory', {});
+    const loops = await exec(['losetup', '--list', '--noheadings', '--output', 'NAME,BACK-FILE'], { timeoutMs: 10_000, reject: false });
+    const files = existsSync(VOLUME_DIR) ? await readdir(VOLUME_DIR) : [];
+    return {
+      lio,
+      nvmet: this.nvmet.available()
+        ? { subsystems: await this.nvmet.subsystems(), ports: await this.nvmet.ports(), hosts: await this.nvmet.hosts() }
+        : { subsystems: [], ports: [], hosts: [] },
+      loopDevices: loops.stdout.split('\n').map((l) => l.trim()).filter((l) => l.includes(VOLUME_DIR)),
+      files,
+    };
+  }
+
+  /** Force-clean in reverse order of making: nvmet, LIO, loop devices, backing files. */
+  cleanup(): Promise<{ removed: string[] }> {
+    return this.serial(async () => {
+      const removed: string[] = [];
+      if (this.nvmet.available()) removed.push(...(await this.nvmet.forceClean()));
+      const before = await this.lioRequest<{ targets: Array<{ iqn: string }>; backstores: Array<{ name: string }> }>('inventory', {});
+      if (before.targets.length || before.backstores.length) {
+        await this.lioRequest('clear', {});
+        removed.push(...before.targets.map((t) => `iscsi target ${t.iqn}`), ...before.backstores.map((b) => `backstore ${b.name}`));
+      }
+      const loops = await exec(['losetup', '--list', '--noheadings', '--output', 'NAME,BACK-FILE'], { timeoutMs: 10_000, reject: false });
+      for (const line of loops.stdout.split('\n')) {
+        const [dev, back] = line.trim().split(/\s+/);
+        if (dev && back?.startsWith(VOLUME_DIR)) {
+          await this.detachLoop(dev);
+          removed.push(`loop ${dev}`);
+        }
+      }
+      if (existsSync(VOLUME_DIR)) {
+            for (const f of await readdir(VOLUME_DIR)) {
+          await rm(join(VOLUME_DIR, f), { force: true });
+          removed.push(`file ${f}`);
+        }
+      }
+      this.volumes.clear();
+      return { removed };
+    });
+  }
+
+  /** The first 4 KiB of a volume's backing store, where callers write their signature. */
+  async readHead(name: string): Promise<Buffer> {
+    const v = this.get(name);
+    const path = v.backing.device ?? v.backing.file;
+    if (!path) refuse('name', `volume ${name} is a ramdisk: the target cannot read it back`, 'NO_BACKING_FILE');
+    const fh = await open(path, 'r');
+    try {
+      const buf = Buffer.alloc(4096);
+      await fh.read(buf, 0, 4096, 0);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+}

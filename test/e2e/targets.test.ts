@@ -1,0 +1,345 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentClient } from '../../src/lab/client.js';
+import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import { BrickError } from '../../src/system/errors.js';
+import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/targets/signature.js';
+import type { TargetVolume } from '../../src/targets/volumes.js';
+import { cli } from './helpers.js';
+
+/**
+ * The target side for real: LIO through rtslib, nvmet through configfs, scsi_debug on a compute.
+ * The compute node checks each volume the way an initiator sees it (discovery, login, connect),
+ * with raw iscsiadm and nvme-cli; the connectors come in a later issue.
+ */
+const LAB = 'e2e-targets';
+const A = '10.10.1.10';
+const B = '10.10.2.10';
+
+interface Leftovers {
+  lio: { targets: Array<{ iqn: string; luns: Array<{ lun: number }>; portals: string[] }>; backstores: Array<{ name: string }> };
+  nvmet: { subsystems: Array<{ nqn: string; namespaces: unknown[] }>; ports: unknown[]; hosts: string[] };
+  loopDevices: string[];
+  files: string[];
+}
+
+const EMPTY = { lio: { targets: [], backstores: [] }, nvmet: { subsystems: [], ports: [], hosts: [] }, loopDevices: [], files: [] };
+
+async function refusal(p: Promise<unknown>): Promise<BrickError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof BrickError) return e;
+    throw e;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
+  let target: AgentClient;
+  let compute: AgentClient;
+  let computeIqn = '';
+  let computeNqn = '';
+
+  const create = (kind: 'iscsi' | 'nvmet', body: Record<string, unknown>): Promise<TargetVolume> =>
+    target.post<TargetVolume>(`/v1/targets/${kind}/volumes`, body);
+  const leftovers = (): Promise<Leftovers> => target.get<Leftovers>('/v1/targets/leftovers');
+  const sh = async (node: AgentClient, script: string, timeoutMs = 120_000): Promise<string> => (await node.run(['bash', '-c', script], { timeoutMs })).stdout;
+
+  /** Log in to one portal of a volume and return its block device, found through by-path. */
+  async function iscsiLogin(v: TargetVolume, portal = `${A}:3260`): Promise<string> {
+    const link = `/dev/disk/by-path/ip-${portal}-iscsi-${v.iscsi!.iqn}-lun-${v.iscsi!.lun}`;
+    await sh(compute, `iscsiadm -m discovery -t sendtargets -p ${portal} >/dev/null && iscsiadm -m node -T ${v.iscsi!.iqn} -p ${portal} --login >/dev/null && udevadm settle && for i in $(seq 100); do [ -e ${link} ] && break; sleep 0.2; done; readlink -f ${link}`);
+    return (await sh(compute, `readlink -f ${link}`)).trim();
+  }
+
+  async function iscsiLogoutAll(): Promise<void> {
+    await compute.exec(['iscsiadm', '-m', 'node', '--logoutall=all']);
+    await compute.exec(['iscsiadm', '-m', 'node', '-o', 'delete']);
+    await compute.exec(['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-o', 'delete', '-p', `${A}:3260`]);
+    await compute.exec(['iscsiadm', '-m', 'discoverydb', '-t', 'sendtargets', '-o', 'delete', '-p', `${B}:3260`]);
+    await compute.run(['udevadm', 'settle']);
+  }
+
+  /** Connect one portal of an NVMe volume and return its namespace device, found by UUID in sysfs. */
+  async function nvmeConnect(v: TargetVolume, addr = A): Promise<string> {
+    await compute.run(['nvme', 'connect', '-t', 'tcp', '-a', addr, '-s', '4420', '-n', v.nvme!.nqn, '-l', '10']);
+    return (
+      await sh(compute, `for i in $(seq 100); do for f in /sys/block/nvme*n*/uuid; do d=\${f%/uuid}; d=\${d##*/}; [[ $d =~ ^nvme[0-9]+n[0-9]+$ ]] && [ "$(cat $f 2>/dev/null)" = "${v.nvme!.uuid}" ] && { echo /dev/$d; exit 0; }; done; sleep 0.2; done; exit 1`)
+    ).trim();
+  }
+
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+    const topo = join(dir, 'targets.yaml');
+    await writeFile(
+      topo,
+      [
+        `name: ${LAB}`,
+        'networks:',
+        '  - {name: path-a, subnet: 10.10.1.0/24}',
+        '  - {name: path-b, subnet: 10.10.2.0/24}',
+        'nodes:',
+        '  - {name: target-1, role: target}',
+        '  - {name: compute-1, role: compute}',
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(['up', '--topology', topo]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rec = (await readLabOrNull(LAB))!;
+    target = await labClient(rec, 'target-1');
+    compute = await labClient(rec, 'compute-1');
+    computeIqn = rec.nodes.find((n) => n.name === 'compute-1')!.initiatorIqn;
+    computeNqn = rec.nodes.find((n) => n.name === 'compute-1')!.hostNqn;
+  });
+
+  afterAll(async () => {
+    await cli(['down', '--name', LAB]);
+  });
+
+  it('starts with nothing on the target', async () => {
+    expect(await leftovers()).toEqual(EMPTY);
+  });
+
+  it('creates iSCSI volumes of every backstore, alone and sharing one IQN, with os-brick connection properties', async () => {
+    const file = await create('iscsi', { name: 'ifile', sizeMiB: 32 });
+    const block = await create('iscsi', { name: 'iblock', sizeMiB: 32, backstore: 'block', iqn: 'iqn.2026-11.io.brick-lab:e2e.shared', initiators: [computeIqn] });
+    const ram = await create('iscsi', { name: 'iram', sizeMiB: 16, backstore: 'ramdisk', iqn: 'iqn.2026-11.io.brick-lab:e2e.shared', initiators: [computeIqn], lun: 7 });
+    expect(file.iscsi).toMatchObject({ iqn: `iqn.2026-11.io.brick-lab:${LAB}.ifile`, lun: 0, demoMode: true });
+    expect(block.iscsi).toMatchObject({ iqn: 'iqn.2026-11.io.brick-lab:e2e.shared', lun: 0, demoMode: false, initiators: [computeIqn] });
+    expect(ram.iscsi!.lun).toBe(7);
+    expect(new Set([file, block, ram].map((v) => v.iscsi!.unitSerial)).size).toBe(3);
+    expect(block.backing.device).toMatch(/^\/dev\/loop\d+$/);
+    expect(file.connectionInfo).toEqual({
+      driver_volume_type: 'iscsi',
+      data: {
+        target_discovered: false,
+        volume_id: file.id,
+        target_portal: `${A}:3260`,
+        target_iqn: file.iscsi!.iqn,
+        target_lun: 0,
+        target_portals: [`${A}:3260`, `${B}:3260`],
+        target_iqns: [file.iscsi!.iqn, file.iscsi!.iqn],
+        target_luns: [0, 0],
+        access_mode: 'rw',
+        encrypted: false,
+        discard: true,
+      },
+    });
+    const listed = await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes');
+    expect(listed.volumes.map((v) => v.name).sort()).toEqual(['iblock', 'ifile', 'iram']);
+    const lio = (await leftovers()).lio;
+    expect(lio.targets.find((t) => t.iqn === 'iqn.2026-11.io.brick-lab:e2e.shared')!.luns.map((l) => l.lun).sort()).toEqual([0, 7]);
+    for (const t of lio.targets) expect(t.portals.sort()).toEqual([`${A}:3260`, `${B}:3260`]);
+  });
+
+  it('shows every iSCSI target in discovery from the compute node on both portals', async () => {
+    for (const portal of [`${A}:3260`, `${B}:3260`]) {
+      const out = await sh(compute, `iscsiadm -m discovery -t sendtargets -p ${portal}`);
+      for (const iqn of [`iqn.2026-11.io.brick-lab:${LAB}.ifile`, 'iqn.2026-11.io.brick-lab:e2e.shared']) {
+        expect(out, portal).toContain(`${portal},1 ${iqn}`);
+      }
+    }
+    await iscsiLogoutAll();
+  });
+
+  it('serves a LUN whose WWID is the one the API announced, and carries a signature written through it', async () => {
+    const v = (await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes')).volumes.find((x) => x.name === 'iblock')!;
+    const dev = await iscsiLogin(v, `${B}:3260`);
+    expect(dev).toMatch(/^\/dev\/sd[a-z]+$/);
+    expect((await sh(compute, `/lib/udev/scsi_id -g -u -d ${dev}`)).trim()).toBe(v.iscsi!.wwid);
+    await compute.run(writeSignatureArgv(dev), { input: signatureText({ volume: v.name, id: v.id }) });
+    expect(parseSignature((await compute.run(readSignatureArgv(dev))).stdout)).toEqual({ volume: v.name, id: v.id });
+    const onTarget = await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`);
+    expect(onTarget.signature).toEqual({ volume: v.name, id: v.id });
+    await iscsiLogoutAll();
+  });
+
+  it('creates NVMe/TCP volumes, alone and sharing a subsystem, that nvme discover shows on both ports', async () => {
+    const one = await create('nvmet', { name: 'nfile', sizeMiB: 32 });
+    const two = await create('nvmet', { name: 'nblock', sizeMiB: 32, backing: 'block', nqn: 'nqn.2026-11.io.brick-lab:e2e.shared', hosts: [computeNqn] });
+    const three = await create('nvmet', { name: 'nthree', sizeMiB: 32, nqn: 'nqn.2026-11.io.brick-lab:e2e.shared', nsid: 5 });
+    expect(one.nvme).toMatchObject({ nqn: `nqn.2026-11.io.brick-lab:${LAB}.nfile`, nsid: 1, allowAnyHost: true });
+    expect(two.nvme).toMatchObject({ nsid: 1, allowAnyHost: false, hosts: [computeNqn] });
+    expect(three.nvme!.nsid).toBe(5);
+    expect(one.connectionInfo).toEqual({
+      driver_volume_type: 'nvmeof',
+      data: {
+        target_nqn: one.nvme!.nqn,
+        portals: [[A, 4420, 'tcp'], [B, 4420, 'tcp']],
+        vol_uuid: one.nvme!.uuid,
+        volume_nguid: one.nvme!.nguid,
+        ns_id: '1',
+        access_mode: 'rw',
+        encrypted: false,
+        discard: true,
+      },
+    });
+    expect(two.connectionInfo.data).toMatchObject({ host_nqn: computeNqn });
+    for (const addr of [A, B]) {
+      const out = JSON.parse(await sh(compute, `nvme discover -t tcp -a ${addr} -s 4420 -o json`)) as { records: Array<{ subnqn: string; traddr: string }> };
+      const nqns = out.records.filter((r) => r.traddr === addr).map((r) => r.subnqn);
+      expect(nqns, addr).toEqual(expect.arrayContaining([one.nvme!.nqn, 'nqn.2026-11.io.brick-lab:e2e.shared']));
+    }
+    const sub = (await leftovers()).nvmet.subsystems.find((s) => s.nqn === 'nqn.2026-11.io.brick-lab:e2e.shared')!;
+    expect(sub.namespaces.length).toBe(2);
+  });
+
+  it('serves a namespace with the announced UUID and NGUID, and carries a signature written through it', async () => {
+    const v = (await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes')).volumes.find((x) => x.name === 'nblock')!;
+    const dev = await nvmeConnect(v, B);
+    expect(dev).toMatch(/^\/dev\/nvme\d+n\d+$/);
+    const base = dev.replace('/dev/', '');
+    expect((await sh(compute, `cat /sys/block/${base}/nguid`)).trim().replace(/-/g, '')).toBe(v.nvme!.nguid);
+    expect((await sh(compute, `cat /sys/block/${base}/nsid`)).trim()).toBe('1');
+    await compute.run(writeSignatureArgv(dev), { input: signatureText({ volume: v.name, id: v.id }) });
+    const onTarget = await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`);
+    expect(onTarget.signature).toEqual({ volume: v.name, id: v.id });
+    await compute.run(['nvme', 'disconnect', '-n', v.nvme!.nqn]);
+  });
+
+  it('gives a reused LUN id or NSID a new identity', async () => {
+    const first = await create('iscsi', { name: 'reuse-a', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.reuse', lun: 3 });
+    await target.delete(`/v1/targets/volumes/reuse-a`);
+    const second = await create('iscsi', { name: 'reuse-b', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.reuse', lun: 3 });
+    expect(second.iscsi!.lun).toBe(3);
+    expect(second.iscsi!.unitSerial).not.toBe(first.iscsi!.unitSerial);
+    expect(second.iscsi!.wwid).not.toBe(first.iscsi!.wwid);
+    const n1 = await create('nvmet', { name: 'nreuse-a', sizeMiB: 8, nqn: 'nqn.2026-11.io.brick-lab:e2e.reuse', nsid: 9 });
+    await target.delete('/v1/targets/volumes/nreuse-a');
+    const n2 = await create('nvmet', { name: 'nreuse-b', sizeMiB: 8, nqn: 'nqn.2026-11.io.brick-lab:e2e.reuse', nsid: 9 });
+    expect(n2.nvme!.nsid).toBe(9);
+    expect(n2.nvme!.uuid).not.toBe(n1.nvme!.uuid);
+    expect(n2.nvme!.nguid).not.toBe(n1.nvme!.nguid);
+    await target.delete('/v1/targets/volumes/reuse-b');
+    await target.delete('/v1/targets/volumes/nreuse-b');
+  });
+
+  it('refuses bad input with a coded 4xx naming the field, leaving nothing half-made', async () => {
+    const before = await leftovers();
+    const cases: Array<[string, () => Promise<unknown>, string, string]> = [
+      ['iqn', () => create('iscsi', { name: 'bad1', sizeMiB: 8, iqn: 'iqn.2026-11.lab:target1' }), 'BAD_IQN', 'iqn'],
+      ['initiator', () => create('iscsi', { name: 'bad2', sizeMiB: 8, initiators: ['not-an-iqn'] }), 'BAD_IQN', 'initiators[0]'],
+      ['nqn', () => create('nvmet', { name: 'bad3', sizeMiB: 8, nqn: 'nqn-is-not/this' }), 'BAD_NQN', 'nqn'],
+      ['duplicate lun', () => create('iscsi', { name: 'bad4', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.shared', lun: 7 }), 'LUN_IN_USE', 'lun'],
+      ['duplicate nsid', () => create('nvmet', { name: 'bad5', sizeMiB: 8, nqn: 'nqn.2026-11.io.brick-lab:e2e.shared', nsid: 5 }), 'NSID_IN_USE', 'nsid'],
+      ['size 0', () => create('iscsi', { name: 'bad6', sizeMiB: 0 }), 'BAD_REQUEST', 'sizeMiB'],
+      ['absurd size', () => create('nvmet', { name: 'bad7', sizeMiB: 1_000_000_000 }), 'BAD_REQUEST', 'sizeMiB'],
+      ['dotdot name', () => create('iscsi', { name: '../etc/x', sizeMiB: 8 }), 'BAD_REQUEST', 'name'],
+      ['slash name', () => create('nvmet', { name: 'a/b', sizeMiB: 8 }), 'BAD_REQUEST', 'name'],
+      ['existing name', () => create('iscsi', { name: 'ifile', sizeMiB: 8 }), 'VOLUME_EXISTS', 'name'],
+      ['unknown volume', () => target.delete('/v1/targets/volumes/no-such-volume'), 'VOLUME_UNKNOWN', 'name'],
+      ['unknown network', () => create('iscsi', { name: 'bad8', sizeMiB: 8, networks: ['path-z'] }), 'BAD_REQUEST', 'networks[0]'],
+      ['lun out of range', () => create('iscsi', { name: 'bad9', sizeMiB: 8, lun: 70000 }), 'BAD_REQUEST', 'lun'],
+    ];
+    for (const [what, call, code, field] of cases) {
+      const e = await refusal(call());
+      expect(e.code, what).toBe(code);
+      expect(e.statusCode, what).toBeGreaterThanOrEqual(400);
+      expect(e.statusCode, what).toBeLessThan(500);
+      expect(e.message, what).toContain(`${field}:`);
+    }
+    expect(await leftovers()).toEqual(before);
+    // The IQN rule is rtslib's own: the library refuses the same name when asked directly.
+    const rtslib = await target.exec(['python3', '-c', "from rtslib_fb import FabricModule, Target; Target(FabricModule('iscsi'), 'iqn.2026-11.lab:target1')"]);
+    expect(rtslib.exitCode).not.toBe(0);
+    expect(rtslib.stderr).toMatch(/WWN|wwn/);
+  });
+
+  it('unmaps a LUN from a logged-in initiator, and removes a namespace under a connected host', async () => {
+    const v = await create('iscsi', { name: 'iunmap', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.unmap', lun: 1, initiators: [computeIqn] });
+    const dev = await iscsiLogin(v);
+    await compute.run(['dd', `if=${dev}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct', 'status=none']);
+    const r = await target.post<{ removed: number }>(`/v1/targets/volumes/iunmap/unmap`, { initiator: computeIqn });
+    expect(r.removed).toBe(1);
+    const lio = (await leftovers()).lio;
+    expect(lio.targets.find((t) => t.iqn === v.iscsi!.iqn)!.luns.map((l) => l.lun)).toEqual([1]);
+    // The initiator still has the device, but the LUN is gone for it: I/O fails.
+    const io = await compute.exec(['dd', `if=${dev}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct', 'status=none'], { timeoutMs: 120_000 });
+    expect(io.exitCode).not.toBe(0);
+    await iscsiLogoutAll();
+
+    const n = await create('nvmet', { name: 'nunmap', sizeMiB: 8 });
+    const ndev = await nvmeConnect(n);
+    await target.post('/v1/targets/volumes/nunmap/unmap', {});
+    expect((await leftovers()).nvmet.subsystems.find((s) => s.nqn === n.nvme!.nqn)!.namespaces).toEqual([]);
+    await sh(compute, `for i in $(seq 150); do [ -e ${ndev} ] || exit 0; dd if=${ndev} of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/null || exit 0; sleep 0.2; done; exit 1`);
+    await compute.run(['nvme', 'disconnect', '-n', n.nvme!.nqn]);
+    await target.delete('/v1/targets/volumes/iunmap');
+    await target.delete('/v1/targets/volumes/nunmap');
+  });
+
+  it('takes one data path down and brings it back', async () => {
+    await target.post('/v1/targets/networks/path-b', { up: false });
+    expect((await compute.exec(['ping', '-c', '1', '-W', '2', B])).exitCode).not.toBe(0);
+    expect((await compute.exec(['ping', '-c', '1', '-W', '5', A])).exitCode).toBe(0);
+    await target.post('/v1/targets/networks/path-b', { up: true });
+    await sh(compute, `for i in $(seq 30); do ping -c 1 -W 1 ${B} >/dev/null && exit 0; done; exit 1`);
+  });
+
+  it('sets an ANA group state on one port', async () => {
+    await target.post('/v1/targets/nvmet/ana', { network: 'path-b', group: 1, state: 'inaccessible' });
+    const ports = (await leftovers()).nvmet.ports as Array<{ traddr: string; anaGroups: Array<{ group: number; state: string }> }>;
+    expect(ports.find((p) => p.traddr === B)!.anaGroups).toContainEqual({ group: 1, state: 'inaccessible' });
+    expect(ports.find((p) => p.traddr === A)!.anaGroups).toContainEqual({ group: 1, state: 'optimized' });
+    await target.post('/v1/targets/nvmet/ana', { network: 'path-b', group: 1, state: 'optimized' });
+  });
+
+  it('restarts the target services and brings back the same configuration', async () => {
+    const before = await leftovers();
+    await target.post('/v1/targets/restart', {});
+    const after = await leftovers();
+    const shape = (l: Leftovers): unknown => ({
+      targets: l.lio.targets.map((t) => [t.iqn, t.luns, [...t.portals].sort()]).sort(),
+      backstores: l.lio.backstores.map((b) => b.name).sort(),
+      subsystems: l.nvmet.subsystems,
+      hosts: l.nvmet.hosts,
+    });
+    expect(before.lio.targets.length).toBeGreaterThan(0);
+    expect(before.nvmet.subsystems.length).toBeGreaterThan(0);
+    expect(shape(after)).toEqual(shape(before));
+    const out = await sh(compute, `iscsiadm -m discovery -t sendtargets -p ${A}:3260`);
+    expect(out).toContain('iqn.2026-11.io.brick-lab:e2e.shared');
+    await iscsiLogoutAll();
+  });
+
+  it('deletes every volume and leaves nothing in configfs, no loop device and no file', async () => {
+    const { volumes } = await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes');
+    for (const v of volumes) await target.delete(`/v1/targets/volumes/${v.name}`);
+    expect(await leftovers()).toEqual(EMPTY);
+    // And straight from configfs: no iSCSI target, no storage object, no nvmet subsystem or port.
+    const cfs = await sh(target, 'cd /sys/kernel/config; ls -d target/iscsi/iqn.* target/core/*/* nvmet/subsystems/* nvmet/ports/* nvmet/hosts/* 2>/dev/null | grep -v /alua || true');
+    expect(cfs.trim()).toBe('');
+  });
+
+  it('force-cleans whatever is left, in reverse order, and reports it', async () => {
+    await create('iscsi', { name: 'left1', sizeMiB: 8, backstore: 'block' });
+    await create('nvmet', { name: 'left2', sizeMiB: 8, hosts: [computeNqn] });
+    const r = await target.post<{ removed: string[] }>('/v1/targets/cleanup', {});
+    expect(r.removed).toEqual(
+      expect.arrayContaining(['subsystem nqn.2026-11.io.brick-lab:e2e-targets.left2', `host ${computeNqn}`, 'iscsi target iqn.2026-11.io.brick-lab:e2e-targets.left1', 'backstore left1', 'file left1.img', 'file left2.img']),
+    );
+    expect(await leftovers()).toEqual(EMPTY);
+  });
+
+  it('adds and removes local scsi_debug disks on a compute node, each with its own data', async () => {
+    const d1 = await compute.post<{ host: number; device: string; wwid: string }>('/v1/local-disks');
+    const d2 = await compute.post<{ host: number; device: string; wwid: string }>('/v1/local-disks');
+    expect(d1.device).toMatch(/^\/dev\/sd[a-z]+$/);
+    expect(d2.device).not.toBe(d1.device);
+    expect(d2.wwid).not.toBe(d1.wwid);
+    await compute.run(writeSignatureArgv(d1.device), { input: signatureText({ volume: 'local1', id: '1' }) });
+    expect(parseSignature((await compute.run(readSignatureArgv(d2.device))).stdout)).toBeNull();
+    expect(parseSignature((await compute.run(readSignatureArgv(d1.device))).stdout)).toEqual({ volume: 'local1', id: '1' });
+    await compute.delete(`/v1/local-disks/${d2.host}`);
+    await compute.delete(`/v1/local-disks/${d1.host}`);
+    const { disks } = await compute.get<{ disks: unknown[] }>('/v1/local-disks');
+    expect(disks).toEqual([]);
+    expect((await sh(compute, 'ls /sys/class/scsi_disk')).trim()).toBe('');
+    const unknown = await refusal(compute.delete('/v1/local-disks/999'));
+    expect(unknown.code).toBe('DISK_UNKNOWN');
+  });
+});
