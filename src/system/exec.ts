@@ -211,8 +211,14 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       if (payload !== null) child.stdin.write(`${payload}\n`);
     });
-  // The worker announces itself with id 0 once its imports are done.
-  await call(0, null, opts.startTimeoutMs ?? 60_000, 'start-up');
+  // The worker announces itself with id 0 once its imports are done. A worker that never does is
+  // ended here: nobody else holds it, and a retry would otherwise start a second one beside it.
+  try {
+    await call(0, null, opts.startTimeoutMs ?? 60_000, 'start-up');
+  } catch (e) {
+    if (!exited) child.kill('SIGKILL');
+    throw e;
+  }
   return {
     pid: child.pid,
     request<T>(op: string, args: unknown, timeoutMs = 60_000): Promise<T> {

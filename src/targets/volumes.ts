@@ -417,7 +417,11 @@ export class TargetVolumes {
   /** The first 4 KiB of a volume's backing store, where callers write their signature. */
   async readHead(name: string): Promise<Buffer> {
     const v = this.get(name);
-    const path = v.backing.device ?? v.backing.file;
+    // The file, never the loop device: udev's probe leaves the loop device's page cache holding
+    // what the volume read when it was made, and writes that arrive as bios through nvmet or LIO
+    // do not refresh it. The loop driver writes through the file's own page cache, so the file
+    // read is always current.
+    const path = v.backing.file;
     if (!path) refuse('name', `volume ${name} is a ramdisk: the target cannot read it back`, 'NO_BACKING_FILE');
     const fh = await open(path, 'r');
     try {

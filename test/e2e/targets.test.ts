@@ -306,6 +306,26 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     await iscsiLogoutAll();
   });
 
+  it('lets in only the initiators on the ACL, and with CHAP only those that know the secret', async () => {
+    const login = (iqn: string, extra = ''): Promise<{ exitCode: number | null }> =>
+      compute.exec(['bash', '-c', `iscsiadm -m discovery -t sendtargets -p ${A}:3260 >/dev/null; ${extra} iscsiadm -m node -T ${iqn} -p ${A}:3260 --login`], { timeoutMs: 120_000 });
+    const other = await create('iscsi', { name: 'iother', sizeMiB: 8, initiators: ['iqn.2026-11.io.brick-lab:elsewhere:node'] });
+    expect((await login(other.iscsi!.iqn)).exitCode).not.toBe(0);
+    await iscsiLogoutAll();
+
+    const chap = { username: 'brick-user', password: 'brick-secret-1234' };
+    const secret = await create('iscsi', { name: 'ichap', sizeMiB: 8, initiators: [computeIqn], chap });
+    expect(secret.connectionInfo.data).toMatchObject({ auth_method: 'CHAP', auth_username: chap.username, auth_password: chap.password });
+    expect((await login(secret.iscsi!.iqn)).exitCode).not.toBe(0);
+    await iscsiLogoutAll();
+    const set = (k: string, v: string): string => `iscsiadm -m node -T ${secret.iscsi!.iqn} -p ${A}:3260 -o update -n ${k} -v ${v};`;
+    const withChap = set('node.session.auth.authmethod', 'CHAP') + set('node.session.auth.username', chap.username) + set('node.session.auth.password', chap.password);
+    expect((await login(secret.iscsi!.iqn, withChap)).exitCode).toBe(0);
+    await iscsiLogoutAll();
+    await target.delete('/v1/targets/volumes/iother');
+    await target.delete('/v1/targets/volumes/ichap');
+  });
+
   it('deletes every volume and leaves nothing in configfs, no loop device and no file', async () => {
     const { volumes } = await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes');
     for (const v of volumes) await target.delete(`/v1/targets/volumes/${v.name}`);
