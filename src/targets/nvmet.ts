@@ -120,6 +120,11 @@ export class Nvmet {
     }
   }
 
+  /** The NSIDs a subsystem holds: one readdir, for hot paths that need no attributes. */
+  async namespaceIds(nqn: string): Promise<number[]> {
+    return (await list(this.p('subsystems', nqn, 'namespaces'))).map(Number);
+  }
+
   async removeNamespace(nqn: string, nsid: number): Promise<void> {
     const dir = this.p('subsystems', nqn, 'namespaces', String(nsid));
     if (!existsSync(dir)) return;

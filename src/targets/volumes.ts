@@ -235,7 +235,7 @@ export class TargetVolumes {
         const used = new Set(
           [...this.volumes.values()].filter((v) => v.nvme?.nqn === nqn).map((v) => v.nvme!.nsid),
         );
-        if (existing) for (const s of await this.nvmet.subsystems()) if (s.nqn === nqn) for (const ns of s.namespaces) used.add(ns.nsid);
+        if (existing) for (const id of await this.nvmet.namespaceIds(nqn)) used.add(id);
         let nsid = nsidWanted;
         if (nsid === null) {
           nsid = 1;
@@ -294,9 +294,10 @@ export class TargetVolumes {
         await this.lioRequest('delete', { name: v.name, iqn: v.iscsi.iqn, lun: v.iscsi.lun });
       } else if (v.nvme) {
         await this.nvmet.removeNamespace(v.nvme.nqn, v.nvme.nsid);
-        const left = (await this.nvmet.subsystems()).find((s) => s.nqn === v.nvme!.nqn);
-        if (left && left.namespaces.length === 0) await this.nvmet.deleteSubsystem(v.nvme.nqn);
-        await this.nvmet.pruneUnused();
+        if (this.nvmet.subsystemExists(v.nvme.nqn) && (await this.nvmet.namespaceIds(v.nvme.nqn)).length === 0) {
+          await this.nvmet.deleteSubsystem(v.nvme.nqn);
+          await this.nvmet.pruneUnused();
+        }
       }
       if (v.backing.device) await this.detachLoop(v.backing.device);
       if (v.backing.file) await rm(v.backing.file, { force: true });
