@@ -40,7 +40,6 @@ export async function targetRoutes(app: FastifyInstance, volumes: TargetVolumes)
         properties: {
           name,
           sizeMiB: { type: 'number' },
-          backing: { type: 'string' },
           nqn: { type: 'string' },
           nsid: { type: 'number' },
           hosts: { type: 'array', items: { type: 'string' }, maxItems: 64 },

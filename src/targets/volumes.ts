@@ -9,7 +9,7 @@ import { iscsiConnectionInfo, lioWwid, nguidFromUuid, nvmeofConnectionInfo, type
 import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from './validate.js';
 
 export type IscsiBackstore = 'fileio' | 'block' | 'ramdisk';
-export type NvmeBacking = 'file' | 'block';
+export type NvmeBacking = 'block';
 
 export interface DataNetwork {
   name: string;
@@ -32,7 +32,6 @@ export interface IscsiVolumeRequest {
 export interface NvmeVolumeRequest {
   name: string;
   sizeMiB: number;
-  backing?: NvmeBacking;
   nqn?: string;
   nsid?: number;
   hosts?: string[];
@@ -156,6 +155,10 @@ export class TargetVolumes {
     const lun = req.lun === undefined ? null : checkInt(req.lun, 'lun', 0, 16383);
     const initiators = (req.initiators ?? []).map((x, i) => checkIqn(x, `initiators[${i}]`));
     const demoMode = req.demoMode ?? initiators.length === 0;
+    if (lun !== null && lun > 255 && !demoMode) {
+      // rtslib maps LUNs into an ACL as 0-255 only; above that an initiator sees a LUN through demo mode.
+      refuse('lun', `LUN ${lun} can only be exported in demo mode (ACL-mapped LUNs are 0-255 in rtslib); pass demoMode: true or a LUN <= 255`);
+    }
     if (req.chap && (!/^[\x21-\x7e]{1,255}$/.test(req.chap.username) || !/^[\x21-\x7e]{12,255}$/.test(req.chap.password))) {
       refuse('chap', 'username must be 1-255 printable characters and password 12-255 (no spaces)');
     }
@@ -215,8 +218,6 @@ export class TargetVolumes {
   createNvme(req: NvmeVolumeRequest): Promise<TargetVolume> {
     this.checkNew(req.name);
     const sizeMiB = checkSize(req.sizeMiB);
-    const backing = req.backing ?? 'file';
-    if (!['file', 'block'].includes(backing)) refuse('backing', `must be file or block (got ${JSON.stringify(backing)})`);
     const nqn = checkNqn(req.nqn ?? `nqn.2026-11.io.brick-lab:${this.lab}.${req.name}`);
     const nsidWanted = req.nsid === undefined ? null : checkInt(req.nsid, 'nsid', 1, 1024);
     const hosts = (req.hosts ?? []).map((h, i) => checkNqn(h, `hosts[${i}]`));
@@ -245,19 +246,17 @@ export class TargetVolumes {
         }
         const file = await this.makeFile(req.name, sizeMiB);
         undo.push(() => rm(file, { force: true }));
-        let device: string | undefined;
-        if (backing === 'block') {
-          device = await this.attachLoop(file);
-          const d = device;
-          undo.push(() => this.detachLoop(d));
-        }
+        // Always through a loop device: on 6.1 a namespace backed by a tmpfs file reports a
+        // 1-byte block size (the host sees a 0-byte disk), buffered_io or not.
+        const device = await this.attachLoop(file);
+        undo.push(() => this.detachLoop(device));
         if (!existing) {
           await this.nvmet.createSubsystem(nqn, allowAnyHost);
           undo.push(() => this.nvmet.deleteSubsystem(nqn));
         }
         for (const h of hosts) await this.nvmet.allowHost(nqn, h);
         const n = nsid;
-        await this.nvmet.addNamespace(nqn, { nsid: n, devicePath: device ?? file, uuid, nguid, bufferedIo: !device, anaGroup });
+        await this.nvmet.addNamespace(nqn, { nsid: n, devicePath: device, uuid, nguid, bufferedIo: false, anaGroup });
         undo.push(() => this.nvmet.removeNamespace(nqn, n));
         const portals = [];
         for (const net of nets) {
@@ -271,7 +270,7 @@ export class TargetVolumes {
           protocol: 'nvmeof',
           id: uuid,
           sizeMiB,
-          backing: { kind: backing, file, ...(device ? { device } : {}) },
+          backing: { kind: 'block', file, device },
           portals,
           nvme: { nqn, nsid: n, uuid, nguid, hosts, allowAnyHost, anaGroup },
           connectionInfo: nvmeofConnectionInfo({ nqn, nsid: n, uuid, nguid, portals, hostNqn: hosts.length === 1 ? hosts[0] : undefined }),
@@ -362,7 +361,7 @@ export class TargetVolumes {
         for (const h of s.hosts) await this.nvmet.allowHost(s.nqn, h);
         for (const ns of s.namespaces) {
           const vol = [...this.volumes.values()].find((v) => v.nvme?.nqn === s.nqn && v.nvme.nsid === ns.nsid);
-          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: ns.nguid.replace(/-/g, ''), bufferedIo: !vol?.backing.device, anaGroup: ns.anaGroup });
+          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: ns.nguid.replace(/-/g, ''), bufferedIo: !vol?.backing.device && !ns.devicePath.startsWith('/dev/'), anaGroup: ns.anaGroup });
         }
       }
       for (const p of ports) for (const s of p.subsystems) await this.nvmet.linkPort(s, p.id);

@@ -151,6 +151,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     const dev = await iscsiLogin(v, `${B}:3260`);
     expect(dev).toMatch(/^\/dev\/sd[a-z]+$/);
     expect((await sh(compute, `/lib/udev/scsi_id -g -u -d ${dev}`)).trim()).toBe(v.iscsi!.wwid);
+    expect(Number(await sh(compute, `cat /sys/block/${dev.replace('/dev/', '')}/size`))).toBe(v.sizeMiB * 2048);
     await compute.run(writeSignatureArgv(dev), { input: signatureText({ volume: v.name, id: v.id }) });
     expect(parseSignature((await compute.run(readSignatureArgv(dev))).stdout)).toEqual({ volume: v.name, id: v.id });
     const onTarget = await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`);
@@ -160,7 +161,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
 
   it('creates NVMe/TCP volumes, alone and sharing a subsystem, that nvme discover shows on both ports', async () => {
     const one = await create('nvmet', { name: 'nfile', sizeMiB: 32 });
-    const two = await create('nvmet', { name: 'nblock', sizeMiB: 32, backing: 'block', nqn: 'nqn.2026-11.io.brick-lab:e2e.shared', hosts: [computeNqn] });
+    const two = await create('nvmet', { name: 'nblock', sizeMiB: 32, nqn: 'nqn.2026-11.io.brick-lab:e2e.shared', hosts: [computeNqn] });
     const three = await create('nvmet', { name: 'nthree', sizeMiB: 32, nqn: 'nqn.2026-11.io.brick-lab:e2e.shared', nsid: 5 });
     expect(one.nvme).toMatchObject({ nqn: `nqn.2026-11.io.brick-lab:${LAB}.nfile`, nsid: 1, allowAnyHost: true });
     expect(two.nvme).toMatchObject({ nsid: 1, allowAnyHost: false, hosts: [computeNqn] });
@@ -195,6 +196,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     const base = dev.replace('/dev/', '');
     expect((await sh(compute, `cat /sys/block/${base}/nguid`)).trim().replace(/-/g, '')).toBe(v.nvme!.nguid);
     expect((await sh(compute, `cat /sys/block/${base}/nsid`)).trim()).toBe('1');
+    expect(Number(await sh(compute, `cat /sys/block/${base}/size`))).toBe(v.sizeMiB * 2048);
     await compute.run(writeSignatureArgv(dev), { input: signatureText({ volume: v.name, id: v.id }) });
     const onTarget = await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`);
     expect(onTarget.signature).toEqual({ volume: v.name, id: v.id });
@@ -234,6 +236,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
       ['unknown volume', () => target.delete('/v1/targets/volumes/no-such-volume'), 'VOLUME_UNKNOWN', 'name'],
       ['unknown network', () => create('iscsi', { name: 'bad8', sizeMiB: 8, networks: ['path-z'] }), 'BAD_REQUEST', 'networks[0]'],
       ['lun out of range', () => create('iscsi', { name: 'bad9', sizeMiB: 8, lun: 70000 }), 'BAD_REQUEST', 'lun'],
+      ['lun above 255 with an ACL', () => create('iscsi', { name: 'bad10', sizeMiB: 8, lun: 300, initiators: [computeIqn] }), 'BAD_REQUEST', 'lun'],
     ];
     for (const [what, call, code, field] of cases) {
       const e = await refusal(call());
