@@ -138,12 +138,11 @@ export class TargetVolumes {
   }
 
   private async attachLoop(file: string): Promise<string> {
-    const r = await exec(['losetup', '--find', '--show', file], { timeoutMs: 30_000 });
-    return r.stdout.trim();
+    return (await this.lioRequest<{ device: string }>('loop_attach', { file })).device;
   }
 
   private async detachLoop(device: string): Promise<void> {
-    await exec(['losetup', '--detach', device], { timeoutMs: 30_000, reject: false });
+    await this.lioRequest('loop_detach', { device }).catch(() => undefined);
   }
 
   createIscsi(req: IscsiVolumeRequest): Promise<TargetVolume> {
