@@ -107,6 +107,11 @@ role_setup() {
       modprobe scsi_debug add_host=0 per_host_store=1 dev_size_mb=32 || fail modules "modprobe scsi_debug failed"
       modprobe -a sd_mod sg iscsi_tcp nvme_tcp nvme_fabrics dm_multipath || fail modules "modprobe of the initiator modules failed"
       iscsid || fail iscsid "iscsid did not start"
+      # multipathd makes maps only for WWIDs a connector adds (find_multipaths strict), as
+      # os-brick does with `multipath -a`: a single-path volume stays a plain disk.
+      mkdir -p /etc/multipath
+      printf 'defaults {\n  user_friendly_names no\n  find_multipaths strict\n}\nblacklist {\n  devnode "^(vd|loop|ram|nvme)"\n}\n' >/etc/multipath.conf
+      multipathd || fail multipathd "multipathd did not start"
       ;;
   esac
   mark role

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     lab,
     ...(targets ? { targets } : {}),
     localDisks: role === 'compute',
+    compute: role === 'compute',
     node: need('BRICK_NODE'),
     role,
     token: readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim(),

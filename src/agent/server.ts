@@ -5,6 +5,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import type { TargetVolumes } from '../targets/volumes.js';
+import { computeRoutes } from './compute.js';
+import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
 import { parseDpkgStatus } from './tools.js';
 
@@ -24,6 +26,8 @@ export interface AgentOptions {
   targets?: TargetVolumes;
   /** Compute nodes: scsi_debug local disks behind /v1/local-disks. */
   localDisks?: boolean;
+  /** Compute nodes: the connectors' fetch-paths API and the inventory. */
+  compute?: boolean;
 }
 
 export interface HealthReport {
@@ -195,12 +199,13 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     }
   });
 
-  if (opts.targets || opts.localDisks) {
+  if (opts.targets || opts.localDisks || opts.compute) {
     const targets = opts.targets;
     await app.register(async (scoped) => {
       scoped.addHook('onRequest', requireToken);
       if (targets) await targetRoutes(scoped, targets);
       if (opts.localDisks) await localDiskRoutes(scoped);
+      if (opts.compute) await computeRoutes(scoped);
     });
   }
 

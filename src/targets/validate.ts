@@ -29,12 +29,14 @@ export function checkIqn(iqn: unknown, field = 'iqn'): string {
   return iqn;
 }
 
-// NVMe qualified name (NVMe base spec 4.5): nqn.YYYY-MM.reversed.domain:unique, or the UUID form.
-const NQN = /^nqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*:[A-Za-z0-9._:-]+$/;
+// NVMe qualified names: the spec's form is nqn.YYYY-MM.reversed.domain:unique, but real payloads
+// carry others (Cinder's nvmet driver makes "nqn.nvme-subsystem-1-<uuid>") and the kernel takes
+// them. Refused: what cannot be a configfs directory name or an nvme-cli argument.
+const NQN = /^nqn\.[A-Za-z0-9._:-]+$/;
 
 export function checkNqn(nqn: unknown, field = 'nqn'): string {
   if (typeof nqn !== 'string' || nqn.length > 223 || !NQN.test(nqn)) {
-    refuse(field, `${JSON.stringify(nqn)} is not an NVMe qualified name: nqn.YYYY-MM.reversed.domain:unique (at most 223 characters, no '/')`, 'BAD_NQN');
+    refuse(field, `${JSON.stringify(nqn)} is not an NVMe qualified name: "nqn." then letters, digits, '.', ':', '-' or '_' (at most 223 characters, no '/' or spaces)`, 'BAD_NQN');
   }
   return nqn;
 }

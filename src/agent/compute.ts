@@ -1,0 +1,143 @@
+import type { FastifyInstance } from 'fastify';
+import { IscsiConnector } from '../connectors/iscsi.js';
+import { LocalConnector } from '../connectors/local.js';
+import { NvmeConnector } from '../connectors/nvme.js';
+import type { ConnectionProperties } from '../connectors/properties.js';
+import type { Connector, DeviceInfo } from '../connectors/types.js';
+import { diffSnapshots } from '../inventory/diff.js';
+import { findOrphans, type Orphan, type VolumeIdentity } from '../inventory/orphans.js';
+import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { toolViews } from '../inventory/tools.js';
+import { realHostFs, recordingHostFs } from '../system/hostfs.js';
+
+type Protocol = 'iscsi' | 'nvmeof' | 'local';
+
+export function connectors(): Record<Protocol, Connector> {
+  return { iscsi: new IscsiConnector() as Connector, nvmeof: new NvmeConnector() as Connector, local: new LocalConnector() as Connector };
+}
+
+/** What identifies the volume of these properties on a host, for the orphan check. */
+export function identityFromProperties(p: ConnectionProperties, wwid?: string | null): VolumeIdentity {
+  if (p.protocol === 'iscsi') {
+    const first = p.paths[0]!;
+    return { protocol: 'iscsi', iscsi: { iqn: first.iqn, portals: p.paths.filter((x) => x.iqn === first.iqn).map((x) => x.portal), lun: first.lun, wwid: wwid ?? p.deviceWwid } };
+  }
+  if (p.protocol === 'nvmeof') {
+    return { protocol: 'nvmeof', nvme: { nqn: p.nqn, portals: p.portals.map((x) => `${x.address}:${x.port}`), nsid: p.nsid, uuid: p.uuid, nguid: p.nguid } };
+  }
+  return { protocol: 'local', local: { device: p.devicePath, wwid: wwid ?? null } };
+}
+
+/** Orphans from sysfs, plus what the tools still show that sysfs does not account for. */
+export async function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[]): Promise<Orphan[]> {
+  const out = findOrphans(snap, v, stillAttached);
+  const tools = await toolViews();
+  if (v.iscsi) {
+    const iv = v.iscsi;
+    const shared = (portal: string): boolean => stillAttached.some((o) => o.iscsi?.iqn === iv.iqn && o.iscsi.portals.includes(portal));
+    for (const s of tools.iscsiSessions) {
+      if (s.iqn !== iv.iqn || !iv.portals.includes(s.portal) || shared(s.portal)) continue;
+      if (!out.some((o) => o.kind === 'iscsi-session' && o.id === `session${s.sid}`)) out.push({ kind: 'iscsi-session', id: `session${s.sid}`, evidence: `iscsiadm -m session: ${s.line}` });
+    }
+  }
+  if (v.nvme && !stillAttached.some((o) => o.nvme?.nqn === v.nvme!.nqn)) {
+    for (const c of tools.nvmeControllers) {
+      if (c.nqn !== v.nvme.nqn || out.some((o) => o.kind === 'nvme-controller' && o.id === c.name)) continue;
+      out.push({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` });
+    }
+  }
+  return out;
+}
+
+const protocolParam = { type: 'object', required: ['protocol'], properties: { protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] } } } as const;
+
+/** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
+export async function computeRoutes(app: FastifyInstance): Promise<void> {
+  const all = connectors();
+  const pick = (p: string): Connector => all[p as Protocol];
+
+  app.get('/v1/connectors', async () => ({
+    connectors: Object.values(all).map((c) => ({ protocol: c.protocol, searchPath: c.getSearchPath() })),
+  }));
+
+  app.get<{ Params: { protocol: string } }>('/v1/connectors/:protocol/search-path', { schema: { params: protocolParam } }, async (req) => ({
+    searchPath: pick(req.params.protocol).getSearchPath(),
+  }));
+
+  app.post<{ Params: { protocol: string }; Body: unknown }>('/v1/connectors/:protocol/volume-paths', {
+    schema: { params: protocolParam, body: { type: 'object' } },
+  }, async (req) => {
+    const c = pick(req.params.protocol);
+    return c.getVolumePaths(c.normalise(req.body));
+  });
+
+  app.post<{ Params: { protocol: string }; Body: unknown }>('/v1/connectors/:protocol/available-volumes', {
+    schema: { params: protocolParam },
+  }, async (req) => {
+    const c = pick(req.params.protocol);
+    const body = req.body as Record<string, unknown> | undefined;
+    const props = body && Object.keys(body).length > 0 ? c.normalise(body) : undefined;
+    return { volumes: await c.getAllAvailableVolumes(props) };
+  });
+
+  app.post<{ Params: { protocol: string }; Body: { properties: unknown; multipath?: boolean } }>('/v1/connectors/:protocol/connect', {
+    schema: {
+      params: protocolParam,
+      body: { type: 'object', additionalProperties: false, required: ['properties'], properties: { properties: { type: 'object' }, multipath: { type: 'boolean' } } },
+    },
+  }, async (req) => {
+    const c = pick(req.params.protocol);
+    return c.connectVolume(c.normalise(req.body.properties), { multipath: req.body.multipath ?? false });
+  });
+
+  app.post<{ Params: { protocol: string }; Body: { properties: unknown; deviceInfo?: DeviceInfo; force?: boolean; ignoreErrors?: boolean } }>('/v1/connectors/:protocol/disconnect', {
+    schema: {
+      params: protocolParam,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['properties'],
+        properties: { properties: { type: 'object' }, deviceInfo: { type: ['object', 'null'] }, force: { type: 'boolean' }, ignoreErrors: { type: 'boolean' } },
+      },
+    },
+  }, async (req) => {
+    const c = pick(req.params.protocol);
+    return c.disconnectVolume(c.normalise(req.body.properties), req.body.deviceInfo ?? null, { force: req.body.force ?? false, ignoreErrors: req.body.ignoreErrors ?? false });
+  });
+
+  app.get<{ Querystring: { record?: string } }>('/v1/inventory', async (req) => {
+    if (req.query.record === '1') {
+      // The snapshot and every read behind it: a unit-test fixture captured from this node.
+      const { fs, recording } = recordingHostFs(realHostFs);
+      return { snapshot: await takeSnapshot(fs), recording };
+    }
+    return takeSnapshot();
+  });
+
+  app.post<{ Body: { before: HostSnapshot } }>('/v1/inventory/diff', {
+    schema: { body: { type: 'object', required: ['before'], properties: { before: { type: 'object' } } } },
+  }, async (req) => diffSnapshots(req.body.before, await takeSnapshot()));
+
+  app.post<{ Body: { protocol: Protocol; properties: unknown; wwid?: string; stillAttached?: Array<{ protocol: Protocol; properties: unknown }> } }>('/v1/inventory/orphans', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['protocol', 'properties'],
+        properties: {
+          protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] },
+          properties: { type: 'object' },
+          wwid: { type: 'string' },
+          stillAttached: { type: 'array', items: { type: 'object', required: ['protocol', 'properties'], properties: { protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] }, properties: { type: 'object' } } } },
+        },
+      },
+    },
+  }, async (req) => {
+    const v = identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null);
+    const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
+    const snapshot = await takeSnapshot();
+    const orphans = await orphansWithTools(snapshot, v, others);
+    return { clean: orphans.length === 0, orphans, volume: v };
+  });
+
+}

@@ -1,0 +1,194 @@
+import { writeFile } from 'node:fs/promises';
+import { BrickError } from '../system/errors.js';
+import { exec } from '../system/exec.js';
+import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { iscsiDevicesOf, type VolumeIdentity } from '../inventory/orphans.js';
+import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { deleteScsiDevice, flushDevice, settle, waitFor } from './block.js';
+import { flushMultipathMap, multipathMapFor } from './multipath.js';
+import { byPathName, normalise, type IscsiProperties, type IscsiTargetPath } from './properties.js';
+import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+
+const ISCSIADM_TIMEOUT = 120_000;
+/** iscsiadm's "no records/sessions found" and "session already exists". */
+const NO_OBJS = 21;
+const SESSION_EXISTS = 15;
+
+function iscsiadm(args: string[], reject = true): ReturnType<typeof exec> {
+  return exec(['iscsiadm', ...args], { timeoutMs: ISCSIADM_TIMEOUT, reject });
+}
+
+function identityOf(props: IscsiProperties, path: IscsiTargetPath): NonNullable<VolumeIdentity['iscsi']> {
+  return { iqn: path.iqn, portals: props.paths.filter((p) => p.iqn === path.iqn).map((p) => p.portal), lun: path.lun, wwid: props.deviceWwid };
+}
+
+/**
+ * open-iscsi the way os-brick drives it: a node record per (portal, IQN) with manual session scans,
+ * login only when there is no session, a targeted scan of the one LUN, and on detach the removal
+ * of exactly this volume's devices and a logout only from sessions no other LUN still uses.
+ */
+export class IscsiConnector implements Connector<IscsiProperties> {
+  readonly protocol = 'iscsi' as const;
+
+  constructor(private readonly fs: HostFs = realHostFs) {}
+
+  normalise(payload: unknown): IscsiProperties {
+    // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
+    return normalise('iscsi', payload) as IscsiProperties;
+  }
+
+  getSearchPath(): string {
+    return '/dev/disk/by-path';
+  }
+
+  private async ensureNode(p: IscsiTargetPath, props: IscsiProperties): Promise<void> {
+    const show = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal], false);
+    if (show.exitCode !== 0) await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'new']);
+    const set = (k: string, v: string): Promise<unknown> => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'update', '-n', k, '-v', v]);
+    // Manual scan: a login must not bring in every LUN of a shared target (os-brick bug 1483326).
+    await set('node.session.scan', 'manual');
+    if (props.auth) {
+      await set('node.session.auth.authmethod', 'CHAP');
+      await set('node.session.auth.username', props.auth.username);
+      await set('node.session.auth.password', props.auth.password);
+    }
+    await set('node.startup', 'automatic');
+  }
+
+  private async sessionFor(p: IscsiTargetPath, snap?: HostSnapshot): Promise<{ sid: number; host: number | null } | null> {
+    const s = snap ?? (await takeSnapshot(this.fs));
+    const x = s.iscsiSessions.find((y) => y.targetIqn === p.iqn && y.portal === p.portal);
+    return x ? { sid: x.sid, host: x.host } : null;
+  }
+
+  /** The block device of one LUN under one session, straight from sysfs. */
+  private async deviceUnder(sid: number, lun: number): Promise<string | null> {
+    const dir = `/sys/class/iscsi_session/session${sid}/device`;
+    for (const t of await this.fs.list(dir)) {
+      if (!t.startsWith('target')) continue;
+      for (const d of await this.fs.list(`${dir}/${t}`)) {
+        if (!d.endsWith(`:${lun}`)) continue;
+        const blocks = await this.fs.list(`${dir}/${t}/${d}/block`);
+        if (blocks[0]) return blocks[0];
+      }
+    }
+    return null;
+  }
+
+  private async attachPath(p: IscsiTargetPath, props: IscsiProperties): Promise<string> {
+    await this.ensureNode(p, props);
+    let session = await this.sessionFor(p);
+    if (!session) {
+      const r = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--login'], false);
+      if (r.exitCode !== 0 && r.exitCode !== SESSION_EXISTS) {
+        throw new BrickError('ISCSI_LOGIN_FAILED', `login to ${p.iqn} at ${p.portal} failed (iscsiadm exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop()}`, { statusCode: 502 });
+      }
+      session = await waitFor(`session to ${p.iqn} at ${p.portal}`, () => this.sessionFor(p), 30_000);
+    }
+    if (session.host === null) throw new BrickError('ISCSI_NO_HOST', `session${session.sid} has no SCSI host`);
+    const existing = await this.deviceUnder(session.sid, p.lun);
+    if (existing) return existing;
+    await writeFile(`/sys/class/scsi_host/host${session.host}/scan`, `- - ${p.lun}`);
+    const sid = session.sid;
+    return waitFor(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, () => this.deviceUnder(sid, p.lun), 30_000);
+  }
+
+  async connectVolume(props: IscsiProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
+    const found: Array<{ path: IscsiTargetPath; block: string }> = [];
+    const errors: string[] = [];
+    for (const p of props.paths) {
+      try {
+        found.push({ path: p, block: await this.attachPath(p, props) });
+        if (!opts.multipath) break; // single path: the first portal that works, as os-brick does
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    if (found.length === 0) {
+      throw new BrickError('CONNECT_FAILED', `no path to the volume worked: ${errors.join('; ')}`, { statusCode: 502 });
+    }
+    await settle();
+    const wwid = (await takeSnapshot(this.fs)).scsiDevices.find((d) => d.block === found[0]!.block)?.wwid ?? null;
+    const devices = found.map((f) => f.block);
+    if (opts.multipath && wwid) {
+      const map = await multipathMapFor(wwid, devices);
+      return { type: 'block', path: `/dev/${map}`, devices, multipath: true, identity: wwid };
+    }
+    return { type: 'block', path: `/dev/${devices[0]}`, devices, multipath: false, identity: wwid };
+  }
+
+  async disconnectVolume(props: IscsiProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
+    const removed: string[] = [];
+    const errors: string[] = [];
+    const step = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await fn();
+        removed.push(what);
+        return true;
+      } catch (e) {
+        if (!opts.ignoreErrors) throw e;
+        errors.push(`${what}: ${(e as Error).message}`);
+        return false;
+      }
+    };
+    let snap = await takeSnapshot(this.fs);
+    const blocks = new Set<string>(device?.devices ?? []);
+    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) blocks.add(d.block);
+    const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((d) => d.block && blocks.has(d.block))?.wwid ?? null;
+    for (const m of snap.multipathMaps) {
+      if (m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid)) {
+        await step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));
+      }
+    }
+    for (const b of blocks) {
+      if (!(await this.fs.exists(`/sys/block/${b}`))) continue;
+      try {
+        await flushDevice(`/dev/${b}`);
+      } catch (e) {
+        // force=False and a failed flush: stop here, on purpose (os-brick keeps the data safe).
+        if (!opts.force && !opts.ignoreErrors) throw e;
+        errors.push((e as Error).message);
+      }
+      await step(`scsi device ${b}`, () => deleteScsiDevice(b));
+    }
+    snap = await takeSnapshot(this.fs);
+    for (const p of props.paths) {
+      const s = snap.iscsiSessions.find((x) => x.targetIqn === p.iqn && x.portal === p.portal);
+      const inUse = s ? snap.scsiDevices.some((d) => d.session === s.sid) : false;
+      if (inUse) continue; // another LUN of this target still uses the session
+      if (s) await step(`session${s.sid} (${p.iqn} at ${p.portal})`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--logout']));
+      const node = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal], false);
+      if (node.exitCode === 0) await step(`node record ${p.iqn} ${p.portal}`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'delete']));
+      else if (node.exitCode !== NO_OBJS && !opts.ignoreErrors) throw new BrickError('ISCSIADM_FAILED', node.stderr.trim());
+    }
+    await settle();
+    return { removed, errors };
+  }
+
+  async getVolumePaths(props: IscsiProperties): Promise<VolumePaths> {
+    const snap = await takeSnapshot(this.fs);
+    const names = new Set(props.paths.map(byPathName));
+    const paths = snap.links.filter((l) => l.dir === 'by-path' && names.has(l.name) && !l.dangling).map((l) => `/dev/disk/by-path/${l.name}`);
+    const devices = new Set<string>();
+    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) devices.add(d.block);
+    for (const m of snap.multipathMaps) if (m.slaves.some((s) => devices.has(s))) devices.add(m.dm);
+    return { paths: paths.sort(), devices: [...devices].sort() };
+  }
+
+  async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
+    const snap = await takeSnapshot(this.fs);
+    const byWwid = new Map<string, AvailableVolume>();
+    for (const d of snap.scsiDevices) {
+      if (d.session === null || !d.block) continue;
+      const s = snap.iscsiSessions.find((x) => x.sid === d.session);
+      if (props && !props.paths.some((p) => p.iqn === s?.targetIqn && p.lun === d.lun)) continue;
+      const key = d.wwid ?? d.hctl;
+      const v = byWwid.get(key) ?? { protocol: 'iscsi' as const, identity: { wwid: d.wwid, target: s?.targetIqn ?? null, lun: d.lun, portals: [] as string[] }, paths: [] as string[], devices: [] as string[] };
+      if (s?.portal && !v.identity.portals!.includes(s.portal)) v.identity.portals!.push(s.portal);
+      v.devices.push(d.block);
+      for (const l of snap.links) if (l.dir === 'by-path' && l.target === d.block) v.paths.push(`/dev/disk/by-path/${l.name}`);
+      byWwid.set(key, v);
+    }
+    return [...byWwid.values()];
+  }
+}

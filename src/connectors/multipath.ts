@@ -1,0 +1,35 @@
+import { BrickError } from '../system/errors.js';
+import { exec } from '../system/exec.js';
+import { takeSnapshot, type MultipathMap } from '../inventory/snapshot.js';
+import { flushDevice, waitFor } from './block.js';
+
+/**
+ * dm-multipath the way os-brick uses it: the WWID goes into multipath's wwids file, each path is
+ * handed to multipathd, and the map (named by its WWID) appears as a dm device.
+ */
+export async function multipathdRunning(): Promise<boolean> {
+  const r = await exec(['multipathd', 'show', 'daemon'], { timeoutMs: 10_000, reject: false }).catch(() => null);
+  return r?.exitCode === 0 && /running|idle/.test(r.stdout);
+}
+
+export async function multipathMapFor(wwid: string, devices: string[]): Promise<string> {
+  if (!(await multipathdRunning())) {
+    throw new BrickError('MULTIPATHD_NOT_RUNNING', 'multipath was asked for but multipathd is not running on this node', { statusCode: 409 });
+  }
+  await exec(['multipath', '-a', wwid], { timeoutMs: 30_000, reject: false });
+  for (const d of devices) await exec(['multipathd', 'add', 'path', d], { timeoutMs: 30_000, reject: false });
+  return waitFor(
+    `multipath map for ${wwid}`,
+    async () => (await takeSnapshot()).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null,
+    60_000,
+  );
+}
+
+export async function flushMultipathMap(m: MultipathMap, force: boolean): Promise<void> {
+  try {
+    await flushDevice(`/dev/${m.dm}`);
+  } catch (e) {
+    if (!force) throw e;
+  }
+  await exec(['multipath', '-f', m.name ?? m.dm], { timeoutMs: 60_000 });
+}

@@ -1,0 +1,124 @@
+import { BrickError } from '../system/errors.js';
+import { exec } from '../system/exec.js';
+import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { nvmeNamespacesOf, type VolumeIdentity } from '../inventory/orphans.js';
+import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { flushDevice, settle, waitFor } from './block.js';
+import { normalise, type NvmeProperties } from './properties.js';
+import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+
+/** Seconds a controller keeps reconnecting after its path is lost; explicit, never os-brick's -1. */
+export const CTRL_LOSS_TMO = 30;
+
+function identityOf(p: NvmeProperties): NonNullable<VolumeIdentity['nvme']> {
+  return { nqn: p.nqn, portals: p.portals.map((x) => `${x.address}:${x.port}`), nsid: p.nsid, uuid: p.uuid, nguid: p.nguid };
+}
+
+/**
+ * nvme-cli over TCP: one controller per portal (the kernel's native multipath joins them into
+ * one namespace head), the namespace found by UUID, then NGUID, then NSID; on detach only
+ * controllers that hold no other namespace in use are disconnected.
+ */
+export class NvmeConnector implements Connector<NvmeProperties> {
+  readonly protocol = 'nvmeof' as const;
+
+  constructor(private readonly fs: HostFs = realHostFs) {}
+
+  normalise(payload: unknown): NvmeProperties {
+    // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
+    return normalise('nvmeof', payload) as NvmeProperties;
+  }
+
+  getSearchPath(): string {
+    return '/dev';
+  }
+
+  private controllerFor(s: HostSnapshot, p: NvmeProperties, address: string, port: number): string | null {
+    return s.nvmeControllers.find((c) => c.subsysNqn === p.nqn && c.traddr === address && c.trsvcid === String(port))?.name ?? null;
+  }
+
+  async connectVolume(props: NvmeProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
+    const errors: string[] = [];
+    let connected = 0;
+    const portals = opts.multipath === false ? props.portals.slice(0, 1) : props.portals;
+    for (const portal of portals) {
+      const snap = await takeSnapshot(this.fs);
+      if (this.controllerFor(snap, props, portal.address, portal.port)) {
+        connected++;
+        continue;
+      }
+      const argv = ['nvme', 'connect', '-t', 'tcp', '-a', portal.address, '-s', String(portal.port), '-n', props.nqn, '-l', String(CTRL_LOSS_TMO)];
+      if (props.hostNqn) argv.push('-q', props.hostNqn);
+      const r = await exec(argv, { timeoutMs: 60_000, reject: false });
+      if (r.exitCode === 0) connected++;
+      else errors.push(`${portal.address}:${portal.port}: ${r.stderr.trim().split('\n').pop()}`);
+    }
+    if (connected === 0) throw new BrickError('CONNECT_FAILED', `no NVMe/TCP portal of ${props.nqn} accepted a connection: ${errors.join('; ')}`, { statusCode: 502 });
+    const ns = await waitFor(
+      `namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`,
+      async () => nvmeNamespacesOf(await takeSnapshot(this.fs), identityOf(props))[0] ?? null,
+      30_000,
+    );
+    await settle();
+    return { type: 'block', path: `/dev/${ns.name}`, devices: [ns.name, ...ns.paths], multipath: ns.paths.length > 1, identity: ns.uuid };
+  }
+
+  async disconnectVolume(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
+    const removed: string[] = [];
+    const errors: string[] = [];
+    const snap = await takeSnapshot(this.fs);
+    const mine = nvmeNamespacesOf(snap, identityOf(props));
+    const heads = new Set(mine.map((n) => n.name));
+    if (device?.path.startsWith('/dev/nvme')) heads.add(device.path.slice(5));
+    for (const h of heads) {
+      if (!(await this.fs.exists(`/sys/block/${h}`))) continue;
+      try {
+        await flushDevice(`/dev/${h}`);
+      } catch (e) {
+        if (!opts.force && !opts.ignoreErrors) throw e;
+        errors.push((e as Error).message);
+      }
+    }
+    // A controller is shared when its subsystem shows a namespace that is not this volume's.
+    const others = snap.nvmeNamespaces.filter((n) => n.subsysNqn === props.nqn && !heads.has(n.name));
+    if (others.length > 0) return { removed, errors };
+    for (const c of snap.nvmeControllers.filter((x) => x.subsysNqn === props.nqn)) {
+      try {
+        await exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 });
+        removed.push(`controller ${c.name} (${c.traddr}:${c.trsvcid})`);
+      } catch (e) {
+        if (!opts.ignoreErrors) throw e;
+        errors.push((e as Error).message);
+      }
+    }
+    await settle();
+    return { removed, errors };
+  }
+
+  async getVolumePaths(props: NvmeProperties): Promise<VolumePaths> {
+    const snap = await takeSnapshot(this.fs);
+    const mine = nvmeNamespacesOf(snap, identityOf(props));
+    const paths: string[] = [];
+    for (const n of mine) if (await this.fs.exists(`/dev/${n.name}`)) paths.push(`/dev/${n.name}`);
+    return { paths, devices: mine.flatMap((n) => [n.name, ...n.paths]).sort() };
+  }
+
+  async getAllAvailableVolumes(props?: NvmeProperties): Promise<AvailableVolume[]> {
+    const snap = await takeSnapshot(this.fs);
+    const fabric = new Set(snap.nvmeControllers.filter((c) => c.transport === 'tcp').map((c) => c.subsysNqn));
+    return snap.nvmeNamespaces
+      .filter((n) => n.subsysNqn && fabric.has(n.subsysNqn) && (!props || n.subsysNqn === props.nqn))
+      .map((n) => ({
+        protocol: 'nvmeof' as const,
+        identity: {
+          uuid: n.uuid,
+          nguid: n.nguid,
+          nsid: n.nsid,
+          target: n.subsysNqn,
+          portals: snap.nvmeControllers.filter((c) => c.subsysNqn === n.subsysNqn).map((c) => `${c.traddr}:${c.trsvcid}`),
+        },
+        paths: [`/dev/${n.name}`],
+        devices: [n.name, ...n.paths],
+      }));
+  }
+}

@@ -1,0 +1,53 @@
+import type { ConnectionProperties } from './properties.js';
+
+/** What connect returns and disconnect takes back: os-brick's device_info, with what we found. */
+export interface DeviceInfo {
+  type: 'block';
+  /** The device a user opens: /dev/sdX, /dev/dm-N (multipath) or /dev/nvmeXnY. */
+  path: string;
+  /** Kernel names of every path device behind it. */
+  devices: string[];
+  multipath: boolean;
+  /** SCSI WWID (scsi_id form) or NVMe UUID, as the host read it. */
+  identity: string | null;
+}
+
+export interface DisconnectOptions {
+  /** Go on when a flush fails (data loss accepted), as os-brick's force. */
+  force?: boolean;
+  /** Swallow errors and report them instead of stopping. */
+  ignoreErrors?: boolean;
+}
+
+export interface VolumePaths {
+  /** Paths under the connector's search path that exist now (by-path links, device nodes). */
+  paths: string[];
+  /** Kernel device names found in sysfs for the volume, with or without a udev link. */
+  devices: string[];
+}
+
+export interface AvailableVolume {
+  protocol: 'iscsi' | 'nvmeof' | 'local';
+  identity: {
+    wwid?: string | null;
+    uuid?: string | null;
+    nguid?: string | null;
+    nsid?: number | null;
+    target?: string | null;
+    lun?: number | null;
+    portals?: string[];
+  };
+  paths: string[];
+  devices: string[];
+}
+
+export interface Connector<P extends ConnectionProperties = ConnectionProperties> {
+  readonly protocol: P['protocol'];
+  normalise(payload: unknown): P;
+  connectVolume(props: P, opts?: { multipath?: boolean }): Promise<DeviceInfo>;
+  disconnectVolume(props: P, device: DeviceInfo | null, opts?: DisconnectOptions): Promise<{ removed: string[]; errors: string[] }>;
+  getVolumePaths(props: P): Promise<VolumePaths>;
+  getAllAvailableVolumes(props?: P): Promise<AvailableVolume[]>;
+  /** Where the connector looks for volume paths (os-brick's get_search_path), or null. */
+  getSearchPath(): string | null;
+}

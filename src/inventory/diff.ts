@@ -1,0 +1,38 @@
+import type { HostSnapshot } from './snapshot.js';
+
+/** One line of a diff: which collection, a stable key, and the item. */
+export interface DiffEntry {
+  kind: string;
+  key: string;
+  item: unknown;
+}
+
+export interface SnapshotDiff {
+  added: DiffEntry[];
+  removed: DiffEntry[];
+}
+
+const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt'>]: (x: HostSnapshot[K][number]) => string } = {
+  scsiDevices: (d) => `${d.hctl} ${d.wwid ?? ''} ${d.block ?? ''}`,
+  iscsiSessions: (x) => `session${x.sid} ${x.targetIqn ?? ''} ${x.portal ?? ''}`,
+  iscsiNodes: (n) => `${n.iqn} ${n.portal}`,
+  nvmeControllers: (c) => `${c.name} ${c.subsysNqn ?? ''} ${c.traddr ?? ''}:${c.trsvcid ?? ''}`,
+  nvmeNamespaces: (n) => `${n.name} ${n.uuid ?? ''}`,
+  blockDevices: (b) => b.name,
+  links: (l) => `${l.dir}/${l.name} -> ${l.target ?? '(nothing)'}`,
+  multipathMaps: (m) => `${m.dm} ${m.wwid ?? ''}`,
+};
+
+/** What appeared and what went between two snapshots, by stable keys per collection. */
+export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): SnapshotDiff {
+  const added: DiffEntry[] = [];
+  const removed: DiffEntry[] = [];
+  for (const kind of Object.keys(KEYS) as Array<keyof typeof KEYS>) {
+    const key = KEYS[kind] as (x: unknown) => string;
+    const b = new Map((before[kind] as unknown[]).map((x) => [key(x), x]));
+    const a = new Map((after[kind] as unknown[]).map((x) => [key(x), x]));
+    for (const [k, x] of a) if (!b.has(k)) added.push({ kind, key: k, item: x });
+    for (const [k, x] of b) if (!a.has(k)) removed.push({ kind, key: k, item: x });
+  }
+  return { added, removed };
+}

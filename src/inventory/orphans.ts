@@ -1,0 +1,137 @@
+import { lunForPath } from '../connectors/properties.js';
+import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './snapshot.js';
+
+/** What identifies a volume on a host, from its connection properties and the target's answer. */
+export interface VolumeIdentity {
+  protocol: 'iscsi' | 'nvmeof' | 'local';
+  iscsi?: { iqn: string; portals: string[]; lun: number; wwid?: string | null };
+  nvme?: { nqn: string; portals?: string[]; nsid?: number | null; uuid?: string | null; nguid?: string | null };
+  local?: { wwid?: string | null; device?: string | null };
+}
+
+export type OrphanKind =
+  | 'scsi-device'
+  | 'block-device'
+  | 'by-path-link'
+  | 'by-id-link'
+  | 'iscsi-session'
+  | 'iscsi-node-record'
+  | 'nvme-controller'
+  | 'nvme-namespace'
+  | 'multipath-map';
+
+export interface Orphan {
+  kind: OrphanKind;
+  id: string;
+  /** Where the kernel (or iscsid) shows it: a sysfs or /dev path with what it holds. */
+  evidence: string;
+}
+
+/** The devices of an iSCSI volume: by session + LUN, or by WWID wherever they hang. */
+export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): ScsiDevice[] {
+  const sessions = new Set(s.iscsiSessions.filter((x) => x.targetIqn === v.iqn && (!x.portal || v.portals.includes(x.portal))).map((x) => x.sid));
+  return s.scsiDevices.filter((d) => {
+    if (v.wwid && d.wwid === v.wwid) return true;
+    if (d.session === null || !sessions.has(d.session) || d.lun !== v.lun) return false;
+    // Same target and LUN but another identity: a later volume that reuses the LUN id.
+    return !(v.wwid && d.wwid && d.wwid !== v.wwid);
+  });
+}
+
+export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['nvme']>): NvmeNamespace[] {
+  return s.nvmeNamespaces.filter((n) => {
+    if (v.uuid && n.uuid === v.uuid) return true;
+    if (v.nguid && n.nguid === v.nguid.replace(/-/g, '').toLowerCase()) return true;
+    if (n.subsysNqn !== v.nqn || v.nsid === undefined || v.nsid === null || n.nsid !== v.nsid) return false;
+    return !(v.uuid && n.uuid && n.uuid !== v.uuid);
+  });
+}
+
+/**
+ * Everything on the host that still refers to a volume that was detached. A session or
+ * controller that another still-attached volume uses is not an orphan: it is shared.
+ */
+export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = []): Orphan[] {
+  const out: Orphan[] = [];
+  const blocks = new Set<string>();
+  const claimedBlocks = new Set<string>();
+  for (const other of stillAttached) {
+    if (other.iscsi) for (const d of iscsiDevicesOf(s, other.iscsi)) if (d.block) claimedBlocks.add(d.block);
+    if (other.nvme) for (const n of nvmeNamespacesOf(s, other.nvme)) claimedBlocks.add(n.name);
+  }
+
+  if (v.iscsi) {
+    const iv = v.iscsi;
+    for (const d of iscsiDevicesOf(s, iv)) {
+      if (d.block && claimedBlocks.has(d.block)) continue;
+      out.push({ kind: 'scsi-device', id: d.hctl, evidence: `${d.sysfs} (wwid ${d.wwid ?? '?'}, state ${d.state ?? '?'}${d.session !== null ? `, session${d.session}` : ''})` });
+      if (d.block) {
+        blocks.add(d.block);
+        out.push({ kind: 'block-device', id: d.block, evidence: `/sys/block/${d.block} (${d.hctl})` });
+      }
+    }
+    const shared = (iqn: string, portal: string | null): boolean =>
+      stillAttached.some((o) => o.iscsi && o.iscsi.iqn === iqn && (!portal || o.iscsi.portals.includes(portal)));
+    for (const x of s.iscsiSessions) {
+      if (x.targetIqn !== iv.iqn || (x.portal && !iv.portals.includes(x.portal)) || shared(iv.iqn, x.portal)) continue;
+      out.push({ kind: 'iscsi-session', id: `session${x.sid}`, evidence: `${x.sysfs} (${x.targetIqn} via ${x.portal ?? '?'}, ${x.state ?? '?'})` });
+    }
+    for (const n of s.iscsiNodes) {
+      if (n.iqn !== iv.iqn || !iv.portals.includes(n.portal) || shared(n.iqn, n.portal)) continue;
+      out.push({ kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: n.path });
+    }
+    const names = new Set(iv.portals.map((p) => `ip-${p.replace(/^\[(.*)\]/, '$1')}-iscsi-${iv.iqn}-lun-${lunForPath(iv.lun)}`));
+    for (const l of s.links) {
+      if (l.dir === 'by-path' && names.has(l.name) && !(l.target && claimedBlocks.has(l.target))) {
+        if (l.target) blocks.add(l.target);
+        out.push({ kind: 'by-path-link', id: l.name, evidence: `/dev/disk/by-path/${l.name} -> ${l.target ?? '(nothing)'}` });
+      }
+    }
+    if (iv.wwid) {
+      for (const l of s.links) {
+        if (l.dir === 'by-id' && l.dangling && (l.name.includes(iv.wwid) || l.name.includes(iv.wwid.slice(1)))) {
+          out.push({ kind: 'by-id-link', id: l.name, evidence: `/dev/disk/by-id/${l.name} -> (nothing)` });
+        }
+      }
+    }
+  }
+
+  if (v.nvme) {
+    const nv = v.nvme;
+    for (const n of nvmeNamespacesOf(s, nv)) {
+      if (claimedBlocks.has(n.name)) continue;
+      blocks.add(n.name);
+      out.push({ kind: 'nvme-namespace', id: n.name, evidence: `${n.sysfs} (nsid ${n.nsid ?? '?'}, uuid ${n.uuid ?? '?'})` });
+    }
+    const shared = stillAttached.some((o) => o.nvme?.nqn === nv.nqn);
+    if (!shared) {
+      for (const c of s.nvmeControllers) {
+        if (c.subsysNqn !== nv.nqn) continue;
+        if (nv.portals && c.traddr && !nv.portals.includes(`${c.traddr}:${c.trsvcid}`)) continue;
+        out.push({ kind: 'nvme-controller', id: c.name, evidence: `${c.sysfs} (${c.subsysNqn} at ${c.traddr}:${c.trsvcid}, ${c.state ?? '?'})` });
+      }
+    }
+  }
+
+  if (v.local) {
+    const dev = v.local.device?.replace(/^\/dev\//, '') ?? null;
+    const d = s.scsiDevices.find((x) => (v.local!.wwid && x.wwid === v.local!.wwid) || (dev && x.block === dev));
+    if (d?.block) blocks.add(d.block);
+  }
+
+  // Links (by-path, by-id) that still resolve to one of the volume's devices.
+  for (const l of s.links) {
+    if (!l.target || !blocks.has(l.target) || claimedBlocks.has(l.target)) continue;
+    if (out.some((o) => (o.kind === 'by-path-link' || o.kind === 'by-id-link') && o.id === l.name)) continue;
+    out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: `/dev/disk/${l.dir}/${l.name} -> ${l.target}` });
+  }
+  // Multipath maps built on the volume's devices, or carrying its WWID.
+  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
+  for (const m of s.multipathMaps) {
+    if ((wwid && m.wwid === wwid) || m.slaves.some((x) => blocks.has(x))) {
+      out.push({ kind: 'multipath-map', id: m.name ?? m.dm, evidence: `/sys/block/${m.dm}/dm (name ${m.name ?? '?'}, uuid mpath-${m.wwid ?? '?'}, slaves ${m.slaves.join(' ') || '-'})` });
+    }
+  }
+  // A local disk is the host's own: only what was built on it (maps) can be left over.
+  return v.protocol === 'local' ? out.filter((o) => o.kind === 'multipath-map') : out;
+}

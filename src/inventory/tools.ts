@@ -1,0 +1,55 @@
+import { exec } from '../system/exec.js';
+
+/**
+ * The tools' own view, to cross-check sysfs: where iscsiadm or nvme-cli still show something
+ * sysfs does not (or the other way round), that disagreement is evidence in itself.
+ */
+export interface ToolSession {
+  sid: number;
+  portal: string;
+  iqn: string;
+  line: string;
+}
+
+/** `iscsiadm -m session` lines: "tcp: [3] 10.10.1.10:3260,1 iqn.2026-11.io.brick-lab:x (non-flash)". */
+export function parseIscsiadmSessions(text: string): ToolSession[] {
+  const out: ToolSession[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\S+:\s+\[(\d+)\]\s+(\S+?),(\d+)\s+(\S+)/.exec(line.trim());
+    if (m) out.push({ sid: Number(m[1]), portal: m[2]!, iqn: m[4]!, line: line.trim() });
+  }
+  return out;
+}
+
+export interface ToolNvmeController {
+  name: string;
+  nqn: string;
+  address: string;
+  state: string;
+}
+
+/** `nvme list-subsys -o json` (nvme-cli 2.x): subsystems with their paths (controllers). */
+export function parseNvmeListSubsys(json: string): ToolNvmeController[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  const out: ToolNvmeController[] = [];
+  const hosts = Array.isArray(doc) ? doc : [doc];
+  for (const h of hosts as Array<{ Subsystems?: Array<{ NQN?: string; Paths?: Array<{ Name?: string; Address?: string; State?: string }> }> }>) {
+    for (const s of h.Subsystems ?? []) {
+      for (const p of s.Paths ?? []) out.push({ name: p.Name ?? '', nqn: s.NQN ?? '', address: p.Address ?? '', state: p.State ?? '' });
+    }
+  }
+  return out;
+}
+
+export async function toolViews(): Promise<{ iscsiSessions: ToolSession[]; nvmeControllers: ToolNvmeController[] }> {
+  const [isc, nv] = await Promise.all([
+    exec(['iscsiadm', '-m', 'session'], { timeoutMs: 30_000, reject: false }).catch(() => null),
+    exec(['nvme', 'list-subsys', '-o', 'json'], { timeoutMs: 30_000, reject: false }).catch(() => null),
+  ]);
+  return { iscsiSessions: parseIscsiadmSessions(isc?.stdout ?? ''), nvmeControllers: parseNvmeListSubsys(nv?.stdout ?? '') };
+}
