@@ -3,6 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import { scsiWwid } from '../inventory/snapshot.js';
 
 /**
  * Local SCSI disks from scsi_debug on a compute node. Stage 2 loads the module with add_host=0 and
@@ -39,7 +40,7 @@ async function disksOfHost(host: number): Promise<LocalDisk[]> {
     const dev = join('/sys/class/scsi_device', e, 'device');
     const blocks = await readdir(join(dev, 'block')).catch(() => [] as string[]);
     const block = blocks[0] ?? null;
-    const wwid = await readFile(join(dev, 'wwid'), 'utf8').then((s) => s.trim()).catch(() => null);
+    const wwid = scsiWwid(await readFile(join(dev, 'wwid'), 'utf8').catch(() => null));
     const size = block ? Number(await readFile(join('/sys/block', block, 'size'), 'utf8').catch(() => 'NaN')) * 512 : null;
     out.push({ host, hctl: e, device: block ? `/dev/${block}` : null, wwid, sizeBytes: Number.isFinite(size) ? size : null });
   }

@@ -1,0 +1,238 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeviceInfo, VolumePaths, AvailableVolume } from '../../src/connectors/types.js';
+import type { Orphan } from '../../src/inventory/orphans.js';
+import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import type { AgentClient } from '../../src/lab/client.js';
+import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/targets/signature.js';
+import type { TargetVolume } from '../../src/targets/volumes.js';
+import { cli } from './helpers.js';
+
+/**
+ * The connectors and the orphan oracle on a real compute node: attach, paths equal to what the
+ * kernel holds, identity from the target, a signature written and read back, detach, nothing
+ * left. Then leftovers made on purpose, each named by the oracle with its evidence.
+ */
+const LAB = 'e2e-conn';
+
+describe('connectors and the orphan oracle', () => {
+  let target: AgentClient;
+  let compute: AgentClient;
+  let computeIqn = '';
+
+  const sh = async (script: string): Promise<string> => (await compute.run(['bash', '-c', script], { timeoutMs: 120_000 })).stdout;
+  const volume = (kind: 'iscsi' | 'nvmet', body: Record<string, unknown>): Promise<TargetVolume> => target.post<TargetVolume>(`/v1/targets/${kind}/volumes`, body);
+  const proto = (v: TargetVolume): 'iscsi' | 'nvmeof' => (v.protocol === 'iscsi' ? 'iscsi' : 'nvmeof');
+  const connect = (v: TargetVolume, multipath = false): Promise<DeviceInfo> => compute.post(`/v1/connectors/${proto(v)}/connect`, { properties: v.connectionInfo, multipath });
+  const disconnect = (v: TargetVolume, d: DeviceInfo | null): Promise<unknown> => compute.post(`/v1/connectors/${proto(v)}/disconnect`, { properties: v.connectionInfo, deviceInfo: d });
+  const paths = (v: TargetVolume): Promise<VolumePaths> => compute.post(`/v1/connectors/${proto(v)}/volume-paths`, v.connectionInfo);
+  const orphans = async (v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<Orphan[]> =>
+    (
+      await compute.post<{ orphans: Orphan[] }>('/v1/inventory/orphans', {
+        protocol: proto(v),
+        properties: v.connectionInfo,
+        ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
+        stillAttached: stillAttached.map((o) => ({ protocol: proto(o), properties: o.connectionInfo })),
+      })
+    ).orphans;
+  const kinds = (os: Orphan[]): string[] => [...new Set(os.map((o) => o.kind))].sort();
+  const snapshot = (): Promise<HostSnapshot> => compute.get<HostSnapshot>('/v1/inventory');
+
+  /** The kernel's own answer: which block devices /sys says belong to this iSCSI LUN or NVMe namespace. */
+  async function kernelDevices(v: TargetVolume): Promise<string[]> {
+    if (v.nvme) {
+      // Namespace heads only (nvme0n1); the per-controller path devices (nvme0c1n1) carry the UUID too.
+      return (await sh(`for f in /sys/block/nvme*/uuid; do d=\${f%/uuid}; d=\${d##*/}; [[ $d =~ ^nvme[0-9]+n[0-9]+$ ]] && [ "$(cat $f)" = "${v.nvme.uuid}" ] && echo $d; done; true`)).split('\n').filter(Boolean).sort();
+    }
+    return (await sh(`for d in /sys/block/sd*; do [ -e $d/device/wwid ] && [ "$(cat $d/device/wwid)" = "naa.${v.iscsi!.wwid.slice(1)}" ] && echo \${d##*/}; done; true`)).split('\n').filter(Boolean).sort();
+  }
+
+  async function roundTrip(v: TargetVolume, multipath: boolean): Promise<void> {
+    const d = await connect(v, multipath);
+    const kernel = await kernelDevices(v);
+    expect(kernel.length, 'devices in sysfs').toBe(v.nvme ? 1 : multipath ? 2 : 1);
+    const p = await paths(v);
+    for (const k of kernel) expect(p.devices).toContain(k);
+    if (v.iscsi) {
+      expect(d.identity).toBe(v.iscsi.wwid);
+      expect(p.paths.length).toBe(multipath ? 2 : 1);
+      for (const link of p.paths) expect((await sh(`readlink -f ${link}`)).trim()).toMatch(/^\/dev\/sd[a-z]+$/);
+      if (multipath) expect(d.path).toMatch(/^\/dev\/dm-\d+$/);
+    } else {
+      expect(d.identity).toBe(v.nvme!.uuid);
+      expect(p.paths).toEqual([d.path]);
+      expect(d.devices.length).toBe(multipath ? 3 : 2); // the head and one path device per controller
+    }
+    const avail = (await compute.post<{ volumes: AvailableVolume[] }>(`/v1/connectors/${proto(v)}/available-volumes`, {})).volumes;
+    const mine = avail.filter((a) => (v.iscsi ? a.identity.wwid === v.iscsi.wwid : a.identity.uuid === v.nvme!.uuid));
+    expect(mine.length).toBe(1);
+    expect(mine[0]!.identity.target).toBe(v.iscsi?.iqn ?? v.nvme!.nqn);
+    expect(mine[0]!.identity.portals!.length).toBe(multipath ? 2 : 1);
+    await compute.run(writeSignatureArgv(d.path), { input: signatureText({ volume: v.name, id: v.id }) });
+    expect(parseSignature((await compute.run(readSignatureArgv(d.path))).stdout)).toEqual({ volume: v.name, id: v.id });
+    expect((await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`)).signature).toEqual({ volume: v.name, id: v.id });
+    await disconnect(v, d);
+    expect(await orphans(v)).toEqual([]);
+    expect(await kernelDevices(v)).toEqual([]);
+    const s = await snapshot();
+    expect(s.iscsiSessions).toEqual([]);
+    expect(s.iscsiNodes).toEqual([]);
+    expect(s.nvmeControllers).toEqual([]);
+    expect(s.multipathMaps).toEqual([]);
+  }
+
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+    const topo = join(dir, 'conn.yaml');
+    await writeFile(
+      topo,
+      [`name: ${LAB}`, 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', '  - {name: path-b, subnet: 10.10.2.0/24}', 'nodes:', '  - {name: target-1, role: target}', '  - {name: compute-1, role: compute}', ''].join('\n'),
+    );
+    const r = await cli(['up', '--topology', topo]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rec = (await readLabOrNull(LAB))!;
+    target = await labClient(rec, 'target-1');
+    compute = await labClient(rec, 'compute-1');
+    computeIqn = rec.nodes.find((n) => n.name === 'compute-1')!.initiatorIqn;
+  });
+
+  afterAll(async () => {
+    await cli(['down', '--name', LAB]);
+  });
+
+  it('says which connectors it has and where each looks', async () => {
+    const r = await compute.get<{ connectors: Array<{ protocol: string; searchPath: string | null }> }>('/v1/connectors');
+    expect(r.connectors).toEqual([
+      { protocol: 'iscsi', searchPath: '/dev/disk/by-path' },
+      { protocol: 'nvmeof', searchPath: '/dev' },
+      { protocol: 'local', searchPath: null },
+    ]);
+  });
+
+  it('attaches and detaches iSCSI over one path, leaving nothing', async () => {
+    await roundTrip(await volume('iscsi', { name: 'i1', sizeMiB: 16, initiators: [computeIqn] }), false);
+  });
+
+  it('attaches and detaches iSCSI over both paths with dm-multipath, leaving nothing', async () => {
+    await roundTrip(await volume('iscsi', { name: 'i2', sizeMiB: 16, initiators: [computeIqn] }), true);
+  });
+
+  it('attaches and detaches NVMe/TCP over one path and over both, leaving nothing', async () => {
+    await roundTrip(await volume('nvmet', { name: 'n1', sizeMiB: 16 }), false);
+    await roundTrip(await volume('nvmet', { name: 'n2', sizeMiB: 16 }), true);
+  });
+
+  it('attaches and detaches a local scsi_debug disk', async () => {
+    const disk = await compute.post<{ host: number; device: string; wwid: string }>('/v1/local-disks');
+    const props = { device_path: disk.device };
+    const d = await compute.post<DeviceInfo>('/v1/connectors/local/connect', { properties: props });
+    expect(d.identity).toBe(disk.wwid);
+    expect(await compute.post<VolumePaths>('/v1/connectors/local/volume-paths', props)).toEqual({ paths: [disk.device], devices: [disk.device.slice(5)] });
+    const avail = (await compute.post<{ volumes: AvailableVolume[] }>('/v1/connectors/local/available-volumes', {})).volumes;
+    expect(avail.map((a) => a.identity.wwid)).toContain(disk.wwid);
+    await compute.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d });
+    expect((await compute.post<{ orphans: Orphan[] }>('/v1/inventory/orphans', { protocol: 'local', properties: props })).orphans).toEqual([]);
+    await compute.delete(`/v1/local-disks/${disk.host}`);
+  });
+
+  it('keeps a session another attached volume uses, and does not call it an orphan', async () => {
+    const a = await volume('iscsi', { name: 's1', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.conn-shared', initiators: [computeIqn] });
+    const b = await volume('iscsi', { name: 's2', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.conn-shared', initiators: [computeIqn] });
+    const da = await connect(a);
+    const db = await connect(b);
+    await disconnect(a, da);
+    expect(await orphans(a, [b])).toEqual([]);
+    expect((await snapshot()).iscsiSessions.length).toBe(1);
+    // The same check without saying b is attached would call the session an orphan: it is b's.
+    expect(kinds(await orphans(a))).toEqual(['iscsi-node-record', 'iscsi-session']);
+    await disconnect(b, db);
+    expect(await orphans(b)).toEqual([]);
+    expect((await snapshot()).iscsiSessions).toEqual([]);
+  });
+
+  it('names each leftover made on purpose, with evidence', async () => {
+    const a = await volume('iscsi', { name: 'l1', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.left', initiators: [computeIqn] });
+    const b = await volume('iscsi', { name: 'l2', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.left', initiators: [computeIqn] });
+    const da = await connect(a);
+    const db = await connect(b);
+    const devA = da.path.slice(5);
+
+    // A device not deleted (the session stays for b): device, block device and its links.
+    let o = await orphans(a, [b]);
+    expect(kinds(o)).toEqual(expect.arrayContaining(['block-device', 'by-id-link', 'by-path-link', 'scsi-device']));
+    expect(o.find((x) => x.kind === 'scsi-device')!.evidence).toContain('/sys/class/scsi_device/');
+    expect(o.find((x) => x.kind === 'block-device')!.id).toBe(devA);
+    expect(o.some((x) => x.kind === 'iscsi-session')).toBe(false);
+
+    // A by-path link with no device behind it: delete the device, leave the link udev would remove.
+    const link = (await paths(a)).paths[0]!;
+    await compute.run(['sh', '-c', `echo 1 > /sys/block/${devA}/device/delete`]);
+    await compute.run(['udevadm', 'settle']);
+    await compute.run(['ln', '-sf', `../../${devA}`, link]);
+    o = await orphans(a, [b]);
+    expect(o.map((x) => [x.kind, x.id])).toEqual([['by-path-link', link.split('/').pop()]]);
+    expect(o[0]!.evidence).toContain('(nothing)');
+    await compute.run(['rm', '-f', link]);
+    expect(await orphans(a, [b])).toEqual([]);
+
+    // A session not logged out: b's device deleted by hand, no logout.
+    await compute.run(['sh', '-c', `echo 1 > /sys/block/${db.path.slice(5)}/device/delete`]);
+    o = await orphans(b);
+    expect(kinds(o)).toEqual(['iscsi-node-record', 'iscsi-session']);
+    expect(o.find((x) => x.kind === 'iscsi-session')!.evidence).toMatch(/\/sys\/class\/iscsi_session\/session\d+ \(iqn\.2026-11\.io\.brick-lab:e2e\.left/);
+    await disconnect(b, null);
+    expect(await orphans(b)).toEqual([]);
+
+    // A controller not disconnected: the NVMe namespace detached on the target first.
+    const n = await volume('nvmet', { name: 'l3', sizeMiB: 8 });
+    const dn = await connect(n, true);
+    o = await orphans(n);
+    expect(kinds(o)).toEqual(expect.arrayContaining(['nvme-controller', 'nvme-namespace']));
+    expect(o.filter((x) => x.kind === 'nvme-controller').length).toBe(2);
+    await target.post('/v1/targets/volumes/l3/unmap', {});
+    await sh(`for i in $(seq 100); do [ -e ${dn.path} ] || exit 0; sleep 0.2; done; exit 1`);
+    o = await orphans(n);
+    expect(kinds(o)).toEqual(['nvme-controller']);
+    expect(o[0]!.evidence).toContain(n.nvme!.nqn);
+    await disconnect(n, dn);
+    expect(await orphans(n)).toEqual([]);
+
+    // A multipath map not flushed: both paths' devices deleted and sessions logged out, map kept.
+    const m = await volume('iscsi', { name: 'l4', sizeMiB: 8, initiators: [computeIqn] });
+    const dm = await connect(m, true);
+    expect(dm.multipath).toBe(true);
+    await sh(`iscsiadm -m node -T ${m.iscsi!.iqn} --logout >/dev/null; iscsiadm -m node -T ${m.iscsi!.iqn} -o delete; udevadm settle`);
+    o = await orphans(m);
+    expect(kinds(o)).toContain('multipath-map');
+    expect(o.find((x) => x.kind === 'multipath-map')!.evidence).toContain(`mpath-${m.iscsi!.wwid}`);
+    await sh(`multipath -f ${m.iscsi!.wwid}`);
+    expect(await orphans(m)).toEqual([]);
+  });
+
+  it('reports a volume\'s device from sysfs when udev made no link for it', async () => {
+    const v = await volume('iscsi', { name: 'u1', sizeMiB: 8, initiators: [computeIqn] });
+    const d = await connect(v);
+    const before = await paths(v);
+    for (const l of before.paths) await compute.run(['rm', '-f', l]);
+    const after = await paths(v);
+    expect(after.paths).toEqual([]);
+    expect(after.devices).toEqual([d.path.slice(5)]);
+    expect(kinds(await orphans(v))).toEqual(expect.arrayContaining(['block-device', 'scsi-device']));
+    await disconnect(v, d);
+    expect(await orphans(v)).toEqual([]);
+  });
+
+  it('refuses malformed connection properties with the field named', async () => {
+    const bad = await compute.post('/v1/connectors/iscsi/volume-paths', { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.lab:x', target_lun: 0 }).catch((e: Error) => e);
+    expect(String(bad)).toMatch(/target_iqn:/);
+    const badLun = await compute.post('/v1/connectors/iscsi/connect', { properties: { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.io.brick-lab:x.y', target_lun: -1 } }).catch((e: Error) => e);
+    expect(String(badLun)).toMatch(/target_lun:/);
+    const badPortal = await compute.post('/v1/connectors/nvmeof/volume-paths', { target_nqn: 'nqn.2026-11.io.brick-lab:x', portals: [['10.10.1.10', 99999, 'tcp']] }).catch((e: Error) => e);
+    expect(String(badPortal)).toMatch(/portals\[0\]/);
+    const badPath = await compute.post('/v1/connectors/local/volume-paths', { device_path: '../etc/passwd' }).catch((e: Error) => e);
+    expect(String(badPath)).toMatch(/device_path:/);
+  });
+});
