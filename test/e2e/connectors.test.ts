@@ -200,15 +200,18 @@ describe('connectors and the orphan oracle', () => {
     await disconnect(n, dn);
     expect(await orphans(n)).toEqual([]);
 
-    // A multipath map not flushed: both paths' devices deleted and sessions logged out, map kept.
+    // A multipath map not flushed: a process still holds the map open (a guest's disk, say) when
+    // both sessions are logged out, so the map outlives its paths.
     const m = await volume('iscsi', { name: 'l4', sizeMiB: 8, initiators: [computeIqn] });
     const dm = await connect(m, true);
     expect(dm.multipath).toBe(true);
-    await sh(`iscsiadm -m node -T ${m.iscsi!.iqn} --logout >/dev/null; iscsiadm -m node -T ${m.iscsi!.iqn} -o delete; udevadm settle`);
+    const holder = (await sh(`sleep 300 <${dm.path} >/dev/null 2>&1 & echo $!`)).trim();
+    await sh(`iscsiadm -m node -T ${m.iscsi!.iqn} --logout >/dev/null; iscsiadm -m node -T ${m.iscsi!.iqn} -o delete`);
     o = await orphans(m);
     expect(kinds(o)).toContain('multipath-map');
     expect(o.find((x) => x.kind === 'multipath-map')!.evidence).toContain(`mpath-${m.iscsi!.wwid}`);
-    await sh(`multipath -f ${m.iscsi!.wwid}`);
+    await compute.run(['kill', holder]);
+    await sh(`for i in $(seq 50); do dmsetup info ${m.iscsi!.wwid} >/dev/null 2>&1 || exit 0; multipath -f ${m.iscsi!.wwid} >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1`);
     expect(await orphans(m)).toEqual([]);
   });
 
