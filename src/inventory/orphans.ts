@@ -81,8 +81,10 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
       out.push({ kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: n.path });
     }
     const names = new Set(iv.portals.map((p) => `ip-${p.replace(/^\[(.*)\]/, '$1')}-iscsi-${iv.iqn}-lun-${lunForPath(iv.lun)}`));
+    // A live link to a device with another WWID belongs to a later volume that reuses the LUN id.
+    const foreign = (block: string): boolean => !!iv.wwid && s.scsiDevices.some((d) => d.block === block && d.wwid !== null && d.wwid !== iv.wwid);
     for (const l of s.links) {
-      if (l.dir === 'by-path' && names.has(l.name) && !(l.target && claimedBlocks.has(l.target))) {
+      if (l.dir === 'by-path' && names.has(l.name) && !(l.target && (claimedBlocks.has(l.target) || foreign(l.target)))) {
         if (l.target) blocks.add(l.target);
         out.push({ kind: 'by-path-link', id: l.name, evidence: `/dev/disk/by-path/${l.name} -> ${l.target ?? '(nothing)'}` });
       }

@@ -175,7 +175,7 @@ async function iscsiNodes(fs: HostFs, root = '/etc/iscsi/nodes'): Promise<IscsiN
   for (const iqn of await fs.list(root)) {
     for (const entry of await fs.list(`${root}/${iqn}`)) {
       // "ip,port,tpgt" from discovery; "ip,port" (or tpgt -1) from `iscsiadm -m node --op new`.
-      const m = /^(.*),(\d+)(?:,(-?\d+))?$/.exec(entry);
+      const m = /^([^,]+),(\d+)(?:,(-?\d+))?$/.exec(entry);
       if (!m) continue;
       out.push({ iqn, portal: `${m[1]}:${m[2]}`, tpgt: m[3] ?? '-1', path: `${root}/${iqn}/${entry}` });
     }

@@ -38,9 +38,11 @@ export function parseNvmeListSubsys(json: string): ToolNvmeController[] {
   }
   const out: ToolNvmeController[] = [];
   const hosts = Array.isArray(doc) ? doc : [doc];
-  for (const h of hosts as Array<{ Subsystems?: Array<{ NQN?: string; Paths?: Array<{ Name?: string; Address?: string; State?: string }> }> }>) {
-    for (const s of h.Subsystems ?? []) {
-      for (const p of s.Paths ?? []) out.push({ name: p.Name ?? '', nqn: s.NQN ?? '', address: p.Address ?? '', state: p.State ?? '' });
+  // JSON of another shape (null, a number, a list where an object belongs) gives nothing, not a TypeError.
+  const list = <T>(v: unknown): T[] => (Array.isArray(v) ? v.filter((x): x is T => typeof x === 'object' && x !== null) : []);
+  for (const h of list<{ Subsystems?: unknown }>(hosts)) {
+    for (const s of list<{ NQN?: string; Paths?: unknown }>(h.Subsystems)) {
+      for (const p of list<{ Name?: string; Address?: string; State?: string }>(s.Paths)) out.push({ name: p.Name ?? '', nqn: s.NQN ?? '', address: p.Address ?? '', state: p.State ?? '' });
     }
   }
   return out;
