@@ -121,18 +121,20 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
     if (d?.block) blocks.add(d.block);
   }
 
+  // Multipath maps built on the volume's devices, or carrying its WWID.
+  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
+  for (const m of s.multipathMaps) {
+    if (m.slaves.length > 0 && m.slaves.every((x) => claimedBlocks.has(x))) continue; // another attached volume's map
+    if ((wwid && m.wwid === wwid) || m.slaves.some((x) => blocks.has(x))) {
+      blocks.add(m.dm); // so the links udev made to the map are reported too
+      out.push({ kind: 'multipath-map', id: m.name ?? m.dm, evidence: `/sys/block/${m.dm}/dm (name ${m.name ?? '?'}, uuid mpath-${m.wwid ?? '?'}, slaves ${m.slaves.join(' ') || '-'})` });
+    }
+  }
   // Links (by-path, by-id) that still resolve to one of the volume's devices.
   for (const l of s.links) {
     if (!l.target || !blocks.has(l.target) || claimedBlocks.has(l.target)) continue;
     if (out.some((o) => (o.kind === 'by-path-link' || o.kind === 'by-id-link') && o.id === l.name)) continue;
     out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: `/dev/disk/${l.dir}/${l.name} -> ${l.target}` });
-  }
-  // Multipath maps built on the volume's devices, or carrying its WWID.
-  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
-  for (const m of s.multipathMaps) {
-    if ((wwid && m.wwid === wwid) || m.slaves.some((x) => blocks.has(x))) {
-      out.push({ kind: 'multipath-map', id: m.name ?? m.dm, evidence: `/sys/block/${m.dm}/dm (name ${m.name ?? '?'}, uuid mpath-${m.wwid ?? '?'}, slaves ${m.slaves.join(' ') || '-'})` });
-    }
   }
   // A local disk is the host's own: only what was built on it (maps) can be left over.
   return v.protocol === 'local' ? out.filter((o) => o.kind === 'multipath-map') : out;

@@ -177,7 +177,8 @@ async function iscsiNodes(fs: HostFs, root = '/etc/iscsi/nodes'): Promise<IscsiN
       // "ip,port,tpgt" from discovery; "ip,port" (or tpgt -1) from `iscsiadm -m node --op new`.
       const m = /^([^,]+),(\d+)(?:,(-?\d+))?$/.exec(entry);
       if (!m) continue;
-      out.push({ iqn, portal: `${m[1]}:${m[2]}`, tpgt: m[3] ?? '-1', path: `${root}/${iqn}/${entry}` });
+      const host = m[1]!.includes(':') && !m[1]!.startsWith('[') ? `[${m[1]}]` : m[1]!; // IPv6 written as sessions are
+      out.push({ iqn, portal: `${host}:${m[2]}`, tpgt: m[3] ?? '-1', path: `${root}/${iqn}/${entry}` });
     }
   }
   return out;

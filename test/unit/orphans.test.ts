@@ -95,8 +95,15 @@ describe('findOrphans on the attached snapshot (what would be left if the volume
       'ip-10.10.2.10:3260-iscsi-iqn.2026-11.io.brick-lab:dev.fm-lun-0',
     ]);
     // udev gave the shared by-id names to one path (sdd) and the WWID names to the map (dm-0):
-    // the oracle lists links to the path devices; the map's own links go with the map.
-    expect(ids(out, 'by-id-link')).toEqual(['scsi-1LIO-ORG_FILEIO:b8e9a583-dfe3-4ccf-a40d-7642cd4a1078', 'scsi-SLIO-ORG_FILEIO_b8e9a583-dfe3-4ccf-a40d-7642cd4a1078']);
+    // the oracle lists the links to the path devices and to the map.
+    expect(ids(out, 'by-id-link')).toEqual([
+      'dm-name-36001405b8e9a583dfe34ccfa40d7642c',
+      'dm-uuid-mpath-36001405b8e9a583dfe34ccfa40d7642c',
+      'scsi-1LIO-ORG_FILEIO:b8e9a583-dfe3-4ccf-a40d-7642cd4a1078',
+      'scsi-36001405b8e9a583dfe34ccfa40d7642c',
+      'scsi-SLIO-ORG_FILEIO_b8e9a583-dfe3-4ccf-a40d-7642cd4a1078',
+      'wwn-0x6001405b8e9a583dfe34ccfa40d7642c',
+    ]);
   });
 
   it('fn: the namespace head and both controllers', () => {
