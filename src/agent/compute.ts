@@ -71,6 +71,26 @@ export async function computeRoutes(app: FastifyInstance): Promise<void> {
     return c.getVolumePaths(c.normalise(req.body));
   });
 
+  // Many volumes from one read of sysfs: what a gate job checking every attachment of a host needs.
+  app.post<{ Params: { protocol: string }; Body: { volumes: unknown[] } }>('/v1/connectors/:protocol/volume-paths-batch', {
+    schema: {
+      params: protocolParam,
+      body: { type: 'object', additionalProperties: false, required: ['volumes'], properties: { volumes: { type: 'array', maxItems: 4096, items: { type: 'object' } } } },
+    },
+  }, async (req) => {
+    const c = pick(req.params.protocol);
+    const props = req.body.volumes.map((v, i) => {
+      try {
+        return c.normalise(v);
+      } catch (e) {
+        if (e instanceof Error) e.message = `volumes[${i}].${e.message}`;
+        throw e;
+      }
+    });
+    const snapshot = await takeSnapshot();
+    return { results: await Promise.all(props.map((p) => c.getVolumePaths(p, snapshot))) };
+  });
+
   app.post<{ Params: { protocol: string }; Body: unknown }>('/v1/connectors/:protocol/available-volumes', {
     schema: { params: protocolParam },
   }, async (req) => {

@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     ...(targets ? { targets } : {}),
     localDisks: role === 'compute',
     compute: role === 'compute',
+    requestLog: true,
     node: need('BRICK_NODE'),
     role,
     token: readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim(),

@@ -26,6 +26,8 @@ export interface AgentOptions {
   targets?: TargetVolumes;
   /** Compute nodes: scsi_debug local disks behind /v1/local-disks. */
   localDisks?: boolean;
+  /** One line per request on stderr (the node's console). */
+  requestLog?: boolean;
   /** Compute nodes: the connectors' fetch-paths API and the inventory. */
   compute?: boolean;
 }
@@ -80,6 +82,27 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false } },
   });
   let tools: Record<string, string | null> | undefined;
+  // Every answer says how long the agent worked on it (Server-Timing), so a client can tell the
+  // node's time from the network's and the host's.
+  app.addHook('onRequest', async (req) => {
+    (req as unknown as { brickStart: number }).brickStart = performance.now();
+  });
+  app.addHook('onSend', async (req, reply) => {
+    const start = (req as unknown as { brickStart?: number }).brickStart;
+    if (start !== undefined) reply.header('server-timing', `agent;dur=${(performance.now() - start).toFixed(1)}`);
+    // One line per request on the node's console: the console log is the request log.
+    if (opts.requestLog && req.url !== '/v1/health' && !req.url.startsWith('/v1/health?')) {
+      process.stderr.write(`brick-lab agent: ${req.method} ${req.url} ${reply.statusCode} ${start !== undefined ? (performance.now() - start).toFixed(0) : '?'} ms\n`);
+    }
+  });
+  // Every route as registered (scoped plugins included), for /openapi.json.
+  const routes: RouteInfo[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) {
+      if (method === 'HEAD') continue;
+      routes.push({ method, url: r.url, schema: r.schema as RouteInfo['schema'] });
+    }
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
     if (err instanceof BrickError) {
@@ -208,6 +231,8 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       if (opts.compute) await computeRoutes(scoped);
     });
   }
+
+  app.get('/openapi.json', async () => openApiDocument(routes, AGENT_VERSION));
 
   return app;
 }

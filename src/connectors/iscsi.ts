@@ -3,7 +3,7 @@ import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { iscsiDevicesOf, type VolumeIdentity } from '../inventory/orphans.js';
-import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { iscsiSessions, scsiWwid, takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
 import { deleteScsiDevice, flushDevice, settle, waitFor } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
 import { byPathName, normalise, type IscsiProperties, type IscsiTargetPath } from './properties.js';
@@ -55,9 +55,8 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     await set('node.startup', 'automatic');
   }
 
-  private async sessionFor(p: IscsiTargetPath, snap?: HostSnapshot): Promise<{ sid: number; host: number | null } | null> {
-    const s = snap ?? (await takeSnapshot(this.fs));
-    const x = s.iscsiSessions.find((y) => y.targetIqn === p.iqn && y.portal === p.portal);
+  private async sessionFor(p: IscsiTargetPath): Promise<{ sid: number; host: number | null } | null> {
+    const x = (await iscsiSessions(this.fs)).find((y) => y.targetIqn === p.iqn && y.portal === p.portal);
     return x ? { sid: x.sid, host: x.host } : null;
   }
 
@@ -107,8 +106,9 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     if (found.length === 0) {
       throw new BrickError('CONNECT_FAILED', `no path to the volume worked: ${errors.join('; ')}`, { statusCode: 502 });
     }
-    await settle();
-    const wwid = (await takeSnapshot(this.fs)).scsiDevices.find((d) => d.block === found[0]!.block)?.wwid ?? null;
+    // The device is taken from sysfs as soon as the scan made it, as os-brick does; udev's links
+    // follow (getVolumePaths reports the device either way).
+    const wwid = scsiWwid(await this.fs.readText(`/sys/block/${found[0]!.block}/device/wwid`));
     const devices = found.map((f) => f.block);
     if (opts.multipath && wwid) {
       const map = await multipathMapFor(wwid, devices);
@@ -165,8 +165,8 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     return { removed, errors };
   }
 
-  async getVolumePaths(props: IscsiProperties): Promise<VolumePaths> {
-    const snap = await takeSnapshot(this.fs);
+  async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
+    const snap = snapshot ?? (await takeSnapshot(this.fs));
     const names = new Set(props.paths.map(byPathName));
     const paths = snap.links.filter((l) => l.dir === 'by-path' && names.has(l.name) && !l.dangling).map((l) => `/dev/disk/by-path/${l.name}`);
     const devices = new Set<string>();

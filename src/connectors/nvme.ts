@@ -95,8 +95,8 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     return { removed, errors };
   }
 
-  async getVolumePaths(props: NvmeProperties): Promise<VolumePaths> {
-    const snap = await takeSnapshot(this.fs);
+  async getVolumePaths(props: NvmeProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
+    const snap = snapshot ?? (await takeSnapshot(this.fs));
     const mine = nvmeNamespacesOf(snap, identityOf(props));
     const paths: string[] = [];
     for (const n of mine) if (await this.fs.exists(`/dev/${n.name}`)) paths.push(`/dev/${n.name}`);

@@ -1,3 +1,4 @@
+import type { HostSnapshot } from '../inventory/snapshot.js';
 import type { ConnectionProperties } from './properties.js';
 
 /** What connect returns and disconnect takes back: os-brick's device_info, with what we found. */
@@ -46,7 +47,8 @@ export interface Connector<P extends ConnectionProperties = ConnectionProperties
   normalise(payload: unknown): P;
   connectVolume(props: P, opts?: { multipath?: boolean }): Promise<DeviceInfo>;
   disconnectVolume(props: P, device: DeviceInfo | null, opts?: DisconnectOptions): Promise<{ removed: string[]; errors: string[] }>;
-  getVolumePaths(props: P): Promise<VolumePaths>;
+  /** A snapshot may be passed in so that many volumes are answered from one read of sysfs. */
+  getVolumePaths(props: P, snapshot?: HostSnapshot): Promise<VolumePaths>;
   getAllAvailableVolumes(props?: P): Promise<AvailableVolume[]>;
   /** Where the connector looks for volume paths (os-brick's get_search_path), or null. */
   getSearchPath(): string | null;

@@ -142,7 +142,7 @@ async function scsiDevices(fs: HostFs): Promise<ScsiDevice[]> {
   return out;
 }
 
-async function iscsiSessions(fs: HostFs): Promise<IscsiSession[]> {
+export async function iscsiSessions(fs: HostFs): Promise<IscsiSession[]> {
   const out: IscsiSession[] = [];
   const connections = await fs.list('/sys/class/iscsi_connection');
   for (const name of await fs.list('/sys/class/iscsi_session')) {

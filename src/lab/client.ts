@@ -10,6 +10,9 @@ export class AgentClient {
     private readonly token: string,
   ) {}
 
+  /** The agent's own time for the last answer (its Server-Timing header), in milliseconds. */
+  lastServerMs: number | null = null;
+
   private async call<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
     let res: Response;
     try {
@@ -28,6 +31,8 @@ export class AgentClient {
         cause: e,
       });
     }
+    const timing = /dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '');
+    this.lastServerMs = timing ? Number(timing[1]) : null;
     const text = await res.text();
     let json: unknown;
     try {

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * The one way the inventory reads a host: sysfs, /dev links and iscsid's node records. Real on a
@@ -13,24 +12,29 @@ export interface HostFs {
   exists(path: string): Promise<boolean>;
 }
 
+/**
+ * Synchronous reads behind an async face: sysfs files are tiny and answered from kernel memory,
+ * and under TCG a trip through libuv's thread pool per file costs far more than the read itself
+ * (a snapshot makes hundreds of them).
+ */
 export const realHostFs: HostFs = {
   async readText(path) {
     try {
-      return (await readFile(path, 'utf8')).trim();
+      return readFileSync(path, 'utf8').trim();
     } catch {
       return null;
     }
   },
   async list(path) {
     try {
-      return (await readdir(path)).sort();
+      return readdirSync(path).sort();
     } catch {
       return [];
     }
   },
   async link(path) {
     try {
-      return await readlink(path);
+      return readlinkSync(path);
     } catch {
       return null;
     }

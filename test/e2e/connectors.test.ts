@@ -52,6 +52,7 @@ describe('connectors and the orphan oracle', () => {
 
   async function roundTrip(v: TargetVolume, multipath: boolean): Promise<void> {
     const d = await connect(v, multipath);
+    await compute.run(['udevadm', 'settle']); // links are udev's, made after connect returns
     const kernel = await kernelDevices(v);
     expect(kernel.length, 'devices in sysfs').toBe(v.nvme ? 1 : multipath ? 2 : 1);
     const p = await paths(v);

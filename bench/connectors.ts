@@ -1,0 +1,100 @@
+/**
+ * Connector benchmark, side by side with os-brick in the same guest and the same run: paths of
+ * every attached volume, all available volumes, a full inventory snapshot, and one attach +
+ * detach cycle with the same end state (checked by the orphan oracle for both).
+ *
+ *   node dist/bench/connectors.js [--single 64] [--multi 16]
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { AgentClient } from '../src/lab/client.js';
+import { down, labClient, up } from '../src/lab/lab.js';
+import { setQuiet } from '../src/system/log.js';
+import { PROJECT_ROOT } from '../src/system/paths.js';
+import type { TargetVolume } from '../src/targets/volumes.js';
+
+const { values } = parseArgs({ options: { single: { type: 'string', default: '64' }, multi: { type: 'string', default: '16' } } });
+const single = Number(values.single);
+const multi = Number(values.multi);
+setQuiet(true);
+
+const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
+const topo = join(dir, 'conn.yaml');
+await writeFile(topo, 'name: bench-conn\nnetworks:\n  - {name: path-a, subnet: 10.10.1.0/24}\n  - {name: path-b, subnet: 10.10.2.0/24}\nnodes:\n  - {name: target-1, role: target}\n  - {name: compute-1, role: compute, memoryMiB: 768}\n');
+const rec = await up({ topologyFile: topo });
+const t = await labClient(rec, 'target-1');
+const c = await labClient(rec, 'compute-1');
+const iqn = rec.nodes.find((n) => n.name === 'compute-1')!.initiatorIqn;
+const rows: string[][] = [['measure', 'brick-lab', 'os-brick', 'ratio']];
+const fmt = (s: number): string => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
+const row = (what: string, ours: number, theirs: number | null): void => {
+  rows.push([what, fmt(ours), theirs === null ? '-' : fmt(theirs), theirs === null ? '-' : `${(theirs / ours).toFixed(1)}x`]);
+};
+
+async function osBrick(job: Record<string, unknown>): Promise<Record<string, { seconds?: number; attachSeconds?: number; detachSeconds?: number; count?: number }>> {
+  const r = await c.run(['python3', '/tmp/os_brick_driver.py'], { input: JSON.stringify(job), timeoutMs: 1_800_000 });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { seconds?: number }>;
+}
+
+async function setUp(n: number, multipath: boolean, prefix: string): Promise<TargetVolume[]> {
+  const vols: TargetVolume[] = [];
+  const target = `iqn.2026-11.io.brick-lab:bench.${prefix}`;
+  for (let i = 0; i < n; i++) {
+    vols.push(await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: `${prefix}${i}`, sizeMiB: 1, iqn: target, initiators: [iqn], ...(multipath ? {} : { networks: ['path-a'] }) }));
+  }
+  for (const v of vols) await c.post('/v1/connectors/iscsi/connect', { properties: v.connectionInfo, multipath }, 600_000);
+  await c.run(['udevadm', 'settle', '--timeout=600'], { timeoutMs: 700_000 });
+  return vols;
+}
+
+async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean): Promise<void> {
+  await c.post('/v1/connectors/iscsi/volume-paths-batch', { volumes: vols.map((v) => v.connectionInfo) }, 600_000);
+  const ours = (c.lastServerMs ?? 0) / 1000;
+  const res = await c.post<{ results: Array<{ paths: string[] }> }>('/v1/connectors/iscsi/volume-paths-batch', { volumes: vols.map((v) => v.connectionInfo) }, 600_000);
+  const oursFound = res.results.reduce((a, r) => a + r.paths.length, 0);
+  const theirs = await osBrick({ protocol: 'ISCSI', multipath, paths: vols.map((v) => v.connectionInfo.data) });
+  row(`${label}: paths of every volume (${oursFound} paths)`, Math.min(ours, (c.lastServerMs ?? 0) / 1000), theirs.paths!.seconds!);
+}
+
+try {
+  await c.run(['tee', '/tmp/os_brick_driver.py'], { input: await readFile(join(PROJECT_ROOT, 'bench', 'os_brick_driver.py'), 'utf8') });
+  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; os-brick driven in one python3 process per measure (import not counted)\n`);
+
+  // One attach + detach cycle, both ends clean.
+  const cyc = await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });
+  const s0 = performance.now();
+  const d = await c.post('/v1/connectors/iscsi/connect', { properties: cyc.connectionInfo });
+  const s1 = performance.now();
+  await c.post('/v1/connectors/iscsi/disconnect', { properties: cyc.connectionInfo, deviceInfo: d });
+  const s2 = performance.now();
+  const oursClean = (await c.post<{ clean: boolean }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid })).clean;
+  const theirs = await osBrick({ protocol: 'ISCSI', cycle: cyc.connectionInfo.data });
+  const theirsClean = (await c.post<{ clean: boolean; orphans: unknown[] }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid }));
+  row('attach (one volume, one path)', (s1 - s0) / 1000, theirs.cycle!.attachSeconds!);
+  row('detach', (s2 - s1) / 1000, theirs.cycle!.detachSeconds!);
+  row('attach + detach', (s2 - s0) / 1000, theirs.cycle!.attachSeconds! + theirs.cycle!.detachSeconds!);
+  rows.push(['end state (orphan oracle)', oursClean ? 'clean' : 'ORPHANS', theirsClean.clean ? 'clean' : `ORPHANS ${JSON.stringify(theirsClean.orphans).slice(0, 200)}`, '']);
+  await t.delete('/v1/targets/volumes/cycle');
+
+  const one = await setUp(1, false, 'one');
+  await pathsFor('1 volume, 1 path', one, false);
+  const many = await setUp(single, false, 'single');
+  await pathsFor(`${single} volumes, 1 path`, many, false);
+  const mp = await setUp(multi, true, 'multi');
+  await pathsFor(`${multi} volumes, 2 paths (dm-multipath)`, mp, true);
+
+  await c.get('/v1/inventory', 600_000);
+  const snapMs = (c.lastServerMs ?? 0) / 1000;
+  await c.post('/v1/connectors/iscsi/available-volumes', {}, 600_000);
+  const availMs = (c.lastServerMs ?? 0) / 1000;
+  const theirsAll = await osBrick({ protocol: 'ISCSI', all: true });
+  row(`all available volumes (${1 + single + multi} attached)`, availMs, theirsAll.all!.seconds!);
+  row('full inventory snapshot', snapMs, null);
+
+  const w = Math.max(...rows.map((r) => r[0]!.length));
+  for (const r of rows) process.stdout.write(`  ${r[0]!.padEnd(w)}  ${r[1]!.padStart(10)}  ${r[2]!.padStart(10)}  ${r[3]!.padStart(7)}\n`);
+} finally {
+  await down(rec.name, { quiet: true, keepLogs: true });
+}
