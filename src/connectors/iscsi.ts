@@ -108,7 +108,10 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     }
     // The device is taken from sysfs as soon as the scan made it, as os-brick does; udev's links
     // follow (getVolumePaths reports the device either way).
-    const wwid = scsiWwid(await this.fs.readText(`/sys/block/${found[0]!.block}/device/wwid`));
+    // The WWID comes from the LUN's VPD pages, read as the device is added: wait for it (os-brick
+    // waits for it too) rather than hand back a device without its identity.
+    const first = found[0]!.block;
+    const wwid = await waitFor(`WWID of ${first}`, async () => scsiWwid(await this.fs.readText(`/sys/block/${first}/device/wwid`)), 10_000, 50).catch(() => null);
     const devices = found.map((f) => f.block);
     if (opts.multipath && wwid) {
       const map = await multipathMapFor(wwid, devices);

@@ -26,7 +26,12 @@ describe('connectors and the orphan oracle', () => {
   const sh = async (script: string): Promise<string> => (await compute.run(['bash', '-c', script], { timeoutMs: 120_000 })).stdout;
   const volume = (kind: 'iscsi' | 'nvmet', body: Record<string, unknown>): Promise<TargetVolume> => target.post<TargetVolume>(`/v1/targets/${kind}/volumes`, body);
   const proto = (v: TargetVolume): 'iscsi' | 'nvmeof' => (v.protocol === 'iscsi' ? 'iscsi' : 'nvmeof');
-  const connect = (v: TargetVolume, multipath = false): Promise<DeviceInfo> => compute.post(`/v1/connectors/${proto(v)}/connect`, { properties: v.connectionInfo, multipath });
+  /** Connect, then let udev finish: the links are udev's and come after connect returns. */
+  const connect = async (v: TargetVolume, multipath = false): Promise<DeviceInfo> => {
+    const d = await compute.post<DeviceInfo>(`/v1/connectors/${proto(v)}/connect`, { properties: v.connectionInfo, multipath });
+    await compute.run(['udevadm', 'settle']);
+    return d;
+  };
   const disconnect = (v: TargetVolume, d: DeviceInfo | null): Promise<unknown> => compute.post(`/v1/connectors/${proto(v)}/disconnect`, { properties: v.connectionInfo, deviceInfo: d });
   const paths = (v: TargetVolume): Promise<VolumePaths> => compute.post(`/v1/connectors/${proto(v)}/volume-paths`, v.connectionInfo);
   const orphans = async (v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<Orphan[]> =>
@@ -52,7 +57,6 @@ describe('connectors and the orphan oracle', () => {
 
   async function roundTrip(v: TargetVolume, multipath: boolean): Promise<void> {
     const d = await connect(v, multipath);
-    await compute.run(['udevadm', 'settle']); // links are udev's, made after connect returns
     const kernel = await kernelDevices(v);
     expect(kernel.length, 'devices in sysfs').toBe(v.nvme ? 1 : multipath ? 2 : 1);
     const p = await paths(v);
