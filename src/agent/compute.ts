@@ -46,6 +46,17 @@ export async function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, st
       out.push({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` });
     }
   }
+  // multipathd's own view: a map it still holds, or a path device it still tracks, for this volume.
+  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
+  const blocks = new Set(out.filter((o) => o.kind === 'block-device').map((o) => o.id));
+  const claimed = new Set(stillAttached.map((o) => o.iscsi?.wwid ?? o.local?.wwid).filter((x): x is string => Boolean(x)));
+  for (const m of tools.multipathMaps) {
+    if (!wwid || m.wwid !== wwid || claimed.has(m.wwid)) continue;
+    if (!out.some((o) => o.kind === 'multipath-map' && (o.id === m.name || o.id === m.dm))) out.push({ kind: 'multipath-map', id: m.name, evidence: `multipathd show maps: ${m.line}` });
+  }
+  for (const p of tools.multipathPaths) {
+    if ((wwid && p.wwid === wwid && !claimed.has(p.wwid)) || blocks.has(p.dev)) out.push({ kind: 'multipathd-path', id: p.dev, evidence: `multipathd show paths: ${p.line}` });
+  }
   return out;
 }
 

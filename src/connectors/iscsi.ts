@@ -4,6 +4,7 @@ import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { iscsiDevicesOf, type VolumeIdentity } from '../inventory/orphans.js';
 import { iscsiSessions, scsiWwid, takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { parseMultipathdPaths } from '../inventory/tools.js';
 import { deleteScsiDevice, flushDevice, settle, waitFor } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
 import { byPathName, normalise, type IscsiProperties, type IscsiTargetPath } from './properties.js';
@@ -153,6 +154,14 @@ export class IscsiConnector implements Connector<IscsiProperties> {
         errors.push((e as Error).message);
       }
       await step(`scsi device ${b}`, () => deleteScsiDevice(b));
+    }
+    if (removed.some((r) => r.startsWith('multipath map'))) {
+      // multipathd drops deleted paths from its own tables a little later (bug 1924652 is about
+      // it being slow): wait, so that "detached" means multipathd forgot them too.
+      await waitFor('multipathd to drop the deleted paths', async () => {
+        const left = parseMultipathdPaths((await exec(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'], { timeoutMs: 30_000, reject: false })).stdout);
+        return left.some((x) => blocks.has(x.dev)) ? null : true;
+      }, 10_000, 100).catch((e: Error) => errors.push(e.message));
     }
     snap = await takeSnapshot(this.fs);
     for (const p of props.paths) {

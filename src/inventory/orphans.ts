@@ -18,7 +18,8 @@ export type OrphanKind =
   | 'iscsi-node-record'
   | 'nvme-controller'
   | 'nvme-namespace'
-  | 'multipath-map';
+  | 'multipath-map'
+  | 'multipathd-path';
 
 export interface Orphan {
   kind: OrphanKind;

@@ -48,10 +48,67 @@ export function parseNvmeListSubsys(json: string): ToolNvmeController[] {
   return out;
 }
 
-export async function toolViews(): Promise<{ iscsiSessions: ToolSession[]; nvmeControllers: ToolNvmeController[] }> {
-  const [isc, nv] = await Promise.all([
-    exec(['iscsiadm', '-m', 'session'], { timeoutMs: 30_000, reject: false }).catch(() => null),
-    exec(['nvme', 'list-subsys', '-o', 'json'], { timeoutMs: 30_000, reject: false }).catch(() => null),
+export interface ToolViews {
+  iscsiSessions: ToolSession[];
+  nvmeControllers: ToolNvmeController[];
+  multipathPaths: ToolMultipathPath[];
+  multipathMaps: ToolMultipathMap[];
+}
+
+export async function toolViews(): Promise<ToolViews> {
+  const run = (argv: string[]): Promise<string> =>
+    exec(argv, { timeoutMs: 30_000, reject: false })
+      .then((r) => (r.exitCode === 0 ? r.stdout : ''))
+      .catch(() => ''); // a tool that is not installed has nothing to say
+  const [isc, nv, mpaths, mmaps] = await Promise.all([
+    run(['iscsiadm', '-m', 'session']),
+    run(['nvme', 'list-subsys', '-o', 'json']),
+    run(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o']),
+    run(['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N']),
   ]);
-  return { iscsiSessions: parseIscsiadmSessions(isc?.stdout ?? ''), nvmeControllers: parseNvmeListSubsys(nv?.stdout ?? '') };
+  return {
+    iscsiSessions: parseIscsiadmSessions(isc),
+    nvmeControllers: parseNvmeListSubsys(nv),
+    multipathPaths: parseMultipathdPaths(mpaths),
+    multipathMaps: parseMultipathdMaps(mmaps),
+  };
+}
+
+export interface ToolMultipathPath {
+  dev: string;
+  wwid: string;
+  dmState: string;
+  checkerState: string;
+  devState: string;
+  line: string;
+}
+
+export interface ToolMultipathMap {
+  name: string;
+  wwid: string;
+  dm: string;
+  paths: number;
+  line: string;
+}
+
+/** `multipathd show paths raw format "%d %w %t %T %o"`: device, WWID, dm state, checker, device state. */
+export function parseMultipathdPaths(text: string): ToolMultipathPath[] {
+  const out: ToolMultipathPath[] = [];
+  for (const raw of text.split('\n')) {
+    const f = raw.trim().split(/\s+/);
+    if (f.length < 5 || !/^[a-z]/.test(f[0]!)) continue;
+    out.push({ dev: f[0]!, wwid: f[1]!, dmState: f[2]!, checkerState: f[3]!, devState: f[4]!, line: raw.trim() });
+  }
+  return out;
+}
+
+/** `multipathd show maps raw format "%n %w %d %N"`: name, WWID, dm device, number of paths. */
+export function parseMultipathdMaps(text: string): ToolMultipathMap[] {
+  const out: ToolMultipathMap[] = [];
+  for (const raw of text.split('\n')) {
+    const f = raw.trim().split(/\s+/);
+    if (f.length < 4 || !/^dm-\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
+    out.push({ name: f[0]!, wwid: f[1]!, dm: f[2]!, paths: Number(f[3]), line: raw.trim() });
+  }
+  return out;
 }
