@@ -1,15 +1,11 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceInfo, VolumePaths, AvailableVolume } from '../../src/connectors/types.js';
 import type { Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/snapshot.js';
 import type { AgentClient } from '../../src/lab/client.js';
-import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/targets/signature.js';
 import type { TargetVolume } from '../../src/targets/volumes.js';
-import { cli } from './helpers.js';
+import { cli, upTargetAndCompute } from './helpers.js';
 
 /**
  * The connectors and the orphan oracle on a real compute node: attach, paths equal to what the
@@ -90,18 +86,7 @@ describe('connectors and the orphan oracle', () => {
   }
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
-    const topo = join(dir, 'conn.yaml');
-    await writeFile(
-      topo,
-      [`name: ${LAB}`, 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', '  - {name: path-b, subnet: 10.10.2.0/24}', 'nodes:', '  - {name: target-1, role: target}', '  - {name: compute-1, role: compute}', ''].join('\n'),
-    );
-    const r = await cli(['up', '--topology', topo]);
-    expect(r.exitCode, r.stderr).toBe(0);
-    const rec = (await readLabOrNull(LAB))!;
-    target = await labClient(rec, 'target-1');
-    compute = await labClient(rec, 'compute-1');
-    computeIqn = rec.nodes.find((n) => n.name === 'compute-1')!.initiatorIqn;
+    ({ target, compute, computeIqn } = await upTargetAndCompute(LAB));
   });
 
   afterAll(async () => {

@@ -1,8 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exec, type ExecResult } from '../../src/system/exec.js';
-import { down, leftovers } from '../../src/lab/lab.js';
+import type { AgentClient } from '../../src/lab/client.js';
+import { down, labClient, leftovers, readLabOrNull } from '../../src/lab/lab.js';
 import { findQemuProcesses } from '../../src/lab/qemu.js';
 import { labDir, stateDir } from '../../src/system/paths.js';
 import { mountsBelow } from '../../src/system/mounts.js';
@@ -66,4 +68,22 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * Bring up a lab of one target and one compute, both on path-a and path-b, through the CLI, and
+ * hand back agent clients and the compute's initiator names.
+ */
+export async function upTargetAndCompute(lab: string): Promise<{ target: AgentClient; compute: AgentClient; computeIqn: string; computeNqn: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+  const topo = join(dir, `${lab}.yaml`);
+  await writeFile(
+    topo,
+    [`name: ${lab}`, 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', '  - {name: path-b, subnet: 10.10.2.0/24}', 'nodes:', '  - {name: target-1, role: target}', '  - {name: compute-1, role: compute}', ''].join('\n'),
+  );
+  const r = await cli(['up', '--topology', topo]);
+  if (r.exitCode !== 0) throw new Error(`brick-lab up of ${lab} failed (exit ${r.exitCode}):\n${r.stderr}`);
+  const rec = (await readLabOrNull(lab))!;
+  const node = rec.nodes.find((n) => n.name === 'compute-1')!;
+  return { target: await labClient(rec, 'target-1'), compute: await labClient(rec, 'compute-1'), computeIqn: node.initiatorIqn, computeNqn: node.hostNqn };
 }

@@ -1,13 +1,9 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../../src/lab/client.js';
-import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import { BrickError } from '../../src/system/errors.js';
 import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/targets/signature.js';
 import type { TargetVolume } from '../../src/targets/volumes.js';
-import { cli } from './helpers.js';
+import { cli, upTargetAndCompute } from './helpers.js';
 
 /**
  * The target side for real: LIO through rtslib, nvmet through configfs, scsi_debug on a compute.
@@ -72,28 +68,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
   }
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
-    const topo = join(dir, 'targets.yaml');
-    await writeFile(
-      topo,
-      [
-        `name: ${LAB}`,
-        'networks:',
-        '  - {name: path-a, subnet: 10.10.1.0/24}',
-        '  - {name: path-b, subnet: 10.10.2.0/24}',
-        'nodes:',
-        '  - {name: target-1, role: target}',
-        '  - {name: compute-1, role: compute}',
-        '',
-      ].join('\n'),
-    );
-    const r = await cli(['up', '--topology', topo]);
-    expect(r.exitCode, r.stderr).toBe(0);
-    const rec = (await readLabOrNull(LAB))!;
-    target = await labClient(rec, 'target-1');
-    compute = await labClient(rec, 'compute-1');
-    computeIqn = rec.nodes.find((n) => n.name === 'compute-1')!.initiatorIqn;
-    computeNqn = rec.nodes.find((n) => n.name === 'compute-1')!.hostNqn;
+    ({ target, compute, computeIqn, computeNqn } = await upTargetAndCompute(LAB));
   });
 
   afterAll(async () => {

@@ -10,24 +10,9 @@ import {
   type IscsiProperties,
   type NvmeProperties,
 } from '../../src/connectors/properties.js';
-import { BrickError } from '../../src/system/errors.js';
+import { expectRefused } from './refusal.js';
 import { iscsiConnectionInfo, nguidFromUuid, nvmeofConnectionInfo } from '../../src/targets/properties.js';
 
-/** Refused with a 400 BrickError of this code, and the message starts with "field: ". */
-function expectRefused(fn: () => unknown, code: string, field: string): BrickError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  if (caught === undefined) throw new Error(`expected a ${code} refusal for ${field}, but the value was accepted`);
-  expect(caught).toBeInstanceOf(BrickError);
-  const err = caught as BrickError;
-  expect({ code: err.code, status: err.statusCode, field: err.message.split(': ')[0] }).toEqual({ code, status: 400, field });
-  expect(err.details).toEqual({ field });
-  return err;
-}
 
 const ID = '9a0d35d0-175a-11e4-8c21-0800200c9a66';
 const IQN = 'iqn.2010-10.org.openstack:volume-9a0d35d0';

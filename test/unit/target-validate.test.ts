@@ -1,24 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BrickError } from '../../src/system/errors.js';
+import { expectRefused } from './refusal.js';
 import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, MAX_SIZE_MIB } from '../../src/targets/validate.js';
 
-/** Refused with a 400 BrickError of this code, and the message starts with "field: ". */
-function expectRefused(fn: () => unknown, code: string, field: string): BrickError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  if (caught === undefined) throw new Error(`expected a ${code} refusal for ${field}, but the value was accepted`);
-  expect(caught).toBeInstanceOf(BrickError);
-  const err = caught as BrickError;
-  expect(err.code).toBe(code);
-  expect(err.statusCode).toBe(400);
-  expect(err.message.startsWith(`${field}: `)).toBe(true);
-  expect(err.details).toEqual({ field });
-  return err;
-}
 
 /** A name of exactly `length` characters: the prefix, then 'a's. */
 function ofLength(prefix: string, length: number): string {

@@ -130,8 +130,8 @@ describe('e2e workflow shape', () => {
   it('runs the tests with .ci/run and nothing else', () => {
     const runs = steps.filter((s) => s.run?.includes('.ci/run'));
     expect(runs).toHaveLength(1);
-    expect(runs[0].run!.trim()).toBe('sudo -E env "PATH=$PATH" bash .ci/run');
-    expect(String(runs[0].env?.CI)).toBe('true');
+    expect(runs[0]!.run!.trim()).toBe('sudo -E env "PATH=$PATH" bash .ci/run');
+    expect(String(runs[0]!.env?.CI)).toBe('true');
     // No other step sneaks in its own copy of the test command.
     for (const s of steps) expect(s.run ?? '').not.toMatch(/npm (test|run test)|vitest|scripts\/bootstrap/);
   });
