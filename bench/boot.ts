@@ -11,6 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOPOLOGY, down, labClient, up } from '../src/lab/lab.js';
+import { renderTopology } from '../src/lab/topology.js';
 import { setQuiet } from '../src/system/log.js';
 
 interface NodeFigure {
@@ -70,7 +71,7 @@ process.stdout.write(`boot benchmark: ${cpus().length} cores (${cpus()[0]?.model
 
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const single = join(dir, 'single.yaml');
-await writeFile(single, 'name: bench-one\nnetworks:\n  - {name: path-a, subnet: 10.10.1.0/24}\n  - {name: path-b, subnet: 10.10.2.0/24}\nnodes:\n  - {name: compute-1, role: compute}\n');
+await writeFile(single, renderTopology({ name: 'bench-one', nodes: [{ name: 'compute-1', role: 'compute' }] }));
 
 const totals: number[] = [];
 for (let i = 1; i <= rounds; i++) {

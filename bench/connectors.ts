@@ -9,8 +9,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { AgentClient } from '../src/lab/client.js';
 import { down, labClient, up } from '../src/lab/lab.js';
+import { renderTopology } from '../src/lab/topology.js';
 import { setQuiet } from '../src/system/log.js';
 import { PROJECT_ROOT } from '../src/system/paths.js';
 import type { TargetVolume } from '../src/targets/volumes.js';
@@ -22,7 +22,7 @@ setQuiet(true);
 
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const topo = join(dir, 'conn.yaml');
-await writeFile(topo, 'name: bench-conn\nnetworks:\n  - {name: path-a, subnet: 10.10.1.0/24}\n  - {name: path-b, subnet: 10.10.2.0/24}\nnodes:\n  - {name: target-1, role: target}\n  - {name: compute-1, role: compute, memoryMiB: 768}\n');
+await writeFile(topo, renderTopology({ name: 'bench-conn', nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute', memoryMiB: 768 }] }));
 const rec = await up({ topologyFile: topo });
 const t = await labClient(rec, 'target-1');
 const c = await labClient(rec, 'compute-1');

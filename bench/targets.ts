@@ -11,6 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { down, labClient, up } from '../src/lab/lab.js';
+import { renderTopology } from '../src/lab/topology.js';
 import { setQuiet } from '../src/system/log.js';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '64' }, targetcli: { type: 'string', default: '2' } } });
@@ -20,11 +21,9 @@ setQuiet(true);
 
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const topo = join(dir, 'target.yaml');
-await writeFile(topo, 'name: bench-targets\nnetworks:\n  - {name: path-a, subnet: 10.10.1.0/24}\n  - {name: path-b, subnet: 10.10.2.0/24}\nnodes:\n  - {name: target-1, role: target}\n');
+await writeFile(topo, renderTopology({ name: 'bench-targets', nodes: [{ name: 'target-1', role: 'target' }] }));
 const rec = await up({ topologyFile: topo });
-const lines: string[] = [];
 const say = (s: string): void => {
-  lines.push(s);
   process.stdout.write(`${s}\n`);
 };
 try {

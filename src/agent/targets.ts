@@ -4,52 +4,50 @@ import { parseSignature } from '../targets/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolumes } from '../targets/volumes.js';
 import { addLocalDisk, listLocalDisks, removeLocalDisk } from '../targets/scsi-debug.js';
 
-const name = { type: 'string', minLength: 1, maxLength: 100 } as const;
-const nets = { type: 'array', items: { type: 'string' }, maxItems: 16 } as const;
+const names = { type: 'array', items: { type: 'string' }, maxItems: 64 } as const;
+
+/** A volume request body: what both protocols share, plus the protocol's own fields. */
+function volumeBody(own: Record<string, unknown>): Record<string, unknown> {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'sizeMiB'],
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 100 },
+      sizeMiB: { type: 'number' },
+      networks: { type: 'array', items: { type: 'string' }, maxItems: 16 },
+      ...own,
+    },
+  };
+}
 
 /** The target role's routes: volumes over iSCSI (LIO) and NVMe/TCP (nvmet), and the fault knobs. */
 export async function targetRoutes(app: FastifyInstance, volumes: TargetVolumes): Promise<void> {
   app.post<{ Body: IscsiVolumeRequest }>('/v1/targets/iscsi/volumes', {
     schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['name', 'sizeMiB'],
-        properties: {
-          name,
-          sizeMiB: { type: 'number' },
-          backstore: { type: 'string' },
-          iqn: { type: 'string' },
-          lun: { type: 'number' },
-          initiators: { type: 'array', items: { type: 'string' }, maxItems: 64 },
-          demoMode: { type: 'boolean' },
-          chap: { type: 'object', additionalProperties: false, required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
-          networks: nets,
-          unitSerial: { type: 'string' },
-        },
-      },
+      body: volumeBody({
+        backstore: { type: 'string' },
+        iqn: { type: 'string' },
+        lun: { type: 'number' },
+        initiators: names,
+        demoMode: { type: 'boolean' },
+        chap: { type: 'object', additionalProperties: false, required: ['username', 'password'], properties: { username: { type: 'string' }, password: { type: 'string' } } },
+        unitSerial: { type: 'string' },
+      }),
     },
   }, async (req, reply) => reply.code(201).send(await volumes.createIscsi(req.body)));
 
   app.post<{ Body: NvmeVolumeRequest }>('/v1/targets/nvmet/volumes', {
     schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['name', 'sizeMiB'],
-        properties: {
-          name,
-          sizeMiB: { type: 'number' },
-          nqn: { type: 'string' },
-          nsid: { type: 'number' },
-          hosts: { type: 'array', items: { type: 'string' }, maxItems: 64 },
-          allowAnyHost: { type: 'boolean' },
-          uuid: { type: 'string' },
-          nguid: { type: 'string' },
-          anaGroup: { type: 'number' },
-          networks: nets,
-        },
-      },
+      body: volumeBody({
+        nqn: { type: 'string' },
+        nsid: { type: 'number' },
+        hosts: names,
+        allowAnyHost: { type: 'boolean' },
+        uuid: { type: 'string' },
+        nguid: { type: 'string' },
+        anaGroup: { type: 'number' },
+      }),
     },
   }, async (req, reply) => reply.code(201).send(await volumes.createNvme(req.body)));
 

@@ -41,9 +41,9 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     const errors: string[] = [];
     let connected = 0;
     const portals = opts.multipath === false ? props.portals.slice(0, 1) : props.portals;
+    const before = await takeSnapshot(this.fs);
     for (const portal of portals) {
-      const snap = await takeSnapshot(this.fs);
-      if (this.controllerFor(snap, props, portal.address, portal.port)) {
+      if (this.controllerFor(before, props, portal.address, portal.port)) {
         connected++;
         continue;
       }

@@ -261,7 +261,7 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     await Promise.all(
       current.nodes.map(async (n) => {
         const spec = topo.nodes.find((x) => x.name === n.name)!;
-        await waitReady(current, n, token2, spec.bootTimeoutSeconds * 1000, signal);
+        await waitReady(n, token2, spec.bootTimeoutSeconds * 1000, signal);
         n.readyAt = new Date().toISOString();
         progress('boot', `${n.name} ready after ${since()}`);
       }),
@@ -330,7 +330,7 @@ async function startNode(rec: LabRecord, node: NodeRecord, image: GuestImage): P
   for (const tap of node.taps) await plugTap(rec.name, tap.name, tap.network);
 }
 
-async function waitReady(rec: LabRecord, node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const client = new AgentClient(node.name, node.url, token);
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';

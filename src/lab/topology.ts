@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BrickError } from '../system/errors.js';
 
 export type NodeRole = 'target' | 'compute';
@@ -241,6 +241,15 @@ export async function loadTopology(path: string): Promise<Topology> {
     });
   }
   return parseTopology(text, path);
+}
+
+/** A topology file's text, for code that makes labs (tests, benchmarks): what a user would write. */
+export function renderTopology(t: { name: string; networks?: NetworkSpec[]; nodes: Array<Partial<NodeSpec> & { name: string; role: NodeRole }> }): string {
+  const networks = t.networks ?? [
+    { name: 'path-a', subnet: '10.10.1.0/24' },
+    { name: 'path-b', subnet: '10.10.2.0/24' },
+  ];
+  return stringifyYaml({ name: t.name, networks, nodes: t.nodes });
 }
 
 /** A short stable hash of the lab name, used where names must be short (interfaces). */

@@ -127,21 +127,28 @@ def create(a):
         raise
 
 
-def delete(a):
-    """Remove one volume: its mapped LUNs, its LUN, its backstore; the target with its last LUN."""
+def remove_lun(a):
+    """Take a LUN out of its target (its ACL mappings first); the target goes with its last LUN."""
     target = find_target(a["iqn"])
+    if target is None:
+        return {"removed": False}
+    tpg = tpg_of(target)
+    for lun in list(tpg.luns) if tpg else []:
+        if lun.lun == a["lun"]:
+            for acl in tpg.node_acls:
+                for ml in list(acl.mapped_luns):
+                    if ml.tpg_lun.lun == lun.lun:
+                        ml.delete()
+            lun.delete()
+    if tpg is None or not list(tpg.luns):
+        target.delete()  # portals, ACLs and the TPG go with it
+    return {"removed": True}
+
+
+def delete(a):
+    """Remove one volume: its LUN (as remove_lun), then its backstore."""
+    remove_lun(a)
     so = find_so(a["name"])
-    if target is not None:
-        tpg = tpg_of(target)
-        for lun in list(tpg.luns) if tpg else []:
-            if lun.lun == a["lun"]:
-                for acl in tpg.node_acls:
-                    for ml in list(acl.mapped_luns):
-                        if ml.tpg_lun.lun == lun.lun:
-                            ml.delete()
-                lun.delete()
-        if tpg is None or not list(tpg.luns):
-            target.delete()  # portals, ACLs and the TPG go with it
     if so is not None:
         so.delete()
     return {"deleted": a["name"]}
@@ -161,22 +168,6 @@ def unmap(a):
                 ml.delete()
                 removed += 1
     return {"unmapped": removed}
-
-
-def portal(a):
-    """Take one portal of a target away, or put it back (one data path down / up)."""
-    target = find_target(a["iqn"])
-    if target is None:
-        raise Refused("UNKNOWN_TARGET", "no target %s" % a["iqn"], "iqn")
-    tpg = tpg_of(target)
-    ip, port = a["portal"].rsplit(":", 1)
-    present = [np for np in tpg.network_portals if np.ip_address == ip and np.port == int(port)]
-    if a["up"] and not present:
-        NetworkPortal(tpg, ip, int(port), mode="create")
-    if not a["up"]:
-        for np in present:
-            np.delete()
-    return {"portal": a["portal"], "up": a["up"]}
 
 
 def inventory(_a):
@@ -250,7 +241,7 @@ def loop_detach(a):
     return {"detached": a["device"]}
 
 
-OPS = {"create": create, "loop_attach": loop_attach, "loop_detach": loop_detach, "delete": delete, "unmap": unmap, "portal": portal,
+OPS = {"create": create, "loop_attach": loop_attach, "loop_detach": loop_detach, "delete": delete, "remove_lun": remove_lun, "unmap": unmap,
        "inventory": inventory, "save": save, "restore": restore, "clear": clear,
        "ping": lambda _a: {"pong": True}}
 

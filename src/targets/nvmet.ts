@@ -103,15 +103,13 @@ export class Nvmet {
     if (!existsSync(link)) await symlink(host, link);
   }
 
-  async addNamespace(nqn: string, ns: { nsid: number; devicePath: string; uuid: string; nguid: string; bufferedIo: boolean; anaGroup?: number }): Promise<void> {
+  async addNamespace(nqn: string, ns: { nsid: number; devicePath: string; uuid: string; nguid: string; anaGroup?: number }): Promise<void> {
     const dir = this.p('subsystems', nqn, 'namespaces', String(ns.nsid));
     await mkdir(dir);
     try {
       await writeFile(join(dir, 'device_path'), ns.devicePath);
       await writeFile(join(dir, 'device_uuid'), ns.uuid);
       await writeFile(join(dir, 'device_nguid'), ns.nguid);
-      // 6.1 cannot do direct I/O to a file on tmpfs; buffered I/O works everywhere.
-      if (ns.bufferedIo) await writeFile(join(dir, 'buffered_io'), '1');
       if (ns.anaGroup && ns.anaGroup !== 1) await writeFile(join(dir, 'ana_grpid'), String(ns.anaGroup));
       await writeFile(join(dir, 'enable'), '1');
     } catch (e) {

@@ -255,7 +255,7 @@ export class TargetVolumes {
         }
         for (const h of hosts) await this.nvmet.allowHost(nqn, h);
         const n = nsid;
-        await this.nvmet.addNamespace(nqn, { nsid: n, devicePath: device, uuid, nguid, bufferedIo: false, anaGroup });
+        await this.nvmet.addNamespace(nqn, { nsid: n, devicePath: device, uuid, nguid, anaGroup });
         undo.push(() => this.nvmet.removeNamespace(nqn, n));
         const portals = [];
         for (const net of nets) {
@@ -316,7 +316,7 @@ export class TargetVolumes {
       if (v.iscsi) {
         if (v.iscsi.demoMode) {
           // Demo mode has no ACL to unmap from: take the LUN out of the target instead.
-          await this.lioRequest('delete', { name: '', iqn: v.iscsi.iqn, lun: v.iscsi.lun });
+          await this.lioRequest('remove_lun', { iqn: v.iscsi.iqn, lun: v.iscsi.lun });
           return { volume: name, removed: 1 };
         }
         const r = await this.lioRequest<{ unmapped: number }>('unmap', { iqn: v.iscsi.iqn, lun: v.iscsi.lun, initiator: initiator ?? null });
@@ -359,8 +359,7 @@ export class TargetVolumes {
         await this.nvmet.createSubsystem(s.nqn, s.allowAnyHost);
         for (const h of s.hosts) await this.nvmet.allowHost(s.nqn, h);
         for (const ns of s.namespaces) {
-          const vol = [...this.volumes.values()].find((v) => v.nvme?.nqn === s.nqn && v.nvme.nsid === ns.nsid);
-          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: ns.nguid.replace(/-/g, ''), bufferedIo: !vol?.backing.device && !ns.devicePath.startsWith('/dev/'), anaGroup: ns.anaGroup });
+          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: ns.nguid.replace(/-/g, ''), anaGroup: ns.anaGroup });
         }
       }
       for (const p of ports) for (const s of p.subsystems) await this.nvmet.linkPort(s, p.id);

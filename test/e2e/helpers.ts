@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { exec, type ExecResult } from '../../src/system/exec.js';
 import type { AgentClient } from '../../src/lab/client.js';
 import { down, labClient, leftovers, readLabOrNull } from '../../src/lab/lab.js';
+import { renderTopology } from '../../src/lab/topology.js';
 import { findQemuProcesses } from '../../src/lab/qemu.js';
 import { labDir, stateDir } from '../../src/system/paths.js';
 import { mountsBelow } from '../../src/system/mounts.js';
@@ -77,10 +78,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 export async function upTargetAndCompute(lab: string): Promise<{ target: AgentClient; compute: AgentClient; computeIqn: string; computeNqn: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
   const topo = join(dir, `${lab}.yaml`);
-  await writeFile(
-    topo,
-    [`name: ${lab}`, 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', '  - {name: path-b, subnet: 10.10.2.0/24}', 'nodes:', '  - {name: target-1, role: target}', '  - {name: compute-1, role: compute}', ''].join('\n'),
-  );
+  await writeFile(topo, renderTopology({ name: lab, nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute' }] }));
   const r = await cli(['up', '--topology', topo]);
   if (r.exitCode !== 0) throw new Error(`brick-lab up of ${lab} failed (exit ${r.exitCode}):\n${r.stderr}`);
   const rec = (await readLabOrNull(lab))!;

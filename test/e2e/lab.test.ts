@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabStatus } from '../../src/lab/lab.js';
 import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import { renderTopology } from '../../src/lab/topology.js';
 import type { AgentClient } from '../../src/lab/client.js';
 import { cli, hostTraces, NOTHING, recipeKernel } from './helpers.js';
 
@@ -173,7 +174,7 @@ describe('the default three-node lab', () => {
     const topo = join(dir, 'solo.yaml');
     await writeFile(
       topo,
-      ['name: e2e-second', 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', 'nodes:', '  - {name: solo, role: compute, addresses: {path-a: 10.10.1.20}}', ''].join('\n'),
+      renderTopology({ name: 'e2e-second', networks: [{ name: 'path-a', subnet: '10.10.1.0/24' }], nodes: [{ name: 'solo', role: 'compute', addresses: { 'path-a': '10.10.1.20' } }] }),
     );
     const up = await cli(['up', '--topology', topo, '--json']);
     try {

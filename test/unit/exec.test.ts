@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BrickError } from '../../src/system/errors.js';
 import { exec, renderCommand } from '../../src/system/exec.js';
-
-async function rejection(p: Promise<unknown>): Promise<BrickError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(BrickError);
-    return e as BrickError;
-  }
-  throw new Error('expected the command to be refused');
-}
+import { rejection } from './refusal.js';
 
 describe('exec', () => {
   it('returns a record of the finished command', async () => {

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BrickError } from '../../src/system/errors.js';
 import { startLineWorker, type LineWorker } from '../../src/system/exec.js';
+import { rejection } from './refusal.js';
 
 /**
  * A worker in the LIO worker's protocol: announces itself with id 0, then answers one JSON line
@@ -59,16 +59,6 @@ async function start(): Promise<LineWorker> {
   const w = await startLineWorker([process.execPath, workerPath], { startTimeoutMs: 10_000 });
   started.push(w);
   return w;
-}
-
-async function rejection(p: Promise<unknown>): Promise<BrickError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(BrickError);
-    return e as BrickError;
-  }
-  throw new Error('expected the request to be refused');
 }
 
 function alive(pid: number): boolean {

@@ -17,3 +17,14 @@ export function expectRefused(fn: () => unknown, code: string, field: string): B
   expect(err.details).toEqual({ field });
   return err;
 }
+
+/** The BrickError a promise is rejected with (failing the test when it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<BrickError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(BrickError);
+    return e as BrickError;
+  }
+  throw new Error('expected a refusal, but the call succeeded');
+}

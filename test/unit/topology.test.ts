@@ -6,6 +6,7 @@ import {
   labTag,
   parseCidr,
   parseTopology,
+  renderTopology,
   stableUuid,
   validateTopology,
 } from '../../src/lab/topology.js';
@@ -338,5 +339,18 @@ describe('stableUuid and labTag', () => {
     expect(labTag('default')).toMatch(/^[0-9a-f]{6}$/);
     expect(labTag('default')).toBe(labTag('default'));
     expect(labTag('default')).not.toBe(labTag('default2'));
+  });
+});
+
+describe('renderTopology', () => {
+  it('writes a file that validates back to the same lab, with both data paths by default', () => {
+    const text = renderTopology({ name: 'round-trip', nodes: [{ name: 't1', role: 'target' }, { name: 'c1', role: 'compute', memoryMiB: 768 }] });
+    const t = parseTopology(text, 'rendered');
+    expect(t.name).toBe('round-trip');
+    expect(t.networks.map((n) => n.name)).toEqual(['path-a', 'path-b']);
+    expect(t.nodes.map((n) => [n.name, n.role, n.memoryMiB, n.networks])).toEqual([
+      ['t1', 'target', 384, ['path-a', 'path-b']],
+      ['c1', 'compute', 768, ['path-a', 'path-b']],
+    ]);
   });
 });
