@@ -3,7 +3,12 @@
  * every attached volume, all available volumes, a full inventory snapshot, and one attach +
  * detach cycle with the same end state (checked by the orphan oracle for both).
  *
- *   node dist/bench/connectors.js [--single 64] [--multi 16]
+ *   node dist/bench/connectors.js [--single 64,256] [--multi 64] [--repeat 5]
+ *
+ * --single is a list of sizes reached in turn on one path (64 attached, measured, then more
+ * attached up to 256, measured); --multi volumes are attached on both paths (dm-multipath).
+ * brick-lab's figures are the agent's own time (Server-Timing), the median of --repeat calls;
+ * os-brick's are timed inside its Python process, one call per volume as a caller would make.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -15,9 +20,12 @@ import { setQuiet } from '../src/system/log.js';
 import { PROJECT_ROOT } from '../src/system/paths.js';
 import type { TargetVolume } from '../src/targets/volumes.js';
 
-const { values } = parseArgs({ options: { single: { type: 'string', default: '64' }, multi: { type: 'string', default: '16' } } });
-const single = Number(values.single);
+const { values } = parseArgs({ options: { single: { type: 'string', default: '64,256' }, multi: { type: 'string', default: '64' }, repeat: { type: 'string', default: '5' }, cycles: { type: 'string', default: '3' } } });
+const singles = values.single.split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 const multi = Number(values.multi);
+const repeat = Math.max(1, Number(values.repeat));
+const cycles = Math.max(1, Number(values.cycles));
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 setQuiet(true);
 
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
@@ -33,15 +41,31 @@ const row = (what: string, ours: number, theirs: number | null): void => {
   rows.push([what, fmt(ours), theirs === null ? '-' : fmt(theirs), theirs === null ? '-' : `${(theirs / ours).toFixed(1)}x`]);
 };
 
-async function osBrick(job: Record<string, unknown>): Promise<Record<string, { seconds?: number; attachSeconds?: number; detachSeconds?: number; count?: number }>> {
-  const r = await c.run(['python3', '/tmp/os_brick_driver.py'], { input: JSON.stringify(job), timeoutMs: 1_800_000 });
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { seconds?: number }>;
+interface OsBrickAnswer {
+  paths?: { seconds: number };
+  all?: { seconds: number; count: number };
+  cycle?: Array<{ attachSeconds: number; detachSeconds: number }>;
 }
 
-async function setUp(n: number, multipath: boolean, prefix: string): Promise<TargetVolume[]> {
+async function osBrick(job: Record<string, unknown>): Promise<OsBrickAnswer> {
+  const r = await c.run(['python3', '/tmp/os_brick_driver.py'], { input: JSON.stringify(job), timeoutMs: 1_800_000 });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as OsBrickAnswer;
+}
+
+/** The agent's own time for one call, the median of `repeat` calls. */
+async function agentMs(call: () => Promise<unknown>): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    await call();
+    xs.push(c.lastServerMs ?? Number.NaN);
+  }
+  return median(xs);
+}
+
+async function setUp(n: number, multipath: boolean, prefix: string, from = 0): Promise<TargetVolume[]> {
   const vols: TargetVolume[] = [];
   const target = `iqn.2026-11.io.brick-lab:bench.${prefix}`;
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < n; i++) {
     vols.push(await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: `${prefix}${i}`, sizeMiB: 1, iqn: target, initiators: [iqn], ...(multipath ? {} : { networks: ['path-a'] }) }));
   }
   for (const v of vols) await c.post('/v1/connectors/iscsi/connect', { properties: v.connectionInfo, multipath }, 600_000);
@@ -50,48 +74,57 @@ async function setUp(n: number, multipath: boolean, prefix: string): Promise<Tar
 }
 
 async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean): Promise<void> {
-  await c.post('/v1/connectors/iscsi/volume-paths-batch', { volumes: vols.map((v) => v.connectionInfo) }, 600_000);
-  const ours = (c.lastServerMs ?? 0) / 1000;
-  const res = await c.post<{ results: Array<{ paths: string[] }> }>('/v1/connectors/iscsi/volume-paths-batch', { volumes: vols.map((v) => v.connectionInfo) }, 600_000);
+  const body = { volumes: vols.map((v) => v.connectionInfo) };
+  const res = await c.post<{ results: Array<{ paths: string[] }> }>('/v1/connectors/iscsi/volume-paths-batch', body, 600_000);
   const oursFound = res.results.reduce((a, r) => a + r.paths.length, 0);
+  const ours = await agentMs(() => c.post('/v1/connectors/iscsi/volume-paths-batch', body, 600_000));
   const theirs = await osBrick({ protocol: 'ISCSI', multipath, paths: vols.map((v) => v.connectionInfo.data) });
-  row(`${label}: paths of every volume (${oursFound} paths)`, Math.min(ours, (c.lastServerMs ?? 0) / 1000), theirs.paths!.seconds!);
+  row(`${label}: paths of every volume (${oursFound} paths)`, ours / 1000, theirs.paths!.seconds);
 }
 
 try {
   await c.run(['tee', '/tmp/os_brick_driver.py'], { input: await readFile(join(PROJECT_ROOT, 'bench', 'os_brick_driver.py'), 'utf8') });
-  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; os-brick driven in one python3 process per measure (import not counted)\n`);
+  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, median of ${repeat}; os-brick: one python3 process per measure (import not counted)\n`);
 
-  // One attach + detach cycle, both ends clean.
+  // Attach + detach cycles, both ends clean.
   const cyc = await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });
-  const s0 = performance.now();
-  const d = await c.post('/v1/connectors/iscsi/connect', { properties: cyc.connectionInfo });
-  const s1 = performance.now();
-  await c.post('/v1/connectors/iscsi/disconnect', { properties: cyc.connectionInfo, deviceInfo: d });
-  const s2 = performance.now();
+  const attach: number[] = [];
+  const detach: number[] = [];
+  for (let i = 0; i < cycles; i++) {
+    const s0 = performance.now();
+    const d = await c.post('/v1/connectors/iscsi/connect', { properties: cyc.connectionInfo });
+    const s1 = performance.now();
+    await c.post('/v1/connectors/iscsi/disconnect', { properties: cyc.connectionInfo, deviceInfo: d });
+    attach.push((s1 - s0) / 1000);
+    detach.push((performance.now() - s1) / 1000);
+  }
   const oursClean = (await c.post<{ clean: boolean }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid })).clean;
-  const theirs = await osBrick({ protocol: 'ISCSI', cycle: cyc.connectionInfo.data });
-  const theirsClean = (await c.post<{ clean: boolean; orphans: unknown[] }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid }));
-  row('attach (one volume, one path)', (s1 - s0) / 1000, theirs.cycle!.attachSeconds!);
-  row('detach', (s2 - s1) / 1000, theirs.cycle!.detachSeconds!);
-  row('attach + detach', (s2 - s0) / 1000, theirs.cycle!.attachSeconds! + theirs.cycle!.detachSeconds!);
+  const theirs = (await osBrick({ protocol: 'ISCSI', cycle: cyc.connectionInfo.data, cycles })).cycle!;
+  const theirsClean = await c.post<{ clean: boolean; orphans: unknown[] }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid });
+  const ta = theirs.map((x) => x.attachSeconds);
+  const td = theirs.map((x) => x.detachSeconds);
+  row(`attach (one volume, one path; median of ${cycles})`, median(attach), median(ta));
+  row('detach', median(detach), median(td));
+  row('attach + detach', median(attach.map((a, i) => a + detach[i]!)), median(ta.map((a, i) => a + td[i]!)));
   rows.push(['end state (orphan oracle)', oursClean ? 'clean' : 'ORPHANS', theirsClean.clean ? 'clean' : `ORPHANS ${JSON.stringify(theirsClean.orphans).slice(0, 200)}`, '']);
   await t.delete('/v1/targets/volumes/cycle');
 
   const one = await setUp(1, false, 'one');
   await pathsFor('1 volume, 1 path', one, false);
-  const many = await setUp(single, false, 'single');
-  await pathsFor(`${single} volumes, 1 path`, many, false);
-  const mp = await setUp(multi, true, 'multi');
-  await pathsFor(`${multi} volumes, 2 paths (dm-multipath)`, mp, true);
+  let many: TargetVolume[] = [];
+  for (const n of singles) {
+    many = [...many, ...(await setUp(n, false, 'single', many.length))];
+    await pathsFor(`${n} volumes, 1 path`, many, false);
+  }
+  const mp = multi > 0 ? await setUp(multi, true, 'multi') : [];
+  if (mp.length > 0) await pathsFor(`${multi} volumes, 2 paths (dm-multipath)`, mp, true);
 
-  await c.get('/v1/inventory', 600_000);
-  const snapMs = (c.lastServerMs ?? 0) / 1000;
-  await c.post('/v1/connectors/iscsi/available-volumes', {}, 600_000);
-  const availMs = (c.lastServerMs ?? 0) / 1000;
+  const attached = one.length + many.length + mp.length;
+  const snapMs = await agentMs(() => c.get('/v1/inventory', 600_000));
+  const availMs = await agentMs(() => c.post('/v1/connectors/iscsi/available-volumes', {}, 600_000));
   const theirsAll = await osBrick({ protocol: 'ISCSI', all: true });
-  row(`all available volumes (${1 + single + multi} attached)`, availMs, theirsAll.all!.seconds!);
-  row('full inventory snapshot', snapMs, null);
+  row(`all available volumes (${attached} attached)`, availMs / 1000, theirsAll.all!.seconds);
+  row(`full inventory snapshot (${attached} volumes, ${many.length + one.length + 2 * mp.length} SCSI disks)`, snapMs / 1000, null);
 
   const w = Math.max(...rows.map((r) => r[0]!.length));
   for (const r of rows) process.stdout.write(`  ${r[0]!.padEnd(w)}  ${r[1]!.padStart(10)}  ${r[2]!.padStart(10)}  ${r[3]!.padStart(7)}\n`);

@@ -3,7 +3,7 @@
 the import alone takes seconds under TCG, so it is paid once and only the calls are timed.
 
 stdin: {"protocol": "ISCSI"|"NVME", "multipath": bool, "paths": [props...], "all": bool,
-        "cycle": props|null}
+        "cycle": props|null, "cycles": n}
 stdout: one JSON object with seconds per step and the results.
 """
 import json
@@ -37,11 +37,14 @@ if job.get("all"):
 
 if job.get("cycle"):
     props = job["cycle"]
-    t = time.perf_counter()
-    info = conn.connect_volume(props)
-    attached = time.perf_counter() - t
-    t = time.perf_counter()
-    conn.disconnect_volume(props, info)
-    out["cycle"] = {"attachSeconds": attached, "detachSeconds": time.perf_counter() - t, "device": info.get("path")}
+    cycles = []
+    for _ in range(int(job.get("cycles", 1))):
+        t = time.perf_counter()
+        info = conn.connect_volume(props)
+        attached = time.perf_counter() - t
+        t = time.perf_counter()
+        conn.disconnect_volume(props, info)
+        cycles.append({"attachSeconds": attached, "detachSeconds": time.perf_counter() - t, "device": info.get("path")})
+    out["cycle"] = cycles
 
 print(json.dumps(out, default=str))

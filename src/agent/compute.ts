@@ -98,7 +98,7 @@ export async function computeRoutes(app: FastifyInstance): Promise<void> {
         throw e;
       }
     });
-    const snapshot = await takeSnapshot();
+    const snapshot = await takeSnapshot(undefined, { scope: 'paths' });
     return { results: await Promise.all(props.map((p) => c.getVolumePaths(p, snapshot))) };
   });
 

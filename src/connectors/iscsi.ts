@@ -3,7 +3,7 @@ import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { iscsiDevicesOf, type VolumeIdentity } from '../inventory/orphans.js';
-import { iscsiSessions, scsiWwid, takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions, scsiWwid, takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
 import { parseMultipathdPaths } from '../inventory/tools.js';
 import { deleteScsiDevice, flushDevice, settle, waitFor } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
@@ -11,6 +11,7 @@ import { byPathName, normalise, type IscsiProperties, type IscsiTargetPath } fro
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 const ISCSIADM_TIMEOUT = 120_000;
+const PATHS = { scope: 'paths' } as const;
 /** iscsiadm's "no records/sessions found" and "session already exists". */
 const NO_OBJS = 21;
 const SESSION_EXISTS = 15;
@@ -42,23 +43,56 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     return '/dev/disk/by-path';
   }
 
-  private async ensureNode(p: IscsiTargetPath, props: IscsiProperties): Promise<void> {
+  /** The text of the node record iscsiadm keeps for (portal, IQN), or null when there is none. */
+  private async nodeRecord(p: IscsiTargetPath): Promise<string | null> {
+    const rec = (await iscsiNodes(this.fs)).find((r) => r.iqn === p.iqn && r.portal === p.portal);
+    if (!rec) return null;
+    // "ip,port" is the record file itself; "ip,port,tpgt" is a directory with one file per iface.
+    return (await this.fs.readText(rec.path)) ?? (await this.fs.readText(`${rec.path}/default`)) ?? '';
+  }
+
+  /**
+   * The record database is read directly (a file per record) when it is where Debian's open-iscsi
+   * keeps it, which spares an iscsiadm process; elsewhere iscsiadm is asked ('' when it has one).
+   */
+  private async findNodeRecord(p: IscsiTargetPath): Promise<string | null> {
+    if (await this.fs.exists(ISCSI_NODE_DB)) return this.nodeRecord(p);
     const show = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal], false);
-    if (show.exitCode !== 0) await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'new']);
-    const set = (k: string, v: string): Promise<unknown> => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'update', '-n', k, '-v', v]);
-    // Manual scan: a login must not bring in every LUN of a shared target (os-brick bug 1483326).
-    await set('node.session.scan', 'manual');
+    if (show.exitCode === 0) return '';
+    if (show.exitCode === NO_OBJS) return null;
+    throw new BrickError('ISCSIADM_FAILED', show.stderr.trim() || `iscsiadm exited with ${show.exitCode}`);
+  }
+
+  private async ensureNode(p: IscsiTargetPath, props: IscsiProperties): Promise<void> {
+    const settings: Array<[string, string]> = [
+      // Manual scan: a login must not bring in every LUN of a shared target (os-brick bug 1483326).
+      ['node.session.scan', 'manual'],
+      ['node.startup', 'automatic'],
+    ];
     if (props.auth) {
-      await set('node.session.auth.authmethod', 'CHAP');
-      await set('node.session.auth.username', props.auth.username);
-      await set('node.session.auth.password', props.auth.password);
+      settings.push(['node.session.auth.authmethod', 'CHAP'], ['node.session.auth.username', props.auth.username], ['node.session.auth.password', props.auth.password]);
     }
-    await set('node.startup', 'automatic');
+    const record = await this.findNodeRecord(p);
+    if (record === null) await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'new']);
+    const has = (k: string, v: string): boolean => record !== null && record.split('\n').some((l) => l.trim() === `${k} = ${v}`);
+    const missing = settings.filter(([k, v]) => !has(k, v));
+    // One update for every setting (open-iscsi takes several -n/-v pairs), none when all are set.
+    if (missing.length > 0) await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'update', ...missing.flatMap(([k, v]) => ['-n', k, '-v', v])]);
   }
 
   private async sessionFor(p: IscsiTargetPath): Promise<{ sid: number; host: number | null } | null> {
     const x = (await iscsiSessions(this.fs)).find((y) => y.targetIqn === p.iqn && y.portal === p.portal);
     return x ? { sid: x.sid, host: x.host } : null;
+  }
+
+  /** The SCSI devices (H:C:T:L) that hang under one session, straight from sysfs. */
+  private async lunsUnder(sid: number): Promise<string[]> {
+    const dir = `/sys/class/iscsi_session/session${sid}/device`;
+    const out: string[] = [];
+    for (const t of await this.fs.list(dir)) {
+      if (t.startsWith('target')) out.push(...(await this.fs.list(`${dir}/${t}`)).filter((d) => /^\d+:\d+:\d+:\d+$/.test(d)));
+    }
+    return out;
   }
 
   /** The block device of one LUN under one session, straight from sysfs. */
@@ -90,7 +124,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     if (existing) return existing;
     await writeFile(`/sys/class/scsi_host/host${session.host}/scan`, `- - ${p.lun}`);
     const sid = session.sid;
-    return waitFor(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, () => this.deviceUnder(sid, p.lun), 30_000);
+    return waitFor(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, () => this.deviceUnder(sid, p.lun), 30_000, 20);
   }
 
   async connectVolume(props: IscsiProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
@@ -112,7 +146,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     // The WWID comes from the LUN's VPD pages, read as the device is added: wait for it (os-brick
     // waits for it too) rather than hand back a device without its identity.
     const first = found[0]!.block;
-    const wwid = await waitFor(`WWID of ${first}`, async () => scsiWwid(await this.fs.readText(`/sys/block/${first}/device/wwid`)), 10_000, 50).catch(() => null);
+    const wwid = await waitFor(`WWID of ${first}`, async () => scsiWwid(await this.fs.readText(`/sys/block/${first}/device/wwid`)), 10_000, 20).catch(() => null);
     const devices = found.map((f) => f.block);
     if (opts.multipath && wwid) {
       const map = await multipathMapFor(wwid, devices);
@@ -135,7 +169,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
         return false;
       }
     };
-    let snap = await takeSnapshot(this.fs);
+    const snap = await takeSnapshot(this.fs, PATHS);
     const blocks = new Set<string>(device?.devices ?? []);
     for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) blocks.add(d.block);
     const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((d) => d.block && blocks.has(d.block))?.wwid ?? null;
@@ -163,22 +197,20 @@ export class IscsiConnector implements Connector<IscsiProperties> {
         return left.some((x) => blocks.has(x.dev)) ? null : true;
       }, 10_000, 100).catch((e: Error) => errors.push(e.message));
     }
-    snap = await takeSnapshot(this.fs);
+    const sessions = await iscsiSessions(this.fs);
     for (const p of props.paths) {
-      const s = snap.iscsiSessions.find((x) => x.targetIqn === p.iqn && x.portal === p.portal);
-      const inUse = s ? snap.scsiDevices.some((d) => d.session === s.sid) : false;
+      const s = sessions.find((x) => x.targetIqn === p.iqn && x.portal === p.portal);
+      const inUse = s ? (await this.lunsUnder(s.sid)).length > 0 : false;
       if (inUse) continue; // another LUN of this target still uses the session
       if (s) await step(`session${s.sid} (${p.iqn} at ${p.portal})`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--logout']));
-      const node = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal], false);
-      if (node.exitCode === 0) await step(`node record ${p.iqn} ${p.portal}`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'delete']));
-      else if (node.exitCode !== NO_OBJS && !opts.ignoreErrors) throw new BrickError('ISCSIADM_FAILED', node.stderr.trim());
+      if ((await this.findNodeRecord(p)) !== null) await step(`node record ${p.iqn} ${p.portal}`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'delete']));
     }
     await settle();
     return { removed, errors };
   }
 
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
-    const snap = snapshot ?? (await takeSnapshot(this.fs));
+    const snap = snapshot ?? (await takeSnapshot(this.fs, PATHS));
     const names = new Set(props.paths.map(byPathName));
     const paths = snap.links.filter((l) => l.dir === 'by-path' && names.has(l.name) && !l.dangling).map((l) => `/dev/disk/by-path/${l.name}`);
     const devices = new Set<string>();
@@ -188,7 +220,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
   }
 
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
-    const snap = await takeSnapshot(this.fs);
+    const snap = await takeSnapshot(this.fs, PATHS);
     const byWwid = new Map<string, AvailableVolume>();
     for (const d of snap.scsiDevices) {
       if (d.session === null || !d.block) continue;

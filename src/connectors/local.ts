@@ -25,7 +25,7 @@ export class LocalConnector implements Connector<LocalProperties> {
       throw new BrickError('DEVICE_MISSING', `device_path: ${props.devicePath} does not exist on this node`, { statusCode: 404, details: { field: 'device_path' } });
     }
     const name = props.devicePath.split('/').pop()!;
-    const wwid = (await takeSnapshot(this.fs)).scsiDevices.find((d) => d.block === name)?.wwid ?? null;
+    const wwid = (await takeSnapshot(this.fs, { scope: 'paths' })).scsiDevices.find((d) => d.block === name)?.wwid ?? null;
     return { type: 'block', path: props.devicePath, devices: [name], multipath: false, identity: wwid };
   }
 
@@ -47,7 +47,7 @@ export class LocalConnector implements Connector<LocalProperties> {
 
   /** Local SCSI disks: SCSI devices with a block device that hang under no iSCSI session. */
   async getAllAvailableVolumes(): Promise<AvailableVolume[]> {
-    const snap = await takeSnapshot(this.fs);
+    const snap = await takeSnapshot(this.fs, { scope: 'paths' });
     return snap.scsiDevices
       .filter((d) => d.session === null && d.block)
       .map((d) => ({ protocol: 'local' as const, identity: { wwid: d.wwid }, paths: [`/dev/${d.block}`], devices: [d.block!] }));

@@ -20,7 +20,7 @@ export async function multipathMapFor(wwid: string, devices: string[]): Promise<
   for (const d of devices) await exec(['multipathd', 'add', 'path', d], { timeoutMs: 30_000, reject: false });
   return waitFor(
     `multipath map for ${wwid}`,
-    async () => (await takeSnapshot()).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null,
+    async () => (await takeSnapshot(undefined, { scope: 'paths' })).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null,
     60_000,
   );
 }

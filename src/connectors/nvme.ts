@@ -9,6 +9,7 @@ import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumeP
 
 /** Seconds a controller keeps reconnecting after its path is lost; explicit, never os-brick's -1. */
 export const CTRL_LOSS_TMO = 30;
+const PATHS = { scope: 'paths' } as const;
 
 function identityOf(p: NvmeProperties): NonNullable<VolumeIdentity['nvme']> {
   return { nqn: p.nqn, portals: p.portals.map((x) => `${x.address}:${x.port}`), nsid: p.nsid, uuid: p.uuid, nguid: p.nguid };
@@ -41,7 +42,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     const errors: string[] = [];
     let connected = 0;
     const portals = opts.multipath === false ? props.portals.slice(0, 1) : props.portals;
-    const before = await takeSnapshot(this.fs);
+    const before = await takeSnapshot(this.fs, PATHS);
     for (const portal of portals) {
       if (this.controllerFor(before, props, portal.address, portal.port)) {
         connected++;
@@ -56,7 +57,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     if (connected === 0) throw new BrickError('CONNECT_FAILED', `no NVMe/TCP portal of ${props.nqn} accepted a connection: ${errors.join('; ')}`, { statusCode: 502 });
     const ns = await waitFor(
       `namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`,
-      async () => nvmeNamespacesOf(await takeSnapshot(this.fs), identityOf(props))[0] ?? null,
+      async () => nvmeNamespacesOf(await takeSnapshot(this.fs, PATHS), identityOf(props))[0] ?? null,
       30_000,
     );
     await settle();
@@ -66,7 +67,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
   async disconnectVolume(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
     const removed: string[] = [];
     const errors: string[] = [];
-    const snap = await takeSnapshot(this.fs);
+    const snap = await takeSnapshot(this.fs, PATHS);
     const mine = nvmeNamespacesOf(snap, identityOf(props));
     const heads = new Set(mine.map((n) => n.name));
     if (device?.path.startsWith('/dev/nvme')) heads.add(device.path.slice(5));
@@ -96,7 +97,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
   }
 
   async getVolumePaths(props: NvmeProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
-    const snap = snapshot ?? (await takeSnapshot(this.fs));
+    const snap = snapshot ?? (await takeSnapshot(this.fs, PATHS));
     const mine = nvmeNamespacesOf(snap, identityOf(props));
     const paths: string[] = [];
     for (const n of mine) if (await this.fs.exists(`/dev/${n.name}`)) paths.push(`/dev/${n.name}`);
@@ -104,7 +105,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
   }
 
   async getAllAvailableVolumes(props?: NvmeProperties): Promise<AvailableVolume[]> {
-    const snap = await takeSnapshot(this.fs);
+    const snap = await takeSnapshot(this.fs, PATHS);
     const fabric = new Set(snap.nvmeControllers.filter((c) => c.transport === 'tcp').map((c) => c.subsysNqn));
     return snap.nvmeNamespaces
       .filter((n) => n.subsysNqn && fabric.has(n.subsysNqn) && (!props || n.subsysNqn === props.nqn))

@@ -12,7 +12,7 @@ export interface SnapshotDiff {
   removed: DiffEntry[];
 }
 
-const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt'>]: (x: HostSnapshot[K][number]) => string } = {
+const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt' | 'scope'>]: (x: HostSnapshot[K][number]) => string } = {
   scsiDevices: (d) => `${d.hctl} ${d.wwid ?? ''} ${d.block ?? ''}`,
   iscsiSessions: (x) => `session${x.sid} ${x.targetIqn ?? ''} ${x.portal ?? ''}`,
   iscsiNodes: (n) => `${n.iqn} ${n.portal}`,
@@ -25,6 +25,8 @@ const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt'>]: (x: HostSnapshot[K][nu
 
 /** What appeared and what went between two snapshots, by stable keys per collection. */
 export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): SnapshotDiff {
+  // A 'paths' snapshot leaves whole collections out: diffing it would invent changes.
+  if (before.scope === 'paths' || after.scope === 'paths') throw new Error("a diff needs two full snapshots, not a 'paths' one");
   const added: DiffEntry[] = [];
   const removed: DiffEntry[] = [];
   for (const kind of Object.keys(KEYS) as Array<keyof typeof KEYS>) {

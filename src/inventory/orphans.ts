@@ -53,6 +53,7 @@ export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity[
  * controller that another still-attached volume uses is not an orphan: it is shared.
  */
 export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = []): Orphan[] {
+  if (s.scope === 'paths') throw new Error("the orphan check needs a full snapshot, not a 'paths' one");
   const out: Orphan[] = [];
   const blocks = new Set<string>();
   const claimedBlocks = new Set<string>();
@@ -71,6 +72,25 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
         out.push({ kind: 'block-device', id: d.block, evidence: `/sys/block/${d.block} (${d.hctl})` });
       }
     }
+    // A device at this volume's target and LUN that reads another identity and that no attached
+    // volume claims: the stale path of a reused LUN id. What it reads now is another volume's
+    // data (CVE-2023-2088), so it is this volume's leftover, named as such.
+    if (iv.wwid) {
+      const sessions = new Set(s.iscsiSessions.filter((x) => x.targetIqn === iv.iqn && (!x.portal || iv.portals.includes(x.portal))).map((x) => x.sid));
+      for (const d of s.scsiDevices) {
+        if (d.session === null || !sessions.has(d.session) || d.lun !== iv.lun || !d.wwid || d.wwid === iv.wwid) continue;
+        if (d.block && claimedBlocks.has(d.block)) continue;
+        out.push({
+          kind: 'scsi-device',
+          id: d.hctl,
+          evidence: `${d.sysfs}: identity mismatch: LUN ${iv.lun} of ${iv.iqn} now reads WWID ${d.wwid}, not the detached volume's ${iv.wwid}, and no attached volume claims it (a reused LUN id: this path reads another volume's data, CVE-2023-2088)`,
+        });
+        if (d.block) {
+          blocks.add(d.block);
+          out.push({ kind: 'block-device', id: d.block, evidence: `/sys/block/${d.block} (${d.hctl}, identity mismatch: WWID ${d.wwid})` });
+        }
+      }
+    }
     const shared = (iqn: string, portal: string | null): boolean =>
       stillAttached.some((o) => o.iscsi && o.iscsi.iqn === iqn && (!portal || o.iscsi.portals.includes(portal)));
     for (const x of s.iscsiSessions) {
@@ -82,10 +102,9 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
       out.push({ kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: n.path });
     }
     const names = new Set(iv.portals.map((p) => `ip-${p.replace(/^\[(.*)\]/, '$1')}-iscsi-${iv.iqn}-lun-${lunForPath(iv.lun)}`));
-    // A live link to a device with another WWID belongs to a later volume that reuses the LUN id.
-    const foreign = (block: string): boolean => !!iv.wwid && s.scsiDevices.some((d) => d.block === block && d.wwid !== null && d.wwid !== iv.wwid);
+    // A live link to a device an attached volume claims is that volume's (a later one at the LUN).
     for (const l of s.links) {
-      if (l.dir === 'by-path' && names.has(l.name) && !(l.target && (claimedBlocks.has(l.target) || foreign(l.target)))) {
+      if (l.dir === 'by-path' && names.has(l.name) && !(l.target && claimedBlocks.has(l.target))) {
         if (l.target) blocks.add(l.target);
         out.push({ kind: 'by-path-link', id: l.name, evidence: `/dev/disk/by-path/${l.name} -> ${l.target ?? '(nothing)'}` });
       }

@@ -66,6 +66,7 @@ export interface NvmeNamespace {
 
 export interface BlockDevice {
   name: string;
+  /** To the KiB (from /proc/partitions) for disks listed there, exact from sysfs for the rest. */
   sizeBytes: number | null;
   holders: string[];
   slaves: string[];
@@ -89,6 +90,8 @@ export interface MultipathMap {
 
 export interface HostSnapshot {
   takenAt: string;
+  /** What was read: see SnapshotOptions. Only a 'full' snapshot can show what is left over. */
+  scope: 'full' | 'paths';
   scsiDevices: ScsiDevice[];
   iscsiSessions: IscsiSession[];
   iscsiNodes: IscsiNodeRecord[];
@@ -116,31 +119,78 @@ export function normaliseNguid(raw: string | null): string | null {
 
 const base = (p: string | null): string | null => (p ? p.split('/').pop() ?? null : null);
 
-async function scsiDevices(fs: HostFs): Promise<ScsiDevice[]> {
+/** Whole disks and partitions, with where each sits in the device tree. */
+interface BlockIndex {
+  /** Every name under /sys/class/block (disks and partitions): what a /dev link may point at. */
+  all: Set<string>;
+  /** Whole disks, in /sys/block order. */
+  disks: string[];
+  /** Each disk's device directory under /sys, from its /sys/class/block link. */
+  real: Map<string, string>;
+  /** HCTL -> disk, for SCSI disks. */
+  byHctl: Map<string, string>;
+}
+
+/**
+ * /sys/block lists the whole disks; /sys/class/block also the partitions. Each entry links to
+ * where the device sits: ../../devices/.../H:C:T:L/block/sdX for a SCSI disk,
+ * .../nvme-subsystem/nvme-subsysN/nvmeXnY for an NVMe head.
+ */
+async function blockIndex(fs: HostFs): Promise<BlockIndex> {
+  const idx: BlockIndex = { all: new Set(await fs.list('/sys/class/block')), disks: await fs.list('/sys/block'), real: new Map(), byHctl: new Map() };
+  for (const name of idx.disks) {
+    const link = await fs.link(`/sys/class/block/${name}`);
+    if (!link) continue;
+    const rel = link.replace(/^(\.\.\/)+/, '');
+    idx.real.set(name, `/sys/${rel}`);
+    const hctl = /\/(\d+:\d+:\d+:\d+)\/block\/[^/]+$/.exec(rel);
+    if (hctl) idx.byHctl.set(hctl[1]!, name);
+  }
+  return idx;
+}
+
+/** Vendor and model from the standard INQUIRY data the kernel keeps (bytes 8-15 and 16-31). */
+function inquiryStrings(raw: Uint8Array | null): { vendor: string | null; model: string | null } {
+  if (!raw || raw.length < 32) return { vendor: null, model: null };
+  const ascii = (a: number, b: number): string => Buffer.from(raw.subarray(a, b)).toString('latin1').replace(/\0/g, ' ').trim();
+  return { vendor: ascii(8, 16), model: ascii(16, 32) };
+}
+
+async function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, full: boolean): Promise<ScsiDevice[]> {
   const out: ScsiDevice[] = [];
   for (const hctl of await fs.list('/sys/class/scsi_device')) {
     const m = /^(\d+):(\d+):(\d+):(\d+)$/.exec(hctl);
     if (!m) continue;
-    const dev = `/sys/class/scsi_device/${hctl}/device`;
-    const real = (await fs.link(`/sys/class/scsi_device/${hctl}`)) ?? '';
-    const session = /\/session(\d+)\//.exec(real);
-    const block = (await fs.list(`${dev}/block`))[0] ?? null;
+    const block = blocks.byHctl.get(hctl) ?? null;
+    // The device's own directory: from its disk's link when it has one, else from its own link.
+    let dir: string | null = null;
+    if (block) dir = blocks.real.get(block)!.replace(/\/block\/[^/]+$/, '');
+    else {
+      const link = await fs.link(`/sys/class/scsi_device/${hctl}`);
+      if (link) dir = `/sys/${link.replace(/^(\.\.\/)+/, '').replace(/\/scsi_device\/[^/]+$/, '')}`;
+    }
+    dir ??= `/sys/class/scsi_device/${hctl}/device`;
+    const session = /\/session(\d+)\//.exec(dir);
+    const { vendor, model } = full ? inquiryStrings(await fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
     out.push({
       hctl,
       host: Number(m[1]),
       lun: Number(m[4]),
-      vendor: await fs.readText(`${dev}/vendor`),
-      model: await fs.readText(`${dev}/model`),
-      state: await fs.readText(`${dev}/state`),
-      wwid: scsiWwid(await fs.readText(`${dev}/wwid`)),
+      vendor,
+      model,
+      state: full ? await fs.readText(`${dir}/state`) : null,
+      wwid: scsiWwid(await fs.readText(`${dir}/wwid`)),
       block,
-      holders: block ? await fs.list(`/sys/block/${block}/holders`) : [],
+      holders: block ? holders.get(block) ?? [] : [],
       session: session ? Number(session[1]) : null,
       sysfs: `/sys/class/scsi_device/${hctl}`,
     });
   }
   return out;
 }
+
+/** Where open-iscsi keeps its node records (Debian's build: /etc/iscsi/nodes). */
+export const ISCSI_NODE_DB = '/etc/iscsi/nodes';
 
 export async function iscsiSessions(fs: HostFs): Promise<IscsiSession[]> {
   const out: IscsiSession[] = [];
@@ -170,7 +220,7 @@ export async function iscsiSessions(fs: HostFs): Promise<IscsiSession[]> {
   return out;
 }
 
-async function iscsiNodes(fs: HostFs, root = '/etc/iscsi/nodes'): Promise<IscsiNodeRecord[]> {
+export async function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): Promise<IscsiNodeRecord[]> {
   const out: IscsiNodeRecord[] = [];
   for (const iqn of await fs.list(root)) {
     for (const entry of await fs.list(`${root}/${iqn}`)) {
@@ -189,7 +239,7 @@ function parseAddress(text: string | null): { traddr: string | null; trsvcid: st
   return { traddr: get('traddr'), trsvcid: get('trsvcid') };
 }
 
-async function nvme(fs: HostFs): Promise<{ controllers: NvmeController[]; namespaces: NvmeNamespace[] }> {
+async function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>): Promise<{ controllers: NvmeController[]; namespaces: NvmeNamespace[] }> {
   const controllers: NvmeController[] = [];
   for (const name of await fs.list('/sys/class/nvme')) {
     const dir = `/sys/class/nvme/${name}`;
@@ -204,70 +254,132 @@ async function nvme(fs: HostFs): Promise<{ controllers: NvmeController[]; namesp
     });
   }
   const namespaces: NvmeNamespace[] = [];
-  const blocks = await fs.list('/sys/block');
-  for (const name of blocks.filter((b) => /^nvme\d+n\d+$/.test(b))) {
+  const nqnOf = new Map<string, string | null>();
+  for (const name of blocks.disks.filter((b) => /^nvme\d+n\d+$/.test(b))) {
     const dir = `/sys/block/${name}`;
-    const sub = /^nvme(\d+)n/.exec(name)![1];
-    const subsysNqn = await fs.readText(`/sys/class/nvme-subsystem/nvme-subsys${sub}/subsysnqn`);
+    // A head hangs under its subsystem (.../nvme-subsystem/nvme-subsysN/nvmeXnY); without native
+    // multipath the namespace hangs under its controller (.../nvmeC/nvmeXnY), which names its own.
+    const real = blocks.real.get(name) ?? '';
+    const ctrl = /\/(nvme\d+)\/nvme\d+n\d+$/.exec(real)?.[1];
+    const sub = /\/nvme-subsys(\d+)\//.exec(real)?.[1] ?? /^nvme(\d+)n/.exec(name)![1]!;
+    const key = ctrl && !real.includes('/nvme-subsys') ? `ctrl:${ctrl}` : sub;
+    if (!nqnOf.has(key)) nqnOf.set(key, await fs.readText(key.startsWith('ctrl:') ? `/sys/class/nvme/${ctrl}/subsysnqn` : `/sys/class/nvme-subsystem/nvme-subsys${sub}/subsysnqn`));
     const nsid = await fs.readText(`${dir}/nsid`);
+    const headNs = /n(\d+)$/.exec(name)![1];
     namespaces.push({
       name,
       nsid: nsid === null ? null : Number(nsid),
       uuid: await fs.readText(`${dir}/uuid`),
       nguid: normaliseNguid(await fs.readText(`${dir}/nguid`)),
       wwid: await fs.readText(`${dir}/wwid`),
-      subsysNqn,
-      paths: blocks.filter((b) => new RegExp(`^nvme${sub}c\\d+n${name.split('n').pop()}$`).test(b)),
-      holders: await fs.list(`${dir}/holders`),
+      subsysNqn: nqnOf.get(key) ?? null,
+      paths: blocks.disks.filter((b) => new RegExp(`^nvme${sub}c\\d+n${headNs}$`).test(b)),
+      holders: holders.get(name) ?? [],
       sysfs: dir,
     });
   }
   return { controllers, namespaces };
 }
 
-async function blockDevices(fs: HostFs): Promise<BlockDevice[]> {
+/**
+ * Holder links are made by bd_link_disk_holder, which device-mapper and md call on their member
+ * disks (the only users in 6.1): listing the slaves of dm-* and md* disks and turning them around
+ * gives every disk's holders without listing a holders directory per disk.
+ */
+async function stacking(fs: HostFs, blocks: BlockIndex): Promise<{ slaves: Map<string, string[]>; holders: Map<string, string[]> }> {
+  const slaves = new Map<string, string[]>();
+  const holders = new Map<string, string[]>();
+  for (const name of blocks.disks) {
+    if (!/^(dm-|md)/.test(name)) continue;
+    const list = await fs.list(`/sys/block/${name}/slaves`);
+    slaves.set(name, list);
+    for (const s of list) holders.set(s, [...(holders.get(s) ?? []), name].sort());
+  }
+  return { slaves, holders };
+}
+
+/** Disk sizes in one read: /proc/partitions gives 1 KiB blocks (the kernel's sectors >> 1). */
+async function partitionSizes(fs: HostFs): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const line of ((await fs.readText('/proc/partitions')) ?? '').split('\n')) {
+    const m = /^\s*\d+\s+\d+\s+(\d+)\s+(\S+)$/.exec(line);
+    if (m) out.set(m[2]!, Number(m[1]) * 1024);
+  }
+  return out;
+}
+
+async function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }): Promise<BlockDevice[]> {
   const out: BlockDevice[] = [];
-  for (const name of await fs.list('/sys/block')) {
+  const sizes = await partitionSizes(fs);
+  for (const name of blocks.disks) {
     const dir = `/sys/block/${name}`;
-    const size = await fs.readText(`${dir}/size`);
+    // /proc/partitions leaves out hidden disks (NVMe path devices) and empty ones: read those.
+    let size = sizes.get(name) ?? null;
+    if (size === null) {
+      const sectors = await fs.readText(`${dir}/size`);
+      size = sectors === null ? null : Number(sectors) * 512;
+    }
     const isDm = name.startsWith('dm-');
     out.push({
       name,
-      sizeBytes: size === null ? null : Number(size) * 512,
-      holders: await fs.list(`${dir}/holders`),
-      slaves: await fs.list(`${dir}/slaves`),
+      sizeBytes: size,
+      holders: stack.holders.get(name) ?? [],
+      slaves: stack.slaves.get(name) ?? [],
       dm: isDm ? { name: await fs.readText(`${dir}/dm/name`), uuid: await fs.readText(`${dir}/dm/uuid`) } : null,
     });
   }
   return out;
 }
 
-async function links(fs: HostFs): Promise<DevLink[]> {
+async function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): Promise<DevLink[]> {
   const out: DevLink[] = [];
-  for (const dir of ['by-path', 'by-id'] as const) {
+  for (const dir of dirs) {
     for (const name of await fs.list(`/dev/disk/${dir}`)) {
-      const path = `/dev/disk/${dir}/${name}`;
-      const target = base(await fs.link(path));
-      const dangling = !target || !(await fs.exists(`/sys/class/block/${target}`));
+      const target = base(await fs.link(`/dev/disk/${dir}/${name}`));
+      // Dangling when what it points at is no block device the kernel has (disk or partition).
+      const dangling = !target || !blocks.all.has(target);
       out.push({ dir, name, target: dangling ? null : target, dangling });
     }
   }
   return out;
 }
 
-export async function takeSnapshot(fs: HostFs = realHostFs): Promise<HostSnapshot> {
-  const [scsi, sessions, nodes, nv, blocks, devLinks] = await Promise.all([scsiDevices(fs), iscsiSessions(fs), iscsiNodes(fs), nvme(fs), blockDevices(fs), links(fs)]);
-  const multipathMaps = blocks
+export interface SnapshotOptions {
+  /**
+   * 'full' (the default) reads everything. 'paths' reads what locating volumes needs (sessions,
+   * devices with their WWIDs, by-path links, maps, NVMe namespaces) and leaves out vendor, model,
+   * device state, sizes, by-id links and node records: never give it to the orphan check.
+   */
+  scope?: 'full' | 'paths';
+}
+
+export async function takeSnapshot(fs: HostFs = realHostFs, opts: SnapshotOptions = {}): Promise<HostSnapshot> {
+  const full = (opts.scope ?? 'full') === 'full';
+  const blocks = await blockIndex(fs);
+  const stack = await stacking(fs, blocks);
+  const scsi = await scsiDevices(fs, blocks, stack.holders, full);
+  const sessions = await iscsiSessions(fs);
+  const nodes = full ? await iscsiNodes(fs) : [];
+  const nv = await nvme(fs, blocks, stack.holders);
+  const blockList = full
+    ? await blockDevices(fs, blocks, stack)
+    : await Promise.all(blocks.disks.filter((n) => n.startsWith('dm-')).map(async (name) => ({
+      name, sizeBytes: null, holders: stack.holders.get(name) ?? [], slaves: stack.slaves.get(name) ?? [],
+      dm: { name: await fs.readText(`/sys/block/${name}/dm/name`), uuid: await fs.readText(`/sys/block/${name}/dm/uuid`) },
+    })));
+  const devLinks = await links(fs, blocks, full ? ['by-path', 'by-id'] : ['by-path']);
+  const multipathMaps = blockList
     .filter((b) => b.dm?.uuid?.startsWith('mpath-'))
     .map((b) => ({ dm: b.name, name: b.dm!.name, wwid: b.dm!.uuid!.slice('mpath-'.length), slaves: b.slaves }));
   return {
     takenAt: new Date().toISOString(),
+    scope: full ? 'full' : 'paths',
     scsiDevices: scsi,
     iscsiSessions: sessions,
     iscsiNodes: nodes,
     nvmeControllers: nv.controllers,
     nvmeNamespaces: nv.namespaces,
-    blockDevices: blocks,
+    blockDevices: blockList,
     links: devLinks,
     multipathMaps,
   };

@@ -91,6 +91,7 @@ export async function exec(argv: readonly string[], opts: ExecOptions = {}): Pro
     timedOut: Boolean(r.timedOut),
     failed: Boolean(r.failed),
   };
+  debug(`exec: ${command} -> ${result.exitCode ?? result.signal} in ${result.durationMs} ms`);
   const notFound = (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String((r as { originalMessage?: string }).originalMessage ?? ''));
   if (notFound && result.exitCode === null) {
     throw new BrickError('EXEC_NOT_FOUND', `program not found: ${file}`, {

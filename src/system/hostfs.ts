@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 
 /**
  * The one way the inventory reads a host: sysfs, /dev links and iscsid's node records. Real on a
@@ -7,9 +7,49 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
  */
 export interface HostFs {
   readText(path: string): Promise<string | null>;
+  /** Raw bytes (sysfs binary attributes such as a SCSI device's inquiry data). */
+  readBinary(path: string): Promise<Uint8Array | null>;
   list(path: string): Promise<string[]>;
   link(path: string): Promise<string | null>;
   exists(path: string): Promise<boolean>;
+}
+
+let buffer = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * open, read, close: three system calls where readFileSync makes five (an fstat, and a second
+ * read to see the end). A sysfs attribute hands over its whole value in the first read, so a
+ * short read (under a page) under /sys is the end; anything else (/proc, /etc) is read until
+ * read returns 0.
+ */
+function readSmall(path: string): Buffer | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const sysfs = path.startsWith('/sys/');
+    let n = 0;
+    for (;;) {
+      if (n === buffer.length) {
+        const bigger = Buffer.allocUnsafe(buffer.length * 2);
+        buffer.copy(bigger);
+        buffer = bigger;
+      }
+      const want = buffer.length - n;
+      const got = readSync(fd, buffer, n, want, null);
+      n += got;
+      // Binary attributes come in page-sized pieces: a full page is not the end.
+      if (got === 0 || (sysfs && got < want && got < 4096)) break;
+    }
+    return Buffer.from(buffer.subarray(0, n));
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -19,11 +59,10 @@ export interface HostFs {
  */
 export const realHostFs: HostFs = {
   async readText(path) {
-    try {
-      return readFileSync(path, 'utf8').trim();
-    } catch {
-      return null;
-    }
+    return readSmall(path)?.toString('utf8').trim() ?? null;
+  },
+  async readBinary(path) {
+    return readSmall(path);
   },
   async list(path) {
     try {
@@ -46,6 +85,8 @@ export const realHostFs: HostFs = {
 
 export interface HostFsRecording {
   text: Record<string, string | null>;
+  /** Base64. */
+  binary?: Record<string, string | null>;
   list: Record<string, string[]>;
   link: Record<string, string | null>;
   exists: Record<string, boolean>;
@@ -53,12 +94,17 @@ export interface HostFsRecording {
 
 /** Wraps a HostFs and keeps every answer, to be saved as a fixture. */
 export function recordingHostFs(inner: HostFs): { fs: HostFs; recording: HostFsRecording } {
-  const recording: HostFsRecording = { text: {}, list: {}, link: {}, exists: {} };
+  const recording: HostFsRecording = { text: {}, binary: {}, list: {}, link: {}, exists: {} };
   return {
     recording,
     fs: {
       async readText(p) {
         return (recording.text[p] = await inner.readText(p));
+      },
+      async readBinary(p) {
+        const b = await inner.readBinary(p);
+        recording.binary![p] = b ? Buffer.from(b).toString('base64') : null;
+        return b;
       },
       async list(p) {
         return (recording.list[p] = await inner.list(p));
@@ -81,6 +127,11 @@ export function replayHostFs(r: HostFsRecording): HostFs {
   return {
     async readText(p) {
       return p in r.text ? r.text[p]! : miss('read', p);
+    },
+    async readBinary(p) {
+      if (!r.binary || !(p in r.binary)) return miss('binary read', p);
+      const b = r.binary[p];
+      return b === null || b === undefined ? null : new Uint8Array(Buffer.from(b, 'base64'));
     },
     async list(p) {
       return p in r.list ? r.list[p]! : miss('listing', p);

@@ -1,13 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { diffSnapshots, type DiffEntry } from '../../src/inventory/diff.js';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import { blockOf, hctlOf, iscsiadmSid, loadInventoryFixture, portalOf } from './inventory-fixtures.js';
 
 /** Snapshots captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
-const load = (name: string): HostSnapshot =>
-  (JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as { snapshot: HostSnapshot }).snapshot;
-const ATTACHED = load('inventory-attached.json');
-const LEFTOVERS = load('inventory-leftovers.json');
+const ATTACHED_FX = loadInventoryFixture('inventory-attached.json');
+const ATTACHED = ATTACHED_FX.snapshot;
+const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json').snapshot;
+const V = ATTACHED_FX.volumes;
+const D = ATTACHED_FX.devices!;
 
 const keys = (entries: DiffEntry[], kind: string): string[] => entries.filter((e) => e.kind === kind).map((e) => e.key);
 
@@ -25,25 +25,34 @@ describe('diffSnapshots between the attached and the leftovers captures', () => 
   });
 
   it("removes fa's and fb's SCSI devices and the NVMe namespace head", () => {
-    expect(keys(d.removed, 'scsiDevices')).toEqual(['6:0:0:0 360014055d801e3efcf54267a15a3e2f7 sda', '6:0:0:1 360014055fac4079f2c1477c9ae2e7311 sdb']);
-    expect(keys(d.removed, 'nvmeNamespaces')).toEqual(['nvme0n1 9d996e72-b896-413e-a157-43162a07de87']);
+    const [fa, fb, head] = [blockOf(D.da), blockOf(D.db), blockOf(D.dn)];
+    expect(keys(d.removed, 'scsiDevices')).toEqual([`${hctlOf(ATTACHED, fa)} ${V.a.iscsi!.wwid} ${fa}`, `${hctlOf(ATTACHED, fb)} ${V.b.iscsi!.wwid} ${fb}`]);
+    expect(keys(d.removed, 'nvmeNamespaces')).toEqual([`${head} ${V.n.nvme!.uuid}`]);
     expect(d.removed.find((e) => e.kind === 'nvmeNamespaces')!.item).toEqual(ATTACHED.nvmeNamespaces[0]);
   });
 
   it('removes the shared session and its node record, which fb’s disconnect logged out and deleted', () => {
-    expect(keys(d.removed, 'iscsiSessions')).toEqual(['session1 iqn.2026-11.io.brick-lab:fixture.shared 10.10.1.10:3260']);
-    expect(keys(d.removed, 'iscsiNodes')).toEqual(['iqn.2026-11.io.brick-lab:fixture.shared 10.10.1.10:3260']);
+    const { iqn } = V.a.iscsi!;
+    const portal = portalOf(V.a, 0);
+    expect(iqn).toBe('iqn.2026-11.io.brick-lab:fixture.shared');
+    expect(keys(d.removed, 'iscsiSessions')).toEqual([`session${iscsiadmSid(ATTACHED_FX, iqn, portal)} ${iqn} ${portal}`]);
+    expect(keys(d.removed, 'iscsiNodes')).toEqual([`${iqn} ${portal}`]);
   });
 
   it('removes the block devices and the links of what went, and nothing of fm, fbig, the local disk or the controllers', () => {
-    expect(keys(d.removed, 'blockDevices')).toEqual(['nvme0c0n1', 'nvme0c1n1', 'nvme0n1', 'sda', 'sdb']);
+    const gone = [blockOf(D.da), blockOf(D.db), blockOf(D.dn)];
+    // The NVMe head and its two path devices (the connect result names all three), fa's and fb's disks.
+    expect(D.dn.devices).toHaveLength(3);
+    expect(keys(d.removed, 'blockDevices')).toEqual([...D.dn.devices!, blockOf(D.da), blockOf(D.db)].sort());
     const links = keys(d.removed, 'links');
+    // fa and fb: one by-path and four by-id links each; the head: three by-id links.
     expect(links).toHaveLength(13);
-    for (const l of links) expect(l).toMatch(/-> (sda|sdb|nvme0n1)$/);
+    for (const l of links) expect(gone.some((g) => l.endsWith(`-> ${g}`)), l).toBe(true);
     expect(keys(d.removed, 'nvmeControllers')).toEqual([]);
     expect(keys(d.removed, 'multipathMaps')).toEqual([]);
     const all = JSON.stringify(d.removed);
-    for (const kept of ['sdc', 'sdd', 'sde', 'sdf', 'dm-0', 'dev.fm', 'fixture.big']) expect(all).not.toContain(kept);
+    const kept = [...D.dm.devices!, blockOf(D.dm), blockOf(D.dbig), blockOf(D.disk.device), 'dev.fm', 'fixture.big', V.m.iscsi!.wwid, V.big.iscsi!.wwid];
+    for (const k of kept) expect(all).not.toContain(k);
   });
 
   it('is the reverse the other way round', () => {

@@ -1,20 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { normaliseNguid, scsiWwid, takeSnapshot, type HostSnapshot } from '../../src/inventory/snapshot.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
 
-/** A fixture captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
-interface InventoryFixture {
-  volumes: Record<string, { name: string; protocol: string; iscsi?: { iqn: string; lun: number; wwid: string }; nvme?: { nqn: string; nsid: number; uuid: string; nguid: string } }>;
-  devices?: Record<string, { path?: string; devices?: string[]; multipath?: boolean; identity?: string; host?: number; hctl?: string; device?: string; wwid?: string; sizeBytes?: number }>;
-  snapshot: HostSnapshot;
-  recording: HostFsRecording;
-  tools: { iscsiadmSession: string; nvmeListSubsys: string };
-}
-
-const load = (name: string): InventoryFixture => JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as InventoryFixture;
-const ATTACHED = load('inventory-attached.json');
-const LEFTOVERS = load('inventory-leftovers.json');
+/** Fixtures captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
+const ATTACHED = loadInventoryFixture('inventory-attached.json');
+const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
 
 const withoutTime = ({ takenAt: _t, ...rest }: HostSnapshot): Omit<HostSnapshot, 'takenAt'> => rest;
 
@@ -39,14 +30,24 @@ describe('takeSnapshot replayed on the reads of a real guest', () => {
     delete recording.list['/sys/class/nvme'];
     await expect(takeSnapshot(replayHostFs(recording))).rejects.toThrow(/fixture has no listing of \/sys\/class\/nvme/);
   });
+
+  it('reads the binary attributes from the recording too, and fails loudly on a recording without them', async () => {
+    // A copy of the real recording without its binary reads (as a fixture from before readBinary).
+    const { binary: _b, ...textOnly } = ATTACHED.recording;
+    await expect(takeSnapshot(replayHostFs(textOnly))).rejects.toThrow(/fixture has no binary read of \/sys\/devices\/.*\/inquiry/);
+  });
 });
 
 describe('the attached snapshot against the connect results and the target', () => {
   const s = ATTACHED.snapshot;
+  const r = ATTACHED.recording;
   const v = ATTACHED.volumes;
   const d = ATTACHED.devices!;
   const iscsiVolumes = Object.values(v).filter((x) => x.iscsi);
   const session = (sid: number | null) => s.iscsiSessions.find((x) => x.sid === sid);
+  /** The session iscsiadm printed for a volume's target at its i-th portal. */
+  const sessionOf = (vol: FixtureVolume, i = 0) => session(iscsiadmSid(ATTACHED, vol.iscsi!.iqn, portalOf(vol, i)));
+  const byBlock = (b: string) => s.scsiDevices.find((x) => x.block === b);
 
   it('gives every iSCSI device the WWID the target answered for its target and LUN', () => {
     const iscsiDevices = s.scsiDevices.filter((x) => x.session !== null);
@@ -57,53 +58,74 @@ describe('the attached snapshot against the connect results and the target', () 
       expect(vol, `${dev.hctl} (${iqn} LUN ${dev.lun})`).toBeDefined();
       expect(dev.wwid).toBe(vol!.iscsi!.wwid);
       expect(dev.vendor).toBe('LIO-ORG');
+      expect(dev.model).toBe('FILEIO');
       expect(dev.state).toBe('running');
     }
   });
 
   it('finds each connect result on the device it named, with the same identity', () => {
-    const byBlock = (b: string) => s.scsiDevices.find((x) => x.block === b);
-    expect(d.da).toMatchObject({ path: '/dev/sda', identity: v.a!.iscsi!.wwid });
-    expect(byBlock('sda')).toMatchObject({ hctl: '6:0:0:0', lun: 0, wwid: v.a!.iscsi!.wwid, session: 1 });
-    expect(d.db).toMatchObject({ path: '/dev/sdb', identity: v.b!.iscsi!.wwid });
-    expect(byBlock('sdb')).toMatchObject({ hctl: '6:0:0:1', lun: 1, wwid: v.b!.iscsi!.wwid, session: 1 });
-    expect(d.dbig).toMatchObject({ path: '/dev/sde', identity: v.big!.iscsi!.wwid });
-    expect(byBlock('sde')?.wwid).toBe(v.big!.iscsi!.wwid);
+    // Single path: each on the session iscsiadm showed for its target at the first portal.
+    for (const [dev, vol] of [[d.da, v.a], [d.db, v.b], [d.dbig, v.big]] as const) {
+      const block = blockOf(dev);
+      expect(dev).toMatchObject({ type: 'block', devices: [block], multipath: false, identity: vol.iscsi!.wwid });
+      const sess = sessionOf(vol)!;
+      expect(sess).toMatchObject({ targetIqn: vol.iscsi!.iqn, portal: portalOf(vol, 0) });
+      expect(byBlock(block), `${vol.name} on ${block}`).toMatchObject({ hctl: `${sess.host}:0:0:${vol.iscsi!.lun}`, host: sess.host, lun: vol.iscsi!.lun, wwid: vol.iscsi!.wwid, session: sess.sid });
+    }
     // fa and fb are two LUNs of one target: one session, one SCSI host.
-    expect(byBlock('sda')!.host).toBe(byBlock('sdb')!.host);
+    expect(byBlock(blockOf(d.da))!.session).toBe(byBlock(blockOf(d.db))!.session);
+    expect(byBlock(blockOf(d.da))!.host).toBe(byBlock(blockOf(d.db))!.host);
+    expect(blockOf(d.da)).not.toBe(blockOf(d.db));
   });
 
   it("shows fm as a dm-multipath map named by its WWID over its two paths, one per portal's session", () => {
     const wwid = v.m!.iscsi!.wwid;
-    expect(d.dm).toMatchObject({ path: '/dev/dm-0', multipath: true, identity: wwid });
-    expect(s.multipathMaps).toEqual([{ dm: 'dm-0', name: wwid, wwid, slaves: ['sdc', 'sdd'] }]);
-    expect([...d.dm!.devices!].sort()).toEqual(['sdc', 'sdd']);
+    const dm = blockOf(d.dm);
+    const slaves = [...d.dm!.devices!].sort();
+    expect(dm).toMatch(/^dm-\d+$/);
+    expect(slaves).toHaveLength(2);
+    expect(d.dm).toMatchObject({ multipath: true, identity: wwid });
+    expect(s.multipathMaps).toEqual([{ dm, name: wwid, wwid, slaves }]);
     const paths = s.scsiDevices.filter((x) => x.wwid === wwid);
-    expect(paths.map((x) => x.block).sort()).toEqual(['sdc', 'sdd']);
+    expect(paths.map((x) => x.block).sort()).toEqual(slaves);
     for (const p of paths) {
-      expect(p.holders).toEqual(['dm-0']);
+      expect(p.holders).toEqual([dm]);
       expect(session(p.session)?.targetIqn).toBe(v.m!.iscsi!.iqn);
     }
-    expect(paths.map((x) => session(x.session)?.portal).sort()).toEqual(['10.10.1.10:3260', '10.10.2.10:3260']);
-    expect(s.blockDevices.find((b) => b.name === 'dm-0')).toMatchObject({ holders: [], slaves: ['sdc', 'sdd'], dm: { name: wwid, uuid: `mpath-${wwid}` } });
+    expect(paths.map((x) => session(x.session)?.portal).sort()).toEqual([portalOf(v.m!, 0), portalOf(v.m!, 1)]);
+    expect(paths.map((x) => x.session).sort()).toEqual([sessionOf(v.m!, 0)!.sid, sessionOf(v.m!, 1)!.sid].sort());
+    expect(s.blockDevices.find((b) => b.name === dm)).toMatchObject({ holders: [], slaves, dm: { name: wwid, uuid: `mpath-${wwid}` } });
+    // The holders come from the map's slaves, turned around.
+    for (const p of slaves) expect(s.blockDevices.find((b) => b.name === p)).toMatchObject({ holders: [dm], slaves: [] });
+    expect(r.list[`/sys/block/${dm}/slaves`]).toEqual(slaves);
   });
 
   it('reads LUN 300 as 300 from the H:C:T:L and finds its by-path link in the 0x... form', () => {
     const big = s.scsiDevices.find((x) => x.wwid === v.big!.iscsi!.wwid)!;
-    expect(big).toMatchObject({ hctl: '9:0:0:300', lun: 300, block: 'sde' });
-    const links = s.links.filter((l) => l.dir === 'by-path' && l.target === 'sde');
+    const host = sessionOf(v.big!)!.host;
+    expect(big).toMatchObject({ hctl: `${host}:0:0:300`, lun: 300, block: blockOf(d.dbig) });
+    const links = s.links.filter((l) => l.dir === 'by-path' && l.target === big.block);
     expect(links).toHaveLength(1);
-    expect(links[0]!.name).toBe(`ip-10.10.1.10:3260-iscsi-${v.big!.iscsi!.iqn}-lun-0x012c000000000000`);
+    expect(links[0]!.name).toBe(`ip-${portalOf(v.big!, 0)}-iscsi-${v.big!.iscsi!.iqn}-lun-0x012c000000000000`);
     expect(links[0]!.name.endsWith('-lun-0x012c000000000000')).toBe(true);
   });
 
   it('reads each iSCSI session logged in, with its target, portal and SCSI host', () => {
-    expect(s.iscsiSessions.map((x) => [x.sid, x.targetIqn, x.portal, x.state, x.host])).toEqual([
-      [1, 'iqn.2026-11.io.brick-lab:fixture.shared', '10.10.1.10:3260', 'LOGGED_IN', 6],
-      [2, 'iqn.2026-11.io.brick-lab:dev.fm', '10.10.1.10:3260', 'LOGGED_IN', 7],
-      [3, 'iqn.2026-11.io.brick-lab:dev.fm', '10.10.2.10:3260', 'LOGGED_IN', 8],
-      [4, 'iqn.2026-11.io.brick-lab:fixture.big', '10.10.1.10:3260', 'LOGGED_IN', 9],
-    ]);
+    // One per login: fa and fb share one on the first portal, fm has one per portal, fbig one on the first.
+    const logins = [[v.a!, 0], [v.m!, 0], [v.m!, 1], [v.big!, 0]] as const;
+    const bySid = [...s.iscsiSessions].sort((x, y) => x.sid - y.sid);
+    expect(bySid.map((x) => [x.targetIqn, x.portal, x.state])).toEqual(logins.map(([vol, i]) => [vol.iscsi!.iqn, portalOf(vol, i), 'LOGGED_IN']));
+    expect(v.a!.iscsi!.iqn).toBe('iqn.2026-11.io.brick-lab:fixture.shared');
+    expect(v.m!.iscsi!.iqn).toBe('iqn.2026-11.io.brick-lab:dev.fm');
+    expect(v.big!.iscsi!.iqn).toBe('iqn.2026-11.io.brick-lab:fixture.big');
+    for (const x of s.iscsiSessions) {
+      // Numbered as iscsiadm numbered them at the same moment...
+      expect(x.sid).toBe(iscsiadmSid(ATTACHED, x.targetIqn!, x.portal!));
+      // ...and each on the SCSI host its sysfs directory hangs under.
+      expect(x.sysfs).toBe(`/sys/class/iscsi_session/session${x.sid}`);
+      expect(r.link[x.sysfs]).toMatch(new RegExp(`/host${x.host}/session${x.sid}/iscsi_session/session${x.sid}$`));
+    }
+    expect(new Set(s.iscsiSessions.map((x) => x.host)).size).toBe(s.iscsiSessions.length);
     // The session's host is the host its devices hang under.
     for (const dev of s.scsiDevices.filter((x) => x.session !== null)) expect(session(dev.session)?.host).toBe(dev.host);
   });
@@ -121,7 +143,6 @@ describe('the attached snapshot against the connect results and the target', () 
   it("reads node records named 'ip,port,tpgt' (as discovery writes them) too", async () => {
     // The guest had none of these (the connector creates records with --op new): the real
     // recording with one entry renamed by hand, to the form sendtargets discovery writes.
-    const r = ATTACHED.recording;
     const dir = '/etc/iscsi/nodes/iqn.2026-11.io.brick-lab:dev.fm';
     expect(r.list[dir]).toEqual(['10.10.1.10,3260', '10.10.2.10,3260']);
     const edited: HostFsRecording = { ...r, list: { ...r.list, [dir]: ['10.10.1.10,3260,1', '10.10.2.10,3260'] } };
@@ -133,39 +154,73 @@ describe('the attached snapshot against the connect results and the target', () 
   });
 
   it('reads both NVMe/TCP controllers live, one per portal, in the volume subsystem', () => {
-    expect(s.nvmeControllers).toEqual([
-      { name: 'nvme0', subsysNqn: v.n!.nvme!.nqn, transport: 'tcp', traddr: '10.10.1.10', trsvcid: '4420', state: 'live', sysfs: '/sys/class/nvme/nvme0' },
-      { name: 'nvme1', subsysNqn: v.n!.nvme!.nqn, transport: 'tcp', traddr: '10.10.2.10', trsvcid: '4420', state: 'live', sysfs: '/sys/class/nvme/nvme1' },
-    ]);
+    const nqn = v.n!.nvme!.nqn;
+    // The controllers nvme-cli listed at the same moment, at the same addresses.
+    const cli = nvmeCliControllers(ATTACHED, nqn);
+    expect(cli).toHaveLength(2);
+    expect(s.nvmeControllers).toEqual(
+      cli.map((c) => ({ name: c.name, subsysNqn: nqn, transport: 'tcp', traddr: c.traddr, trsvcid: c.trsvcid, state: 'live', sysfs: `/sys/class/nvme/${c.name}` })),
+    );
+    expect(cli.map((c) => c.state)).toEqual(['live', 'live']);
+    // One per portal of the volume.
+    expect(s.nvmeControllers.map((c) => `${c.traddr}:${c.trsvcid}`).sort()).toEqual([portalOf(v.n!, 0), portalOf(v.n!, 1)]);
     // sysfs' address also carries src_addr, which must not leak into trsvcid.
-    expect(ATTACHED.recording.text['/sys/class/nvme/nvme0/address']).toContain(',src_addr=');
+    for (const c of s.nvmeControllers) expect(r.text[`${c.sysfs}/address`]!.startsWith(`traddr=${c.traddr},trsvcid=${c.trsvcid},src_addr=`)).toBe(true);
   });
 
   it("reads the namespace head with the target's uuid, nguid and nsid, and its two path devices", () => {
     expect(s.nvmeNamespaces).toHaveLength(1);
     const ns = s.nvmeNamespaces[0]!;
+    const head = blockOf(d.dn);
+    expect(head).toMatch(/^nvme\d+n\d+$/);
+    const paths = d.dn!.devices!.filter((x) => x !== head).sort();
+    expect(paths).toHaveLength(2);
+    for (const p of paths) expect(p).toMatch(/^nvme\d+c\d+n\d+$/);
     expect(ns).toMatchObject({
-      name: 'nvme0n1',
+      name: head,
       nsid: v.n!.nvme!.nsid,
       uuid: v.n!.nvme!.uuid,
       nguid: v.n!.nvme!.nguid,
       wwid: `uuid.${v.n!.nvme!.uuid}`,
       subsysNqn: v.n!.nvme!.nqn,
-      paths: ['nvme0c0n1', 'nvme0c1n1'],
+      paths,
       holders: [],
+      sysfs: `/sys/block/${head}`,
     });
     expect(ns.nsid).toBe(1);
+    // One path device per controller: nvme<subsystem>c<controller>n<namespace>.
+    expect(paths.map((p) => `nvme${/c(\d+)n/.exec(p)![1]}`)).toEqual(s.nvmeControllers.map((c) => c.name).sort());
     // sysfs shows the NGUID dashed; the snapshot keeps 32 hex digits like the target's answer.
-    expect(ATTACHED.recording.text['/sys/block/nvme0n1/nguid']).toBe('9d996e72-b896-413e-a157-43162a07de87');
-    expect(d.dn).toMatchObject({ path: '/dev/nvme0n1', multipath: true, identity: v.n!.nvme!.uuid });
-    expect([...d.dn!.devices!].sort()).toEqual(['nvme0c0n1', 'nvme0c1n1', 'nvme0n1']);
+    expect(v.n!.nvme!.nguid).toMatch(/^[0-9a-f]{32}$/);
+    expect(r.text[`${ns.sysfs}/nguid`]).toBe(dashedNguid(v.n!.nvme!.nguid));
+    expect(d.dn).toMatchObject({ multipath: true, identity: v.n!.nvme!.uuid });
+    expect(d.dn!.devices).toContain(head);
   });
 
   it('reads the local scsi_debug disk as a SCSI device under no session', () => {
     const local = s.scsiDevices.find((x) => x.hctl === d.disk!.hctl)!;
-    expect(local).toMatchObject({ host: d.disk!.host, lun: 0, vendor: 'Linux', model: 'scsi_debug', wwid: d.disk!.wwid, block: 'sdf', session: null });
-    expect(`/dev/${local.block}`).toBe(d.disk!.device);
-    expect(s.blockDevices.find((b) => b.name === 'sdf')?.sizeBytes).toBe(d.disk!.sizeBytes);
+    expect(local).toMatchObject({ host: d.disk!.host, lun: 0, vendor: 'Linux', model: 'scsi_debug', state: 'running', wwid: d.disk!.wwid, block: blockOf(d.disk!.device), session: null });
+    expect(s.blockDevices.find((b) => b.name === local.block)?.sizeBytes).toBe(d.disk!.sizeBytes);
+  });
+
+  it("reads each SCSI device's attributes in its own directory, and vendor and model from its INQUIRY data", () => {
+    const binary = r.binary!;
+    for (const dev of s.scsiDevices) {
+      // The directory the disk's /sys/class/block link leads to, less its block/<disk> tail.
+      const link = r.link[`/sys/class/block/${dev.block}`]!;
+      expect(link).toMatch(new RegExp(`/${dev.hctl}/block/${dev.block}$`));
+      const dir = `/sys/${link.replace(/^(\.\.\/)+/, '')}`.replace(/\/block\/[^/]+$/, '');
+      expect(recordedAttribute(r.text, dev.hctl, 'wwid')).toBe(`${dir}/wwid`);
+      expect(recordedAttribute(r.text, dev.hctl, 'state')).toBe(`${dir}/state`);
+      expect(recordedAttribute(binary, dev.hctl, 'inquiry')).toBe(`${dir}/inquiry`);
+      expect(r.text[`${dir}/state`]).toBe(dev.state);
+      // Standard INQUIRY data: peripheral type 0 (a disk), T10 vendor in bytes 8-15, product in 16-31.
+      const inquiry = Buffer.from(binary[`${dir}/inquiry`]!, 'base64');
+      expect(inquiry.length).toBeGreaterThanOrEqual(36);
+      expect(inquiry[0]! & 0x1f).toBe(0);
+      expect(inquiry.subarray(8, 16).toString('latin1')).toBe(dev.vendor!.padEnd(8));
+      expect(inquiry.subarray(16, 32).toString('latin1')).toBe(dev.model!.padEnd(16));
+    }
   });
 
   it('keeps dangling out of a snapshot whose links all resolve', () => {
@@ -178,15 +233,14 @@ describe('the leftovers snapshot', () => {
 
   it('reads the hand-made by-path link to a device that does not exist as dangling, with no target', () => {
     expect(LEFTOVERS.recording.link['/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4']).toBe('../../sdz');
+    expect(LEFTOVERS.recording.list['/sys/class/block']).not.toContain('sdz');
     expect(s.links.filter((l) => l.dangling)).toEqual([{ dir: 'by-path', name: 'ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4', target: null, dangling: true }]);
   });
 
   it('keeps the NVMe controllers after the namespace went away on the target', () => {
     expect(s.nvmeNamespaces).toEqual([]);
-    expect(s.nvmeControllers.map((c) => [c.name, c.state])).toEqual([
-      ['nvme0', 'live'],
-      ['nvme1', 'live'],
-    ]);
+    expect(s.nvmeControllers.map((c) => [c.name, c.state])).toEqual(ATTACHED.snapshot.nvmeControllers.map((c) => [c.name, 'live']));
+    expect(s.nvmeControllers).toHaveLength(2);
     expect(s.blockDevices.some((b) => b.name.startsWith('nvme'))).toBe(false);
   });
 });
@@ -199,9 +253,15 @@ describe('scsiWwid and normaliseNguid', () => {
     expect(scsiWwid('t10.LIO-ORG  FILEIO')).toBe('1LIO-ORG_FILEIO');
     expect(scsiWwid(null)).toBeNull();
     expect(scsiWwid('')).toBeNull();
-    // The real reads: an LIO LUN and scsi_debug's locally assigned NAA.
-    expect(scsiWwid(ATTACHED.recording.text['/sys/class/scsi_device/6:0:0:0/device/wwid']!)).toBe(ATTACHED.volumes.a!.iscsi!.wwid);
-    expect(scsiWwid(ATTACHED.recording.text['/sys/class/scsi_device/10:0:0:0/device/wwid']!)).toBe('333333330000055f0');
+    // The real reads: an LIO LUN (fa's) and scsi_debug's locally assigned NAA.
+    const r = ATTACHED.recording;
+    const d = ATTACHED.devices!;
+    const lio = r.text[recordedAttribute(r.text, ATTACHED.snapshot.scsiDevices.find((x) => x.block === blockOf(d.da))!.hctl, 'wwid')]!;
+    const local = r.text[recordedAttribute(r.text, d.disk!.hctl!, 'wwid')]!;
+    expect(lio).toMatch(/^naa\.6001405[0-9a-f]{25}$/);
+    expect(local).toMatch(/^naa\.3333333[0-9a-f]{9}$/);
+    expect(scsiWwid(lio)).toBe(ATTACHED.volumes.a.iscsi!.wwid);
+    expect(scsiWwid(local)).toBe(d.disk!.wwid);
   });
 
   it('turns a dashed NGUID into 32 lowercase hex digits and refuses anything else', () => {
@@ -209,5 +269,8 @@ describe('scsiWwid and normaliseNguid', () => {
     expect(normaliseNguid('9d996e72b896413ea15743162a07de87')).toBe('9d996e72b896413ea15743162a07de87');
     expect(normaliseNguid('9d996e72-b896')).toBeNull();
     expect(normaliseNguid(null)).toBeNull();
+    // The real read: the namespace's nguid attribute, dashed, gives the target's answer.
+    const ns = ATTACHED.snapshot.nvmeNamespaces[0]!;
+    expect(normaliseNguid(ATTACHED.recording.text[`${ns.sysfs}/nguid`]!)).toBe(ATTACHED.volumes.n.nvme!.nguid);
   });
 });

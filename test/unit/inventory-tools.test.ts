@@ -1,29 +1,31 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
 import { parseIscsiadmSessions, parseNvmeListSubsys } from '../../src/inventory/tools.js';
+import { loadInventoryFixture, portalOf } from './inventory-fixtures.js';
 
 /**
  * `iscsiadm -m session` and `nvme list-subsys -o json` as open-iscsi 2.1.8 and nvme-cli 2.3 printed
  * them on the guest, at the moment of each inventory capture (see test/fixtures/README.md).
  */
-interface InventoryFixture {
-  snapshot: HostSnapshot;
-  tools: { iscsiadmSession: string; nvmeListSubsys: string };
-}
-
-const load = (name: string): InventoryFixture => JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as InventoryFixture;
-const ATTACHED = load('inventory-attached.json');
-const LEFTOVERS = load('inventory-leftovers.json');
+const ATTACHED = loadInventoryFixture('inventory-attached.json');
+const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
+const V = ATTACHED.volumes;
 
 describe('parseIscsiadmSessions on what iscsiadm printed', () => {
   it('reads every session of the attached capture: sid, portal without the tpgt, target', () => {
-    expect(parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession)).toEqual([
-      { sid: 1, portal: '10.10.1.10:3260', iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', line: 'tcp: [1] 10.10.1.10:3260,1 iqn.2026-11.io.brick-lab:fixture.shared (non-flash)' },
-      { sid: 2, portal: '10.10.1.10:3260', iqn: 'iqn.2026-11.io.brick-lab:dev.fm', line: 'tcp: [2] 10.10.1.10:3260,1 iqn.2026-11.io.brick-lab:dev.fm (non-flash)' },
-      { sid: 3, portal: '10.10.2.10:3260', iqn: 'iqn.2026-11.io.brick-lab:dev.fm', line: 'tcp: [3] 10.10.2.10:3260,1 iqn.2026-11.io.brick-lab:dev.fm (non-flash)' },
-      { sid: 4, portal: '10.10.1.10:3260', iqn: 'iqn.2026-11.io.brick-lab:fixture.big', line: 'tcp: [4] 10.10.1.10:3260,1 iqn.2026-11.io.brick-lab:fixture.big (non-flash)' },
+    const parsed = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession);
+    // Every line, whole and in order.
+    expect(parsed.map((x) => x.line)).toEqual(ATTACHED.tools.iscsiadmSession.trim().split('\n'));
+    // One per login, in login order: fa and fb share one on the first portal, fm has one per
+    // portal, fbig one on the first.
+    expect([...parsed].sort((x, y) => x.sid - y.sid).map((x) => [x.iqn, x.portal])).toEqual([
+      ['iqn.2026-11.io.brick-lab:fixture.shared', portalOf(V.a, 0)],
+      ['iqn.2026-11.io.brick-lab:dev.fm', portalOf(V.m, 0)],
+      ['iqn.2026-11.io.brick-lab:dev.fm', portalOf(V.m, 1)],
+      ['iqn.2026-11.io.brick-lab:fixture.big', portalOf(V.big, 0)],
     ]);
+    // The sid is the number in brackets; the portal leaves out the ",tpgt" that follows it.
+    for (const x of parsed) expect(x.line).toBe(`tcp: [${x.sid}] ${x.portal},1 ${x.iqn} (non-flash)`);
+    expect(new Set(parsed.map((x) => x.sid)).size).toBe(4);
   });
 
   it.each([
@@ -36,7 +38,9 @@ describe('parseIscsiadmSessions on what iscsiadm printed', () => {
   });
 
   it('no longer shows the shared session in the leftovers capture', () => {
-    expect(parseIscsiadmSessions(LEFTOVERS.tools.iscsiadmSession).map((x) => x.sid)).toEqual([2, 3, 4]);
+    const before = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession);
+    expect(before.filter((x) => x.iqn === V.a.iscsi!.iqn)).toHaveLength(1);
+    expect(parseIscsiadmSessions(LEFTOVERS.tools.iscsiadmSession)).toEqual(before.filter((x) => x.iqn !== V.a.iscsi!.iqn));
   });
 
   it('reads an IPv6 portal and a tpgt other than 1', () => {
@@ -55,13 +59,24 @@ describe('parseIscsiadmSessions on what iscsiadm printed', () => {
 
 describe('parseNvmeListSubsys on what nvme-cli printed', () => {
   it('reads both controllers of the subsystem with NQN, address and state', () => {
-    const nqn = 'nqn.2026-11.io.brick-lab:dev.fn';
-    expect(parseNvmeListSubsys(ATTACHED.tools.nvmeListSubsys)).toEqual([
-      { name: 'nvme0', nqn, address: 'traddr=10.10.1.10,trsvcid=4420,src_addr=10.10.1.11', state: 'live' },
-      { name: 'nvme1', nqn, address: 'traddr=10.10.2.10,trsvcid=4420,src_addr=10.10.2.11', state: 'live' },
-    ]);
-    // nvme-cli lists the paths in no fixed order: here nvme1 comes first.
-    expect(parseNvmeListSubsys(LEFTOVERS.tools.nvmeListSubsys).map((c) => c.name)).toEqual(['nvme1', 'nvme0']);
+    const nqn = V.n.nvme!.nqn;
+    expect(nqn).toBe('nqn.2026-11.io.brick-lab:dev.fn');
+    // One per portal, each from compute-1's address on that path's network.
+    const byAddress = (fx: typeof ATTACHED) => [...parseNvmeListSubsys(fx.tools.nvmeListSubsys)].sort((x, y) => x.address.localeCompare(y.address));
+    for (const fx of [ATTACHED, LEFTOVERS]) {
+      const got = byAddress(fx);
+      expect(got.map(({ name: _n, ...rest }) => rest)).toEqual([
+        { nqn, address: `traddr=${V.n.portals[0]!.address},trsvcid=${V.n.portals[0]!.port},src_addr=10.10.1.11`, state: 'live' },
+        { nqn, address: `traddr=${V.n.portals[1]!.address},trsvcid=${V.n.portals[1]!.port},src_addr=10.10.2.11`, state: 'live' },
+      ]);
+      for (const c of got) expect(c.name).toMatch(/^nvme\d+$/);
+      expect(new Set(got.map((c) => c.name)).size).toBe(2);
+    }
+    // nvme-cli lists the paths in no fixed order: the parser keeps the order it printed them in.
+    for (const fx of [ATTACHED, LEFTOVERS]) {
+      const printed = (JSON.parse(fx.tools.nvmeListSubsys) as Array<{ Subsystems: Array<{ Paths: Array<{ Name: string }> }> }>)[0]!.Subsystems[0]!.Paths.map((p) => p.Name);
+      expect(parseNvmeListSubsys(fx.tools.nvmeListSubsys).map((c) => c.name)).toEqual(printed);
+    }
   });
 
   it.each([

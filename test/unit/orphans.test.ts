@@ -1,52 +1,57 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { identityFromProperties } from '../../src/agent/compute.js';
 import { normalise } from '../../src/connectors/properties.js';
 import { findOrphans, iscsiDevicesOf, nvmeNamespacesOf, type Orphan, type VolumeIdentity } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';
 
 /** Fixtures captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
-interface InventoryFixture {
-  volumes: Record<string, { name: string; protocol: 'iscsi' | 'nvmeof'; connectionInfo: unknown; iscsi?: { iqn: string; lun: number; wwid: string } }>;
-  devices?: Record<string, { devices?: string[]; device?: string; wwid?: string }>;
-  snapshot: HostSnapshot;
-}
-
-const load = (name: string): InventoryFixture => JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as InventoryFixture;
-const ATTACHED = load('inventory-attached.json');
-const LEFTOVERS = load('inventory-leftovers.json');
+const ATTACHED = loadInventoryFixture('inventory-attached.json');
+const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
+const V = ATTACHED.volumes;
+/** The connect results (only the attached capture has them; fm, fbig and the disk stay attached). */
+const D = ATTACHED.devices!;
 
 /** As the agent's /v1/inventory/orphans builds it: normalised connection_info plus the target's WWID. */
-function identity(fx: InventoryFixture, key: string): VolumeIdentity {
-  const v = fx.volumes[key]!;
+function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
+  const v = fx.volumes[key];
   return identityFromProperties(normalise(v.protocol, v.connectionInfo), v.iscsi?.wwid ?? null);
 }
 
 const kinds = (orphans: Orphan[]): string[] => [...new Set(orphans.map((o) => o.kind))].sort();
 const ids = (orphans: Orphan[], kind: Orphan['kind']): string[] => orphans.filter((o) => o.kind === kind).map((o) => o.id).sort();
+/** "sessionN" for the session iscsiadm printed for a volume's target at its i-th portal. */
+const sessionId = (fx: InventoryFixture, v: FixtureVolume, i = 0): string => `session${iscsiadmSid(fx, v.iscsi!.iqn, portalOf(v, i))}`;
+/** A controller's evidence, from what nvme-cli printed for it. */
+const controllerOrphans = (fx: InventoryFixture, nqn: string): Orphan[] =>
+  nvmeCliControllers(fx, nqn).map((c) => ({ kind: 'nvme-controller', id: c.name, evidence: `/sys/class/nvme/${c.name} (${nqn} at ${c.traddr}:${c.trsvcid}, ${c.state})` }));
 
 const A = identity(ATTACHED, 'a');
 const B = identity(ATTACHED, 'b');
 const M = identity(ATTACHED, 'm');
 const BIG = identity(ATTACHED, 'big');
 const N = identity(ATTACHED, 'n');
-const LOCAL: VolumeIdentity = identityFromProperties(normalise('local', { device_path: ATTACHED.devices!.disk!.device }), ATTACHED.devices!.disk!.wwid);
+const LOCAL: VolumeIdentity = identityFromProperties(normalise('local', { device_path: D.disk.device }), D.disk.wwid);
 
 describe('identities built from the fixtures', () => {
   it('carry the target, both portals, the LUN and the WWID', () => {
+    // The WWID the target answered is the one the connect found on the host.
+    expect(D.da.identity).toBe(V.a.iscsi!.wwid);
     expect(A).toEqual({
       protocol: 'iscsi',
-      iscsi: { iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', portals: ['10.10.1.10:3260', '10.10.2.10:3260'], lun: 0, wwid: '360014055d801e3efcf54267a15a3e2f7' },
+      iscsi: { iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', portals: ['10.10.1.10:3260', '10.10.2.10:3260'], lun: 0, wwid: D.da.identity },
     });
-    expect(BIG.iscsi).toMatchObject({ iqn: 'iqn.2026-11.io.brick-lab:fixture.big', lun: 300 });
+    expect(BIG.iscsi).toMatchObject({ iqn: 'iqn.2026-11.io.brick-lab:fixture.big', lun: 300, wwid: D.dbig.identity });
+    // uuid and nguid come from connection_info (vol_uuid, volume_nguid): the target's own answer.
+    expect(D.dn.identity).toBe(V.n.nvme!.uuid);
     expect(N).toEqual({
       protocol: 'nvmeof',
       nvme: {
         nqn: 'nqn.2026-11.io.brick-lab:dev.fn',
         portals: ['10.10.1.10:4420', '10.10.2.10:4420'],
         nsid: 1,
-        uuid: '9d996e72-b896-413e-a157-43162a07de87',
-        nguid: '9d996e72b896413ea15743162a07de87',
+        uuid: V.n.nvme!.uuid,
+        nguid: V.n.nvme!.nguid,
       },
     });
   });
@@ -54,78 +59,88 @@ describe('identities built from the fixtures', () => {
 
 describe('findOrphans on the attached snapshot (what would be left if the volume were detached now)', () => {
   const s = ATTACHED.snapshot;
+  const fa = blockOf(D.da);
+  const fb = blockOf(D.db);
 
   it('fa with fb still attached: its device, block device and links, but not the session or node record fb shares', () => {
     const out = findOrphans(s, A, [B]);
     expect(kinds(out)).toEqual(['block-device', 'by-id-link', 'by-path-link', 'scsi-device']);
-    expect(ids(out, 'scsi-device')).toEqual(['6:0:0:0']);
-    expect(ids(out, 'block-device')).toEqual(['sda']);
+    expect(ids(out, 'scsi-device')).toEqual([hctlOf(s, fa)]);
+    expect(ids(out, 'block-device')).toEqual([fa]);
     expect(ids(out, 'by-path-link')).toEqual(['ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.shared-lun-0']);
-    expect(ids(out, 'by-id-link')).toEqual([
-      'scsi-1LIO-ORG_FILEIO:5d801e3e-fcf5-4267-a15a-3e2f72a8a65f',
-      'scsi-360014055d801e3efcf54267a15a3e2f7',
-      'scsi-SLIO-ORG_FILEIO_5d801e3e-fcf5-4267-a15a-3e2f72a8a65f',
-      'wwn-0x60014055d801e3efcf54267a15a3e2f7',
-    ]);
-    // Nothing of fb's (sdb) is claimed for fa.
-    expect(out.some((o) => o.id === 'sdb' || o.id === '6:0:0:1' || o.evidence.includes('sdb'))).toBe(false);
-    expect(out.find((o) => o.kind === 'scsi-device')!.evidence).toBe('/sys/class/scsi_device/6:0:0:0 (wwid 360014055d801e3efcf54267a15a3e2f7, state running, session1)');
+    expect(ids(out, 'by-id-link')).toEqual(lioByIdLinks(V.a));
+    // Nothing of fb's is claimed for fa.
+    expect(out.some((o) => o.id === fb || o.id === hctlOf(s, fb) || o.evidence.includes(fb))).toBe(false);
+    expect(out.find((o) => o.kind === 'scsi-device')!.evidence).toBe(`/sys/class/scsi_device/${hctlOf(s, fa)} (wwid ${V.a.iscsi!.wwid}, state running, ${sessionId(ATTACHED, V.a)})`);
   });
 
   it('fa with nothing else attached: also the session and the node record', () => {
     const out = findOrphans(s, A, []);
     expect(kinds(out)).toEqual(['block-device', 'by-id-link', 'by-path-link', 'iscsi-node-record', 'iscsi-session', 'scsi-device']);
-    expect(ids(out, 'iscsi-session')).toEqual(['session1']);
+    expect(ids(out, 'iscsi-session')).toEqual([sessionId(ATTACHED, V.a)]);
     expect(ids(out, 'iscsi-node-record')).toEqual(['iqn.2026-11.io.brick-lab:fixture.shared 10.10.1.10:3260']);
     expect(out.find((o) => o.kind === 'iscsi-node-record')!.evidence).toBe('/etc/iscsi/nodes/iqn.2026-11.io.brick-lab:fixture.shared/10.10.1.10,3260');
     // Still only fa's own device: fb's LUN on the same session is not fa's.
-    expect(ids(out, 'scsi-device')).toEqual(['6:0:0:0']);
+    expect(ids(out, 'scsi-device')).toEqual([hctlOf(s, fa)]);
   });
 
   it('fm: the multipath map, both path devices, both sessions and both node records', () => {
     const out = findOrphans(s, M, [A, B, BIG, N]);
-    expect(ids(out, 'multipath-map')).toEqual(['36001405b8e9a583dfe34ccfa40d7642c']);
-    expect(out.find((o) => o.kind === 'multipath-map')!.evidence).toBe('/sys/block/dm-0/dm (name 36001405b8e9a583dfe34ccfa40d7642c, uuid mpath-36001405b8e9a583dfe34ccfa40d7642c, slaves sdc sdd)');
-    expect(ids(out, 'scsi-device')).toEqual(['7:0:0:0', '8:0:0:0']);
-    expect(ids(out, 'block-device')).toEqual(['sdc', 'sdd']);
-    expect(ids(out, 'iscsi-session')).toEqual(['session2', 'session3']);
+    const wwid = V.m.iscsi!.wwid;
+    const paths = [...D.dm.devices!].sort();
+    expect(ids(out, 'multipath-map')).toEqual([wwid]);
+    expect(out.find((o) => o.kind === 'multipath-map')!.evidence).toBe(`/sys/block/${blockOf(D.dm)}/dm (name ${wwid}, uuid mpath-${wwid}, slaves ${paths.join(' ')})`);
+    expect(ids(out, 'scsi-device')).toEqual(paths.map((p) => hctlOf(s, p)).sort());
+    expect(ids(out, 'block-device')).toEqual(paths);
+    expect(ids(out, 'iscsi-session')).toEqual([sessionId(ATTACHED, V.m, 0), sessionId(ATTACHED, V.m, 1)].sort());
     expect(ids(out, 'iscsi-node-record')).toEqual(['iqn.2026-11.io.brick-lab:dev.fm 10.10.1.10:3260', 'iqn.2026-11.io.brick-lab:dev.fm 10.10.2.10:3260']);
     expect(ids(out, 'by-path-link')).toEqual([
       'ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:dev.fm-lun-0',
       'ip-10.10.2.10:3260-iscsi-iqn.2026-11.io.brick-lab:dev.fm-lun-0',
     ]);
-    // udev gave the shared by-id names to one path (sdd) and the WWID names to the map (dm-0):
-    // the oracle lists the links to the path devices and to the map.
-    expect(ids(out, 'by-id-link')).toEqual([
-      'dm-name-36001405b8e9a583dfe34ccfa40d7642c',
-      'dm-uuid-mpath-36001405b8e9a583dfe34ccfa40d7642c',
-      'scsi-1LIO-ORG_FILEIO:b8e9a583-dfe3-4ccf-a40d-7642cd4a1078',
-      'scsi-36001405b8e9a583dfe34ccfa40d7642c',
-      'scsi-SLIO-ORG_FILEIO_b8e9a583-dfe3-4ccf-a40d-7642cd4a1078',
-      'wwn-0x6001405b8e9a583dfe34ccfa40d7642c',
-    ]);
+    // udev gave the shared by-id names to one path device and the WWID names to the map: the
+    // oracle lists the links to the path devices and to the map.
+    expect(ids(out, 'by-id-link')).toEqual([`dm-name-${wwid}`, `dm-uuid-mpath-${wwid}`, ...lioByIdLinks(V.m)].sort());
   });
 
   it('fn: the namespace head and both controllers', () => {
     const out = findOrphans(s, N, [A, B, M, BIG]);
+    const nv = V.n.nvme!;
+    const head = blockOf(D.dn);
     expect(kinds(out)).toEqual(['by-id-link', 'nvme-controller', 'nvme-namespace']);
-    expect(ids(out, 'nvme-namespace')).toEqual(['nvme0n1']);
-    expect(out.find((o) => o.kind === 'nvme-namespace')!.evidence).toBe('/sys/block/nvme0n1 (nsid 1, uuid 9d996e72-b896-413e-a157-43162a07de87)');
-    expect(ids(out, 'nvme-controller')).toEqual(['nvme0', 'nvme1']);
-    expect(ids(out, 'by-id-link')).toEqual(['nvme-Linux_414dc4d2cf96f4de6f41', 'nvme-Linux_414dc4d2cf96f4de6f41_1', 'nvme-uuid.9d996e72-b896-413e-a157-43162a07de87']);
+    expect(ids(out, 'nvme-namespace')).toEqual([head]);
+    expect(out.find((o) => o.kind === 'nvme-namespace')!.evidence).toBe(`/sys/block/${head} (nsid ${nv.nsid}, uuid ${nv.uuid})`);
+    // The controllers nvme-cli listed for the subsystem, with what sysfs says of them.
+    expect(out.filter((o) => o.kind === 'nvme-controller')).toEqual(controllerOrphans(ATTACHED, nv.nqn));
+    expect(ids(out, 'nvme-controller')).toHaveLength(2);
+    // udev's names for the head: model and serial (the target's random serial), with and without
+    // the nsid, and the uuid.
+    const byId = ids(out, 'by-id-link');
+    const serial = /^nvme-Linux_([0-9a-f]+)$/.exec(byId[0]!)?.[1];
+    expect(serial).toBeDefined();
+    expect(byId).toEqual([`nvme-Linux_${serial}`, `nvme-Linux_${serial}_${nv.nsid}`, `nvme-uuid.${nv.uuid}`]);
   });
 
   it('finds the namespace by uuid, by nguid, or by subsystem and nsid', () => {
     const nv = N.nvme!;
-    expect(nvmeNamespacesOf(s, { nqn: nv.nqn, uuid: nv.uuid }).map((n) => n.name)).toEqual(['nvme0n1']);
-    expect(nvmeNamespacesOf(s, { nqn: 'nqn.2026-11.io.brick-lab:other', nguid: '9D996E72-B896-413E-A157-43162A07DE87' }).map((n) => n.name)).toEqual(['nvme0n1']);
-    expect(nvmeNamespacesOf(s, { nqn: nv.nqn, nsid: 1 }).map((n) => n.name)).toEqual(['nvme0n1']);
+    const head = [blockOf(D.dn)];
+    expect(nvmeNamespacesOf(s, { nqn: nv.nqn, uuid: nv.uuid }).map((n) => n.name)).toEqual(head);
+    // The NGUID as some callers write it: dashed, upper case.
+    expect(nvmeNamespacesOf(s, { nqn: 'nqn.2026-11.io.brick-lab:other', nguid: dashedNguid(V.n.nvme!.nguid).toUpperCase() }).map((n) => n.name)).toEqual(head);
+    expect(nvmeNamespacesOf(s, { nqn: nv.nqn, nsid: 1 }).map((n) => n.name)).toEqual(head);
     // Same subsystem and nsid, another uuid: a later namespace that reuses the nsid.
+    expect(nv.uuid).not.toBe('00000000-0000-4000-8000-000000000001');
     expect(nvmeNamespacesOf(s, { nqn: nv.nqn, nsid: 1, uuid: '00000000-0000-4000-8000-000000000001' })).toEqual([]);
   });
 
   it('the local disk: nothing, since nothing was built on it', () => {
     expect(findOrphans(s, LOCAL, [])).toEqual([]);
+  });
+
+  it('refuses a snapshot taken with scope "paths": it leaves out what could be left over', () => {
+    // A copy of the real snapshot, relabelled: the guest's capture is a full one.
+    const paths: HostSnapshot = { ...s, scope: 'paths' };
+    expect(() => findOrphans(paths, A, [])).toThrow(/needs a full snapshot, not a 'paths' one/);
   });
 });
 
@@ -134,17 +149,32 @@ describe('a reused LUN id (same target and LUN, another WWID) on the attached sn
   const REUSED: VolumeIdentity = { protocol: 'iscsi', iscsi: { ...A.iscsi!, wwid: '36001405000000000000000000000dead' } };
 
   it("claims neither fa's nor fb's device", () => {
+    expect(Object.values(V).map((v) => v.iscsi?.wwid)).not.toContain(REUSED.iscsi!.wwid);
     expect(iscsiDevicesOf(s, REUSED.iscsi!)).toEqual([]);
     // Without a WWID the session and LUN are all there is to go by: fa's device.
-    expect(iscsiDevicesOf(s, { ...A.iscsi!, wwid: null }).map((d) => d.block)).toEqual(['sda']);
-    expect(iscsiDevicesOf(s, A.iscsi!).map((d) => d.block)).toEqual(['sda']);
-    expect(iscsiDevicesOf(s, B.iscsi!).map((d) => d.block)).toEqual(['sdb']);
+    expect(iscsiDevicesOf(s, { ...A.iscsi!, wwid: null }).map((d) => d.block)).toEqual([blockOf(D.da)]);
+    expect(iscsiDevicesOf(s, A.iscsi!).map((d) => d.block)).toEqual([blockOf(D.da)]);
+    expect(iscsiDevicesOf(s, B.iscsi!).map((d) => d.block)).toEqual([blockOf(D.db)]);
   });
 
-  it("reports no device or link of the volume now at that LUN, only the session and node record nobody else declared", () => {
+  it('reports the device now at that LUN as an identity mismatch when no attached volume claims it (CVE-2023-2088)', () => {
     const out = findOrphans(s, REUSED, []);
-    expect(out.filter((o) => ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipath-map'].includes(o.kind))).toEqual([]);
-    expect(out.map((o) => o.id).sort()).toEqual(['iqn.2026-11.io.brick-lab:fixture.shared 10.10.1.10:3260', 'session1']);
+    const fa = blockOf(D.da);
+    // fa's device answers at the reused volume's target and LUN with fa's WWID: a stale path.
+    expect(ids(out, 'scsi-device')).toEqual([hctlOf(s, fa)]);
+    const ev = out.find((o) => o.kind === 'scsi-device')!.evidence;
+    expect(ev).toContain('identity mismatch');
+    expect(ev).toContain(`now reads WWID ${V.a.iscsi!.wwid}, not the detached volume's ${REUSED.iscsi!.wwid}`);
+    expect(ids(out, 'block-device')).toEqual([fa]);
+    expect(out.find((o) => o.kind === 'block-device')!.evidence).toContain('identity mismatch');
+    // Its by-path link is the reused volume's name, so it is reported too; fb's LUN 1 is not.
+    expect(ids(out, 'by-path-link')).toEqual([`ip-${portalOf(V.a, 0)}-iscsi-${V.a.iscsi!.iqn}-lun-${V.a.iscsi!.lun}`]);
+    expect(out.some((o) => o.id === blockOf(D.db))).toBe(false);
+    expect(ids(out, 'iscsi-session')).toEqual([sessionId(ATTACHED, V.a)]);
+    expect(ids(out, 'iscsi-node-record')).toEqual([`iqn.2026-11.io.brick-lab:fixture.shared ${portalOf(V.a, 0)}`]);
+  });
+
+  it('reports nothing once the volume now at that LUN is declared attached (it is that volume\'s device)', () => {
     expect(findOrphans(s, REUSED, [A, B])).toEqual([]);
   });
 });
@@ -158,17 +188,20 @@ describe('findOrphans on the leftovers snapshot', () => {
   const LN = identity(LEFTOVERS, 'n');
 
   it('uses the same volumes as the attached fixture', () => {
+    expect(LEFTOVERS.volumes).toEqual(ATTACHED.volumes);
     expect([LA, LB, LM, LBIG, LN]).toEqual([A, B, M, BIG, N]);
   });
 
   it('fa: nothing is left, because fb’s disconnect logged out the session fa left behind', () => {
     // fa's SCSI device was deleted by hand (echo 1 > .../delete) with no logout, so right then
-    // session1 still served fb's LUN 1. Then the connector disconnected fb: it deleted sdb, saw
-    // no SCSI device left on session1 and logged it out and deleted the node record. The
-    // snapshot shows exactly that: no fixture.shared session, node record, device or link.
+    // fa's session still served fb's LUN 1. Then the connector disconnected fb: it deleted fb's
+    // device, saw no SCSI device left on the session and logged it out and deleted the node
+    // record. The snapshot shows exactly that: no fixture.shared session, node record, device or link.
+    const { unitSerial, wwid } = V.a.iscsi!;
     expect(s.iscsiSessions.some((x) => x.targetIqn === LA.iscsi!.iqn)).toBe(false);
     expect(s.iscsiNodes.some((x) => x.iqn === LA.iscsi!.iqn)).toBe(false);
-    expect(s.links.some((l) => l.name.includes('fixture.shared') || l.name.includes('5d801e3e'))).toBe(false);
+    expect(s.scsiDevices.some((x) => x.wwid === wwid || x.wwid === V.b.iscsi!.wwid)).toBe(false);
+    expect(s.links.some((l) => l.name.includes('fixture.shared') || l.name.includes(unitSerial) || l.name.includes(wwid.slice(1)))).toBe(false);
     expect(findOrphans(s, LA, [])).toEqual([]);
   });
 
@@ -180,9 +213,11 @@ describe('findOrphans on the leftovers snapshot', () => {
   it('fn: the two controllers and no namespace (it went away on the target)', () => {
     const out = findOrphans(s, LN, [LM, LBIG]);
     expect(out.every((o) => o.kind === 'nvme-controller')).toBe(true);
-    expect(out).toEqual([
-      { kind: 'nvme-controller', id: 'nvme0', evidence: '/sys/class/nvme/nvme0 (nqn.2026-11.io.brick-lab:dev.fn at 10.10.1.10:4420, live)' },
-      { kind: 'nvme-controller', id: 'nvme1', evidence: '/sys/class/nvme/nvme1 (nqn.2026-11.io.brick-lab:dev.fn at 10.10.2.10:4420, live)' },
+    expect(out).toHaveLength(2);
+    expect(out).toEqual(controllerOrphans(LEFTOVERS, 'nqn.2026-11.io.brick-lab:dev.fn'));
+    expect(out.map((o) => o.evidence.replace(/^\S+ /, '')).sort()).toEqual([
+      '(nqn.2026-11.io.brick-lab:dev.fn at 10.10.1.10:4420, live)',
+      '(nqn.2026-11.io.brick-lab:dev.fn at 10.10.2.10:4420, live)',
     ]);
   });
 
@@ -204,26 +239,23 @@ describe('findOrphans on the leftovers snapshot', () => {
   it('fm, still attached and not detached: lists its live map, devices, sessions and records (the oracle answers "what would be left if this volume were detached")', () => {
     const out = findOrphans(s, LM, [LBIG]);
     expect(kinds(out)).toEqual(['block-device', 'by-id-link', 'by-path-link', 'iscsi-node-record', 'iscsi-session', 'multipath-map', 'scsi-device']);
-    expect(ids(out, 'multipath-map')).toEqual(['36001405b8e9a583dfe34ccfa40d7642c']);
-    expect(ids(out, 'scsi-device')).toEqual(['7:0:0:0', '8:0:0:0']);
-    expect(ids(out, 'iscsi-session')).toEqual(['session2', 'session3']);
+    expect(ids(out, 'multipath-map')).toEqual([V.m.iscsi!.wwid]);
+    expect(ids(out, 'scsi-device')).toEqual(D.dm.devices!.map((p) => hctlOf(s, p)).sort());
+    expect(ids(out, 'iscsi-session')).toEqual([sessionId(LEFTOVERS, V.m, 0), sessionId(LEFTOVERS, V.m, 1)].sort());
     // Nothing about the volume changed between the two captures.
     expect(out).toEqual(findOrphans(ATTACHED.snapshot, M, [BIG]));
   });
 
   it('fbig, still attached and not detached: lists its live LUN-300 device and session (the oracle answers "what would be left if this volume were detached")', () => {
     const out = findOrphans(s, LBIG, [LM]);
-    expect(ids(out, 'scsi-device')).toEqual(['9:0:0:300']);
-    expect(ids(out, 'block-device')).toEqual(['sde']);
-    expect(ids(out, 'iscsi-session')).toEqual(['session4']);
+    const big = blockOf(D.dbig);
+    expect(ids(out, 'scsi-device')).toEqual([hctlOf(s, big)]);
+    expect(hctlOf(s, big)).toMatch(/^\d+:0:0:300$/);
+    expect(ids(out, 'block-device')).toEqual([big]);
+    expect(ids(out, 'iscsi-session')).toEqual([sessionId(LEFTOVERS, V.big)]);
     expect(ids(out, 'iscsi-node-record')).toEqual(['iqn.2026-11.io.brick-lab:fixture.big 10.10.1.10:3260']);
     expect(ids(out, 'by-path-link')).toEqual(['ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.big-lun-0x012c000000000000']);
-    expect(ids(out, 'by-id-link')).toEqual([
-      'scsi-1LIO-ORG_FILEIO:02e4c8c4-c46b-4ab0-bb22-5bd52422eef9',
-      'scsi-3600140502e4c8c4c46b4ab0bb225bd52',
-      'scsi-SLIO-ORG_FILEIO_02e4c8c4-c46b-4ab0-bb22-5bd52422eef9',
-      'wwn-0x600140502e4c8c4c46b4ab0bb225bd52',
-    ]);
+    expect(ids(out, 'by-id-link')).toEqual(lioByIdLinks(V.big));
     expect(out).toEqual(findOrphans(ATTACHED.snapshot, BIG, [M]));
   });
 
