@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ANA_STATES, type AnaState } from '../targets/nvmet.js';
-import { parseSignature } from '../targets/signature.js';
+import { parseSignature, signatureText, type Signature } from '../targets/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolumes } from '../targets/volumes.js';
 import { addLocalDisk, listLocalDisks, removeLocalDisk } from '../targets/scsi-debug.js';
 
@@ -64,6 +64,15 @@ export async function targetRoutes(app: FastifyInstance, volumes: TargetVolumes)
   app.get<{ Params: { name: string } }>('/v1/targets/volumes/:name/signature', async (req) => {
     const head = await volumes.readHead(req.params.name);
     return { volume: req.params.name, signature: parseSignature(head) };
+  });
+
+  app.put<{ Params: { name: string }; Body: Signature }>('/v1/targets/volumes/:name/signature', {
+    schema: {
+      body: { type: 'object', additionalProperties: false, required: ['volume', 'id'], properties: { volume: { type: 'string', pattern: '^[a-z0-9-]+$', maxLength: 128 }, id: { type: 'string', pattern: '^[0-9a-f-]+$', maxLength: 64 } } },
+    },
+  }, async (req) => {
+    await volumes.writeHead(req.params.name, Buffer.from(signatureText(req.body), 'latin1'));
+    return { volume: req.params.name, signature: parseSignature(await volumes.readHead(req.params.name)) };
   });
 
   app.post<{ Params: { network: string }; Body: { up: boolean } }>('/v1/targets/networks/:network', {

@@ -58,6 +58,10 @@ export class AgentClient {
     return this.call('POST', path, body, timeoutMs);
   }
 
+  put<T>(path: string, body: unknown = {}, timeoutMs = 120_000): Promise<T> {
+    return this.call('PUT', path, body, timeoutMs);
+  }
+
   delete<T>(path: string, timeoutMs = 120_000): Promise<T> {
     return this.call('DELETE', path, undefined, timeoutMs);
   }

@@ -413,6 +413,24 @@ export class TargetVolumes {
   }
 
   /** The first 4 KiB of a volume's backing store, where callers write their signature. */
+  /**
+   * Write the first block of a volume on the target side, through its backing file (what an
+   * array's other user would have written): the stale-path scenario needs a second volume whose
+   * data no host wrote.
+   */
+  async writeHead(name: string, data: Buffer): Promise<void> {
+    const v = this.get(name);
+    const path = v.backing.file;
+    if (!path) refuse('name', `volume ${name} is a ramdisk: the target cannot write it`, 'NO_BACKING_FILE');
+    const fh = await open(path, 'r+');
+    try {
+      await fh.write(data, 0, data.length, 0);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
   async readHead(name: string): Promise<Buffer> {
     const v = this.get(name);
     // The file, never the loop device: udev's probe leaves the loop device's page cache holding
