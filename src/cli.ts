@@ -8,8 +8,9 @@ import { loadTopology } from './lab/topology.js';
 import { BrickError } from './system/errors.js';
 import { progress, setQuiet } from './system/log.js';
 import { labDir } from './system/paths.js';
-import { runMain } from './run.js';
-import { join } from 'node:path';
+import { listScenarios, runMain } from './run.js';
+import { collectEvidence } from './scenarios/evidence.js';
+import { join, resolve } from 'node:path';
 
 const USAGE = `brick-lab: a lab of real kernels for proving storage connectors leave no orphans
 
@@ -19,13 +20,19 @@ usage:
   brick-lab status [--name NAME] [--json]
   brick-lab exec [--name NAME] [--timeout SECONDS] NODE -- COMMAND [ARGS...]
   brick-lab logs [--name NAME] NODE
-  brick-lab run [--topology FILE] [--name NAME] [--keep] [--json]
+  brick-lab logs [--name NAME] --export DIR
+  brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
+                [--results DIR] [--keep] [--json]
+  brick-lab run --list
   brick-lab doctor [--json]
   brick-lab image [--json]
 
 The lab name defaults to the topology's name (lab/default.yaml: "default") or $BRICK_LAB_NAME.
 Caches live in $BRICK_LAB_CACHE (default ~/.cache/brick-lab), lab state and console logs in
 $BRICK_LAB_STATE (default ~/.local/state/brick-lab). BRICK_LAB_ACCEL=kvm|tcg skips the KVM probe.
+\`run\` runs the "standard" scenario set of lab/scenarios.yaml unless --scenario says otherwise and
+writes report.json, junit.xml and summary.md (plus node evidence for failures) to --results
+(default results/run); it exits 1 when a scenario failed or left something behind.
 `;
 
 class UsageError extends BrickError {
@@ -98,6 +105,11 @@ async function main(argv: string[]): Promise<number> {
         all: { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
         timeout: { type: 'string' },
+        scenario: { type: 'string', multiple: true },
+        results: { type: 'string' },
+        list: { type: 'boolean', default: false },
+        export: { type: 'string' },
+        shard: { type: 'string' },
       },
     });
   } catch (e) {
@@ -145,6 +157,12 @@ async function main(argv: string[]): Promise<number> {
       return r.exitCode ?? 128;
     }
     case 'logs': {
+      if (o.export) {
+        const rec = await requireLab(name);
+        const files = await collectEvidence(rec, resolve(o.export));
+        process.stdout.write(`${files.join('\n')}\n`);
+        return 0;
+      }
       const node = positionals[0];
       if (!node) throw new UsageError('logs needs a node: brick-lab logs NODE');
       const path = join(labDir(name), 'logs', `${node}.console.log`);
@@ -167,8 +185,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'run': {
+      if (o.list) {
+        process.stdout.write(listScenarios());
+        return 0;
+      }
       const ac = abortOnSignals();
-      return runMain({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, keep: o.keep, json: o.json, signal: ac.signal });
+      return runMain({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), signal: ac.signal });
     }
     default:
       throw new UsageError(`unknown verb ${verb}`);

@@ -1,46 +1,88 @@
+import { resolve } from 'node:path';
+import { down, isUp, labClient, readLabOrNull, up } from './lab/lab.js';
+import { loadTopology } from './lab/topology.js';
+import { renderTable, writeReport } from './scenarios/report.js';
+import { ALL_SCENARIOS, checkNeeds, runScenario, selectScenarios, type ScenarioResult, type SuiteReport } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
-import { down, isUp, labClient, readLabOrNull, status, up } from './lab/lab.js';
 
 export interface RunOptions {
   topologyFile: string;
   name: string;
   keep: boolean;
   json: boolean;
+  /** Scenario or set names; default: the "standard" set of lab/scenarios.yaml. */
+  scenarios?: string[];
+  resultsDir?: string;
+  /** "K/N": run only the K-th of N interleaved shares of the chosen scenarios (CI matrices). */
+  shard?: string;
   signal?: AbortSignal;
 }
 
+/** The K-th of N shares of a list, interleaved so that each share gets a mix of scenario kinds. */
+export function shardOf<T>(items: T[], shard: string): T[] {
+  const m = /^(\d+)\/(\d+)$/.exec(shard);
+  const k = m ? Number(m[1]) : NaN;
+  const n = m ? Number(m[2]) : NaN;
+  if (!m || n < 1 || k < 1 || k > n) {
+    throw new BrickError('USAGE', `--shard must be K/N with 1 <= K <= N (got ${JSON.stringify(shard)})`, { hint: 'for example --shard 1/2 and --shard 2/2 in two CI jobs' });
+  }
+  return items.filter((_, i) => i % n === k - 1);
+}
+
+export const DEFAULT_RESULTS = 'results/run';
+
+/** `brick-lab run --list`: every scenario with what it needs. */
+export function listScenarios(): string {
+  const w = Math.max(...ALL_SCENARIOS.map((s) => s.name.length));
+  return `${ALL_SCENARIOS.map((s) => `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}\n${' '.repeat(w + 2)}${s.title}`).join('\n')}\n`;
+}
+
 /**
- * The main job. For now: bring the lab up (or reuse a running one), show every node healthy with
- * its kernel, tear down unless --keep. Later issues add the attach / paths / detach / orphan
- * scenarios and their report.
+ * The main job: bring the lab up (or reuse a running one), run the chosen scenarios with
+ * progress per scenario, print the table, write report.json / junit.xml / summary.md, tear
+ * down unless --keep. Non-zero when any scenario failed or left something behind.
  */
 export async function runMain(o: RunOptions): Promise<number> {
+  const chosen = selectScenarios(o.scenarios?.length ? o.scenarios : ['standard']);
+  const scenarios = o.shard ? shardOf(chosen, o.shard) : chosen;
+  const resultsDir = resolve(o.resultsDir ?? DEFAULT_RESULTS);
   const reused = await isUp(o.name);
+  // What the scenarios need is checked before anything boots.
+  const running = reused ? await readLabOrNull(o.name) : null;
+  checkNeeds(running ? running.topology : await loadTopology(o.topologyFile), scenarios);
   if (reused) progress('run', `reusing running lab ${o.name}`);
   else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
-  let code = 0;
+  const started = Date.now();
+  const results: ScenarioResult[] = [];
   try {
     const rec = await readLabOrNull(o.name);
     if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);
-    const rows: Array<{ node: string; role: string; state: string; kernel: string; uname: string }> = [];
-    for (const n of rec.nodes) {
-      const client = await labClient(rec, n.name);
-      const h = await client.health();
-      const u = await client.exec(['uname', '-r']);
-      rows.push({ node: n.name, role: n.role, state: h.state, kernel: h.kernel, uname: u.stdout.trim() });
-      if (h.state !== 'ready' || u.exitCode !== 0) code = 1;
+    const firstCompute = rec.nodes.find((n) => n.role === 'compute');
+    const kernel = firstCompute ? (await (await labClient(rec, firstCompute.name)).health()).kernel : rec.image.kernelRelease;
+    for (const [i, s] of scenarios.entries()) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      progress('scenario', `${i + 1}/${scenarios.length} ${s.name}: ${s.title}`);
+      const r = await runScenario(rec, s, { resultsDir, onProgress: (line) => progress('scenario', line) });
+      progress('scenario', `${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
+      results.push(r);
     }
-    const s = await status(o.name);
-    if (o.json) process.stdout.write(`${JSON.stringify({ lab: o.name, accel: s.accel, nodes: rows }, null, 2)}\n`);
-    else {
-      process.stdout.write(`lab ${o.name} (${s.accel?.toUpperCase()}):\n`);
-      for (const r of rows) process.stdout.write(`  ${r.node.padEnd(12)} ${r.role.padEnd(8)} ${r.state.padEnd(8)} kernel ${r.kernel}\n`);
-      process.stdout.write(code === 0 ? 'all nodes healthy\n' : 'some nodes are not healthy\n');
-    }
+    const report: SuiteReport = {
+      lab: o.name,
+      accel: rec.accel,
+      kernel,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      scenarios: results,
+      passed: results.filter((r) => r.status === 'passed').length,
+      failed: results.filter((r) => r.status === 'failed').length,
+    };
+    const files = await writeReport(report, resultsDir);
+    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
+    progress('run', `results: ${files.join(', ')}`);
+    return report.failed === 0 ? 0 : 1;
   } finally {
     if (!o.keep && !reused) await down(o.name);
     else progress('run', `lab ${o.name} kept running (brick-lab down --name ${o.name} removes it)`);
   }
-  return code;
 }

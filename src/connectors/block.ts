@@ -1,16 +1,40 @@
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 
-/** Steps every connector shares on a block device. */
-export async function flushDevice(dev: string): Promise<void> {
-  const r = await exec(['blockdev', '--flushbufs', dev], { timeoutMs: 60_000, reject: false });
-  if (r.exitCode !== 0) {
-    throw new BrickError('FLUSH_FAILED', `flushing ${dev} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`, {
+/**
+ * Write out what the page cache holds for a block device and flush its cache, before the device
+ * goes: open it and fsync. This is what `blockdev --flushbufs` does before it drops the cache,
+ * without a process (130 ms under TCG), and unlike BLKFLSBUF, which ignores write-back errors,
+ * fsync reports them. An offline SCSI device refuses the open (ENXIO): that is a failed flush too.
+ */
+export async function flushDevice(dev: string, timeoutMs = 60_000): Promise<void> {
+  const fail = (why: string): BrickError =>
+    new BrickError('FLUSH_FAILED', `flushing ${dev} failed: ${why}`, {
       hint: 'the device may be unreachable; disconnect with force to drop its data, or fix the path first',
       statusCode: 409,
     });
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (async () => {
+    const fh = await open(dev, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  })();
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(fail(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  flush.catch(() => undefined); // a flush still running when the timeout fired must not crash the agent later
+  try {
+    await Promise.race([flush, timeout]);
+  } catch (e) {
+    if (e instanceof BrickError) throw e;
+    throw fail((e as Error).message);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -22,7 +46,7 @@ export async function deleteScsiDevice(block: string, timeoutMs = 30_000): Promi
   const deadline = Date.now() + timeoutMs;
   while (existsSync(`/sys/block/${block}`)) {
     if (Date.now() > deadline) throw new BrickError('DEVICE_STUCK', `${block} is still in sysfs ${timeoutMs / 1000} s after delete`, { statusCode: 409 });
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

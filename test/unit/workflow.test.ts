@@ -137,6 +137,43 @@ describe('e2e workflow shape', () => {
   });
 });
 
+describe('the job summary and the sharded job', () => {
+  const wf = parse(source);
+
+  it('puts every scenario report and the test counts into the job summary, even when the tests failed', () => {
+    for (const job of ['e2e', 'e2e-sharded']) {
+      const summary = (wf.jobs[job].steps as Step[]).find((s) => s.run?.includes('GITHUB_STEP_SUMMARY'));
+      expect(summary, `${job}: a job summary step`).toBeDefined();
+      expect(summary!.if).toBe('always()');
+      expect(summary!.run).toContain('results/scenarios/*/summary.md');
+      expect(summary!.run).toContain('node scripts/test-summary.mjs results/tests.json');
+    }
+  });
+
+  it('shards over a matrix, each job running .ci/run on its share', () => {
+    const job = wf.jobs['e2e-sharded'];
+    expect(job.strategy.matrix.shard).toEqual(['1/2', '2/2']);
+    expect(job.strategy['fail-fast']).toBe(false);
+    const runs = (job.steps as Step[]).filter((s) => s.run?.includes('.ci/run'));
+    expect(runs).toHaveLength(1);
+    expect(runs[0]!.run!.trim()).toBe('sudo -E env "PATH=$PATH" bash .ci/run');
+    expect(runs[0]!.env?.BRICK_LAB_SHARD).toBe('${{ matrix.shard }}');
+    for (const s of job.steps as Step[]) {
+      expect(s['timeout-minutes'], `step ${s.name ?? s.uses}`).toEqual(expect.any(Number));
+      expect(s.run ?? '').not.toMatch(/npm (test|run test)|vitest|scripts\/bootstrap/);
+    }
+    // Each shard's results under its own artifact name.
+    const upload = (job.steps as Step[]).find((s) => s.uses?.startsWith('actions/upload-artifact@'));
+    expect(String(upload?.with?.name)).toContain('${{ strategy.job-index }}');
+  });
+
+  it('.ci/run hands BRICK_LAB_SHARD to vitest as --shard', () => {
+    const ciRun = readFileSync(CI_RUN, 'utf8');
+    expect(ciRun).toContain('--shard=$BRICK_LAB_SHARD');
+    expect(ciRun).toMatch(/npm test "\$\{shard\[@\]\}"/);
+  });
+});
+
 describe('.ci/run is the README test command', () => {
   const ciRun = readFileSync(CI_RUN, 'utf8');
 

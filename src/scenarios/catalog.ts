@@ -1,0 +1,174 @@
+import type { DeviceInfo } from '../connectors/types.js';
+import type { TargetVolume } from '../targets/volumes.js';
+import { check, protocolOf, type ComputeHandle, type ScenarioContext } from './context.js';
+
+export interface ScenarioNeeds {
+  /** Compute nodes the scenario uses (live migration needs two). */
+  computes: number;
+  /** Data networks between target and computes (multipath needs two). */
+  dataNetworks: number;
+}
+
+export interface Scenario {
+  name: string;
+  title: string;
+  /** 'round-trip', 'shared', 'migration' or 'orphan-pair' (a faulty sequence, then a correct one). */
+  kind: 'round-trip' | 'shared' | 'migration' | 'orphan-pair';
+  needs: ScenarioNeeds;
+  /** Where the sequence comes from: domain.md's list, upstream bugs, advisories. */
+  refs: string[];
+  run(ctx: ScenarioContext): Promise<void>;
+}
+
+type Volume = TargetVolume;
+
+/** Create a volume of the protocol on one network (1 path) or on all (2 paths). */
+async function makeVolume(ctx: ScenarioContext, protocol: 'iscsi' | 'nvmeof', name: string, paths: number, extra: Record<string, unknown> = {}): Promise<Volume> {
+  const networks = ctx.networks(paths);
+  return protocol === 'iscsi' ? ctx.createIscsi({ name, networks, ...extra }) : ctx.createNvme({ name, networks, ...extra });
+}
+
+/** Attach, paths equal to what sysfs holds, identity, a signature written and read back. */
+async function attachAndCheck(ctx: ScenarioContext, node: ComputeHandle, v: Volume, multipath: boolean): Promise<{ d: DeviceInfo; paths: string[] }> {
+  const d = await ctx.connect(node, v, multipath);
+  const p = await ctx.paths(node, v);
+  for (const dev of d.devices) check(p.devices.includes(dev), `${node.name}: getVolumePaths of ${v.name} lacks ${dev} (it gave ${p.devices.join(', ')})`);
+  if (v.iscsi) {
+    check(d.identity === v.iscsi.wwid, `${node.name}: ${v.name} attached with WWID ${d.identity}, the target says ${v.iscsi.wwid}`);
+    check(p.paths.length === (multipath ? 2 : 1), `${node.name}: ${v.name} has ${p.paths.length} by-path links, expected ${multipath ? 2 : 1}`);
+  } else {
+    check(d.identity === v.nvme!.uuid, `${node.name}: ${v.name} attached with UUID ${d.identity}, the target says ${v.nvme!.uuid}`);
+    check(p.paths.length === 1 && p.paths[0] === d.path, `${node.name}: ${v.name} paths ${p.paths.join(', ')}, expected ${d.path}`);
+  }
+  const avail = await node.client.post<{ volumes: Array<{ identity: { wwid?: string | null; uuid?: string | null; target?: string | null; portals?: string[] } }> }>(`/v1/connectors/${protocolOf(v)}/available-volumes`, {});
+  const mine = avail.volumes.filter((a) => (v.iscsi ? a.identity.wwid === v.iscsi.wwid : a.identity.uuid === v.nvme!.uuid));
+  check(mine.length === 1, `${node.name}: getAllAvailableVolumes lists ${v.name} ${mine.length} times`);
+  check(mine[0]!.identity.target === (v.iscsi?.iqn ?? v.nvme!.nqn), `${node.name}: getAllAvailableVolumes gives ${v.name} target ${mine[0]!.identity.target}`);
+  const sig = await ctx.writeSignature(node, d.path, v);
+  const back = await ctx.readSignature(node, d.path);
+  check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}, wrote ${JSON.stringify(sig)}`);
+  const onTarget = await ctx.target.client.get<{ signature: { id: string } | null }>(`/v1/targets/volumes/${v.name}/signature`);
+  check(onTarget.signature?.id === v.id, `target: ${v.name} holds ${JSON.stringify(onTarget.signature)}, not the signature written on ${node.name}`);
+  return { d, paths: p.paths };
+}
+
+function roundTrip(protocol: 'iscsi' | 'nvmeof', paths: 1 | 2): Scenario {
+  const label = protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP';
+  return {
+    name: `round-trip-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}-${paths}path`,
+    title: `${label} over ${paths} path${paths > 1 ? 's' : ''}: attach, paths, signature, detach, nothing left`,
+    kind: 'round-trip',
+    needs: { computes: 1, dataNetworks: paths },
+    refs: ['design.md: What "no orphans" means'],
+    async run(ctx) {
+      const v = await makeVolume(ctx, protocol, 'vol', paths);
+      const { d, paths: found } = await attachAndCheck(ctx, ctx.compute, v, paths === 2);
+      await ctx.disconnect(ctx.compute, v, d);
+      await ctx.verdict(ctx.compute, v, { device: d, paths: found, expect: 'clean' });
+      await ctx.deleteVolume(v);
+    },
+  };
+}
+
+const roundTripLocal: Scenario = {
+  name: 'round-trip-local',
+  title: 'local SCSI (scsi_debug): attach, paths, signature, detach, nothing left',
+  kind: 'round-trip',
+  needs: { computes: 1, dataNetworks: 1 },
+  refs: ['design.md: local SCSI connector'],
+  async run(ctx) {
+    const node = ctx.compute;
+    const disk = await node.client.post<{ host: number; device: string; wwid: string | null }>('/v1/local-disks', {});
+    ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.delete(`/v1/local-disks/${disk.host}`) });
+    ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
+    const props = { driver_volume_type: 'local', data: { device_path: disk.device } };
+    const d = await node.client.post<DeviceInfo>('/v1/connectors/local/connect', { properties: props });
+    ctx.step(`${node.name}: attached the local disk as ${d.path}`);
+    const p = await node.client.post<{ paths: string[]; devices: string[] }>('/v1/connectors/local/volume-paths', props);
+    check(p.paths.includes(disk.device), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
+    const sig = { volume: ctx.name('local'), id: '00000000-0000-4000-8000-000000000001' };
+    await node.client.run(['dd', `of=${d.path}`, 'bs=4096', 'count=1', 'iflag=fullblock', 'oflag=direct', 'conv=fsync', 'status=none'], { input: `BRICK-LAB-SIGNATURE v1 volume=${sig.volume} id=${sig.id}\n`.padEnd(4096, '\n') });
+    const back = await ctx.readSignature(node, d.path);
+    check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
+    await node.client.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d });
+    ctx.step(`${node.name}: detached the local disk`);
+    const r = await node.client.post<{ orphans: Array<{ kind: string; id: string; evidence: string }> }>('/v1/inventory/orphans', { protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
+    ctx.rows.push({ node: node.name, volume: disk.device, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });
+    check(r.orphans.length === 0, `${node.name}: local disk left ${JSON.stringify(r.orphans)}`);
+  },
+};
+
+function sharedTarget(protocol: 'iscsi' | 'nvmeof'): Scenario {
+  return {
+    name: `shared-target-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}`,
+    title: protocol === 'iscsi'
+      ? 'two LUNs on one IQN: detaching the first keeps the session (not an orphan); detaching the second removes it'
+      : 'two namespaces in one subsystem: detaching the first keeps the controller (not an orphan); detaching the second removes it',
+    kind: 'shared',
+    needs: { computes: 1, dataNetworks: 1 },
+    refs: ['domain.md: Not an orphan: a session kept because another attached volume still uses it'],
+    async run(ctx) {
+      const node = ctx.compute;
+      const first = await makeVolume(ctx, protocol, 'a', 1);
+      const shared = protocol === 'iscsi' ? { iqn: first.iscsi!.iqn } : { nqn: first.nvme!.nqn };
+      const second = await makeVolume(ctx, protocol, 'b', 1, shared);
+      const a = await attachAndCheck(ctx, node, first, false);
+      const b = await attachAndCheck(ctx, node, second, false);
+      await ctx.disconnect(node, first, a.d);
+      if (protocol === 'nvmeof') {
+        // NVMe has no per-namespace logout: a host lets go of one namespace of a subsystem it
+        // still uses when the target stops exporting it (Cinder's terminate_connection).
+        await ctx.target.client.post(`/v1/targets/volumes/${first.name}/unmap`, {});
+        ctx.step(`target: namespace ${first.nvme!.nsid} of ${first.nvme!.nqn} no longer exported (terminate_connection)`);
+        await ctx.waitGone(node, first);
+      }
+      await ctx.verdict(node, first, { phase: 'first detached', device: a.d, paths: a.paths, stillAttached: [second], expect: 'clean' });
+      const snap = await ctx.snapshot(node);
+      if (protocol === 'iscsi') check(snap.iscsiSessions.some((s) => s.targetIqn === first.iscsi!.iqn), `${node.name}: the session to ${first.iscsi!.iqn} went with the first LUN, though the second still uses it`);
+      else check(snap.nvmeControllers.some((c) => c.subsysNqn === first.nvme!.nqn), `${node.name}: the controller of ${first.nvme!.nqn} went with the first namespace, though the second still uses it`);
+      check((await ctx.readSignature(node, b.d.path))?.id === second.id, `${node.name}: ${second.name} no longer reads its signature after ${first.name} was detached`);
+      await ctx.disconnect(node, second, b.d);
+      await ctx.verdict(node, second, { phase: 'second detached', device: b.d, paths: b.paths, expect: 'clean' });
+      await ctx.verdict(node, first, { phase: 'second detached', expect: 'clean' });
+      await ctx.deleteVolume(second);
+      await ctx.deleteVolume(first);
+    },
+  };
+}
+
+function liveMigration(protocol: 'iscsi' | 'nvmeof'): Scenario {
+  return {
+    name: `live-migration-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}`,
+    title: 'attach on compute-1, attach the same volume on compute-2, detach on compute-1: compute-1 is clean, compute-2 still reads the data',
+    kind: 'migration',
+    needs: { computes: 2, dataNetworks: 1 },
+    refs: ['brick-fetch-paths.rst: verify attach and detach across hosts (live migration)', 'os-brick bug 1483326'],
+    async run(ctx) {
+      const [src, dst] = [ctx.computes[0]!, ctx.computes[1]!];
+      const v = await makeVolume(ctx, protocol, 'vol', 1);
+      const s = await attachAndCheck(ctx, src, v, false);
+      const dd = await ctx.connect(dst, v, false);
+      check((await ctx.readSignature(dst, dd.path))?.id === v.id, `${dst.name}: the migrated volume does not read the signature written on ${src.name}`);
+      await ctx.disconnect(src, v, s.d);
+      await ctx.verdict(src, v, { phase: 'source detached', device: s.d, paths: s.paths, expect: 'clean' });
+      check((await ctx.readSignature(dst, dd.path))?.id === v.id, `${dst.name}: lost the volume's data when ${src.name} detached`);
+      const dp = await ctx.paths(dst, v);
+      check(dp.devices.length > 0, `${dst.name}: getVolumePaths found nothing after the source detached`);
+      await ctx.disconnect(dst, v, dd);
+      await ctx.verdict(dst, v, { phase: 'destination detached', device: dd, paths: dp.paths, expect: 'clean' });
+      await ctx.deleteVolume(v);
+    },
+  };
+}
+
+export const SCENARIOS: Scenario[] = [
+  roundTrip('iscsi', 1),
+  roundTrip('iscsi', 2),
+  roundTrip('nvmeof', 1),
+  roundTrip('nvmeof', 2),
+  roundTripLocal,
+  sharedTarget('iscsi'),
+  sharedTarget('nvmeof'),
+  liveMigration('iscsi'),
+  liveMigration('nvmeof'),
+];

@@ -1,0 +1,221 @@
+import type { DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
+import type { Orphan } from '../inventory/orphans.js';
+import type { HostSnapshot } from '../inventory/snapshot.js';
+import type { AgentClient } from '../lab/client.js';
+import type { LabRecord } from '../lab/state.js';
+import type { Topology } from '../lab/topology.js';
+import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../targets/signature.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../targets/volumes.js';
+
+export type Protocol = 'iscsi' | 'nvmeof' | 'local';
+
+/** A node of the lab as a scenario sees it: its name and its agent. */
+export interface NodeHandle {
+  name: string;
+  client: AgentClient;
+}
+
+export interface ComputeHandle extends NodeHandle {
+  initiatorIqn: string;
+}
+
+/** One line of the report: what a scenario attached on a node, what it found, what was left. */
+export interface ReportRow {
+  node: string;
+  volume: string;
+  protocol: Protocol;
+  /** 'faulty' or 'correct' for the two halves of an orphan pair; 'run' otherwise. */
+  phase: string;
+  device: string | null;
+  paths: string[];
+  left: Orphan[];
+  /** What the oracle was expected to say: 'clean', or the orphan kinds a faulty sequence leaves. */
+  expected: string;
+}
+
+/** A check a scenario makes; a false one fails the scenario with this message. */
+export class ScenarioFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScenarioFailure';
+  }
+}
+
+export function check(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new ScenarioFailure(message);
+}
+
+export const protocolOf = (v: TargetVolume): Protocol => (v.protocol === 'iscsi' ? 'iscsi' : 'nvmeof');
+
+/**
+ * The data networks the (first) target and the first `computes` compute nodes all sit on, in
+ * topology order: where a scenario's volumes are exported. checkNeeds counts the same list.
+ */
+export function sharedNetworks(topo: Topology, computes: number): string[] {
+  const target = topo.nodes.find((n) => n.role === 'target');
+  const users = topo.nodes.filter((n) => n.role === 'compute').slice(0, computes);
+  if (!target) return [];
+  return topo.networks.map((n) => n.name).filter((net) => target.networks.includes(net) && users.every((c) => c.networks.includes(net)));
+}
+
+/** Target volume names are 1-40 characters: long scenario names are shortened word by word. */
+export function volumeName(scenario: string, suffix: string): string {
+  const full = `${scenario}-${suffix}`;
+  if (full.length <= 40) return full;
+  const short = `${scenario.split('-').map((w) => w.slice(0, 3)).join('-')}-${suffix}`;
+  return short.slice(0, 40).replace(/-+$/, '');
+}
+
+/**
+ * What a scenario works with: the target and compute nodes' agents, and helpers that keep track
+ * of what was made so that the runner can take it all away afterwards, whatever happened.
+ */
+export class ScenarioContext {
+  readonly rows: ReportRow[] = [];
+  readonly steps: string[] = [];
+  /** Volumes made on the target, to delete afterwards. */
+  readonly volumes = new Map<string, TargetVolume>();
+  /** What is attached where, to detach afterwards (with force) when the scenario did not. */
+  readonly attached: Array<{ node: ComputeHandle; volume: TargetVolume; device: DeviceInfo | null }> = [];
+  /** Things to undo on a node afterwards (a stopped udev, a link made by hand), last first. */
+  readonly undo: Array<{ what: string; fn: () => Promise<unknown> }> = [];
+
+  constructor(
+    readonly lab: LabRecord,
+    readonly target: NodeHandle,
+    readonly computes: ComputeHandle[],
+    readonly scenario: string,
+    /** How many of the lab's compute nodes the scenario uses (the first ones). */
+    readonly usesComputes: number,
+    private readonly onStep: (text: string) => void = () => {},
+  ) {}
+
+  /** The first `count` data networks the target and the used computes share (checked beforehand). */
+  networks(count: number): string[] {
+    const nets = sharedNetworks(this.lab.topology, this.usesComputes);
+    check(nets.length >= count, `the lab shares ${nets.length} data networks between the target and the computes; this scenario needs ${count}`);
+    return nets.slice(0, count);
+  }
+
+  get compute(): ComputeHandle {
+    return this.computes[0]!;
+  }
+
+  step(text: string): void {
+    this.steps.push(text);
+    this.onStep(text);
+  }
+
+  /** A volume name unique to this scenario (target volume names are global to the target). */
+  name(suffix: string): string {
+    return volumeName(this.scenario, suffix);
+  }
+
+  async createIscsi(body: Omit<IscsiVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
+    const initiators = body.initiators ?? (body.demoMode ? undefined : this.computes.map((c) => c.initiatorIqn));
+    const v = await this.target.client.post<TargetVolume>('/v1/targets/iscsi/volumes', { sizeMiB: 8, ...body, name: this.name(body.name), ...(initiators ? { initiators } : {}) });
+    this.volumes.set(v.name, v);
+    this.step(`target: iSCSI volume ${v.name} = ${v.iscsi!.iqn} LUN ${v.iscsi!.lun} (wwid ${v.iscsi!.wwid})`);
+    return v;
+  }
+
+  async createNvme(body: Omit<NvmeVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
+    const v = await this.target.client.post<TargetVolume>('/v1/targets/nvmet/volumes', { sizeMiB: 8, ...body, name: this.name(body.name) });
+    this.volumes.set(v.name, v);
+    this.step(`target: NVMe/TCP volume ${v.name} = ${v.nvme!.nqn} nsid ${v.nvme!.nsid} (uuid ${v.nvme!.uuid})`);
+    return v;
+  }
+
+  async deleteVolume(v: TargetVolume): Promise<void> {
+    await this.target.client.delete(`/v1/targets/volumes/${v.name}`);
+    this.volumes.delete(v.name);
+    this.step(`target: deleted ${v.name}`);
+  }
+
+  async connect(node: ComputeHandle, v: TargetVolume, multipath = false): Promise<DeviceInfo> {
+    const d = await node.client.post<DeviceInfo>(`/v1/connectors/${protocolOf(v)}/connect`, { properties: v.connectionInfo, multipath }, 300_000);
+    // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
+    await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+    this.attached.push({ node, volume: v, device: d });
+    this.step(`${node.name}: attached ${v.name} as ${d.path} (${d.devices.join(', ')})`);
+    return d;
+  }
+
+  forget(node: ComputeHandle, v: TargetVolume): void {
+    const i = this.attached.findIndex((a) => a.node === node && a.volume === v);
+    if (i >= 0) this.attached.splice(i, 1);
+  }
+
+  /** The connector's disconnect; on success the volume is no longer tracked as attached. */
+  async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
+    const r = await node.client.post<{ removed: string[]; errors: string[] }>(`/v1/connectors/${protocolOf(v)}/disconnect`, { properties: v.connectionInfo, deviceInfo: d, ...opts }, 300_000);
+    this.forget(node, v);
+    this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`);
+    return r;
+  }
+
+  paths(node: ComputeHandle, v: TargetVolume): Promise<VolumePaths> {
+    return node.client.post<VolumePaths>(`/v1/connectors/${protocolOf(v)}/volume-paths`, v.connectionInfo);
+  }
+
+  /** The oracle: what still refers to v on the node, sessions shared with stillAttached excepted. */
+  async orphans(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<Orphan[]> {
+    const r = await node.client.post<{ orphans: Orphan[] }>('/v1/inventory/orphans', {
+      protocol: protocolOf(v),
+      properties: v.connectionInfo,
+      ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
+      stillAttached: stillAttached.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo })),
+    });
+    return r.orphans;
+  }
+
+  /** Wait (up to 10 s) until the node no longer shows an NVMe volume's namespace. */
+  async waitGone(node: ComputeHandle, v: TargetVolume): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      if (!(await this.snapshot(node)).nvmeNamespaces.some((n) => n.uuid === v.nvme!.uuid)) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  snapshot(node: NodeHandle): Promise<HostSnapshot> {
+    return node.client.get<HostSnapshot>('/v1/inventory');
+  }
+
+  async sh(node: NodeHandle, script: string, timeoutMs = 120_000): Promise<string> {
+    return (await node.client.run(['bash', '-c', script], { timeoutMs })).stdout;
+  }
+
+  async writeSignature(node: ComputeHandle, device: string, v: TargetVolume): Promise<Signature> {
+    const s = { volume: v.name, id: v.id };
+    await node.client.run(writeSignatureArgv(device), { input: signatureText(s) });
+    return s;
+  }
+
+  async readSignature(node: ComputeHandle, device: string): Promise<Signature | null> {
+    const r = await node.client.exec(readSignatureArgv(device));
+    return r.exitCode === 0 ? parseSignature(r.stdout) : null;
+  }
+
+  /** Record what the oracle said for the report, and check it against what was expected. */
+  async verdict(node: ComputeHandle, v: TargetVolume, o: { phase?: string; device?: DeviceInfo | null; paths?: string[]; stillAttached?: TargetVolume[]; expect: 'clean' | string[] }): Promise<Orphan[]> {
+    const left = await this.orphans(node, v, o.stillAttached ?? []);
+    this.rows.push({
+      node: node.name,
+      volume: v.name,
+      protocol: protocolOf(v),
+      phase: o.phase ?? 'run',
+      device: o.device?.path ?? null,
+      paths: o.paths ?? [],
+      left,
+      expected: o.expect === 'clean' ? 'clean' : o.expect.join(', '),
+    });
+    if (o.expect === 'clean') {
+      check(left.length === 0, `${node.name}: ${v.name} left ${left.map((x) => `${x.kind} ${x.id} (${x.evidence})`).join('; ')}`);
+    } else {
+      const kinds = new Set(left.map((x) => x.kind));
+      const missing = o.expect.filter((k) => !kinds.has(k as Orphan['kind']));
+      check(missing.length === 0, `${node.name}: the oracle missed ${missing.join(', ')} for ${v.name} (it found: ${[...kinds].join(', ') || 'nothing'})`);
+    }
+    return left;
+  }
+}

@@ -1,0 +1,89 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ScenarioResult, SuiteReport } from './runner.js';
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+function leftText(r: ScenarioResult['rows'][number]): string {
+  if (r.left.length === 0) return 'nothing';
+  const byKind = new Map<string, number>();
+  for (const o of r.left) byKind.set(o.kind, (byKind.get(o.kind) ?? 0) + 1);
+  return [...byKind].map(([k, n]) => (n > 1 ? `${n} ${k}` : k)).join(', ');
+}
+
+/** The console table: per scenario its verdict, then per node and volume what was found and left. */
+export function renderTable(report: SuiteReport): string {
+  const out: string[] = [];
+  out.push(`lab ${report.lab} (${report.accel.toUpperCase()}, kernel ${report.kernel}): ${report.scenarios.length} scenarios in ${secs(report.durationMs)}`);
+  for (const s of report.scenarios) {
+    out.push('');
+    out.push(`${s.status === 'passed' ? 'PASS' : 'FAIL'}  ${s.name}  (${secs(s.durationMs)})`);
+    out.push(`      ${s.title}`);
+    const rows = s.rows.map((r) => [r.node, r.volume, r.phase, r.device ?? '-', r.paths.length ? r.paths.map((p) => p.split('/').pop()).join(' ') : '-', leftText(r), r.expected]);
+    if (rows.length > 0) {
+      const head = ['NODE', 'VOLUME', 'PHASE', 'DEVICE', 'PATHS', 'LEFT', 'EXPECTED'];
+      const w = head.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
+      const line = (cells: string[]): string => `      ${cells.map((c, i) => (c.length > w[i]! ? `${c.slice(0, w[i]! - 1)}…` : c.padEnd(w[i]!))).join('  ')}`.trimEnd();
+      out.push(line(head));
+      for (const r of rows) out.push(line(r));
+    }
+    for (const r of s.rows) for (const o of r.left) out.push(`      evidence (${r.node}, ${r.phase}): ${o.kind} ${o.id}: ${o.evidence}`);
+    if (s.failure) out.push(`      failure: ${s.failure}`);
+    for (const p of s.problems) out.push(`      problem: ${p}`);
+    if (s.evidenceDir) out.push(`      node evidence: ${s.evidenceDir}`);
+  }
+  out.push('');
+  out.push(`${report.passed} passed, ${report.failed} failed`);
+  return `${out.join('\n')}\n`;
+}
+
+const xml = (s: string): string => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+
+export function renderJunit(report: SuiteReport): string {
+  const cases = report.scenarios.map((s) => {
+    const out = [...s.steps, ...s.rows.flatMap((r) => r.left.map((o) => `${r.node} ${r.phase}: ${o.kind} ${o.id}: ${o.evidence}`))].join('\n');
+    const failure = s.status === 'failed' ? `<failure message="${xml((s.failure ?? s.problems[0] ?? 'failed').split('\n')[0]!)}">${xml([s.failure, ...s.problems].filter(Boolean).join('\n'))}</failure>` : '';
+    return `  <testcase classname="brick-lab.${s.kind}" name="${xml(s.name)}" time="${(s.durationMs / 1000).toFixed(3)}">${failure}<system-out>${xml(out)}</system-out></testcase>`;
+  });
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="brick-lab scenarios (${xml(report.lab)})" tests="${report.scenarios.length}" failures="${report.failed}" errors="0" time="${(report.durationMs / 1000).toFixed(3)}" timestamp="${report.startedAt}">\n${cases.join('\n')}\n</testsuite>\n`;
+}
+
+const md = (s: string): string => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c]!).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function renderMarkdown(report: SuiteReport): string {
+  const out: string[] = [];
+  out.push(`## brick-lab: ${report.failed === 0 ? 'no orphans' : `${report.failed} scenario${report.failed > 1 ? 's' : ''} failed`}`);
+  out.push('');
+  out.push(`Lab \`${report.lab}\`, ${report.accel.toUpperCase()}, guest kernel ${report.kernel}; ${report.passed} passed, ${report.failed} failed in ${secs(report.durationMs)}.`);
+  out.push('');
+  out.push('| | scenario | time | what the oracle said |');
+  out.push('|---|---|---|---|');
+  for (const s of report.scenarios) {
+    const said = s.rows.map((r) => md(`${r.node} ${r.volume} (${r.phase}): ${r.left.length === 0 ? 'clean' : leftText(r)}${r.expected !== 'clean' ? ` (expected ${r.expected})` : ''}`)).join('<br>');
+    out.push(`| ${s.status === 'passed' ? '✅' : '❌'} | \`${s.name}\` | ${secs(s.durationMs)} | ${said || '-'} |`);
+  }
+  const failed = report.scenarios.filter((s) => s.status === 'failed');
+  if (failed.length > 0) {
+    out.push('');
+    out.push('### Failures');
+    for (const s of failed) {
+      out.push('');
+      out.push(`**${s.name}**: ${md(s.failure ?? 'left the lab unclean or the kernel complained (below)')}`);
+      for (const p of s.problems) out.push(`- ${md(p)}`);
+      if (s.evidenceDir) out.push(`- node evidence in \`${s.evidenceDir}\``);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** report.json, junit.xml and summary.md in the results directory. */
+export async function writeReport(report: SuiteReport, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files: Array<[string, string]> = [
+    ['report.json', `${JSON.stringify(report, null, 2)}\n`],
+    ['junit.xml', renderJunit(report)],
+    ['summary.md', renderMarkdown(report)],
+  ];
+  for (const [f, text] of files) await writeFile(join(dir, f), text);
+  return files.map(([f]) => join(dir, f));
+}

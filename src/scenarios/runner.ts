@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Orphan } from '../inventory/orphans.js';
+import type { HostSnapshot } from '../inventory/snapshot.js';
+import { labClient } from '../lab/lab.js';
+import type { LabRecord } from '../lab/state.js';
+import type { Topology } from '../lab/topology.js';
+import { BrickError } from '../system/errors.js';
+import { PROJECT_ROOT } from '../system/paths.js';
+import { SCENARIOS, type Scenario } from './catalog.js';
+import { ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow } from './context.js';
+import { collectEvidence } from './evidence.js';
+import { ORPHAN_PAIRS } from './orphan-pairs.js';
+
+export const ALL_SCENARIOS: Scenario[] = [...SCENARIOS, ...ORPHAN_PAIRS];
+export const SCENARIO_SETS_FILE = join(PROJECT_ROOT, 'lab', 'scenarios.yaml');
+
+export function scenarioSets(file = SCENARIO_SETS_FILE): Record<string, string[]> {
+  const doc = parseYaml(readFileSync(file, 'utf8')) as { sets?: unknown } | null;
+  const raw = doc?.sets ?? {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new BrickError('BAD_SCENARIO_SETS', `${file}: "sets" must be a mapping of set names to lists of scenario names`);
+  }
+  const sets = raw as Record<string, string[]>;
+  for (const [set, names] of Object.entries(sets)) {
+    if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) {
+      throw new BrickError('BAD_SCENARIO_SETS', `${file}: set ${set} must be a non-empty list of scenario names`);
+    }
+    for (const n of names) {
+      if (!ALL_SCENARIOS.some((s) => s.name === n)) throw new BrickError('UNKNOWN_SCENARIO', `${file}: set ${set} names ${n}, which is no scenario`, { hint: 'brick-lab run --list prints every scenario' });
+    }
+  }
+  return sets;
+}
+
+/** Names or set names (comma-separated allowed) to scenarios, in suite order, each once. */
+export function selectScenarios(requested: string[], file = SCENARIO_SETS_FILE): Scenario[] {
+  const sets = scenarioSets(file);
+  const wanted = new Set<string>();
+  for (const r of requested.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean)) {
+    const set = Object.hasOwn(sets, r) ? sets[r] : undefined;
+    if (set) for (const n of set) wanted.add(n);
+    else if (ALL_SCENARIOS.some((s) => s.name === r)) wanted.add(r);
+    else {
+      throw new BrickError('UNKNOWN_SCENARIO', `no scenario or set is called ${JSON.stringify(r)}`, {
+        hint: `sets: ${Object.keys(sets).join(', ')}; scenarios: ${ALL_SCENARIOS.map((s) => s.name).join(', ')}`,
+      });
+    }
+  }
+  return ALL_SCENARIOS.filter((s) => wanted.has(s.name));
+}
+
+/** Refuses, before anything boots, a topology that lacks what a chosen scenario needs. */
+export function checkNeeds(topo: Topology, scenarios: Scenario[]): void {
+  const targets = topo.nodes.filter((n) => n.role === 'target');
+  const computes = topo.nodes.filter((n) => n.role === 'compute');
+  const problems: string[] = [];
+  const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+  if (scenarios.length > 0 && targets.length === 0) problems.push('every scenario needs a target node, and the topology has none');
+  for (const s of scenarios) {
+    if (computes.length < s.needs.computes) problems.push(`${s.name} needs ${plural(s.needs.computes, 'compute node', 'compute nodes')}; the topology has ${computes.length}`);
+    if (targets.length === 0) continue;
+    const shared = sharedNetworks(topo, s.needs.computes);
+    if (shared.length < s.needs.dataNetworks) {
+      problems.push(`${s.name} needs ${plural(s.needs.dataNetworks, 'data network', 'data networks')} shared by the target and the computes; the topology has ${shared.length}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new BrickError('TOPOLOGY_LACKS', `the topology cannot run the chosen scenarios:\n  ${problems.join('\n  ')}`, {
+      hint: 'use lab/default.yaml (one target, two computes, two data networks) or pick scenarios it can run',
+    });
+  }
+}
+
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  kind: Scenario['kind'];
+  refs: string[];
+  status: 'passed' | 'failed';
+  durationMs: number;
+  /** The first thing that went wrong, if anything. */
+  failure: string | null;
+  /** Problems found after the scenario: what it did not clean up, kernel warnings. */
+  problems: string[];
+  steps: string[];
+  rows: ReportRow[];
+  evidenceDir: string | null;
+}
+
+export interface SuiteReport {
+  lab: string;
+  accel: string;
+  kernel: string;
+  startedAt: string;
+  durationMs: number;
+  scenarios: ScenarioResult[];
+  passed: number;
+  failed: number;
+}
+
+/** Kernel messages that fail a scenario (blktests' dmesg check). */
+const KERNEL_TROUBLE = /(WARNING:|BUG:|Oops|general protection fault|blocked for more than \d+ seconds|Kernel panic|list_del corruption|refcount_t:)/;
+
+async function dmesgLines(node: NodeHandle): Promise<string[]> {
+  const r = await node.client.exec(['dmesg'], { timeoutMs: 30_000 });
+  return r.stdout.split('\n');
+}
+
+/** What a compute node still holds that a scenario must not leave (after its own teardown). */
+function computeLeftovers(s: HostSnapshot): string[] {
+  return [
+    ...s.iscsiSessions.map((x) => `iSCSI session${x.sid} (${x.targetIqn} via ${x.portal})`),
+    ...s.iscsiNodes.map((x) => `node record ${x.iqn} ${x.portal}`),
+    ...s.nvmeControllers.filter((c) => c.transport === 'tcp').map((c) => `NVMe controller ${c.name} (${c.subsysNqn} ${c.traddr}:${c.trsvcid})`),
+    ...s.multipathMaps.map((m) => `multipath map ${m.name ?? m.dm}`),
+    ...s.links.filter((l) => l.dir === 'by-path' && /-iscsi-|-nvme-/.test(l.name)).map((l) => `by-path link ${l.name}`),
+  ];
+}
+
+async function targetLeftovers(target: NodeHandle): Promise<string[]> {
+  const t = await target.client.get<{ lio: { targets: Array<{ iqn: string }>; backstores: Array<{ name: string }> }; nvmet: { subsystems: Array<{ nqn?: string } | string> }; loopDevices: string[]; files: string[] }>('/v1/targets/leftovers');
+  return [
+    ...t.lio.targets.map((x) => `LIO target ${x.iqn}`),
+    ...t.lio.backstores.map((x) => `LIO backstore ${x.name}`),
+    ...t.nvmet.subsystems.map((x) => `nvmet subsystem ${typeof x === 'string' ? x : x.nqn}`),
+    ...t.loopDevices.map((x) => `loop device ${x}`),
+    ...t.files.map((x) => `backing file ${x}`),
+  ];
+}
+
+/** Force-clean a compute node: log out everything, delete records, disconnect NVMe, flush maps. */
+async function sweepCompute(node: NodeHandle): Promise<void> {
+  const run = (argv: string[]): Promise<unknown> => node.client.exec(argv, { timeoutMs: 120_000 }).catch(() => undefined);
+  await run(['multipath', '-F']);
+  await run(['iscsiadm', '-m', 'node', '--logoutall=all']);
+  await run(['iscsiadm', '-m', 'node', '-o', 'delete']);
+  await run(['nvme', 'disconnect-all']);
+  await run(['udevadm', 'settle', '--timeout=60']);
+}
+
+export interface RunScenariosOptions {
+  resultsDir: string;
+  onProgress?: (line: string) => void;
+  /** Collect evidence for failed scenarios (default true). */
+  evidence?: boolean;
+}
+
+async function handles(rec: LabRecord): Promise<{ target: NodeHandle; computes: ComputeHandle[] }> {
+  const t = rec.nodes.find((n) => n.role === 'target');
+  if (!t) throw new BrickError('TOPOLOGY_LACKS', `lab ${rec.name} has no target node`);
+  const computes: ComputeHandle[] = [];
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: await labClient(rec, n.name), initiatorIqn: n.initiatorIqn });
+  return { target: { name: t.name, client: await labClient(rec, t.name) }, computes };
+}
+
+export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenariosOptions): Promise<ScenarioResult> {
+  const say = opts.onProgress ?? (() => {});
+  const { target, computes } = await handles(rec);
+  const nodes: NodeHandle[] = [target, ...computes];
+  const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`));
+  const marks = new Map<string, number>();
+  for (const n of nodes) marks.set(n.name, (await dmesgLines(n)).length);
+  const started = performance.now();
+  let failure: string | null = null;
+  const problems: string[] = [];
+  try {
+    await s.run(ctx);
+  } catch (e) {
+    failure = e instanceof ScenarioFailure ? e.message : `${(e as Error).name === 'BrickError' ? '' : `${(e as Error).name}: `}${(e as Error).message}`;
+  }
+  // The scenario's own end state, before anything is swept: what it made and did not take away.
+  if (!failure && (ctx.attached.length > 0 || ctx.volumes.size > 0)) {
+    problems.push(`did not clean up: ${[...ctx.attached.map((a) => `${a.volume.name} still attached on ${a.node.name}`), ...[...ctx.volumes.keys()].map((v) => `volume ${v} still on the target`)].join('; ')}`);
+  }
+  for (const a of [...ctx.attached].reverse()) {
+    await a.node.client.post(`/v1/connectors/${a.volume.protocol === 'iscsi' ? 'iscsi' : 'nvmeof'}/disconnect`, { properties: a.volume.connectionInfo, deviceInfo: a.device, force: true, ignoreErrors: true }, 300_000).catch(() => undefined);
+  }
+  for (const u of [...ctx.undo].reverse()) await u.fn().catch((e: Error) => problems.push(`undo ${u.what}: ${e.message}`));
+  for (const v of ctx.volumes.keys()) await target.client.delete(`/v1/targets/volumes/${v}`).catch(() => undefined);
+  // Then the lab must be as it was: nothing on any compute, nothing on the target.
+  for (const c of computes) {
+    const left = computeLeftovers(await c.client.get<HostSnapshot>('/v1/inventory'));
+    if (left.length > 0) {
+      problems.push(`${c.name} not clean after the scenario: ${left.join('; ')}`);
+      await sweepCompute(c);
+    }
+  }
+  const tl = await targetLeftovers(target);
+  if (tl.length > 0) {
+    problems.push(`${target.name} not clean after the scenario: ${tl.join('; ')}`);
+    await target.client.post('/v1/targets/cleanup', {}).catch(() => undefined);
+  }
+  for (const n of nodes) {
+    const lines = await dmesgLines(n);
+    const from = marks.get(n.name)! <= lines.length ? marks.get(n.name)! : 0; // the ring buffer wrapped: scan it all
+    const bad = lines.slice(from).filter((l) => KERNEL_TROUBLE.test(l));
+    if (bad.length > 0) problems.push(`${n.name} kernel: ${bad.slice(0, 5).join(' | ')}`);
+  }
+  const status = failure || problems.length > 0 ? 'failed' : 'passed';
+  let evidenceDir: string | null = null;
+  if (status === 'failed' && opts.evidence !== false) {
+    evidenceDir = join(opts.resultsDir, 'evidence', s.name);
+    await collectEvidence(rec, evidenceDir).catch((e: Error) => problems.push(`evidence: ${e.message}`));
+  }
+  return { name: s.name, title: s.title, kind: s.kind, refs: s.refs, status, durationMs: Math.round(performance.now() - started), failure, problems, steps: ctx.steps, rows: ctx.rows, evidenceDir };
+}
+
+export type { Orphan };
