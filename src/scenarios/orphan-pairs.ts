@@ -193,8 +193,8 @@ const rescanDuringDetach: Scenario = {
         await ctx.disconnect(node, third, dt);
       }
       await ctx.disconnect(node, kept, dk);
-      await ctx.verdict(node, kept, { phase: `${phase}: last LUN detached`, device: dk, expect: 'clean' });
-      await ctx.verdict(node, gone, { phase: `${phase}: last LUN detached`, expect: 'clean' });
+      await ctx.verdict(node, kept, { phase: `after the ${phase} half: last LUN detached`, device: dk, expect: 'clean' });
+      await ctx.verdict(node, gone, { phase: `after the ${phase} half: last LUN detached`, expect: 'clean' });
       if (third) await ctx.deleteVolume(third);
       await ctx.deleteVolume(kept);
       await ctx.deleteVolume(gone);

@@ -151,13 +151,15 @@ describe('the default three-node lab', () => {
   });
 
   it('runs the main job against the running lab, reusing it and leaving it up', async () => {
-    const r = await cli(['run', '--name', LAB, '--json']);
+    const results = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+    const r = await cli(['run', '--name', LAB, '--json', '--scenario', 'round-trip-local', '--results', results]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { nodes: Array<{ node: string; state: string; uname: string }> };
-    expect(report.nodes.map((n) => [n.node, n.state, n.uname])).toEqual(
-      status.nodes.map((n) => [n.name, 'ready', n.kernel]),
-    );
+    const report = JSON.parse(r.stdout) as { lab: string; kernel: string; passed: number; failed: number; scenarios: Array<{ name: string; status: string }> };
+    expect(report.lab).toBe(LAB);
+    expect(report.kernel).toBe(status.nodes[1]!.kernel);
+    expect(report.scenarios.map((x) => [x.name, x.status])).toEqual([['round-trip-local', 'passed']]);
     expect(r.stderr).toContain('reusing running lab');
+    expect(r.stderr).toContain(`lab ${LAB} kept running`);
     expect((await hostTraces(LAB)).qemu.length).toBe(3);
   });
 
