@@ -31,5 +31,18 @@ export async function flushMultipathMap(m: MultipathMap, force: boolean): Promis
   } catch (e) {
     if (!force) throw e;
   }
-  await exec(['multipath', '-f', m.name ?? m.dm], { timeoutMs: 60_000 });
+  // A path that just failed makes dm send a change event, and udev's probe holds the map open
+  // for a moment: `multipath -f` then says the map is in use. Let udev finish and try again, as
+  // os-brick does (3 attempts); a map still in use after that is an error.
+  let last: Awaited<ReturnType<typeof exec>> | null = null;
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    last = await exec(['multipath', '-f', m.name ?? m.dm], { timeoutMs: 60_000, reject: false });
+    if (last.exitCode === 0) return;
+    await exec(['udevadm', 'settle', '--timeout=10'], { timeoutMs: 20_000, reject: false });
+    await new Promise((r) => setTimeout(r, 250 * attempt));
+  }
+  throw new BrickError('MULTIPATH_FLUSH_FAILED', `multipath -f ${m.name ?? m.dm} failed 4 times: ${(last!.stderr || last!.stdout).trim().split('\n').pop() ?? `exit ${last!.exitCode}`}`, {
+    hint: 'something holds the map open (a mount, a process, a holder device); `dmsetup info` shows its open count',
+    statusCode: 409,
+  });
 }

@@ -277,4 +277,45 @@ const noUdev: Scenario = {
   },
 };
 
-export const ORPHAN_PAIRS: Scenario[] = [flushFailure, unmappedIscsi, nvmeNamespaceGone, lunReuse, rescanDuringDetach, severalSessions, noUdev];
+const pathFailsDuringMultipathDetach: Scenario = {
+  name: 'orphan-multipath-path-fails',
+  title: 'a data path fails under a dm-multipath volume: a detach that stops at the failed path leaves its device and both sessions (caught); force=True leaves nothing',
+  kind: 'orphan-pair',
+  needs: { computes: 1, dataNetworks: 2 },
+  refs: ['domain.md sequence 7', 'os-brick bugs 1921381 / 1924652'],
+  async run(ctx) {
+    const node = ctx.compute;
+    const [, second] = ctx.networks(2);
+    ctx.undo.push({ what: `target: ${second} up again`, fn: () => ctx.target.client.post(`/v1/targets/networks/${second}`, { up: true }) });
+    for (const phase of ['faulty', 'correct'] as const) {
+      const v = await ctx.createIscsi({ name: phase, networks: ctx.networks(2) });
+      const d = await ctx.connect(node, v, true);
+      check(d.multipath && d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${d.path} over ${d.devices.join(', ')}`);
+      await ctx.writeSignature(node, d.path, v);
+      const snap = await ctx.snapshot(node);
+      const failing = snap.iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn && x.portal === `${v.portals.find((p) => p.network === second)!.address}:${v.portals[0]!.port}`);
+      check(failing, `${node.name}: no session over ${second}`);
+      const failingDev = snap.scsiDevices.find((x) => x.session === failing.sid && x.wwid === v.iscsi!.wwid)?.block;
+      check(failingDev, `${node.name}: no device under session${failing.sid}`);
+      // Short recovery so the failed path's device goes offline in seconds, not replacement_timeout's 120.
+      await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
+      await ctx.target.client.post(`/v1/targets/networks/${second}`, { up: false });
+      ctx.step(`target: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
+      const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in running) sleep 0.5;; *) echo $s; exit 0;; esac; done; echo running`);
+      check(state.trim() !== 'running', `${node.name}: ${failingDev} still running 60 s after its path went down`);
+      ctx.step(`${node.name}: ${failingDev} is ${state.trim()}; the map still reads over the other path`);
+      check((await ctx.readSignature(node, d.path))?.id === v.id, `${node.name}: ${d.path} no longer reads its data over the remaining path`);
+      if (phase === 'faulty') {
+        await expectFailure(ctx, `${node.name}: detach with force=False`, () => ctx.disconnect(node, v, d, { force: false }));
+        await ctx.verdict(node, v, { phase: 'faulty: stopped at the failed path', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session'] });
+      }
+      await ctx.disconnect(node, v, d, { force: true });
+      await ctx.verdict(node, v, { phase: phase === 'faulty' ? 'after the faulty half: force=True' : 'correct: force=True with the path down', device: d, expect: 'clean' });
+      await ctx.target.client.post(`/v1/targets/networks/${second}`, { up: true });
+      ctx.step(`target: ${second} up again`);
+      await ctx.deleteVolume(v);
+    }
+  },
+};
+
+export const ORPHAN_PAIRS: Scenario[] = [flushFailure, unmappedIscsi, nvmeNamespaceGone, lunReuse, rescanDuringDetach, severalSessions, noUdev, pathFailsDuringMultipathDetach];

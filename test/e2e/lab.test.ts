@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +161,21 @@ describe('the default three-node lab', () => {
     expect(r.stderr).toContain('reusing running lab');
     expect(r.stderr).toContain(`lab ${LAB} kept running`);
     expect((await hostTraces(LAB)).qemu.length).toBe(3);
+  });
+
+  it('exports every node\'s evidence on demand (logs --export)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+    const r = await cli(['logs', '--name', LAB, '--export', dir]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const files = r.stdout.trim().split('\n');
+    for (const n of status.nodes) {
+      expect(files).toContain(join(dir, n.name, 'console.log'));
+      expect(await readFile(join(dir, n.name, 'dmesg.txt'), 'utf8')).toContain('Linux version');
+    }
+    expect(await readFile(join(dir, 'target-1', 'targetcli-ls.txt'), 'utf8')).toMatch(/o- \/ /);
+    expect(await readFile(join(dir, 'target-1', 'configfs-nvmet.txt'), 'utf8')).toContain('/sys/kernel/config/nvmet');
+    expect(await readFile(join(dir, 'compute-1', 'iscsiadm-session-P3.txt'), 'utf8')).toContain('$ iscsiadm -m session -P 3');
+    expect(JSON.parse(await readFile(join(dir, 'compute-1', 'inventory.json'), 'utf8'))).toHaveProperty('scsiDevices');
   });
 
   it('refuses to bring up a lab whose name is already up', async () => {
