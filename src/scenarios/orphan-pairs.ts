@@ -301,8 +301,9 @@ const pathFailsDuringMultipathDetach: Scenario = {
       await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
       await ctx.target.client.post(`/v1/targets/networks/${second}`, { up: false });
       ctx.step(`target: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
-      const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in running) sleep 0.5;; *) echo $s; exit 0;; esac; done; echo running`);
-      check(state.trim() !== 'running', `${node.name}: ${failingDev} still running 60 s after its path went down`);
+      // First the session blocks (I/O waits), then its recovery timeout declares the path dead.
+      const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
+      check(/offline$/.test(state.trim()), `${node.name}: ${failingDev} is ${state.trim()} 60 s after its path went down, not offline`);
       ctx.step(`${node.name}: ${failingDev} is ${state.trim()}; the map still reads over the other path`);
       check((await ctx.readSignature(node, d.path))?.id === v.id, `${node.name}: ${d.path} no longer reads its data over the remaining path`);
       if (phase === 'faulty') {

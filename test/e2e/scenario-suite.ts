@@ -17,7 +17,7 @@ import { ROOT, cli } from './helpers.js';
  * runner checks that target and computes are as they were and that no guest logged a kernel
  * warning. The suite's report (JSON, JUnit, markdown) goes to results/scenarios/<part>/.
  */
-export function describeScenarios(part: string, lab: string, scenarios: Scenario[], computes: number): void {
+export function describeScenarios(part: string, lab: string, scenarios: Scenario[], computes: number, more?: (rec: () => LabRecord) => void): void {
 describe(`the scenario suite: ${part}`, () => {
   let rec: LabRecord;
   const results: ScenarioResult[] = [];
@@ -67,5 +67,7 @@ describe(`the scenario suite: ${part}`, () => {
       for (const row of r.rows) expect(row.left, `${row.node} ${row.phase}`).toEqual([]);
     }
   }, 900_000);
+
+  more?.(() => rec);
 });
 }
