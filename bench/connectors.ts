@@ -62,6 +62,26 @@ async function agentMs(call: () => Promise<unknown>): Promise<number> {
   return median(xs);
 }
 
+/**
+ * Wait until the compute guest is idle: after many attaches udev and multipathd go on working
+ * through events for a while after `udevadm settle`, and a measurement taken then is theirs too.
+ * Idle: over 90% of the guest's CPU time idle across two seconds (waited for up to two minutes).
+ */
+async function waitIdle(): Promise<number> {
+  const t0 = performance.now();
+  const sample = async (): Promise<[number, number]> => {
+    const f = (await c.run(['head', '-1', '/proc/stat'])).stdout.trim().split(/\s+/).slice(1).map(Number);
+    return [f.reduce((a, b) => a + b, 0), f[3]! + (f[4] ?? 0)];
+  };
+  for (let i = 0; i < 50; i++) {
+    const [t1, i1] = await sample();
+    await new Promise((r) => setTimeout(r, 2000));
+    const [t2, i2] = await sample();
+    if ((i2 - i1) / Math.max(1, t2 - t1) > 0.9) break;
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 async function setUp(n: number, multipath: boolean, prefix: string, from = 0): Promise<TargetVolume[]> {
   const vols: TargetVolume[] = [];
   const target = `iqn.2026-11.io.brick-lab:bench.${prefix}`;
@@ -70,6 +90,8 @@ async function setUp(n: number, multipath: boolean, prefix: string, from = 0): P
   }
   for (const v of vols) await c.post('/v1/connectors/iscsi/connect', { properties: v.connectionInfo, multipath }, 600_000);
   await c.run(['udevadm', 'settle', '--timeout=600'], { timeoutMs: 700_000 });
+  const idle = await waitIdle();
+  if (idle > 5) process.stderr.write(`[bench] compute-1 became idle ${idle.toFixed(0)} s after udev settled\n`);
   return vols;
 }
 
