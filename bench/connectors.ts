@@ -112,6 +112,8 @@ try {
   const cyc = await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });
   const attach: number[] = [];
   const detach: number[] = [];
+  // Both sides start from an idle guest (right after boot, coldplug's tail is still running).
+  await waitIdle();
   for (let i = 0; i < cycles; i++) {
     const s0 = performance.now();
     const d = await c.post('/v1/connectors/iscsi/connect', { properties: cyc.connectionInfo });
@@ -121,6 +123,7 @@ try {
     detach.push((performance.now() - s1) / 1000);
   }
   const oursClean = (await c.post<{ clean: boolean }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid })).clean;
+  await waitIdle();
   const theirs = (await osBrick({ protocol: 'ISCSI', cycle: cyc.connectionInfo.data, cycles })).cycle!;
   const theirsClean = await c.post<{ clean: boolean; orphans: unknown[] }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid });
   const ta = theirs.map((x) => x.attachSeconds);

@@ -110,12 +110,17 @@ async function main(argv: string[]): Promise<number> {
         list: { type: 'boolean', default: false },
         export: { type: 'string' },
         shard: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
       },
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
   const { values: o, positionals } = parsed;
+  if (o.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const topologyFile = o.topology;
   if (topologyFile && !existsSync(topologyFile)) throw new UsageError(`--topology ${topologyFile}: no such file`);
   const name = o.name ?? (await defaultName(topologyFile));

@@ -31,6 +31,17 @@ describe('brick-lab run', () => {
     expect(await hostTraces('e2e-run')).toEqual(NOTHING);
   }, 900_000);
 
+  it('prints the usage for --help after any verb, and lists the scenarios', async () => {
+    for (const verb of ['run', 'exec', 'logs']) {
+      const r = await cli([verb, '--help']);
+      expect(r.exitCode, verb).toBe(0);
+      expect(r.stdout).toContain('brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]...');
+    }
+    const list = await cli(['run', '--list']);
+    expect(list.exitCode).toBe(0);
+    for (const name of ['round-trip-local', 'orphan-lun-reuse', 'orphan-multipath-path-fails']) expect(list.stdout).toMatch(new RegExp(`^${name} `, 'm'));
+  });
+
   it('refuses an unknown scenario before anything boots', async () => {
     const r = await cli(['run', '--name', 'e2e-bad', '--scenario', 'round-trip-fc']);
     expect(r.exitCode).toBe(1);
