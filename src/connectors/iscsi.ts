@@ -86,25 +86,22 @@ export class IscsiConnector implements Connector<IscsiProperties> {
   }
 
   /** The SCSI devices (H:C:T:L) that hang under one session, straight from sysfs. */
-  private async lunsUnder(sid: number): Promise<string[]> {
+  private async lunsUnder(sid: number): Promise<Array<{ hctl: string; dir: string }>> {
     const dir = `/sys/class/iscsi_session/session${sid}/device`;
-    const out: string[] = [];
+    const out: Array<{ hctl: string; dir: string }> = [];
     for (const t of await this.fs.list(dir)) {
-      if (t.startsWith('target')) out.push(...(await this.fs.list(`${dir}/${t}`)).filter((d) => /^\d+:\d+:\d+:\d+$/.test(d)));
+      if (!t.startsWith('target')) continue;
+      for (const d of await this.fs.list(`${dir}/${t}`)) if (/^\d+:\d+:\d+:\d+$/.test(d)) out.push({ hctl: d, dir: `${dir}/${t}/${d}` });
     }
     return out;
   }
 
   /** The block device of one LUN under one session, straight from sysfs. */
   private async deviceUnder(sid: number, lun: number): Promise<string | null> {
-    const dir = `/sys/class/iscsi_session/session${sid}/device`;
-    for (const t of await this.fs.list(dir)) {
-      if (!t.startsWith('target')) continue;
-      for (const d of await this.fs.list(`${dir}/${t}`)) {
-        if (!d.endsWith(`:${lun}`)) continue;
-        const blocks = await this.fs.list(`${dir}/${t}/${d}/block`);
-        if (blocks[0]) return blocks[0];
-      }
+    for (const l of await this.lunsUnder(sid)) {
+      if (Number(l.hctl.split(':')[3]) !== lun) continue;
+      const blocks = await this.fs.list(`${l.dir}/block`);
+      if (blocks[0]) return blocks[0];
     }
     return null;
   }

@@ -28,9 +28,14 @@ export interface Orphan {
   evidence: string;
 }
 
+/** The sessions to an iSCSI volume's target over its portals. */
+function sessionsOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): Set<number> {
+  return new Set(s.iscsiSessions.filter((x) => x.targetIqn === v.iqn && (!x.portal || v.portals.includes(x.portal))).map((x) => x.sid));
+}
+
 /** The devices of an iSCSI volume: by session + LUN, or by WWID wherever they hang. */
 export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): ScsiDevice[] {
-  const sessions = new Set(s.iscsiSessions.filter((x) => x.targetIqn === v.iqn && (!x.portal || v.portals.includes(x.portal))).map((x) => x.sid));
+  const sessions = sessionsOf(s, v);
   return s.scsiDevices.filter((d) => {
     if (v.wwid && d.wwid === v.wwid) return true;
     if (d.session === null || !sessions.has(d.session) || d.lun !== v.lun) return false;
@@ -76,7 +81,7 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
     // volume claims: the stale path of a reused LUN id. What it reads now is another volume's
     // data (CVE-2023-2088), so it is this volume's leftover, named as such.
     if (iv.wwid) {
-      const sessions = new Set(s.iscsiSessions.filter((x) => x.targetIqn === iv.iqn && (!x.portal || iv.portals.includes(x.portal))).map((x) => x.sid));
+      const sessions = sessionsOf(s, iv);
       for (const d of s.scsiDevices) {
         if (d.session === null || !sessions.has(d.session) || d.lun !== iv.lun || !d.wwid || d.wwid === iv.wwid) continue;
         if (d.block && claimedBlocks.has(d.block)) continue;

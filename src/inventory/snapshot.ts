@@ -308,18 +308,20 @@ async function partitionSizes(fs: HostFs): Promise<Map<string, number>> {
   return out;
 }
 
-async function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }): Promise<BlockDevice[]> {
+/** Every disk with size, holders, slaves and dm names; only the dm disks (no sizes) when not full. */
+async function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }, full: boolean): Promise<BlockDevice[]> {
   const out: BlockDevice[] = [];
-  const sizes = await partitionSizes(fs);
+  const sizes = full ? await partitionSizes(fs) : new Map<string, number>();
   for (const name of blocks.disks) {
     const dir = `/sys/block/${name}`;
+    const isDm = name.startsWith('dm-');
+    if (!full && !isDm) continue;
     // /proc/partitions leaves out hidden disks (NVMe path devices) and empty ones: read those.
     let size = sizes.get(name) ?? null;
-    if (size === null) {
+    if (full && size === null) {
       const sectors = await fs.readText(`${dir}/size`);
       size = sectors === null ? null : Number(sectors) * 512;
     }
-    const isDm = name.startsWith('dm-');
     out.push({
       name,
       sizeBytes: size,
@@ -361,12 +363,7 @@ export async function takeSnapshot(fs: HostFs = realHostFs, opts: SnapshotOption
   const sessions = await iscsiSessions(fs);
   const nodes = full ? await iscsiNodes(fs) : [];
   const nv = await nvme(fs, blocks, stack.holders);
-  const blockList = full
-    ? await blockDevices(fs, blocks, stack)
-    : await Promise.all(blocks.disks.filter((n) => n.startsWith('dm-')).map(async (name) => ({
-      name, sizeBytes: null, holders: stack.holders.get(name) ?? [], slaves: stack.slaves.get(name) ?? [],
-      dm: { name: await fs.readText(`/sys/block/${name}/dm/name`), uuid: await fs.readText(`/sys/block/${name}/dm/uuid`) },
-    })));
+  const blockList = await blockDevices(fs, blocks, stack, full);
   const devLinks = await links(fs, blocks, full ? ['by-path', 'by-id'] : ['by-path']);
   const multipathMaps = blockList
     .filter((b) => b.dm?.uuid?.startsWith('mpath-'))

@@ -87,7 +87,7 @@ const roundTripLocal: Scenario = {
     const p = await node.client.post<{ paths: string[]; devices: string[] }>('/v1/connectors/local/volume-paths', props);
     check(p.paths.includes(disk.device), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
     const sig = { volume: ctx.name('local'), id: '00000000-0000-4000-8000-000000000001' };
-    await node.client.run(['dd', `of=${d.path}`, 'bs=4096', 'count=1', 'iflag=fullblock', 'oflag=direct', 'conv=fsync', 'status=none'], { input: `BRICK-LAB-SIGNATURE v1 volume=${sig.volume} id=${sig.id}\n`.padEnd(4096, '\n') });
+    await ctx.writeSignature(node, d.path, sig);
     const back = await ctx.readSignature(node, d.path);
     check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
     await node.client.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d });

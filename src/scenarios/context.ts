@@ -185,8 +185,8 @@ export class ScenarioContext {
     return (await node.client.run(['bash', '-c', script], { timeoutMs })).stdout;
   }
 
-  async writeSignature(node: ComputeHandle, device: string, v: TargetVolume): Promise<Signature> {
-    const s = { volume: v.name, id: v.id };
+  async writeSignature(node: ComputeHandle, device: string, v: TargetVolume | Signature): Promise<Signature> {
+    const s = 'name' in v ? { volume: v.name, id: v.id } : v;
     await node.client.run(writeSignatureArgv(device), { input: signatureText(s) });
     return s;
   }

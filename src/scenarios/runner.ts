@@ -9,7 +9,7 @@ import type { Topology } from '../lab/topology.js';
 import { BrickError } from '../system/errors.js';
 import { PROJECT_ROOT } from '../system/paths.js';
 import { SCENARIOS, type Scenario } from './catalog.js';
-import { ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow } from './context.js';
+import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow } from './context.js';
 import { collectEvidence } from './evidence.js';
 import { ORPHAN_PAIRS } from './orphan-pairs.js';
 
@@ -175,7 +175,7 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
     problems.push(`did not clean up: ${[...ctx.attached.map((a) => `${a.volume.name} still attached on ${a.node.name}`), ...[...ctx.volumes.keys()].map((v) => `volume ${v} still on the target`)].join('; ')}`);
   }
   for (const a of [...ctx.attached].reverse()) {
-    await a.node.client.post(`/v1/connectors/${a.volume.protocol === 'iscsi' ? 'iscsi' : 'nvmeof'}/disconnect`, { properties: a.volume.connectionInfo, deviceInfo: a.device, force: true, ignoreErrors: true }, 300_000).catch(() => undefined);
+    await a.node.client.post(`/v1/connectors/${protocolOf(a.volume)}/disconnect`, { properties: a.volume.connectionInfo, deviceInfo: a.device, force: true, ignoreErrors: true }, 300_000).catch(() => undefined);
   }
   for (const u of [...ctx.undo].reverse()) await u.fn().catch((e: Error) => problems.push(`undo ${u.what}: ${e.message}`));
   for (const v of ctx.volumes.keys()) await target.client.delete(`/v1/targets/volumes/${v}`).catch(() => undefined);
