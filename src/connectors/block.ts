@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
@@ -62,4 +62,49 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
 
 export async function settle(): Promise<void> {
   await exec(['udevadm', 'settle', '--timeout=30'], { timeoutMs: 40_000, reject: false });
+}
+
+/**
+ * The /dev links udev made for block devices, read from udev's own database before the devices
+ * go (/run/udev/data/bMAJ:MIN, one "S:" line per link): link path -> kernel name.
+ */
+export function udevLinksOf(blocks: Iterable<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const b of blocks) {
+    try {
+      const dev = readFileSync(`/sys/class/block/${b}/dev`, 'utf8').trim();
+      for (const line of readFileSync(`/run/udev/data/b${dev}`, 'utf8').split('\n')) if (line.startsWith('S:')) out.set(`/dev/${line.slice(2)}`, b);
+    } catch {
+      // no device, or udev keeps no record of it (udev not running): nothing to wait for
+    }
+  }
+  return out;
+}
+
+/**
+ * Wait until udev has taken away the links of devices that are gone: each link no longer exists,
+ * points elsewhere, or its device came back under the same name (then it is not ours to judge).
+ * This is what a `udevadm settle` at the end of a detach is for, without waiting for every other
+ * event in udev's queue (or for a udevadm process). Returns the links still there at the timeout,
+ * or as soon as udevd turns out not to run (its control socket is gone): nothing would take them.
+ */
+export async function waitLinksGone(links: Map<string, string>, timeoutMs = 30_000): Promise<{ left: string[]; why: string }> {
+  const start = Date.now();
+  for (;;) {
+    const left: string[] = [];
+    for (const [link, block] of links) {
+      if (existsSync(`/sys/class/block/${block}`)) continue;
+      let target: string | null = null;
+      try {
+        target = readlinkSync(link);
+      } catch {
+        continue;
+      }
+      if (target.split('/').pop() === block) left.push(link);
+    }
+    if (left.length === 0) return { left, why: '' };
+    if (Date.now() - start > timeoutMs) return { left, why: `udev left links of removed devices for ${timeoutMs / 1000} s` };
+    if (Date.now() - start > 500 && !existsSync('/run/udev/control')) return { left, why: 'udevd is not running: links of removed devices stay' };
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

@@ -1,16 +1,31 @@
 import { writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { iscsiDevicesOf, type VolumeIdentity } from '../inventory/orphans.js';
-import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions, scsiWwid, takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions, scsiWwid, takeSnapshot, type DevLink, type HostSnapshot, type IscsiNodeRecord, type MultipathMap } from '../inventory/snapshot.js';
+import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
 import { parseMultipathdPaths } from '../inventory/tools.js';
-import { deleteScsiDevice, flushDevice, settle, waitFor } from './block.js';
+import { deleteScsiDevice, flushDevice, udevLinksOf, waitFor, waitLinksGone } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
 import { byPathName, normalise, type IscsiProperties, type IscsiTargetPath } from './properties.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 const ISCSIADM_TIMEOUT = 120_000;
+
+/** A snapshot's by-path links by name and its multipath maps by member device, made once per snapshot. */
+const linkIndexes = new WeakMap<HostSnapshot, { byPath: Map<string, DevLink>; mapsBySlave: Map<string, MultipathMap[]> }>();
+function linkIndex(snap: HostSnapshot): { byPath: Map<string, DevLink>; mapsBySlave: Map<string, MultipathMap[]> } {
+  let idx = linkIndexes.get(snap);
+  if (!idx) {
+    idx = { byPath: new Map(), mapsBySlave: new Map() };
+    for (const l of snap.links) if (l.dir === 'by-path') idx.byPath.set(l.name, l);
+    for (const m of snap.multipathMaps) for (const sl of m.slaves) idx.mapsBySlave.set(sl, [...(idx.mapsBySlave.get(sl) ?? []), m]);
+    linkIndexes.set(snap, idx);
+  }
+  return idx;
+}
 const PATHS = { scope: 'paths' } as const;
 /** iscsiadm's "no records/sessions found" and "session already exists". */
 const NO_OBJS = 21;
@@ -43,26 +58,23 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     return '/dev/disk/by-path';
   }
 
-  /** The text of the node record iscsiadm keeps for (portal, IQN), or null when there is none. */
-  private async nodeRecord(p: IscsiTargetPath): Promise<string | null> {
-    const rec = (await iscsiNodes(this.fs)).find((r) => r.iqn === p.iqn && r.portal === p.portal);
-    if (!rec) return null;
-    // "ip,port" is the record file itself; "ip,port,tpgt" is a directory with one file per iface.
-    return (await this.fs.readText(rec.path)) ?? (await this.fs.readText(`${rec.path}/default`)) ?? '';
+  /** The node record iscsiadm keeps for (portal, IQN), read from its database, or null. */
+  private async nodeRecordOf(p: IscsiTargetPath): Promise<IscsiNodeRecord | null> {
+    return (await iscsiNodes(this.fs)).find((r) => r.iqn === p.iqn && r.portal === p.portal) ?? null;
+  }
+
+  /** Whether open-iscsi keeps its records where Debian's build does, for this connector to read. */
+  private async ownDb(): Promise<boolean> {
+    // iscsiadm makes nodes/ with the first record; its configuration beside it says the layout.
+    return this.fs.exists(`${dirname(ISCSI_NODE_DB)}/iscsid.conf`);
   }
 
   /**
-   * The record database is read directly (a file per record) when it is where Debian's open-iscsi
-   * keeps it, which spares an iscsiadm process; elsewhere iscsiadm is asked ('' when it has one).
+   * The node record (portal, IQN) with os-brick's settings. iscsiadm makes the record (with
+   * iscsid.conf's defaults); the settings are then written into it directly, under open-iscsi's
+   * own lock (iscsi-db.ts), and only those it does not hold yet. Where the database is elsewhere,
+   * iscsiadm does both.
    */
-  private async findNodeRecord(p: IscsiTargetPath): Promise<string | null> {
-    if (await this.fs.exists(ISCSI_NODE_DB)) return this.nodeRecord(p);
-    const show = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal], false);
-    if (show.exitCode === 0) return '';
-    if (show.exitCode === NO_OBJS) return null;
-    throw new BrickError('ISCSIADM_FAILED', show.stderr.trim() || `iscsiadm exited with ${show.exitCode}`);
-  }
-
   private async ensureNode(p: IscsiTargetPath, props: IscsiProperties): Promise<void> {
     const settings: Array<[string, string]> = [
       // Manual scan: a login must not bring in every LUN of a shared target (os-brick bug 1483326).
@@ -72,12 +84,37 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     if (props.auth) {
       settings.push(['node.session.auth.authmethod', 'CHAP'], ['node.session.auth.username', props.auth.username], ['node.session.auth.password', props.auth.password]);
     }
-    const record = await this.findNodeRecord(p);
-    if (record === null) await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'new']);
-    const has = (k: string, v: string): boolean => record !== null && record.split('\n').some((l) => l.trim() === `${k} = ${v}`);
+    const node = ['-m', 'node', '-T', p.iqn, '-p', p.portal];
+    if (!(await this.ownDb())) {
+      const show = await iscsiadm(node, false);
+      if (show.exitCode === NO_OBJS) await iscsiadm([...node, '--op', 'new']);
+      else if (show.exitCode !== 0) throw new BrickError('ISCSIADM_FAILED', show.stderr.trim() || `iscsiadm exited with ${show.exitCode}`);
+      await iscsiadm([...node, '--op', 'update', ...settings.flatMap(([k, v]) => ['-n', k, '-v', v])]);
+      return;
+    }
+    let rec = await this.nodeRecordOf(p);
+    if (!rec) {
+      await iscsiadm([...node, '--op', 'new']);
+      rec = await this.nodeRecordOf(p);
+      if (!rec) throw new BrickError('ISCSI_NO_NODE', `iscsiadm made no node record for ${p.iqn} at ${p.portal} in ${ISCSI_NODE_DB}`);
+    }
+    // "ip,port" is the record file itself; "ip,port,tpgt" is a directory with one file per iface.
+    const text = (isRecordFile(rec) ? await this.fs.readText(rec.path) : await this.fs.readText(`${rec.path}/default`)) ?? '';
+    const has = (k: string, v: string): boolean => text.split('\n').some((l) => l.trim() === `${k} = ${v}`);
     const missing = settings.filter(([k, v]) => !has(k, v));
-    // One update for every setting (open-iscsi takes several -n/-v pairs), none when all are set.
-    if (missing.length > 0) await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'update', ...missing.flatMap(([k, v]) => ['-n', k, '-v', v])]);
+    if (missing.length > 0) await updateNodeRecord(rec, missing);
+  }
+
+  /** Delete the node record (portal, IQN) when there is one. */
+  private async deleteNode(p: IscsiTargetPath): Promise<(() => Promise<unknown>) | null> {
+    const node = ['-m', 'node', '-T', p.iqn, '-p', p.portal];
+    if (await this.ownDb()) {
+      const rec = await this.nodeRecordOf(p);
+      if (!rec) return null;
+      return isRecordFile(rec) ? () => deleteNodeRecord(rec) : () => iscsiadm([...node, '--op', 'delete']);
+    }
+    const show = await iscsiadm(node, false);
+    return show.exitCode === 0 ? () => iscsiadm([...node, '--op', 'delete']) : null;
   }
 
   private async sessionFor(p: IscsiTargetPath): Promise<{ sid: number; host: number | null } | null> {
@@ -170,11 +207,10 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     const blocks = new Set<string>(device?.devices ?? []);
     for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) blocks.add(d.block);
     const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((d) => d.block && blocks.has(d.block))?.wwid ?? null;
-    for (const m of snap.multipathMaps) {
-      if (m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid)) {
-        await step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));
-      }
-    }
+    const maps = snap.multipathMaps.filter((m) => m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid));
+    // What udev must take away once the devices are gone: their links, read before they go.
+    const links = udevLinksOf([...blocks, ...maps.map((m) => m.dm)]);
+    for (const m of maps) await step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));
     for (const b of blocks) {
       if (!(await this.fs.exists(`/sys/block/${b}`))) continue;
       try {
@@ -200,20 +236,26 @@ export class IscsiConnector implements Connector<IscsiProperties> {
       const inUse = s ? (await this.lunsUnder(s.sid)).length > 0 : false;
       if (inUse) continue; // another LUN of this target still uses the session
       if (s) await step(`session${s.sid} (${p.iqn} at ${p.portal})`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--logout']));
-      if ((await this.findNodeRecord(p)) !== null) await step(`node record ${p.iqn} ${p.portal}`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--op', 'delete']));
+      const del = await this.deleteNode(p);
+      if (del) await step(`node record ${p.iqn} ${p.portal}`, del);
     }
-    await settle();
+    const stale = await waitLinksGone(links);
+    if (stale.left.length > 0) errors.push(`${stale.why}: ${stale.left.join(', ')}`);
     return { removed, errors };
   }
 
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
     const snap = snapshot ?? (await takeSnapshot(this.fs, PATHS));
-    const names = new Set(props.paths.map(byPathName));
-    const paths = snap.links.filter((l) => l.dir === 'by-path' && names.has(l.name) && !l.dangling).map((l) => `/dev/disk/by-path/${l.name}`);
+    const { byPath, mapsBySlave } = linkIndex(snap);
+    const paths = new Set<string>();
+    for (const p of props.paths) {
+      const l = byPath.get(byPathName(p));
+      if (l && !l.dangling) paths.add(`/dev/disk/by-path/${l.name}`);
+    }
     const devices = new Set<string>();
     for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) devices.add(d.block);
-    for (const m of snap.multipathMaps) if (m.slaves.some((s) => devices.has(s))) devices.add(m.dm);
-    return { paths: paths.sort(), devices: [...devices].sort() };
+    for (const d of [...devices]) for (const m of mapsBySlave.get(d) ?? []) devices.add(m.dm);
+    return { paths: [...paths].sort(), devices: [...devices].sort() };
   }
 
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {

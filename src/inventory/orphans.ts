@@ -33,15 +33,47 @@ function sessionsOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): S
   return new Set(s.iscsiSessions.filter((x) => x.targetIqn === v.iqn && (!x.portal || v.portals.includes(x.portal))).map((x) => x.sid));
 }
 
-/** The devices of an iSCSI volume: by session + LUN, or by WWID wherever they hang. */
-export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): ScsiDevice[] {
-  const sessions = sessionsOf(s, v);
-  return s.scsiDevices.filter((d) => {
-    if (v.wwid && d.wwid === v.wwid) return true;
-    if (d.session === null || !sessions.has(d.session) || d.lun !== v.lun) return false;
-    // Same target and LUN but another identity: a later volume that reuses the LUN id.
-    return !(v.wwid && d.wwid && d.wwid !== v.wwid);
+/** A snapshot's SCSI devices by session and LUN and by WWID, made once per snapshot. */
+interface ScsiIndex {
+  bySessionLun: Map<string, number[]>;
+  byWwid: Map<string, number[]>;
+}
+
+const scsiIndexes = new WeakMap<ScsiDevice[], { length: number; index: ScsiIndex }>();
+
+function scsiIndex(s: HostSnapshot): ScsiIndex {
+  const known = scsiIndexes.get(s.scsiDevices);
+  if (known && known.length === s.scsiDevices.length) return known.index;
+  const index: ScsiIndex = { bySessionLun: new Map(), byWwid: new Map() };
+  const add = (m: Map<string, number[]>, k: string, i: number): void => {
+    const list = m.get(k);
+    if (list) list.push(i);
+    else m.set(k, [i]);
+  };
+  s.scsiDevices.forEach((d, i) => {
+    if (d.session !== null) add(index.bySessionLun, `${d.session}:${d.lun}`, i);
+    if (d.wwid) add(index.byWwid, d.wwid, i);
   });
+  scsiIndexes.set(s.scsiDevices, { length: s.scsiDevices.length, index });
+  return index;
+}
+
+/**
+ * The devices of an iSCSI volume: by session + LUN, or by WWID wherever they hang. Same target
+ * and LUN but another WWID is a later volume that reuses the LUN id, not this one. In snapshot
+ * order; looked up in an index of the snapshot, so that asking for every volume of a host costs
+ * no more than reading it.
+ */
+export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): ScsiDevice[] {
+  const index = scsiIndex(s);
+  const hits = new Set<number>(v.wwid ? index.byWwid.get(v.wwid) ?? [] : []);
+  for (const sid of sessionsOf(s, v)) {
+    for (const i of index.bySessionLun.get(`${sid}:${v.lun}`) ?? []) {
+      const d = s.scsiDevices[i]!;
+      if (!(v.wwid && d.wwid && d.wwid !== v.wwid)) hits.add(i);
+    }
+  }
+  return [...hits].sort((a, b) => a - b).map((i) => s.scsiDevices[i]!);
 }
 
 export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['nvme']>): NvmeNamespace[] {

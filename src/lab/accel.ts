@@ -36,7 +36,8 @@ export function decideAccel(input: { override?: string | undefined; kvmDevice: b
 
 export function accelArgs(accel: Accel): string[] {
   // tb-size=128: TCG's default 1 GiB translation cache costs up to 1 GB RSS per VM for no gain here.
-  return accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=128', '-cpu', 'max'];
+  const tb = Number(process.env.BRICK_LAB_TB_MIB ?? 128);
+  return accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${tb}`, '-cpu', 'max'];
 }
 
 async function bootId(): Promise<string> {

@@ -17,12 +17,29 @@ export interface HostFs {
 let buffer = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * open, read, close: three system calls where readFileSync makes five (an fstat, and a second
- * read to see the end). A sysfs attribute hands over its whole value in the first read, so a
- * short read (under a page) under /sys is the end; anything else (/proc, /etc) is read until
- * read returns 0.
+ * Read from an open descriptor at offset 0 until the end. A sysfs attribute hands over its whole
+ * value in the first read, so a short read (under a page) under /sys is the end; anything else
+ * (/proc, /etc) is read until read returns 0. Throws what read throws.
  */
-function readSmall(path: string): Buffer | null {
+function readAll(fd: number, sysfs: boolean): Buffer {
+  let n = 0;
+  for (;;) {
+    if (n === buffer.length) {
+      const bigger = Buffer.allocUnsafe(buffer.length * 2);
+      buffer.copy(bigger);
+      buffer = bigger;
+    }
+    const want = buffer.length - n;
+    const got = readSync(fd, buffer, n, want, n);
+    n += got;
+    // Binary attributes come in page-sized pieces: a full page is not the end.
+    if (got === 0 || (sysfs && got < want && got < 4096)) break;
+  }
+  return Buffer.from(buffer.subarray(0, n));
+}
+
+/** open, read, close: three system calls where readFileSync makes five (an fstat, and a second read). */
+function readOnce(path: string): Buffer | null {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -30,26 +47,108 @@ function readSmall(path: string): Buffer | null {
     return null;
   }
   try {
-    const sysfs = path.startsWith('/sys/');
-    let n = 0;
-    for (;;) {
-      if (n === buffer.length) {
-        const bigger = Buffer.allocUnsafe(buffer.length * 2);
-        buffer.copy(bigger);
-        buffer = bigger;
-      }
-      const want = buffer.length - n;
-      const got = readSync(fd, buffer, n, want, null);
-      n += got;
-      // Binary attributes come in page-sized pieces: a full page is not the end.
-      if (got === 0 || (sysfs && got < want && got < 4096)) break;
-    }
-    return Buffer.from(buffer.subarray(0, n));
+    return readAll(fd, path.startsWith('/sys/'));
   } catch {
     return null;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * sysfs attributes read through descriptors kept open: one pread instead of open, read and
+ * close, which under TCG is most of what a snapshot costs (about 30 us per system call).
+ *
+ * This tells the truth because of how kernfs answers a read: every read at offset 0 calls the
+ * attribute's show (or a binary attribute's read) afresh, so the value is the kernel's current
+ * one, never a copy; and once the device behind it is gone, its kernfs node is deactivated and
+ * every read of a descriptor opened on it fails with ENODEV, even when a new device has since
+ * appeared at the same path. A failed read closes the descriptor and the path is opened again,
+ * so it reaches the new device or finds nothing. Descriptors not used for a minute are closed,
+ * and at most `cap` are kept (a quarter of the open-file limit, least recently used first out).
+ */
+export class SysfsReader {
+  private readonly fds = new Map<string, { fd: number; gen: number }>();
+  private gen = 0;
+  private reads = 0;
+  private lastSweep = Date.now();
+
+  constructor(private readonly cap = SysfsReader.defaultCap(), private readonly idleMs = 60_000) {}
+
+  static defaultCap(): number {
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(readOnce('/proc/self/limits')?.toString('latin1') ?? '')?.[1] ?? 1024);
+    return Math.max(0, Math.min(8192, Math.floor(soft / 4)));
+  }
+
+  read(path: string): Buffer | null {
+    if (++this.reads % 256 === 0) this.sweep();
+    const held = this.fds.get(path);
+    if (held) {
+      try {
+        const out = readAll(held.fd, true);
+        // Least recently used first out: a Map iterates in insertion order.
+        this.fds.delete(path);
+        this.fds.set(path, { fd: held.fd, gen: this.gen });
+        return out;
+      } catch {
+        this.drop(path);
+      }
+    }
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return null;
+    }
+    let out: Buffer;
+    try {
+      out = readAll(fd, true);
+    } catch {
+      closeSync(fd);
+      return null;
+    }
+    if (this.cap === 0) closeSync(fd);
+    else {
+      if (this.fds.size >= this.cap) this.drop(this.fds.keys().next().value!);
+      this.fds.set(path, { fd, gen: this.gen });
+    }
+    return out;
+  }
+
+  /** How many descriptors are held (for tests and the agent's health). */
+  get size(): number {
+    return this.fds.size;
+  }
+
+  close(): void {
+    for (const p of [...this.fds.keys()]) this.drop(p);
+  }
+
+  private drop(path: string): void {
+    const held = this.fds.get(path);
+    if (!held) return;
+    this.fds.delete(path);
+    try {
+      closeSync(held.fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Close what was not read since the sweep before last (idle for idleMs to twice that). */
+  private sweep(): void {
+    const now = Date.now();
+    if (now - this.lastSweep < this.idleMs) return;
+    this.lastSweep = now;
+    for (const [p, h] of [...this.fds]) if (h.gen < this.gen) this.drop(p);
+    this.gen++;
+  }
+}
+
+const sysfs = new SysfsReader();
+
+function readSmall(path: string): Buffer | null {
+  return path.startsWith('/sys/') ? sysfs.read(path) : readOnce(path);
 }
 
 /**

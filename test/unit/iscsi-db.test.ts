@@ -1,0 +1,139 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { deleteNodeRecord, isRecordFile, setRecordValues, updateNodeRecord, withNodeDbLock } from '../../src/connectors/iscsi-db.js';
+import { iscsiNodes } from '../../src/inventory/snapshot.js';
+import { realHostFs } from '../../src/system/hostfs.js';
+
+// `iscsiadm -m node -T iqn.2026-11.io.brick-lab:fixture.record -p 10.10.1.10:3260 --op new` in the
+// guest (open-iscsi 2.1.8, Debian bookworm, kernel 6.1.0-56-amd64): the record file it wrote.
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'guest-6.1.0-56', 'iscsi-node-record');
+const IQN = 'iqn.2026-11.io.brick-lab:fixture.record';
+
+let dir: string;
+let db: string;
+let lockDir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'brick-iscsi-db-'));
+  db = join(dir, 'nodes');
+  lockDir = join(dir, 'lock');
+  await mkdir(join(db, IQN), { recursive: true });
+  await writeFile(join(db, IQN, '10.10.1.10,3260'), await readFile(FIXTURE, 'utf8'), { mode: 0o600 });
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const valueOf = (text: string, key: string): string[] => text.split('\n').filter((l) => l.split('=')[0]!.trim() === key).map((l) => l.split('=').slice(1).join('=').trim());
+
+describe('setRecordValues on the record iscsiadm --op new wrote', () => {
+  it('replaces existing keys in place and keeps every other line', async () => {
+    const text = await readFile(FIXTURE, 'utf8');
+    expect(valueOf(text, 'node.session.scan')).toEqual(['auto']);
+    expect(valueOf(text, 'node.startup')).toEqual(['manual']);
+    const out = setRecordValues(text, [['node.session.scan', 'manual'], ['node.startup', 'automatic']]);
+    expect(valueOf(out, 'node.session.scan')).toEqual(['manual']);
+    expect(valueOf(out, 'node.startup')).toEqual(['automatic']);
+    // node.conn[0].startup is another key: untouched.
+    expect(valueOf(out, 'node.conn[0].startup')).toEqual(['manual']);
+    expect(out.split('\n').length).toBe(text.split('\n').length);
+    const changed = out.split('\n').filter((l, i) => l !== text.split('\n')[i]);
+    expect(changed).toEqual(['node.startup = automatic', 'node.session.scan = manual']);
+  });
+
+  it('adds keys iscsiadm left out (empty CHAP credentials) before the end marker', async () => {
+    const text = await readFile(FIXTURE, 'utf8');
+    expect(valueOf(text, 'node.session.auth.username')).toEqual([]);
+    const out = setRecordValues(text, [['node.session.auth.authmethod', 'CHAP'], ['node.session.auth.username', 'user'], ['node.session.auth.password', 'p = w']]);
+    const lines = out.trimEnd().split('\n');
+    expect(lines.at(-1)).toBe('# END RECORD');
+    expect(lines.at(-3)).toBe('node.session.auth.username = user');
+    expect(lines.at(-2)).toBe('node.session.auth.password = p = w');
+    expect(valueOf(out, 'node.session.auth.authmethod')).toEqual(['CHAP']);
+  });
+
+  it('refuses a value with a line break, which would write another key', async () => {
+    const text = await readFile(FIXTURE, 'utf8');
+    expect(() => setRecordValues(text, [['node.session.auth.password', 'x\nnode.startup = onboot']])).toThrow(/line break/);
+  });
+});
+
+describe("open-iscsi's database lock", () => {
+  it('holds lock.write while the work runs and lets go after, also when it throws', async () => {
+    let seen = false;
+    await withNodeDbLock(async () => {
+      seen = existsSync(join(lockDir, 'lock.write'));
+    }, { lockDir });
+    expect(seen).toBe(true);
+    expect(existsSync(join(lockDir, 'lock.write'))).toBe(false);
+    await expect(withNodeDbLock(async () => {
+      throw new Error('boom');
+    }, { lockDir })).rejects.toThrow('boom');
+    expect(existsSync(join(lockDir, 'lock.write'))).toBe(false);
+  });
+
+  it('waits for a holder (as for a running iscsiadm) and runs after it', async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    const first = withNodeDbLock(async () => {
+      order.push('first in');
+      await new Promise<void>((r) => (release = r));
+      order.push('first out');
+    }, { lockDir });
+    await new Promise((r) => setTimeout(r, 20));
+    const second = withNodeDbLock(async () => order.push('second'), { lockDir });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(order).toEqual(['first in']);
+    release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first in', 'first out', 'second']);
+  });
+
+  it('gives up on a lock nobody lets go, saying which file holds it', async () => {
+    await mkdir(lockDir, { recursive: true });
+    await writeFile(join(lockDir, 'lock.write'), '');
+    await expect(withNodeDbLock(async () => 1, { lockDir, lockTimeoutMs: 50 })).rejects.toMatchObject({ code: 'ISCSI_DB_LOCKED', message: expect.stringContaining('lock.write') });
+  });
+});
+
+describe('node records in a copy of the database', () => {
+  it('updates a record that the inventory then reads back', async () => {
+    const [rec] = await iscsiNodes(realHostFs, db);
+    expect(rec).toMatchObject({ iqn: IQN, portal: '10.10.1.10:3260', tpgt: '-1' });
+    expect(isRecordFile(rec!)).toBe(true);
+    await updateNodeRecord(rec!, [['node.session.scan', 'manual']], { lockDir });
+    expect(valueOf(await readFile(rec!.path, 'utf8'), 'node.session.scan')).toEqual(['manual']);
+  });
+
+  it('deletes a record and the target directory it leaves empty, as iscsiadm --op delete does', async () => {
+    await writeFile(join(db, IQN, '10.10.2.10,3260'), await readFile(FIXTURE, 'utf8'));
+    const recs = await iscsiNodes(realHostFs, db);
+    expect(recs.map((r) => r.portal)).toEqual(['10.10.1.10:3260', '10.10.2.10:3260']);
+    await deleteNodeRecord(recs[0]!, { lockDir });
+    expect(await readdir(join(db, IQN))).toEqual(['10.10.2.10,3260']);
+    await deleteNodeRecord(recs[1]!, { lockDir });
+    expect(await readdir(db)).toEqual([]);
+    // Deleting again is a no-op, as the record is already gone.
+    await deleteNodeRecord(recs[1]!, { lockDir });
+  });
+
+  it('leaves a record made by discovery (IP,PORT,TPGT directory) to iscsiadm', async () => {
+    await mkdir(join(db, IQN, '10.10.2.10,3260,1'));
+    await writeFile(join(db, IQN, '10.10.2.10,3260,1', 'default'), await readFile(FIXTURE, 'utf8'));
+    const rec = (await iscsiNodes(realHostFs, db)).find((r) => r.tpgt === '1')!;
+    expect(isRecordFile(rec)).toBe(false);
+    await expect(deleteNodeRecord(rec, { lockDir })).rejects.toMatchObject({ code: 'ISCSI_DISCOVERY_RECORD' });
+    // An update goes into the iface file inside it.
+    await updateNodeRecord(rec, [['node.startup', 'automatic']], { lockDir });
+    expect(valueOf(await readFile(join(rec.path, 'default'), 'utf8'), 'node.startup')).toEqual(['automatic']);
+  });
+
+  it('says which record is missing when asked to update one that is not there', async () => {
+    const [rec] = await iscsiNodes(realHostFs, db);
+    await rm(rec!.path);
+    await expect(updateNodeRecord(rec!, [['node.startup', 'automatic']], { lockDir })).rejects.toMatchObject({ code: 'ISCSI_NO_NODE' });
+    expect(existsSync(join(lockDir, 'lock.write'))).toBe(false);
+  });
+});
