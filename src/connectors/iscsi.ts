@@ -260,16 +260,19 @@ export class IscsiConnector implements Connector<IscsiProperties> {
 
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
     const snap = await takeSnapshot(this.fs, PATHS);
+    const sessions = new Map(snap.iscsiSessions.map((s) => [s.sid, s]));
+    const linksTo = new Map<string, string[]>();
+    for (const l of snap.links) if (l.dir === 'by-path' && l.target) linksTo.set(l.target, [...(linksTo.get(l.target) ?? []), `/dev/disk/by-path/${l.name}`]);
     const byWwid = new Map<string, AvailableVolume>();
     for (const d of snap.scsiDevices) {
       if (d.session === null || !d.block) continue;
-      const s = snap.iscsiSessions.find((x) => x.sid === d.session);
+      const s = sessions.get(d.session);
       if (props && !props.paths.some((p) => p.iqn === s?.targetIqn && p.lun === d.lun)) continue;
       const key = d.wwid ?? d.hctl;
       const v = byWwid.get(key) ?? { protocol: 'iscsi' as const, identity: { wwid: d.wwid, target: s?.targetIqn ?? null, lun: d.lun, portals: [] as string[] }, paths: [] as string[], devices: [] as string[] };
       if (s?.portal && !v.identity.portals!.includes(s.portal)) v.identity.portals!.push(s.portal);
       v.devices.push(d.block);
-      for (const l of snap.links) if (l.dir === 'by-path' && l.target === d.block) v.paths.push(`/dev/disk/by-path/${l.name}`);
+      v.paths.push(...(linksTo.get(d.block) ?? []));
       byWwid.set(key, v);
     }
     return [...byWwid.values()];

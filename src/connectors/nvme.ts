@@ -3,7 +3,7 @@ import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { nvmeNamespacesOf, type VolumeIdentity } from '../inventory/orphans.js';
 import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
-import { flushDevice, settle, waitFor } from './block.js';
+import { flushDevice, settle, udevLinksOf, waitFor, waitLinksGone } from './block.js';
 import { normalise, type NvmeProperties } from './properties.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
@@ -83,6 +83,8 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     // A controller is shared when its subsystem shows a namespace that is not this volume's.
     const others = snap.nvmeNamespaces.filter((n) => n.subsysNqn === props.nqn && !heads.has(n.name));
     if (others.length > 0) return { removed, errors };
+    // What udev must take away once the namespaces are gone: their links, read before they go.
+    const links = udevLinksOf(mine.flatMap((n) => [n.name, ...n.paths]));
     for (const c of snap.nvmeControllers.filter((x) => x.subsysNqn === props.nqn)) {
       try {
         await exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 });
@@ -92,7 +94,8 @@ export class NvmeConnector implements Connector<NvmeProperties> {
         errors.push((e as Error).message);
       }
     }
-    await settle();
+    const stale = await waitLinksGone(links);
+    if (stale.left.length > 0) errors.push(`${stale.why}: ${stale.left.join(', ')}`);
     return { removed, errors };
   }
 

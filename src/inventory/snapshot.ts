@@ -105,10 +105,13 @@ export interface HostSnapshot {
 /** sysfs SCSI wwid ("naa.6001405...") in scsi_id's form ("36001405..."). */
 export function scsiWwid(raw: string | null): string | null {
   if (!raw) return null;
-  const m = /^(naa|eui|t10)\.(.+)$/.exec(raw.trim());
-  if (!m) return raw.trim();
-  const prefix = m[1] === 'naa' ? '3' : m[1] === 'eui' ? '2' : '1';
-  return `${prefix}${m[1] === 't10' ? m[2]!.replace(/\s+/g, '_') : m[2]!.toLowerCase()}`;
+  const w = raw.trim();
+  const kind = w.slice(0, 4);
+  if (w.length < 5) return w;
+  if (kind === 'naa.') return `3${w.slice(4).toLowerCase()}`;
+  if (kind === 'eui.') return `2${w.slice(4).toLowerCase()}`;
+  if (kind === 't10.') return `1${w.slice(4).replace(/\s+/g, '_')}`;
+  return w;
 }
 
 export function normaliseNguid(raw: string | null): string | null {
@@ -117,7 +120,7 @@ export function normaliseNguid(raw: string | null): string | null {
   return /^[0-9a-f]{32}$/.test(hex) ? hex : null;
 }
 
-const base = (p: string | null): string | null => (p ? p.split('/').pop() ?? null : null);
+const base = (p: string | null): string | null => (p ? p.slice(p.lastIndexOf('/') + 1) : null);
 
 /** Whole disks and partitions, with where each sits in the device tree. */
 interface BlockIndex {
@@ -136,53 +139,82 @@ interface BlockIndex {
  * where the device sits: ../../devices/.../H:C:T:L/block/sdX for a SCSI disk,
  * .../nvme-subsystem/nvme-subsysN/nvmeXnY for an NVMe head.
  */
-async function blockIndex(fs: HostFs): Promise<BlockIndex> {
-  const idx: BlockIndex = { all: new Set(await fs.list('/sys/class/block')), disks: await fs.list('/sys/block'), real: new Map(), byHctl: new Map() };
+function blockIndex(fs: HostFs): BlockIndex {
+  const idx: BlockIndex = { all: new Set(fs.list('/sys/class/block')), disks: fs.list('/sys/block'), real: new Map(), byHctl: new Map() };
   for (const name of idx.disks) {
-    const link = await fs.link(`/sys/class/block/${name}`);
+    const link = fs.link(`/sys/class/block/${name}`);
     if (!link) continue;
-    const rel = link.replace(/^(\.\.\/)+/, '');
-    idx.real.set(name, `/sys/${rel}`);
-    const hctl = /\/(\d+:\d+:\d+:\d+)\/block\/[^/]+$/.exec(rel);
-    if (hctl) idx.byHctl.set(hctl[1]!, name);
+    // "../../devices/.../H:C:T:L/block/sdX": string operations, not regular expressions, as this
+    // runs for every disk of the host.
+    const at = link.indexOf('devices/');
+    const real = `/sys/${at >= 0 ? link.slice(at) : link.replace(/^(\.\.\/)+/, '')}`;
+    idx.real.set(name, real);
+    const blockAt = real.lastIndexOf('/block/');
+    if (blockAt > 0) {
+      const hctl = real.slice(real.lastIndexOf('/', blockAt - 1) + 1, blockAt);
+      if (isHctl(hctl)) idx.byHctl.set(hctl, name);
+    }
   }
   return idx;
+}
+
+/** "H:C:T:L": four runs of digits joined by colons. */
+function isHctl(s: string): boolean {
+  let colons = 0;
+  let digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) {
+      if (digits === 0) return false;
+      colons++;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) digits++;
+    else return false;
+  }
+  return colons === 3 && digits > 0;
 }
 
 /** Vendor and model from the standard INQUIRY data the kernel keeps (bytes 8-15 and 16-31). */
 function inquiryStrings(raw: Uint8Array | null): { vendor: string | null; model: string | null } {
   if (!raw || raw.length < 32) return { vendor: null, model: null };
-  const ascii = (a: number, b: number): string => Buffer.from(raw.subarray(a, b)).toString('latin1').replace(/\0/g, ' ').trim();
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, 32);
+  const ascii = (a: number, b: number): string => {
+    const t = bytes.toString('latin1', a, b);
+    return (t.includes('\0') ? t.replace(/\0/g, ' ') : t).trim();
+  };
   return { vendor: ascii(8, 16), model: ascii(16, 32) };
 }
 
-async function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, full: boolean): Promise<ScsiDevice[]> {
+function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, full: boolean): ScsiDevice[] {
   const out: ScsiDevice[] = [];
-  for (const hctl of await fs.list('/sys/class/scsi_device')) {
-    const m = /^(\d+):(\d+):(\d+):(\d+)$/.exec(hctl);
-    if (!m) continue;
+  for (const hctl of fs.list('/sys/class/scsi_device')) {
+    if (!isHctl(hctl)) continue;
+    const parts = hctl.split(':');
     const block = blocks.byHctl.get(hctl) ?? null;
     // The device's own directory: from its disk's link when it has one, else from its own link.
     let dir: string | null = null;
-    if (block) dir = blocks.real.get(block)!.replace(/\/block\/[^/]+$/, '');
-    else {
-      const link = await fs.link(`/sys/class/scsi_device/${hctl}`);
+    if (block) {
+      const real = blocks.real.get(block)!;
+      dir = real.slice(0, real.lastIndexOf('/block/'));
+    } else {
+      const link = fs.link(`/sys/class/scsi_device/${hctl}`);
       if (link) dir = `/sys/${link.replace(/^(\.\.\/)+/, '').replace(/\/scsi_device\/[^/]+$/, '')}`;
     }
     dir ??= `/sys/class/scsi_device/${hctl}/device`;
-    const session = /\/session(\d+)\//.exec(dir);
-    const { vendor, model } = full ? inquiryStrings(await fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
+    const sessionAt = dir.indexOf('/session');
+    const session = sessionAt >= 0 ? Number.parseInt(dir.slice(sessionAt + 8), 10) : Number.NaN;
+    const { vendor, model } = full ? inquiryStrings(fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
     out.push({
       hctl,
-      host: Number(m[1]),
-      lun: Number(m[4]),
+      host: Number(parts[0]),
+      lun: Number(parts[3]),
       vendor,
       model,
-      state: full ? await fs.readText(`${dir}/state`) : null,
-      wwid: scsiWwid(await fs.readText(`${dir}/wwid`)),
+      state: full ? fs.readText(`${dir}/state`) : null,
+      wwid: scsiWwid(fs.readText(`${dir}/wwid`)),
       block,
       holders: block ? holders.get(block) ?? [] : [],
-      session: session ? Number(session[1]) : null,
+      session: Number.isNaN(session) ? null : session,
       sysfs: `/sys/class/scsi_device/${hctl}`,
     });
   }
@@ -192,27 +224,27 @@ async function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, 
 /** Where open-iscsi keeps its node records (Debian's build: /etc/iscsi/nodes). */
 export const ISCSI_NODE_DB = '/etc/iscsi/nodes';
 
-export async function iscsiSessions(fs: HostFs): Promise<IscsiSession[]> {
+export function iscsiSessions(fs: HostFs): IscsiSession[] {
   const out: IscsiSession[] = [];
-  const connections = await fs.list('/sys/class/iscsi_connection');
-  for (const name of await fs.list('/sys/class/iscsi_session')) {
+  const connections = fs.list('/sys/class/iscsi_connection');
+  for (const name of fs.list('/sys/class/iscsi_session')) {
     const m = /^session(\d+)$/.exec(name);
     if (!m) continue;
     const dir = `/sys/class/iscsi_session/${name}`;
     const conn = connections.find((c) => c.startsWith(`connection${m[1]}:`));
     let portal: string | null = null;
     if (conn) {
-      const addr = await fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_address`);
-      const port = await fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_port`);
+      const addr = fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_address`);
+      const port = fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_port`);
       if (addr && port) portal = addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
     }
-    const hostLink = (await fs.link(dir)) ?? "";
+    const hostLink = fs.link(dir) ?? '';
     const host = /host(\d+)/.exec(hostLink);
     out.push({
       sid: Number(m[1]),
-      targetIqn: await fs.readText(`${dir}/targetname`),
+      targetIqn: fs.readText(`${dir}/targetname`),
       portal,
-      state: await fs.readText(`${dir}/state`),
+      state: fs.readText(`${dir}/state`),
       host: host ? Number(host[1]) : null,
       sysfs: dir,
     });
@@ -220,10 +252,10 @@ export async function iscsiSessions(fs: HostFs): Promise<IscsiSession[]> {
   return out;
 }
 
-export async function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): Promise<IscsiNodeRecord[]> {
+export function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): IscsiNodeRecord[] {
   const out: IscsiNodeRecord[] = [];
-  for (const iqn of await fs.list(root)) {
-    for (const entry of await fs.list(`${root}/${iqn}`)) {
+  for (const iqn of fs.list(root)) {
+    for (const entry of fs.list(`${root}/${iqn}`)) {
       // "ip,port,tpgt" from discovery; "ip,port" (or tpgt -1) from `iscsiadm -m node --op new`.
       const m = /^([^,]+),(\d+)(?:,(-?\d+))?$/.exec(entry);
       if (!m) continue;
@@ -239,17 +271,17 @@ function parseAddress(text: string | null): { traddr: string | null; trsvcid: st
   return { traddr: get('traddr'), trsvcid: get('trsvcid') };
 }
 
-async function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>): Promise<{ controllers: NvmeController[]; namespaces: NvmeNamespace[] }> {
+function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>): { controllers: NvmeController[]; namespaces: NvmeNamespace[] } {
   const controllers: NvmeController[] = [];
-  for (const name of await fs.list('/sys/class/nvme')) {
+  for (const name of fs.list('/sys/class/nvme')) {
     const dir = `/sys/class/nvme/${name}`;
-    const addr = parseAddress(await fs.readText(`${dir}/address`));
+    const addr = parseAddress(fs.readText(`${dir}/address`));
     controllers.push({
       name,
-      subsysNqn: await fs.readText(`${dir}/subsysnqn`),
-      transport: await fs.readText(`${dir}/transport`),
+      subsysNqn: fs.readText(`${dir}/subsysnqn`),
+      transport: fs.readText(`${dir}/transport`),
       ...addr,
-      state: await fs.readText(`${dir}/state`),
+      state: fs.readText(`${dir}/state`),
       sysfs: dir,
     });
   }
@@ -263,15 +295,15 @@ async function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[
     const ctrl = /\/(nvme\d+)\/nvme\d+n\d+$/.exec(real)?.[1];
     const sub = /\/nvme-subsys(\d+)\//.exec(real)?.[1] ?? /^nvme(\d+)n/.exec(name)![1]!;
     const key = ctrl && !real.includes('/nvme-subsys') ? `ctrl:${ctrl}` : sub;
-    if (!nqnOf.has(key)) nqnOf.set(key, await fs.readText(key.startsWith('ctrl:') ? `/sys/class/nvme/${ctrl}/subsysnqn` : `/sys/class/nvme-subsystem/nvme-subsys${sub}/subsysnqn`));
-    const nsid = await fs.readText(`${dir}/nsid`);
+    if (!nqnOf.has(key)) nqnOf.set(key, fs.readText(key.startsWith('ctrl:') ? `/sys/class/nvme/${ctrl}/subsysnqn` : `/sys/class/nvme-subsystem/nvme-subsys${sub}/subsysnqn`));
+    const nsid = fs.readText(`${dir}/nsid`);
     const headNs = /n(\d+)$/.exec(name)![1];
     namespaces.push({
       name,
       nsid: nsid === null ? null : Number(nsid),
-      uuid: await fs.readText(`${dir}/uuid`),
-      nguid: normaliseNguid(await fs.readText(`${dir}/nguid`)),
-      wwid: await fs.readText(`${dir}/wwid`),
+      uuid: fs.readText(`${dir}/uuid`),
+      nguid: normaliseNguid(fs.readText(`${dir}/nguid`)),
+      wwid: fs.readText(`${dir}/wwid`),
       subsysNqn: nqnOf.get(key) ?? null,
       paths: blocks.disks.filter((b) => new RegExp(`^nvme${sub}c\\d+n${headNs}$`).test(b)),
       holders: holders.get(name) ?? [],
@@ -286,12 +318,12 @@ async function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[
  * disks (the only users in 6.1): listing the slaves of dm-* and md* disks and turning them around
  * gives every disk's holders without listing a holders directory per disk.
  */
-async function stacking(fs: HostFs, blocks: BlockIndex): Promise<{ slaves: Map<string, string[]>; holders: Map<string, string[]> }> {
+function stacking(fs: HostFs, blocks: BlockIndex): { slaves: Map<string, string[]>; holders: Map<string, string[]> } {
   const slaves = new Map<string, string[]>();
   const holders = new Map<string, string[]>();
   for (const name of blocks.disks) {
     if (!/^(dm-|md)/.test(name)) continue;
-    const list = await fs.list(`/sys/block/${name}/slaves`);
+    const list = fs.list(`/sys/block/${name}/slaves`);
     slaves.set(name, list);
     for (const s of list) holders.set(s, [...(holders.get(s) ?? []), name].sort());
   }
@@ -299,9 +331,9 @@ async function stacking(fs: HostFs, blocks: BlockIndex): Promise<{ slaves: Map<s
 }
 
 /** Disk sizes in one read: /proc/partitions gives 1 KiB blocks (the kernel's sectors >> 1). */
-async function partitionSizes(fs: HostFs): Promise<Map<string, number>> {
+function partitionSizes(fs: HostFs): Map<string, number> {
   const out = new Map<string, number>();
-  for (const line of ((await fs.readText('/proc/partitions')) ?? '').split('\n')) {
+  for (const line of ((fs.readText('/proc/partitions')) ?? '').split('\n')) {
     const m = /^\s*\d+\s+\d+\s+(\d+)\s+(\S+)$/.exec(line);
     if (m) out.set(m[2]!, Number(m[1]) * 1024);
   }
@@ -309,9 +341,9 @@ async function partitionSizes(fs: HostFs): Promise<Map<string, number>> {
 }
 
 /** Every disk with size, holders, slaves and dm names; only the dm disks (no sizes) when not full. */
-async function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }, full: boolean): Promise<BlockDevice[]> {
+function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }, full: boolean): BlockDevice[] {
   const out: BlockDevice[] = [];
-  const sizes = full ? await partitionSizes(fs) : new Map<string, number>();
+  const sizes = full ? partitionSizes(fs) : new Map<string, number>();
   for (const name of blocks.disks) {
     const dir = `/sys/block/${name}`;
     const isDm = name.startsWith('dm-');
@@ -319,7 +351,7 @@ async function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map
     // /proc/partitions leaves out hidden disks (NVMe path devices) and empty ones: read those.
     let size = sizes.get(name) ?? null;
     if (full && size === null) {
-      const sectors = await fs.readText(`${dir}/size`);
+      const sectors = fs.readText(`${dir}/size`);
       size = sectors === null ? null : Number(sectors) * 512;
     }
     out.push({
@@ -327,17 +359,17 @@ async function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map
       sizeBytes: size,
       holders: stack.holders.get(name) ?? [],
       slaves: stack.slaves.get(name) ?? [],
-      dm: isDm ? { name: await fs.readText(`${dir}/dm/name`), uuid: await fs.readText(`${dir}/dm/uuid`) } : null,
+      dm: isDm ? { name: fs.readText(`${dir}/dm/name`), uuid: fs.readText(`${dir}/dm/uuid`) } : null,
     });
   }
   return out;
 }
 
-async function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): Promise<DevLink[]> {
+function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): DevLink[] {
   const out: DevLink[] = [];
   for (const dir of dirs) {
-    for (const name of await fs.list(`/dev/disk/${dir}`)) {
-      const target = base(await fs.link(`/dev/disk/${dir}/${name}`));
+    for (const name of fs.list(`/dev/disk/${dir}`)) {
+      const target = base(fs.link(`/dev/disk/${dir}/${name}`));
       // Dangling when what it points at is no block device the kernel has (disk or partition).
       const dangling = !target || !blocks.all.has(target);
       out.push({ dir, name, target: dangling ? null : target, dangling });
@@ -356,15 +388,20 @@ export interface SnapshotOptions {
 }
 
 export async function takeSnapshot(fs: HostFs = realHostFs, opts: SnapshotOptions = {}): Promise<HostSnapshot> {
+  return takeSnapshotSync(fs, opts);
+}
+
+/** The same, for callers that want no await per snapshot. */
+export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions = {}): HostSnapshot {
   const full = (opts.scope ?? 'full') === 'full';
-  const blocks = await blockIndex(fs);
-  const stack = await stacking(fs, blocks);
-  const scsi = await scsiDevices(fs, blocks, stack.holders, full);
-  const sessions = await iscsiSessions(fs);
-  const nodes = full ? await iscsiNodes(fs) : [];
-  const nv = await nvme(fs, blocks, stack.holders);
-  const blockList = await blockDevices(fs, blocks, stack, full);
-  const devLinks = await links(fs, blocks, full ? ['by-path', 'by-id'] : ['by-path']);
+  const blocks = blockIndex(fs);
+  const stack = stacking(fs, blocks);
+  const scsi = scsiDevices(fs, blocks, stack.holders, full);
+  const sessions = iscsiSessions(fs);
+  const nodes = full ? iscsiNodes(fs) : [];
+  const nv = nvme(fs, blocks, stack.holders);
+  const blockList = blockDevices(fs, blocks, stack, full);
+  const devLinks = links(fs, blocks, full ? ['by-path', 'by-id'] : ['by-path']);
   const multipathMaps = blockList
     .filter((b) => b.dm?.uuid?.startsWith('mpath-'))
     .map((b) => ({ dm: b.name, name: b.dm!.name, wwid: b.dm!.uuid!.slice('mpath-'.length), slaves: b.slaves }));

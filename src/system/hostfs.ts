@@ -6,12 +6,12 @@ import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync } 
  * are tested on what a kernel really wrote and not on hand-made trees.
  */
 export interface HostFs {
-  readText(path: string): Promise<string | null>;
+  readText(path: string): string | null;
   /** Raw bytes (sysfs binary attributes such as a SCSI device's inquiry data). */
-  readBinary(path: string): Promise<Uint8Array | null>;
-  list(path: string): Promise<string[]>;
-  link(path: string): Promise<string | null>;
-  exists(path: string): Promise<boolean>;
+  readBinary(path: string): Uint8Array | null;
+  list(path: string): string[];
+  link(path: string): string | null;
+  exists(path: string): boolean;
 }
 
 let buffer = Buffer.allocUnsafe(64 * 1024);
@@ -21,7 +21,7 @@ let buffer = Buffer.allocUnsafe(64 * 1024);
  * value in the first read, so a short read (under a page) under /sys is the end; anything else
  * (/proc, /etc) is read until read returns 0. Throws what read throws.
  */
-function readAll(fd: number, sysfs: boolean): Buffer {
+function readAll(fd: number, sysfs: boolean): number {
   let n = 0;
   for (;;) {
     if (n === buffer.length) {
@@ -35,11 +35,15 @@ function readAll(fd: number, sysfs: boolean): Buffer {
     // Binary attributes come in page-sized pieces: a full page is not the end.
     if (got === 0 || (sysfs && got < want && got < 4096)) break;
   }
-  return Buffer.from(buffer.subarray(0, n));
+  return n;
 }
 
+/** What a read left in the shared buffer, as trimmed text or as a copy of the bytes. */
+const asText = (n: number): string => buffer.toString('utf8', 0, n).trim();
+const asBytes = (n: number): Buffer => Buffer.from(buffer.subarray(0, n));
+
 /** open, read, close: three system calls where readFileSync makes five (an fstat, and a second read). */
-function readOnce(path: string): Buffer | null {
+function readOnce(path: string): number | null {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -65,7 +69,7 @@ function readOnce(path: string): Buffer | null {
  * every read of a descriptor opened on it fails with ENODEV, even when a new device has since
  * appeared at the same path. A failed read closes the descriptor and the path is opened again,
  * so it reaches the new device or finds nothing. Descriptors not used for a minute are closed,
- * and at most `cap` are kept (a quarter of the open-file limit, least recently used first out).
+ * and at most `cap` are kept (a quarter of the open-file limit; the longest held goes first).
  */
 export class SysfsReader {
   private readonly fds = new Map<string, { fd: number; gen: number }>();
@@ -76,19 +80,19 @@ export class SysfsReader {
   constructor(private readonly cap = SysfsReader.defaultCap(), private readonly idleMs = 60_000) {}
 
   static defaultCap(): number {
-    const soft = Number(/^Max open files\s+(\d+)/m.exec(readOnce('/proc/self/limits')?.toString('latin1') ?? '')?.[1] ?? 1024);
+    const n = readOnce('/proc/self/limits');
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(n === null ? '' : asText(n))?.[1] ?? 1024);
     return Math.max(0, Math.min(8192, Math.floor(soft / 4)));
   }
 
-  read(path: string): Buffer | null {
+  /** The value's length in the shared buffer, or null when there is none to read. */
+  private readInto(path: string): number | null {
     if (++this.reads % 256 === 0) this.sweep();
     const held = this.fds.get(path);
     if (held) {
       try {
         const out = readAll(held.fd, true);
-        // Least recently used first out: a Map iterates in insertion order.
-        this.fds.delete(path);
-        this.fds.set(path, { fd: held.fd, gen: this.gen });
+        held.gen = this.gen;
         return out;
       } catch {
         this.drop(path);
@@ -100,7 +104,7 @@ export class SysfsReader {
     } catch {
       return null;
     }
-    let out: Buffer;
+    let out: number;
     try {
       out = readAll(fd, true);
     } catch {
@@ -115,7 +119,17 @@ export class SysfsReader {
     return out;
   }
 
-  /** How many descriptors are held (for tests and the agent's health). */
+  read(path: string): Buffer | null {
+    const n = this.readInto(path);
+    return n === null ? null : asBytes(n);
+  }
+
+  readText(path: string): string | null {
+    const n = this.readInto(path);
+    return n === null ? null : asText(n);
+  }
+
+  /** How many descriptors are held. */
   get size(): number {
     return this.fds.size;
   }
@@ -147,37 +161,37 @@ export class SysfsReader {
 
 const sysfs = new SysfsReader();
 
-function readSmall(path: string): Buffer | null {
-  return path.startsWith('/sys/') ? sysfs.read(path) : readOnce(path);
-}
-
 /**
- * Synchronous reads behind an async face: sysfs files are tiny and answered from kernel memory,
- * and under TCG a trip through libuv's thread pool per file costs far more than the read itself
- * (a snapshot makes hundreds of them).
+ * The real host, read synchronously: sysfs files are tiny and answered from kernel memory, and
+ * under TCG a trip through libuv's thread pool (or even an await) per file costs more than the
+ * read itself (a snapshot makes hundreds of them).
  */
 export const realHostFs: HostFs = {
-  async readText(path) {
-    return readSmall(path)?.toString('utf8').trim() ?? null;
+  readText(path) {
+    if (path.startsWith('/sys/')) return sysfs.readText(path);
+    const n = readOnce(path);
+    return n === null ? null : asText(n);
   },
-  async readBinary(path) {
-    return readSmall(path);
+  readBinary(path) {
+    if (path.startsWith('/sys/')) return sysfs.read(path);
+    const n = readOnce(path);
+    return n === null ? null : asBytes(n);
   },
-  async list(path) {
+  list(path) {
     try {
       return readdirSync(path).sort();
     } catch {
       return [];
     }
   },
-  async link(path) {
+  link(path) {
     try {
       return readlinkSync(path);
     } catch {
       return null;
     }
   },
-  async exists(path) {
+  exists(path) {
     return existsSync(path);
   },
 };
@@ -197,22 +211,22 @@ export function recordingHostFs(inner: HostFs): { fs: HostFs; recording: HostFsR
   return {
     recording,
     fs: {
-      async readText(p) {
-        return (recording.text[p] = await inner.readText(p));
+      readText(p) {
+        return (recording.text[p] = inner.readText(p));
       },
-      async readBinary(p) {
-        const b = await inner.readBinary(p);
+      readBinary(p) {
+        const b = inner.readBinary(p);
         recording.binary![p] = b ? Buffer.from(b).toString('base64') : null;
         return b;
       },
-      async list(p) {
-        return (recording.list[p] = await inner.list(p));
+      list(p) {
+        return (recording.list[p] = inner.list(p));
       },
-      async link(p) {
-        return (recording.link[p] = await inner.link(p));
+      link(p) {
+        return (recording.link[p] = inner.link(p));
       },
-      async exists(p) {
-        return (recording.exists[p] = await inner.exists(p));
+      exists(p) {
+        return (recording.exists[p] = inner.exists(p));
       },
     },
   };
@@ -224,21 +238,21 @@ export function replayHostFs(r: HostFsRecording): HostFs {
     throw new Error(`fixture has no ${kind} of ${p}: re-capture it`);
   };
   return {
-    async readText(p) {
+    readText(p) {
       return p in r.text ? r.text[p]! : miss('read', p);
     },
-    async readBinary(p) {
+    readBinary(p) {
       if (!r.binary || !(p in r.binary)) return miss('binary read', p);
       const b = r.binary[p];
       return b === null || b === undefined ? null : new Uint8Array(Buffer.from(b, 'base64'));
     },
-    async list(p) {
+    list(p) {
       return p in r.list ? r.list[p]! : miss('listing', p);
     },
-    async link(p) {
+    link(p) {
       return p in r.link ? r.link[p]! : miss('readlink', p);
     },
-    async exists(p) {
+    exists(p) {
       return p in r.exists ? r.exists[p]! : miss('exists', p);
     },
   };

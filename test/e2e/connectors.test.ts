@@ -67,6 +67,14 @@ describe('connectors and the orphan oracle', () => {
       expect(p.paths).toEqual([d.path]);
       expect(d.devices.length).toBe(multipath ? 3 : 2); // the head and one path device per controller
     }
+    // The node records, as iscsiadm itself reads them: os-brick's settings are in each (a single
+    // path attaches through the first portal only).
+    const records = (v.iscsi ? (multipath ? v.portals : v.portals.slice(0, 1)) : []).map((p) => ['-m', 'node', '-T', v.iscsi!.iqn, '-p', `${p.address}:${p.port}`]);
+    for (const r of records) {
+      const rec = (await compute.run(['iscsiadm', ...r])).stdout;
+      expect(rec).toMatch(/^node\.session\.scan = manual$/m);
+      expect(rec).toMatch(/^node\.startup = automatic$/m);
+    }
     const avail = (await compute.post<{ volumes: AvailableVolume[] }>(`/v1/connectors/${proto(v)}/available-volumes`, {})).volumes;
     const mine = avail.filter((a) => (v.iscsi ? a.identity.wwid === v.iscsi.wwid : a.identity.uuid === v.nvme!.uuid));
     expect(mine.length).toBe(1);
@@ -76,6 +84,11 @@ describe('connectors and the orphan oracle', () => {
     expect(parseSignature((await compute.run(readSignatureArgv(d.path))).stdout)).toEqual({ volume: v.name, id: v.id });
     expect((await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`)).signature).toEqual({ volume: v.name, id: v.id });
     await disconnect(v, d);
+    // Right as the detach returns, with no settle in between: udev took the links away (none
+    // dangles), iscsiadm knows no record and open-iscsi's database lock is free.
+    expect((await sh('find /dev/disk -xtype l')).trim()).toBe('');
+    for (const r of records) expect((await compute.exec(['iscsiadm', ...r])).exitCode, `iscsiadm ${r.join(' ')}`).toBe(21);
+    expect((await compute.exec(['test', '-e', '/run/lock/iscsi/lock.write'])).exitCode).toBe(1);
     expect(await orphans(v)).toEqual([]);
     expect(await kernelDevices(v)).toEqual([]);
     const s = await snapshot();

@@ -42,7 +42,7 @@ describe.skipIf(why !== null)(`SysfsReader on real kernfs${why ? ` (skipped: ${w
     expect(reader.size).toBe(0);
   });
 
-  it('holds at most its cap (least recently used out) and nothing for a path that does not exist', async () => {
+  it('holds at most its cap (the longest held goes first) and nothing for a path that does not exist', async () => {
     const reader = new SysfsReader(2);
     try {
       expect(reader.read('/sys/class/net/lo/mtu')).not.toBeNull();
