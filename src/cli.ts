@@ -9,6 +9,7 @@ import { BrickError } from './system/errors.js';
 import { progress, setQuiet } from './system/log.js';
 import { labDir } from './system/paths.js';
 import { listScenarios, runMain } from './run.js';
+import { listChecks, parseProtocols, validateMain } from './validate.js';
 import { collectEvidence } from './scenarios/evidence.js';
 import { join, resolve } from 'node:path';
 
@@ -24,6 +25,10 @@ usage:
   brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
                 [--results DIR] [--keep] [--json]
   brick-lab run --list
+  brick-lab validate --connector PATH|os-brick|builtin [--protocol iscsi|nvmeof|local]...
+                [--multipath] [--check NAME]... [--connector-timeout SECONDS]
+                [--topology FILE] [--name NAME] [--results DIR] [--keep] [--json]
+  brick-lab validate --list [--protocol iscsi|nvmeof|local]... [--multipath]
   brick-lab doctor [--json]
   brick-lab image [--json]
 
@@ -33,6 +38,10 @@ $BRICK_LAB_STATE (default ~/.local/state/brick-lab). BRICK_LAB_ACCEL=kvm|tcg ski
 \`run\` runs the "standard" scenario set of lab/scenarios.yaml unless --scenario says otherwise and
 writes report.json, junit.xml and summary.md (plus node evidence for failures) to --results
 (default results/run); it exits 1 when a scenario failed or left something behind.
+\`validate\` runs the conformance checks of each --protocol (default iscsi) against a connector
+program (any language; docs/connector-protocol.md), a JavaScript/TypeScript module implementing
+the Connector interface, Debian's os-brick ("os-brick") or brick-lab's own ("builtin"), and
+writes the same reports to --results (default results/validate); it exits 1 when a check failed.
 `;
 
 class UsageError extends BrickError {
@@ -110,6 +119,11 @@ async function main(argv: string[]): Promise<number> {
         list: { type: 'boolean', default: false },
         export: { type: 'string' },
         shard: { type: 'string' },
+        connector: { type: 'string' },
+        protocol: { type: 'string', multiple: true },
+        multipath: { type: 'boolean', default: false },
+        check: { type: 'string', multiple: true },
+        'connector-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -196,6 +210,29 @@ async function main(argv: string[]): Promise<number> {
       }
       const ac = abortOnSignals();
       return runMain({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), signal: ac.signal });
+    }
+    case 'validate': {
+      if (o.list) {
+        process.stdout.write(listChecks(parseProtocols(o.protocol ?? []), o.multipath));
+        return 0;
+      }
+      if (!o.connector) throw new UsageError('validate needs --connector PATH|os-brick|builtin');
+      const t = o['connector-timeout'];
+      if (t !== undefined && !/^[1-9][0-9]{0,4}$/.test(t)) throw new UsageError(`--connector-timeout must be whole seconds from 1 (got ${JSON.stringify(t)})`);
+      const ac = abortOnSignals();
+      return validateMain({
+        connector: o.connector,
+        protocols: parseProtocols(o.protocol ?? []),
+        multipath: o.multipath,
+        checks: o.check ?? [],
+        topologyFile: topologyFile ?? DEFAULT_TOPOLOGY,
+        name,
+        keep: o.keep,
+        json: o.json,
+        ...(o.results ? { resultsDir: o.results } : {}),
+        ...(t ? { timeoutMs: Number(t) * 1000 } : {}),
+        signal: ac.signal,
+      });
     }
     default:
       throw new UsageError(`unknown verb ${verb}`);

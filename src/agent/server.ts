@@ -30,6 +30,8 @@ export interface AgentOptions {
   requestLog?: boolean;
   /** Compute nodes: the connectors' fetch-paths API and the inventory. */
   compute?: boolean;
+  /** Where installed connectors go (default /var/lib/brick-lab/connectors). */
+  connectorsDir?: string;
 }
 
 export interface HealthReport {
@@ -228,7 +230,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       scoped.addHook('onRequest', requireToken);
       if (targets) await targetRoutes(scoped, targets);
       if (opts.localDisks) await localDiskRoutes(scoped);
-      if (opts.compute) await computeRoutes(scoped);
+      if (opts.compute) await computeRoutes(scoped, opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {});
     });
   }
 

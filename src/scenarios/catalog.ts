@@ -82,7 +82,7 @@ const roundTripLocal: Scenario = {
     ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.delete(`/v1/local-disks/${disk.host}`) });
     ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
     const props = { driver_volume_type: 'local', data: { device_path: disk.device } };
-    const d = await node.client.post<DeviceInfo>('/v1/connectors/local/connect', { properties: props });
+    const d = await node.client.post<DeviceInfo>(ctx.route('local', 'connect'), { properties: props });
     ctx.step(`${node.name}: attached the local disk as ${d.path}`);
     const p = await node.client.post<{ paths: string[]; devices: string[] }>('/v1/connectors/local/volume-paths', props);
     check(p.paths.includes(disk.device), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
@@ -90,7 +90,7 @@ const roundTripLocal: Scenario = {
     await ctx.writeSignature(node, d.path, sig);
     const back = await ctx.readSignature(node, d.path);
     check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
-    await node.client.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d });
+    await node.client.post(ctx.route('local', 'disconnect'), { properties: props, deviceInfo: d });
     ctx.step(`${node.name}: detached the local disk`);
     const r = await node.client.post<{ orphans: Array<{ kind: string; id: string; evidence: string }> }>('/v1/inventory/orphans', { protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
     ctx.rows.push({ node: node.name, volume: disk.device, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });

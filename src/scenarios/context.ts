@@ -1,4 +1,4 @@
-import type { DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
+import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
 import type { Orphan } from '../inventory/orphans.js';
 import type { HostSnapshot } from '../inventory/snapshot.js';
 import type { AgentClient } from '../lab/client.js';
@@ -88,7 +88,19 @@ export class ScenarioContext {
     /** How many of the lab's compute nodes the scenario uses (the first ones). */
     readonly usesComputes: number,
     private readonly onStep: (text: string) => void = () => {},
+    /**
+     * The connector under test, installed on the computes (brick-lab validate): connect and
+     * disconnect go through it. null: brick-lab's own. Paths, available volumes and the oracle are
+     * always brick-lab's own reading of the kernel; connectorPaths asks the connector.
+     */
+    readonly connector: string | null = null,
   ) {}
+
+  /** A connector route, through the connector under test when there is one. */
+  route(v: TargetVolume | Protocol, what: string): string {
+    const p = typeof v === 'string' ? v : protocolOf(v);
+    return `/v1/connectors/${p}/${what}${this.connector ? `?connector=${encodeURIComponent(this.connector)}` : ''}`;
+  }
 
   /** The first `count` data networks the target and the used computes share (checked beforehand). */
   networks(count: number): string[] {
@@ -133,7 +145,7 @@ export class ScenarioContext {
   }
 
   async connect(node: ComputeHandle, v: TargetVolume, multipath = false): Promise<DeviceInfo> {
-    const d = await node.client.post<DeviceInfo>(`/v1/connectors/${protocolOf(v)}/connect`, { properties: v.connectionInfo, multipath }, 300_000);
+    const d = await node.client.post<DeviceInfo>(this.route(v, 'connect'), { properties: v.connectionInfo, multipath }, 300_000);
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
     this.attached.push({ node, volume: v, device: d });
@@ -148,14 +160,25 @@ export class ScenarioContext {
 
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
   async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
-    const r = await node.client.post<{ removed: string[]; errors: string[] }>(`/v1/connectors/${protocolOf(v)}/disconnect`, { properties: v.connectionInfo, deviceInfo: d, ...opts }, 300_000);
+    const r = await node.client.post<{ removed: string[]; errors: string[] }>(this.route(v, 'disconnect'), { properties: v.connectionInfo, deviceInfo: d, ...opts }, 300_000);
     this.forget(node, v);
     this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`);
     return r;
   }
 
+  /** brick-lab's own lookup of a volume's paths and devices in sysfs. */
   paths(node: ComputeHandle, v: TargetVolume): Promise<VolumePaths> {
     return node.client.post<VolumePaths>(`/v1/connectors/${protocolOf(v)}/volume-paths`, v.connectionInfo);
+  }
+
+  /** What the connector under test (or brick-lab's own) answers for get_volume_paths. */
+  connectorPaths(node: ComputeHandle, protocol: Protocol, connectionInfo: unknown): Promise<VolumePaths> {
+    return node.client.post<VolumePaths>(this.route(protocol, 'volume-paths'), connectionInfo);
+  }
+
+  /** What the connector under test (or brick-lab's own) answers for get_all_available_volumes. */
+  async connectorAvailable(node: ComputeHandle, protocol: Protocol): Promise<AvailableVolume[]> {
+    return (await node.client.post<{ volumes: AvailableVolume[] }>(this.route(protocol, 'available-volumes'), {})).volumes;
   }
 
   /** The oracle: what still refers to v on the node, sessions shared with stillAttached excepted. */

@@ -14,6 +14,7 @@ function leftText(r: ScenarioResult['rows'][number]): string {
 /** The console table: per scenario its verdict, then per node and volume what was found and left. */
 export function renderTable(report: SuiteReport): string {
   const out: string[] = [];
+  if (report.subject) out.push(report.subject);
   out.push(`lab ${report.lab} (${report.accel.toUpperCase()}, kernel ${report.kernel}): ${report.scenarios.length} scenarios in ${secs(report.durationMs)}`);
   for (const s of report.scenarios) {
     out.push('');
@@ -45,7 +46,7 @@ export function renderJunit(report: SuiteReport): string {
     const failure = s.status === 'failed' ? `<failure message="${xml((s.failure ?? s.problems[0] ?? 'failed').split('\n')[0]!)}">${xml([s.failure, ...s.problems].filter(Boolean).join('\n'))}</failure>` : '';
     return `  <testcase classname="brick-lab.${s.kind}" name="${xml(s.name)}" time="${(s.durationMs / 1000).toFixed(3)}">${failure}<system-out>${xml(out)}</system-out></testcase>`;
   });
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="brick-lab scenarios (${xml(report.lab)})" tests="${report.scenarios.length}" failures="${report.failed}" errors="0" time="${(report.durationMs / 1000).toFixed(3)}" timestamp="${report.startedAt}">\n${cases.join('\n')}\n</testsuite>\n`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="brick-lab ${report.subject ? `validate: ${xml(report.subject)}` : `scenarios (${xml(report.lab)})`}" tests="${report.scenarios.length}" failures="${report.failed}" errors="0" time="${(report.durationMs / 1000).toFixed(3)}" timestamp="${report.startedAt}">\n${cases.join('\n')}\n</testsuite>\n`;
 }
 
 const md = (s: string): string => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c]!).replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -54,6 +55,7 @@ export function renderMarkdown(report: SuiteReport): string {
   const out: string[] = [];
   out.push(`## brick-lab: ${report.failed === 0 ? 'no orphans' : `${report.failed} scenario${report.failed > 1 ? 's' : ''} failed`}`);
   out.push('');
+  if (report.subject) out.push(`${md(report.subject)}.`, '');
   out.push(`Lab \`${report.lab}\`, ${report.accel.toUpperCase()}, guest kernel ${report.kernel}; ${report.passed} passed, ${report.failed} failed in ${secs(report.durationMs)}.`);
   out.push('');
   out.push('| | scenario | time | what the oracle said |');

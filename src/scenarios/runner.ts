@@ -91,6 +91,8 @@ export interface ScenarioResult {
 
 export interface SuiteReport {
   lab: string;
+  /** What was judged, when not brick-lab's own connectors (brick-lab validate). */
+  subject?: string;
   accel: string;
   kernel: string;
   startedAt: string;
@@ -145,6 +147,8 @@ export interface RunScenariosOptions {
   onProgress?: (line: string) => void;
   /** Collect evidence for failed scenarios (default true). */
   evidence?: boolean;
+  /** The connector under test (installed on the computes), or brick-lab's own (null, the default). */
+  connector?: string | null;
 }
 
 async function handles(rec: LabRecord): Promise<{ target: NodeHandle; computes: ComputeHandle[] }> {
@@ -159,7 +163,7 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
   const say = opts.onProgress ?? (() => {});
   const { target, computes } = await handles(rec);
   const nodes: NodeHandle[] = [target, ...computes];
-  const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`));
+  const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`), opts.connector ?? null);
   const marks = new Map<string, number>();
   for (const n of nodes) marks.set(n.name, (await dmesgLines(n)).length);
   const started = performance.now();

@@ -1,0 +1,131 @@
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { ExternalConnector } from '../conformance/external.js';
+import type { Connector } from '../connectors/types.js';
+import { BrickError } from '../system/errors.js';
+
+type Protocol = 'iscsi' | 'nvmeof' | 'local';
+
+export interface InstallRequest {
+  /** The file, base64. */
+  content: string;
+  /** 'program': run per call through the external connector protocol; 'module': a CommonJS module. */
+  kind: 'program' | 'module';
+  /** Programs only: install with the executable bit (false to reproduce a vendor's mistake). */
+  executable?: boolean;
+  /** Per call, programs only (default 120 s). */
+  timeoutMs?: number;
+}
+
+export interface InstalledConnector {
+  name: string;
+  kind: 'program' | 'module';
+  file: string;
+  bytes: number;
+  executable: boolean;
+  timeoutMs: number | null;
+}
+
+export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const DEFAULT_CONNECTORS_DIR = '/var/lib/brick-lab/connectors';
+
+const METHODS = ['normalise', 'connectVolume', 'disconnectVolume', 'getVolumePaths', 'getAllAvailableVolumes', 'getSearchPath'] as const;
+
+/**
+ * The connectors installed on a compute node besides brick-lab's own (`brick-lab validate`
+ * installs the one under test): programs that speak the external connector protocol, and
+ * CommonJS modules whose `createConnector(protocol)` returns a Connector. The agent's connector
+ * routes pick one with `?connector=NAME`.
+ */
+export class ConnectorRegistry {
+  private readonly installed = new Map<string, InstalledConnector>();
+  private readonly instances = new Map<string, Connector>();
+
+  constructor(private readonly dir = DEFAULT_CONNECTORS_DIR) {}
+
+  async install(name: string, req: InstallRequest): Promise<InstalledConnector> {
+    if (!CONNECTOR_NAME.test(name)) {
+      throw new BrickError('BAD_CONNECTOR_NAME', `connector name ${JSON.stringify(name)} is not 1-64 of a-z, 0-9, '.', '_', '-' starting with a letter or digit`, { statusCode: 400 });
+    }
+    const content = Buffer.from(req.content, 'base64');
+    if (content.length === 0) throw new BrickError('BAD_CONNECTOR', `connector ${name} is empty`, { hint: 'send the file base64-encoded in "content"', statusCode: 400 });
+    await mkdir(this.dir, { recursive: true });
+    const file = join(this.dir, req.kind === 'module' ? `${name}.cjs` : name);
+    this.remove(name);
+    await rm(file, { force: true });
+    await writeFile(file, content);
+    const executable = req.kind === 'program' && req.executable !== false;
+    await chmod(file, executable ? 0o755 : 0o644);
+    const entry: InstalledConnector = { name, kind: req.kind, file, bytes: content.length, executable, timeoutMs: req.timeoutMs ?? null };
+    this.installed.set(name, entry);
+    return entry;
+  }
+
+  remove(name: string): boolean {
+    for (const k of [...this.instances.keys()]) if (k.startsWith(`${name}:`)) this.instances.delete(k);
+    return this.installed.delete(name);
+  }
+
+  async uninstall(name: string): Promise<boolean> {
+    const e = this.installed.get(name);
+    const had = this.remove(name);
+    if (e) await rm(e.file, { force: true });
+    return had;
+  }
+
+  list(): InstalledConnector[] {
+    return [...this.installed.values()];
+  }
+
+  /** The installed connector NAME for a protocol, made (and for a program, asked its search path) on first use. */
+  async get(name: string, protocol: Protocol): Promise<Connector> {
+    const key = `${name}:${protocol}`;
+    const known = this.instances.get(key);
+    if (known) return known;
+    const e = this.installed.get(name);
+    if (!e) {
+      throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(name)} is installed on this node`, {
+        hint: `install it with PUT /v1/connectors/programs/${name} (brick-lab validate does), or leave out ?connector= for brick-lab's own`,
+        statusCode: 404,
+      });
+    }
+    let c: Connector;
+    if (e.kind === 'program') {
+      // init() runs the program once (get_search_path): a program that cannot run fails here, and
+      // is asked again on the next call rather than kept half-made.
+      c = (await new ExternalConnector(e.file, protocol, e.timeoutMs ? { timeoutMs: e.timeoutMs } : {}).init()) as unknown as Connector;
+    } else {
+      c = loadModule(e.file, protocol);
+    }
+    this.instances.set(key, c);
+    return c;
+  }
+}
+
+/** A CommonJS module's createConnector(protocol), checked to have the Connector's methods. */
+function loadModule(file: string, protocol: Protocol): Connector {
+  let mod: { createConnector?: (p: Protocol) => unknown };
+  try {
+    mod = createRequire(file)(file) as typeof mod;
+  } catch (e) {
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `loading the connector module ${file} failed: ${(e as Error).message}`, { statusCode: 502 });
+  }
+  if (typeof mod.createConnector !== 'function') {
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `the connector module ${file} exports no createConnector(protocol) function`, {
+      hint: 'export function createConnector(protocol) returning an object with the Connector interface (src/connectors/types.ts)',
+      statusCode: 502,
+    });
+  }
+  let c: unknown;
+  try {
+    c = mod.createConnector(protocol);
+  } catch (e) {
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `createConnector(${JSON.stringify(protocol)}) of ${file} threw: ${(e as Error).message}`, { statusCode: 502 });
+  }
+  const missing = METHODS.filter((m) => typeof (c as Record<string, unknown> | null)?.[m] !== 'function');
+  if (missing.length > 0) {
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `createConnector(${JSON.stringify(protocol)}) of ${file} returned an object without ${missing.join(', ')}`, { statusCode: 502 });
+  }
+  return c as Connector;
+}

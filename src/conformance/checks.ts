@@ -1,0 +1,141 @@
+import type { DeviceInfo, VolumePaths } from '../connectors/types.js';
+import type { Scenario } from '../scenarios/catalog.js';
+import { check, type ComputeHandle, type Protocol, type ScenarioContext } from '../scenarios/context.js';
+import { ALL_SCENARIOS } from '../scenarios/runner.js';
+import type { TargetVolume } from '../targets/volumes.js';
+
+/**
+ * The conformance checks `brick-lab validate` runs against a connector: the suite's scenarios of
+ * its protocol, with the connector doing every attach and detach, and agreement checks: whether
+ * the connector's own get_volume_paths and get_all_available_volumes tell the kernel's truth
+ * (brick-lab's reading of sysfs) before and after a detach.
+ */
+
+/** Which of the suite's scenarios apply to a protocol, with and without multipath. */
+const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> = {
+  iscsi: {
+    single: [
+      'round-trip-iscsi-1path',
+      'shared-target-iscsi',
+      'live-migration-iscsi',
+      'orphan-flush-failure',
+      'orphan-lun-unmapped',
+      'orphan-lun-reuse',
+      'orphan-rescan-during-detach',
+      'orphan-several-sessions',
+      'orphan-no-udev',
+    ],
+    multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails'],
+  },
+  nvmeof: {
+    single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone'],
+    multipath: ['round-trip-nvme-2path'],
+  },
+  local: { single: ['round-trip-local'], multipath: [] },
+};
+
+/** Paths that exist, resolved to kernel names, read through the node (the connector's view is checked against it). */
+async function resolve(ctx: ScenarioContext, node: ComputeHandle, paths: string[]): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>();
+  if (paths.length === 0) return out;
+  // A fixed script, the paths as its arguments: readlink -e prints where each path that exists
+  // leads, and echo an empty line for the rest, one line per path, in order.
+  const r = await node.client.exec(['sh', '-c', 'for p in "$@"; do readlink -e -- "$p" || echo; done', 'resolve', ...paths], { timeoutMs: 60_000 });
+  const lines = r.stdout.split('\n');
+  paths.forEach((p, i) => {
+    const t = lines[i]?.trim() ?? '';
+    out.set(p, t ? t.slice(t.lastIndexOf('/') + 1) : null);
+  });
+  return out;
+}
+
+function describePaths(m: Map<string, string | null>): string {
+  return [...m].map(([p, d]) => `${p} -> ${d ?? '(nothing)'}`).join(', ') || '(none)';
+}
+
+/** A volume of the protocol for an agreement check, and its connection properties. */
+async function makeVolume(ctx: ScenarioContext, protocol: Protocol, multipath: boolean): Promise<{ v: TargetVolume | null; props: unknown; cleanup?: () => Promise<void> }> {
+  if (protocol === 'iscsi') return { v: await ctx.createIscsi({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
+  if (protocol === 'nvmeof') return { v: await ctx.createNvme({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
+  const node = ctx.compute;
+  const disk = await node.client.post<{ host: number; device: string }>('/v1/local-disks', {});
+  ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.delete(`/v1/local-disks/${disk.host}`) });
+  ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
+  return { v: null, props: { driver_volume_type: 'local', data: { device_path: disk.device } } };
+}
+
+export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario {
+  const label = protocol === 'iscsi' ? 'iscsi' : protocol === 'nvmeof' ? 'nvme' : 'local';
+  return {
+    name: `agreement-${label}${multipath ? '-multipath' : ''}`,
+    title: `the connector's get_volume_paths and get_all_available_volumes name the ${label} volume's own devices while attached${multipath ? ' over both paths' : ''}, and nothing of it after the detach`,
+    kind: 'round-trip',
+    needs: { computes: 1, dataNetworks: multipath ? 2 : 1 },
+    refs: ['brick-fetch-paths.rst: get_volume_paths, get_all_available_volumes'],
+    async run(ctx) {
+      const node = ctx.compute;
+      const made = await makeVolume(ctx, protocol, multipath);
+      const props = made.v ? made.v.connectionInfo : made.props;
+      let d: DeviceInfo;
+      if (made.v) d = await ctx.connect(node, made.v, multipath);
+      else {
+        d = await node.client.post<DeviceInfo>(ctx.route('local', 'connect'), { properties: props }, 300_000);
+        ctx.step(`${node.name}: attached the local disk as ${d.path}`);
+      }
+      // The truth: brick-lab's own lookup in sysfs (devices, dm map, links).
+      const truth = made.v ? await ctx.paths(node, made.v) : await node.client.post<VolumePaths>('/v1/connectors/local/volume-paths', props);
+      const own = new Set(truth.devices);
+      check(own.size > 0, `${node.name}: brick-lab finds no device of the volume after the connector's attach`);
+
+      const theirs = await ctx.connectorPaths(node, protocol, props);
+      ctx.step(`${node.name}: the connector's get_volume_paths: ${theirs.paths.join(', ') || '(none)'}`);
+      const resolved = await resolve(ctx, node, theirs.paths);
+      check(theirs.paths.length > 0, `${node.name}: get_volume_paths returned nothing for an attached volume (its devices: ${[...own].join(', ')})`);
+      const foreign = [...resolved].filter(([, dev]) => dev === null || !own.has(dev));
+      check(foreign.length === 0, `${node.name}: get_volume_paths names what is not this volume's: ${describePaths(new Map(foreign))} (its devices: ${[...own].join(', ')})`);
+      // Every by-path link of the volume should be reported (os-brick's iSCSI reports one per portal).
+      const missed = truth.paths.filter((p) => p.startsWith('/dev/disk/by-path/') && !theirs.paths.includes(p) && protocol === 'iscsi');
+      check(missed.length === 0, `${node.name}: get_volume_paths misses ${missed.join(', ')}`);
+
+      const avail = await ctx.connectorAvailable(node, protocol);
+      const listed = avail.flatMap((a) => a.paths);
+      const availResolved = await resolve(ctx, node, listed);
+      ctx.step(`${node.name}: the connector's get_all_available_volumes: ${listed.length} entries`);
+      check([...availResolved.values()].some((dev) => dev !== null && own.has(dev)), `${node.name}: get_all_available_volumes does not list the attached volume (${listed.slice(0, 10).join(', ') || 'nothing'})`);
+      const notVolumes = [...availResolved].filter(([, dev]) => dev === null || !/^(sd[a-z]+|dm-\d+|nvme\d+n\d+)$/.test(dev));
+      check(notVolumes.length === 0, `${node.name}: get_all_available_volumes lists ${notVolumes.length} entries that are not volumes: ${notVolumes.slice(0, 8).map(([p]) => p).join(', ')}${notVolumes.length > 8 ? ', ...' : ''}`);
+
+      if (made.v) await ctx.disconnect(node, made.v, d);
+      else {
+        await node.client.post(ctx.route('local', 'disconnect'), { properties: props, deviceInfo: d }, 300_000);
+        ctx.step(`${node.name}: detached the local disk`);
+      }
+      if (made.v) await ctx.verdict(node, made.v, { device: d, paths: theirs.paths, expect: 'clean' });
+
+      const after = await ctx.connectorPaths(node, protocol, props);
+      const stillThere = [...(await resolve(ctx, node, after.paths))].filter(([, dev]) => dev !== null);
+      if (protocol === 'local') {
+        // A local disk stays on the host: its path may (and should) still resolve.
+        ctx.step(`${node.name}: after the detach get_volume_paths gives ${after.paths.join(', ') || '(none)'}`);
+      } else {
+        check(stillThere.length === 0, `${node.name}: after the detach get_volume_paths still names ${describePaths(new Map(stillThere))}`);
+        const availAfter = await ctx.connectorAvailable(node, protocol);
+        const oldPaths = new Set([...theirs.paths, ...truth.paths]);
+        const stale = availAfter.flatMap((a) => a.paths).filter((p) => oldPaths.has(p));
+        check(stale.length === 0, `${node.name}: after the detach get_all_available_volumes still lists ${stale.join(', ')}`);
+      }
+      if (made.v) await ctx.deleteVolume(made.v);
+    },
+  };
+}
+
+/** The checks for one protocol (the suite's scenarios, then the agreement checks), in run order. */
+export function conformanceChecks(protocol: Protocol, multipath: boolean): Scenario[] {
+  const names = [...BY_PROTOCOL[protocol].single, ...(multipath ? BY_PROTOCOL[protocol].multipath : [])];
+  const scenarios = names.map((n) => {
+    const s = ALL_SCENARIOS.find((x) => x.name === n);
+    if (!s) throw new Error(`conformance: no scenario ${n} in the suite`);
+    return s;
+  });
+  return [...scenarios, agreementCheck(protocol, false), ...(multipath && protocol !== 'local' ? [agreementCheck(protocol, true)] : [])];
+}

@@ -1,0 +1,177 @@
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { conformanceChecks } from './conformance/checks.js';
+import { down, isUp, labClient, readLabOrNull, up } from './lab/lab.js';
+import type { LabRecord } from './lab/state.js';
+import { loadTopology } from './lab/topology.js';
+import { renderTable, writeReport } from './scenarios/report.js';
+import type { Protocol } from './scenarios/context.js';
+import { checkNeeds, runScenario, type ScenarioResult, type SuiteReport } from './scenarios/runner.js';
+import { BrickError } from './system/errors.js';
+import { progress } from './system/log.js';
+import { PROJECT_ROOT } from './system/paths.js';
+
+export const DEFAULT_VALIDATE_RESULTS = 'results/validate';
+const PROTOCOLS: Protocol[] = ['iscsi', 'nvmeof', 'local'];
+
+export interface ValidateOptions {
+  /** A path to a connector program or module, "os-brick", or "builtin". */
+  connector: string;
+  protocols: Protocol[];
+  multipath: boolean;
+  /** Run only these checks (names from `conformanceChecks`); all of the protocols' by default. */
+  checks?: string[];
+  topologyFile: string;
+  name: string;
+  keep: boolean;
+  json: boolean;
+  resultsDir?: string;
+  /** Per call to an external connector (default 120 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What goes into the compute nodes: a program (any language) or a JavaScript module. */
+export interface ConnectorPackage {
+  /** The name it is installed under, and which the agent's routes take as ?connector=. */
+  name: string;
+  kind: 'program' | 'module';
+  content: Buffer;
+  executable: boolean;
+  source: string;
+}
+
+export function parseProtocols(values: string[]): Protocol[] {
+  const out = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  for (const p of out) {
+    if (!PROTOCOLS.includes(p as Protocol)) throw new BrickError('USAGE', `--protocol must be one of ${PROTOCOLS.join(', ')} (got ${JSON.stringify(p)})`);
+  }
+  return out.length > 0 ? [...new Set(out as Protocol[])] : ['iscsi'];
+}
+
+/** `brick-lab validate --list`: the checks of the protocols, with what each one does. */
+export function listChecks(protocols: Protocol[], multipath: boolean): string {
+  const checks = protocols.flatMap((p) => conformanceChecks(p, multipath));
+  const w = Math.max(...checks.map((c) => c.name.length));
+  return `${checks.map((c) => `${c.name.padEnd(w)}  ${c.title}`).join('\n')}\n`;
+}
+
+/** A connector name as the agent accepts it, from a file name. */
+export function connectorName(file: string): string {
+  const n = basename(file).toLowerCase().replace(/\.(c|m)?(t|j)s$/, '').replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 48);
+  return n || 'connector';
+}
+
+/**
+ * Read the connector on the host before anything boots: a missing file is refused here; a file
+ * that is not executable is installed as it is, and the checks then say so (the program is run
+ * inside the compute node, where that is found out the way a vendor would meet it).
+ */
+export async function packageConnector(spec: string): Promise<ConnectorPackage | null> {
+  if (spec === 'builtin') return null;
+  if (spec === 'os-brick') {
+    const file = join(PROJECT_ROOT, 'dist', 'agent', 'os_brick_connector.py');
+    await access(file).catch(() => {
+      throw new BrickError('AGENT_NOT_BUILT', `the os-brick adapter ${file} is missing`, { hint: 'run `npm run build` (scripts/bootstrap does it)' });
+    });
+    return { name: 'os-brick', kind: 'program', content: await readFile(file), executable: true, source: 'os-brick (Debian python3-os-brick in the guest, through src/conformance/os_brick_connector.py)' };
+  }
+  const file = resolve(spec);
+  const st = await stat(file).catch(() => null);
+  if (!st) throw new BrickError('CONNECTOR_NOT_FOUND', `no connector at ${file}`, { hint: 'give the path of a connector program or module, or "os-brick" or "builtin"' });
+  if (!st.isFile()) throw new BrickError('CONNECTOR_NOT_FOUND', `${file} is not a file`, { hint: 'give the path of a connector program or module' });
+  if (/^\.(c|m)?(t|j)s$/.test(extname(file))) {
+    // A module implementing the Connector interface: bundled into one CommonJS file that the
+    // agent loads with require (TypeScript is compiled on the way).
+    let esbuild: typeof import('esbuild');
+    try {
+      esbuild = await import('esbuild');
+    } catch {
+      throw new BrickError('TOOL_MISSING', 'a TypeScript or JavaScript connector module needs esbuild to bundle it', { hint: 'run `npm ci` in the brick-lab checkout' });
+    }
+    const out = await esbuild.build({ entryPoints: [file], bundle: true, platform: 'node', format: 'cjs', target: 'node20', write: false, logLevel: 'silent' }).catch((e: Error) => {
+      throw new BrickError('CONNECTOR_BUILD_FAILED', `bundling ${file} failed: ${e.message.split('\n').slice(0, 5).join(' ')}`, { hint: 'the module must build on its own (esbuild, bundle: true)' });
+    });
+    return { name: connectorName(file), kind: 'module', content: Buffer.from(out.outputFiles[0]!.contents), executable: false, source: file };
+  }
+  let executable = true;
+  await access(file, constants.X_OK).catch(() => (executable = false));
+  return { name: connectorName(file), kind: 'program', content: await readFile(file), executable, source: file };
+}
+
+async function install(rec: LabRecord, pkg: ConnectorPackage, timeoutMs: number | undefined): Promise<void> {
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
+    const c = await labClient(rec, n.name);
+    await c.put(`/v1/connectors/programs/${pkg.name}`, { content: pkg.content.toString('base64'), kind: pkg.kind, executable: pkg.executable, ...(timeoutMs ? { timeoutMs } : {}) });
+    progress('validate', `${n.name}: installed ${pkg.kind} ${pkg.name} (${pkg.content.length} bytes${pkg.kind === 'program' && !pkg.executable ? ', not executable' : ''})`);
+  }
+}
+
+async function uninstall(rec: LabRecord, name: string): Promise<void> {
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
+    await (await labClient(rec, n.name)).delete(`/v1/connectors/programs/${name}`).catch(() => undefined);
+  }
+}
+
+/**
+ * `brick-lab validate`: the conformance checks of the chosen protocols against a connector, with
+ * brick-lab's oracle as the judge: a verdict per check with evidence, report.json, junit.xml and
+ * summary.md, exit 1 when a check failed.
+ */
+export async function validateMain(o: ValidateOptions): Promise<number> {
+  const pkg = await packageConnector(o.connector);
+  const all = o.protocols.flatMap((p) => conformanceChecks(p, o.multipath));
+  const wanted = (o.checks ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
+  const unknown = wanted.filter((w) => !all.some((c) => c.name === w));
+  if (unknown.length > 0) {
+    throw new BrickError('UNKNOWN_CHECK', `no check ${unknown.join(', ')} for ${o.protocols.join(', ')}${o.multipath ? ' with multipath' : ''}`, { hint: `the checks are: ${all.map((c) => c.name).join(', ')}` });
+  }
+  const checks = wanted.length > 0 ? all.filter((c) => wanted.includes(c.name)) : all;
+  const resultsDir = resolve(o.resultsDir ?? DEFAULT_VALIDATE_RESULTS);
+  const reused = await isUp(o.name);
+  const running = reused ? await readLabOrNull(o.name) : null;
+  checkNeeds(running ? running.topology : await loadTopology(o.topologyFile), checks);
+  if (reused) progress('validate', `reusing running lab ${o.name}`);
+  else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
+  const subject = `connector ${pkg ? pkg.source : "brick-lab's own"} (${o.protocols.join(', ')}${o.multipath ? ', multipath' : ''})`;
+  const started = Date.now();
+  const results: ScenarioResult[] = [];
+  let rec: LabRecord | null = null;
+  try {
+    rec = await readLabOrNull(o.name);
+    if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);
+    if (pkg) await install(rec, pkg, o.timeoutMs);
+    const firstCompute = rec.nodes.find((n) => n.role === 'compute')!;
+    const kernel = (await (await labClient(rec, firstCompute.name)).health()).kernel;
+    progress('validate', `${subject}: ${checks.length} checks`);
+    for (const [i, s] of checks.entries()) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      progress('check', `${i + 1}/${checks.length} ${s.name}: ${s.title}`);
+      const r = await runScenario(rec, s, { resultsDir, connector: pkg?.name ?? null, onProgress: (line) => progress('check', line) });
+      progress('check', `${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
+      results.push(r);
+    }
+    const report: SuiteReport = {
+      lab: o.name,
+      subject,
+      accel: rec.accel,
+      kernel,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      scenarios: results,
+      passed: results.filter((r) => r.status === 'passed').length,
+      failed: results.filter((r) => r.status === 'failed').length,
+    };
+    const files = await writeReport(report, resultsDir);
+    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
+    progress('validate', `results: ${files.join(', ')}`);
+    return report.failed === 0 ? 0 : 1;
+  } finally {
+    if (!o.keep && !reused) await down(o.name);
+    else {
+      if (rec && pkg) await uninstall(rec, pkg.name);
+      progress('validate', `lab ${o.name} kept running (brick-lab down --name ${o.name} removes it)`);
+    }
+  }
+}
