@@ -172,7 +172,8 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
   try {
     await s.run(ctx);
   } catch (e) {
-    failure = e instanceof ScenarioFailure ? e.message : `${(e as Error).name === 'BrickError' ? '' : `${(e as Error).name}: `}${(e as Error).message}`;
+    // A BrickError keeps its code (an agent's answer, a connector under test that misbehaved).
+    failure = e instanceof ScenarioFailure ? e.message : e instanceof BrickError ? `${e.code}: ${e.message}` : `${(e as Error).name}: ${(e as Error).message}`;
   }
   // The scenario's own end state, before anything is swept: what it made and did not take away.
   if (!failure && (ctx.attached.length > 0 || ctx.volumes.size > 0)) {

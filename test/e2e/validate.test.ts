@@ -1,0 +1,101 @@
+import { chmod, copyFile, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import type { SuiteReport } from '../../src/scenarios/runner.js';
+import { ROOT, cli } from './helpers.js';
+
+/**
+ * `brick-lab validate` on one lab, reused by every call: a third-party connector in Python that
+ * passes, its faulty variant that leaves an orphan and is caught, programs that misbehave in
+ * every way the protocol names (each reported for its check, the lab left clean and usable),
+ * a TypeScript module, and Debian's os-brick with what it was observed to do.
+ */
+const LAB = 'e2e-val';
+let dir: string;
+
+async function validate(args: string[]): Promise<{ code: number; out: string; err: string; report: SuiteReport }> {
+  const results = await mkdtemp(join(dir, 'results-'));
+  const r = await cli(['validate', '--name', LAB, '--results', results, ...args], { timeoutMs: 30 * 60_000 });
+  const report = JSON.parse(await readFile(join(results, 'report.json'), 'utf8').catch(() => 'null')) as SuiteReport;
+  expect(report, `no report.json: ${r.stderr.slice(-2000)}`).not.toBeNull();
+  return { code: r.exitCode ?? -1, out: r.stdout, err: r.stderr, report };
+}
+
+/** Nothing of any volume on the computes (after the runner's own clean-up). */
+async function computesClean(): Promise<void> {
+  const rec = (await readLabOrNull(LAB))!;
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
+    const s = await (await labClient(rec, n.name)).get<HostSnapshot>('/v1/inventory');
+    expect({ node: n.name, sessions: s.iscsiSessions, records: s.iscsiNodes, nvme: s.nvmeControllers, maps: s.multipathMaps }).toEqual({ node: n.name, sessions: [], records: [], nvme: [], maps: [] });
+  }
+}
+
+const statuses = (r: SuiteReport): Record<string, string> => Object.fromEntries(r.scenarios.map((s) => [s.name, s.status]));
+const leftKinds = (r: SuiteReport, check: string): string[] => [...new Set(r.scenarios.find((s) => s.name === check)!.rows.flatMap((x) => x.left.map((o) => o.kind)))].sort();
+
+describe('brick-lab validate', () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
+    const up = await cli(['up', '--name', LAB]);
+    expect(up.exitCode, up.stderr).toBe(0);
+  }, 900_000);
+
+  afterAll(async () => {
+    await cli(['down', '--name', LAB]);
+  });
+
+  it('passes the example Python connector on every iSCSI check', async () => {
+    const r = await validate(['--connector', join(ROOT, 'examples/iscsi-python/connector.py')]);
+    expect(r.code, r.out).toBe(0);
+    expect(r.report.subject).toMatch(/connector .*examples\/iscsi-python\/connector\.py \(iscsi\)/);
+    expect(Object.values(statuses(r.report)).every((s) => s === 'passed')).toBe(true);
+    expect(Object.keys(statuses(r.report))).toEqual(expect.arrayContaining(['round-trip-iscsi-1path', 'live-migration-iscsi', 'orphan-lun-reuse', 'agreement-iscsi']));
+    await computesClean();
+  }, 1_800_000);
+
+  it('catches the faulty variant: the session and node record it leaves are named, with evidence', async () => {
+    const r = await validate(['--connector', join(ROOT, 'examples/iscsi-python/connector-faulty.py'), '--check', 'round-trip-iscsi-1path', '--check', 'agreement-iscsi']);
+    expect(r.code).toBe(1);
+    expect(statuses(r.report)).toEqual({ 'round-trip-iscsi-1path': 'failed', 'agreement-iscsi': 'failed' });
+    for (const check of ['round-trip-iscsi-1path', 'agreement-iscsi']) {
+      expect(leftKinds(r.report, check)).toEqual(expect.arrayContaining(['iscsi-node-record', 'iscsi-session']));
+      const s = r.report.scenarios.find((x) => x.name === check)!;
+      expect(s.rows.flatMap((x) => x.left).every((o) => o.evidence.length > 0)).toBe(true);
+    }
+    expect(r.out).toMatch(/FAIL  round-trip-iscsi-1path/);
+    await computesClean();
+  }, 900_000);
+
+  it('says what is wrong with a connector that is not executable, prints no JSON, crashes, answers the wrong shape or runs over its time; the lab stays clean and usable', async () => {
+    const plain = join(dir, 'plain.py');
+    await copyFile(join(ROOT, 'examples/iscsi-python/connector.py'), plain);
+    await chmod(plain, 0o644);
+    const cases: Array<[string, string[], RegExp]> = [
+      [plain, [], /CONNECTOR_NOT_EXECUTABLE/],
+      [join(ROOT, 'test/fixtures/connectors/not-json.sh'), [], /CONNECTOR_BAD_JSON/],
+      [join(ROOT, 'test/fixtures/connectors/crashes.sh'), [], /CONNECTOR_CRASHED/],
+      [join(ROOT, 'test/fixtures/connectors/wrong-shape.sh'), [], /CONNECTOR_BAD_REPLY/],
+      [join(ROOT, 'test/fixtures/connectors/sleeps.sh'), ['--connector-timeout', '3'], /CONNECTOR_TIMEOUT/],
+    ];
+    for (const [program, extra, code] of cases) {
+      const r = await validate(['--connector', program, '--check', 'round-trip-iscsi-1path', ...extra]);
+      expect(r.code, program).toBe(1);
+      const s = r.report.scenarios[0]!;
+      expect(s.status, program).toBe('failed');
+      expect(s.failure, program).toMatch(code);
+      await computesClean();
+    }
+    // The lab still works: brick-lab's own connector passes the same check right after.
+    const own = await validate(['--connector', 'builtin', '--check', 'round-trip-iscsi-1path']);
+    expect(own.code, own.out).toBe(0);
+  }, 1_800_000);
+
+  it('accepts a TypeScript module implementing the Connector interface', async () => {
+    const r = await validate(['--connector', join(ROOT, 'examples/ts-module/connector.ts'), '--check', 'round-trip-iscsi-1path', '--check', 'agreement-iscsi']);
+    expect(r.code, r.out).toBe(0);
+    expect(r.err).toMatch(/installed module connector/);
+  }, 900_000);
+});
