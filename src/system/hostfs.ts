@@ -69,7 +69,8 @@ function readOnce(path: string): number | null {
  * every read of a descriptor opened on it fails with ENODEV, even when a new device has since
  * appeared at the same path. A failed read closes the descriptor and the path is opened again,
  * so it reaches the new device or finds nothing. Descriptors not used for a minute are closed,
- * and at most `cap` are kept (a quarter of the open-file limit; the longest held goes first).
+ * and at most `cap` are kept (the open-file limit less 1024, or half a small one; when full, further paths are read
+ * the plain way).
  */
 export class SysfsReader {
   private readonly fds = new Map<string, { fd: number; gen: number }>();
@@ -82,7 +83,7 @@ export class SysfsReader {
   static defaultCap(): number {
     const n = readOnce('/proc/self/limits');
     const soft = Number(/^Max open files\s+(\d+)/m.exec(n === null ? '' : asText(n))?.[1] ?? 1024);
-    return Math.max(0, Math.min(8192, Math.floor(soft / 4)));
+    return Math.max(0, Math.min(16384, soft >= 2048 ? soft - 1024 : Math.floor(soft / 2)));
   }
 
   /** The value's length in the shared buffer, or null when there is none to read. */
@@ -111,11 +112,10 @@ export class SysfsReader {
       closeSync(fd);
       return null;
     }
-    if (this.cap === 0) closeSync(fd);
-    else {
-      if (this.fds.size >= this.cap) this.drop(this.fds.keys().next().value!);
-      this.fds.set(path, { fd, gen: this.gen });
-    }
+    // When full, what is held stays held and this one is closed again: a snapshot reads the same
+    // paths in the same order every time, and evicting to make room would miss on every read.
+    if (this.fds.size >= this.cap) closeSync(fd);
+    else this.fds.set(path, { fd, gen: this.gen });
     return out;
   }
 
