@@ -141,7 +141,9 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
   try {
     rec = await readLabOrNull(o.name);
     if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);
-    if (pkg) await install(rec, pkg, o.timeoutMs);
+    // os-brick retries and waits for minutes on its own where things go wrong (and its first call
+    // starts the server that imports it): give it more than a program's default 120 s.
+    if (pkg) await install(rec, pkg, o.timeoutMs ?? (pkg.name === 'os-brick' ? 600_000 : undefined));
     const firstCompute = rec.nodes.find((n) => n.role === 'compute')!;
     const kernel = (await (await labClient(rec, firstCompute.name)).health()).kernel;
     progress('validate', `${subject}: ${checks.length} checks`);

@@ -8,7 +8,9 @@ import type { TargetVolume } from '../targets/volumes.js';
  * The conformance checks `brick-lab validate` runs against a connector: the suite's scenarios of
  * its protocol, with the connector doing every attach and detach, and agreement checks: whether
  * the connector's own get_volume_paths and get_all_available_volumes tell the kernel's truth
- * (brick-lab's reading of sysfs) before and after a detach.
+ * (brick-lab's reading of sysfs) while a volume is attached and after it was detached. The
+ * agreement checks attach and detach with brick-lab's own connector, so that they judge the
+ * connector's answers alone (its attach and detach are judged by the scenarios).
  */
 
 /** Which of the suite's scenarios apply to a protocol, with and without multipath. */
@@ -68,7 +70,7 @@ export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario
   const label = protocol === 'iscsi' ? 'iscsi' : protocol === 'nvmeof' ? 'nvme' : 'local';
   return {
     name: `agreement-${label}${multipath ? '-multipath' : ''}`,
-    title: `the connector's get_volume_paths and get_all_available_volumes name the ${label} volume's own devices while attached${multipath ? ' over both paths' : ''}, and nothing of it after the detach`,
+    title: `the connector's get_volume_paths and get_all_available_volumes name the ${label} volume's own devices while it is attached${multipath ? ' over both paths' : ''}, and nothing of it after the detach (attached and detached by brick-lab)`,
     kind: 'round-trip',
     needs: { computes: 1, dataNetworks: multipath ? 2 : 1 },
     refs: ['brick-fetch-paths.rst: get_volume_paths, get_all_available_volumes'],
@@ -77,37 +79,45 @@ export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario
       const made = await makeVolume(ctx, protocol, multipath);
       const props = made.v ? made.v.connectionInfo : made.props;
       let d: DeviceInfo;
-      if (made.v) d = await ctx.connect(node, made.v, multipath);
+      if (made.v) d = await ctx.connect(node, made.v, multipath, { builtin: true });
       else {
-        d = await node.client.post<DeviceInfo>(ctx.route('local', 'connect'), { properties: props }, 300_000);
+        d = await node.client.post<DeviceInfo>('/v1/connectors/local/connect', { properties: props }, 300_000);
         ctx.step(`${node.name}: attached the local disk as ${d.path}`);
       }
       // The truth: brick-lab's own lookup in sysfs (devices, dm map, links).
       const truth = made.v ? await ctx.paths(node, made.v) : await node.client.post<VolumePaths>('/v1/connectors/local/volume-paths', props);
       const own = new Set(truth.devices);
-      check(own.size > 0, `${node.name}: brick-lab finds no device of the volume after the connector's attach`);
+      check(own.size > 0, `${node.name}: brick-lab finds no device of the volume it attached`);
 
+      // Every disagreement is collected, so that one run names them all; the check fails at the end.
+      const disagree: string[] = [];
+      const expectThat = (ok: boolean, what: string): void => {
+        if (!ok) {
+          disagree.push(what);
+          ctx.step(`${node.name}: DISAGREES: ${what}`);
+        }
+      };
       const theirs = await ctx.connectorPaths(node, protocol, props);
       ctx.step(`${node.name}: the connector's get_volume_paths: ${theirs.paths.join(', ') || '(none)'}`);
       const resolved = await resolve(ctx, node, theirs.paths);
-      check(theirs.paths.length > 0, `${node.name}: get_volume_paths returned nothing for an attached volume (its devices: ${[...own].join(', ')})`);
+      expectThat(theirs.paths.length > 0, `get_volume_paths returned nothing for an attached volume (its devices: ${[...own].join(', ')})`);
       const foreign = [...resolved].filter(([, dev]) => dev === null || !own.has(dev));
-      check(foreign.length === 0, `${node.name}: get_volume_paths names what is not this volume's: ${describePaths(new Map(foreign))} (its devices: ${[...own].join(', ')})`);
+      expectThat(foreign.length === 0, `get_volume_paths names what is not this volume's: ${describePaths(new Map(foreign))} (its devices: ${[...own].join(', ')})`);
       // Every by-path link of the volume should be reported (os-brick's iSCSI reports one per portal).
       const missed = truth.paths.filter((p) => p.startsWith('/dev/disk/by-path/') && !theirs.paths.includes(p) && protocol === 'iscsi');
-      check(missed.length === 0, `${node.name}: get_volume_paths misses ${missed.join(', ')}`);
+      expectThat(missed.length === 0, `get_volume_paths misses ${missed.join(', ')}`);
 
       const avail = await ctx.connectorAvailable(node, protocol);
       const listed = avail.flatMap((a) => a.paths);
       const availResolved = await resolve(ctx, node, listed);
       ctx.step(`${node.name}: the connector's get_all_available_volumes: ${listed.length} entries`);
-      check([...availResolved.values()].some((dev) => dev !== null && own.has(dev)), `${node.name}: get_all_available_volumes does not list the attached volume (${listed.slice(0, 10).join(', ') || 'nothing'})`);
+      expectThat([...availResolved.values()].some((dev) => dev !== null && own.has(dev)), `get_all_available_volumes does not list the attached volume (it lists ${listed.slice(0, 10).join(', ') || 'nothing'}${listed.length > 10 ? ', ...' : ''})`);
       const notVolumes = [...availResolved].filter(([, dev]) => dev === null || !/^(sd[a-z]+|dm-\d+|nvme\d+n\d+)$/.test(dev));
-      check(notVolumes.length === 0, `${node.name}: get_all_available_volumes lists ${notVolumes.length} entries that are not volumes: ${notVolumes.slice(0, 8).map(([p]) => p).join(', ')}${notVolumes.length > 8 ? ', ...' : ''}`);
+      expectThat(notVolumes.length === 0, `get_all_available_volumes lists ${notVolumes.length} entries that are not volumes: ${notVolumes.slice(0, 8).map(([p]) => p).join(', ')}${notVolumes.length > 8 ? ', ...' : ''}`);
 
-      if (made.v) await ctx.disconnect(node, made.v, d);
+      if (made.v) await ctx.disconnect(node, made.v, d, { builtin: true });
       else {
-        await node.client.post(ctx.route('local', 'disconnect'), { properties: props, deviceInfo: d }, 300_000);
+        await node.client.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d }, 300_000);
         ctx.step(`${node.name}: detached the local disk`);
       }
       if (made.v) await ctx.verdict(node, made.v, { device: d, paths: theirs.paths, expect: 'clean' });
@@ -118,13 +128,14 @@ export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario
         // A local disk stays on the host: its path may (and should) still resolve.
         ctx.step(`${node.name}: after the detach get_volume_paths gives ${after.paths.join(', ') || '(none)'}`);
       } else {
-        check(stillThere.length === 0, `${node.name}: after the detach get_volume_paths still names ${describePaths(new Map(stillThere))}`);
+        expectThat(stillThere.length === 0, `after the detach get_volume_paths still names ${describePaths(new Map(stillThere))}`);
         const availAfter = await ctx.connectorAvailable(node, protocol);
         const oldPaths = new Set([...theirs.paths, ...truth.paths]);
         const stale = availAfter.flatMap((a) => a.paths).filter((p) => oldPaths.has(p));
-        check(stale.length === 0, `${node.name}: after the detach get_all_available_volumes still lists ${stale.join(', ')}`);
+        expectThat(stale.length === 0, `after the detach get_all_available_volumes still lists ${stale.join(', ')}`);
       }
       if (made.v) await ctx.deleteVolume(made.v);
+      check(disagree.length === 0, `${node.name}: the connector disagrees with the kernel: ${disagree.join('; ')}`);
     },
   };
 }

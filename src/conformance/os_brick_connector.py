@@ -21,10 +21,28 @@ import subprocess
 import sys
 import time
 
-SOCKET = "/run/brick-lab/os-brick.sock"
+def _own_hash():
+    import hashlib
+
+    with open(os.path.abspath(__file__), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
+# One server per version of this file: a changed adapter starts a server of its own (the old one
+# goes when it has been idle for IDLE_SECONDS).
+SOCKET = "/run/brick-lab/os-brick-%s.sock" % _own_hash()
 IDLE_SECONDS = 15 * 60
 START_TIMEOUT = 300
 PROTOCOLS = {"iscsi": "ISCSI", "nvmeof": "NVME", "local": "LOCAL"}
+
+
+def describe(e):
+    """One line per error: os-brick's ExceptionChainer prints whole tracebacks; keep each chained
+    exception's type and message instead, and fold the command output of ProcessExecutionError."""
+    chained = getattr(e, "_exceptions", None)
+    if chained:
+        return "; ".join("%s: %s" % (t.__name__, " ".join(str(v).split())) for t, v, _ in chained)
+    return " ".join(str(e).split())
 
 
 def reply_error(kind, message):
@@ -115,7 +133,7 @@ def serve():
             try:
                 reply = handle(json.loads(data))
             except Exception as e:  # os-brick's own exceptions are the connector's answer
-                reply = reply_error(type(e).__name__, str(e))
+                reply = reply_error(type(e).__name__, describe(e))
             client.sendall(json.dumps(reply, default=str).encode() + b"\n")
     srv.close()
     os.unlink(SOCKET)

@@ -144,8 +144,10 @@ export class ScenarioContext {
     this.step(`target: deleted ${v.name}`);
   }
 
-  async connect(node: ComputeHandle, v: TargetVolume, multipath = false): Promise<DeviceInfo> {
-    const d = await node.client.post<DeviceInfo>(this.route(v, 'connect'), { properties: v.connectionInfo, multipath }, 300_000);
+  /** Attach through the connector under test (or brick-lab's own with `builtin`). */
+  async connect(node: ComputeHandle, v: TargetVolume, multipath = false, opts: { builtin?: boolean } = {}): Promise<DeviceInfo> {
+    const url = opts.builtin ? `/v1/connectors/${protocolOf(v)}/connect` : this.route(v, 'connect');
+    const d = await node.client.post<DeviceInfo>(url, { properties: v.connectionInfo, multipath }, 300_000);
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
     this.attached.push({ node, volume: v, device: d });
@@ -159,8 +161,10 @@ export class ScenarioContext {
   }
 
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
-  async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
-    const r = await node.client.post<{ removed: string[]; errors: string[] }>(this.route(v, 'disconnect'), { properties: v.connectionInfo, deviceInfo: d, ...opts }, 300_000);
+  async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<{ removed: string[]; errors: string[] }> {
+    const { builtin, ...flags } = opts;
+    const url = builtin ? `/v1/connectors/${protocolOf(v)}/disconnect` : this.route(v, 'disconnect');
+    const r = await node.client.post<{ removed: string[]; errors: string[] }>(url, { properties: v.connectionInfo, deviceInfo: d, ...flags }, 300_000);
     this.forget(node, v);
     this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`);
     return r;
