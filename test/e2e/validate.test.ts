@@ -93,6 +93,28 @@ describe('brick-lab validate', () => {
     expect(own.code, own.out).toBe(0);
   }, 1_800_000);
 
+  it("judges Debian's os-brick 6.1 as it was observed (docs/os-brick.md)", async () => {
+    const iscsi = await validate(['--connector', 'os-brick', '--check', 'round-trip-iscsi-1path', '--check', 'agreement-iscsi']);
+    expect(iscsi.code).toBe(1);
+    expect(statuses(iscsi.report)).toEqual({ 'round-trip-iscsi-1path': 'passed', 'agreement-iscsi': 'failed' });
+    // Its get_volume_paths is right; its get_all_available_volumes returns every by-path link,
+    // the guest's virtio root disk too.
+    expect(iscsi.report.scenarios[1]!.failure).toMatch(/get_all_available_volumes lists \d+ entries that are not volumes: .*virtio-pci-/);
+    expect(iscsi.report.scenarios[1]!.failure).not.toMatch(/get_volume_paths/);
+    await computesClean();
+
+    const nvme = await validate(['--connector', 'os-brick', '--protocol', 'nvmeof', '--check', 'round-trip-nvme-1path', '--check', 'agreement-nvme']);
+    expect(nvme.code).toBe(1);
+    const [trip, agree] = nvme.report.scenarios;
+    // The sysfs address carries src_addr, which 6.1.0 does not expect (bug 2035811): the attach
+    // fails, and the controller it connected is left behind.
+    expect(trip!.failure).toMatch(/CONNECTOR_FAILED: .*VolumeDeviceNotFound/);
+    expect(trip!.problems.join(' ')).toMatch(/not clean after the scenario: NVMe controller nvme\d+/);
+    expect(agree!.failure).toMatch(/get_volume_paths returned nothing for an attached volume/);
+    expect(agree!.failure).toMatch(/get_all_available_volumes lists \d+ entries that are not volumes: .*\/dev\//);
+    await computesClean();
+  }, 1_200_000);
+
   it('accepts a TypeScript module implementing the Connector interface', async () => {
     const r = await validate(['--connector', join(ROOT, 'examples/ts-module/connector.ts'), '--check', 'round-trip-iscsi-1path', '--check', 'agreement-iscsi']);
     expect(r.code, r.out).toBe(0);
