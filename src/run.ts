@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { down, isUp, labClient, readLabOrNull, up } from './lab/lab.js';
 import { loadTopology } from './lab/topology.js';
-import { renderTable, writeReport } from './scenarios/report.js';
-import { ALL_SCENARIOS, checkNeeds, runScenario, selectScenarios, type ScenarioResult, type SuiteReport } from './scenarios/runner.js';
+import { emitReport } from './scenarios/report.js';
+import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
 
@@ -53,34 +53,13 @@ export async function runMain(o: RunOptions): Promise<number> {
   checkNeeds(running ? running.topology : await loadTopology(o.topologyFile), scenarios);
   if (reused) progress('run', `reusing running lab ${o.name}`);
   else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
-  const started = Date.now();
-  const results: ScenarioResult[] = [];
   try {
     const rec = await readLabOrNull(o.name);
     if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);
     const firstCompute = rec.nodes.find((n) => n.role === 'compute');
     const kernel = firstCompute ? (await (await labClient(rec, firstCompute.name)).health()).kernel : rec.image.kernelRelease;
-    for (const [i, s] of scenarios.entries()) {
-      if (o.signal?.aborted) throw o.signal.reason;
-      progress('scenario', `${i + 1}/${scenarios.length} ${s.name}: ${s.title}`);
-      const r = await runScenario(rec, s, { resultsDir, onProgress: (line) => progress('scenario', line) });
-      progress('scenario', `${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
-      results.push(r);
-    }
-    const report: SuiteReport = {
-      lab: o.name,
-      accel: rec.accel,
-      kernel,
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      scenarios: results,
-      passed: results.filter((r) => r.status === 'passed').length,
-      failed: results.filter((r) => r.status === 'failed').length,
-    };
-    const files = await writeReport(report, resultsDir);
-    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
-    progress('run', `results: ${files.join(', ')}`);
-    return report.failed === 0 ? 0 : 1;
+    const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, ...(o.signal ? { signal: o.signal } : {}) });
+    return await emitReport(report, resultsDir, o.json, 'run');
   } finally {
     if (!o.keep && !reused) await down(o.name);
     else progress('run', `lab ${o.name} kept running (brick-lab down --name ${o.name} removes it)`);

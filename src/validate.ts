@@ -5,9 +5,9 @@ import { conformanceChecks } from './conformance/checks.js';
 import { down, isUp, labClient, readLabOrNull, up } from './lab/lab.js';
 import type { LabRecord } from './lab/state.js';
 import { loadTopology } from './lab/topology.js';
-import { renderTable, writeReport } from './scenarios/report.js';
+import { emitReport } from './scenarios/report.js';
 import type { Protocol } from './scenarios/context.js';
-import { checkNeeds, runScenario, type ScenarioResult, type SuiteReport } from './scenarios/runner.js';
+import { checkNeeds, runSuite } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
 import { PROJECT_ROOT } from './system/paths.js';
@@ -135,8 +135,6 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
   if (reused) progress('validate', `reusing running lab ${o.name}`);
   else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
   const subject = `connector ${pkg ? pkg.source : "brick-lab's own"} (${o.protocols.join(', ')}${o.multipath ? ', multipath' : ''})`;
-  const started = Date.now();
-  const results: ScenarioResult[] = [];
   let rec: LabRecord | null = null;
   try {
     rec = await readLabOrNull(o.name);
@@ -147,28 +145,8 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
     const firstCompute = rec.nodes.find((n) => n.role === 'compute')!;
     const kernel = (await (await labClient(rec, firstCompute.name)).health()).kernel;
     progress('validate', `${subject}: ${checks.length} checks`);
-    for (const [i, s] of checks.entries()) {
-      if (o.signal?.aborted) throw o.signal.reason;
-      progress('check', `${i + 1}/${checks.length} ${s.name}: ${s.title}`);
-      const r = await runScenario(rec, s, { resultsDir, connector: pkg?.name ?? null, onProgress: (line) => progress('check', line) });
-      progress('check', `${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
-      results.push(r);
-    }
-    const report: SuiteReport = {
-      lab: o.name,
-      subject,
-      accel: rec.accel,
-      kernel,
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      scenarios: results,
-      passed: results.filter((r) => r.status === 'passed').length,
-      failed: results.filter((r) => r.status === 'failed').length,
-    };
-    const files = await writeReport(report, resultsDir);
-    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
-    progress('validate', `results: ${files.join(', ')}`);
-    return report.failed === 0 ? 0 : 1;
+    const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, subject, ...(o.signal ? { signal: o.signal } : {}) });
+    return await emitReport(report, resultsDir, o.json, 'validate');
   } finally {
     if (!o.keep && !reused) await down(o.name);
     else {

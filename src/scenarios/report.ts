@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { progress } from '../system/log.js';
 import type { ScenarioResult, SuiteReport } from './runner.js';
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -88,4 +89,12 @@ export async function writeReport(report: SuiteReport, dir: string): Promise<str
   ];
   for (const [f, text] of files) await writeFile(join(dir, f), text);
   return files.map(([f]) => join(dir, f));
+}
+
+/** Write the report files, print the table (or the JSON), say where the files are; 0 when nothing failed. */
+export async function emitReport(report: SuiteReport, resultsDir: string, json: boolean, tag: string): Promise<number> {
+  const files = await writeReport(report, resultsDir);
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
+  progress(tag, `results: ${files.join(', ')}`);
+  return report.failed === 0 ? 0 : 1;
 }

@@ -7,6 +7,7 @@ import { labClient } from '../lab/lab.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { BrickError } from '../system/errors.js';
+import { progress } from '../system/log.js';
 import { PROJECT_ROOT } from '../system/paths.js';
 import { SCENARIOS, type Scenario } from './catalog.js';
 import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow } from './context.js';
@@ -210,6 +211,33 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
     await collectEvidence(rec, evidenceDir).catch((e: Error) => problems.push(`evidence: ${e.message}`));
   }
   return { name: s.name, title: s.title, kind: s.kind, refs: s.refs, status, durationMs: Math.round(performance.now() - started), failure, problems, steps: ctx.steps, rows: ctx.rows, evidenceDir };
+}
+
+/**
+ * Run scenarios in order, one progress line as each starts and ends (under `tag`), and return
+ * the suite's report. `brick-lab run` and `brick-lab validate` both go through here.
+ */
+export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunScenariosOptions & { tag: string; kernel: string; subject?: string; signal?: AbortSignal }): Promise<SuiteReport> {
+  const started = Date.now();
+  const results: ScenarioResult[] = [];
+  for (const [i, s] of scenarios.entries()) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    progress(opts.tag, `${i + 1}/${scenarios.length} ${s.name}: ${s.title}`);
+    const r = await runScenario(rec, s, { ...opts, onProgress: (line) => progress(opts.tag, line) });
+    progress(opts.tag, `${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
+    results.push(r);
+  }
+  return {
+    lab: rec.name,
+    ...(opts.subject ? { subject: opts.subject } : {}),
+    accel: rec.accel,
+    kernel: opts.kernel,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    scenarios: results,
+    passed: results.filter((r) => r.status === 'passed').length,
+    failed: results.filter((r) => r.status === 'failed').length,
+  };
 }
 
 export type { Orphan };
