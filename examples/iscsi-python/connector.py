@@ -392,8 +392,17 @@ def delete_device(dev):
     wait_for("removal of %s" % dev, lambda: not os.path.exists(SYS + "/block/" + dev), step=0.02)
 
 
+# The deliberately faulty variant: connector-faulty.py is a link to this file, and run under that
+# name its detach never logs out nor deletes the node record (see logout_and_delete), so every
+# detach leaves an iSCSI session and a node record behind for brick-lab's oracle to name.
+FAULTY = os.path.basename(__file__).startswith("connector-faulty")
+
+
 def logout_and_delete(t):
     """Log out of the target at this portal and delete its node record."""
+    if FAULTY:
+        log("faulty: NOT logging out of %s at %s and NOT deleting its node record" % (t.iqn, portal_arg(t.portal)))
+        return
     node = node_args(t)
     if sessions_for(t):
         iscsiadm(node + ["--logout"], ok=(0, ISCSI_ERR_NO_OBJS_FOUND))
@@ -477,6 +486,12 @@ def disconnect_volume(request):
             log("keeping the session to %s at %s: %s still use it" % (t.iqn, portal_arg(t.portal), ", ".join("%d:%d:%d:%d" % h for _, h in still)))
             continue
         step("logging out of %s at %s" % (t.iqn, portal_arg(t.portal)), lambda t=t: logout_and_delete(t))
+    # The devices' links are udev's: wait until udev has taken them away, so that nothing of the
+    # volume is left when the detach returns (a dangling by-path link is an orphan too).
+    try:
+        subprocess.run(["udevadm", "settle", "--timeout=30"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=40, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log("udevadm settle: %s" % e)
     if errors and not ignore:
         raise ConnectorError("DisconnectIncomplete", "; ".join(errors))
     return None
