@@ -86,8 +86,18 @@ export class SysfsReader {
     return Math.max(0, Math.min(16384, soft >= 2048 ? soft - 1024 : Math.floor(soft / 2)));
   }
 
+  /**
+   * Whether a path is sysfs's own (kernfs) and may be held. /sys/kernel and /sys/fs are where
+   * other file systems sit (configfs, debugfs, securityfs, tracefs, cgroup, bpf, pstore): configfs,
+   * for one, fills a file's buffer once per open and would hand a held descriptor old text.
+   */
+  static holds(path: string): boolean {
+    return path.startsWith('/sys/') && !path.startsWith('/sys/kernel/') && !path.startsWith('/sys/fs/');
+  }
+
   /** The value's length in the shared buffer, or null when there is none to read. */
   private readInto(path: string): number | null {
+    if (!SysfsReader.holds(path)) return readOnce(path);
     if (++this.reads % 256 === 0) this.sweep();
     const held = this.fds.get(path);
     if (held) {
@@ -168,12 +178,12 @@ const sysfs = new SysfsReader();
  */
 export const realHostFs: HostFs = {
   readText(path) {
-    if (path.startsWith('/sys/')) return sysfs.readText(path);
+    if (SysfsReader.holds(path)) return sysfs.readText(path);
     const n = readOnce(path);
     return n === null ? null : asText(n);
   },
   readBinary(path) {
-    if (path.startsWith('/sys/')) return sysfs.read(path);
+    if (SysfsReader.holds(path)) return sysfs.read(path);
     const n = readOnce(path);
     return n === null ? null : asBytes(n);
   },

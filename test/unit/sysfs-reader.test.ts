@@ -75,6 +75,20 @@ describe.skipIf(why !== null)(`SysfsReader on real kernfs${why ? ` (skipped: ${w
     }
   });
 
+  it('holds nothing under /sys/kernel or /sys/fs, where configfs and other file systems sit', () => {
+    const reader = new SysfsReader(16);
+    try {
+      expect(text(reader.read('/sys/kernel/uevent_seqnum'))).toMatch(/^\d+$/);
+      expect(reader.size).toBe(0);
+      expect(SysfsReader.holds('/sys/kernel/config/target/iscsi/discovery_auth/enforce_discovery_auth')).toBe(false);
+      expect(SysfsReader.holds('/sys/fs/cgroup/cgroup.procs')).toBe(false);
+      expect(SysfsReader.holds('/sys/class/net/lo/mtu')).toBe(true);
+      expect(SysfsReader.holds('/proc/partitions')).toBe(false);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('keeps nothing with a cap of 0', () => {
     const reader = new SysfsReader(0);
     expect(text(reader.read('/sys/class/net/lo/mtu'))).toBe('65536');
