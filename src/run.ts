@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
-import { down, isUp, labClient, readLabOrNull, up } from './lab/lab.js';
-import { loadTopology } from './lab/topology.js';
+import { down, labClient, readLabOrNull } from './lab/lab.js';
 import { emitReport } from './scenarios/report.js';
-import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './scenarios/runner.js';
+import { ALL_SCENARIOS, labFor, runSuite, selectScenarios } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
 
@@ -47,12 +46,7 @@ export async function runMain(o: RunOptions): Promise<number> {
   const chosen = selectScenarios(o.scenarios?.length ? o.scenarios : ['standard']);
   const scenarios = o.shard ? shardOf(chosen, o.shard) : chosen;
   const resultsDir = resolve(o.resultsDir ?? DEFAULT_RESULTS);
-  const reused = await isUp(o.name);
-  // What the scenarios need is checked before anything boots.
-  const running = reused ? await readLabOrNull(o.name) : null;
-  checkNeeds(running ? running.topology : await loadTopology(o.topologyFile), scenarios);
-  if (reused) progress('run', `reusing running lab ${o.name}`);
-  else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
+  const { reused } = await labFor(scenarios, { name: o.name, topologyFile: o.topologyFile, tag: 'run', ...(o.signal ? { signal: o.signal } : {}) });
   try {
     const rec = await readLabOrNull(o.name);
     if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);

@@ -2,12 +2,11 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { conformanceChecks } from './conformance/checks.js';
-import { down, isUp, labClient, readLabOrNull, up } from './lab/lab.js';
+import { down, labClient, readLabOrNull } from './lab/lab.js';
 import type { LabRecord } from './lab/state.js';
-import { loadTopology } from './lab/topology.js';
 import { emitReport } from './scenarios/report.js';
 import type { Protocol } from './scenarios/context.js';
-import { checkNeeds, runSuite } from './scenarios/runner.js';
+import { labFor, runSuite } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
 import { PROJECT_ROOT } from './system/paths.js';
@@ -129,11 +128,7 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
   }
   const checks = wanted.length > 0 ? all.filter((c) => wanted.includes(c.name)) : all;
   const resultsDir = resolve(o.resultsDir ?? DEFAULT_VALIDATE_RESULTS);
-  const reused = await isUp(o.name);
-  const running = reused ? await readLabOrNull(o.name) : null;
-  checkNeeds(running ? running.topology : await loadTopology(o.topologyFile), checks);
-  if (reused) progress('validate', `reusing running lab ${o.name}`);
-  else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
+  const { reused } = await labFor(checks, { name: o.name, topologyFile: o.topologyFile, tag: 'validate', ...(o.signal ? { signal: o.signal } : {}) });
   const subject = `connector ${pkg ? pkg.source : "brick-lab's own"} (${o.protocols.join(', ')}${o.multipath ? ', multipath' : ''})`;
   let rec: LabRecord | null = null;
   try {
