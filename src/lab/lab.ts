@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
@@ -9,17 +9,24 @@ import { progress, warn } from '../system/log.js';
 import { labDir, PROJECT_ROOT, stateDir } from '../system/paths.js';
 import { chooseAccel, type Accel } from './accel.js';
 import { AgentClient } from './client.js';
+import { dockerClient, engineAddress, enginePing, LAB_LABEL, requireEngine } from './docker/engine.js';
+import { ensureNodeImage } from './docker/image.js';
+import { choosePrivileges } from './docker/privileges.js';
+import { containerName, createDockerNetworks, labContainers, labNetworks, mgmtAddressFor, probeHostStorage, removeDockerLab, startDockerNode } from './docker/provider.js';
 import { ensureImage, findImage, type GuestImage } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
-import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, tapName, tapPrefix } from './network.js';
+import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, plugTapInto, tapName, tapPrefix } from './network.js';
 import { AGENT_PORT, findQemuProcesses, macFor, processAlive, qemuArgv, stopProcesses, type QemuNodeSpec } from './qemu.js';
-import { readRecord, recordPath, writeRecord, type LabRecord, type NodeRecord } from './state.js';
+import { consoleTail, throwIfAborted, waitReady } from './ready.js';
+import { readRecord, recordPath, writeRecord, type DockerLabRecord, type LabRecord, type NodeRecord } from './state.js';
 import { assignAddresses, LAB_NAME, loadTopology, MGMT_GUEST_ADDRESS, stableUuid, type Topology } from './topology.js';
 
 export const DEFAULT_TOPOLOGY = join(PROJECT_ROOT, 'lab', 'default.yaml');
 
 /** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
 export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'lio_helper.py'] as const;
+
+export { consoleTail };
 
 export interface UpOptions {
   topologyFile?: string;
@@ -55,17 +62,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function consoleTail(path: string, lines = 30): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  // Console logs hold terminal escapes (a shell's cursor queries); strip them so an error message
-  // cannot rewrite the user's terminal.
-  const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
-  return clean.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new BrickError('LAB_INTERRUPTED', 'interrupted; everything made so far was removed');
-}
 
 /** Host tools `up` needs, each with the Debian package that provides it. */
 export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: string }> = [
@@ -78,14 +74,19 @@ export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: stri
   { program: 'umount', pkg: 'mount', for: 'cleaning up an interrupted image build' },
 ];
 
-export async function missingHostTools(): Promise<Array<{ program: string; pkg: string; for: string }>> {
+/** Missing host tools; QEMU is not needed on the host when every node runs in a container. */
+export async function missingHostTools(topo?: Topology): Promise<Array<{ program: string; pkg: string; for: string }>> {
+  const qemuOnHost = !topo || topo.nodes.some((n) => n.provider === 'qemu');
   const out = [];
-  for (const t of HOST_TOOLS) if (!(await which(t.program))) out.push(t);
+  for (const t of HOST_TOOLS) {
+    if (!qemuOnHost && t.program.startsWith('qemu-system')) continue;
+    if (!(await which(t.program))) out.push(t);
+  }
   return out;
 }
 
-async function preflight(): Promise<void> {
-  const missing = await missingHostTools();
+async function preflight(topo: Topology): Promise<void> {
+  const missing = await missingHostTools(topo);
   if (missing.length > 0) {
     throw new BrickError('HOST_TOOLS_MISSING', `missing on this host: ${missing.map((m) => `${m.program} (package ${m.pkg}, for ${m.for})`).join(', ')}`, {
       hint: `run scripts/bootstrap, or: apt-get install -y ${[...new Set(missing.map((m) => m.pkg))].join(' ')}`,
@@ -128,7 +129,7 @@ function nodeEnv(lab: string, topo: Topology, addrs: Map<string, Map<string, str
     BRICK_HOST_NQN: rec.hostNqn,
     BRICK_HOST_ID: rec.hostNqn.split(':uuid:')[1]!,
     BRICK_DATA_NETWORKS: rec.taps.map((t) => `${t.network}=${rec.addresses[t.network]}`).join(' '),
-    BRICK_AGENT_HOST: MGMT_GUEST_ADDRESS,
+    BRICK_AGENT_HOST: rec.container?.mode === 'host-kernel' ? rec.container.mgmtAddress : MGMT_GUEST_ADDRESS,
     BRICK_AGENT_PORT: String(AGENT_PORT),
   };
   return `${Object.entries(vars)
@@ -142,6 +143,7 @@ function planNodes(name: string, topo: Topology, dir: string): NodeRecord[] {
   return topo.nodes.map((n, i) => ({
     name: n.name,
     role: n.role,
+    provider: n.provider,
     index: i,
     memoryMiB: n.memoryMiB,
     mgmtPort: 0,
@@ -150,7 +152,8 @@ function planNodes(name: string, topo: Topology, dir: string): NodeRecord[] {
     consoleLog: join(dir, 'logs', `${n.name}.console.log`),
     taps: n.networks.map((net) => {
       const k = topo.networks.findIndex((x) => x.name === net);
-      return { name: tapName(name, i, k), network: net, mac: macFor(i, k + 1) };
+      // A docker node's taps live inside its container, named after their network.
+      return { name: n.provider === 'docker' ? `tp-${net}` : tapName(name, i, k), network: net, mac: macFor(i, k + 1) };
     }),
     addresses: Object.fromEntries(addrs.get(n.name)!),
     initiatorIqn: `iqn.2026-11.io.brick-lab:${name}:${n.name}`,
@@ -199,7 +202,7 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     return rec;
   }
 
-  await preflight();
+  await preflight(topo);
   if (await isUp(name)) {
     throw new BrickError('LAB_EXISTS', `lab ${name} is already up`, {
       hint: `use it (brick-lab status --name ${name}), take it down first (brick-lab down --name ${name}), or pick another --name`,
@@ -227,12 +230,24 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     await mkdir(join(dir, 'run'), { recursive: true });
     rec = draftRecord(name, topologyFile, topo, dir, accel.accel, accel.reason, image);
     await writeRecord(rec);
+    const dockerNodes = rec.nodes.filter((n) => n.provider === 'docker');
+    let nodeImage = '';
+    let privileges: Awaited<ReturnType<typeof choosePrivileges>> | null = null;
+    if (dockerNodes.length > 0) {
+      ({ nodeImage, privileges } = await prepareDocker(rec, signal));
+      throwIfAborted(signal);
+    }
 
     // The lab share: what every guest reads at boot (stage 2, the agent, its own config, the token).
     const token = randomBytes(24).toString('base64url');
     await writeFile(rec.tokenFile, `${token}\n`, { mode: 0o600 });
     await mkdir(join(rec.shareDir, 'guest'), { recursive: true });
     await copyFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh'), join(rec.shareDir, 'guest', 'stage2.sh'));
+    if (dockerNodes.length > 0) {
+      await copyFile(join(PROJECT_ROOT, 'images', 'docker', 'node-entry.sh'), join(rec.shareDir, 'guest', 'node-entry.sh'));
+      await copyFile(join(PROJECT_ROOT, 'images', 'docker', 'mgmt-relay.cjs'), join(rec.shareDir, 'guest', 'mgmt-relay.cjs'));
+      await chmod(join(rec.shareDir, 'guest', 'node-entry.sh'), 0o755);
+    }
     const agentDir = join(PROJECT_ROOT, 'dist', 'agent');
     for (const f of AGENT_FILES) {
       if (!existsSync(join(agentDir, f))) {
@@ -247,21 +262,42 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
       await writeFile(join(rec.shareDir, 'nodes', n.name, 'node.env'), nodeEnv(name, topo, addrs, n));
     }
 
-    progress('network', `namespace ${rec.netns} with bridges for ${topo.networks.map((n) => n.name).join(', ')}`);
-    await createLabNetwork(name, topo.networks.map((n) => n.name));
-    throwIfAborted(signal);
+    if (!rec.docker) {
+      progress('network', `namespace ${rec.netns} with bridges for ${topo.networks.map((n) => n.name).join(', ')}`);
+      await createLabNetwork(name, topo.networks.map((n) => n.name));
+      throwIfAborted(signal);
+    }
 
-    progress('boot', `starting ${rec.nodes.length} nodes (${accel.accel.toUpperCase()}): ${rec.nodes.map((n) => n.name).join(', ')}`);
+    progress('boot', `starting ${rec.nodes.length} nodes (${accel.accel.toUpperCase()}): ${rec.nodes.map((n) => `${n.name}${n.container ? ` (container, ${n.container.mode === 'guest' ? 'own kernel' : 'host kernel'})` : ''}`).join(', ')}`);
     const current = rec;
-    await Promise.all(current.nodes.map((n) => startNode(current, n, image)));
+    await settleAll(current.nodes.filter((n) => n.provider !== 'docker').map((n) => startNode(current, n, image)));
     await writeRecord(current);
     throwIfAborted(signal);
 
     const token2 = token;
-    await Promise.all(
+    await settleAll(
       current.nodes.map(async (n) => {
         const spec = topo.nodes.find((x) => x.name === n.name)!;
-        await waitReady(n, token2, spec.bootTimeoutSeconds * 1000, signal);
+        if (n.provider === 'docker') {
+          n.startedAt = new Date().toISOString();
+          const started = await startDockerNode({
+            rec: current,
+            node: n,
+            image,
+            nodeImage,
+            privileges: privileges!,
+            mode: n.container!.mode,
+            accel: current.accel,
+            token: token2,
+            bootTimeoutMs: spec.bootTimeoutSeconds * 1000,
+            ...(signal ? { signal } : {}),
+            qemu: nodeSpec(current, n, image),
+          });
+          n.container!.id = started.id;
+          n.pid = started.pid;
+        } else {
+          await waitReady(n, token2, spec.bootTimeoutSeconds * 1000, signal);
+        }
         n.readyAt = new Date().toISOString();
         progress('boot', `${n.name} ready after ${since()}`);
       }),
@@ -282,6 +318,16 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     }
     throw e;
   }
+}
+
+/**
+ * Like Promise.all, but waits for every promise to settle before it rejects with the first error:
+ * cleanup after a failed node must not run while another node is still being made.
+ */
+async function settleAll(promises: Array<Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function placeholderImage(): Promise<GuestImage> {
@@ -309,6 +355,63 @@ function draftRecord(name: string, topologyFile: string, topo: Topology, dir: st
   };
 }
 
+/** How docker targets run: on the host's kernel when it has LIO and nvmet (auto), or as forced by BRICK_LAB_DOCKER_TARGETS. */
+export function dockerTargetMode(setting: string | undefined, hostStorage: { ok: boolean; detail: string }): 'guest' | 'host-kernel' {
+  const v = (setting ?? 'auto').trim().toLowerCase() || 'auto';
+  if (v === 'guest') return 'guest';
+  if (v === 'host-kernel') {
+    if (!hostStorage.ok) {
+      throw new BrickError('DOCKER_HOST_KERNEL_UNAVAILABLE', `BRICK_LAB_DOCKER_TARGETS=host-kernel, but ${hostStorage.detail}`, {
+        hint: 'install the host kernel\'s storage modules, or unset BRICK_LAB_DOCKER_TARGETS so that targets boot the guest kernel in their container',
+      });
+    }
+    return 'host-kernel';
+  }
+  if (v !== 'auto') {
+    throw new BrickError('USAGE', `BRICK_LAB_DOCKER_TARGETS must be auto, guest or host-kernel (got ${JSON.stringify(setting)})`, { hint: 'unset it for auto' });
+  }
+  return hostStorage.ok ? 'host-kernel' : 'guest';
+}
+
+/**
+ * Everything docker nodes need before any starts: an engine, the node image, the privileges this
+ * host allows, each node's mode, and the lab's Docker networks. Says what it chose.
+ */
+async function prepareDocker(rec: LabRecord, signal?: AbortSignal): Promise<{ nodeImage: string; privileges: Awaited<ReturnType<typeof choosePrivileges>> }> {
+  const docker = dockerClient();
+  const engine = await requireEngine(docker);
+  progress('docker', `Docker Engine ${engine.version} (API ${engine.apiVersion}, ${engine.storageDriver}, cgroup v${engine.cgroupVersion})`);
+  const nodeImage = (await ensureNodeImage(docker, signal ? { signal } : {})).tag;
+  throwIfAborted(signal);
+  const privileges = await choosePrivileges(docker, nodeImage);
+  progress('docker', `privileges: ${privileges.summary} (${privileges.reason})`);
+  const dockerTargets = rec.nodes.filter((n) => n.provider === 'docker' && n.role === 'target');
+  const hostStorage = dockerTargets.length ? await probeHostStorage() : { ok: false, detail: 'no target runs in a container' };
+  const targetMode = dockerTargets.length ? dockerTargetMode(process.env.BRICK_LAB_DOCKER_TARGETS, hostStorage) : 'guest';
+  if (dockerTargets.length) {
+    progress('docker', targetMode === 'host-kernel' ? `targets use the host kernel's LIO and nvmet (${hostStorage.detail})` : `targets boot the guest kernel in their container: ${hostStorage.ok ? 'BRICK_LAB_DOCKER_TARGETS=guest' : hostStorage.detail}`);
+  }
+  rec.docker = {
+    engine: engine.version,
+    image: nodeImage,
+    privileges: { mode: privileges.mode, summary: privileges.summary, reason: privileges.reason },
+    hostStorage,
+    networks: {},
+  };
+  await writeRecord(rec); // from here on `down` knows to look for containers and networks
+  progress('network', `Docker networks for ${rec.topology.networks.map((n) => n.name).join(', ')} and management`);
+  rec.docker.networks = await createDockerNetworks(docker, rec.name, rec.topology);
+  for (const n of rec.nodes) {
+    if (n.provider !== 'docker') continue;
+    const mgmtAddress = mgmtAddressFor(rec.docker.networks.mgmt!.subnet, n.index);
+    n.container = { id: '', name: containerName(rec.name, n.name), mode: n.role === 'target' ? targetMode : 'guest', mgmtAddress };
+    n.mgmtPort = AGENT_PORT;
+    n.url = `http://${mgmtAddress}:${AGENT_PORT}`;
+  }
+  await writeRecord(rec);
+  return { nodeImage, privileges };
+}
+
 async function startNode(rec: LabRecord, node: NodeRecord, image: GuestImage): Promise<void> {
   // A port found free can be taken before QEMU binds it; retry with another.
   for (let attempt = 1; ; attempt++) {
@@ -327,42 +430,11 @@ async function startNode(rec: LabRecord, node: NodeRecord, image: GuestImage): P
       hint: 'run `brick-lab doctor`; `brick-lab up --dry-run` prints the exact QEMU command',
     });
   }
-  for (const tap of node.taps) await plugTap(rec.name, tap.name, tap.network);
-}
-
-async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const client = new AgentClient(node.name, node.url, token);
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer yet';
-  for (;;) {
-    throwIfAborted(signal);
-    if (node.pid && !processAlive(node.pid)) {
-      throw new BrickError('NODE_DIED', `node ${node.name} stopped while booting (QEMU exited); last console lines:\n${await consoleTail(node.consoleLog)}`, {
-        hint: `full console log: ${node.consoleLog}`,
-      });
-    }
-    try {
-      const h = await client.health(3000, 5000);
-      if (h.state === 'ready') return;
-      const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
-      if (failed) {
-        throw new BrickError('NODE_BOOT_FAILED', `node ${node.name}: boot step ${failed.step.slice(7)} failed; last console lines:\n${await consoleTail(node.consoleLog)}`, {
-          hint: `full console log: ${node.consoleLog}`,
-        });
-      }
-      last = `agent answers, state ${h.state}, last step ${h.timeline.at(-1)?.step ?? 'none'}`;
-    } catch (e) {
-      if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;
-      last = (e as Error).message;
-      await new Promise((r) => setTimeout(r, 250)); // agent not listening yet
-    }
-    if (Date.now() > deadline) {
-      throw new BrickError(
-        'NODE_BOOT_TIMEOUT',
-        `node ${node.name} was not ready within ${Math.round(timeoutMs / 1000)} s (${last}); last console lines:\n${await consoleTail(node.consoleLog)}`,
-        { hint: `full console log: ${node.consoleLog}; raise bootTimeoutSeconds in the topology if the host is slow` },
-      );
-    }
+  for (const tap of node.taps) {
+    // In a lab with containers, the data networks are Docker's bridges in the host namespace.
+    const bridge = rec.docker?.networks[tap.network]?.bridge;
+    if (bridge) await plugTapInto(tap.name, bridge);
+    else await plugTap(rec.name, tap.name, tap.network);
   }
 }
 
@@ -380,6 +452,26 @@ export async function down(name: string, opts: { quiet?: boolean; keepLogs?: boo
   checkLabName(name);
   const removed: string[] = [];
   const rec = await readRecord(name).catch(() => null);
+  // Containers and Docker networks first, found by label (a crashed `up` may have made some
+  // without a record). A target on the host's kernel must first take its LIO and nvmet objects
+  // out of that kernel: nothing else would.
+  if (rec?.docker && !(await enginePing())) {
+    warn(`lab ${name} has docker nodes but no Docker Engine answers at ${engineAddress()}: its containers and networks may remain (docker rm -f $(docker ps -aq --filter label=${LAB_LABEL}=${name}))`);
+  }
+  removed.push(
+    ...(await removeDockerLab(name, async (c) => {
+      if (c.mode !== 'host-kernel' || !rec) return;
+      try {
+        await (await labClient(rec, c.node)).post('/v1/targets/cleanup', {}, 120_000);
+        removed.push(`LIO and nvmet objects of ${c.node} in the host kernel`);
+      } catch (e) {
+        warn(`${c.node}: could not clean its LIO and nvmet objects out of the host kernel: ${(e as Error).message}`);
+      }
+    }).catch((e: unknown) => {
+      warn(`removing lab ${name}'s containers and networks: ${(e as Error).message}`);
+      return [];
+    })),
+  );
   const pids = new Set<number>();
   for (const n of rec?.nodes ?? []) if (n.pid && processAlive(n.pid)) {
     // Only a pid whose command line is still this lab's VM (pids are reused).
@@ -475,7 +567,7 @@ export async function listLabs(): Promise<string[]> {
 }
 
 /** What a lab (or every lab) still holds on this host: used by tests and `doctor`. */
-export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: string[]; netns: string[] }> {
+export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: string[]; netns: string[]; containers: string[]; networks: string[] }> {
   const qemu = (await findQemuProcesses(name)).map((p) => p.pid);
   const taps = (await listLinks()).filter((l) => (name ? l.startsWith(tapPrefix(name)) : /^bk[0-9a-f]{6}-/.test(l)));
   let netns: string[] = [];
@@ -484,7 +576,9 @@ export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: 
   } catch {
     netns = [];
   }
-  return { qemu, taps, netns };
+  const containers = (await labContainers(name)).map((c) => c.name);
+  const networks = (await labNetworks(name)).map((n) => n.name);
+  return { qemu, taps, netns, containers, networks };
 }
 
 export async function readLabOrNull(name: string): Promise<LabRecord | null> {

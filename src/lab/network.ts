@@ -53,6 +53,11 @@ export async function plugTap(lab: string, tap: string, network: string): Promis
   await exec(['ip', '-n', ns, 'link', 'set', tap, 'master', bridgeName(network), 'up'], { timeoutMs: IP_TIMEOUT });
 }
 
+/** Plug a tap QEMU has opened into a bridge of the host namespace (a Docker network's bridge). */
+export async function plugTapInto(tap: string, bridge: string): Promise<void> {
+  await exec(['ip', 'link', 'set', tap, 'master', bridge, 'up'], { timeoutMs: IP_TIMEOUT });
+}
+
 /** Interfaces of a given kind in a namespace (host when ns is undefined), by name. */
 export async function listLinks(ns?: string, kind?: string): Promise<string[]> {
   const argv = ['ip', ...(ns ? ['-n', ns] : []), '-o', 'link', 'show', ...(kind ? ['type', kind] : [])];

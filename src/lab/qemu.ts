@@ -25,6 +25,10 @@ export interface QemuNodeSpec {
   mgmtPort: number;
   mgmtMac: string;
   nics: QemuNic[];
+  /** Where the management forward listens: the host's loopback, or a container's own address. */
+  mgmtHost?: string;
+  /** In a container QEMU is the main process: no -daemonize, no pid file. */
+  foreground?: boolean;
 }
 
 /** The -name every lab VM carries; `down` finds a crashed lab's VMs by it. */
@@ -69,14 +73,14 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     '-device', 'virtio-9p-pci,fsdev=node,mount_tag=node',
     // Management: user-mode networking, no way out (restrict=on), one forward from the host's
     // loopback to the agent.
-    '-netdev', `user,id=mgmt,net=10.0.2.0/24,restrict=on,hostfwd=tcp:127.0.0.1:${s.mgmtPort}-${MGMT_GUEST_ADDRESS}:${AGENT_PORT}`,
+    '-netdev', `user,id=mgmt,net=10.0.2.0/24,restrict=on,hostfwd=tcp:${s.mgmtHost ?? '127.0.0.1'}:${s.mgmtPort}-${MGMT_GUEST_ADDRESS}:${AGENT_PORT}`,
     '-device', `virtio-net-pci,netdev=mgmt,mac=${s.mgmtMac}`,
   ];
   s.nics.forEach((nic, i) => {
     argv.push('-netdev', `tap,id=net${i},ifname=${nic.tap},script=no,downscript=no`);
     argv.push('-device', `virtio-net-pci,netdev=net${i},mac=${nic.mac}`);
   });
-  argv.push('-daemonize', '-pidfile', s.pidFile);
+  if (!s.foreground) argv.push('-daemonize', '-pidfile', s.pidFile);
   return argv;
 }
 

@@ -4,11 +4,18 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { labDir } from '../system/paths.js';
 import type { Accel } from './accel.js';
-import type { NodeRole, Topology } from './topology.js';
+import type { NodeRole, ProviderName, Topology } from './topology.js';
 
 export interface NodeRecord {
   name: string;
   role: NodeRole;
+  /** Absent in records written before the docker provider: qemu. */
+  provider?: ProviderName;
+  /**
+   * A docker node's container. `guest`: QEMU boots the guest kernel inside it; `host-kernel`: a
+   * target on the host's own LIO and nvmet.
+   */
+  container?: { id: string; name: string; mode: 'guest' | 'host-kernel'; mgmtAddress: string };
   index: number;
   memoryMiB: number;
   mgmtPort: number;
@@ -39,6 +46,18 @@ export interface LabRecord {
   tokenFile: string;
   shareDir: string;
   nodes: NodeRecord[];
+  /** Set when any node runs in a container: the engine, image and privileges chosen, and the networks made. */
+  docker?: DockerLabRecord;
+}
+
+export interface DockerLabRecord {
+  engine: string;
+  image: string;
+  privileges: { mode: 'privileged' | 'capabilities'; summary: string; reason: string };
+  /** Whether the host kernel has LIO and nvmet, and what the probe found. */
+  hostStorage: { ok: boolean; detail: string };
+  /** Docker networks by lab network name ('mgmt' for management). */
+  networks: Record<string, { name: string; bridge: string; subnet: string }>;
 }
 
 export function recordPath(name: string): string {

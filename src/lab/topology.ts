@@ -4,7 +4,8 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BrickError } from '../system/errors.js';
 
 export type NodeRole = 'target' | 'compute';
-export type ProviderName = 'qemu';
+export type ProviderName = 'qemu' | 'docker';
+export const PROVIDERS: readonly ProviderName[] = ['qemu', 'docker'];
 
 export interface NetworkSpec {
   name: string;
@@ -153,7 +154,9 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
       throw invalid(source, `${at}.role`, `must be target or compute (got ${JSON.stringify(n.role)})`);
     }
     const provider = n.provider ?? 'qemu';
-    if (provider !== 'qemu' || typeof provider !== 'string') throw invalid(source, `${at}.provider`, `must be qemu (got ${JSON.stringify(provider)})`);
+    if (typeof provider !== 'string' || !PROVIDERS.includes(provider as ProviderName)) {
+      throw invalid(source, `${at}.provider`, `must be ${PROVIDERS.join(' or ')} (got ${JSON.stringify(provider)})`);
+    }
     const nets = n.networks ?? networks.map((x) => x.name);
     if (!Array.isArray(nets) || nets.some((x) => typeof x !== 'string')) throw invalid(source, `${at}.networks`, 'must be a list of network names');
     nets.forEach((x: string, j: number) => {
@@ -179,7 +182,7 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
     nodes.push({
       name: n.name,
       role: n.role,
-      provider: 'qemu',
+      provider: provider as ProviderName,
       memoryMiB: intField(n.memoryMiB, source, `${at}.memoryMiB`, 192, 16384, 384),
       cpus: intField(n.cpus, source, `${at}.cpus`, 1, 8, 1),
       networks: nets,
@@ -188,8 +191,24 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
     });
   });
   const topo: Topology = { name, networks, nodes };
-  assignAddresses(topo, source); // refuses duplicates early
+  const addrs = assignAddresses(topo, source); // refuses duplicates early
+  if (nodes.some((n) => n.provider === 'docker')) {
+    // A lab with containers puts its data networks on Docker bridges, whose gateway takes the
+    // last host address of each subnet.
+    nodes.forEach((n, i) => {
+      for (const [net, addr] of addrs.get(n.name)!) {
+        const gw = dockerGateway(networks.find((x) => x.name === net)!.subnet);
+        if (addr === gw) throw invalid(source, `nodes[${i}].addresses.${net}`, `${addr} is the Docker network's gateway in a lab with docker nodes; use another address`);
+      }
+    });
+  }
   return topo;
+}
+
+/** The last host address of a subnet: the gateway of a lab's Docker network (kept clear of node addresses, which count up from .10). */
+export function dockerGateway(subnet: string): string {
+  const c = parseCidr(subnet)!;
+  return formatIPv4(c.base + 2 ** (32 - c.prefix) - 2);
 }
 
 /** Every node's address on each of its networks: explicit ones, else .10 + node index. */

@@ -1,0 +1,85 @@
+#!/bin/sh
+# brick-lab node container entry point (the docker provider). Two modes:
+#
+#   node-entry.sh qemu QEMU-ARGV...
+#     The node boots its own kernel: QEMU runs as the container's main process. Each data network
+#     reaches the container as an interface that Docker gave the node's own address; that address
+#     moves to the guest: the interface joins a bridge with a tap that QEMU opens, and keeps no
+#     address of its own. BRICK_DOCKER_NICS lists "network=address/prefix" pairs.
+#
+#   node-entry.sh host-kernel
+#     A target on the host's kernel: LIO and nvmet modules of the host, configfs and /dev bound in,
+#     the node agent as the main process. Docker's interfaces carry the data addresses directly.
+#
+# Values come from the validated topology, through the environment; nothing here is evaluated.
+set -eu
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+say() { echo "brick-lab node-entry: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+mode="${1:-}"
+[ $# -gt 0 ] && shift
+
+iface_with() {
+  # The interface that holds exactly this IPv4 address.
+  ip -o -4 addr show | while read -r _ dev _ cidr _; do
+    [ "${cidr%/*}" = "$1" ] && { echo "$dev"; break; }
+  done
+}
+
+case "$mode" in
+  qemu)
+    for nic in ${BRICK_DOCKER_NICS:-}; do
+      net="${nic%%=*}"; cidr="${nic#*=}"; addr="${cidr%/*}"
+      dev="$(iface_with "$addr")"
+      [ -n "$dev" ] || die "no interface holds $addr (network $net): Docker did not attach the network"
+      ip addr flush dev "$dev"
+      ip link add "br-$net" type bridge stp_state 0 forward_delay 0
+      ip link set "$dev" master "br-$net"
+      ip tuntap add dev "tp-$net" mode tap
+      ip link set "tp-$net" master "br-$net"
+      ip link set "tp-$net" up
+      ip link set "br-$net" up
+      say "network $net: $dev and tap tp-$net on bridge br-$net ($addr moves to the guest)"
+    done
+    [ -c /dev/net/tun ] || die "/dev/net/tun is missing in the container"
+    # The management relay (see mgmt-relay.cjs): the node binary and script the lab shares in.
+    if [ -n "${BRICK_RELAY_SCRIPT:-}" ]; then
+      "$BRICK_RELAY_NODE" "$BRICK_RELAY_SCRIPT" "$BRICK_RELAY_HOST" "$BRICK_RELAY_PORT" "$BRICK_RELAY_TARGET" &
+    fi
+    say "starting QEMU"
+    exec "$@"
+    ;;
+  host-kernel)
+    env_file="/brick/nodes/${BRICK_NODE:?}/node.env"
+    [ -r "$env_file" ] || die "no $env_file"
+    . "$env_file"
+    mkdir -p /run/brick-lab /run/lock
+    mark() { read -r up _ </proc/uptime; echo "$1 $up" >>/run/brick-lab/timeline; }
+    mark stage2
+    mark network
+    modprobe -a configfs target_core_mod target_core_iblock target_core_file iscsi_target_mod nvmet nvmet_tcp loop \
+      || { mark failed:modules; die "modprobe of the target modules failed (host kernel $(uname -r))"; }
+    mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config \
+      || { mark failed:configfs; die "cannot mount configfs"; }
+    mkdir -p /run/dbus /var/lib/dbus
+    dbus-uuidgen --ensure
+    dbus-daemon --system --fork || { mark failed:dbus; die "dbus-daemon did not start"; }
+    mark role
+    mark udev
+    mark ready
+    touch /run/brick-lab/ready
+    BRICK_AGENT_READY_FILE=/run/brick-lab/ready
+    BRICK_AGENT_TOKEN_FILE=/brick/token
+    BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
+    BRICK_LIO_HELPER=/brick/lio_helper.py
+    export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT \
+      BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER
+    exec /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs
+    ;;
+  *)
+    die "usage: node-entry.sh qemu QEMU-ARGV... | node-entry.sh host-kernel"
+    ;;
+esac

@@ -1,0 +1,58 @@
+import { readFile } from 'node:fs/promises';
+import { BrickError } from '../system/errors.js';
+import { AgentClient } from './client.js';
+import { processAlive } from './qemu.js';
+import type { NodeRecord } from './state.js';
+
+export async function consoleTail(path: string, lines = 30): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  // Console logs hold terminal escapes (a shell's cursor queries); strip them so an error message
+  // cannot rewrite the user's terminal.
+  const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  return clean.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+export function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new BrickError('LAB_INTERRUPTED', 'interrupted; everything made so far was removed');
+}
+
+/**
+ * Wait until a node's agent reports ready. `alive` says whether the node's process (QEMU, or its
+ * container) still runs, so that a node that died is reported at once with its console.
+ */
+export async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal, alive: () => Promise<boolean> | boolean = () => !node.pid || processAlive(node.pid)): Promise<void> {
+  const client = new AgentClient(node.name, node.url, token);
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    throwIfAborted(signal);
+    if (!(await alive())) {
+      throw new BrickError('NODE_DIED', `node ${node.name} stopped while booting (${node.provider === 'docker' ? 'its container exited' : 'QEMU exited'}); last console lines:\n${await consoleTail(node.consoleLog)}`, {
+        hint: `full console log: ${node.consoleLog}`,
+      });
+    }
+    try {
+      const h = await client.health(3000, 5000);
+      if (h.state === 'ready') return;
+      const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
+      if (failed) {
+        throw new BrickError('NODE_BOOT_FAILED', `node ${node.name}: boot step ${failed.step.slice(7)} failed; last console lines:\n${await consoleTail(node.consoleLog)}`, {
+          hint: `full console log: ${node.consoleLog}`,
+        });
+      }
+      last = `agent answers, state ${h.state}, last step ${h.timeline.at(-1)?.step ?? 'none'}`;
+    } catch (e) {
+      if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;
+      last = (e as Error).message;
+      await new Promise((r) => setTimeout(r, 250)); // agent not listening yet
+    }
+    if (Date.now() > deadline) {
+      throw new BrickError(
+        'NODE_BOOT_TIMEOUT',
+        `node ${node.name} was not ready within ${Math.round(timeoutMs / 1000)} s (${last}); last console lines:\n${await consoleTail(node.consoleLog)}`,
+        { hint: `full console log: ${node.consoleLog}; raise bootTimeoutSeconds in the topology if the host is slow` },
+      );
+    }
+  }
+}
+
