@@ -83,10 +83,10 @@ function table(rows: string[][]): string {
 function formatStatus(s: LabStatus): string {
   if (s.phase === 'down') return `lab ${s.name}: down`;
   const head = [`lab ${s.name}: ${s.phase}, ${s.accel?.toUpperCase()} (${s.accelReason}), image ${s.image?.key} kernel ${s.image?.kernelRelease}`];
-  head.push(`token: ${s.tokenFile}   network namespace: ${s.netns}`);
+  head.push(`token: ${s.tokenFile}   ${s.docker ? `docker: ${s.docker.privileges.summary}, networks ${Object.values(s.docker.networks).map((n) => n.name).join(' ')}` : `network namespace: ${s.netns}`}`);
   const rows = [['NODE', 'ROLE', 'STATE', 'KERNEL', 'MANAGEMENT URL', 'DATA ADDRESSES']];
   for (const n of s.nodes) {
-    rows.push([n.name, n.role, n.state, n.kernel ?? '-', n.url, Object.entries(n.addresses).map(([k, v]) => `${k}=${v}`).join(' ')]);
+    rows.push([n.container ? `${n.name} (container)` : n.name, n.role, n.state, n.kernel ?? '-', n.url, Object.entries(n.addresses).map(([k, v]) => `${k}=${v}`).join(' ')]);
   }
   return `${head.join('\n')}\n${table(rows)}`;
 }

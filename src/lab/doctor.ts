@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { exec, which } from '../system/exec.js';
 import { cacheDir, stateDir } from '../system/paths.js';
 import { chooseAccel } from './accel.js';
+import { dockerClient, engineAddress, enginePing, requireEngine } from './docker/engine.js';
+import { probeHostStorage } from './docker/provider.js';
 import { findImage, listImages } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
 import { HOST_TOOLS, leftovers, listLabs } from './lab.js';
@@ -77,14 +79,33 @@ export async function doctor(): Promise<DoctorReport> {
   }
   checks.push({ name: 'acceleration', ok: true, detail: accel, essential: false });
 
+  // The docker provider: informational, a lab of qemu nodes needs none of it.
+  const docker = dockerClient();
+  if (await enginePing(docker, 3000)) {
+    const info = await requireEngine(docker);
+    checks.push({ name: 'docker', ok: true, detail: `Docker Engine ${info.version} at ${engineAddress()} (${info.storageDriver}, cgroup v${info.cgroupVersion}): provider: docker can be used`, essential: false });
+    const storage = await probeHostStorage();
+    checks.push({ name: 'host storage', ok: true, detail: storage.ok ? `docker targets can use the host kernel: ${storage.detail}` : `docker targets boot the guest kernel: ${storage.detail}`, essential: false });
+  } else {
+    checks.push({
+      name: 'docker',
+      ok: true,
+      detail: `no Docker Engine answers at ${engineAddress()}: provider: docker is unavailable (provider: qemu works without it)`,
+      fix: 'apt-get install -y docker.io && dockerd &',
+      essential: false,
+    });
+  }
+
   const labs = await listLabs();
   checks.push({ name: 'labs', ok: true, detail: `${stateDir()}: ${labs.length ? labs.join(', ') : 'none recorded'}`, essential: false });
   const left = await leftovers();
-  const stray = left.qemu.length + left.taps.length + left.netns.length;
+  const stray = left.qemu.length + left.taps.length + left.netns.length + left.containers.length + left.networks.length;
   checks.push({
     name: 'leftovers',
     ok: true,
-    detail: stray ? `lab VMs ${left.qemu.join(' ') || '-'}, taps ${left.taps.join(' ') || '-'}, namespaces ${left.netns.join(' ') || '-'}` : 'none',
+    detail: stray
+      ? `lab VMs ${left.qemu.join(' ') || '-'}, taps ${left.taps.join(' ') || '-'}, namespaces ${left.netns.join(' ') || '-'}, containers ${left.containers.join(' ') || '-'}, docker networks ${left.networks.join(' ') || '-'}`
+      : 'none',
     ...(stray ? { fix: 'brick-lab down --name NAME (or --all)' } : {}),
     essential: false,
   });

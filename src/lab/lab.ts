@@ -500,6 +500,9 @@ export async function down(name: string, opts: { quiet?: boolean; keepLogs?: boo
 export interface NodeStatus {
   name: string;
   role: string;
+  provider: 'qemu' | 'docker';
+  /** A docker node's container: its name and whether it boots its own kernel or uses the host's. */
+  container: { name: string; mode: 'guest' | 'host-kernel' } | null;
   state: 'ready' | 'booting' | 'unreachable' | 'stopped';
   kernel: string | null;
   url: string;
@@ -516,6 +519,8 @@ export interface LabStatus {
   tokenFile: string | null;
   netns: string | null;
   image: LabRecord['image'] | null;
+  /** What the docker provider chose, when the lab has docker nodes. */
+  docker: DockerLabRecord | null;
   nodes: NodeStatus[];
 }
 
@@ -540,11 +545,20 @@ export async function requireLab(name: string): Promise<LabRecord> {
 export async function status(name: string): Promise<LabStatus> {
   checkLabName(name);
   const rec = await readRecord(name);
-  if (!rec) return { name, phase: 'down', accel: null, accelReason: null, tokenFile: null, netns: null, image: null, nodes: [] };
+  if (!rec) return { name, phase: 'down', accel: null, accelReason: null, tokenFile: null, netns: null, image: null, docker: null, nodes: [] };
   const token = (await readFile(rec.tokenFile, 'utf8').catch(() => '')).trim();
   const nodes = await Promise.all(
     rec.nodes.map(async (n): Promise<NodeStatus> => {
-      const base = { name: n.name, role: n.role, url: n.url, pid: n.pid, consoleLog: n.consoleLog, addresses: n.addresses };
+      const base = {
+        name: n.name,
+        role: n.role,
+        provider: n.provider ?? 'qemu',
+        container: n.container ? { name: n.container.name, mode: n.container.mode } : null,
+        url: n.url,
+        pid: n.pid,
+        consoleLog: n.consoleLog,
+        addresses: n.addresses,
+      };
       if (!n.pid || !processAlive(n.pid)) return { ...base, state: 'stopped', kernel: null };
       try {
         const h = await new AgentClient(n.name, n.url, token).health(3000);
@@ -554,7 +568,7 @@ export async function status(name: string): Promise<LabStatus> {
       }
     }),
   );
-  return { name, phase: rec.phase, accel: rec.accel, accelReason: rec.accelReason, tokenFile: rec.tokenFile, netns: rec.netns, image: rec.image, nodes };
+  return { name, phase: rec.phase, accel: rec.accel, accelReason: rec.accelReason, tokenFile: rec.tokenFile, netns: rec.docker ? null : rec.netns, image: rec.image, docker: rec.docker ?? null, nodes };
 }
 
 export async function listLabs(): Promise<string[]> {

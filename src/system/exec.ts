@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options as ExecaOptions } from 'execa';
@@ -235,4 +235,26 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * A server started for the caller and left running (a Docker Engine for the tests): argument
+ * vector, output to a log file, detached into its own process group so that a test runner's
+ * Ctrl-C does not kill it half-way. The caller stops it by pid; the start is bounded by the
+ * caller's readiness wait, not here.
+ */
+export function startServer(argv: readonly string[], opts: { logFile: string; env?: Record<string, string> }): number {
+  if (argv.length === 0 || !argv[0]) throw new BrickError('EXEC_EMPTY', 'startServer called with an empty argument vector');
+  const [file, ...args] = argv as [string, ...string[]];
+  const fd = openSync(opts.logFile, 'a');
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
+    child.on('error', () => undefined); // reported below: no pid
+    if (!child.pid) throw new BrickError('EXEC_NOT_FOUND', `could not start ${renderCommand(argv)}`, { hint: 'is it installed?' });
+    child.unref();
+    debug(`server: ${renderCommand(argv)} -> pid ${child.pid}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureImage } from '../../src/lab/image/build.js';
+import { stopTestDockerd } from './docker-engine.js';
 import { ROOT, sweepTestLabs } from './helpers.js';
 
 /**
@@ -13,12 +14,15 @@ export default async function setup(): Promise<() => Promise<void>> {
     throw new Error('dist/ is not built: run scripts/bootstrap (or npm run build) before the e2e tests');
   }
   const stale = await sweepTestLabs();
+  await stopTestDockerd(); // one an interrupted run started
   if (stale.length) process.stderr.write(`[e2e] removed labs an earlier run left behind: ${stale.join(', ')}\n`);
   await ensureImage();
 
   const onSignal = (sig: NodeJS.Signals): void => {
     process.stderr.write(`[e2e] ${sig}: removing e2e labs\n`);
-    void sweepTestLabs().finally(() => process.exit(130));
+    void sweepTestLabs()
+      .then(stopTestDockerd)
+      .finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -28,5 +32,6 @@ export default async function setup(): Promise<() => Promise<void>> {
     process.off('SIGTERM', onSignal);
     const left = await sweepTestLabs();
     if (left.length) process.stderr.write(`[e2e] removed labs the tests left behind: ${left.join(', ')}\n`);
+    await stopTestDockerd();
   };
 }

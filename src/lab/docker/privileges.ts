@@ -67,7 +67,7 @@ export function decidePrivileges(probe: PrivilegeProbe, missing: readonly string
     return { mode: 'privileged', capAdd: [], capDrop: [], securityOpt: [], summary: '--privileged', reason: 'the engine accepts --privileged' };
   }
   const securityOpt = ['seccomp=unconfined', ...(apparmor ? ['apparmor=unconfined'] : [])];
-  const summary = [`--cap-add ALL`, ...(missing.length ? [`--cap-drop ${missing.join(',')}`] : []), ...securityOpt.map((o) => `--security-opt ${o}`)].join(' ');
+  const summary = [`--cap-add ALL`, ...missing.map((c) => `--cap-drop ${c}`), ...securityOpt.map((o) => `--security-opt ${o}`)].join(' ');
   const why = missing.length ? `this host's capability bounding set lacks ${missing.join(', ')}` : 'no capability is missing from the bounding set';
   return {
     mode: 'capabilities',

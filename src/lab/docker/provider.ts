@@ -20,12 +20,16 @@ const QEMU_FORWARD_PORT = 8081;
 /** Where a docker node's lab share is seen in a host-kernel container (the guest's own path). */
 const SHARE_IN_CONTAINER = '/brick';
 
+/**
+ * Names joined with dots, which lab, node and network names cannot hold: lab `a-b` node `c` and
+ * lab `a` node `b-c` must not both be `brick-a-b-c`.
+ */
 export function containerName(lab: string, node: string): string {
-  return `brick-${lab}-${node}`;
+  return `brick-lab.${lab}.${node}`;
 }
 
 export function dockerNetworkName(lab: string, network: string): string {
-  return `brick-${lab}-${network}`;
+  return `brick-lab.${lab}.${network}`;
 }
 
 /**

@@ -1,0 +1,197 @@
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentClient } from '../../src/lab/client.js';
+import { dockerClient } from '../../src/lab/docker/engine.js';
+import { nodeImageSpec } from '../../src/lab/docker/image.js';
+import { labContainers, probeHostStorage } from '../../src/lab/docker/provider.js';
+import type { LabStatus } from '../../src/lab/lab.js';
+import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import { findQemuProcesses } from '../../src/lab/qemu.js';
+import { renderTopology } from '../../src/lab/topology.js';
+import { ensureDockerEngine } from './docker-engine.js';
+import { cli, hostTraces, NOTHING, recipeKernel } from './helpers.js';
+
+const LAB = 'e2e-docker';
+
+// The host-kernel target path needs LIO and nvmet in this host's kernel; probed before the tests
+// are collected so that the skip says why.
+const hostStorage = await probeHostStorage();
+
+describe('the docker provider: a target and a compute as containers beside a QEMU compute', () => {
+  let engine: Awaited<ReturnType<typeof ensureDockerEngine>>;
+  let dir: string;
+  let topoFile: string;
+  let upStderr = '';
+  let status: LabStatus;
+  const clients = new Map<string, AgentClient>();
+  const node = (name: string): AgentClient => clients.get(name)!;
+
+  beforeAll(async () => {
+    engine = await ensureDockerEngine();
+    dir = await mkdtemp(join(tmpdir(), 'brick-e2e-docker-'));
+    topoFile = join(dir, `${LAB}.yaml`);
+    await writeFile(
+      topoFile,
+      renderTopology({
+        name: LAB,
+        nodes: [
+          { name: 'target-1', role: 'target', provider: 'docker' },
+          { name: 'compute-1', role: 'compute', provider: 'docker' },
+          { name: 'compute-2', role: 'compute', provider: 'qemu' },
+        ],
+      }),
+    );
+    const r = await cli(['up', '--topology', topoFile, '--json']);
+    upStderr = r.stderr;
+    expect(r.exitCode, r.stderr).toBe(0);
+    status = JSON.parse(r.stdout) as LabStatus;
+    const rec = await readLabOrNull(LAB);
+    for (const n of rec!.nodes) clients.set(n.name, await labClient(rec!, n.name));
+  });
+
+  afterAll(async () => {
+    await cli(['down', '--name', LAB]);
+    await engine?.stop();
+  });
+
+  it('runs docker nodes as containers of the locally built node image, each booting its own kernel, and says what it chose', async () => {
+    expect(status.nodes.map((n) => [n.name, n.provider, n.container?.mode ?? null, n.state])).toEqual([
+      ['target-1', 'docker', 'guest', 'ready'],
+      ['compute-1', 'docker', 'guest', 'ready'],
+      ['compute-2', 'qemu', null, 'ready'],
+    ]);
+    // Docker's own view: two running containers of this lab, from the image tagged by the recipe hash.
+    const containers = await labContainers(LAB);
+    expect(containers.map((c) => [c.node, c.running]).sort()).toEqual([['compute-1', true], ['target-1', true]]);
+    for (const c of containers) {
+      const info = await dockerClient().getContainer(c.id).inspect();
+      expect(info.Config.Image).toBe(nodeImageSpec().tag);
+    }
+    // Three guests: two QEMU processes inside containers, one on the host, all found by name.
+    expect((await findQemuProcesses(LAB)).map((p) => p.node).sort()).toEqual(['compute-1', 'compute-2', 'target-1']);
+    // The privileges: probed, and printed with the reason.
+    expect(status.docker!.privileges.summary).toMatch(/^(--privileged|--cap-add ALL.*--security-opt seccomp=unconfined)/);
+    expect(upStderr).toContain(`privileges: ${status.docker!.privileges.summary}`);
+    expect(upStderr).toMatch(/targets (boot the guest kernel|use the host kernel)/);
+    // Docker nodes are reached at their address on the lab's management network.
+    for (const n of status.nodes.filter((x) => x.provider === 'docker')) expect(n.url).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8080$/);
+  });
+
+  it('applies the chosen privileges to the containers, and no more', async () => {
+    for (const c of await labContainers(LAB)) {
+      const hc = (await dockerClient().getContainer(c.id).inspect()).HostConfig;
+      if (status.docker!.privileges.mode === 'privileged') {
+        expect(hc.Privileged).toBe(true);
+      } else {
+        expect(hc.Privileged).toBe(false);
+        expect(hc.CapAdd).toEqual(['ALL']);
+        expect(hc.SecurityOpt).toContain('seccomp=unconfined');
+        expect((hc.Devices ?? []).map((d: { PathOnHost: string }) => d.PathOnHost)).toContain('/dev/net/tun');
+      }
+    }
+  });
+
+  it('runs the guest kernel with udev in every node, containers included', async () => {
+    const kernel = await recipeKernel();
+    for (const n of status.nodes) {
+      expect((await node(n.name).run(['uname', '-r'])).stdout.trim(), n.name).toBe(kernel);
+      await node(n.name).run(['pgrep', '-x', 'systemd-udevd']);
+    }
+  });
+
+  it('loads LIO and nvmet on the container target, which answers targetcli ls', async () => {
+    const t = node('target-1');
+    for (const m of ['target_core_mod', 'iscsi_target_mod', 'nvmet', 'nvmet_tcp']) await t.run(['test', '-d', `/sys/module/${m}`]);
+    const ls = await t.run(['targetcli', 'ls'], { timeoutMs: 120_000 });
+    expect(ls.stdout).toMatch(/o- iscsi/);
+  });
+
+  it('loads the initiator modules with iscsid on both computes, with their own initiator names', async () => {
+    for (const name of ['compute-1', 'compute-2']) {
+      const c = node(name);
+      for (const m of ['scsi_debug', 'iscsi_tcp', 'nvme_tcp', 'dm_multipath']) await c.run(['test', '-d', `/sys/module/${m}`]);
+      await c.run(['pgrep', '-x', 'iscsid']);
+      expect((await c.run(['cat', '/etc/iscsi/initiatorname.iscsi'])).stdout).toContain(`:${LAB}:${name}`);
+    }
+  });
+
+  it('joins containers and the QEMU node on the same two data networks, kept apart', async () => {
+    const failures: string[] = [];
+    for (const src of status.nodes) {
+      for (const dst of status.nodes) {
+        if (dst.name === src.name) continue;
+        for (const net of ['path-a', 'path-b']) {
+          const r = await node(src.name).exec(['ping', '-c', '1', '-W', '5', '-I', net, dst.addresses[net]!]);
+          if (r.exitCode !== 0) failures.push(`${src.name} -> ${dst.name} over ${net}: ${r.stdout}${r.stderr}`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    const apart = await node('compute-1').exec(['ping', '-c', '1', '-W', '2', '-I', 'path-b', status.nodes[0]!.addresses['path-a']!]);
+    expect(apart.exitCode).not.toBe(0);
+  });
+
+  it('protects a container node\'s agent with the lab token', async () => {
+    const t = status.nodes.find((n) => n.name === 'target-1')!;
+    const res = await fetch(`${t.url}/v1/exec`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ argv: ['true'] }) });
+    expect(res.status).toBe(401);
+  });
+
+  it('passes the round-trip scenarios on the container compute, and live migration to the QEMU compute', async () => {
+    const results = join(dir, 'results');
+    const r = await cli([
+      'run', '--name', LAB, '--topology', topoFile, '--keep', '--results', results,
+      '--scenario', 'round-trip-iscsi-1path,round-trip-iscsi-2path,round-trip-nvme-1path,round-trip-nvme-2path,round-trip-local,live-migration-iscsi',
+    ]);
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const report = JSON.parse(await readFile(join(results, 'report.json'), 'utf8')) as { scenarios: Array<{ name: string; status: string }> };
+    expect(report.scenarios.map((s) => [s.name, s.status])).toEqual([
+      ['round-trip-iscsi-1path', 'passed'],
+      ['round-trip-iscsi-2path', 'passed'],
+      ['round-trip-nvme-1path', 'passed'],
+      ['round-trip-nvme-2path', 'passed'],
+      ['round-trip-local', 'passed'],
+      ['live-migration-iscsi', 'passed'],
+    ]);
+  });
+
+  it('goes down from another process leaving no container, Docker network, QEMU, tap or namespace', async () => {
+    const before = await hostTraces(LAB);
+    expect(before.containers.sort()).toEqual([`brick-lab.${LAB}.compute-1`, `brick-lab.${LAB}.target-1`]);
+    expect(before.networks.sort()).toEqual([`brick-lab.${LAB}.mgmt`, `brick-lab.${LAB}.path-a`, `brick-lab.${LAB}.path-b`]);
+    const r = await cli(['down', '--name', LAB]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await hostTraces(LAB)).toEqual(NOTHING);
+  });
+
+  it.skipIf(hostStorage.ok)('refuses host-kernel targets on a host kernel without LIO and nvmet, saying what is missing, and leaves nothing', async () => {
+    const r = await cli(['up', '--topology', topoFile, '--name', 'e2e-docker-hk'], { env: { ...process.env, BRICK_LAB_DOCKER_TARGETS: 'host-kernel' } });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain('DOCKER_HOST_KERNEL_UNAVAILABLE');
+    expect(r.stderr).toContain(hostStorage.detail);
+    expect(await hostTraces('e2e-docker-hk')).toEqual(NOTHING);
+  });
+
+  it.skipIf(!hostStorage.ok)(`runs a target on the host kernel's LIO and nvmet${hostStorage.ok ? '' : ` (skipped: ${hostStorage.detail})`}`, async () => {
+    const hk = join(dir, 'hk.yaml');
+    await writeFile(hk, renderTopology({ name: 'e2e-docker-hk', nodes: [{ name: 'target-1', role: 'target', provider: 'docker' }, { name: 'compute-1', role: 'compute' }] }));
+    const up = await cli(['up', '--topology', hk, '--json'], { env: { ...process.env, BRICK_LAB_DOCKER_TARGETS: 'host-kernel' } });
+    try {
+      expect(up.exitCode, up.stderr).toBe(0);
+      const s = JSON.parse(up.stdout) as LabStatus;
+      expect(s.nodes[0]!.container!.mode).toBe('host-kernel');
+      const run = await cli(['run', '--name', 'e2e-docker-hk', '--topology', hk, '--keep', '--results', join(dir, 'hk-results'), '--scenario', 'round-trip-iscsi-1path,round-trip-nvme-1path']);
+      expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+    } finally {
+      await cli(['down', '--name', 'e2e-docker-hk']);
+    }
+    // The host kernel keeps no LIO or nvmet object of the lab.
+    const iqns = await readdir('/sys/kernel/config/target/iscsi').catch(() => [] as string[]);
+    expect(iqns.filter((n) => n.includes('e2e-docker-hk'))).toEqual([]);
+    const subsystems = await readdir('/sys/kernel/config/nvmet/subsystems').catch(() => [] as string[]);
+    expect(subsystems.filter((n) => n.includes('e2e-docker-hk'))).toEqual([]);
+    expect(await hostTraces('e2e-docker-hk')).toEqual(NOTHING);
+  });
+});
