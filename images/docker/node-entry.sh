@@ -59,6 +59,17 @@ case "$mode" in
     mkdir -p /run/brick-lab /run/lock
     mark() { read -r up _ </proc/uptime; echo "$1 $up" >>/run/brick-lab/timeline; }
     mark stage2
+    # Docker named the data interfaces ethN; the lab (and a "path down" test) knows them by network.
+    for nic in ${BRICK_DOCKER_NICS:-}; do
+      net="${nic%%=*}"; cidr="${nic#*=}"; addr="${cidr%/*}"
+      dev="$(iface_with "$addr")"
+      [ -n "$dev" ] || { mark failed:nic; die "no interface holds $addr (network $net)"; }
+      if [ "$dev" != "$net" ]; then
+        ip link set "$dev" down
+        ip link set "$dev" name "$net"
+        ip link set "$net" up
+      fi
+    done
     mark network
     modprobe -a configfs target_core_mod target_core_iblock target_core_file iscsi_target_mod nvmet nvmet_tcp loop \
       || { mark failed:modules; die "modprobe of the target modules failed (host kernel $(uname -r))"; }

@@ -208,7 +208,7 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
       hint: `use it (brick-lab status --name ${name}), take it down first (brick-lab down --name ${name}), or pick another --name`,
     });
   }
-  if (existsSync(recordPath(name)) || (await netnsExists(netnsName(name)))) {
+  if (existsSync(recordPath(name)) || (await netnsExists(netnsName(name))) || (await labContainers(name)).length > 0 || (await labNetworks(name)).length > 0) {
     warn(`lab ${name} left state behind (a crashed run?); cleaning it first`);
     await down(name, { quiet: true });
   }

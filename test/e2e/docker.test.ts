@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import { findQemuProcesses } from '../../src/lab/qemu.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import { ensureDockerEngine } from './docker-engine.js';
-import { cli, hostTraces, NOTHING, recipeKernel } from './helpers.js';
+import { CLI, cli, hostTraces, NOTHING, recipeKernel, waitFor } from './helpers.js';
 
 const LAB = 'e2e-docker';
 
@@ -43,7 +44,9 @@ describe('the docker provider: a target and a compute as containers beside a QEM
         ],
       }),
     );
-    const r = await cli(['up', '--topology', topoFile, '--json']);
+    // Targets boot the guest kernel here even on a host whose kernel has LIO and nvmet: the
+    // host-kernel path has its own test below.
+    const r = await cli(['up', '--topology', topoFile, '--json'], { env: { ...process.env, BRICK_LAB_DOCKER_TARGETS: 'guest' } });
     upStderr = r.stderr;
     expect(r.exitCode, r.stderr).toBe(0);
     status = JSON.parse(r.stdout) as LabStatus;
@@ -164,6 +167,41 @@ describe('the docker provider: a target and a compute as containers beside a QEM
     const r = await cli(['down', '--name', LAB]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await hostTraces(LAB)).toEqual(NOTHING);
+  });
+
+  it('removes what an interrupted up made (Ctrl-C while containers boot), and a crashed one on down', async () => {
+    const file = join(dir, 'int.yaml');
+    await writeFile(file, renderTopology({ name: 'e2e-docker-int', nodes: [{ name: 'target-1', role: 'target', provider: 'docker' }, { name: 'compute-1', role: 'compute', provider: 'docker' }] }));
+    for (const sig of ['SIGINT', 'SIGKILL'] as const) {
+      const child = spawn(process.execPath, [CLI, 'up', '--topology', file], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BRICK_LAB_DOCKER_TARGETS: 'guest' } });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await waitFor('two running containers', async () => (await labContainers('e2e-docker-int')).filter((c) => c.running).length === 2, 5 * 60_000);
+      child.kill(sig);
+      const code = await exit;
+      if (sig === 'SIGINT') {
+        expect(code, stderr).toBe(130);
+        expect(stderr).toContain('LAB_INTERRUPTED');
+      } else {
+        // Killed outright, up removed nothing: down finds the containers and networks by label.
+        const left = await hostTraces('e2e-docker-int');
+        expect(left.containers.length).toBe(2);
+        expect(left.networks.length).toBe(3);
+        const d = await cli(['down', '--name', 'e2e-docker-int']);
+        expect(d.exitCode, d.stderr).toBe(0);
+      }
+      expect(await hostTraces('e2e-docker-int')).toEqual(NOTHING);
+    }
+  });
+
+  it('refuses docker nodes when no Docker Engine answers, saying how to get one, and makes nothing', async () => {
+    const r = await cli(['up', '--topology', topoFile, '--name', 'e2e-docker-none'], { env: { ...process.env, DOCKER_HOST: 'unix:///run/brick-lab/no-such-docker.sock' } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('DOCKER_UNAVAILABLE');
+    expect(r.stderr).toContain('unix:///run/brick-lab/no-such-docker.sock');
+    expect(r.stderr).toContain('apt-get install -y docker.io');
+    expect(await hostTraces('e2e-docker-none')).toEqual(NOTHING);
   });
 
   it.skipIf(hostStorage.ok)('refuses host-kernel targets on a host kernel without LIO and nvmet, saying what is missing, and leaves nothing', async () => {
