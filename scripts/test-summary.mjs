@@ -12,3 +12,9 @@ try {
 }
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 console.log(`tests: ${report.numPassedTests} passed, ${report.numFailedTests} failed, ${skipped} skipped`);
+// A skipped test says why in its title (a host without what it needs): name each one.
+for (const file of report.testResults ?? []) {
+  for (const t of file.assertionResults ?? []) {
+    if (t.status === 'skipped' || t.status === 'pending' || t.status === 'todo') console.log(`  skipped: ${t.fullName}`);
+  }
+}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -7,15 +7,12 @@ import { BrickError } from '../../system/errors.js';
 import { exec } from '../../system/exec.js';
 import { withLock } from '../../system/lock.js';
 import { progress } from '../../system/log.js';
-import { cacheDir, PROJECT_ROOT } from '../../system/paths.js';
+import { cacheDir } from '../../system/paths.js';
 import { loadRecipe, type ImageRecipe } from '../image/recipe.js';
 
 /** The repository every node image is tagged in; the tag is the recipe hash. */
 export const NODE_IMAGE_REPO = 'brick-lab/node';
 export const IMAGE_LABEL = 'io.brick-lab.image';
-
-/** Files that shape the container image besides the guest recipe. */
-const ENTRY_SCRIPT = join(PROJECT_ROOT, 'images', 'docker', 'node-entry.sh');
 
 /**
  * The packages of the node image: the guest recipe's user land (so that a target running on the
@@ -37,13 +34,15 @@ export interface NodeImageSpec {
   variant: string;
 }
 
-/** The node image's name and key: a hash of the guest recipe's key, the package list and the entry script. */
+/**
+ * The node image's name and key: a hash of the guest recipe's key and the package list. The
+ * entry script is not in the image (the lab share brings it), so editing it rebuilds nothing.
+ */
 export function nodeImageSpec(): NodeImageSpec {
   const { recipe, key: guestKey } = loadRecipe();
   const packages = nodeImagePackages(recipe);
   const h = createHash('sha256');
   h.update(`brick-lab-node-image:1\n${guestKey}\n${recipe.release}\n${recipe.variant}\n${packages.join(',')}\n`);
-  h.update(readFileSync(ENTRY_SCRIPT));
   const key = h.digest('hex').slice(0, 16);
   return { key, tag: `${NODE_IMAGE_REPO}:${key}`, packages, release: recipe.release, variant: recipe.variant };
 }
