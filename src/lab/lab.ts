@@ -12,7 +12,7 @@ import { AgentClient } from './client.js';
 import { dockerClient, engineAddress, enginePing, LAB_LABEL, requireEngine } from './docker/engine.js';
 import { ensureNodeImage } from './docker/image.js';
 import { choosePrivileges } from './docker/privileges.js';
-import { containerName, createDockerNetworks, labContainers, labNetworks, mgmtAddressFor, probeHostStorage, removeDockerLab, startDockerNode } from './docker/provider.js';
+import { containerName, createDockerNetworks, QEMU_FORWARD_PORT, labContainers, labNetworks, mgmtAddressFor, probeHostStorage, removeDockerLab, startDockerNode } from './docker/provider.js';
 import { ensureImage, findImage, type GuestImage } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
 import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, plugTapInto, tapName, tapPrefix } from './network.js';
@@ -198,7 +198,16 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     const image = (await findImage()) ?? (await placeholderImage());
     const rec = draftRecord(name, topologyFile, topo, dir, opts.accel ?? 'tcg', 'dry run', image);
     rec.nodes.forEach((n, i) => (n.mgmtPort = 40000 + i));
-    for (const n of rec.nodes) process.stdout.write(`${qemuArgv(nodeSpec(rec, n, image)).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ')}\n`);
+    const quote = (argv: string[]): string => argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ');
+    for (const n of rec.nodes) {
+      if (n.provider === 'docker') {
+        // The container's own command: its entry script, then QEMU in the foreground behind the management relay.
+        process.stdout.write(`# ${n.name}: provider docker, container ${containerName(name, n.name)}; inside it:\n`);
+        process.stdout.write(`${quote(['node-entry.sh', 'qemu', ...qemuArgv({ ...nodeSpec(rec, n, image), mgmtHost: '127.0.0.1', mgmtPort: QEMU_FORWARD_PORT, foreground: true })])}\n`);
+      } else {
+        process.stdout.write(`${quote(qemuArgv(nodeSpec(rec, n, image)))}\n`);
+      }
+    }
     return rec;
   }
 

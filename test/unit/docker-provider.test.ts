@@ -6,7 +6,6 @@ import { containerName, dockerBridgeName, dockerNetworkName, mgmtAddressFor } fr
 import { loadRecipe, type ImageRecipe } from '../../src/lab/image/recipe.js';
 import { dockerTargetMode } from '../../src/lab/lab.js';
 import { tapName, tapPrefix } from '../../src/lab/network.js';
-import { macFor, qemuArgv, type QemuNodeSpec } from '../../src/lab/qemu.js';
 import { assignAddresses, dockerGateway, parseTopology } from '../../src/lab/topology.js';
 import { BrickError } from '../../src/system/errors.js';
 
@@ -481,74 +480,36 @@ describe('nodeImageSpec', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-// qemuArgv for a node in a container
-// ---------------------------------------------------------------------------------------------
-
-function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
-  return {
-    lab: 'unit',
-    node: 'compute-1',
-    memoryMiB: 384,
-    cpus: 1,
-    accel: 'tcg',
-    image: {
-      key: 'e14bea83a2389b37',
-      dir: '/cache/images/e14bea83a2389b37',
-      rootImage: '/cache/images/e14bea83a2389b37/root.erofs',
-      kernel: '/cache/images/e14bea83a2389b37/vmlinuz',
-      initramfs: '/cache/images/e14bea83a2389b37/initramfs.img',
-      kernelRelease: '6.1.0-56-amd64',
-      nodeDir: '/cache/node/v20',
-    },
-    shareDir: '/state/labs/unit/share',
-    consoleLog: '/state/labs/unit/compute-1.console.log',
-    pidFile: '/state/labs/unit/compute-1.pid',
-    mgmtPort: 41234,
-    mgmtMac: macFor(1, 0),
-    nics: [
-      { network: 'path-a', tap: tapName('unit', 1, 0), mac: macFor(1, 1) },
-      { network: 'path-b', tap: tapName('unit', 1, 1), mac: macFor(1, 2) },
-    ],
-    ...over,
-  };
-}
-
-/** Values that follow each occurrence of an option. */
-function values(argv: string[], opt: string): string[] {
-  return argv.flatMap((a, i) => (a === opt ? [argv[i + 1]!] : []));
-}
-
-function hostfwd(argv: string[]): string | undefined {
-  const user = values(argv, '-netdev').filter((n) => n.startsWith('user,'));
-  expect(user).toHaveLength(1);
-  return user[0]!.split(',').find((p) => p.startsWith('hostfwd='))?.slice('hostfwd='.length);
-}
-
-describe('qemuArgv for docker nodes', () => {
-  it('in the foreground: no -daemonize and no -pidfile, otherwise the same command line', () => {
-    const fg = qemuArgv(spec({ foreground: true }));
-    const bg = qemuArgv(spec());
-    expect(fg).not.toContain('-daemonize');
-    expect(fg).not.toContain('-pidfile');
-    expect(fg).not.toContain('/state/labs/unit/compute-1.pid');
-    expect(fg).toEqual(bg.slice(0, -3));
-  });
-
-  it('forwards from mgmtHost:mgmtPort to the agent', () => {
-    const argv = qemuArgv(spec({ mgmtHost: '127.0.0.1', mgmtPort: 8081, foreground: true }));
-    expect(hostfwd(argv)).toBe('tcp:127.0.0.1:8081-10.0.2.15:8080');
-    expect(argv).not.toContain('-daemonize');
-  });
-
-  it('uses another mgmtHost when given', () => {
-    expect(hostfwd(qemuArgv(spec({ mgmtHost: '172.18.0.10', mgmtPort: 8081 })))).toBe('tcp:172.18.0.10:8081-10.0.2.15:8080');
-  });
-
-  it('by default forwards from the host\'s loopback and daemonizes with a pid file', () => {
-    const argv = qemuArgv(spec());
-    expect(hostfwd(argv)).toBe('tcp:127.0.0.1:41234-10.0.2.15:8080');
-    expect(argv.slice(-3)).toEqual(['-daemonize', '-pidfile', '/state/labs/unit/compute-1.pid']);
-    expect(qemuArgv(spec({ foreground: false })).slice(-3)).toEqual(['-daemonize', '-pidfile', '/state/labs/unit/compute-1.pid']);
+describe('up --dry-run with a docker node', () => {
+  it('prints the QEMU command each node runs: in its container for docker nodes, on the host for qemu nodes, and makes nothing', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { up } = await import('../../src/lab/lab.js');
+    const { labDir } = await import('../../src/system/paths.js');
+    const dir = await mkdtemp(join(tmpdir(), 'brick-unit-dry-'));
+    const file = join(dir, 'lab.yaml');
+    await writeFile(file, ['name: unit-dry', 'networks:', '  - {name: path-a, subnet: 10.10.1.0/24}', 'nodes:', '  - {name: target-1, role: target, provider: docker}', '  - {name: compute-1, role: compute}', ''].join('\n'));
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      out.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      await up({ topologyFile: file, dryRun: true });
+    } finally {
+      process.stdout.write = write;
+    }
+    const lines = out.join('').trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe('# target-1: provider docker, container brick-lab.unit-dry.target-1; inside it:');
+    expect(lines[1]).toMatch(/^node-entry\.sh qemu qemu-system-x86_64 /);
+    expect(lines[1]).toContain('hostfwd=tcp:127.0.0.1:8081-10.0.2.15:8080');
+    expect(lines[1]).not.toContain('-daemonize');
+    expect(lines[1]).toContain('ifname=tp-path-a');
+    expect(lines[2]).toMatch(/^qemu-system-x86_64 /);
+    expect(lines[2]).toContain('-daemonize');
+    expect(existsSync(labDir('unit-dry'))).toBe(false);
   });
 });

@@ -168,3 +168,37 @@ describe('tapName', () => {
     expect(tapName('default', 31, 9)).toMatch(/^[a-z0-9-]+$/);
   });
 });
+
+function hostfwd(argv: string[]): string | undefined {
+  const user = values(argv, '-netdev').filter((n) => n.startsWith('user,'));
+  expect(user).toHaveLength(1);
+  return user[0]!.split(',').find((p) => p.startsWith('hostfwd='))?.slice('hostfwd='.length);
+}
+
+describe('qemuArgv for docker nodes', () => {
+  it('in the foreground: no -daemonize and no -pidfile, otherwise the same command line', () => {
+    const fg = qemuArgv(spec({ foreground: true }));
+    const bg = qemuArgv(spec());
+    expect(fg).not.toContain('-daemonize');
+    expect(fg).not.toContain('-pidfile');
+    expect(fg).not.toContain('/state/labs/unit/compute-1.pid');
+    expect(fg).toEqual(bg.slice(0, -3));
+  });
+
+  it('forwards from mgmtHost:mgmtPort to the agent', () => {
+    const argv = qemuArgv(spec({ mgmtHost: '127.0.0.1', mgmtPort: 8081, foreground: true }));
+    expect(hostfwd(argv)).toBe('tcp:127.0.0.1:8081-10.0.2.15:8080');
+    expect(argv).not.toContain('-daemonize');
+  });
+
+  it('uses another mgmtHost when given', () => {
+    expect(hostfwd(qemuArgv(spec({ mgmtHost: '172.18.0.10', mgmtPort: 8081 })))).toBe('tcp:172.18.0.10:8081-10.0.2.15:8080');
+  });
+
+  it('by default forwards from the host\'s loopback and daemonizes with a pid file', () => {
+    const argv = qemuArgv(spec());
+    expect(hostfwd(argv)).toBe('tcp:127.0.0.1:41234-10.0.2.15:8080');
+    expect(argv.slice(-3)).toEqual(['-daemonize', '-pidfile', '/state/labs/unit/compute-1.pid']);
+    expect(qemuArgv(spec({ foreground: false })).slice(-3)).toEqual(['-daemonize', '-pidfile', '/state/labs/unit/compute-1.pid']);
+  });
+});

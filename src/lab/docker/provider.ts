@@ -15,7 +15,7 @@ import { dockerClient, enginePing, LAB_LABEL, NODE_LABEL } from './engine.js';
 import { kvmDevice, tunDevice, type PrivilegeSet } from './privileges.js';
 
 /** The container-local port QEMU forwards to the guest's agent; mgmt-relay.cjs serves the agent port in front of it. */
-const QEMU_FORWARD_PORT = 8081;
+export const QEMU_FORWARD_PORT = 8081;
 
 /** Where a docker node's lab share is seen in a host-kernel container (the guest's own path). */
 const SHARE_IN_CONTAINER = '/brick';
