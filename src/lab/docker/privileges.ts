@@ -5,6 +5,8 @@ import type Docker from 'dockerode';
 import { progress } from '../../system/log.js';
 import { cacheDir } from '../../system/paths.js';
 
+const PROBE_LABEL = 'io.brick-lab.probe';
+
 /** Linux capability names by number (capability.h), as Docker spells them without CAP_. */
 export const CAPABILITIES = [
   'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
@@ -82,7 +84,7 @@ export function decidePrivileges(probe: PrivilegeProbe, missing: readonly string
 async function tryContainer(docker: Docker, image: string, hostConfig: Docker.HostConfig, cmd: string[]): Promise<{ ok: boolean; detail: string }> {
   let container: Docker.Container | null = null;
   try {
-    container = await docker.createContainer({ Image: image, Cmd: cmd, HostConfig: hostConfig, Labels: { 'io.brick-lab.probe': 'privileges' }, NetworkDisabled: false });
+    container = await docker.createContainer({ Image: image, Cmd: cmd, HostConfig: hostConfig, Labels: { [PROBE_LABEL]: 'privileges' }, NetworkDisabled: false });
     await container.start();
     const r = (await container.wait()) as { StatusCode: number };
     if (r.StatusCode === 0) return { ok: true, detail: 'started and ran' };
@@ -114,6 +116,10 @@ export async function choosePrivileges(docker: Docker, image: string): Promise<P
   if (existsSync(cache)) probe = JSON.parse(await readFile(cache, 'utf8').catch(() => 'null')) as PrivilegeProbe | null;
   if (!probe) {
     progress('docker', 'probing which privileges the Docker Engine grants here');
+    // A probe killed half-way (Ctrl-C) may have left its container.
+    for (const c of await docker.listContainers({ all: true, filters: JSON.stringify({ label: [PROBE_LABEL] }) })) {
+      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
     const test = ['sh', '-c', 'ip link add brick-probe type bridge && ip tuntap add dev brick-tap mode tap'];
     probe = { privileged: await tryContainer(docker, image, { Privileged: true }, test) };
     if (!probe.privileged.ok) {
