@@ -11,13 +11,13 @@ import { chooseAccel, type Accel } from './accel.js';
 import { AgentClient } from './client.js';
 import { dockerClient, engineAddress, enginePing, LAB_LABEL, requireEngine } from './docker/engine.js';
 import { ensureNodeImage } from './docker/image.js';
-import { choosePrivileges } from './docker/privileges.js';
+import { choosePrivileges, type PrivilegeSet } from './docker/privileges.js';
 import { containerName, createDockerNetworks, QEMU_FORWARD_PORT, labContainers, labNetworks, mgmtAddressFor, probeHostStorage, removeDockerLab, startDockerNode } from './docker/provider.js';
 import { ensureImage, findImage, type GuestImage } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
 import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, plugTapInto, tapName, tapPrefix } from './network.js';
 import { AGENT_PORT, findQemuProcesses, macFor, processAlive, qemuArgv, stopProcesses, type QemuNodeSpec } from './qemu.js';
-import { consoleTail, throwIfAborted, waitReady } from './ready.js';
+import { throwIfAborted, waitReady } from './ready.js';
 import { readRecord, recordPath, writeRecord, type DockerLabRecord, type LabRecord, type NodeRecord } from './state.js';
 import { assignAddresses, LAB_NAME, loadTopology, MGMT_GUEST_ADDRESS, stableUuid, type Topology } from './topology.js';
 
@@ -25,8 +25,6 @@ export const DEFAULT_TOPOLOGY = join(PROJECT_ROOT, 'lab', 'default.yaml');
 
 /** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
 export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'lio_helper.py'] as const;
-
-export { consoleTail };
 
 export interface UpOptions {
   topologyFile?: string;
@@ -61,7 +59,6 @@ async function freePort(): Promise<number> {
     });
   });
 }
-
 
 /** Host tools `up` needs, each with the Debian package that provides it. */
 export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: string }> = [
@@ -241,7 +238,7 @@ export async function up(opts: UpOptions = {}): Promise<LabRecord> {
     await writeRecord(rec);
     const dockerNodes = rec.nodes.filter((n) => n.provider === 'docker');
     let nodeImage = '';
-    let privileges: Awaited<ReturnType<typeof choosePrivileges>> | null = null;
+    let privileges: PrivilegeSet | null = null;
     if (dockerNodes.length > 0) {
       ({ nodeImage, privileges } = await prepareDocker(rec, signal));
       throwIfAborted(signal);
@@ -386,7 +383,7 @@ export function dockerTargetMode(setting: string | undefined, hostStorage: { ok:
  * Everything docker nodes need before any starts: an engine, the node image, the privileges this
  * host allows, each node's mode, and the lab's Docker networks. Says what it chose.
  */
-async function prepareDocker(rec: LabRecord, signal?: AbortSignal): Promise<{ nodeImage: string; privileges: Awaited<ReturnType<typeof choosePrivileges>> }> {
+async function prepareDocker(rec: LabRecord, signal?: AbortSignal): Promise<{ nodeImage: string; privileges: PrivilegeSet }> {
   const docker = dockerClient();
   const engine = await requireEngine(docker);
   progress('docker', `Docker Engine ${engine.version} (API ${engine.apiVersion}, ${engine.storageDriver}, cgroup v${engine.cgroupVersion})`);

@@ -1,4 +1,5 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -55,11 +56,10 @@ export function mgmtAddressFor(subnet: string, index: number): string {
 export async function probeHostStorage(): Promise<{ ok: boolean; detail: string }> {
   const modules = ['target_core_mod', 'iscsi_target_mod', 'target_core_iblock', 'nvmet', 'nvmet_tcp'];
   const modprobe = await which('modprobe');
-  const release = (await exec(['uname', '-r'], { timeoutMs: 5000 })).stdout.trim();
+  const release = osRelease();
   const missing: string[] = [];
   for (const m of modules) {
-    const loaded = await exec(['test', '-d', `/sys/module/${m}`], { timeoutMs: 5000, reject: false });
-    if (loaded.exitCode === 0) continue;
+    if (existsSync(`/sys/module/${m}`)) continue; // loaded or built in
     if (!modprobe) {
       missing.push(`${m} (not loaded, and no modprobe to load it)`);
       continue;
