@@ -3,13 +3,14 @@
 #
 #   node-entry.sh qemu QEMU-ARGV...
 #     The node boots its own kernel: QEMU runs as the container's main process. Each data network
-#     reaches the container as an interface that Docker gave the node's own address; that address
-#     moves to the guest: the interface joins a bridge with a tap that QEMU opens, and keeps no
-#     address of its own. BRICK_DOCKER_NICS lists "network=address/prefix" pairs.
+#     reaches the container as an interface, found by the address Docker gave it; the interface
+#     joins a bridge with a tap that QEMU opens and keeps no address: the guest has the node's own.
+#     BRICK_DOCKER_NICS lists "network=docker-address=node-address/prefix".
 #
 #   node-entry.sh host-kernel
 #     A target on the host's kernel: LIO and nvmet modules of the host, configfs and /dev bound in,
-#     the node agent as the main process. Docker's interfaces carry the data addresses directly.
+#     the node agent as the main process. Each data interface trades Docker's address for the
+#     node's own and takes its network's name.
 #
 # Values come from the validated topology, through the environment; nothing here is evaluated.
 set -eu
@@ -32,9 +33,9 @@ iface_with() {
 case "$mode" in
   qemu)
     for nic in ${BRICK_DOCKER_NICS:-}; do
-      net="${nic%%=*}"; cidr="${nic#*=}"; addr="${cidr%/*}"
-      dev="$(iface_with "$addr")"
-      [ -n "$dev" ] || die "no interface holds $addr (network $net): Docker did not attach the network"
+      net="${nic%%=*}"; rest="${nic#*=}"; docker_addr="${rest%%=*}"; cidr="${rest#*=}"
+      dev="$(iface_with "$docker_addr")"
+      [ -n "$dev" ] || die "no interface holds $docker_addr (network $net): Docker did not attach the network"
       ip addr flush dev "$dev"
       ip link add "br-$net" type bridge stp_state 0 forward_delay 0
       ip link set "$dev" master "br-$net"
@@ -42,7 +43,7 @@ case "$mode" in
       ip link set "tp-$net" master "br-$net"
       ip link set "tp-$net" up
       ip link set "br-$net" up
-      say "network $net: $dev and tap tp-$net on bridge br-$net ($addr moves to the guest)"
+      say "network $net: $dev and tap tp-$net on bridge br-$net (the guest has $cidr)"
     done
     [ -c /dev/net/tun ] || die "/dev/net/tun is missing in the container"
     # The management relay (see mgmt-relay.cjs): the node binary and script the lab shares in.
@@ -61,14 +62,14 @@ case "$mode" in
     mark stage2
     # Docker named the data interfaces ethN; the lab (and a "path down" test) knows them by network.
     for nic in ${BRICK_DOCKER_NICS:-}; do
-      net="${nic%%=*}"; cidr="${nic#*=}"; addr="${cidr%/*}"
-      dev="$(iface_with "$addr")"
-      [ -n "$dev" ] || { mark failed:nic; die "no interface holds $addr (network $net)"; }
-      if [ "$dev" != "$net" ]; then
-        ip link set "$dev" down
-        ip link set "$dev" name "$net"
-        ip link set "$net" up
-      fi
+      net="${nic%%=*}"; rest="${nic#*=}"; docker_addr="${rest%%=*}"; cidr="${rest#*=}"
+      dev="$(iface_with "$docker_addr")"
+      [ -n "$dev" ] || { mark failed:nic; die "no interface holds $docker_addr (network $net)"; }
+      ip addr flush dev "$dev"
+      ip link set "$dev" down
+      ip link set "$dev" name "$net"
+      ip addr add "$cidr" dev "$net"
+      ip link set "$net" up
     done
     mark network
     modprobe -a configfs target_core_mod target_core_iblock target_core_file iscsi_target_mod nvmet nvmet_tcp loop \

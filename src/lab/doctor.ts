@@ -99,12 +99,12 @@ export async function doctor(): Promise<DoctorReport> {
   const labs = await listLabs();
   checks.push({ name: 'labs', ok: true, detail: `${stateDir()}: ${labs.length ? labs.join(', ') : 'none recorded'}`, essential: false });
   const left = await leftovers();
-  const stray = left.qemu.length + left.taps.length + left.netns.length + left.containers.length + left.networks.length;
+  const stray = left.qemu.length + left.taps.length + left.netns.length + left.containers.length + left.networks.length + left.rules.length;
   checks.push({
     name: 'leftovers',
     ok: true,
     detail: stray
-      ? `lab VMs ${left.qemu.join(' ') || '-'}, taps ${left.taps.join(' ') || '-'}, namespaces ${left.netns.join(' ') || '-'}, containers ${left.containers.join(' ') || '-'}, docker networks ${left.networks.join(' ') || '-'}`
+      ? `lab VMs ${left.qemu.join(' ') || '-'}, taps ${left.taps.join(' ') || '-'}, namespaces ${left.netns.join(' ') || '-'}, containers ${left.containers.join(' ') || '-'}, docker networks ${left.networks.join(' ') || '-'}, firewall rules ${left.rules.join(', ') || '-'}`
       : 'none',
     ...(stray ? { fix: 'brick-lab down --name NAME (or --all)' } : {}),
     essential: false,

@@ -12,7 +12,7 @@ import { AgentClient } from './client.js';
 import { dockerClient, engineAddress, enginePing, LAB_LABEL, requireEngine } from './docker/engine.js';
 import { ensureNodeImage } from './docker/image.js';
 import { choosePrivileges, type PrivilegeSet } from './docker/privileges.js';
-import { containerName, createDockerNetworks, QEMU_FORWARD_PORT, labContainers, labNetworks, mgmtAddressFor, probeHostStorage, removeDockerLab, startDockerNode } from './docker/provider.js';
+import { allowLabBridges, containerName, createDockerNetworks, labRules, QEMU_FORWARD_PORT, labContainers, labNetworks, containerAddress, probeHostStorage, removeDockerLab, startDockerNode } from './docker/provider.js';
 import { ensureImage, findImage, type GuestImage } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
 import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, plugTapInto, tapName, tapPrefix } from './network.js';
@@ -407,9 +407,10 @@ async function prepareDocker(rec: LabRecord, signal?: AbortSignal): Promise<{ no
   await writeRecord(rec); // from here on `down` knows to look for containers and networks
   progress('network', `Docker networks for ${rec.topology.networks.map((n) => n.name).join(', ')} and management`);
   rec.docker.networks = await createDockerNetworks(docker, rec.name, rec.topology);
+  await allowLabBridges(rec.name, rec.topology.networks.map((n) => rec.docker!.networks[n.name]!.bridge));
   for (const n of rec.nodes) {
     if (n.provider !== 'docker') continue;
-    const mgmtAddress = mgmtAddressFor(rec.docker.networks.mgmt!.subnet, n.index);
+    const mgmtAddress = containerAddress(rec.docker.networks.mgmt!.subnet, n.index);
     n.container = { id: '', name: containerName(rec.name, n.name), mode: n.role === 'target' ? targetMode : 'guest', mgmtAddress };
     n.mgmtPort = AGENT_PORT;
     n.url = `http://${mgmtAddress}:${AGENT_PORT}`;
@@ -587,7 +588,7 @@ export async function listLabs(): Promise<string[]> {
 }
 
 /** What a lab (or every lab) still holds on this host: used by tests and `doctor`. */
-export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: string[]; netns: string[]; containers: string[]; networks: string[] }> {
+export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: string[]; netns: string[]; containers: string[]; networks: string[]; rules: string[] }> {
   const qemu = (await findQemuProcesses(name)).map((p) => p.pid);
   const taps = (await listLinks()).filter((l) => (name ? l.startsWith(tapPrefix(name)) : /^bk[0-9a-f]{6}-/.test(l)));
   let netns: string[] = [];
@@ -598,7 +599,8 @@ export async function leftovers(name?: string): Promise<{ qemu: number[]; taps: 
   }
   const containers = (await labContainers(name)).map((c) => c.name);
   const networks = (await labNetworks(name)).map((n) => n.name);
-  return { qemu, taps, netns, containers, networks };
+  const rules = (await labRules(name)).map((r) => `DOCKER-USER ${r.bridge} (${r.lab})`);
+  return { qemu, taps, netns, containers, networks, rules };
 }
 
 export async function readLabOrNull(name: string): Promise<LabRecord | null> {

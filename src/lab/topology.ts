@@ -191,24 +191,8 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
     });
   });
   const topo: Topology = { name, networks, nodes };
-  const addrs = assignAddresses(topo, source); // refuses duplicates early
-  if (nodes.some((n) => n.provider === 'docker')) {
-    // A lab with containers puts its data networks on Docker bridges, whose gateway takes the
-    // last host address of each subnet.
-    nodes.forEach((n, i) => {
-      for (const [net, addr] of addrs.get(n.name)!) {
-        const gw = dockerGateway(networks.find((x) => x.name === net)!.subnet);
-        if (addr === gw) throw invalid(source, `nodes[${i}].addresses.${net}`, `${addr} is the Docker network's gateway in a lab with docker nodes; use another address`);
-      }
-    });
-  }
+  assignAddresses(topo, source); // refuses duplicates early
   return topo;
-}
-
-/** The last host address of a subnet: the gateway of a lab's Docker network (kept clear of node addresses, which count up from .10). */
-export function dockerGateway(subnet: string): string {
-  const c = parseCidr(subnet)!;
-  return formatIPv4(c.base + 2 ** (32 - c.prefix) - 2);
 }
 
 /** Every node's address on each of its networks: explicit ones, else .10 + node index. */

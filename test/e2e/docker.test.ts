@@ -10,6 +10,7 @@ import { labContainers, probeHostStorage } from '../../src/lab/docker/provider.j
 import type { LabStatus } from '../../src/lab/lab.js';
 import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import { findQemuProcesses } from '../../src/lab/qemu.js';
+import { exec } from '../../src/system/exec.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import { ensureDockerEngine } from './docker-engine.js';
 import { CLI, cli, hostTraces, NOTHING, recipeKernel, waitFor } from './helpers.js';
@@ -160,10 +161,41 @@ describe('the docker provider: a target and a compute as containers beside a QEM
     ]);
   });
 
+  it('keeps the lab subnets off the host: Docker networks use subnets of their own', async () => {
+    const host = await exec(['ip', '-o', '-4', 'addr', 'show'], { timeoutMs: 10_000 });
+    for (const [key, net] of Object.entries(status.docker!.networks)) expect(net.subnet, key).not.toMatch(/^10\.10\.[12]\./);
+    expect(host.stdout).not.toMatch(/inet 10\.10\.[12]\./);
+  });
+
+  it('runs a second docker lab with the same subnets beside it, neither touching the other', async () => {
+    const solo = join(dir, 'solo.yaml');
+    await writeFile(
+      solo,
+      renderTopology({ name: 'e2e-docker-two', networks: [{ name: 'path-a', subnet: '10.10.1.0/24' }], nodes: [{ name: 'solo', role: 'compute', provider: 'docker', addresses: { 'path-a': '10.10.1.20' } }] }),
+    );
+    const up = await cli(['up', '--topology', solo, '--json']);
+    try {
+      expect(up.exitCode, up.stderr).toBe(0);
+      expect((JSON.parse(up.stdout) as LabStatus).nodes.map((n) => n.state)).toEqual(['ready']);
+      // The first lab's target has 10.10.1.10 on its own, separate path-a: not reachable from here.
+      const cross = await cli(['exec', '--name', 'e2e-docker-two', 'solo', '--', 'ping', '-c', '1', '-W', '2', '10.10.1.10']);
+      expect(cross.exitCode).not.toBe(0);
+    } finally {
+      const d = await cli(['down', '--name', 'e2e-docker-two']);
+      expect(d.exitCode, d.stderr).toBe(0);
+    }
+    expect(await hostTraces('e2e-docker-two')).toEqual(NOTHING);
+    expect((await labContainers(LAB)).filter((c) => c.running)).toHaveLength(2);
+    const still = await node('compute-1').exec(['ping', '-c', '1', '-W', '5', '-I', 'path-a', status.nodes[0]!.addresses['path-a']!]);
+    expect(still.exitCode).toBe(0);
+  });
+
   it('goes down from another process leaving no container, Docker network, QEMU, tap or namespace', async () => {
     const before = await hostTraces(LAB);
     expect(before.containers.sort()).toEqual([`brick-lab.${LAB}.compute-1`, `brick-lab.${LAB}.target-1`]);
     expect(before.networks.sort()).toEqual([`brick-lab.${LAB}.mgmt`, `brick-lab.${LAB}.path-a`, `brick-lab.${LAB}.path-b`]);
+    // Frames that stay on one data bridge pass Docker's filter (two rules); nothing else was opened.
+    expect(before.rules).toHaveLength(2);
     const r = await cli(['down', '--name', LAB]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await hostTraces(LAB)).toEqual(NOTHING);
@@ -188,6 +220,7 @@ describe('the docker provider: a target and a compute as containers beside a QEM
         const left = await hostTraces('e2e-docker-int');
         expect(left.containers.length).toBe(2);
         expect(left.networks.length).toBe(3);
+        expect(left.rules.length).toBe(2);
         const d = await cli(['down', '--name', 'e2e-docker-int']);
         expect(d.exitCode, d.stderr).toBe(0);
       }

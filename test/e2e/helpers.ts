@@ -7,7 +7,7 @@ import type { AgentClient } from '../../src/lab/client.js';
 import { down, labClient, leftovers, readLabOrNull } from '../../src/lab/lab.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import { findQemuProcesses } from '../../src/lab/qemu.js';
-import { labContainers, labNetworks } from '../../src/lab/docker/provider.js';
+import { labContainers, labNetworks, labRules } from '../../src/lab/docker/provider.js';
 import { labDir, stateDir } from '../../src/system/paths.js';
 import { mountsBelow } from '../../src/system/mounts.js';
 
@@ -39,6 +39,7 @@ export async function testLabsPresent(): Promise<string[]> {
   // Containers and Docker networks (when an engine answers), by their lab label.
   for (const c of await labContainers()) if (c.lab.startsWith(TEST_PREFIX)) names.add(c.lab);
   for (const n of await labNetworks()) if (n.lab.startsWith(TEST_PREFIX)) names.add(n.lab);
+  for (const r of await labRules()) if (r.lab.startsWith(TEST_PREFIX)) names.add(r.lab);
   return [...names].sort();
 }
 
@@ -53,12 +54,12 @@ export async function sweepTestLabs(): Promise<string[]> {
 }
 
 /** Everything a lab can leave on the host, for assertions that it left nothing. */
-export async function hostTraces(name: string): Promise<{ qemu: number[]; taps: string[]; netns: string[]; containers: string[]; networks: string[]; mounts: string[]; record: boolean }> {
+export async function hostTraces(name: string): Promise<{ qemu: number[]; taps: string[]; netns: string[]; containers: string[]; networks: string[]; rules: string[]; mounts: string[]; record: boolean }> {
   const l = await leftovers(name);
   return { ...l, mounts: await mountsBelow(labDir(name)), record: existsSync(join(labDir(name), 'lab.json')) };
 }
 
-export const NOTHING = { qemu: [], taps: [], netns: [], containers: [], networks: [], mounts: [], record: false };
+export const NOTHING = { qemu: [], taps: [], netns: [], containers: [], networks: [], rules: [], mounts: [], record: false };
 
 export async function recipeKernel(): Promise<string> {
   const r = JSON.parse(await readFile(join(ROOT, 'images', 'recipe.json'), 'utf8')) as { kernel: { release: string } };

@@ -2,11 +2,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nodeImagePackages, nodeImageSpec } from '../../src/lab/docker/image.js';
 import { CAPABILITIES, decidePrivileges, hostCapabilities, missingCapabilities, type PrivilegeProbe } from '../../src/lab/docker/privileges.js';
-import { containerName, dockerBridgeName, dockerNetworkName, mgmtAddressFor } from '../../src/lab/docker/provider.js';
+import { containerAddress, containerName, dockerBridgeName, dockerNetworkName, parseLabRules } from '../../src/lab/docker/provider.js';
 import { loadRecipe, type ImageRecipe } from '../../src/lab/image/recipe.js';
 import { dockerTargetMode } from '../../src/lab/lab.js';
 import { tapName, tapPrefix } from '../../src/lab/network.js';
-import { assignAddresses, dockerGateway, parseTopology } from '../../src/lab/topology.js';
+import { assignAddresses, parseTopology } from '../../src/lab/topology.js';
 import { BrickError } from '../../src/system/errors.js';
 
 /** The BrickError fn throws (failing the test when it returns). */
@@ -193,7 +193,7 @@ describe('decidePrivileges', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Topology: the provider field and the Docker gateway address
+// Topology: the provider field and addresses in a lab with docker nodes
 // ---------------------------------------------------------------------------------------------
 
 function topoError(text: string): BrickError {
@@ -248,68 +248,25 @@ describe('topology provider field', () => {
   });
 });
 
-describe('dockerGateway', () => {
-  it('is the last host address of the subnet', () => {
-    expect(dockerGateway('10.10.1.0/24')).toBe('10.10.1.254');
-    expect(dockerGateway('10.10.1.0/29')).toBe('10.10.1.6');
-    expect(dockerGateway('10.10.1.16/28')).toBe('10.10.1.30');
-    expect(dockerGateway('10.20.0.0/16')).toBe('10.20.255.254');
-  });
-});
-
-describe('topology: the Docker gateway is not a node address', () => {
-  function lab(provider: 'docker' | 'qemu', subnet: string, explicit: string, other: string): string {
-    return `name: gw
+describe('topology: a lab with docker nodes keeps every host address of its subnets', () => {
+  it('accepts the last host address and any other one: Docker networks do not use the lab subnets', () => {
+    const text = `name: gw
 networks:
   - name: path-a
-    subnet: ${subnet}
+    subnet: 10.10.1.0/29
 nodes:
   - name: target-1
     role: target
-    provider: ${provider}
-    addresses:
-      path-a: ${other}
+    provider: docker
+    addresses: {path-a: 10.10.1.6}
   - name: compute-1
     role: compute
-    addresses:
-      path-a: ${explicit}
+    provider: docker
+    addresses: {path-a: 10.10.1.1}
 `;
-  }
-
-  it('refuses the /24 gateway 10.10.1.254 in a lab with a docker node, on any node of it', () => {
-    const err = topoError(lab('docker', '10.10.1.0/24', '10.10.1.254', '10.10.1.10'));
-    expect(err.message.startsWith('docker.yaml: nodes[1].addresses.path-a: '), err.message).toBe(true);
-    expect(err.details).toEqual({ field: 'nodes[1].addresses.path-a' });
-    expect(err.message).toContain('10.10.1.254');
-    expect(err.message).toMatch(/gateway/);
-  });
-
-  it('accepts the same address in an all-qemu lab', () => {
-    const t = parseTopology(lab('qemu', '10.10.1.0/24', '10.10.1.254', '10.10.1.10'), 'qemu.yaml');
-    expect(assignAddresses(t).get('compute-1')?.get('path-a')).toBe('10.10.1.254');
-  });
-
-  it('refuses the /29 gateway 10.10.1.6 in a docker lab, accepts it in a qemu lab, and accepts .5 in both', () => {
-    const err = topoError(lab('docker', '10.10.1.0/29', '10.10.1.6', '10.10.1.1'));
-    expect(err.details).toEqual({ field: 'nodes[1].addresses.path-a' });
-    expect(err.message).toContain('10.10.1.6');
-    expect(() => parseTopology(lab('qemu', '10.10.1.0/29', '10.10.1.6', '10.10.1.1'), 'q.yaml')).not.toThrow();
-    expect(() => parseTopology(lab('docker', '10.10.1.0/29', '10.10.1.5', '10.10.1.1'), 'd.yaml')).not.toThrow();
-  });
-
-  it('refuses the docker node\'s own explicit gateway address, naming it', () => {
-    const err = topoError(lab('docker', '10.10.1.0/24', '10.10.1.20', '10.10.1.254'));
-    expect(err.details).toEqual({ field: 'nodes[0].addresses.path-a' });
-  });
-
-  it('refuses an automatic address that lands on the gateway (/28: node 4 gets .14)', () => {
-    const nodes = Array.from({ length: 5 }, (_, i) => `  - name: n${i}\n    role: compute\n${i === 0 ? '    provider: docker\n' : ''}`).join('');
-    const text = `name: auto\nnetworks:\n  - name: path-a\n    subnet: 10.10.1.0/28\nnodes:\n${nodes}`;
-    const err = topoError(text);
-    expect(err.details).toEqual({ field: 'nodes[4].addresses.path-a' });
-    expect(err.message).toContain('10.10.1.14');
-    // The same lab without the docker node is fine: .14 is a host address of a /28.
-    expect(() => parseTopology(text.replace('    provider: docker\n', ''), 'q.yaml')).not.toThrow();
+    const t = parseTopology(text, 'gw.yaml');
+    expect(assignAddresses(t).get('target-1')!.get('path-a')).toBe('10.10.1.6');
+    expect(assignAddresses(t).get('compute-1')!.get('path-a')).toBe('10.10.1.1');
   });
 });
 
@@ -357,17 +314,24 @@ describe('dockerTargetMode', () => {
 // Names and addresses
 // ---------------------------------------------------------------------------------------------
 
-describe('mgmtAddressFor', () => {
+describe('containerAddress', () => {
   it('is .10 + the node index from the subnet base', () => {
-    expect(mgmtAddressFor('172.18.0.0/16', 0)).toBe('172.18.0.10');
-    expect(mgmtAddressFor('172.18.0.0/16', 3)).toBe('172.18.0.13');
-    expect(mgmtAddressFor('192.168.48.0/20', 31)).toBe('192.168.48.41');
-    expect(mgmtAddressFor('10.99.7.0/24', 1)).toBe('10.99.7.11');
+    expect(containerAddress('172.18.0.0/16', 0)).toBe('172.18.0.10');
+    expect(containerAddress('172.18.0.0/16', 3)).toBe('172.18.0.13');
+    expect(containerAddress('192.168.48.0/20', 31)).toBe('192.168.48.41');
+    expect(containerAddress('10.99.7.0/24', 1)).toBe('10.99.7.11');
+  });
+
+  it('refuses a subnet too small for the node', () => {
+    expect(containerAddress('10.99.7.0/27', 20)).toBe('10.99.7.30');
+    const err = thrown(() => containerAddress('10.99.7.0/27', 21));
+    expect(err.code).toBe('DOCKER_NETWORK_INVALID');
+    expect(err.message).toContain('no room for node 21');
   });
 
   it('refuses what is not an IPv4 subnet', () => {
     for (const bad of ['', 'bridge', '172.18.0.1/16', '172.18.0.0', 'fd00::/64', '300.1.0.0/16']) {
-      const err = thrown(() => mgmtAddressFor(bad, 0));
+      const err = thrown(() => containerAddress(bad, 0));
       expect(err.code, bad).toBe('DOCKER_NETWORK_INVALID');
       expect(err.message).toContain(bad);
     }
@@ -511,5 +475,29 @@ describe('up --dry-run with a docker node', () => {
     expect(lines[2]).toMatch(/^qemu-system-x86_64 /);
     expect(lines[2]).toContain('-daemonize');
     expect(existsSync(labDir('unit-dry'))).toBe(false);
+  });
+});
+
+describe('parseLabRules', () => {
+  // `iptables -S DOCKER-USER` (iptables 1.8.9, nf_tables) on this host with lab dk up and one rule
+  // of another lab added by hand, plus Docker's own RETURN.
+  const listing = [
+    '-N DOCKER-USER',
+    '-A DOCKER-USER -i bk867b4b-b1 -o bk867b4b-b1 -m comment --comment "brick-lab:dk" -j ACCEPT',
+    '-A DOCKER-USER -i bk867b4b-b0 -o bk867b4b-b0 -m comment --comment "brick-lab:dk" -j ACCEPT',
+    '-A DOCKER-USER -i bk0a1b2c-b0 -o bk0a1b2c-b0 -m comment --comment "brick-lab:e2e-other" -j ACCEPT',
+    '-A DOCKER-USER -i br-1234 -o br-1234 -m comment --comment "someone else" -j ACCEPT',
+    '-A DOCKER-USER -i bk867b4b-b0 -o eth0 -m comment --comment "brick-lab:dk" -j ACCEPT',
+    '-A DOCKER-USER -j RETURN',
+  ].join('\n');
+
+  it('finds a lab\'s same-bridge accept rules by their comment, and no one else\'s', () => {
+    expect(parseLabRules(listing, 'dk')).toEqual([
+      { lab: 'dk', bridge: 'bk867b4b-b1' },
+      { lab: 'dk', bridge: 'bk867b4b-b0' },
+    ]);
+    expect(parseLabRules(listing).map((r) => r.lab)).toEqual(['dk', 'dk', 'e2e-other']);
+    expect(parseLabRules(listing, 'd')).toEqual([]);
+    expect(parseLabRules('')).toEqual([]);
   });
 });
