@@ -8,12 +8,11 @@ import { dockerClient } from '../../src/lab/docker/engine.js';
 import { nodeImageSpec } from '../../src/lab/docker/image.js';
 import { labContainers, probeHostStorage } from '../../src/lab/docker/provider.js';
 import type { LabStatus } from '../../src/lab/lab.js';
-import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import { findQemuProcesses } from '../../src/lab/qemu.js';
 import { exec } from '../../src/system/exec.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import { ensureDockerEngine } from './docker-engine.js';
-import { CLI, cli, hostTraces, NOTHING, recipeKernel, waitFor } from './helpers.js';
+import { CLI, cli, hostTraces, labClients, NOTHING, recipeKernel, unreachablePairs, waitFor } from './helpers.js';
 
 const LAB = 'e2e-docker';
 
@@ -27,7 +26,7 @@ describe('the docker provider: a target and a compute as containers beside a QEM
   let topoFile: string;
   let upStderr = '';
   let status: LabStatus;
-  const clients = new Map<string, AgentClient>();
+  let clients = new Map<string, AgentClient>();
   const node = (name: string): AgentClient => clients.get(name)!;
 
   beforeAll(async () => {
@@ -51,8 +50,7 @@ describe('the docker provider: a target and a compute as containers beside a QEM
     upStderr = r.stderr;
     expect(r.exitCode, r.stderr).toBe(0);
     status = JSON.parse(r.stdout) as LabStatus;
-    const rec = await readLabOrNull(LAB);
-    for (const n of rec!.nodes) clients.set(n.name, await labClient(rec!, n.name));
+    clients = await labClients(LAB);
   });
 
   afterAll(async () => {
@@ -122,17 +120,7 @@ describe('the docker provider: a target and a compute as containers beside a QEM
   });
 
   it('joins containers and the QEMU node on the same two data networks, kept apart', async () => {
-    const failures: string[] = [];
-    for (const src of status.nodes) {
-      for (const dst of status.nodes) {
-        if (dst.name === src.name) continue;
-        for (const net of ['path-a', 'path-b']) {
-          const r = await node(src.name).exec(['ping', '-c', '1', '-W', '5', '-I', net, dst.addresses[net]!]);
-          if (r.exitCode !== 0) failures.push(`${src.name} -> ${dst.name} over ${net}: ${r.stdout}${r.stderr}`);
-        }
-      }
-    }
-    expect(failures).toEqual([]);
+    expect(await unreachablePairs(status.nodes, clients)).toEqual([]);
     const apart = await node('compute-1').exec(['ping', '-c', '1', '-W', '2', '-I', 'path-b', status.nodes[0]!.addresses['path-a']!]);
     expect(apart.exitCode).not.toBe(0);
   });

@@ -90,3 +90,33 @@ export async function upTargetAndCompute(lab: string): Promise<{ target: AgentCl
   const node = rec.nodes.find((n) => n.name === 'compute-1')!;
   return { target: await labClient(rec, 'target-1'), compute: await labClient(rec, 'compute-1'), computeIqn: node.initiatorIqn, computeNqn: node.hostNqn };
 }
+
+/** An agent client for every node of a lab that is up. */
+export async function labClients(lab: string): Promise<Map<string, AgentClient>> {
+  const rec = await readLabOrNull(lab);
+  if (!rec) throw new Error(`lab ${lab} has no record`);
+  const out = new Map<string, AgentClient>();
+  for (const n of rec.nodes) out.set(n.name, await labClient(rec, n.name));
+  return out;
+}
+
+/** Every (node, node, network) pair that does not answer one ping, with ping's words: [] when all do. */
+export async function unreachablePairs(
+  nodes: ReadonlyArray<{ name: string; addresses: Record<string, string> }>,
+  clients: Map<string, AgentClient>,
+  networks: readonly string[] = ['path-a', 'path-b'],
+): Promise<string[]> {
+  const failures: string[] = [];
+  await Promise.all(
+    nodes.map(async (src) => {
+      for (const dst of nodes) {
+        if (dst.name === src.name) continue;
+        for (const net of networks) {
+          const r = await clients.get(src.name)!.exec(['ping', '-c', '1', '-W', '5', '-I', net, dst.addresses[net]!]);
+          if (r.exitCode !== 0) failures.push(`${src.name} -> ${dst.name} over ${net} (${dst.addresses[net]}): ${r.stdout}${r.stderr}`);
+        }
+      }
+    }),
+  );
+  return failures;
+}
