@@ -4,6 +4,8 @@ import { exec, which } from '../system/exec.js';
 import { cacheDir, stateDir } from '../system/paths.js';
 import { chooseAccel } from './accel.js';
 import { dockerClient, engineAddress, enginePing, requireEngine } from './docker/engine.js';
+import { imageExists, nodeImageSpec } from './docker/image.js';
+import { choosePrivileges } from './docker/privileges.js';
 import { probeHostStorage } from './docker/provider.js';
 import { findImage, listImages } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
@@ -84,6 +86,14 @@ export async function doctor(): Promise<DoctorReport> {
   if (await enginePing(docker, 3000)) {
     const info = await requireEngine(docker);
     checks.push({ name: 'docker', ok: true, detail: `Docker Engine ${info.version} at ${engineAddress()} (${info.storageDriver}, cgroup v${info.cgroupVersion}): provider: docker can be used`, essential: false });
+    // What "privileged" means here, as `up` will use it: probed once (cached per boot and engine).
+    const spec = nodeImageSpec();
+    if (await imageExists(docker, spec.tag)) {
+      const p = await choosePrivileges(docker, spec.tag);
+      checks.push({ name: 'docker privileges', ok: true, detail: `${p.summary} (${p.reason})`, essential: false });
+    } else {
+      checks.push({ name: 'docker privileges', ok: true, detail: `not probed yet: the first up with docker nodes imports ${spec.tag} and probes`, essential: false });
+    }
     const storage = await probeHostStorage();
     checks.push({ name: 'host storage', ok: true, detail: storage.ok ? `docker targets can use the host kernel: ${storage.detail}` : `docker targets boot the guest kernel: ${storage.detail}`, essential: false });
   } else {

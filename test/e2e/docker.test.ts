@@ -77,6 +77,10 @@ describe('the docker provider: a target and a compute as containers beside a QEM
     expect(status.docker!.privileges.summary).toMatch(/^(--privileged|--cap-add ALL.*--security-opt seccomp=unconfined)/);
     expect(upStderr).toContain(`privileges: ${status.docker!.privileges.summary}`);
     expect(upStderr).toMatch(/targets (boot the guest kernel|use the host kernel)/);
+    // doctor says the same set, from the same probe.
+    const doctor = await cli(['doctor', '--json']);
+    const checks = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; detail: string }> }).checks;
+    expect(checks.find((c) => c.name === 'docker privileges')?.detail).toBe(`${status.docker!.privileges.summary} (${status.docker!.privileges.reason})`);
     // Docker nodes are reached at their address on the lab's management network.
     for (const n of status.nodes.filter((x) => x.provider === 'docker')) expect(n.url).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:8080$/);
   });
