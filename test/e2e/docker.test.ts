@@ -264,12 +264,9 @@ describe('the docker provider: a target and a compute as containers beside a QEM
     const containers = await docker.listContainers({ all: true });
     // No lab container and no privilege probe container, running or stopped.
     expect(containers.filter((c) => ours(c.Labels)).map((c) => c.Names[0])).toEqual([]);
-    // An engine the tests started themselves holds no container at all.
-    if (engine.started) expect(containers.map((c) => c.Names[0])).toEqual([]);
     expect((await docker.listNetworks()).filter((n) => ours(n.Labels)).map((n) => n.Name)).toEqual([]);
     const images = await docker.listImages({ all: true });
     const mine = images.filter((i) => ours(i.Labels) || (i.RepoTags ?? []).some((t) => t.startsWith('brick-lab/')));
     expect(mine.map((i) => i.RepoTags ?? [])).toEqual([[nodeImageSpec().tag]]);
-    if (engine.started) expect(images).toHaveLength(1);
   });
 });
