@@ -486,9 +486,17 @@ export async function down(name: string, opts: { quiet?: boolean; keepLogs?: boo
     if (cmd.includes(`brick-lab:${name}:${n.name}`)) pids.add(n.pid);
   }
   for (const p of await findQemuProcesses(name)) pids.add(p.pid);
-  if (pids.size > 0) {
+  // A QEMU still daemonizing (after a killed `up`) can fork its child after the scan: stop what
+  // was found, then look again, until a scan finds nothing new.
+  const stopped = new Set<number>();
+  for (let round = 0; pids.size > 0 && round < 5; round++) {
     await stopProcesses([...pids]);
-    removed.push(...[...pids].map((p) => `qemu pid ${p}`));
+    for (const p of pids) {
+      stopped.add(p);
+      removed.push(`qemu pid ${p}`);
+    }
+    pids.clear();
+    for (const p of await findQemuProcesses(name)) if (!stopped.has(p.pid)) pids.add(p.pid);
   }
   removed.push(...(await destroyLabNetwork(name)));
   const dir = labDir(name);

@@ -27,8 +27,14 @@ async function startUp(name: string): Promise<{ child: ReturnType<typeof spawn>;
   const exit = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal, stderr })),
   );
-  await waitFor(`QEMU processes of ${name}`, async () => (await findQemuProcesses(name)).length === 3, 5 * 60_000);
+  // Every node's QEMU started. A QEMU still daemonizing shows as two processes (the parent exits
+  // once its child runs), so count nodes, not processes.
+  await waitFor(`QEMU processes of ${name}`, async () => (await qemuNodes(name)).size === 3, 5 * 60_000);
   return { child, exit };
+}
+
+async function qemuNodes(name: string): Promise<Set<string>> {
+  return new Set((await findQemuProcesses(name)).map((p) => p.node));
 }
 
 describe('bad input and faults', () => {
@@ -92,11 +98,29 @@ describe('bad input and faults', () => {
     child.kill('SIGKILL');
     const e = await exit;
     expect(e.signal).toBe('SIGKILL');
+    // The VMs outlive the killed up: one QEMU per node, once any still daemonizing has forked.
+    await waitFor('one QEMU process per node', async () => (await findQemuProcesses('e2e-crash')).length === 3, 60_000);
+    expect(await qemuNodes('e2e-crash')).toEqual(new Set(['target-1', 'compute-1', 'compute-2']));
     const left = await hostTraces('e2e-crash');
     expect(left.qemu.length).toBe(3);
     expect(left.netns).toEqual(['brick-e2e-crash']);
     const d = await cli(['down', '--name', 'e2e-crash']);
     expect(d.exitCode, d.stderr).toBe(0);
     expect(await hostTraces('e2e-crash')).toEqual(NOTHING);
+  });
+
+  it('takes a lab down at once after up was killed while its first VM was still starting', async () => {
+    const child = spawn(process.execPath, [CLI, 'up', '--name', 'e2e-crash2'], { stdio: 'ignore' });
+    const exit = new Promise((resolve) => child.on('exit', resolve));
+    await waitFor('the first QEMU process', async () => (await findQemuProcesses('e2e-crash2')).length > 0, 5 * 60_000);
+    child.kill('SIGKILL');
+    await exit;
+    // No wait for the other VMs or for QEMU to finish daemonizing: down takes whatever is there.
+    const d = await cli(['down', '--name', 'e2e-crash2']);
+    expect(d.exitCode, d.stderr).toBe(0);
+    expect(await hostTraces('e2e-crash2')).toEqual(NOTHING);
+    // Nothing came back a moment later either (a late fork, a tap).
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await hostTraces('e2e-crash2')).toEqual(NOTHING);
   });
 });
