@@ -12,6 +12,10 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Some unit tests start the CLI or a connector program as a process; they run beside the
+          // e2e project's image build and VMs on a 2-core machine, where 5 s is not enough to be
+          // sure a process started. A hang guard, not a speed goal.
+          testTimeout: 60_000,
         },
       },
       {
