@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { IscsiConnector } from '../connectors/iscsi.js';
 import { LocalConnector } from '../connectors/local.js';
 import { NvmeConnector } from '../connectors/nvme.js';
-import type { ConnectionProperties } from '../connectors/properties.js';
 import type { Connector, DeviceInfo } from '../connectors/types.js';
 import { diffSnapshots } from '../inventory/diff.js';
-import { findOrphans, type Orphan, type VolumeIdentity } from '../inventory/orphans.js';
+import { findOrphans, type Orphan } from '../inventory/orphans.js';
+import { identityFromProperties, type VolumeIdentity } from '../volume/identity.js';
 import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
 import { toolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
@@ -16,18 +16,6 @@ type Protocol = 'iscsi' | 'nvmeof' | 'local';
 
 export function connectors(): Record<Protocol, Connector> {
   return { iscsi: new IscsiConnector() as Connector, nvmeof: new NvmeConnector() as Connector, local: new LocalConnector() as Connector };
-}
-
-/** What identifies the volume of these properties on a host, for the orphan check. */
-export function identityFromProperties(p: ConnectionProperties, wwid?: string | null): VolumeIdentity {
-  if (p.protocol === 'iscsi') {
-    const first = p.paths[0]!;
-    return { protocol: 'iscsi', iscsi: { iqn: first.iqn, portals: p.paths.filter((x) => x.iqn === first.iqn).map((x) => x.portal), lun: first.lun, wwid: wwid ?? p.deviceWwid } };
-  }
-  if (p.protocol === 'nvmeof') {
-    return { protocol: 'nvmeof', nvme: { nqn: p.nqn, portals: p.portals.map((x) => `${x.address}:${x.port}`), nsid: p.nsid, uuid: p.uuid, nguid: p.nguid } };
-  }
-  return { protocol: 'local', local: { device: p.devicePath, wwid: wwid ?? null } };
 }
 
 /** Orphans from sysfs, plus what the tools still show that sysfs does not account for. */
@@ -99,7 +87,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
 
   app.delete<{ Params: { name: string } }>('/v1/connectors/programs/:name', async (req, reply) => {
     if (!(await registry.uninstall(req.params.name))) {
-      throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(req.params.name)} is installed on this node`, { statusCode: 404 });
+      throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(req.params.name)} is installed on this node`);
     }
     return reply.code(204).send();
   });

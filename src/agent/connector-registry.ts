@@ -46,10 +46,10 @@ export class ConnectorRegistry {
 
   async install(name: string, req: InstallRequest): Promise<InstalledConnector> {
     if (!CONNECTOR_NAME.test(name)) {
-      throw new BrickError('BAD_CONNECTOR_NAME', `connector name ${JSON.stringify(name)} is not 1-64 of a-z, 0-9, '.', '_', '-' starting with a letter or digit`, { statusCode: 400 });
+      throw new BrickError('BAD_CONNECTOR_NAME', `connector name ${JSON.stringify(name)} is not 1-64 of a-z, 0-9, '.', '_', '-' starting with a letter or digit`);
     }
     const content = Buffer.from(req.content, 'base64');
-    if (content.length === 0) throw new BrickError('BAD_CONNECTOR', `connector ${name} is empty`, { hint: 'send the file base64-encoded in "content"', statusCode: 400 });
+    if (content.length === 0) throw new BrickError('BAD_CONNECTOR', `connector ${name} is empty`, { hint: 'send the file base64-encoded in "content"' });
     await mkdir(this.dir, { recursive: true });
     const file = join(this.dir, req.kind === 'module' ? `${name}.cjs` : name);
     this.remove(name);
@@ -87,7 +87,6 @@ export class ConnectorRegistry {
     if (!e) {
       throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(name)} is installed on this node`, {
         hint: `install it with PUT /v1/connectors/programs/${name} (brick-lab validate does), or leave out ?connector= for brick-lab's own`,
-        statusCode: 404,
       });
     }
     let c: Connector;
@@ -109,23 +108,22 @@ function loadModule(file: string, protocol: Protocol): Connector {
   try {
     mod = createRequire(file)(file) as typeof mod;
   } catch (e) {
-    throw new BrickError('CONNECTOR_MODULE_FAILED', `loading the connector module ${file} failed: ${(e as Error).message}`, { statusCode: 502 });
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `loading the connector module ${file} failed: ${(e as Error).message}`);
   }
   if (typeof mod.createConnector !== 'function') {
     throw new BrickError('CONNECTOR_MODULE_FAILED', `the connector module ${file} exports no createConnector(protocol) function`, {
       hint: 'export function createConnector(protocol) returning an object with the Connector interface (src/connectors/types.ts)',
-      statusCode: 502,
     });
   }
   let c: unknown;
   try {
     c = mod.createConnector(protocol);
   } catch (e) {
-    throw new BrickError('CONNECTOR_MODULE_FAILED', `createConnector(${JSON.stringify(protocol)}) of ${file} threw: ${(e as Error).message}`, { statusCode: 502 });
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `createConnector(${JSON.stringify(protocol)}) of ${file} threw: ${(e as Error).message}`);
   }
   const missing = METHODS.filter((m) => typeof (c as Record<string, unknown> | null)?.[m] !== 'function');
   if (missing.length > 0) {
-    throw new BrickError('CONNECTOR_MODULE_FAILED', `createConnector(${JSON.stringify(protocol)}) of ${file} returned an object without ${missing.join(', ')}`, { statusCode: 502 });
+    throw new BrickError('CONNECTOR_MODULE_FAILED', `createConnector(${JSON.stringify(protocol)}) of ${file} returned an object without ${missing.join(', ')}`);
   }
   return c as Connector;
 }

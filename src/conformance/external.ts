@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { normalise, type ConnectionProperties } from '../connectors/properties.js';
+import { normalise, type ConnectionProperties } from '../osbrick/decode.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
-import { BrickError, isBrickError } from '../system/errors.js';
+import { BrickError, isBrickError, type ErrorCode } from '../system/errors.js';
 import { exec, which, type ExecResult } from '../system/exec.js';
-import { scsiWwid } from '../inventory/snapshot.js';
+import { scsiWwid } from '../volume/ids.js';
 import { debug } from '../system/log.js';
 import {
   buildRequest,
@@ -44,8 +44,8 @@ export interface RunOptions {
   killGraceMs?: number;
 }
 
-function fail(code: string, message: string, details: Record<string, unknown>, hint?: string): BrickError {
-  return new BrickError(code, message, { statusCode: 502, details, hint: hint ?? `see ${DOCS}` });
+function fail(code: ErrorCode, message: string, details: Record<string, unknown>, hint?: string): BrickError {
+  return new BrickError(code, message, { details, hint: hint ?? `see ${DOCS}` });
 }
 
 function tail(text: string, lines = 20, chars = 4000): string {
@@ -183,7 +183,7 @@ export async function runConnectorProgram<R extends ConnectorRequest>(program: s
   const op = req.operation as R['operation'];
   const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECTOR_TIMEOUT_MS;
   const graceMs = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new BrickError('CONNECTOR_BAD_REQUEST', `timeoutMs must be a positive number of milliseconds (got ${timeoutMs})`, { statusCode: 400 });
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new BrickError('CONNECTOR_BAD_REQUEST', `timeoutMs must be a positive number of milliseconds (got ${timeoutMs})`);
   const path = await locateProgram(program);
   const callId = randomBytes(12).toString('hex');
 

@@ -367,7 +367,6 @@ export function validateRequest(value: unknown): ConnectorRequest {
   } catch (e) {
     if (!(e instanceof Mismatch)) throw e;
     throw new BrickError('CONNECTOR_BAD_REQUEST', `not a connector protocol version ${PROTOCOL_VERSION} request: ${e.message}`, {
-      statusCode: 400,
       details: { field: e.field },
       hint: `see ${DOCS} for the request of each operation`,
     });
@@ -380,7 +379,7 @@ function jsonCopy<T>(v: T, field: string): T {
   try {
     text = JSON.stringify(v);
   } catch (e) {
-    throw new BrickError('CONNECTOR_BAD_REQUEST', `${field}: cannot be written as JSON (${(e as Error).message})`, { statusCode: 400, details: { field } });
+    throw new BrickError('CONNECTOR_BAD_REQUEST', `${field}: cannot be written as JSON (${(e as Error).message})`, { details: { field } });
   }
   return (text === undefined ? null : JSON.parse(text)) as T;
 }
@@ -413,7 +412,7 @@ export function validateReply<O extends Operation>(operation: O, value: unknown,
       'CONNECTOR_BAD_REPLY',
       `${who(program)} replied to ${operation} with JSON that does not fit connector protocol version ${PROTOCOL_VERSION}: ${e.message}. ` +
         `Make the program print the ${operation} reply of the protocol (${DOCS}).`,
-      { statusCode: 502, details: { operation, field: e.field, ...(program ? { program } : {}) }, hint: `the reply to ${operation} must match replySchemaFor("${operation}"), printed in ${DOCS}` },
+      { details: { operation, field: e.field, ...(program ? { program } : {}) }, hint: `the reply to ${operation} must match replySchemaFor("${operation}"), printed in ${DOCS}` },
     );
   }
 }
@@ -441,7 +440,7 @@ export function parseReply<O extends Operation>(operation: O, stdoutText: string
     throw new BrickError(
       'CONNECTOR_BAD_JSON',
       `${who(program)} printed nothing on stdout for ${operation}: it must print one JSON reply there (and its logs on stderr).`,
-      { statusCode: 502, details: { operation, stdout: '' }, hint: `see ${DOCS}` },
+      { details: { operation, stdout: '' }, hint: `see ${DOCS}` },
     );
   }
   try {
@@ -452,14 +451,13 @@ export function parseReply<O extends Operation>(operation: O, stdoutText: string
       'CONNECTOR_BAD_JSON',
       `${who(program)} did not print one JSON document on stdout for ${operation} (${(e as Error).message}); stdout began ${quoted}. ` +
         'Print exactly one JSON reply on stdout and write every log line to stderr.',
-      { statusCode: 502, details: { operation, stdout: stdoutText.slice(0, QUOTE_CHARS) }, hint: `see ${DOCS}` },
+      { details: { operation, stdout: stdoutText.slice(0, QUOTE_CHARS) }, hint: `see ${DOCS}` },
     );
   }
   const reply = validateReply(operation, parsed, program);
   if (!reply.ok) {
     const { type, message } = reply.error;
     throw new BrickError('CONNECTOR_FAILED', `${who(program)} failed ${operation}: ${type}: ${cut(message, MAX_ERROR_TEXT)}`, {
-      statusCode: 502,
       details: { operation, type, message: cut(message, MAX_ERROR_TEXT), ...(program ? { program } : {}) },
       hint: "the program reported this failure itself: its message and its stderr say why",
     });

@@ -13,7 +13,6 @@ export async function flushDevice(dev: string, timeoutMs = 60_000): Promise<void
   const fail = (why: string): BrickError =>
     new BrickError('FLUSH_FAILED', `flushing ${dev} failed: ${why}`, {
       hint: 'the device may be unreachable; disconnect with force to drop its data, or fix the path first',
-      statusCode: 409,
     });
   let timer: NodeJS.Timeout | undefined;
   const flush = (async () => {
@@ -45,7 +44,7 @@ export async function deleteScsiDevice(block: string, timeoutMs = 30_000): Promi
   await writeFile(path, '1');
   const deadline = Date.now() + timeoutMs;
   while (existsSync(`/sys/block/${block}`)) {
-    if (Date.now() > deadline) throw new BrickError('DEVICE_STUCK', `${block} is still in sysfs ${timeoutMs / 1000} s after delete`, { statusCode: 409 });
+    if (Date.now() > deadline) throw new BrickError('DEVICE_STUCK', `${block} is still in sysfs ${timeoutMs / 1000} s after delete`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -55,7 +54,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new BrickError('DEVICE_TIMEOUT', `no ${what} within ${timeoutMs / 1000} s`, { statusCode: 504 });
+    if (Date.now() > deadline) throw new BrickError('DEVICE_TIMEOUT', `no ${what} within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }

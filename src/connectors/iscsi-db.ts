@@ -37,7 +37,6 @@ export async function withNodeDbLock<T>(fn: () => Promise<T>, opts: NodeDbOption
       if (Date.now() > deadline) {
         throw new BrickError('ISCSI_DB_LOCKED', `open-iscsi's node database is locked: ${held} exists`, {
           hint: 'an iscsiadm or iscsid still holds it; if none runs, the lock is stale: remove the file',
-          statusCode: 409,
         });
       }
       await new Promise((r) => setTimeout(r, 10));
@@ -85,7 +84,7 @@ export async function updateNodeRecord(rec: IscsiNodeRecord, settings: ReadonlyA
   const file = recordFile(rec, opts.iface ?? 'default');
   await withNodeDbLock(async () => {
     const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') throw new BrickError('ISCSI_NO_NODE', `no node record for ${rec.iqn} at ${rec.portal} (${file})`, { statusCode: 404 });
+      if (e.code === 'ENOENT') throw new BrickError('ISCSI_NO_NODE', `no node record for ${rec.iqn} at ${rec.portal} (${file})`);
       throw e;
     });
     // In place, as iscsiadm writes it: readers take the same lock, and a temporary file beside

@@ -3,13 +3,16 @@ import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
-import { iscsiDevicesOf, type VolumeIdentity } from '../inventory/orphans.js';
-import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions, scsiWwid, takeSnapshot, type DevLink, type HostSnapshot, type IscsiNodeRecord, type MultipathMap } from '../inventory/snapshot.js';
+import { iscsiDevicesOf } from '../inventory/orphans.js';
+import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions, takeSnapshot, type DevLink, type HostSnapshot, type IscsiNodeRecord, type MultipathMap } from '../inventory/snapshot.js';
 import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
 import { parseMultipathdPaths } from '../inventory/tools.js';
 import { deleteScsiDevice, flushDevice, udevLinksOf, waitFor, waitLinksGone } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
-import { byPathName, normalise, type IscsiProperties, type IscsiTargetPath } from './properties.js';
+import { normalise, type IscsiProperties, type IscsiTargetPath } from '../osbrick/decode.js';
+import { byPathName } from '../volume/bypath.js';
+import { iscsiIdentity } from '../volume/identity.js';
+import { scsiWwid } from '../volume/ids.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 const ISCSIADM_TIMEOUT = 120_000;
@@ -33,10 +36,6 @@ const SESSION_EXISTS = 15;
 
 function iscsiadm(args: string[], reject = true): ReturnType<typeof exec> {
   return exec(['iscsiadm', ...args], { timeoutMs: ISCSIADM_TIMEOUT, reject });
-}
-
-function identityOf(props: IscsiProperties, path: IscsiTargetPath): NonNullable<VolumeIdentity['iscsi']> {
-  return { iqn: path.iqn, portals: props.paths.filter((p) => p.iqn === path.iqn).map((p) => p.portal), lun: path.lun, wwid: props.deviceWwid };
 }
 
 /**
@@ -96,7 +95,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     if (!rec) {
       await iscsiadm([...node, '--op', 'new']);
       rec = await this.nodeRecordOf(p);
-      if (!rec) throw new BrickError('ISCSI_NO_NODE', `iscsiadm made no node record for ${p.iqn} at ${p.portal} in ${ISCSI_NODE_DB}`);
+      if (!rec) throw new BrickError('ISCSI_NODE_NOT_MADE', `iscsiadm made no node record for ${p.iqn} at ${p.portal} in ${ISCSI_NODE_DB}`);
     }
     // "ip,port" is the record file itself; "ip,port,tpgt" is a directory with one file per iface.
     const text = (isRecordFile(rec) ? await this.fs.readText(rec.path) : await this.fs.readText(`${rec.path}/default`)) ?? '';
@@ -149,7 +148,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     if (!session) {
       const r = await iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--login'], false);
       if (r.exitCode !== 0 && r.exitCode !== SESSION_EXISTS) {
-        throw new BrickError('ISCSI_LOGIN_FAILED', `login to ${p.iqn} at ${p.portal} failed (iscsiadm exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop()}`, { statusCode: 502 });
+        throw new BrickError('ISCSI_LOGIN_FAILED', `login to ${p.iqn} at ${p.portal} failed (iscsiadm exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop()}`);
       }
       session = await waitFor(`session to ${p.iqn} at ${p.portal}`, () => this.sessionFor(p), 30_000);
     }
@@ -173,7 +172,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
       }
     }
     if (found.length === 0) {
-      throw new BrickError('CONNECT_FAILED', `no path to the volume worked: ${errors.join('; ')}`, { statusCode: 502 });
+      throw new BrickError('CONNECT_FAILED', `no path to the volume worked: ${errors.join('; ')}`);
     }
     // The device is taken from sysfs as soon as the scan made it, as os-brick does; udev's links
     // follow (getVolumePaths reports the device either way).
@@ -205,7 +204,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     };
     const snap = await takeSnapshot(this.fs, PATHS);
     const blocks = new Set<string>(device?.devices ?? []);
-    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) blocks.add(d.block);
+    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) blocks.add(d.block);
     const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((d) => d.block && blocks.has(d.block))?.wwid ?? null;
     const maps = snap.multipathMaps.filter((m) => m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid));
     // What udev must take away once the devices are gone: their links, read before they go.
@@ -253,7 +252,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
       if (l && !l.dangling) paths.add(`/dev/disk/by-path/${l.name}`);
     }
     const devices = new Set<string>();
-    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, identityOf(props, p))) if (d.block) devices.add(d.block);
+    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) devices.add(d.block);
     for (const d of [...devices]) for (const m of mapsBySlave.get(d) ?? []) devices.add(m.dm);
     return { paths: [...paths].sort(), devices: [...devices].sort() };
   }

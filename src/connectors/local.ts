@@ -2,7 +2,7 @@ import { BrickError } from '../system/errors.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import { flushDevice } from './block.js';
-import { normalise, type LocalProperties } from './properties.js';
+import { normalise, type LocalProperties } from '../osbrick/decode.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** A device that is already on the host (a scsi_debug disk, any device_path): nothing to log in to. */
@@ -22,7 +22,7 @@ export class LocalConnector implements Connector<LocalProperties> {
 
   async connectVolume(props: LocalProperties): Promise<DeviceInfo> {
     if (!(await this.fs.exists(props.devicePath))) {
-      throw new BrickError('DEVICE_MISSING', `device_path: ${props.devicePath} does not exist on this node`, { statusCode: 404, details: { field: 'device_path' } });
+      throw new BrickError('DEVICE_MISSING', `device_path: ${props.devicePath} does not exist on this node`, { details: { field: 'device_path' } });
     }
     const name = props.devicePath.split('/').pop()!;
     const wwid = (await takeSnapshot(this.fs, { scope: 'paths' })).scsiDevices.find((d) => d.block === name)?.wwid ?? null;

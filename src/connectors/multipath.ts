@@ -14,7 +14,7 @@ export async function multipathdRunning(): Promise<boolean> {
 
 export async function multipathMapFor(wwid: string, devices: string[]): Promise<string> {
   if (!(await multipathdRunning())) {
-    throw new BrickError('MULTIPATHD_NOT_RUNNING', 'multipath was asked for but multipathd is not running on this node', { statusCode: 409 });
+    throw new BrickError('MULTIPATHD_NOT_RUNNING', 'multipath was asked for but multipathd is not running on this node');
   }
   await exec(['multipath', '-a', wwid], { timeoutMs: 30_000, reject: false });
   for (const d of devices) await exec(['multipathd', 'add', 'path', d], { timeoutMs: 30_000, reject: false });
@@ -43,6 +43,5 @@ export async function flushMultipathMap(m: MultipathMap, force: boolean): Promis
   }
   throw new BrickError('MULTIPATH_FLUSH_FAILED', `multipath -f ${m.name ?? m.dm} failed 4 times: ${(last!.stderr || last!.stdout).trim().split('\n').pop() ?? `exit ${last!.exitCode}`}`, {
     hint: 'something holds the map open (a mount, a process, a holder device); `dmsetup info` shows its open count',
-    statusCode: 409,
   });
 }

@@ -1,19 +1,16 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
-import { nvmeNamespacesOf, type VolumeIdentity } from '../inventory/orphans.js';
+import { nvmeNamespacesOf } from '../inventory/orphans.js';
 import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
 import { flushDevice, settle, udevLinksOf, waitFor, waitLinksGone } from './block.js';
-import { normalise, type NvmeProperties } from './properties.js';
+import { normalise, type NvmeProperties } from '../osbrick/decode.js';
+import { nvmeIdentity } from '../volume/identity.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** Seconds a controller keeps reconnecting after its path is lost; explicit, never os-brick's -1. */
 export const CTRL_LOSS_TMO = 30;
 const PATHS = { scope: 'paths' } as const;
-
-function identityOf(p: NvmeProperties): NonNullable<VolumeIdentity['nvme']> {
-  return { nqn: p.nqn, portals: p.portals.map((x) => `${x.address}:${x.port}`), nsid: p.nsid, uuid: p.uuid, nguid: p.nguid };
-}
 
 /**
  * nvme-cli over TCP: one controller per portal (the kernel's native multipath joins them into
@@ -54,10 +51,10 @@ export class NvmeConnector implements Connector<NvmeProperties> {
       if (r.exitCode === 0) connected++;
       else errors.push(`${portal.address}:${portal.port}: ${r.stderr.trim().split('\n').pop()}`);
     }
-    if (connected === 0) throw new BrickError('CONNECT_FAILED', `no NVMe/TCP portal of ${props.nqn} accepted a connection: ${errors.join('; ')}`, { statusCode: 502 });
+    if (connected === 0) throw new BrickError('CONNECT_FAILED', `no NVMe/TCP portal of ${props.nqn} accepted a connection: ${errors.join('; ')}`);
     const ns = await waitFor(
       `namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`,
-      async () => nvmeNamespacesOf(await takeSnapshot(this.fs, PATHS), identityOf(props))[0] ?? null,
+      async () => nvmeNamespacesOf(await takeSnapshot(this.fs, PATHS), nvmeIdentity(props))[0] ?? null,
       30_000,
     );
     await settle();
@@ -68,7 +65,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     const removed: string[] = [];
     const errors: string[] = [];
     const snap = await takeSnapshot(this.fs, PATHS);
-    const mine = nvmeNamespacesOf(snap, identityOf(props));
+    const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const heads = new Set(mine.map((n) => n.name));
     if (device?.path.startsWith('/dev/nvme')) heads.add(device.path.slice(5));
     for (const h of heads) {
@@ -101,7 +98,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
 
   async getVolumePaths(props: NvmeProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
     const snap = snapshot ?? (await takeSnapshot(this.fs, PATHS));
-    const mine = nvmeNamespacesOf(snap, identityOf(props));
+    const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const paths: string[] = [];
     for (const n of mine) if (await this.fs.exists(`/dev/${n.name}`)) paths.push(`/dev/${n.name}`);
     return { paths, devices: mine.flatMap((n) => [n.name, ...n.paths]).sort() };

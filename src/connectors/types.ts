@@ -1,5 +1,5 @@
 import type { HostSnapshot } from '../inventory/snapshot.js';
-import type { ConnectionProperties } from './properties.js';
+import type { ConnectionProperties } from '../volume/properties.js';
 
 /** What connect returns and disconnect takes back: os-brick's device_info, with what we found. */
 export interface DeviceInfo {

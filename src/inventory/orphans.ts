@@ -1,13 +1,9 @@
-import { lunForPath } from '../connectors/properties.js';
+import { byPathName } from '../volume/bypath.js';
+import { nguidHex } from '../volume/ids.js';
+import type { VolumeIdentity } from '../volume/identity.js';
 import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './snapshot.js';
 
-/** What identifies a volume on a host, from its connection properties and the target's answer. */
-export interface VolumeIdentity {
-  protocol: 'iscsi' | 'nvmeof' | 'local';
-  iscsi?: { iqn: string; portals: string[]; lun: number; wwid?: string | null };
-  nvme?: { nqn: string; portals?: string[]; nsid?: number | null; uuid?: string | null; nguid?: string | null };
-  local?: { wwid?: string | null; device?: string | null };
-}
+export type { VolumeIdentity } from '../volume/identity.js';
 
 export type OrphanKind =
   | 'scsi-device'
@@ -79,7 +75,7 @@ export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['i
 export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['nvme']>): NvmeNamespace[] {
   return s.nvmeNamespaces.filter((n) => {
     if (v.uuid && n.uuid === v.uuid) return true;
-    if (v.nguid && n.nguid === v.nguid.replace(/-/g, '').toLowerCase()) return true;
+    if (v.nguid && n.nguid === nguidHex(v.nguid)) return true;
     if (n.subsysNqn !== v.nqn || v.nsid === undefined || v.nsid === null || n.nsid !== v.nsid) return false;
     return !(v.uuid && n.uuid && n.uuid !== v.uuid);
   });
@@ -138,7 +134,7 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
       if (n.iqn !== iv.iqn || !iv.portals.includes(n.portal) || shared(n.iqn, n.portal)) continue;
       out.push({ kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: n.path });
     }
-    const names = new Set(iv.portals.map((p) => `ip-${p.replace(/^\[(.*)\]/, '$1')}-iscsi-${iv.iqn}-lun-${lunForPath(iv.lun)}`));
+    const names = new Set(iv.portals.map((portal) => byPathName({ portal, iqn: iv.iqn, lun: iv.lun })));
     // A live link to a device an attached volume claims is that volume's (a later one at the LUN).
     for (const l of s.links) {
       if (l.dir === 'by-path' && names.has(l.name) && !(l.target && claimedBlocks.has(l.target))) {

@@ -1,5 +1,6 @@
 import type { HostFs } from '../system/hostfs.js';
 import { realHostFs } from '../system/hostfs.js';
+import { nguidHex, scsiWwid } from '../volume/ids.js';
 
 /**
  * A snapshot of everything storage-related a host holds, read from the kernel's own files: SCSI
@@ -100,24 +101,6 @@ export interface HostSnapshot {
   blockDevices: BlockDevice[];
   links: DevLink[];
   multipathMaps: MultipathMap[];
-}
-
-/** sysfs SCSI wwid ("naa.6001405...") in scsi_id's form ("36001405..."). */
-export function scsiWwid(raw: string | null): string | null {
-  if (!raw) return null;
-  const w = raw.trim();
-  const kind = w.slice(0, 4);
-  if (w.length < 5) return w;
-  if (kind === 'naa.') return `3${w.slice(4).toLowerCase()}`;
-  if (kind === 'eui.') return `2${w.slice(4).toLowerCase()}`;
-  if (kind === 't10.') return `1${w.slice(4).replace(/\s+/g, '_')}`;
-  return w;
-}
-
-export function normaliseNguid(raw: string | null): string | null {
-  if (!raw) return null;
-  const hex = raw.replace(/[-:]/g, '').toLowerCase();
-  return /^[0-9a-f]{32}$/.test(hex) ? hex : null;
 }
 
 const base = (p: string | null): string | null => (p ? p.slice(p.lastIndexOf('/') + 1) : null);
@@ -302,7 +285,7 @@ function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>): {
       name,
       nsid: nsid === null ? null : Number(nsid),
       uuid: fs.readText(`${dir}/uuid`),
-      nguid: normaliseNguid(fs.readText(`${dir}/nguid`)),
+      nguid: nguidHex(fs.readText(`${dir}/nguid`)),
       wwid: fs.readText(`${dir}/wwid`),
       subsysNqn: nqnOf.get(key) ?? null,
       paths: blocks.disks.filter((b) => new RegExp(`^nvme${sub}c\\d+n${headNs}$`).test(b)),

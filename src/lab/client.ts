@@ -42,9 +42,9 @@ export class AgentClient {
     }
     if (!res.ok) {
       const err = (json ?? {}) as { code?: string; message?: string; hint?: string };
-      throw new BrickError(err.code ?? `HTTP_${res.status}`, `${this.node}: ${method} ${path}: ${err.message ?? text.slice(0, 300)}`, {
+      throw BrickError.remote(err.code ?? `HTTP_${res.status}`, `${this.node}: ${method} ${path}: ${err.message ?? text.slice(0, 300)}`, {
         ...(err.hint ? { hint: err.hint } : {}),
-        statusCode: res.status,
+        status: res.status,
       });
     }
     return json as T;

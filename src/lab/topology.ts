@@ -47,7 +47,6 @@ export function invalid(source: string, field: string, why: string): BrickError 
   return new BrickError('TOPOLOGY_INVALID', `${source}: ${field}: ${why}`, {
     hint: 'fix the field in the topology file (lab/default.yaml shows every field)',
     details: { field },
-    statusCode: 400,
   });
 }
 
@@ -228,7 +227,6 @@ export function parseTopology(text: string, source: string): Topology {
   } catch (e) {
     throw new BrickError('TOPOLOGY_INVALID', `${source}: not valid YAML: ${(e as Error).message}`, {
       hint: 'fix the syntax; lab/default.yaml is a working example',
-      statusCode: 400,
     });
   }
   return validateTopology(doc, source);

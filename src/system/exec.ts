@@ -3,7 +3,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options as ExecaOptions } from 'execa';
-import { BrickError } from './errors.js';
+import { BrickError, isErrorCode, statusOf } from './errors.js';
 import { debug } from './log.js';
 
 /** What one finished command looked like; kept small so it can be logged and sent over HTTP. */
@@ -195,7 +195,8 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
       else {
         const e = msg.error ?? { code: 'WORKER_ERROR', message: 'no error text' };
         const field = e.field ?? undefined;
-        p.reject(new BrickError(e.code, field ? `${field}: ${e.message}` : e.message, { statusCode: e.code.startsWith('LIO_INTERNAL') ? 500 : 400, ...(field ? { details: { field } } : {}) }));
+        // A worker's error answer is a refusal of the request (400) unless the catalogue knows its code.
+        p.reject(BrickError.remote(e.code, field ? `${field}: ${e.message}` : e.message, { status: isErrorCode(e.code) ? statusOf(e.code) : 400, ...(field ? { details: { field } } : {}) }));
       }
     }
   });

@@ -65,7 +65,6 @@ export class Nvmet {
     if (!this.available()) {
       throw new BrickError('NVMET_MISSING', `${this.root} does not exist: nvmet is not loaded or configfs is not mounted`, {
         hint: 'this must run on a target node (modprobe nvmet nvmet_tcp; mount -t configfs none /sys/kernel/config)',
-        statusCode: 409,
       });
     }
   }

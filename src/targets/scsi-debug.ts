@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { scsiWwid } from '../inventory/snapshot.js';
+import { scsiWwid } from '../volume/ids.js';
 
 /**
  * Local SCSI disks from scsi_debug on a compute node. Stage 2 loads the module with add_host=0 and
@@ -57,7 +57,7 @@ export async function listLocalDisks(): Promise<LocalDisk[]> {
 /** Add one disk (one scsi_debug host) and wait until its block device exists and udev settled. */
 export async function addLocalDisk(): Promise<LocalDisk> {
   if (!existsSync(DRIVER)) {
-    throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { statusCode: 409, hint: 'local disks exist on compute nodes only' });
+    throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { hint: 'local disks exist on compute nodes only' });
   }
   const before = new Set(await hostsOfDriver());
   await writeFile(join(DRIVER, 'add_host'), '1');
@@ -80,7 +80,7 @@ export async function addLocalDisk(): Promise<LocalDisk> {
 export async function removeLocalDisk(host: number): Promise<{ removed: string[] }> {
   const hosts = await hostsOfDriver();
   if (!hosts.includes(host)) {
-    throw new BrickError('DISK_UNKNOWN', `host: no scsi_debug host ${host} on this node`, { statusCode: 404, details: { field: 'host' } });
+    throw new BrickError('DISK_UNKNOWN', `host: no scsi_debug host ${host} on this node`, { details: { field: 'host' } });
   }
   const removed: string[] = [];
   for (const d of await disksOfHost(host)) {

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
 import { Nvmet, type AnaState } from './nvmet.js';
-import { iscsiConnectionInfo, lioWwid, nguidFromUuid, nvmeofConnectionInfo, type ConnectionInfo } from './properties.js';
-import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from './validate.js';
+import { iscsiConnectionInfo, nvmeofConnectionInfo, type ConnectionInfo } from '../osbrick/encode.js';
+import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from '../volume/fields.js';
+import { lioWwid, nguidFromUuid, nguidHex } from '../volume/ids.js';
 
 export type IscsiBackstore = 'fileio' | 'block' | 'ramdisk';
 export type NvmeBacking = 'block';
@@ -108,7 +109,6 @@ export class TargetVolumes {
     const v = this.volumes.get(name);
     if (!v) {
       throw new BrickError('VOLUME_UNKNOWN', `name: no volume named ${JSON.stringify(name)} on this target`, {
-        statusCode: 404,
         details: { field: 'name' },
         hint: 'GET /v1/targets/volumes lists the volumes',
       });
@@ -359,7 +359,7 @@ export class TargetVolumes {
         await this.nvmet.createSubsystem(s.nqn, s.allowAnyHost);
         for (const h of s.hosts) await this.nvmet.allowHost(s.nqn, h);
         for (const ns of s.namespaces) {
-          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: ns.nguid.replace(/-/g, ''), anaGroup: ns.anaGroup });
+          await this.nvmet.addNamespace(s.nqn, { nsid: ns.nsid, devicePath: ns.devicePath, uuid: ns.uuid, nguid: nguidHex(ns.nguid) ?? ns.nguid, anaGroup: ns.anaGroup });
         }
       }
       for (const p of ports) for (const s of p.subsystems) await this.nvmet.linkPort(s, p.id);

@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
+import { byPathName, lunForPath } from '../../src/volume/bypath.js';
+import { parsePortal } from '../../src/volume/fields.js';
 import {
-  byPathName,
-  lunForPath,
   normalise,
   normaliseIscsi,
   normaliseLocal,
   normaliseNvme,
-  parsePortal,
   type IscsiProperties,
   type NvmeProperties,
-} from '../../src/connectors/properties.js';
+} from '../../src/osbrick/decode.js';
 import { expectRefused } from './refusal.js';
-import { iscsiConnectionInfo, nguidFromUuid, nvmeofConnectionInfo } from '../../src/targets/properties.js';
+import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/encode.js';
+import { nguidFromUuid } from '../../src/volume/ids.js';
 
 
 const ID = '9a0d35d0-175a-11e4-8c21-0800200c9a66';

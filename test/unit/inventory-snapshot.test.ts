@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { normaliseNguid, scsiWwid, takeSnapshot, type HostSnapshot } from '../../src/inventory/snapshot.js';
+import { takeSnapshot, type HostSnapshot } from '../../src/inventory/snapshot.js';
+import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
 import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { iscsiConnectionInfo, lioWwid, nguidFromUuid, nvmeofConnectionInfo } from '../../src/targets/properties.js';
+import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/encode.js';
+import { lioWwid, nguidFromUuid } from '../../src/volume/ids.js';
 
 const ID = '5fb85f75-2f1e-4ccf-a928-783dd267bfa2';
 const IQN = 'iqn.2026-11.io.brick-lab:lab.vol1';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { expectRefused } from './refusal.js';
-import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, MAX_SIZE_MIB } from '../../src/targets/validate.js';
+import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, MAX_SIZE_MIB } from '../../src/volume/fields.js';
 
 
 /** A name of exactly `length` characters: the prefix, then 'a's. */

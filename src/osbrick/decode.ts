@@ -1,5 +1,10 @@
-import { isIPv4, isIPv6 } from 'node:net';
-import { checkIqn, checkNqn, checkUuid, refuse } from '../targets/validate.js';
+import { isIPv6 } from 'node:net';
+import { nguidHex, uuidDashed } from '../volume/ids.js';
+import { checkHostName, checkIqn, checkLun, checkNqn, checkPort, CONTROL, describe, formatPortal, parsePortal, refuse } from '../volume/fields.js';
+import type { ChapCredentials, ConnectionProperties, IscsiProperties, IscsiTargetPath, LocalProperties, NvmeProperties } from '../volume/properties.js';
+import type { Protocol } from '../volume/protocol.js';
+
+export type { ChapCredentials, ConnectionProperties, IscsiProperties, IscsiTargetPath, LocalProperties, NvmeProperties } from '../volume/properties.js';
 
 /**
  * Connection properties as os-brick reads them (Cinder's connection_info['data']), checked and
@@ -8,53 +13,6 @@ import { checkIqn, checkNqn, checkUuid, refuse } from '../targets/validate.js';
  * Every refusal is a 400 BrickError whose message starts with the key it is about, named as it
  * appears in the payload's data (`target_iqns[1]`, `portals[0][2]`).
  */
-
-export interface IscsiTargetPath {
-  /** "ip:port" or "hostname:port"; IPv6 as "[addr]:port". The port is always written out. */
-  portal: string;
-  iqn: string;
-  lun: number;
-}
-
-export interface IscsiProperties {
-  protocol: 'iscsi';
-  volumeId: string | null;
-  /** One per distinct (portal, iqn, lun), in the payload's order. */
-  paths: IscsiTargetPath[];
-  auth: ChapCredentials | null;
-  discoveryAuth: ChapCredentials | null;
-  /** From `device_wwid`, a key of ours: os-brick's shape has no WWID. */
-  deviceWwid: string | null;
-}
-
-export interface ChapCredentials {
-  method: 'CHAP';
-  username: string;
-  password: string;
-}
-
-export interface NvmeProperties {
-  protocol: 'nvmeof';
-  nqn: string;
-  portals: Array<{ address: string; port: number; transport: 'tcp' }>;
-  /** vol_uuid, lowercase with dashes (the form /sys/block/nvmeXnY/uuid shows). */
-  uuid: string | null;
-  /** volume_nguid as 32 lowercase hex digits (sysfs `nguid` shows it dashed like a UUID). */
-  nguid: string | null;
-  nsid: number | null;
-  hostNqn: string | null;
-}
-
-export interface LocalProperties {
-  protocol: 'local';
-  devicePath: string;
-}
-
-export type ConnectionProperties = IscsiProperties | NvmeProperties | LocalProperties;
-
-export const ISCSI_DEFAULT_PORT = 3260;
-/** SAM flat-space addressing ends at 16383; LIO's LUN numbers and ours stay below it. */
-export const MAX_LUN = 16383;
 
 type Payload = Record<string, unknown>;
 
@@ -82,104 +40,6 @@ function need(d: Payload, key: string, what: string): unknown {
   return d[key];
 }
 
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (Array.isArray(v)) return 'a list';
-  if (v === null) return 'null';
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? JSON.stringify(v) : typeof v;
-}
-
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-// ---------------------------------------------------------------------------------------------
-// Addresses, portals and LUNs
-
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-
-/** An IPv4 address or a DNS name (IPv6 is handled by the callers, which know about brackets). */
-function checkHostName(host: string, field: string, shown: string): void {
-  // "10.0.0.256" and "10.1" match the hostname pattern but are meant as (bad) IPv4 addresses.
-  if (/^[0-9.]+$/.test(host) ? !isIPv4(host) : !HOSTNAME.test(host)) {
-    refuse(field, `${JSON.stringify(shown)} has no valid host: expected an IPv4 address, a host name or a bracketed IPv6 address`, 'BAD_PORTAL');
-  }
-}
-
-function checkPort(v: unknown, field: string, acceptString: boolean): number {
-  const n = typeof v === 'number' ? v : acceptString && typeof v === 'string' && /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 65535) {
-    refuse(field, `port must be a whole number from 1 to 65535${acceptString ? ' (a number or a decimal string)' : ''} (got ${describe(v)})`, 'BAD_PORTAL');
-  }
-  return n;
-}
-
-/**
- * An iSCSI portal as Cinder writes it: "host:port", "[ipv6]:port", or either without the port
- * (iscsiadm then uses 3260). Unbracketed IPv6 is refused even without a port: in "fe80::1:3260"
- * nobody can tell the port from the last group.
- */
-export function parsePortal(portal: unknown, field: string): { host: string; port: number; ipv6: boolean } {
-  if (typeof portal !== 'string' || portal === '') refuse(field, `must be a portal "host:port" (got ${describe(portal)})`, 'BAD_PORTAL');
-  if (/\s/.test(portal) || CONTROL.test(portal)) refuse(field, `${JSON.stringify(portal)} contains white space`, 'BAD_PORTAL');
-
-  if (portal.startsWith('[')) {
-    const m = /^\[([^\]]*)\](?::(.*))?$/.exec(portal);
-    if (!m) refuse(field, `${JSON.stringify(portal)} is not "[ipv6]:port": nothing but ":port" may follow the closing bracket`, 'BAD_PORTAL');
-    const host = m[1]!;
-    if (host === '') refuse(field, `${JSON.stringify(portal)} has an empty host`, 'BAD_PORTAL');
-    if (!isIPv6(host)) refuse(field, `${JSON.stringify(portal)}: ${JSON.stringify(host)} between the brackets is not an IPv6 address`, 'BAD_PORTAL');
-    const port = m[2] === undefined ? ISCSI_DEFAULT_PORT : portOf(m[2], portal, field);
-    return { host, port, ipv6: true };
-  }
-
-  const colons = portal.split(':').length - 1;
-  if (colons > 1) {
-    refuse(field, `${JSON.stringify(portal)} looks like an IPv6 address without brackets: write "[address]:port", e.g. "[fe80::1]:3260"`, 'BAD_PORTAL');
-  }
-  const [host, portText] = colons === 1 ? [portal.slice(0, portal.indexOf(':')), portal.slice(portal.indexOf(':') + 1)] : [portal, undefined];
-  if (host === '') refuse(field, `${JSON.stringify(portal)} has an empty host`, 'BAD_PORTAL');
-  checkHostName(host, field, portal);
-  const port = portText === undefined ? ISCSI_DEFAULT_PORT : portOf(portText, portal, field);
-  return { host, port, ipv6: false };
-}
-
-function portOf(text: string, portal: string, field: string): number {
-  if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    refuse(field, `${JSON.stringify(portal)} has no valid port: after the last ':' must come a number from 1 to 65535`, 'BAD_PORTAL');
-  }
-  return Number(text);
-}
-
-function formatPortal(p: { host: string; port: number; ipv6: boolean }): string {
-  return p.ipv6 ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
-}
-
-/** os-brick passes target_lun(s) through as ints; a numeric string is a driver bug, so say so. */
-function checkLun(v: unknown, field: string): number {
-  if (typeof v === 'string' && /^\s*[0-9]+\s*$/.test(v)) {
-    refuse(field, `LUN ${JSON.stringify(v)} is a string: send it as a JSON number (os-brick takes integer LUNs)`, 'BAD_LUN');
-  }
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_LUN) {
-    refuse(field, `LUN must be a whole number from 0 to ${MAX_LUN} (got ${describe(v)})`, 'BAD_LUN');
-  }
-  return v;
-}
-
-/**
- * The LUN as udev's path_id writes it in by-path names, and os-brick likewise: below 256 in
- * decimal, from 256 on as `0x%04x%04x00000000` of (lun & 0xffff, lun >> 16 & 0xffff), so LUN 300
- * is "0x012c000000000000" (seen as such in a Debian 6.1 guest's /dev/disk/by-path).
- */
-export function lunForPath(lun: number): string {
-  if (!Number.isSafeInteger(lun) || lun < 0) refuse('lun', `must be a whole number from 0 (got ${describe(lun)})`, 'BAD_LUN');
-  if (lun < 256) return String(lun);
-  const hex4 = (n: number): string => n.toString(16).padStart(4, '0');
-  return `0x${hex4(lun % 0x10000)}${hex4(Math.floor(lun / 0x10000) % 0x10000)}00000000`;
-}
-
-/** The basename under /dev/disk/by-path; udev forbids brackets there, so an IPv6 portal loses them. */
-export function byPathName(p: IscsiTargetPath): string {
-  return `ip-${p.portal.replace(/[[\]]/g, '')}-iscsi-${p.iqn}-lun-${lunForPath(p.lun)}`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // iSCSI
@@ -308,7 +168,7 @@ export function normaliseNvme(data: unknown): NvmeProperties {
   if (given(d, 'target_nqn')) {
     nqn = checkNqn(d.target_nqn, 'target_nqn');
     portals = nvmePortals(d);
-    uuid = given(d, 'vol_uuid') ? normaliseUuid(d.vol_uuid, 'vol_uuid') : null;
+    uuid = given(d, 'vol_uuid') ? checkUuidAnyForm(d.vol_uuid, 'vol_uuid') : null;
   } else {
     if (!given(d, 'nqn')) refuse('target_nqn', 'missing: name the subsystem in target_nqn (current format) or nqn (older format)');
     nqn = checkNqn(d.nqn, 'nqn');
@@ -325,7 +185,7 @@ export function normaliseNvme(data: unknown): NvmeProperties {
     nqn,
     portals,
     uuid,
-    nguid: given(d, 'volume_nguid') ? normaliseNguid(d.volume_nguid, 'volume_nguid') : null,
+    nguid: given(d, 'volume_nguid') ? checkNguid(d.volume_nguid, 'volume_nguid') : null,
     nsid: given(d, 'ns_id') ? checkNsid(d.ns_id, 'ns_id') : null,
     hostNqn: given(d, 'host_nqn') ? checkNqn(d.host_nqn, 'host_nqn') : null,
   };
@@ -367,19 +227,13 @@ function checkTransport(v: unknown, field: string): void {
   refuse(field, `transport ${describe(v)} is not supported: this lab speaks NVMe/TCP only ("tcp"); RDMA (rdma, RoCEv2) and FC are not available`, 'UNSUPPORTED_TRANSPORT');
 }
 
-const HEX32 = /^[0-9a-f]{32}$/;
-
 /** os-brick accepts UUIDs with or without dashes, in any case (Python's uuid.UUID). */
-function normaliseUuid(v: unknown, field: string): string {
-  const hex = typeof v === 'string' ? v.replace(/-/g, '').toLowerCase() : '';
-  if (!HEX32.test(hex)) refuse(field, `must be a UUID, with or without dashes (got ${describe(v)})`);
-  return checkUuid(`${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, field);
+function checkUuidAnyForm(v: unknown, field: string): string {
+  return uuidDashed(typeof v === 'string' ? v : null) ?? refuse(field, `must be a UUID, with or without dashes (got ${describe(v)})`);
 }
 
-function normaliseNguid(v: unknown, field: string): string {
-  const hex = typeof v === 'string' ? v.replace(/-/g, '').toLowerCase() : '';
-  if (!HEX32.test(hex)) refuse(field, `must be an NGUID: 32 hex digits, dashes allowed (got ${describe(v)})`);
-  return hex;
+function checkNguid(v: unknown, field: string): string {
+  return nguidHex(typeof v === 'string' && !v.includes(':') ? v : null) ?? refuse(field, `must be an NGUID: 32 hex digits, dashes allowed (got ${describe(v)})`);
 }
 
 /** NSIDs run from 1 to 0xfffffffe (0 and 0xffffffff are reserved); os-brick sends a string or a number. */
@@ -417,7 +271,7 @@ const NORMALISERS = {
 } as const satisfies Record<string, (data: unknown) => ConnectionProperties>;
 
 /** Accepts either connection_info {driver_volume_type, data} or bare data plus a protocol name. */
-export function normalise(protocol: 'iscsi' | 'nvmeof' | 'local', payload: unknown): ConnectionProperties {
+export function normalise(protocol: Protocol, payload: unknown): ConnectionProperties {
   if (typeof protocol !== 'string' || !Object.hasOwn(NORMALISERS, protocol)) {
     refuse('protocol', `must be one of ${Object.keys(NORMALISERS).join(', ')} (got ${describe(protocol)})`);
   }

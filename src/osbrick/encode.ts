@@ -78,17 +78,3 @@ export function nvmeofConnectionInfo(v: { nqn: string; nsid: number; uuid: strin
     },
   };
 }
-
-/**
- * The SCSI WWID an initiator will see for an LIO LUN: LIO builds an NAA 6 designator from its
- * OUI 00:14:05 and the hex digits of the unit serial (target_core_spc.c), and udev's scsi_id
- * prefixes NAA designators with "3".
- */
-export function lioWwid(unitSerial: string): string {
-  return `36001405${unitSerial.toLowerCase().replace(/[^0-9a-f]/g, '').slice(0, 25)}`;
-}
-
-/** An NGUID (16 bytes, hex) derived from the volume's UUID, as Cinder's nvmet driver does. */
-export function nguidFromUuid(uuid: string): string {
-  return uuid.replace(/-/g, '').toLowerCase();
-}

@@ -1,0 +1,53 @@
+/**
+ * A volume's connection properties in one typed shape per protocol: what a connector needs to
+ * find and attach it. osbrick/ turns os-brick's connection_info into these and back.
+ */
+
+export interface IscsiTargetPath {
+  /** "ip:port" or "hostname:port"; IPv6 as "[addr]:port". The port is always written out. */
+  portal: string;
+  iqn: string;
+  lun: number;
+}
+
+export interface ChapCredentials {
+  method: 'CHAP';
+  username: string;
+  password: string;
+}
+
+export interface IscsiProperties {
+  protocol: 'iscsi';
+  volumeId: string | null;
+  /** One per distinct (portal, iqn, lun), in the payload's order. */
+  paths: IscsiTargetPath[];
+  auth: ChapCredentials | null;
+  discoveryAuth: ChapCredentials | null;
+  /** From `device_wwid`, a key of ours: os-brick's shape has no WWID. */
+  deviceWwid: string | null;
+}
+
+export interface NvmePortal {
+  address: string;
+  port: number;
+  transport: 'tcp';
+}
+
+export interface NvmeProperties {
+  protocol: 'nvmeof';
+  nqn: string;
+  portals: NvmePortal[];
+  /** vol_uuid, lowercase with dashes (the form /sys/block/nvmeXnY/uuid shows). */
+  uuid: string | null;
+  /** volume_nguid as 32 lowercase hex digits (sysfs `nguid` shows it dashed like a UUID). */
+  nguid: string | null;
+  nsid: number | null;
+  hostNqn: string | null;
+}
+
+export interface LocalProperties {
+  protocol: 'local';
+  devicePath: string;
+}
+
+export type ConnectionProperties = IscsiProperties | NvmeProperties | LocalProperties;
