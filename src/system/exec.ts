@@ -40,13 +40,14 @@ export interface ExecOptions {
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-function quote(arg: string): string {
+/** One argument as a POSIX shell word: as is when it is plain, else in single quotes with ' escaped. */
+export function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 /** A copy-pasteable rendering of an argument vector, for logs and error messages only. */
 export function renderCommand(argv: readonly string[]): string {
-  return argv.map(quote).join(' ');
+  return argv.map(shellQuote).join(' ');
 }
 
 function tail(text: string, lines = 12): string {
