@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ANA_STATES, type AnaState } from '../targets/nvmet.js';
-import { parseSignature, signatureText, type Signature } from '../targets/signature.js';
+import { parseSignature, signatureText, type Signature } from '../volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolumes } from '../targets/volumes.js';
 import { addLocalDisk, listLocalDisks, removeLocalDisk } from '../targets/scsi-debug.js';
 

@@ -4,7 +4,7 @@ import type { HostSnapshot } from '../inventory/snapshot.js';
 import type { AgentClient } from '../lab/client.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
-import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../targets/signature.js';
+import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../targets/volumes.js';
 
 export type Protocol = 'iscsi' | 'nvmeof' | 'local';

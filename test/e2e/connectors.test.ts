@@ -3,7 +3,7 @@ import type { DeviceInfo, VolumePaths, AvailableVolume } from '../../src/connect
 import type { Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/snapshot.js';
 import type { AgentClient } from '../../src/lab/client.js';
-import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/targets/signature.js';
+import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
 import type { TargetVolume } from '../../src/targets/volumes.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../../src/lab/client.js';
 import { BrickError } from '../../src/system/errors.js';
-import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/targets/signature.js';
+import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/volume/signature.js';
 import type { TargetVolume } from '../../src/targets/volumes.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSignature, readSignatureArgv, SIGNATURE_BYTES, signatureText, writeSignatureArgv } from '../../src/targets/signature.js';
+import { parseSignature, readSignatureArgv, SIGNATURE_BYTES, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
 
 const SIG = { volume: 'vol-1', id: '5fb85f75-2f1e-4ccf-a928-783dd267bfa2' };
 
