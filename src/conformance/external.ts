@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { normalise, type ConnectionProperties } from '../osbrick/decode.js';
+import { normalise, type ConnectionProperties } from '../osbrick/index.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
 import { BrickError, isBrickError, type ErrorCode } from '../system/errors.js';
 import { exec, which, type ExecResult } from '../system/exec.js';

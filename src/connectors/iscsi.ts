@@ -9,7 +9,7 @@ import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js'
 import { parseMultipathdPaths } from '../inventory/tools.js';
 import { deleteScsiDevice, flushDevice, udevLinksOf, waitFor, waitLinksGone } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
-import { normalise, type IscsiProperties, type IscsiTargetPath } from '../osbrick/decode.js';
+import { normalise, type IscsiProperties, type IscsiTargetPath } from '../osbrick/index.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
 import { scsiWwid } from '../volume/ids.js';

@@ -2,7 +2,7 @@ import { BrickError } from '../system/errors.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import { flushDevice } from './block.js';
-import { normalise, type LocalProperties } from '../osbrick/decode.js';
+import { normalise, type LocalProperties } from '../osbrick/index.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** A device that is already on the host (a scsi_debug disk, any device_path): nothing to log in to. */

@@ -4,7 +4,7 @@ import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { nvmeNamespacesOf } from '../inventory/orphans.js';
 import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
 import { flushDevice, settle, udevLinksOf, waitFor, waitLinksGone } from './block.js';
-import { normalise, type NvmeProperties } from '../osbrick/decode.js';
+import { normalise, type NvmeProperties } from '../osbrick/index.js';
 import { nvmeIdentity } from '../volume/identity.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 

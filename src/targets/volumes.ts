@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
 import { Nvmet, type AnaState } from './nvmet.js';
-import { iscsiConnectionInfo, nvmeofConnectionInfo, type ConnectionInfo } from '../osbrick/encode.js';
+import { iscsiConnectionInfo, nvmeofConnectionInfo, type ConnectionInfo } from '../osbrick/index.js';
 import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from '../volume/fields.js';
 import { lioWwid, nguidFromUuid, nguidHex } from '../volume/ids.js';
 

@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { byPathName, lunForPath } from '../../src/volume/bypath.js';
 import { parsePortal } from '../../src/volume/fields.js';
-import {
-  normalise,
-  normaliseIscsi,
-  normaliseLocal,
-  normaliseNvme,
-  type IscsiProperties,
-  type NvmeProperties,
-} from '../../src/osbrick/decode.js';
+import { iscsiConnectionInfo, normalise, nvmeofConnectionInfo, type IscsiProperties, type NvmeProperties } from '../../src/osbrick/index.js';
+import { decode as normaliseIscsi } from '../../src/osbrick/iscsi.js';
+import { decode as normaliseLocal } from '../../src/osbrick/local.js';
+import { decode as normaliseNvme } from '../../src/osbrick/nvmeof.js';
 import { expectRefused } from './refusal.js';
-import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/encode.js';
 import { nguidFromUuid } from '../../src/volume/ids.js';
 
 

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { normalise, type IscsiProperties } from '../../src/osbrick/decode.js';
+import { normalise, type IscsiProperties } from '../../src/osbrick/index.js';
 import { byPathName } from '../../src/volume/bypath.js';
 import {
   CALL_ENV,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { identityFromProperties } from '../../src/volume/identity.js';
-import { normalise } from '../../src/osbrick/decode.js';
+import { normalise } from '../../src/osbrick/index.js';
 import { findOrphans, iscsiDevicesOf, nvmeNamespacesOf, type Orphan, type VolumeIdentity } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/snapshot.js';
 import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/encode.js';
+import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/index.js';
 import { lioWwid, nguidFromUuid } from '../../src/volume/ids.js';
 
 const ID = '5fb85f75-2f1e-4ccf-a928-783dd267bfa2';

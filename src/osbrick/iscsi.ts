@@ -1,0 +1,166 @@
+import { checkIqn, checkLun, CONTROL, describe, formatPortal, parsePortal, refuse } from '../volume/fields.js';
+import type { ChapCredentials, IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
+import { asPayload, attachmentKeys, get, given, need, type AttachmentKeys, type EncodeOptions, type Payload } from './payload.js';
+
+/**
+ * The iSCSI codec: os-brick's iSCSI connection properties (Cinder's connection_info['data'] for
+ * driver_volume_type "iscsi") to IscsiProperties and back. Pure: nothing here touches the host.
+ */
+
+/** The iSCSI data dict as os-brick reads it; the optional keys are written only when they hold something. */
+export type IscsiConnectionData = Partial<AttachmentKeys> & {
+  target_portal: string;
+  target_iqn: string;
+  target_lun: number;
+  target_portals?: string[];
+  target_iqns?: string[];
+  target_luns?: number[];
+  volume_id?: string;
+  auth_method?: 'CHAP';
+  auth_username?: string;
+  auth_password?: string;
+  discovery_auth_method?: 'CHAP';
+  discovery_auth_username?: string;
+  discovery_auth_password?: string;
+  /** A key of ours: os-brick's shape has no WWID. */
+  device_wwid?: string;
+  target_discovered?: boolean;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Decode
+
+export function decode(data: unknown): IscsiProperties {
+  const d = asPayload(data, 'data', 'iSCSI connection properties (target_portal, target_iqn, target_lun, ...)');
+  return {
+    protocol: 'iscsi',
+    volumeId: optionalVolumeId(d),
+    paths: iscsiPaths(d),
+    auth: chap(d, 'auth_'),
+    discoveryAuth: chap(d, 'discovery_auth_'),
+    deviceWwid: optionalWwid(d),
+  };
+}
+
+/**
+ * os-brick's rule: the plural keys win when both target_portals and target_iqns are there, with
+ * target_luns or else target_lun for every portal; otherwise the singular keys.
+ */
+function iscsiPaths(d: Payload): IscsiTargetPath[] {
+  const triples: Array<[string, string, number]> = [];
+  if (given(d, 'target_portals') && given(d, 'target_iqns')) {
+    const portals = nonEmptyList(d, 'target_portals');
+    const iqns = nonEmptyList(d, 'target_iqns');
+    sameLength('target_iqns', iqns, 'target_portals', portals);
+    let luns: number[];
+    const rawLuns = get(d, 'target_luns');
+    // os-brick: `target_luns or [target_lun] * n`, so an empty list falls back too.
+    if (Array.isArray(rawLuns) && rawLuns.length > 0) {
+      sameLength('target_luns', rawLuns, 'target_portals', portals);
+      luns = rawLuns.map((l, i) => checkLun(l, `target_luns[${i}]`));
+    } else if (rawLuns !== undefined && rawLuns !== null && !Array.isArray(rawLuns)) {
+      refuse('target_luns', `must be a list of LUNs, one per portal (got ${describe(rawLuns)})`, 'BAD_LUN');
+    } else if (given(d, 'target_lun')) {
+      const lun = checkLun(d.target_lun, 'target_lun');
+      luns = portals.map(() => lun);
+    } else {
+      refuse('target_luns', 'missing: with target_portals and target_iqns give target_luns (one per portal) or target_lun (used for every portal)');
+    }
+    portals.forEach((p, i) => {
+      triples.push([formatPortal(parsePortal(p, `target_portals[${i}]`)), checkIqn(iqns[i], `target_iqns[${i}]`), luns[i]!]);
+    });
+  } else {
+    const alone = given(d, 'target_portals') ? ' (target_portals is only used together with target_iqns)' : given(d, 'target_iqns') ? ' (target_iqns is only used together with target_portals)' : '';
+    const portal = parsePortal(need(d, 'target_portal', `the target's portal "host:port"${alone}`), 'target_portal');
+    const iqn = checkIqn(need(d, 'target_iqn', `the target's IQN${alone}`), 'target_iqn');
+    // os-brick would take LUN 0 here; a missing LUN is refused instead, as LIO answers for an
+    // unmapped LUN 0 and a guessed 0 would find a device that is not the volume.
+    const lun = checkLun(need(d, 'target_lun', 'the LUN number of the volume'), 'target_lun');
+    triples.push([formatPortal(portal), iqn, lun]);
+  }
+
+  const seen = new Set<string>();
+  const paths: IscsiTargetPath[] = [];
+  for (const [portal, iqn, lun] of triples) {
+    const key = `${portal} ${iqn} ${lun}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    paths.push({ portal, iqn, lun });
+  }
+  return paths;
+}
+
+function nonEmptyList(d: Payload, key: string): unknown[] {
+  const v = get(d, key);
+  if (!Array.isArray(v) || v.length === 0) refuse(key, `must be a non-empty list (got ${describe(v)}${Array.isArray(v) ? ', empty' : ''})`);
+  return v;
+}
+
+function sameLength(key: string, list: unknown[], otherKey: string, other: unknown[]): void {
+  if (list.length !== other.length) {
+    refuse(key, `has ${list.length} entries but ${otherKey} has ${other.length}: the lists pair up entry by entry and must be the same length`);
+  }
+}
+
+function chap(d: Payload, prefix: 'auth_' | 'discovery_auth_'): ChapCredentials | null {
+  const methodKey = `${prefix}method`;
+  const method = get(d, methodKey);
+  // As os-brick: no (or an empty) method means no CHAP, whatever the username and password say.
+  if (method === undefined || method === null || method === '') return null;
+  if (method !== 'CHAP') refuse(methodKey, `must be "CHAP" or absent (got ${describe(method)})`);
+  return { method: 'CHAP', username: credential(d, `${prefix}username`), password: credential(d, `${prefix}password`) };
+}
+
+/** The value is never echoed: it may be a password. */
+function credential(d: Payload, key: string): string {
+  const v = need(d, key, `${key.replace(/(username|password)$/, 'method')} is "CHAP", so ${key} must be given`);
+  if (typeof v !== 'string' || v === '') refuse(key, `must be a non-empty string (got ${typeof v === 'string' ? 'an empty string' : typeof v})`);
+  // iscsiadm stores node records as "key = value" lines: a newline would write other keys.
+  if (CONTROL.test(v)) refuse(key, 'must not contain control characters such as newlines');
+  return v;
+}
+
+function optionalVolumeId(d: Payload): string | null {
+  if (!given(d, 'volume_id')) return null;
+  const v = d.volume_id;
+  if (typeof v !== 'string' || v === '' || v.length > 255 || CONTROL.test(v)) {
+    refuse('volume_id', `must be a non-empty string of at most 255 printable characters (got ${describe(v)})`);
+  }
+  return v;
+}
+
+function optionalWwid(d: Payload): string | null {
+  if (!given(d, 'device_wwid')) return null;
+  const v = d.device_wwid;
+  if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.:_-]{0,255}$/.test(v)) {
+    refuse('device_wwid', `must be a SCSI WWID such as "36001405..." or "naa.6001405..." (got ${describe(v)})`);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encode
+
+/**
+ * The first path goes in the singular keys, which every os-brick reads; the lists follow when
+ * there are several paths (or opts.multipath), one entry per path, so decode() gives the same
+ * paths back in the same order. CHAP is written only when there is some.
+ */
+export function encode(p: IscsiProperties, opts: EncodeOptions = {}): IscsiConnectionData {
+  const first = p.paths[0];
+  if (first === undefined) refuse('paths', 'an iSCSI volume needs at least one (portal, iqn, lun) path');
+  const out: IscsiConnectionData = { target_portal: first.portal, target_iqn: first.iqn, target_lun: first.lun };
+  if (p.paths.length > 1 || opts.multipath === true) {
+    out.target_portals = p.paths.map((x) => x.portal);
+    out.target_iqns = p.paths.map((x) => x.iqn);
+    out.target_luns = p.paths.map((x) => x.lun);
+  }
+  if (p.volumeId !== null) out.volume_id = p.volumeId;
+  if (p.auth) Object.assign(out, { auth_method: 'CHAP', auth_username: p.auth.username, auth_password: p.auth.password });
+  if (p.discoveryAuth) {
+    Object.assign(out, { discovery_auth_method: 'CHAP', discovery_auth_username: p.discoveryAuth.username, discovery_auth_password: p.discoveryAuth.password });
+  }
+  if (p.deviceWwid !== null) out.device_wwid = p.deviceWwid;
+  if (opts.targetDiscovered !== undefined) out.target_discovered = opts.targetDiscovered;
+  return { ...out, ...attachmentKeys(opts) };
+}
