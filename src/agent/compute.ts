@@ -1,54 +1,16 @@
 import type { FastifyInstance } from 'fastify';
-import { IscsiConnector } from '../connectors/iscsi.js';
-import { LocalConnector } from '../connectors/local.js';
-import { NvmeConnector } from '../connectors/nvme.js';
+import { builtinConnectors } from '../connectors/builtin.js';
+import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
 import type { Connector, DeviceInfo } from '../connectors/types.js';
 import { diffSnapshots } from '../inventory/diff.js';
-import { findOrphans, type Orphan } from '../inventory/orphans.js';
-import { identityFromProperties, type VolumeIdentity } from '../volume/identity.js';
+import { orphansWithTools } from '../inventory/oracle.js';
+import { identityFromProperties } from '../volume/identity.js';
 import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
-import { toolViews } from '../inventory/tools.js';
+import { readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, recordingHostFs } from '../system/hostfs.js';
-import { ConnectorRegistry, type InstallRequest } from './connector-registry.js';
 
 type Protocol = 'iscsi' | 'nvmeof' | 'local';
-
-export function connectors(): Record<Protocol, Connector> {
-  return { iscsi: new IscsiConnector() as Connector, nvmeof: new NvmeConnector() as Connector, local: new LocalConnector() as Connector };
-}
-
-/** Orphans from sysfs, plus what the tools still show that sysfs does not account for. */
-export async function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[]): Promise<Orphan[]> {
-  const out = findOrphans(snap, v, stillAttached);
-  const tools = await toolViews();
-  if (v.iscsi) {
-    const iv = v.iscsi;
-    const shared = (portal: string): boolean => stillAttached.some((o) => o.iscsi?.iqn === iv.iqn && o.iscsi.portals.includes(portal));
-    for (const s of tools.iscsiSessions) {
-      if (s.iqn !== iv.iqn || !iv.portals.includes(s.portal) || shared(s.portal)) continue;
-      if (!out.some((o) => o.kind === 'iscsi-session' && o.id === `session${s.sid}`)) out.push({ kind: 'iscsi-session', id: `session${s.sid}`, evidence: `iscsiadm -m session: ${s.line}` });
-    }
-  }
-  if (v.nvme && !stillAttached.some((o) => o.nvme?.nqn === v.nvme!.nqn)) {
-    for (const c of tools.nvmeControllers) {
-      if (c.nqn !== v.nvme.nqn || out.some((o) => o.kind === 'nvme-controller' && o.id === c.name)) continue;
-      out.push({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` });
-    }
-  }
-  // multipathd's own view: a map it still holds, or a path device it still tracks, for this volume.
-  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
-  const blocks = new Set(out.filter((o) => o.kind === 'block-device').map((o) => o.id));
-  const claimed = new Set(stillAttached.map((o) => o.iscsi?.wwid ?? o.local?.wwid).filter((x): x is string => Boolean(x)));
-  for (const m of tools.multipathMaps) {
-    if (!wwid || m.wwid !== wwid || claimed.has(m.wwid)) continue;
-    if (!out.some((o) => o.kind === 'multipath-map' && (o.id === m.name || o.id === m.dm))) out.push({ kind: 'multipath-map', id: m.name, evidence: `multipathd show maps: ${m.line}` });
-  }
-  for (const p of tools.multipathPaths) {
-    if ((wwid && p.wwid === wwid && !claimed.has(p.wwid)) || blocks.has(p.dev)) out.push({ kind: 'multipathd-path', id: p.dev, evidence: `multipathd show paths: ${p.line}` });
-  }
-  return out;
-}
 
 const protocolParam = { type: 'object', required: ['protocol'], properties: { protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] } } } as const;
 
@@ -60,7 +22,7 @@ const connectorQuery = {
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
 export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string } = {}): Promise<void> {
-  const all = connectors();
+  const all = builtinConnectors();
   const pick = (p: string): Connector => all[p as Protocol];
   const registry = new ConnectorRegistry(opts.connectorsDir);
   /** brick-lab's own connector, or with ?connector=NAME an installed one (brick-lab validate). */
@@ -194,7 +156,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     const v = identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null);
     const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
     const snapshot = await takeSnapshot();
-    const orphans = await orphansWithTools(snapshot, v, others);
+    const orphans = orphansWithTools(snapshot, v, others, await readToolViews());
     return { clean: orphans.length === 0, orphans, volume: v };
   });
 

@@ -4,6 +4,7 @@ import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
 import { computeRoutes } from './compute.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
@@ -159,8 +160,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     },
   }, async (req): Promise<HealthReport> => {
     const isReady = (): boolean => !opts.readyFile || existsSync(opts.readyFile);
-    const until = Date.now() + (req.query.waitReadyMs ?? 0);
-    while (!isReady() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await poll(isReady, { timeoutMs: req.query.waitReadyMs ?? 0, intervalMs: 100 });
     tools ??= parseDpkgStatus(readFileSync(opts.dpkgStatusFile ?? '/var/lib/dpkg/status', 'utf8'));
     const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
     return {

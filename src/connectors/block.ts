@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import type { HostFs } from '../system/hostfs.js';
+import { poll, realClock, waitFor, type Clock } from '../system/wait.js';
 
 /**
  * Write out what the page cache holds for a block device and flush its cache, before the device
@@ -38,25 +39,20 @@ export async function flushDevice(dev: string, timeoutMs = 60_000): Promise<void
 }
 
 /** Remove a SCSI disk from the kernel and wait until sysfs no longer has it. */
-export async function deleteScsiDevice(block: string, timeoutMs = 30_000): Promise<void> {
+export async function deleteScsiDevice(fs: HostFs, block: string, timeoutMs = 30_000): Promise<void> {
   const path = `/sys/block/${block}/device/delete`;
-  if (!existsSync(path)) return;
-  await writeFile(path, '1');
-  const deadline = Date.now() + timeoutMs;
-  while (existsSync(`/sys/block/${block}`)) {
-    if (Date.now() > deadline) throw new BrickError('DEVICE_STUCK', `${block} is still in sysfs ${timeoutMs / 1000} s after delete`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  if (!fs.exists(path)) return;
+  await fs.write(path, '1');
+  await waitFor(() => !fs.exists(`/sys/block/${block}`), {
+    timeoutMs,
+    intervalMs: 10,
+    onTimeout: () => new BrickError('DEVICE_STUCK', `${block} is still in sysfs ${timeoutMs / 1000} s after delete`),
+  });
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined>, timeoutMs: number, stepMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new BrickError('DEVICE_TIMEOUT', `no ${what} within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+/** What a device wait that ran out of time says: "no WHAT within N s" (DEVICE_TIMEOUT). */
+export function deviceTimeout(what: string, timeoutMs: number): () => BrickError {
+  return () => new BrickError('DEVICE_TIMEOUT', `no ${what} within ${timeoutMs / 1000} s`);
 }
 
 export async function settle(): Promise<void> {
@@ -67,15 +63,13 @@ export async function settle(): Promise<void> {
  * The /dev links udev made for block devices, read from udev's own database before the devices
  * go (/run/udev/data/bMAJ:MIN, one "S:" line per link): link path -> kernel name.
  */
-export function udevLinksOf(blocks: Iterable<string>): Map<string, string> {
+export function udevLinksOf(fs: HostFs, blocks: Iterable<string>): Map<string, string> {
   const out = new Map<string, string>();
   for (const b of blocks) {
-    try {
-      const dev = readFileSync(`/sys/class/block/${b}/dev`, 'utf8').trim();
-      for (const line of readFileSync(`/run/udev/data/b${dev}`, 'utf8').split('\n')) if (line.startsWith('S:')) out.set(`/dev/${line.slice(2)}`, b);
-    } catch {
-      // no device, or udev keeps no record of it (udev not running): nothing to wait for
-    }
+    // No device, or udev keeps no record of it (udev not running): nothing to wait for.
+    const dev = fs.readText(`/sys/class/block/${b}/dev`);
+    const data = dev ? fs.readText(`/run/udev/data/b${dev}`) : null;
+    for (const line of (data ?? '').split('\n')) if (line.startsWith('S:')) out.set(`/dev/${line.slice(2)}`, b);
   }
   return out;
 }
@@ -87,23 +81,19 @@ export function udevLinksOf(blocks: Iterable<string>): Map<string, string> {
  * event in udev's queue (or for a udevadm process). Returns the links still there at the timeout,
  * or as soon as udevd turns out not to run (its control socket is gone): nothing would take them.
  */
-export async function waitLinksGone(links: Map<string, string>, timeoutMs = 30_000): Promise<{ left: string[]; why: string }> {
-  const start = Date.now();
-  for (;;) {
-    const left: string[] = [];
+export async function waitLinksGone(fs: HostFs, links: Map<string, string>, timeoutMs = 30_000, clock: Clock = realClock): Promise<{ left: string[]; why: string }> {
+  const start = clock.now();
+  let left: string[] = [];
+  const r = await poll(() => {
+    left = [];
     for (const [link, block] of links) {
-      if (existsSync(`/sys/class/block/${block}`)) continue;
-      let target: string | null = null;
-      try {
-        target = readlinkSync(link);
-      } catch {
-        continue;
-      }
-      if (target.split('/').pop() === block) left.push(link);
+      if (fs.exists(`/sys/class/block/${block}`)) continue;
+      const target = fs.link(link);
+      if (target !== null && target.split('/').pop() === block) left.push(link);
     }
     if (left.length === 0) return { left, why: '' };
-    if (Date.now() - start > timeoutMs) return { left, why: `udev left links of removed devices for ${timeoutMs / 1000} s` };
-    if (Date.now() - start > 500 && !existsSync('/run/udev/control')) return { left, why: 'udevd is not running: links of removed devices stay' };
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    if (clock.now() - start > 500 && !fs.exists('/run/udev/control')) return { left, why: 'udevd is not running: links of removed devices stay' };
+    return null;
+  }, { timeoutMs, intervalMs: 10, clock });
+  return r.ok ? r.value : { left, why: `udev left links of removed devices for ${timeoutMs / 1000} s` };
 }

@@ -1,6 +1,7 @@
 import { link, mkdir, open, readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
+import { waitFor } from '../system/wait.js';
 import type { IscsiNodeRecord } from '../inventory/snapshot.js';
 
 /**
@@ -27,21 +28,25 @@ export async function withNodeDbLock<T>(fn: () => Promise<T>, opts: NodeDbOption
   const held = `${dir}/lock.write`;
   await mkdir(dir, { recursive: true, mode: 0o770 });
   await (await open(lock, 'a', 0o666)).close();
-  const deadline = Date.now() + (opts.lockTimeoutMs ?? 30_000);
-  for (;;) {
-    try {
-      await link(lock, held);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      if (Date.now() > deadline) {
-        throw new BrickError('ISCSI_DB_LOCKED', `open-iscsi's node database is locked: ${held} exists`, {
-          hint: 'an iscsiadm or iscsid still holds it; if none runs, the lock is stale: remove the file',
-        });
+  await waitFor(
+    async () => {
+      try {
+        await link(lock, held);
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        return false;
       }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+    },
+    {
+      timeoutMs: opts.lockTimeoutMs ?? 30_000,
+      intervalMs: 10,
+      onTimeout: () =>
+        new BrickError('ISCSI_DB_LOCKED', `open-iscsi's node database is locked: ${held} exists`, {
+          hint: 'an iscsiadm or iscsid still holds it; if none runs, the lock is stale: remove the file',
+        }),
+    },
+  );
   try {
     return await fn();
   } finally {

@@ -1,19 +1,20 @@
-import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { waitFor } from '../system/wait.js';
 import { iscsiDevicesOf } from '../inventory/orphans.js';
-import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions, takeSnapshot, type DevLink, type HostSnapshot, type IscsiNodeRecord, type MultipathMap } from '../inventory/snapshot.js';
+import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
+import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/snapshot.js';
+import { readMultipathdPaths } from '../inventory/tools.js';
 import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
-import { parseMultipathdPaths } from '../inventory/tools.js';
-import { deleteScsiDevice, flushDevice, udevLinksOf, waitFor, waitLinksGone } from './block.js';
+import { ConnectorBase, type DetachResult } from './base.js';
+import { deleteScsiDevice, deviceTimeout } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
 import { normalise, type IscsiProperties, type IscsiTargetPath } from '../osbrick/index.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
 import { scsiWwid } from '../volume/ids.js';
-import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 const ISCSIADM_TIMEOUT = 120_000;
 
@@ -29,7 +30,6 @@ function linkIndex(snap: HostSnapshot): { byPath: Map<string, DevLink>; mapsBySl
   }
   return idx;
 }
-const PATHS = { scope: 'paths' } as const;
 /** iscsiadm's "no records/sessions found" and "session already exists". */
 const NO_OBJS = 21;
 const SESSION_EXISTS = 15;
@@ -43,10 +43,8 @@ function iscsiadm(args: string[], reject = true): ReturnType<typeof exec> {
  * login only when there is no session, a targeted scan of the one LUN, and on detach the removal
  * of exactly this volume's devices and a logout only from sessions no other LUN still uses.
  */
-export class IscsiConnector implements Connector<IscsiProperties> {
+export class IscsiConnector extends ConnectorBase<IscsiProperties> {
   readonly protocol = 'iscsi' as const;
-
-  constructor(private readonly fs: HostFs = realHostFs) {}
 
   normalise(payload: unknown): IscsiProperties {
     // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
@@ -150,14 +148,15 @@ export class IscsiConnector implements Connector<IscsiProperties> {
       if (r.exitCode !== 0 && r.exitCode !== SESSION_EXISTS) {
         throw new BrickError('ISCSI_LOGIN_FAILED', `login to ${p.iqn} at ${p.portal} failed (iscsiadm exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop()}`);
       }
-      session = await waitFor(`session to ${p.iqn} at ${p.portal}`, () => this.sessionFor(p), 30_000);
+      session = await waitFor(() => this.sessionFor(p), { timeoutMs: 30_000, intervalMs: 100, onTimeout: deviceTimeout(`session to ${p.iqn} at ${p.portal}`, 30_000) });
     }
     if (session.host === null) throw new BrickError('ISCSI_NO_HOST', `session${session.sid} has no SCSI host`);
     const existing = await this.deviceUnder(session.sid, p.lun);
     if (existing) return existing;
-    await writeFile(`/sys/class/scsi_host/host${session.host}/scan`, `- - ${p.lun}`);
+    // The targeted scan of the one LUN (channel and target wildcards: a session has one target).
+    await this.fs.write(`/sys/class/scsi_host/host${session.host}/scan`, `- - ${p.lun}`);
     const sid = session.sid;
-    return waitFor(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, () => this.deviceUnder(sid, p.lun), 30_000, 20);
+    return waitFor(() => this.deviceUnder(sid, p.lun), { timeoutMs: 30_000, intervalMs: 20, onTimeout: deviceTimeout(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, 30_000) });
   }
 
   async connectVolume(props: IscsiProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
@@ -179,7 +178,11 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     // The WWID comes from the LUN's VPD pages, read as the device is added: wait for it (os-brick
     // waits for it too) rather than hand back a device without its identity.
     const first = found[0]!.block;
-    const wwid = await waitFor(`WWID of ${first}`, async () => scsiWwid(await this.fs.readText(`/sys/block/${first}/device/wwid`)), 10_000, 20).catch(() => null);
+    const wwid = await waitFor(async () => scsiWwid(await this.fs.readText(`/sys/block/${first}/device/wwid`)), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      onTimeout: deviceTimeout(`WWID of ${first}`, 10_000),
+    }).catch(() => null);
     const devices = found.map((f) => f.block);
     if (opts.multipath && wwid) {
       const map = await multipathMapFor(wwid, devices);
@@ -188,63 +191,46 @@ export class IscsiConnector implements Connector<IscsiProperties> {
     return { type: 'block', path: `/dev/${devices[0]}`, devices, multipath: false, identity: wwid };
   }
 
-  async disconnectVolume(props: IscsiProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
-    const removed: string[] = [];
-    const errors: string[] = [];
-    const step = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
-      try {
-        await fn();
-        removed.push(what);
-        return true;
-      } catch (e) {
-        if (!opts.ignoreErrors) throw e;
-        errors.push(`${what}: ${(e as Error).message}`);
-        return false;
-      }
-    };
-    const snap = await takeSnapshot(this.fs, PATHS);
+  async disconnectVolume(props: IscsiProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+    const d = this.detach(opts);
+    const snap = await this.snapshot();
     const blocks = new Set<string>(device?.devices ?? []);
-    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) blocks.add(d.block);
-    const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((d) => d.block && blocks.has(d.block))?.wwid ?? null;
+    for (const p of props.paths) for (const x of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (x.block) blocks.add(x.block);
+    const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((x) => x.block && blocks.has(x.block))?.wwid ?? null;
     const maps = snap.multipathMaps.filter((m) => m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid));
     // What udev must take away once the devices are gone: their links, read before they go.
-    const links = udevLinksOf([...blocks, ...maps.map((m) => m.dm)]);
-    for (const m of maps) await step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));
+    const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
+    for (const m of maps) await d.step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));
     for (const b of blocks) {
       if (!(await this.fs.exists(`/sys/block/${b}`))) continue;
-      try {
-        await flushDevice(`/dev/${b}`);
-      } catch (e) {
-        // force=False and a failed flush: stop here, on purpose (os-brick keeps the data safe).
-        if (!opts.force && !opts.ignoreErrors) throw e;
-        errors.push((e as Error).message);
-      }
-      await step(`scsi device ${b}`, () => deleteScsiDevice(b));
+      // force=False and a failed flush: stop here, on purpose (os-brick keeps the data safe).
+      await d.flush(`/dev/${b}`);
+      await d.step(`scsi device ${b}`, () => deleteScsiDevice(this.fs, b));
     }
-    if (removed.some((r) => r.startsWith('multipath map'))) {
+    if (d.removed.some((r) => r.startsWith('multipath map'))) {
       // multipathd drops deleted paths from its own tables a little later (bug 1924652 is about
       // it being slow): wait, so that "detached" means multipathd forgot them too.
-      await waitFor('multipathd to drop the deleted paths', async () => {
-        const left = parseMultipathdPaths((await exec(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'], { timeoutMs: 30_000, reject: false })).stdout);
-        return left.some((x) => blocks.has(x.dev)) ? null : true;
-      }, 10_000, 100).catch((e: Error) => errors.push(e.message));
+      await waitFor(async () => ((await readMultipathdPaths()).some((x) => blocks.has(x.dev)) ? null : true), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        onTimeout: deviceTimeout('multipathd to drop the deleted paths', 10_000),
+      }).catch((e: Error) => d.errors.push(e.message));
     }
     const sessions = await iscsiSessions(this.fs);
     for (const p of props.paths) {
       const s = sessions.find((x) => x.targetIqn === p.iqn && x.portal === p.portal);
       const inUse = s ? (await this.lunsUnder(s.sid)).length > 0 : false;
       if (inUse) continue; // another LUN of this target still uses the session
-      if (s) await step(`session${s.sid} (${p.iqn} at ${p.portal})`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--logout']));
+      if (s) await d.step(`session${s.sid} (${p.iqn} at ${p.portal})`, () => iscsiadm(['-m', 'node', '-T', p.iqn, '-p', p.portal, '--logout']));
       const del = await this.deleteNode(p);
-      if (del) await step(`node record ${p.iqn} ${p.portal}`, del);
+      if (del) await d.step(`node record ${p.iqn} ${p.portal}`, del);
     }
-    const stale = await waitLinksGone(links);
-    if (stale.left.length > 0) errors.push(`${stale.why}: ${stale.left.join(', ')}`);
-    return { removed, errors };
+    await d.waitLinksGone(links);
+    return d.result();
   }
 
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
-    const snap = snapshot ?? (await takeSnapshot(this.fs, PATHS));
+    const snap = snapshot ?? (await this.snapshot());
     const { byPath, mapsBySlave } = linkIndex(snap);
     const paths = new Set<string>();
     for (const p of props.paths) {
@@ -258,7 +244,7 @@ export class IscsiConnector implements Connector<IscsiProperties> {
   }
 
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
-    const snap = await takeSnapshot(this.fs, PATHS);
+    const snap = await this.snapshot();
     const sessions = new Map(snap.iscsiSessions.map((s) => [s.sid, s]));
     const linksTo = new Map<string, string[]>();
     for (const l of snap.links) if (l.dir === 'by-path' && l.target) linksTo.set(l.target, [...(linksTo.get(l.target) ?? []), `/dev/disk/by-path/${l.name}`]);

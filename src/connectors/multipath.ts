@@ -1,7 +1,8 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import { sleep, waitFor } from '../system/wait.js';
 import { takeSnapshot, type MultipathMap } from '../inventory/snapshot.js';
-import { flushDevice, waitFor } from './block.js';
+import { deviceTimeout, flushDevice } from './block.js';
 
 /**
  * dm-multipath the way os-brick uses it: the WWID goes into multipath's wwids file, each path is
@@ -18,11 +19,11 @@ export async function multipathMapFor(wwid: string, devices: string[]): Promise<
   }
   await exec(['multipath', '-a', wwid], { timeoutMs: 30_000, reject: false });
   for (const d of devices) await exec(['multipathd', 'add', 'path', d], { timeoutMs: 30_000, reject: false });
-  return waitFor(
-    `multipath map for ${wwid}`,
-    async () => (await takeSnapshot(undefined, { scope: 'paths' })).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null,
-    60_000,
-  );
+  return waitFor(async () => (await takeSnapshot(undefined, { scope: 'paths' })).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null, {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+    onTimeout: deviceTimeout(`multipath map for ${wwid}`, 60_000),
+  });
 }
 
 export async function flushMultipathMap(m: MultipathMap, force: boolean): Promise<void> {
@@ -39,7 +40,7 @@ export async function flushMultipathMap(m: MultipathMap, force: boolean): Promis
     last = await exec(['multipath', '-f', m.name ?? m.dm], { timeoutMs: 60_000, reject: false });
     if (last.exitCode === 0) return;
     await exec(['udevadm', 'settle', '--timeout=10'], { timeoutMs: 20_000, reject: false });
-    await new Promise((r) => setTimeout(r, 250 * attempt));
+    await sleep(250 * attempt);
   }
   throw new BrickError('MULTIPATH_FLUSH_FAILED', `multipath -f ${m.name ?? m.dm} failed 4 times: ${(last!.stderr || last!.stdout).trim().split('\n').pop() ?? `exit ${last!.exitCode}`}`, {
     hint: 'something holds the map open (a mount, a process, a holder device); `dmsetup info` shows its open count',

@@ -1,26 +1,24 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { waitFor } from '../system/wait.js';
 import { nvmeNamespacesOf } from '../inventory/orphans.js';
-import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
-import { flushDevice, settle, udevLinksOf, waitFor, waitLinksGone } from './block.js';
+import type { HostSnapshot } from '../inventory/snapshot.js';
+import { deviceTimeout, settle } from './block.js';
+import { ConnectorBase, type DetachResult } from './base.js';
 import { normalise, type NvmeProperties } from '../osbrick/index.js';
 import { nvmeIdentity } from '../volume/identity.js';
-import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** Seconds a controller keeps reconnecting after its path is lost; explicit, never os-brick's -1. */
 export const CTRL_LOSS_TMO = 30;
-const PATHS = { scope: 'paths' } as const;
 
 /**
  * nvme-cli over TCP: one controller per portal (the kernel's native multipath joins them into
  * one namespace head), the namespace found by UUID, then NGUID, then NSID; on detach only
  * controllers that hold no other namespace in use are disconnected.
  */
-export class NvmeConnector implements Connector<NvmeProperties> {
+export class NvmeConnector extends ConnectorBase<NvmeProperties> {
   readonly protocol = 'nvmeof' as const;
-
-  constructor(private readonly fs: HostFs = realHostFs) {}
 
   normalise(payload: unknown): NvmeProperties {
     // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
@@ -39,7 +37,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
     const errors: string[] = [];
     let connected = 0;
     const portals = opts.multipath === false ? props.portals.slice(0, 1) : props.portals;
-    const before = await takeSnapshot(this.fs, PATHS);
+    const before = await this.snapshot();
     for (const portal of portals) {
       if (this.controllerFor(before, props, portal.address, portal.port)) {
         connected++;
@@ -52,52 +50,36 @@ export class NvmeConnector implements Connector<NvmeProperties> {
       else errors.push(`${portal.address}:${portal.port}: ${r.stderr.trim().split('\n').pop()}`);
     }
     if (connected === 0) throw new BrickError('CONNECT_FAILED', `no NVMe/TCP portal of ${props.nqn} accepted a connection: ${errors.join('; ')}`);
-    const ns = await waitFor(
-      `namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`,
-      async () => nvmeNamespacesOf(await takeSnapshot(this.fs, PATHS), nvmeIdentity(props))[0] ?? null,
-      30_000,
-    );
+    const ns = await waitFor(async () => nvmeNamespacesOf(await this.snapshot(), nvmeIdentity(props))[0] ?? null, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      onTimeout: deviceTimeout(`namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`, 30_000),
+    });
     await settle();
     return { type: 'block', path: `/dev/${ns.name}`, devices: [ns.name, ...ns.paths], multipath: ns.paths.length > 1, identity: ns.uuid };
   }
 
-  async disconnectVolume(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
-    const removed: string[] = [];
-    const errors: string[] = [];
-    const snap = await takeSnapshot(this.fs, PATHS);
+  async disconnectVolume(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+    const d = this.detach(opts);
+    const snap = await this.snapshot();
     const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const heads = new Set(mine.map((n) => n.name));
     if (device?.path.startsWith('/dev/nvme')) heads.add(device.path.slice(5));
-    for (const h of heads) {
-      if (!(await this.fs.exists(`/sys/block/${h}`))) continue;
-      try {
-        await flushDevice(`/dev/${h}`);
-      } catch (e) {
-        if (!opts.force && !opts.ignoreErrors) throw e;
-        errors.push((e as Error).message);
-      }
-    }
+    for (const h of heads) if (await this.fs.exists(`/sys/block/${h}`)) await d.flush(`/dev/${h}`);
     // A controller is shared when its subsystem shows a namespace that is not this volume's.
     const others = snap.nvmeNamespaces.filter((n) => n.subsysNqn === props.nqn && !heads.has(n.name));
-    if (others.length > 0) return { removed, errors };
+    if (others.length > 0) return d.result();
     // What udev must take away once the namespaces are gone: their links, read before they go.
-    const links = udevLinksOf(mine.flatMap((n) => [n.name, ...n.paths]));
+    const links = d.linksOf(mine.flatMap((n) => [n.name, ...n.paths]));
     for (const c of snap.nvmeControllers.filter((x) => x.subsysNqn === props.nqn)) {
-      try {
-        await exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 });
-        removed.push(`controller ${c.name} (${c.traddr}:${c.trsvcid})`);
-      } catch (e) {
-        if (!opts.ignoreErrors) throw e;
-        errors.push((e as Error).message);
-      }
+      await d.step(`controller ${c.name} (${c.traddr}:${c.trsvcid})`, () => exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 }), false);
     }
-    const stale = await waitLinksGone(links);
-    if (stale.left.length > 0) errors.push(`${stale.why}: ${stale.left.join(', ')}`);
-    return { removed, errors };
+    await d.waitLinksGone(links);
+    return d.result();
   }
 
   async getVolumePaths(props: NvmeProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
-    const snap = snapshot ?? (await takeSnapshot(this.fs, PATHS));
+    const snap = snapshot ?? (await this.snapshot());
     const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const paths: string[] = [];
     for (const n of mine) if (await this.fs.exists(`/dev/${n.name}`)) paths.push(`/dev/${n.name}`);
@@ -105,7 +87,7 @@ export class NvmeConnector implements Connector<NvmeProperties> {
   }
 
   async getAllAvailableVolumes(props?: NvmeProperties): Promise<AvailableVolume[]> {
-    const snap = await takeSnapshot(this.fs, PATHS);
+    const snap = await this.snapshot();
     const fabric = new Set(snap.nvmeControllers.filter((c) => c.transport === 'tcp').map((c) => c.subsysNqn));
     return snap.nvmeNamespaces
       .filter((n) => n.subsysNqn && fabric.has(n.subsysNqn) && (!props || n.subsysNqn === props.nqn))

@@ -55,16 +55,29 @@ export interface ToolViews {
   multipathMaps: ToolMultipathMap[];
 }
 
-export async function toolViews(): Promise<ToolViews> {
-  const run = (argv: string[]): Promise<string> =>
-    exec(argv, { timeoutMs: 30_000, reject: false })
-      .then((r) => (r.exitCode === 0 ? r.stdout : ''))
-      .catch(() => ''); // a tool that is not installed has nothing to say
+/** The multipathd queries, in one place: the raw formats the parsers below read. */
+export const MULTIPATHD_SHOW_PATHS = ['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'] as const;
+export const MULTIPATHD_SHOW_MAPS = ['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N'] as const;
+
+/** A tool's stdout, or nothing when it failed or is not installed (it has nothing to say). */
+async function toolOutput(argv: readonly string[]): Promise<string> {
+  return exec(argv, { timeoutMs: 30_000, reject: false })
+    .then((r) => (r.exitCode === 0 ? r.stdout : ''))
+    .catch(() => '');
+}
+
+/** The paths multipathd tracks now. */
+export async function readMultipathdPaths(): Promise<ToolMultipathPath[]> {
+  return parseMultipathdPaths(await toolOutput(MULTIPATHD_SHOW_PATHS));
+}
+
+/** Runs iscsiadm, nvme-cli and multipathd once each and parses what they print. */
+export async function readToolViews(): Promise<ToolViews> {
   const [isc, nv, mpaths, mmaps] = await Promise.all([
-    run(['iscsiadm', '-m', 'session']),
-    run(['nvme', 'list-subsys', '-o', 'json']),
-    run(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o']),
-    run(['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N']),
+    toolOutput(['iscsiadm', '-m', 'session']),
+    toolOutput(['nvme', 'list-subsys', '-o', 'json']),
+    toolOutput(MULTIPATHD_SHOW_PATHS),
+    toolOutput(MULTIPATHD_SHOW_MAPS),
   ]);
   return {
     iscsiSessions: parseIscsiadmSessions(isc),

@@ -1,9 +1,12 @@
 import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 
 /**
- * The one way the inventory reads a host: sysfs, /dev links and iscsid's node records. Real on a
- * node; a recorded copy of the same reads in unit tests (captured from a real guest), so parsers
- * are tested on what a kernel really wrote and not on hand-made trees.
+ * The one way the inventory and the connectors reach a host: sysfs, /dev links and iscsid's node
+ * records, read, and the sysfs files connectors write (a targeted SCSI scan, a device delete,
+ * scsi_debug's add_host). Real on a node; a recorded copy of the same reads in unit tests
+ * (captured from a real guest), so parsers are tested on what a kernel really wrote and not on
+ * hand-made trees.
  */
 export interface HostFs {
   readText(path: string): string | null;
@@ -12,6 +15,17 @@ export interface HostFs {
   list(path: string): string[];
   link(path: string): string | null;
   exists(path: string): boolean;
+  /**
+   * Write a text to a file that exists (a sysfs attribute): asynchronous, as the kernel may take
+   * its time to act on it (a device delete syncs its cache first). Throws what the write throws.
+   */
+  write(path: string, text: string): Promise<void>;
+}
+
+/** One write through a HostFs, as recorded or replayed. */
+export interface HostFsWrite {
+  path: string;
+  text: string;
 }
 
 let buffer = Buffer.allocUnsafe(64 * 1024);
@@ -204,6 +218,9 @@ export const realHostFs: HostFs = {
   exists(path) {
     return existsSync(path);
   },
+  async write(path, text) {
+    await writeFile(path, text);
+  },
 };
 
 export interface HostFsRecording {
@@ -213,6 +230,8 @@ export interface HostFsRecording {
   list: Record<string, string[]>;
   link: Record<string, string | null>;
   exists: Record<string, boolean>;
+  /** Writes made through the HostFs, in order; left out when there were none. */
+  writes?: HostFsWrite[];
 }
 
 /** Wraps a HostFs and keeps every answer, to be saved as a fixture. */
@@ -238,12 +257,21 @@ export function recordingHostFs(inner: HostFs): { fs: HostFs; recording: HostFsR
       exists(p) {
         return (recording.exists[p] = inner.exists(p));
       },
+      async write(p, text) {
+        (recording.writes ??= []).push({ path: p, text });
+        await inner.write(p, text);
+      },
     },
   };
 }
 
-/** Replays a recording; a read the recording does not hold is an error (the fixture is stale). */
-export function replayHostFs(r: HostFsRecording): HostFs {
+/**
+ * Replays a recording; a read the recording does not hold is an error (the fixture is stale).
+ * Writes change nothing that is read afterwards: they are kept in `written`, in order, for a test
+ * to look at.
+ */
+export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrite[] } {
+  const written: HostFsWrite[] = [];
   const miss = (kind: string, p: string): never => {
     throw new Error(`fixture has no ${kind} of ${p}: re-capture it`);
   };
@@ -264,6 +292,10 @@ export function replayHostFs(r: HostFsRecording): HostFs {
     },
     exists(p) {
       return p in r.exists ? r.exists[p]! : miss('exists', p);
+    },
+    written,
+    async write(p, text) {
+      written.push({ path: p, text });
     },
   };
 }

@@ -1,5 +1,6 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { BrickError } from './errors.js';
+import { waitFor } from './wait.js';
 
 function alive(pid: number): boolean {
   try {
@@ -20,33 +21,39 @@ export async function withLock<T>(
   fn: () => Promise<T>,
   opts: { timeoutMs?: number; onWait?: (ownerPid: number) => void } = {},
 ): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30 * 60_000);
   let told = false;
-  for (;;) {
-    try {
-      const fh = await open(path, 'wx', 0o644);
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const owner = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
-      if (Number.isFinite(owner) && owner > 0 && !alive(owner)) {
-        await rm(path, { force: true });
-        continue;
+  let owner = Number.NaN;
+  /** One try to take the lock; a lock whose owner is gone is removed and taken at once. */
+  const take = async (): Promise<boolean> => {
+    for (;;) {
+      try {
+        const fh = await open(path, 'wx', 0o644);
+        await fh.writeFile(`${process.pid}\n`);
+        await fh.close();
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        owner = Number.parseInt((await readFile(path, 'utf8').catch(() => '')).trim(), 10);
+        if (Number.isFinite(owner) && owner > 0 && !alive(owner)) {
+          await rm(path, { force: true });
+          continue;
+        }
+        if (!told) {
+          opts.onWait?.(owner);
+          told = true;
+        }
+        return false;
       }
-      if (!told) {
-        opts.onWait?.(owner);
-        told = true;
-      }
-      if (Date.now() > deadline) {
-        throw new BrickError('LOCK_TIMEOUT', `gave up waiting for ${what} held by pid ${owner} (${path})`, {
-          hint: `if no brick-lab process is running, remove ${path}`,
-        });
-      }
-      await new Promise((r) => setTimeout(r, 500));
     }
-  }
+  };
+  await waitFor(take, {
+    timeoutMs: opts.timeoutMs ?? 30 * 60_000,
+    intervalMs: 500,
+    onTimeout: () =>
+      new BrickError('LOCK_TIMEOUT', `gave up waiting for ${what} held by pid ${owner} (${path})`, {
+        hint: `if no brick-lab process is running, remove ${path}`,
+      }),
+  });
   try {
     return await fn();
   } finally {

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { waitFor } from '../system/wait.js';
 import { scsiWwid } from '../volume/ids.js';
 
 /**
@@ -55,41 +57,43 @@ export async function listLocalDisks(): Promise<LocalDisk[]> {
 }
 
 /** Add one disk (one scsi_debug host) and wait until its block device exists and udev settled. */
-export async function addLocalDisk(): Promise<LocalDisk> {
+export async function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> {
   if (!existsSync(DRIVER)) {
     throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { hint: 'local disks exist on compute nodes only' });
   }
   const before = new Set(await hostsOfDriver());
-  await writeFile(join(DRIVER, 'add_host'), '1');
+  await fs.write(join(DRIVER, 'add_host'), '1');
   const host = (await hostsOfDriver()).find((h) => !before.has(h));
   if (host === undefined) throw new BrickError('SCSI_DEBUG_FAILED', 'scsi_debug did not add a host');
   await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
+  const hasDevice = async (): Promise<LocalDisk | null> => {
     const disks = await disksOfHost(host);
-    if (disks[0]?.device) return disks[0];
-    if (Date.now() > deadline) throw new BrickError('SCSI_DEBUG_FAILED', `scsi_debug host${host} has no block device after 30 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return disks[0]?.device ? disks[0] : null;
+  };
+  return waitFor(hasDevice, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    onTimeout: () => new BrickError('SCSI_DEBUG_FAILED', `scsi_debug host${host} has no block device after 30 s`),
+  });
 }
 
 /**
  * Remove a local disk: its SCSI devices are deleted, then scsi_debug hosts are removed from the
  * newest down while they hold no device (the driver can only remove its newest host).
  */
-export async function removeLocalDisk(host: number): Promise<{ removed: string[] }> {
+export async function removeLocalDisk(host: number, fs: HostFs = realHostFs): Promise<{ removed: string[] }> {
   const hosts = await hostsOfDriver();
   if (!hosts.includes(host)) {
     throw new BrickError('DISK_UNKNOWN', `host: no scsi_debug host ${host} on this node`, { details: { field: 'host' } });
   }
   const removed: string[] = [];
   for (const d of await disksOfHost(host)) {
-    await writeFile(join('/sys/class/scsi_device', d.hctl, 'device', 'delete'), '1');
+    await fs.write(join('/sys/class/scsi_device', d.hctl, 'device', 'delete'), '1');
     removed.push(`scsi device ${d.hctl}${d.device ? ` (${d.device})` : ''}`);
   }
   for (const h of [...hosts].reverse()) {
     if ((await disksOfHost(h)).length > 0) break;
-    await writeFile(join(DRIVER, 'add_host'), '-1');
+    await fs.write(join(DRIVER, 'add_host'), '-1');
     removed.push(`scsi_debug host${h}`);
   }
   await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });

@@ -7,24 +7,11 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalise, type IscsiProperties } from '../../src/osbrick/index.js';
 import { byPathName } from '../../src/volume/bypath.js';
-import {
-  CALL_ENV,
-  DEFAULT_CONNECTOR_TIMEOUT_MS,
-  ExternalConnector,
-  PROTOCOL_ENV,
-  runConnectorProgram,
-} from '../../src/conformance/external.js';
-import {
-  buildRequest,
-  OPERATIONS,
-  parseReply,
-  PROTOCOL_VERSION,
-  REPLY_SCHEMA,
-  replySchemaFor,
-  REQUEST_SCHEMA,
-  validateRequest,
-  type Operation,
-} from '../../src/conformance/protocol.js';
+import { ExternalConnector } from '../../src/connectors/external/connector.js';
+import { OPERATIONS, PROTOCOL_VERSION, type Operation } from '../../src/connectors/external/protocol.js';
+import { CALL_ENV, DEFAULT_CONNECTOR_TIMEOUT_MS, PROTOCOL_ENV, runConnectorProgram } from '../../src/connectors/external/run.js';
+import { REPLY_SCHEMA, replySchemaFor, REQUEST_SCHEMA } from '../../src/connectors/external/schema.js';
+import { buildRequest, parseReply, validateRequest } from '../../src/connectors/external/validate.js';
 import { BrickError } from '../../src/system/errors.js';
 import { exec, which } from '../../src/system/exec.js';
 import { rejection } from './refusal.js';

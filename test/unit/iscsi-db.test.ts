@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deleteNodeRecord, isRecordFile, setRecordValues, updateNodeRecord, withNodeDbLock } from '../../src/connectors/iscsi-db.js';
-import { iscsiNodes } from '../../src/inventory/snapshot.js';
+import { iscsiNodes } from '../../src/inventory/read-scsi.js';
 import { realHostFs } from '../../src/system/hostfs.js';
 
 // `iscsiadm -m node -T iqn.2026-11.io.brick-lab:fixture.record -p 10.10.1.10:3260 --op new` in the

@@ -1,9 +1,9 @@
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { ExternalConnector } from '../conformance/external.js';
-import type { Connector } from '../connectors/types.js';
 import { BrickError } from '../system/errors.js';
+import { ExternalConnector } from './external/connector.js';
+import type { Connector } from './types.js';
 
 type Protocol = 'iscsi' | 'nvmeof' | 'local';
 

@@ -1,0 +1,100 @@
+import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { realHostFs, type HostFs } from '../system/hostfs.js';
+import type { ConnectionProperties } from '../volume/properties.js';
+import { flushDevice, udevLinksOf, waitLinksGone } from './block.js';
+import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+
+/** What a detach did: the steps that were done, and the errors it went on after. */
+export interface DetachResult {
+  removed: string[];
+  errors: string[];
+}
+
+/**
+ * The record of one detach and the steps every connector takes the same way: a step that is
+ * recorded as removed or, with ignoreErrors, as an error; a flush that stops the detach unless
+ * it is forced; and, at the end, the wait for udev to take the links of the removed devices.
+ */
+export class Detach implements DetachResult {
+  readonly removed: string[] = [];
+  readonly errors: string[] = [];
+
+  constructor(
+    private readonly fs: HostFs,
+    private readonly opts: DisconnectOptions,
+  ) {}
+
+  /**
+   * Run a step: done, it is recorded in `removed` as `what`; failed, it throws, or with
+   * ignoreErrors is recorded in `errors` (as "what: message", or the message alone when
+   * `named` is false) and false is returned.
+   */
+  async step(what: string, fn: () => Promise<unknown>, named = true): Promise<boolean> {
+    try {
+      await fn();
+      this.removed.push(what);
+      return true;
+    } catch (e) {
+      if (!this.opts.ignoreErrors) throw e;
+      this.errors.push(named ? `${what}: ${(e as Error).message}` : (e as Error).message);
+      return false;
+    }
+  }
+
+  /**
+   * Flush a device before it goes. A failed flush stops the detach (os-brick keeps the data safe)
+   * unless force or ignoreErrors is set: then it is recorded as an error and the detach goes on.
+   * Returns whether the flush worked.
+   */
+  async flush(dev: string): Promise<boolean> {
+    try {
+      await flushDevice(dev);
+      return true;
+    } catch (e) {
+      if (!this.opts.force && !this.opts.ignoreErrors) throw e;
+      this.errors.push((e as Error).message);
+      return false;
+    }
+  }
+
+  /** The links udev made for these devices, read now, before they go (see waitLinksGone). */
+  linksOf(blocks: Iterable<string>): Map<string, string> {
+    return udevLinksOf(this.fs, blocks);
+  }
+
+  /** Wait until udev has taken away `links` of the removed devices; what is left is an error. */
+  async waitLinksGone(links: Map<string, string>): Promise<void> {
+    const stale = await waitLinksGone(this.fs, links);
+    if (stale.left.length > 0) this.errors.push(`${stale.why}: ${stale.left.join(', ')}`);
+  }
+
+  result(): DetachResult {
+    return { removed: this.removed, errors: this.errors };
+  }
+}
+
+/**
+ * What the built-in connectors share: the host reached through one HostFs (sysfs reads and
+ * writes; a replayed recording in tests), a 'paths' snapshot of it, and the detach record.
+ */
+export abstract class ConnectorBase<P extends ConnectionProperties> implements Connector<P> {
+  abstract readonly protocol: P['protocol'];
+
+  constructor(protected readonly fs: HostFs = realHostFs) {}
+
+  abstract normalise(payload: unknown): P;
+  abstract connectVolume(props: P, opts?: { multipath?: boolean }): Promise<DeviceInfo>;
+  abstract disconnectVolume(props: P, device: DeviceInfo | null, opts?: DisconnectOptions): Promise<DetachResult>;
+  abstract getVolumePaths(props: P, snapshot?: HostSnapshot): Promise<VolumePaths>;
+  abstract getAllAvailableVolumes(props?: P): Promise<AvailableVolume[]>;
+  abstract getSearchPath(): string | null;
+
+  /** What locating volumes needs, read once (see SnapshotOptions' 'paths'). */
+  protected snapshot(): Promise<HostSnapshot> {
+    return takeSnapshot(this.fs, { scope: 'paths' });
+  }
+
+  protected detach(opts: DisconnectOptions): Detach {
+    return new Detach(this.fs, opts);
+  }
+}

@@ -1,0 +1,126 @@
+import type { HostFs } from '../system/hostfs.js';
+import type { BlockDevice, DevLink } from './snapshot.js';
+
+const base = (p: string | null): string | null => (p ? p.slice(p.lastIndexOf('/') + 1) : null);
+
+/** Block devices as sysfs and /dev/disk show them: the index of disks, holders and slaves, sizes, links. */
+
+/** Whole disks and partitions, with where each sits in the device tree. */
+export interface BlockIndex {
+  /** Every name under /sys/class/block (disks and partitions): what a /dev link may point at. */
+  all: Set<string>;
+  /** Whole disks, in /sys/block order. */
+  disks: string[];
+  /** Each disk's device directory under /sys, from its /sys/class/block link. */
+  real: Map<string, string>;
+  /** HCTL -> disk, for SCSI disks. */
+  byHctl: Map<string, string>;
+}
+
+/**
+ * /sys/block lists the whole disks; /sys/class/block also the partitions. Each entry links to
+ * where the device sits: ../../devices/.../H:C:T:L/block/sdX for a SCSI disk,
+ * .../nvme-subsystem/nvme-subsysN/nvmeXnY for an NVMe head.
+ */
+export function blockIndex(fs: HostFs): BlockIndex {
+  const idx: BlockIndex = { all: new Set(fs.list('/sys/class/block')), disks: fs.list('/sys/block'), real: new Map(), byHctl: new Map() };
+  for (const name of idx.disks) {
+    const link = fs.link(`/sys/class/block/${name}`);
+    if (!link) continue;
+    // "../../devices/.../H:C:T:L/block/sdX": string operations, not regular expressions, as this
+    // runs for every disk of the host.
+    const at = link.indexOf('devices/');
+    const real = `/sys/${at >= 0 ? link.slice(at) : link.replace(/^(\.\.\/)+/, '')}`;
+    idx.real.set(name, real);
+    const blockAt = real.lastIndexOf('/block/');
+    if (blockAt > 0) {
+      const hctl = real.slice(real.lastIndexOf('/', blockAt - 1) + 1, blockAt);
+      if (isHctl(hctl)) idx.byHctl.set(hctl, name);
+    }
+  }
+  return idx;
+}
+
+/** "H:C:T:L": four runs of digits joined by colons. */
+export function isHctl(s: string): boolean {
+  let colons = 0;
+  let digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 58) {
+      if (digits === 0) return false;
+      colons++;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) digits++;
+    else return false;
+  }
+  return colons === 3 && digits > 0;
+}
+
+/**
+ * Holder links are made by bd_link_disk_holder, which device-mapper and md call on their member
+ * disks (the only users in 6.1): listing the slaves of dm-* and md* disks and turning them around
+ * gives every disk's holders without listing a holders directory per disk.
+ */
+export function stacking(fs: HostFs, blocks: BlockIndex): { slaves: Map<string, string[]>; holders: Map<string, string[]> } {
+  const slaves = new Map<string, string[]>();
+  const holders = new Map<string, string[]>();
+  for (const name of blocks.disks) {
+    if (!/^(dm-|md)/.test(name)) continue;
+    const list = fs.list(`/sys/block/${name}/slaves`);
+    slaves.set(name, list);
+    for (const s of list) holders.set(s, [...(holders.get(s) ?? []), name].sort());
+  }
+  return { slaves, holders };
+}
+
+/** Disk sizes in one read: /proc/partitions gives 1 KiB blocks (the kernel's sectors >> 1). */
+function partitionSizes(fs: HostFs): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of ((fs.readText('/proc/partitions')) ?? '').split('\n')) {
+    const m = /^\s*\d+\s+\d+\s+(\d+)\s+(\S+)$/.exec(line);
+    if (m) out.set(m[2]!, Number(m[1]) * 1024);
+  }
+  return out;
+}
+
+/** Every disk with size, holders, slaves and dm names; only the dm disks (no sizes) when not full. */
+export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }, full: boolean): BlockDevice[] {
+  const out: BlockDevice[] = [];
+  const sizes = full ? partitionSizes(fs) : new Map<string, number>();
+  for (const name of blocks.disks) {
+    const dir = `/sys/block/${name}`;
+    const isDm = name.startsWith('dm-');
+    if (!full && !isDm) continue;
+    // /proc/partitions leaves out hidden disks (NVMe path devices) and empty ones: read those.
+    let size = sizes.get(name) ?? null;
+    if (full && size === null) {
+      const sectors = fs.readText(`${dir}/size`);
+      size = sectors === null ? null : Number(sectors) * 512;
+    }
+    out.push({
+      name,
+      sizeBytes: size,
+      holders: stack.holders.get(name) ?? [],
+      slaves: stack.slaves.get(name) ?? [],
+      dm: isDm ? { name: fs.readText(`${dir}/dm/name`), uuid: fs.readText(`${dir}/dm/uuid`) } : null,
+    });
+  }
+  return out;
+}
+
+export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): DevLink[] {
+  const out: DevLink[] = [];
+  for (const dir of dirs) {
+    for (const name of fs.list(`/dev/disk/${dir}`)) {
+      const target = base(fs.link(`/dev/disk/${dir}/${name}`));
+      // Dangling when what it points at is no block device the kernel has (disk or partition).
+      const dangling = !target || !blocks.all.has(target);
+      out.push({ dir, name, target: dangling ? null : target, dangling });
+    }
+  }
+  return out;
+}
+
+
+export type Stacking = ReturnType<typeof stacking>;

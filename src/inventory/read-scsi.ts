@@ -1,0 +1,98 @@
+import type { HostFs } from '../system/hostfs.js';
+import { scsiWwid } from '../volume/ids.js';
+import { isHctl, type BlockIndex } from './read-block.js';
+import type { IscsiNodeRecord, IscsiSession, ScsiDevice } from './snapshot.js';
+
+/** SCSI devices, iSCSI sessions (sysfs) and open-iscsi's node records. */
+
+/** Vendor and model from the standard INQUIRY data the kernel keeps (bytes 8-15 and 16-31). */
+function inquiryStrings(raw: Uint8Array | null): { vendor: string | null; model: string | null } {
+  if (!raw || raw.length < 32) return { vendor: null, model: null };
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, 32);
+  const ascii = (a: number, b: number): string => {
+    const t = bytes.toString('latin1', a, b);
+    return (t.includes('\0') ? t.replace(/\0/g, ' ') : t).trim();
+  };
+  return { vendor: ascii(8, 16), model: ascii(16, 32) };
+}
+
+export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, full: boolean): ScsiDevice[] {
+  const out: ScsiDevice[] = [];
+  for (const hctl of fs.list('/sys/class/scsi_device')) {
+    if (!isHctl(hctl)) continue;
+    const parts = hctl.split(':');
+    const block = blocks.byHctl.get(hctl) ?? null;
+    // The device's own directory: from its disk's link when it has one, else from its own link.
+    let dir: string | null = null;
+    if (block) {
+      const real = blocks.real.get(block)!;
+      dir = real.slice(0, real.lastIndexOf('/block/'));
+    } else {
+      const link = fs.link(`/sys/class/scsi_device/${hctl}`);
+      if (link) dir = `/sys/${link.replace(/^(\.\.\/)+/, '').replace(/\/scsi_device\/[^/]+$/, '')}`;
+    }
+    dir ??= `/sys/class/scsi_device/${hctl}/device`;
+    const sessionAt = dir.indexOf('/session');
+    const session = sessionAt >= 0 ? Number.parseInt(dir.slice(sessionAt + 8), 10) : Number.NaN;
+    const { vendor, model } = full ? inquiryStrings(fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
+    out.push({
+      hctl,
+      host: Number(parts[0]),
+      lun: Number(parts[3]),
+      vendor,
+      model,
+      state: full ? fs.readText(`${dir}/state`) : null,
+      wwid: scsiWwid(fs.readText(`${dir}/wwid`)),
+      block,
+      holders: block ? holders.get(block) ?? [] : [],
+      session: Number.isNaN(session) ? null : session,
+      sysfs: `/sys/class/scsi_device/${hctl}`,
+    });
+  }
+  return out;
+}
+
+/** Where open-iscsi keeps its node records (Debian's build: /etc/iscsi/nodes). */
+export const ISCSI_NODE_DB = '/etc/iscsi/nodes';
+
+export function iscsiSessions(fs: HostFs): IscsiSession[] {
+  const out: IscsiSession[] = [];
+  const connections = fs.list('/sys/class/iscsi_connection');
+  for (const name of fs.list('/sys/class/iscsi_session')) {
+    const m = /^session(\d+)$/.exec(name);
+    if (!m) continue;
+    const dir = `/sys/class/iscsi_session/${name}`;
+    const conn = connections.find((c) => c.startsWith(`connection${m[1]}:`));
+    let portal: string | null = null;
+    if (conn) {
+      const addr = fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_address`);
+      const port = fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_port`);
+      if (addr && port) portal = addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+    }
+    const hostLink = fs.link(dir) ?? '';
+    const host = /host(\d+)/.exec(hostLink);
+    out.push({
+      sid: Number(m[1]),
+      targetIqn: fs.readText(`${dir}/targetname`),
+      portal,
+      state: fs.readText(`${dir}/state`),
+      host: host ? Number(host[1]) : null,
+      sysfs: dir,
+    });
+  }
+  return out;
+}
+
+export function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): IscsiNodeRecord[] {
+  const out: IscsiNodeRecord[] = [];
+  for (const iqn of fs.list(root)) {
+    for (const entry of fs.list(`${root}/${iqn}`)) {
+      // "ip,port,tpgt" from discovery; "ip,port" (or tpgt -1) from `iscsiadm -m node --op new`.
+      const m = /^([^,]+),(\d+)(?:,(-?\d+))?$/.exec(entry);
+      if (!m) continue;
+      const host = m[1]!.includes(':') && !m[1]!.startsWith('[') ? `[${m[1]}]` : m[1]!; // IPv6 written as sessions are
+      out.push({ iqn, portal: `${host}:${m[2]}`, tpgt: m[3] ?? '-1', path: `${root}/${iqn}/${entry}` });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { orphansWithTools } from '../../src/inventory/oracle.js';
+import { findOrphans, type Orphan, type VolumeIdentity } from '../../src/inventory/orphans.js';
+import { parseIscsiadmSessions, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
+import { normalise } from '../../src/osbrick/index.js';
+import { identityFromProperties } from '../../src/volume/identity.js';
+import { iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture } from './inventory-fixtures.js';
+
+/**
+ * The oracle's merge of sysfs (findOrphans) with the tools' own views, on the captures: the
+ * snapshot and what iscsiadm and nvme-cli printed at the same moment. The inventory captures hold
+ * no multipathd output: those views are empty here (multipathd.test.ts has a capture of its own).
+ */
+const ATTACHED = loadInventoryFixture('inventory-attached.json');
+const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
+
+const toolsOf = (fx: InventoryFixture): ToolViews => ({
+  iscsiSessions: parseIscsiadmSessions(fx.tools.iscsiadmSession),
+  nvmeControllers: parseNvmeListSubsys(fx.tools.nvmeListSubsys),
+  multipathPaths: [],
+  multipathMaps: [],
+});
+
+function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
+  const v = fx.volumes[key];
+  return identityFromProperties(normalise(v.protocol, v.connectionInfo), v.iscsi?.wwid ?? null);
+}
+const ofKind = (orphans: Orphan[], kind: Orphan['kind']): Orphan[] => orphans.filter((o) => o.kind === kind);
+
+describe('orphansWithTools on the attached capture', () => {
+  const A = identity(ATTACHED, 'a');
+  const B = identity(ATTACHED, 'b');
+  const sid = iscsiadmSid(ATTACHED, A.iscsi!.iqn, portalOf(ATTACHED.volumes.a, 0));
+
+  it('reports the session iscsiadm shows and sysfs shows too once, with the sysfs evidence', () => {
+    const out = orphansWithTools(ATTACHED.snapshot, A, [], toolsOf(ATTACHED));
+    const sessions = ofKind(out, 'iscsi-session');
+    expect(sessions.map((o) => o.id)).toEqual([`session${sid}`]);
+    expect(sessions[0]!.evidence).toMatch(new RegExp(`^/sys/class/iscsi_session/session${sid} `));
+    // With the tools' view the answer is the sysfs one: nothing else is added.
+    expect(out).toEqual(findOrphans(ATTACHED.snapshot, A, []));
+  });
+
+  it('keeps the session a still-attached volume (fb) shares', () => {
+    const out = orphansWithTools(ATTACHED.snapshot, A, [B], toolsOf(ATTACHED));
+    expect(ofKind(out, 'iscsi-session')).toEqual([]);
+    expect(ofKind(out, 'iscsi-node-record')).toEqual([]);
+    // fa's own device is still its own.
+    expect(ofKind(out, 'scsi-device')).toHaveLength(1);
+  });
+
+  it('adds a session only iscsiadm shows, with its line as evidence', () => {
+    // A copy of the snapshot without the session, changed in memory (the guest had it in both).
+    const snap = { ...ATTACHED.snapshot, iscsiSessions: ATTACHED.snapshot.iscsiSessions.filter((s) => s.sid !== sid) };
+    const out = orphansWithTools(snap, A, [], toolsOf(ATTACHED));
+    const line = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession).find((s) => s.sid === sid)!.line;
+    expect(ofKind(out, 'iscsi-session')).toEqual([{ kind: 'iscsi-session', id: `session${sid}`, evidence: `iscsiadm -m session: ${line}` }]);
+    // ... and not when fb still uses it.
+    expect(ofKind(orphansWithTools(snap, A, [B], toolsOf(ATTACHED)), 'iscsi-session')).toEqual([]);
+  });
+});
+
+describe('orphansWithTools on the leftovers capture', () => {
+  const N = identity(LEFTOVERS, 'n');
+  const nqn = N.nvme!.nqn;
+
+  it('reports each controller of fn that both sysfs and nvme-cli show once', () => {
+    const out = orphansWithTools(LEFTOVERS.snapshot, N, [], toolsOf(LEFTOVERS));
+    const names = nvmeCliControllers(LEFTOVERS, nqn).map((c) => c.name);
+    expect(names.length).toBeGreaterThan(0);
+    expect(ofKind(out, 'nvme-controller').map((o) => o.id).sort()).toEqual(names);
+    expect(ofKind(out, 'nvme-controller').every((o) => o.evidence.startsWith('/sys/class/nvme/'))).toBe(true);
+  });
+
+  it('adds the controllers only nvme-cli shows, with its line as evidence', () => {
+    // A copy of the snapshot without controllers, changed in memory (the guest had them in both).
+    const snap = { ...LEFTOVERS.snapshot, nvmeControllers: [] };
+    const tools = toolsOf(LEFTOVERS);
+    const out = orphansWithTools(snap, N, [], tools);
+    const mine = tools.nvmeControllers.filter((c) => c.nqn === nqn);
+    expect(ofKind(out, 'nvme-controller')).toEqual(mine.map((c) => ({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` })));
+  });
+
+  it('reports no session for fa: fb logged it out, and neither sysfs nor iscsiadm shows it', () => {
+    const A = identity(LEFTOVERS, 'a');
+    expect(ofKind(orphansWithTools(LEFTOVERS.snapshot, A, [], toolsOf(LEFTOVERS)), 'iscsi-session')).toEqual([]);
+  });
+});
