@@ -1,4 +1,5 @@
-import { takeSnapshot, type HostSnapshot } from '../inventory/snapshot.js';
+import { takeSnapshot } from '../inventory/snapshot.js';
+import type { HostSnapshot } from '../inventory/model.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import type { ConnectionProperties } from '../volume/properties.js';
 import { flushDevice, udevLinksOf, waitLinksGone } from './block.js';

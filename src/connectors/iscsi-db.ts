@@ -2,7 +2,7 @@ import { link, mkdir, open, readdir, readFile, rmdir, unlink, writeFile } from '
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { waitFor } from '../system/wait.js';
-import type { IscsiNodeRecord } from '../inventory/snapshot.js';
+import type { IscsiNodeRecord } from '../inventory/model.js';
 
 /**
  * open-iscsi's node database, changed the way iscsiadm changes it. A node record is a text file of

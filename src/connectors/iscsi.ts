@@ -4,7 +4,7 @@ import { exec } from '../system/exec.js';
 import { waitFor } from '../system/wait.js';
 import { iscsiDevicesOf } from '../inventory/orphans.js';
 import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
-import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/snapshot.js';
+import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
 import { readMultipathdPaths } from '../inventory/tools.js';
 import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
 import { ConnectorBase, type DetachResult } from './base.js';

@@ -1,7 +1,8 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { sleep, waitFor } from '../system/wait.js';
-import { takeSnapshot, type MultipathMap } from '../inventory/snapshot.js';
+import { takeSnapshot } from '../inventory/snapshot.js';
+import type { MultipathMap } from '../inventory/model.js';
 import { deviceTimeout, flushDevice } from './block.js';
 
 /**

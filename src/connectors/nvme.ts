@@ -2,7 +2,7 @@ import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { waitFor } from '../system/wait.js';
 import { nvmeNamespacesOf } from '../inventory/orphans.js';
-import type { HostSnapshot } from '../inventory/snapshot.js';
+import type { HostSnapshot } from '../inventory/model.js';
 import { deviceTimeout, settle } from './block.js';
 import { ConnectorBase, type DetachResult } from './base.js';
 import { normalise, type NvmeProperties } from '../osbrick/index.js';

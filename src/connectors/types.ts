@@ -1,4 +1,4 @@
-import type { HostSnapshot } from '../inventory/snapshot.js';
+import type { HostSnapshot } from '../inventory/model.js';
 import type { ConnectionProperties } from '../volume/properties.js';
 
 /** What connect returns and disconnect takes back: os-brick's device_info, with what we found. */

@@ -1,4 +1,4 @@
-import type { HostSnapshot } from './snapshot.js';
+import type { HostSnapshot } from './model.js';
 
 /** One line of a diff: which collection, a stable key, and the item. */
 export interface DiffEntry {

@@ -1,6 +1,6 @@
 import type { VolumeIdentity } from '../volume/identity.js';
 import { findOrphans, type Orphan } from './orphans.js';
-import type { HostSnapshot } from './snapshot.js';
+import type { HostSnapshot } from './model.js';
 import type { ToolViews } from './tools.js';
 
 /**

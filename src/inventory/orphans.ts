@@ -1,7 +1,7 @@
 import { byPathName } from '../volume/bypath.js';
 import { nguidHex } from '../volume/ids.js';
 import type { VolumeIdentity } from '../volume/identity.js';
-import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './snapshot.js';
+import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './model.js';
 
 export type { VolumeIdentity } from '../volume/identity.js';
 

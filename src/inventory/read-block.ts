@@ -1,5 +1,5 @@
 import type { HostFs } from '../system/hostfs.js';
-import type { BlockDevice, DevLink } from './snapshot.js';
+import type { BlockDevice, DevLink } from './model.js';
 
 const base = (p: string | null): string | null => (p ? p.slice(p.lastIndexOf('/') + 1) : null);
 

@@ -1,7 +1,7 @@
 import type { HostFs } from '../system/hostfs.js';
 import { nguidHex } from '../volume/ids.js';
 import type { BlockIndex } from './read-block.js';
-import type { NvmeController, NvmeNamespace } from './snapshot.js';
+import type { NvmeController, NvmeNamespace } from './model.js';
 
 /** NVMe controllers (/sys/class/nvme) and namespace heads with their path devices. */
 

@@ -1,7 +1,7 @@
 import type { HostFs } from '../system/hostfs.js';
 import { scsiWwid } from '../volume/ids.js';
 import { isHctl, type BlockIndex } from './read-block.js';
-import type { IscsiNodeRecord, IscsiSession, ScsiDevice } from './snapshot.js';
+import type { IscsiNodeRecord, IscsiSession, ScsiDevice } from './model.js';
 
 /** SCSI devices, iSCSI sessions (sysfs) and open-iscsi's node records. */
 

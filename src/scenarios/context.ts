@@ -1,6 +1,6 @@
 import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
 import type { Orphan } from '../inventory/orphans.js';
-import type { HostSnapshot } from '../inventory/snapshot.js';
+import type { HostSnapshot } from '../inventory/model.js';
 import type { AgentClient } from '../lab/client.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';

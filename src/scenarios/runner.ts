@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Orphan } from '../inventory/orphans.js';
-import type { HostSnapshot } from '../inventory/snapshot.js';
+import type { HostSnapshot } from '../inventory/model.js';
 import { isUp, labClient, readLabOrNull, up } from '../lab/lab.js';
 import type { LabRecord } from '../lab/state.js';
 import { loadTopology, type Topology } from '../lab/topology.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceInfo, VolumePaths, AvailableVolume } from '../../src/connectors/types.js';
 import type { Orphan } from '../../src/inventory/orphans.js';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import type { HostSnapshot } from '../../src/inventory/model.js';
 import type { AgentClient } from '../../src/lab/client.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
 import type { TargetVolume } from '../../src/targets/volumes.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import type { HostSnapshot } from '../../src/inventory/model.js';
 import { labClient } from '../../src/lab/lab.js';
 import type { Scenario } from '../../src/scenarios/catalog.js';
 import { ALL_SCENARIOS, runScenario } from '../../src/scenarios/runner.js';

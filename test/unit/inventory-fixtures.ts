@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import type { HostSnapshot } from '../../src/inventory/model.js';
 import { parseIscsiadmSessions, parseNvmeListSubsys } from '../../src/inventory/tools.js';
 import type { HostFsRecording } from '../../src/system/hostfs.js';
 

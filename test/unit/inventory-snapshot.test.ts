@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { takeSnapshot, type HostSnapshot } from '../../src/inventory/snapshot.js';
+import { takeSnapshot } from '../../src/inventory/snapshot.js';
+import type { HostSnapshot } from '../../src/inventory/model.js';
 import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
 import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';

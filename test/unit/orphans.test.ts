@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { identityFromProperties } from '../../src/volume/identity.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { findOrphans, iscsiDevicesOf, nvmeNamespacesOf, type Orphan, type VolumeIdentity } from '../../src/inventory/orphans.js';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
+import type { HostSnapshot } from '../../src/inventory/model.js';
 import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';
 
 /** Fixtures captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
