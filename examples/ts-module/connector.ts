@@ -2,18 +2,16 @@
  * A connector as a TypeScript module, for `brick-lab validate --connector examples/ts-module/connector.ts`.
  * brick-lab bundles the module (esbuild) into one CommonJS file, installs it in each compute node
  * and calls `createConnector(protocol)` there; the object returned must have the Connector
- * interface of src/connectors/types.ts.
+ * interface (exported by the package as `brick-lab/connectors`).
  *
  * This one wraps brick-lab's own connectors and counts the calls it passes on: a starting point
  * for a connector of your own that reuses parts of brick-lab's (property parsing, the inventory).
  */
-import { IscsiConnector } from '../../src/connectors/iscsi.js';
-import { LocalConnector } from '../../src/connectors/local.js';
-import { NvmeConnector } from '../../src/connectors/nvme.js';
-import type { Connector } from '../../src/connectors/types.js';
+import { builtinConnector, type Connector } from 'brick-lab/connectors';
+import type { Protocol } from 'brick-lab';
 
-export function createConnector(protocol: 'iscsi' | 'nvmeof' | 'local'): Connector {
-  const inner = (protocol === 'iscsi' ? new IscsiConnector() : protocol === 'nvmeof' ? new NvmeConnector() : new LocalConnector()) as Connector;
+export function createConnector(protocol: Protocol): Connector {
+  const inner = builtinConnector(protocol);
   const calls = new Map<string, number>();
   const count = (what: string): void => {
     calls.set(what, (calls.get(what) ?? 0) + 1);

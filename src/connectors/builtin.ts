@@ -9,3 +9,10 @@ import type { Connector } from './types.js';
 export function builtinConnectors(fs: HostFs = realHostFs): Record<Protocol, Connector> {
   return { iscsi: new IscsiConnector(fs) as Connector, nvmeof: new NvmeConnector(fs) as Connector, local: new LocalConnector(fs) as Connector };
 }
+
+/** brick-lab's own connector for one protocol: what a connector of one's own can wrap or reuse. */
+export function builtinConnector(protocol: Protocol, fs: HostFs = realHostFs): Connector {
+  return builtinConnectors(fs)[protocol];
+}
+
+export type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
