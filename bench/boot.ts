@@ -10,8 +10,9 @@ import { readFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TOPOLOGY, down, labClient, up } from '../src/lab/lab.js';
-import { renderTopology } from '../src/lab/topology.js';
+import { DEFAULT_TOPOLOGY, down, labClient } from '../src/lab/lab.js';
+import { loadTopology, renderTopology } from '../src/lab/topology.js';
+import { up } from '../src/lab/up.js';
 import { setQuiet } from '../src/system/log.js';
 
 interface NodeFigure {
@@ -29,8 +30,9 @@ async function rss(pid: number): Promise<{ rss: number; hwm: number }> {
 }
 
 async function round(name: string, topologyFile: string): Promise<{ total: number; nodes: NodeFigure[]; accel: string }> {
+  const topology = await loadTopology(topologyFile);
   const t0 = Date.now();
-  const rec = await up({ topologyFile, name });
+  const rec = await up(topology, { topologyFile, name });
   const total = (Date.now() - t0) / 1000;
   try {
     const nodes: NodeFigure[] = [];

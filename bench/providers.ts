@@ -11,11 +11,12 @@ import { readFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dockerClient, requireEngine } from '../src/lab/docker/engine.js';
-import { ensureNodeImage } from '../src/lab/docker/image.js';
-import { down, up } from '../src/lab/lab.js';
-import { findQemuProcesses } from '../src/lab/qemu.js';
-import { renderTopology, type ProviderName } from '../src/lab/topology.js';
+import { down } from '../src/lab/lab.js';
+import { dockerClient, requireEngine } from '../src/lab/providers/docker/engine.js';
+import { ensureNodeImage } from '../src/lab/providers/docker/image.js';
+import { findQemuProcesses } from '../src/lab/providers/qemu/processes.js';
+import { loadTopology, renderTopology, type ProviderName } from '../src/lab/topology.js';
+import { up } from '../src/lab/up.js';
 import { setQuiet } from '../src/system/log.js';
 
 interface Round {
@@ -45,8 +46,9 @@ async function round(provider: ProviderName, dir: string): Promise<Round> {
       ],
     }),
   );
+  const topology = await loadTopology(file);
   const t0 = Date.now();
-  const rec = await up({ topologyFile: file, name });
+  const rec = await up(topology, { topologyFile: file, name });
   const upSeconds = (Date.now() - t0) / 1000;
   const ready: Record<string, number> = {};
   const qemuRssMiB: Record<string, number> = {};

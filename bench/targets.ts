@@ -10,8 +10,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { down, labClient, up } from '../src/lab/lab.js';
-import { renderTopology } from '../src/lab/topology.js';
+import { down, labClient } from '../src/lab/lab.js';
+import { loadTopology, renderTopology } from '../src/lab/topology.js';
+import { up } from '../src/lab/up.js';
 import { setQuiet } from '../src/system/log.js';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '64' }, targetcli: { type: 'string', default: '2' } } });
@@ -22,7 +23,7 @@ setQuiet(true);
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const topo = join(dir, 'target.yaml');
 await writeFile(topo, renderTopology({ name: 'bench-targets', nodes: [{ name: 'target-1', role: 'target' }] }));
-const rec = await up({ topologyFile: topo });
+const rec = await up(await loadTopology(topo), { topologyFile: topo });
 const say = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };

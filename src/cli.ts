@@ -3,8 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { doctor, formatDoctor } from './lab/doctor.js';
 import { ensureImage } from './lab/image/build.js';
-import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, up, type LabStatus } from './lab/lab.js';
-import { loadTopology } from './lab/topology.js';
+import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
+import { loadTopology, type Topology } from './lab/topology.js';
+import { up } from './lab/up.js';
 import { BrickError } from './system/errors.js';
 import { progress, setQuiet } from './system/log.js';
 import { labDir } from './system/paths.js';
@@ -50,9 +51,15 @@ class UsageError extends BrickError {
   }
 }
 
-async function defaultName(topologyFile?: string): Promise<string> {
+/** The topology of --topology (or the default one), read once however many times it is asked for. */
+function topologyLoader(file: string): () => Promise<Topology> {
+  let loaded: Promise<Topology> | null = null;
+  return () => (loaded ??= loadTopology(file));
+}
+
+async function defaultName(topologyFile: string | undefined, topology: () => Promise<Topology>): Promise<string> {
   if (process.env.BRICK_LAB_NAME) return process.env.BRICK_LAB_NAME;
-  if (topologyFile) return (await loadTopology(topologyFile)).name;
+  if (topologyFile) return (await topology()).name;
   return 'default';
 }
 
@@ -137,13 +144,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const topologyFile = o.topology;
   if (topologyFile && !existsSync(topologyFile)) throw new UsageError(`--topology ${topologyFile}: no such file`);
-  const name = o.name ?? (await defaultName(topologyFile));
+  const topologyPath = topologyFile ?? DEFAULT_TOPOLOGY;
+  const topology = topologyLoader(topologyPath);
+  const name = o.name ?? (await defaultName(topologyFile, topology));
   if (o.json) setQuiet(false);
 
   switch (verb) {
     case 'up': {
       const ac = abortOnSignals();
-      const rec = await up({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, dryRun: o['dry-run'], signal: ac.signal });
+      const rec = await up(await topology(), { topologyFile: topologyPath, name, dryRun: o['dry-run'], signal: ac.signal });
       if (o['dry-run']) return 0;
       const s = await status(rec.name);
       process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatStatus(s)}\n`);
@@ -209,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       const ac = abortOnSignals();
-      return runMain({ topologyFile: topologyFile ?? DEFAULT_TOPOLOGY, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), signal: ac.signal });
+      return runMain({ topology: await topology(), topologyFile: topologyPath, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), signal: ac.signal });
     }
     case 'validate': {
       if (o.list) {
@@ -225,7 +234,8 @@ async function main(argv: string[]): Promise<number> {
         protocols: parseProtocols(o.protocol ?? []),
         multipath: o.multipath,
         checks: o.check ?? [],
-        topologyFile: topologyFile ?? DEFAULT_TOPOLOGY,
+        topology: await topology(),
+        topologyFile: topologyPath,
         name,
         keep: o.keep,
         json: o.json,

@@ -1,11 +1,14 @@
 import { resolve } from 'node:path';
-import { down, labClient, readLabOrNull } from './lab/lab.js';
+import { labClient } from './lab/lab.js';
+import { labFor } from './lab/session.js';
+import type { Topology } from './lab/topology.js';
 import { emitReport } from './scenarios/report.js';
-import { ALL_SCENARIOS, labFor, runSuite, selectScenarios } from './scenarios/runner.js';
+import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
-import { progress } from './system/log.js';
 
 export interface RunOptions {
+  /** The topology the CLI loaded (used when the lab is brought up), and where from. */
+  topology: Topology;
   topologyFile: string;
   name: string;
   keep: boolean;
@@ -46,16 +49,11 @@ export async function runMain(o: RunOptions): Promise<number> {
   const chosen = selectScenarios(o.scenarios?.length ? o.scenarios : ['standard']);
   const scenarios = o.shard ? shardOf(chosen, o.shard) : chosen;
   const resultsDir = resolve(o.resultsDir ?? DEFAULT_RESULTS);
-  const { reused } = await labFor(scenarios, { name: o.name, topologyFile: o.topologyFile, tag: 'run', ...(o.signal ? { signal: o.signal } : {}) });
-  try {
-    const rec = await readLabOrNull(o.name);
-    if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);
+  const session = { name: o.name, topology: o.topology, topologyFile: o.topologyFile, tag: 'run', keep: o.keep, check: (t: Topology) => checkNeeds(t, scenarios), ...(o.signal ? { signal: o.signal } : {}) };
+  return labFor(session, async (rec) => {
     const firstCompute = rec.nodes.find((n) => n.role === 'compute');
     const kernel = firstCompute ? (await (await labClient(rec, firstCompute.name)).health()).kernel : rec.image.kernelRelease;
     const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, ...(o.signal ? { signal: o.signal } : {}) });
-    return await emitReport(report, resultsDir, o.json, 'run');
-  } finally {
-    if (!o.keep && !reused) await down(o.name);
-    else progress('run', `lab ${o.name} kept running (brick-lab down --name ${o.name} removes it)`);
-  }
+    return emitReport(report, resultsDir, o.json, 'run');
+  });
 }

@@ -2,11 +2,13 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { conformanceChecks } from './conformance/checks.js';
-import { down, labClient, readLabOrNull } from './lab/lab.js';
+import { labClient } from './lab/lab.js';
+import { labFor } from './lab/session.js';
 import type { LabRecord } from './lab/state.js';
+import type { Topology } from './lab/topology.js';
 import { emitReport } from './scenarios/report.js';
 import type { Protocol } from './scenarios/context.js';
-import { labFor, runSuite } from './scenarios/runner.js';
+import { checkNeeds, runSuite } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
 import { PROJECT_ROOT } from './system/paths.js';
@@ -21,6 +23,8 @@ export interface ValidateOptions {
   multipath: boolean;
   /** Run only these checks (names from `conformanceChecks`); all of the protocols' by default. */
   checks?: string[];
+  /** The topology the CLI loaded (used when the lab is brought up), and where from. */
+  topology: Topology;
   topologyFile: string;
   name: string;
   keep: boolean;
@@ -128,12 +132,19 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
   }
   const checks = wanted.length > 0 ? all.filter((c) => wanted.includes(c.name)) : all;
   const resultsDir = resolve(o.resultsDir ?? DEFAULT_VALIDATE_RESULTS);
-  const { reused } = await labFor(checks, { name: o.name, topologyFile: o.topologyFile, tag: 'validate', ...(o.signal ? { signal: o.signal } : {}) });
   const subject = `connector ${pkg ? pkg.source : "brick-lab's own"} (${o.protocols.join(', ')}${o.multipath ? ', multipath' : ''})`;
-  let rec: LabRecord | null = null;
-  try {
-    rec = await readLabOrNull(o.name);
-    if (!rec) throw new BrickError('LAB_NOT_UP', `lab ${o.name} has no record`);
+  const session = {
+    name: o.name,
+    topology: o.topology,
+    topologyFile: o.topologyFile,
+    tag: 'validate',
+    keep: o.keep,
+    check: (t: Topology) => checkNeeds(t, checks),
+    // A lab left running gets its connectors back as they were.
+    ...(pkg ? { beforeKeep: (rec: LabRecord) => uninstall(rec, pkg.name) } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  };
+  return labFor(session, async (rec) => {
     // os-brick retries and waits for minutes on its own where things go wrong (and its first call
     // starts the server that imports it): give it more than a program's default 120 s.
     if (pkg) await install(rec, pkg, o.timeoutMs ?? (pkg.name === 'os-brick' ? 600_000 : undefined));
@@ -141,12 +152,6 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
     const kernel = (await (await labClient(rec, firstCompute.name)).health()).kernel;
     progress('validate', `${subject}: ${checks.length} checks`);
     const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, subject, ...(o.signal ? { signal: o.signal } : {}) });
-    return await emitReport(report, resultsDir, o.json, 'validate');
-  } finally {
-    if (!o.keep && !reused) await down(o.name);
-    else {
-      if (rec && pkg) await uninstall(rec, pkg.name);
-      progress('validate', `lab ${o.name} kept running (brick-lab down --name ${o.name} removes it)`);
-    }
-  }
+    return emitReport(report, resultsDir, o.json, 'validate');
+  });
 }

@@ -3,13 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { exec, which } from '../system/exec.js';
 import { cacheDir, stateDir } from '../system/paths.js';
 import { chooseAccel } from './accel.js';
-import { dockerClient, engineAddress, enginePing, requireEngine } from './docker/engine.js';
-import { imageExists, nodeImageSpec } from './docker/image.js';
-import { choosePrivileges } from './docker/privileges.js';
-import { probeHostStorage } from './docker/provider.js';
+import { dockerClient, engineAddress, enginePing, requireEngine } from './providers/docker/engine.js';
+import { imageExists, nodeImageSpec } from './providers/docker/image.js';
+import { choosePrivileges } from './providers/docker/privileges.js';
+import { probeHostStorage } from './providers/docker/provider.js';
 import { findImage, listImages } from './image/build.js';
 import { loadRecipe } from './image/recipe.js';
-import { HOST_TOOLS, leftovers, listLabs } from './lab.js';
+import { leftovers, listLabs } from './lab.js';
+import { HOST_TOOLS } from './preflight.js';
 
 export interface DoctorCheck {
   name: string;

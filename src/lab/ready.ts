@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
+import { poll, type Clock } from '../system/wait.js';
 import { AgentClient } from './client.js';
-import { processAlive } from './qemu.js';
+import { processAlive } from './process.js';
 import type { NodeRecord } from './state.js';
 
 export async function consoleTail(path: string, lines = 30): Promise<string> {
@@ -20,11 +21,11 @@ export function throwIfAborted(signal?: AbortSignal): void {
  * Wait until a node's agent reports ready. `alive` says whether the node's process (QEMU, or its
  * container) still runs, so that a node that died is reported at once with its console.
  */
-export async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal, alive: () => Promise<boolean> | boolean = () => !node.pid || processAlive(node.pid)): Promise<void> {
+export async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal, alive: () => Promise<boolean> | boolean = () => !node.pid || processAlive(node.pid), clock?: Clock): Promise<void> {
   const client = new AgentClient(node.name, node.url, token);
-  const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
-  for (;;) {
+  let answered = true;
+  const ask = async (): Promise<boolean> => {
     throwIfAborted(signal);
     if (!(await alive())) {
       throw new BrickError('NODE_DIED', `node ${node.name} stopped while booting (${node.provider === 'docker' ? 'its container exited' : 'QEMU exited'}); last console lines:\n${await consoleTail(node.consoleLog)}`, {
@@ -33,7 +34,8 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
     }
     try {
       const h = await client.health(3000, 5000);
-      if (h.state === 'ready') return;
+      answered = true;
+      if (h.state === 'ready') return true;
       const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
       if (failed) {
         throw new BrickError('NODE_BOOT_FAILED', `node ${node.name}: boot step ${failed.step.slice(7)} failed; last console lines:\n${await consoleTail(node.consoleLog)}`, {
@@ -44,15 +46,19 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
     } catch (e) {
       if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;
       last = (e as Error).message;
-      await new Promise((r) => setTimeout(r, 250)); // agent not listening yet
+      answered = false;
     }
-    if (Date.now() > deadline) {
-      throw new BrickError(
-        'NODE_BOOT_TIMEOUT',
-        `node ${node.name} was not ready within ${Math.round(timeoutMs / 1000)} s (${last}); last console lines:\n${await consoleTail(node.consoleLog)}`,
-        { hint: `full console log: ${node.consoleLog}; raise bootTimeoutSeconds in the topology if the host is slow` },
-      );
-    }
+    return false;
+  };
+  const r = await poll(ask, {
+    timeoutMs,
+    // The health call itself waits for ready: ask again at once after an answer, 250 ms after none (agent not listening yet).
+    intervalMs: () => (answered ? 0 : 250),
+    ...(clock ? { clock } : {}),
+  });
+  if (!r.ok) {
+    throw new BrickError('NODE_BOOT_TIMEOUT', `node ${node.name} was not ready within ${Math.round(timeoutMs / 1000)} s (${last}); last console lines:\n${await consoleTail(node.consoleLog)}`, {
+      hint: `full console log: ${node.consoleLog}; raise bootTimeoutSeconds in the topology if the host is slow`,
+    });
   }
 }
-

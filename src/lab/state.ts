@@ -18,11 +18,16 @@ export interface NodeRecord {
   container?: { id: string; name: string; mode: 'guest' | 'host-kernel'; mgmtAddress: string };
   index: number;
   memoryMiB: number;
+  /** From the topology, so that a provider needs nothing but the record (absent in records written before). */
+  cpus: number;
+  /** From the topology: how long `up` waits for this node's agent. */
+  bootTimeoutSeconds: number;
   mgmtPort: number;
   url: string;
   pid: number | null;
   consoleLog: string;
-  taps: Array<{ name: string; network: string; mac: string }>;
+  /** One per data network, in the node's order; prefixLength is the network's (its subnet's /N). */
+  taps: Array<{ name: string; network: string; mac: string; prefixLength: number }>;
   addresses: Record<string, string>;
   initiatorIqn: string;
   hostNqn: string;

@@ -6,6 +6,7 @@ import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../targets/volumes.js';
+import { poll } from '../system/wait.js';
 
 export type Protocol = 'iscsi' | 'nvmeof' | 'local';
 
@@ -198,10 +199,7 @@ export class ScenarioContext {
 
   /** Wait (up to 10 s) until the node no longer shows an NVMe volume's namespace. */
   async waitGone(node: ComputeHandle, v: TargetVolume): Promise<void> {
-    for (let i = 0; i < 50; i++) {
-      if (!(await this.snapshot(node)).nvmeNamespaces.some((n) => n.uuid === v.nvme!.uuid)) return;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await poll(async () => !(await this.snapshot(node)).nvmeNamespaces.some((n) => n.uuid === v.nvme!.uuid), { timeoutMs: 10_000, intervalMs: 200 });
   }
 
   snapshot(node: NodeHandle): Promise<HostSnapshot> {

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Orphan } from '../inventory/orphans.js';
 import type { HostSnapshot } from '../inventory/model.js';
-import { isUp, labClient, readLabOrNull, up } from '../lab/lab.js';
+import { labClient } from '../lab/lab.js';
 import type { LabRecord } from '../lab/state.js';
-import { loadTopology, type Topology } from '../lab/topology.js';
+import type { Topology } from '../lab/topology.js';
 import { BrickError } from '../system/errors.js';
 import { progress } from '../system/log.js';
 import { PROJECT_ROOT } from '../system/paths.js';
@@ -211,19 +211,6 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
     await collectEvidence(rec, evidenceDir).catch((e: Error) => problems.push(`evidence: ${e.message}`));
   }
   return { name: s.name, title: s.title, kind: s.kind, refs: s.refs, status, durationMs: Math.round(performance.now() - started), failure, problems, steps: ctx.steps, rows: ctx.rows, evidenceDir };
-}
-
-/**
- * The lab the scenarios run on: a running one is reused, else it is brought up. What the
- * scenarios need is checked against the topology first, before anything boots.
- */
-export async function labFor(scenarios: Scenario[], o: { name: string; topologyFile: string; tag: string; signal?: AbortSignal }): Promise<{ reused: boolean }> {
-  const reused = await isUp(o.name);
-  const running = reused ? await readLabOrNull(o.name) : null;
-  checkNeeds(running ? running.topology : await loadTopology(o.topologyFile), scenarios);
-  if (reused) progress(o.tag, `reusing running lab ${o.name}`);
-  else await up({ topologyFile: o.topologyFile, name: o.name, ...(o.signal ? { signal: o.signal } : {}) });
-  return { reused };
 }
 
 /**

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dockerClient, enginePing } from '../../src/lab/docker/engine.js';
+import { dockerClient, enginePing } from '../../src/lab/providers/docker/engine.js';
 import { exec, startServer, which } from '../../src/system/exec.js';
-import { processAlive, stopProcesses } from '../../src/lab/qemu.js';
+import { processAlive, stopProcesses } from '../../src/lab/process.js';
 import { stateDir } from '../../src/system/paths.js';
 
 /** The pid of a dockerd the tests started (and must stop); absent when they use one that ran already. */

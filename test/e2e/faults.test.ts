@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findQemuProcesses } from '../../src/lab/qemu.js';
+import { findQemuProcesses } from '../../src/lab/providers/qemu/processes.js';
 import { labDir } from '../../src/system/paths.js';
 import { CLI, cli, hostTraces, NOTHING, waitFor } from './helpers.js';
 

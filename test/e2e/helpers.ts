@@ -6,8 +6,9 @@ import { exec, type ExecResult } from '../../src/system/exec.js';
 import type { AgentClient } from '../../src/lab/client.js';
 import { down, labClient, leftovers, readLabOrNull } from '../../src/lab/lab.js';
 import { renderTopology } from '../../src/lab/topology.js';
-import { findQemuProcesses } from '../../src/lab/qemu.js';
-import { labContainers, labNetworks, labRules } from '../../src/lab/docker/provider.js';
+import { labContainers } from '../../src/lab/providers/docker/container.js';
+import { labNetworks, labRules } from '../../src/lab/providers/docker/networks.js';
+import { findQemuProcesses } from '../../src/lab/providers/qemu/processes.js';
 import { labDir, stateDir } from '../../src/system/paths.js';
 import { mountsBelow } from '../../src/system/mounts.js';
 

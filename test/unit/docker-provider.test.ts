@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { nodeImagePackages, nodeImageSpec } from '../../src/lab/docker/image.js';
-import { CAPABILITIES, decidePrivileges, hostCapabilities, missingCapabilities, type PrivilegeProbe } from '../../src/lab/docker/privileges.js';
-import { containerAddress, containerName, dockerBridgeName, dockerNetworkName, parseLabRules } from '../../src/lab/docker/provider.js';
+import { containerName } from '../../src/lab/providers/docker/container.js';
+import { nodeImagePackages, nodeImageSpec } from '../../src/lab/providers/docker/image.js';
+import { containerAddress, dockerBridgeName, dockerNetworkName, parseLabRules } from '../../src/lab/providers/docker/networks.js';
+import { CAPABILITIES, decidePrivileges, hostCapabilities, missingCapabilities, type PrivilegeProbe } from '../../src/lab/providers/docker/privileges.js';
 import { loadRecipe, type ImageRecipe } from '../../src/lab/image/recipe.js';
-import { dockerTargetMode } from '../../src/lab/lab.js';
-import { tapName, tapPrefix } from '../../src/lab/network.js';
+import { dockerTargetMode } from '../../src/lab/providers/docker/provider.js';
+import { tapName, tapPrefix } from '../../src/lab/providers/qemu/network.js';
 import { assignAddresses, parseTopology } from '../../src/lab/topology.js';
 import { BrickError } from '../../src/system/errors.js';
 
@@ -449,7 +450,8 @@ describe('up --dry-run with a docker node', () => {
     const { mkdtemp, writeFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { up } = await import('../../src/lab/lab.js');
+    const { up } = await import('../../src/lab/up.js');
+    const { loadTopology } = await import('../../src/lab/topology.js');
     const { labDir } = await import('../../src/system/paths.js');
     const dir = await mkdtemp(join(tmpdir(), 'brick-unit-dry-'));
     const file = join(dir, 'lab.yaml');
@@ -461,7 +463,7 @@ describe('up --dry-run with a docker node', () => {
       return true;
     }) as typeof process.stdout.write;
     try {
-      await up({ topologyFile: file, dryRun: true });
+      await up(await loadTopology(file), { topologyFile: file, dryRun: true });
     } finally {
       process.stdout.write = write;
     }

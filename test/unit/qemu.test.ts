@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { macFor, qemuArgv, qemuName, type QemuNodeSpec } from '../../src/lab/qemu.js';
-import { tapName, tapPrefix } from '../../src/lab/network.js';
+import { macFor, qemuArgv, qemuName, type QemuNodeSpec } from '../../src/lab/providers/qemu/argv.js';
+import { tapName, tapPrefix } from '../../src/lab/providers/qemu/network.js';
 
 function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
   return {

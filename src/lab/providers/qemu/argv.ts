@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { accelArgs, type Accel } from './accel.js';
-import type { GuestImage } from './image/build.js';
-import { MGMT_GUEST_ADDRESS } from './topology.js';
+import { join } from 'node:path';
+import { accelArgs, type Accel } from '../../accel.js';
+import type { GuestImage } from '../../image/build.js';
+import type { LabRecord, NodeRecord } from '../../state.js';
+import { MGMT_GUEST_ADDRESS } from '../../topology.js';
 
 export const AGENT_PORT = 8080;
 
@@ -84,66 +84,20 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
   return argv;
 }
 
-export interface QemuProcess {
-  pid: number;
-  lab: string;
-  node: string;
-}
-
-/** Every running lab VM on this host (any lab), read from /proc so it works after a crash. */
-export async function findQemuProcesses(lab?: string): Promise<QemuProcess[]> {
-  const out: QemuProcess[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-    } catch {
-      continue;
-    }
-    if (!argv[0]?.includes('qemu-system')) continue;
-    const i = argv.indexOf('-name');
-    const m = i >= 0 ? /^brick-lab:([^:]+):(.+)$/.exec(argv[i + 1] ?? '') : null;
-    if (!m) continue;
-    if (lab && m[1] !== lab) continue;
-    out.push({ pid: Number(entry), lab: m[1]!, node: m[2]! });
-  }
-  return out;
-}
-
-/** Alive and not a zombie (a zombie no longer holds taps or files; its parent just has not reaped it). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, a grace period, then SIGKILL; resolves when every process is gone. */
-export async function stopProcesses(pids: readonly number[], graceMs = 5000): Promise<void> {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
-  const deadline = Date.now() + graceMs;
-  while (pids.some(processAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of pids.filter(processAlive)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  const hard = Date.now() + 5000;
-  while (pids.some(processAlive) && Date.now() < hard) await new Promise((r) => setTimeout(r, 50));
+/** Pure: a node's QEMU spec, all from its record (the same for a VM on the host and one in a container). */
+export function qemuSpec(rec: LabRecord, node: NodeRecord, image: GuestImage): QemuNodeSpec {
+  return {
+    lab: rec.name,
+    node: node.name,
+    memoryMiB: node.memoryMiB,
+    cpus: node.cpus,
+    accel: rec.accel,
+    image,
+    shareDir: rec.shareDir,
+    consoleLog: node.consoleLog,
+    pidFile: join(rec.dir, 'run', `${node.name}.pid`),
+    mgmtPort: node.mgmtPort,
+    mgmtMac: macFor(node.index, 0),
+    nics: node.taps.map((t) => ({ network: t.network, tap: t.name, mac: t.mac })),
+  };
 }

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
-import { exec } from '../system/exec.js';
-import { labTag } from './topology.js';
+import { exec } from '../../../system/exec.js';
+import { labTag } from '../../topology.js';
 
 /**
  * A lab's data networks: one network namespace per lab holding one Linux bridge per data network.

@@ -3,12 +3,12 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { BrickError } from '../../system/errors.js';
-import { exec } from '../../system/exec.js';
-import { withLock } from '../../system/lock.js';
-import { progress } from '../../system/log.js';
-import { cacheDir } from '../../system/paths.js';
-import { loadRecipe, type ImageRecipe } from '../image/recipe.js';
+import { BrickError } from '../../../system/errors.js';
+import { exec } from '../../../system/exec.js';
+import { withLock } from '../../../system/lock.js';
+import { progress } from '../../../system/log.js';
+import { cacheDir } from '../../../system/paths.js';
+import { loadRecipe, type ImageRecipe } from '../../image/recipe.js';
 
 /** The repository every node image is tagged in; the tag is the recipe hash. */
 export const NODE_IMAGE_REPO = 'brick-lab/node';

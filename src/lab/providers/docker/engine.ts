@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { BrickError } from '../../system/errors.js';
+import { BrickError } from '../../../system/errors.js';
 
 // Ryuk, testcontainers' reaper, is an image from a registry, and it removes containers when the
 // process that made them exits; a lab outlives `brick-lab up`. brick-lab removes its containers
@@ -48,4 +48,9 @@ export async function requireEngine(docker = dockerClient()): Promise<EngineInfo
   }
   const [v, info] = await Promise.all([docker.version(), docker.info() as Promise<{ Driver?: string; CgroupVersion?: string }>]);
   return { version: v.Version, apiVersion: v.ApiVersion, storageDriver: info.Driver ?? '?', cgroupVersion: info.CgroupVersion ?? '?' };
+}
+
+/** What the engine said, from a dockerode error. */
+export function dockerMessage(e: unknown): string {
+  return ((e as { json?: { message?: string } }).json?.message ?? (e as Error).message).trim();
 }

@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { progress } from '../../system/log.js';
-import { cacheDir } from '../../system/paths.js';
+import { progress } from '../../../system/log.js';
+import { cacheDir } from '../../../system/paths.js';
 
 const PROBE_LABEL = 'io.brick-lab.probe';
 
