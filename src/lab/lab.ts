@@ -8,7 +8,8 @@ import { exec, which } from '../system/exec.js';
 import { progress, warn } from '../system/log.js';
 import { labDir, PROJECT_ROOT, stateDir } from '../system/paths.js';
 import { chooseAccel, type Accel } from './accel.js';
-import { AgentClient } from './client.js';
+import { AgentClient } from '../agent/api/client.js';
+import { NodeClient } from '../agent/api/node-client.js';
 import { dockerClient, engineAddress, enginePing, LAB_LABEL, requireEngine } from './docker/engine.js';
 import { ensureNodeImage } from './docker/image.js';
 import { choosePrivileges, type PrivilegeSet } from './docker/privileges.js';
@@ -469,7 +470,7 @@ export async function down(name: string, opts: { quiet?: boolean; keepLogs?: boo
     ...(await removeDockerLab(name, async (c) => {
       if (c.mode !== 'host-kernel' || !rec) return;
       try {
-        await (await labClient(rec, c.node)).post('/v1/targets/cleanup', {}, 120_000);
+        await (await labClient(rec, c.node)).target.cleanup({ timeoutMs: 120_000 });
         removed.push(`LIO and nvmet objects of ${c.node} in the host kernel`);
       } catch (e) {
         warn(`${c.node}: could not clean its LIO and nvmet objects out of the host kernel: ${(e as Error).message}`);
@@ -539,13 +540,13 @@ export interface LabStatus {
   nodes: NodeStatus[];
 }
 
-export async function labClient(rec: LabRecord, node: string): Promise<AgentClient> {
+export async function labClient(rec: LabRecord, node: string): Promise<NodeClient> {
   const n = rec.nodes.find((x) => x.name === node);
   if (!n) {
     throw new BrickError('NODE_UNKNOWN', `lab ${rec.name} has no node ${node}`, { hint: `nodes: ${rec.nodes.map((x) => x.name).join(', ')}` });
   }
   const token = (await readFile(rec.tokenFile, 'utf8')).trim();
-  return new AgentClient(n.name, n.url, token);
+  return new NodeClient(n.name, n.url, token);
 }
 
 export async function requireLab(name: string): Promise<LabRecord> {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
-import { AgentClient } from './client.js';
+import { AgentClient } from '../agent/api/client.js';
 import { processAlive } from './qemu.js';
 import type { NodeRecord } from './state.js';
 

@@ -2,7 +2,6 @@ import { chmod, copyFile, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostSnapshot } from '../../src/inventory/snapshot.js';
 import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
 import { ROOT, cli } from './helpers.js';
@@ -28,7 +27,7 @@ async function validate(args: string[]): Promise<{ code: number; out: string; er
 async function computesClean(): Promise<void> {
   const rec = (await readLabOrNull(LAB))!;
   for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
-    const s = await (await labClient(rec, n.name)).get<HostSnapshot>('/v1/inventory');
+    const s = await (await labClient(rec, n.name)).compute.inventory();
     expect({ node: n.name, sessions: s.iscsiSessions, records: s.iscsiNodes, nvme: s.nvmeControllers, maps: s.multipathMaps }).toEqual({ node: n.name, sessions: [], records: [], nvme: [], maps: [] });
   }
 }
