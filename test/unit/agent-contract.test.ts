@@ -209,6 +209,9 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     const device: Wire.DeviceInfo = { type: 'block', path: '/dev/dm-0', devices: ['sda', 'sdb'], multipath: true, identity: '36001405aa' };
     await keeps(computeSchemas.connect, device);
     await keeps(computeSchemas.connect, { ...device, multipath: false, identity: null });
+    // An installed module's reply (vendor code) passes as it is, a field short or one more.
+    await keeps(computeSchemas.connect, { type: 'block', path: '/dev/sdb', devices: ['sdb'], multipath: false, vendor: { lun: 1 } });
+    await keeps(computeSchemas.volumePaths, { paths: ['/dev/sdb'] });
     await keeps(computeSchemas.disconnect, { removed: ['sda', 'session1'], errors: ['flush failed'] } satisfies Wire.DisconnectReply);
     const available: Wire.AvailableVolumesReply = {
       volumes: [

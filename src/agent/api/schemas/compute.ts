@@ -23,23 +23,26 @@ const CONNECT_ERRORS: ErrorCode[] = ['CONNECT_FAILED', 'ISCSI_LOGIN_FAILED', 'DE
 const DISCONNECT_ERRORS: ErrorCode[] = ['FLUSH_FAILED', 'DEVICE_STUCK', 'MULTIPATH_FLUSH_FAILED', 'DEVICE_TIMEOUT', 'DEVICE_MISSING', ...ISCSI_DB_ERRORS];
 const ON_HOST: ErrorCode[] = [...GUARDED, ...HOST_FAILURES];
 
+/*
+ * What a connector answers: brick-lab's own, or an installed module's (vendor code). These
+ * replies list their fields but require none: a module's reply missing one passes as it did
+ * before, where a required field would make the serialiser fail the call.
+ */
 export const volumePaths: JsonSchema = {
   type: 'object',
-  required: ['paths', 'devices'],
   properties: { paths: strings, devices: strings },
+  additionalProperties: true,
 };
 
 export const deviceInfo: JsonSchema = {
   title: "os-brick's device_info",
   type: 'object',
-  required: ['type', 'path', 'devices', 'multipath', 'identity'],
   properties: { type: { type: 'string', enum: ['block'] }, path: { type: 'string' }, devices: strings, multipath: { type: 'boolean' }, identity: nullableString },
   additionalProperties: true,
 };
 
 const availableVolume: JsonSchema = {
   type: 'object',
-  required: ['protocol', 'identity', 'paths', 'devices'],
   properties: {
     protocol: { type: 'string', enum: [...PROTOCOLS] },
     identity: {
@@ -104,7 +107,7 @@ export const computeSchemas = {
     }, GUARDED),
   },
   searchPath: withProtocol(true, {
-    response: replies({ 200: { type: 'object', required: ['searchPath'], properties: { searchPath: nullableString } } }, [...ON_HOST, 'BAD_REQUEST', ...EXTERNAL_ERRORS]),
+    response: replies({ 200: { type: 'object', properties: { searchPath: nullableString } } }, [...ON_HOST, 'BAD_REQUEST', ...EXTERNAL_ERRORS]),
   }),
   volumePaths: withProtocol(true, {
     body: connectionProperties,
@@ -120,9 +123,10 @@ export const computeSchemas = {
     response: replies({ 200: { type: 'object', required: ['results'], properties: { results: { type: 'array', items: volumePaths } } } }, [...ON_HOST, ...PROPERTY_ERRORS]),
   }),
   availableVolumes: withProtocol(true, {
-    // No `type`: the body may be left out (every volume the connector sees), as before.
-    body: { description: 'optional: connection properties to narrow the answer to one volume', anyOf: connectionProperties.anyOf },
-    response: replies({ 200: { type: 'object', required: ['volumes'], properties: { volumes: { type: 'array', items: availableVolume } } } }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS]),
+    // Optional, as before: no body (or an empty object) asks for every volume the connector sees;
+    // whatever else is sent, the connector checks as connection properties.
+    body: { description: 'optional: connection properties to narrow the answer to one volume', anyOf: [connectionProperties, { description: 'no body: every volume the connector sees' }] },
+    response: replies({ 200: { type: 'object', properties: { volumes: { type: 'array', items: availableVolume } } } }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS]),
   }),
   connect: withProtocol(true, {
     body: {
@@ -145,7 +149,7 @@ export const computeSchemas = {
         ignoreErrors: { type: 'boolean', description: 'report errors instead of stopping' },
       },
     },
-    response: replies({ 200: { type: 'object', required: ['removed', 'errors'], properties: { removed: strings, errors: strings } } }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS, ...DISCONNECT_ERRORS]),
+    response: replies({ 200: { type: 'object', properties: { removed: strings, errors: strings }, additionalProperties: true } }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS, ...DISCONNECT_ERRORS]),
   }),
   inventory: {
     querystring: { type: 'object', properties: { record: { type: 'string', description: '"1": answer {snapshot, recording}, the reads behind the snapshot' } } },
