@@ -37,8 +37,8 @@ const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const topo = join(dir, 'conn.yaml');
 await writeFile(topo, renderTopology({ name: 'bench-conn', nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute', memoryMiB: 768 }] }));
 const rec = await up(await loadTopology(topo), { topologyFile: topo });
-const t = await labClient(rec, 'target-1');
-const c = await labClient(rec, 'compute-1');
+const t = (await labClient(rec, 'target-1')).target;
+const c = (await labClient(rec, 'compute-1')).compute;
 const iqn = rec.nodes.find((n) => n.name === 'compute-1')!.initiatorIqn;
 const rows: string[][] = [['measure', 'brick-lab', 'os-brick', 'ratio']];
 const fmt = (s: number): string => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
@@ -94,9 +94,9 @@ async function setUp(n: number, multipath: boolean, prefix: string, from = 0): P
   const vols: TargetVolume[] = [];
   const target = `iqn.2026-11.io.brick-lab:bench.${prefix}`;
   for (let i = from; i < n; i++) {
-    vols.push(await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: `${prefix}${i}`, sizeMiB: 1, iqn: target, initiators: [iqn], ...(multipath ? {} : { networks: ['path-a'] }) }));
+    vols.push(await t.createIscsiVolume({ name: `${prefix}${i}`, sizeMiB: 1, iqn: target, initiators: [iqn], ...(multipath ? {} : { networks: ['path-a'] }) }));
   }
-  for (const v of vols) await c.post('/v1/connectors/iscsi/connect', { properties: v.connectionInfo, multipath }, 600_000);
+  for (const v of vols) await c.connect('iscsi', v.connectionInfo, { multipath, timeoutMs: 600_000 });
   await c.run(['udevadm', 'settle', '--timeout=600'], { timeoutMs: 700_000 });
   const idle = await waitIdle();
   if (idle > 5) process.stderr.write(`[bench] compute-1 became idle ${idle.toFixed(0)} s after udev settled\n`);
@@ -104,10 +104,10 @@ async function setUp(n: number, multipath: boolean, prefix: string, from = 0): P
 }
 
 async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean): Promise<void> {
-  const body = { volumes: vols.map((v) => v.connectionInfo) };
+  const volumes = vols.map((v) => v.connectionInfo);
   let oursFound = 0;
   const ours = await agentMs(async () => {
-    const res = await c.post<{ results: Array<{ paths: string[] }> }>('/v1/connectors/iscsi/volume-paths-batch', body, 600_000);
+    const res = await c.volumePathsBatch('iscsi', volumes, { timeoutMs: 600_000 });
     oursFound = res.results.reduce((a, r) => a + r.paths.length, 0);
   });
   const theirs = await osBrick({ protocol: 'ISCSI', multipath, paths: vols.map((v) => v.connectionInfo.data) });
@@ -120,30 +120,30 @@ try {
   process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, first call and median of ${repeat} after ${warm} more; os-brick: one python3 process per measure (import not counted)\n`);
 
   // Attach + detach cycles, both ends clean.
-  const cyc = await t.post<TargetVolume>('/v1/targets/iscsi/volumes', { name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });
+  const cyc = await t.createIscsiVolume({ name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });
   const attach: number[] = [];
   const detach: number[] = [];
   // Both sides start from an idle guest (right after boot, coldplug's tail is still running).
   await waitIdle();
   for (let i = 0; i < cycles; i++) {
     const s0 = performance.now();
-    const d = await c.post('/v1/connectors/iscsi/connect', { properties: cyc.connectionInfo });
+    const d = await c.connect('iscsi', cyc.connectionInfo);
     const s1 = performance.now();
-    await c.post('/v1/connectors/iscsi/disconnect', { properties: cyc.connectionInfo, deviceInfo: d });
+    await c.disconnect('iscsi', cyc.connectionInfo, d);
     attach.push((s1 - s0) / 1000);
     detach.push((performance.now() - s1) / 1000);
   }
-  const oursClean = (await c.post<{ clean: boolean }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid })).clean;
+  const oursClean = (await c.orphans({ protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid })).clean;
   await waitIdle();
   const theirs = (await osBrick({ protocol: 'ISCSI', cycle: cyc.connectionInfo.data, cycles })).cycle!;
-  const theirsClean = await c.post<{ clean: boolean; orphans: unknown[] }>('/v1/inventory/orphans', { protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid });
+  const theirsClean = await c.orphans({ protocol: 'iscsi', properties: cyc.connectionInfo, wwid: cyc.iscsi!.wwid });
   const ta = theirs.map((x) => x.attachSeconds);
   const td = theirs.map((x) => x.detachSeconds);
   row(`attach (one volume, one path; median of ${cycles})`, median(attach), median(ta));
   row('detach', median(detach), median(td));
   row('attach + detach', median(attach.map((a, i) => a + detach[i]!)), median(ta.map((a, i) => a + td[i]!)));
   rows.push(['end state (orphan oracle)', oursClean ? 'clean' : 'ORPHANS', theirsClean.clean ? 'clean' : `ORPHANS ${JSON.stringify(theirsClean.orphans).slice(0, 200)}`, '']);
-  await t.delete('/v1/targets/volumes/cycle');
+  await t.deleteVolume('cycle');
 
   const one = await setUp(1, false, 'one');
   await pathsFor('1 volume, 1 path', one, false);
@@ -151,7 +151,7 @@ try {
   for (const n of singles) {
     many = [...many, ...(await setUp(n, false, 'single', many.length))];
     await pathsFor(`${n} volumes, 1 path`, many, false);
-    const snap = await agentMs(() => c.get('/v1/inventory', 600_000));
+    const snap = await agentMs(() => c.inventory({ timeoutMs: 600_000 }));
     row(`  full inventory snapshot (${n + one.length} volumes, as many SCSI disks)`, snap.warm / 1000, null);
     row('  the same, first call', snap.first / 1000, null);
   }
@@ -159,8 +159,8 @@ try {
   if (mp.length > 0) await pathsFor(`${multi} volumes, 2 paths (dm-multipath)`, mp, true);
 
   const attached = one.length + many.length + mp.length;
-  const snapMs = await agentMs(() => c.get('/v1/inventory', 600_000));
-  const availMs = await agentMs(() => c.post('/v1/connectors/iscsi/available-volumes', {}, 600_000));
+  const snapMs = await agentMs(() => c.inventory({ timeoutMs: 600_000 }));
+  const availMs = await agentMs(() => c.availableVolumes('iscsi', {}, { timeoutMs: 600_000 }));
   const theirsAll = await osBrick({ protocol: 'ISCSI', all: true });
   row(`all available volumes (${attached} attached)`, availMs.warm / 1000, theirsAll.all!.seconds);
   row('  the same, first call', availMs.first / 1000, theirsAll.all!.seconds);

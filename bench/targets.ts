@@ -28,11 +28,11 @@ const say = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };
 try {
-  const t = await labClient(rec, 'target-1');
+  const t = (await labClient(rec, 'target-1')).target;
   say(`target benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, one target node (${rec.nodes[0]!.memoryMiB} MiB)`);
   // The worker starts once the node is ready; wait for it so the first figure is a volume's cost.
   const w0 = performance.now();
-  await t.get('/v1/targets/leftovers');
+  await t.leftovers();
   say(`  LIO worker ready (python3 + rtslib import, paid once per boot): ${((performance.now() - w0) / 1000).toFixed(2)} s after up`);
 
   const timed = async (f: () => Promise<unknown>): Promise<number> => {
@@ -40,18 +40,18 @@ try {
     await f();
     return (performance.now() - s) / 1000;
   };
-  const body = (kind: 'iscsi' | 'nvmet', i: number): Record<string, unknown> =>
-    kind === 'iscsi' ? { name: `b${i}`, sizeMiB: 8, initiators: ['iqn.2026-11.io.brick-lab:bench:compute-1'] } : { name: `b${i}`, sizeMiB: 8 };
+  const create = (kind: 'iscsi' | 'nvmet', i: number): Promise<unknown> =>
+    kind === 'iscsi' ? t.createIscsiVolume({ name: `b${i}`, sizeMiB: 8, initiators: ['iqn.2026-11.io.brick-lab:bench:compute-1'] }) : t.createNvmeVolume({ name: `b${i}`, sizeMiB: 8 });
 
   for (const kind of ['iscsi', 'nvmet'] as const) {
     const label = kind === 'iscsi' ? 'iSCSI (LIO via rtslib worker)' : 'NVMe/TCP (nvmet via configfs)';
-    const one = await timed(() => t.post(`/v1/targets/${kind}/volumes`, body(kind, 0)));
-    const oneDel = await timed(() => t.delete('/v1/targets/volumes/b0'));
+    const one = await timed(() => create(kind, 0));
+    const oneDel = await timed(() => t.deleteVolume('b0'));
     const many = await timed(async () => {
-      for (let i = 1; i <= count; i++) await t.post(`/v1/targets/${kind}/volumes`, body(kind, i));
+      for (let i = 1; i <= count; i++) await create(kind, i);
     });
     const manyDel = await timed(async () => {
-      for (let i = 1; i <= count; i++) await t.delete(`/v1/targets/volumes/b${i}`);
+      for (let i = 1; i <= count; i++) await t.deleteVolume(`b${i}`);
     });
     say(`  ${label}: one volume create+export ${one.toFixed(2)} s, delete ${oneDel.toFixed(2)} s; ${count} in a row ${many.toFixed(2)} s (${((many / count) * 1000).toFixed(0)} ms each), deleting them ${manyDel.toFixed(2)} s`);
   }
@@ -78,7 +78,7 @@ try {
   for (let i = 0; i < tcCount; i++) tcTimes.push(await tc(i));
   const tcMean = tcTimes.reduce((a, b) => a + b, 0) / tcTimes.length;
   say(`  iSCSI with targetcli, one process per command (6 commands per volume, same run): ${tcMean.toFixed(2)} s per volume (mean of ${tcCount}), so ${count} would take about ${(tcMean * count).toFixed(0)} s`);
-  await t.post('/v1/targets/cleanup', {});
+  await t.cleanup();
 } finally {
   await down(rec.name, { quiet: true, keepLogs: false });
 }

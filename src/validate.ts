@@ -106,14 +106,14 @@ export async function packageConnector(spec: string): Promise<ConnectorPackage |
 async function install(rec: LabRecord, pkg: ConnectorPackage, timeoutMs: number | undefined): Promise<void> {
   for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
     const c = await labClient(rec, n.name);
-    await c.put(`/v1/connectors/programs/${pkg.name}`, { content: pkg.content.toString('base64'), kind: pkg.kind, executable: pkg.executable, ...(timeoutMs ? { timeoutMs } : {}) });
+    await c.compute.installConnector(pkg.name, { content: pkg.content.toString('base64'), kind: pkg.kind, executable: pkg.executable, ...(timeoutMs ? { timeoutMs } : {}) });
     progress('validate', `${n.name}: installed ${pkg.kind} ${pkg.name} (${pkg.content.length} bytes${pkg.kind === 'program' && !pkg.executable ? ', not executable' : ''})`);
   }
 }
 
 async function uninstall(rec: LabRecord, name: string): Promise<void> {
   for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
-    await (await labClient(rec, n.name)).delete(`/v1/connectors/programs/${name}`).catch(() => undefined);
+    await (await labClient(rec, n.name)).compute.removeConnector(name).catch(() => undefined);
   }
 }
 

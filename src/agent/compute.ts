@@ -10,16 +10,11 @@ import type { HostSnapshot } from '../inventory/model.js';
 import { readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, recordingHostFs } from '../system/hostfs.js';
+import { ROUTES } from './api/paths.js';
+import { computeSchemas } from './api/schemas/compute.js';
+import type { ConnectRequest, DiffRequest, DisconnectRequest, OrphansRequest, VolumePathsBatchRequest } from './api/types.js';
 
 type Protocol = 'iscsi' | 'nvmeof' | 'local';
-
-const protocolParam = { type: 'object', required: ['protocol'], properties: { protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] } } } as const;
-
-const connectorQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { connector: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' } },
-} as const;
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
 export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string } = {}): Promise<void> {
@@ -29,54 +24,32 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   /** brick-lab's own connector, or with ?connector=NAME an installed one (brick-lab validate). */
   const choose = (p: string, name: string | undefined): Promise<Connector> | Connector => (name && name !== 'builtin' ? registry.get(name, p as Protocol) : pick(p));
 
-  app.put<{ Params: { name: string }; Body: InstallRequest }>('/v1/connectors/programs/:name', {
-    schema: {
-      params: { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' } } },
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['content', 'kind'],
-        properties: {
-          content: { type: 'string', maxLength: 64 * 1024 * 1024, pattern: '^[A-Za-z0-9+/]*={0,2}$' },
-          kind: { type: 'string', enum: ['program', 'module'] },
-          executable: { type: 'boolean' },
-          timeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 },
-        },
-      },
-    },
-  }, async (req, reply) => reply.code(201).send(await registry.install(req.params.name, req.body)));
+  app.put<{ Params: { name: string }; Body: InstallRequest }>(ROUTES.connectorProgram, { schema: computeSchemas.installConnector }, async (req, reply) => reply.code(201).send(await registry.install(req.params.name, req.body)));
 
-  app.get('/v1/connectors/programs', async () => ({ connectors: registry.list() }));
+  app.get(ROUTES.connectorPrograms, { schema: computeSchemas.listConnectorPrograms }, async () => ({ connectors: registry.list() }));
 
-  app.delete<{ Params: { name: string } }>('/v1/connectors/programs/:name', async (req, reply) => {
+  app.delete<{ Params: { name: string } }>(ROUTES.connectorProgram, { schema: computeSchemas.deleteConnectorProgram }, async (req, reply) => {
     if (!(await registry.uninstall(req.params.name))) {
       throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(req.params.name)} is installed on this node`);
     }
     return reply.code(204).send();
   });
 
-  app.get('/v1/connectors', async () => ({
+  app.get(ROUTES.connectors, { schema: computeSchemas.connectors }, async () => ({
     connectors: Object.values(all).map((c) => ({ protocol: c.protocol, searchPath: c.getSearchPath() })),
   }));
 
-  app.get<{ Params: { protocol: string }; Querystring: { connector?: string } }>('/v1/connectors/:protocol/search-path', { schema: { params: protocolParam, querystring: connectorQuery } }, async (req) => ({
+  app.get<{ Params: { protocol: string }; Querystring: { connector?: string } }>(ROUTES.searchPath, { schema: computeSchemas.searchPath }, async (req) => ({
     searchPath: (await choose(req.params.protocol, req.query.connector)).getSearchPath(),
   }));
 
-  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: unknown }>('/v1/connectors/:protocol/volume-paths', {
-    schema: { params: protocolParam, querystring: connectorQuery, body: { type: 'object' } },
-  }, async (req) => {
+  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: unknown }>(ROUTES.volumePaths, { schema: computeSchemas.volumePaths }, async (req) => {
     const c = await choose(req.params.protocol, req.query.connector);
     return c.getVolumePaths(c.normalise(req.body));
   });
 
   // Many volumes from one read of sysfs: what a gate job checking every attachment of a host needs.
-  app.post<{ Params: { protocol: string }; Body: { volumes: unknown[] } }>('/v1/connectors/:protocol/volume-paths-batch', {
-    schema: {
-      params: protocolParam,
-      body: { type: 'object', additionalProperties: false, required: ['volumes'], properties: { volumes: { type: 'array', maxItems: 4096, items: { type: 'object' } } } },
-    },
-  }, async (req) => {
+  app.post<{ Params: { protocol: string }; Body: VolumePathsBatchRequest }>(ROUTES.volumePathsBatch, { schema: computeSchemas.volumePathsBatch }, async (req) => {
     const c = pick(req.params.protocol);
     const props = req.body.volumes.map((v, i) => {
       try {
@@ -90,43 +63,24 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     return { results: await Promise.all(props.map((p) => c.getVolumePaths(p, snapshot))) };
   });
 
-  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: unknown }>('/v1/connectors/:protocol/available-volumes', {
-    schema: { params: protocolParam, querystring: connectorQuery },
-  }, async (req) => {
+  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: unknown }>(ROUTES.availableVolumes, { schema: computeSchemas.availableVolumes }, async (req) => {
     const c = await choose(req.params.protocol, req.query.connector);
     const body = req.body as Record<string, unknown> | undefined;
     const props = body && Object.keys(body).length > 0 ? c.normalise(body) : undefined;
     return { volumes: await c.getAllAvailableVolumes(props) };
   });
 
-  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: { properties: unknown; multipath?: boolean } }>('/v1/connectors/:protocol/connect', {
-    schema: {
-      params: protocolParam,
-      querystring: connectorQuery,
-      body: { type: 'object', additionalProperties: false, required: ['properties'], properties: { properties: { type: 'object' }, multipath: { type: 'boolean' } } },
-    },
-  }, async (req) => {
+  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: ConnectRequest }>(ROUTES.connect, { schema: computeSchemas.connect }, async (req) => {
     const c = await choose(req.params.protocol, req.query.connector);
     return c.connectVolume(c.normalise(req.body.properties), { multipath: req.body.multipath ?? false });
   });
 
-  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: { properties: unknown; deviceInfo?: DeviceInfo; force?: boolean; ignoreErrors?: boolean } }>('/v1/connectors/:protocol/disconnect', {
-    schema: {
-      params: protocolParam,
-      querystring: connectorQuery,
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['properties'],
-        properties: { properties: { type: 'object' }, deviceInfo: { type: ['object', 'null'] }, force: { type: 'boolean' }, ignoreErrors: { type: 'boolean' } },
-      },
-    },
-  }, async (req) => {
+  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: DisconnectRequest }>(ROUTES.disconnect, { schema: computeSchemas.disconnect }, async (req) => {
     const c = await choose(req.params.protocol, req.query.connector);
     return c.disconnectVolume(c.normalise(req.body.properties), req.body.deviceInfo ?? null, { force: req.body.force ?? false, ignoreErrors: req.body.ignoreErrors ?? false });
   });
 
-  app.get<{ Querystring: { record?: string } }>('/v1/inventory', async (req) => {
+  app.get<{ Querystring: { record?: string } }>(ROUTES.inventory, { schema: computeSchemas.inventory }, async (req) => {
     if (req.query.record === '1') {
       // The snapshot and every read behind it: a unit-test fixture captured from this node.
       const { fs, recording } = recordingHostFs(realHostFs);
@@ -135,25 +89,9 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     return takeSnapshot();
   });
 
-  app.post<{ Body: { before: HostSnapshot } }>('/v1/inventory/diff', {
-    schema: { body: { type: 'object', required: ['before'], properties: { before: { type: 'object' } } } },
-  }, async (req) => diffSnapshots(req.body.before, await takeSnapshot()));
+  app.post<{ Body: DiffRequest }>(ROUTES.inventoryDiff, { schema: computeSchemas.inventoryDiff }, async (req) => diffSnapshots(req.body.before, await takeSnapshot()));
 
-  app.post<{ Body: { protocol: Protocol; properties: unknown; wwid?: string; stillAttached?: Array<{ protocol: Protocol; properties: unknown }> } }>('/v1/inventory/orphans', {
-    schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['protocol', 'properties'],
-        properties: {
-          protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] },
-          properties: { type: 'object' },
-          wwid: { type: 'string' },
-          stillAttached: { type: 'array', items: { type: 'object', required: ['protocol', 'properties'], properties: { protocol: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] }, properties: { type: 'object' } } } },
-        },
-      },
-    },
-  }, async (req) => {
+  app.post<{ Body: OrphansRequest }>(ROUTES.orphans, { schema: computeSchemas.orphans }, async (req) => {
     const v = identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null);
     const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
     const snapshot = await takeSnapshot();

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { TargetVolumes, type DataNetwork } from '../targets/volumes.js';
 import { buildAgent } from './server.js';
+import { ROUTES } from './api/paths.js';
 
 /** "path-a=10.10.1.10 path-b=10.10.2.10" from stage 2. */
 function dataNetworks(text: string): DataNetwork[] {
@@ -31,8 +32,8 @@ function need(name: string): string {
 async function warmup(): Promise<void> {
   const app = await buildAgent({ lab: 'warmup', node: 'warmup', role: 'compute', token: 'warmup' });
   await app.ready();
-  await app.inject({ method: 'GET', url: '/v1/health' }).catch(() => undefined);
-  await app.inject({ method: 'POST', url: '/v1/exec', headers: { authorization: 'Bearer warmup' }, payload: { argv: ['true'] } });
+  await app.inject({ method: 'GET', url: ROUTES.health }).catch(() => undefined);
+  await app.inject({ method: 'POST', url: ROUTES.exec, headers: { authorization: 'Bearer warmup' }, payload: { argv: ['true'] } });
   await app.close();
 }
 

@@ -6,6 +6,9 @@ import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
+import { ROUTES } from './api/paths.js';
+import { systemSchemas } from './api/schemas/system.js';
+import type { ExecRequest, HealthReport } from './api/types.js';
 import { computeRoutes } from './compute.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
@@ -34,31 +37,6 @@ export interface AgentOptions {
   /** Where installed connectors go (default /var/lib/brick-lab/connectors). */
   connectorsDir?: string;
 }
-
-export interface HealthReport {
-  lab: string;
-  node: string;
-  role: 'target' | 'compute';
-  state: 'booting' | 'ready';
-  kernel: string;
-  uptimeSeconds: number;
-  timeline: Array<{ step: string; uptimeSeconds: number }>;
-  tools: Record<string, string | null>;
-  agent: { version: string; node: string };
-}
-
-export interface ExecRequest {
-  argv: string[];
-  timeoutMs?: number;
-  input?: string;
-  env?: Record<string, string>;
-}
-
-const errorReply = {
-  type: 'object',
-  properties: { code: { type: 'string' }, message: { type: 'string' }, hint: { type: 'string' } },
-  required: ['code', 'message'],
-} as const;
 
 export function parseTimeline(text: string): HealthReport['timeline'] {
   return text
@@ -94,7 +72,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     const start = (req as unknown as { brickStart?: number }).brickStart;
     if (start !== undefined) reply.header('server-timing', `agent;dur=${(performance.now() - start).toFixed(1)}`);
     // One line per request on the node's console: the console log is the request log.
-    if (opts.requestLog && req.url !== '/v1/health' && !req.url.startsWith('/v1/health?')) {
+    if (opts.requestLog && req.url !== ROUTES.health && !req.url.startsWith(`${ROUTES.health}?`)) {
       process.stderr.write(`brick-lab agent: ${req.method} ${req.url} ${reply.statusCode} ${start !== undefined ? (performance.now() - start).toFixed(0) : '?'} ms\n`);
     }
   });
@@ -128,37 +106,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     }
   };
 
-  app.get<{ Querystring: { waitReadyMs?: number } }>('/v1/health', {
-    schema: {
-      // A long poll: the host asks once and the agent answers when stage 2 is done (or the wait
-      // ends). Polling every few hundred ms would cost the booting guest CPU it does not have
-      // under TCG.
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: { waitReadyMs: { type: 'integer', minimum: 0, maximum: 60_000 } },
-      },
-      response: {
-        200: {
-          type: 'object',
-          properties: {
-            lab: { type: 'string' },
-            node: { type: 'string' },
-            role: { type: 'string', enum: ['target', 'compute'] },
-            state: { type: 'string', enum: ['booting', 'ready'] },
-            kernel: { type: 'string' },
-            uptimeSeconds: { type: 'number' },
-            timeline: {
-              type: 'array',
-              items: { type: 'object', properties: { step: { type: 'string' }, uptimeSeconds: { type: 'number' } } },
-            },
-            tools: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
-            agent: { type: 'object', properties: { version: { type: 'string' }, node: { type: 'string' } } },
-          },
-        },
-      },
-    },
-  }, async (req): Promise<HealthReport> => {
+  app.get<{ Querystring: { waitReadyMs?: number } }>(ROUTES.health, { schema: systemSchemas.health }, async (req): Promise<HealthReport> => {
     const isReady = (): boolean => !opts.readyFile || existsSync(opts.readyFile);
     await poll(isReady, { timeoutMs: req.query.waitReadyMs ?? 0, intervalMs: 100 });
     tools ??= parseDpkgStatus(readFileSync(opts.dpkgStatusFile ?? '/var/lib/dpkg/status', 'utf8'));
@@ -176,36 +124,9 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     };
   });
 
-  app.post<{ Body: ExecRequest }>('/v1/exec', {
+  app.post<{ Body: ExecRequest }>(ROUTES.exec, {
     onRequest: requireToken,
-    schema: {
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['argv'],
-        properties: {
-          argv: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
-          timeoutMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
-          input: { type: 'string' },
-          env: { type: 'object', additionalProperties: { type: 'string' } },
-        },
-      },
-      response: {
-        200: {
-          type: 'object',
-          properties: {
-            argv: { type: 'array', items: { type: 'string' } },
-            exitCode: { type: ['integer', 'null'] },
-            signal: { type: ['string', 'null'] },
-            stdout: { type: 'string' },
-            stderr: { type: 'string' },
-            durationMs: { type: 'number' },
-            timedOut: { type: 'boolean' },
-          },
-        },
-        '4xx': errorReply,
-      },
-    },
+    schema: systemSchemas.exec,
   }, async (req) => {
     const { argv, timeoutMs, input, env } = req.body;
     try {
@@ -234,7 +155,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     });
   }
 
-  app.get('/openapi.json', async () => openApiDocument(routes, AGENT_VERSION));
+  app.get(ROUTES.openapi, async () => openApiDocument(routes, AGENT_VERSION));
 
   return app;
 }

@@ -1,4 +1,5 @@
-import type { DeviceInfo, VolumePaths } from '../connectors/types.js';
+import type { DeviceInfo } from '../connectors/types.js';
+import type { ConnectionPayload } from '../agent/api/types.js';
 import type { Scenario } from '../scenarios/catalog.js';
 import { check, type ComputeHandle, type Protocol, type ScenarioContext } from '../scenarios/context.js';
 import { ALL_SCENARIOS } from '../scenarios/runner.js';
@@ -56,12 +57,12 @@ function describePaths(m: Map<string, string | null>): string {
 }
 
 /** A volume of the protocol for an agreement check, and its connection properties. */
-async function makeVolume(ctx: ScenarioContext, protocol: Protocol, multipath: boolean): Promise<{ v: TargetVolume | null; props: unknown; cleanup?: () => Promise<void> }> {
+async function makeVolume(ctx: ScenarioContext, protocol: Protocol, multipath: boolean): Promise<{ v: TargetVolume | null; props: ConnectionPayload | null; cleanup?: () => Promise<void> }> {
   if (protocol === 'iscsi') return { v: await ctx.createIscsi({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
   if (protocol === 'nvmeof') return { v: await ctx.createNvme({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
   const node = ctx.compute;
-  const disk = await node.client.post<{ host: number; device: string }>('/v1/local-disks', {});
-  ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.delete(`/v1/local-disks/${disk.host}`) });
+  const disk = await node.client.addLocalDisk();
+  ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.removeLocalDisk(disk.host) });
   ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
   return { v: null, props: { driver_volume_type: 'local', data: { device_path: disk.device } } };
 }
@@ -77,15 +78,15 @@ export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario
     async run(ctx) {
       const node = ctx.compute;
       const made = await makeVolume(ctx, protocol, multipath);
-      const props = made.v ? made.v.connectionInfo : made.props;
+      const props: ConnectionPayload = made.v ? made.v.connectionInfo : made.props!;
       let d: DeviceInfo;
       if (made.v) d = await ctx.connect(node, made.v, multipath, { builtin: true });
       else {
-        d = await node.client.post<DeviceInfo>('/v1/connectors/local/connect', { properties: props }, 300_000);
+        d = await node.client.connect('local', props, { timeoutMs: 300_000 });
         ctx.step(`${node.name}: attached the local disk as ${d.path}`);
       }
       // The truth: brick-lab's own lookup in sysfs (devices, dm map, links).
-      const truth = made.v ? await ctx.paths(node, made.v) : await node.client.post<VolumePaths>('/v1/connectors/local/volume-paths', props);
+      const truth = made.v ? await ctx.paths(node, made.v) : await node.client.volumePaths('local', props);
       const own = new Set(truth.devices);
       check(own.size > 0, `${node.name}: brick-lab finds no device of the volume it attached`);
 
@@ -117,7 +118,7 @@ export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario
 
       if (made.v) await ctx.disconnect(node, made.v, d, { builtin: true });
       else {
-        await node.client.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d }, 300_000);
+        await node.client.disconnect('local', props, d, { timeoutMs: 300_000 });
         ctx.step(`${node.name}: detached the local disk`);
       }
       if (made.v) await ctx.verdict(node, made.v, { device: d, paths: theirs.paths, expect: 'clean' });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { progress } from '../system/log.js';
 import { labDir, PROJECT_ROOT, stateDir } from '../system/paths.js';
-import { AgentClient } from './client.js';
+import { AgentClient } from '../agent/api/client.js';
+import { NodeClient } from '../agent/api/node-client.js';
 import type { Leftovers } from './provider.js';
 import { PROVIDER_ORDER, providerOf } from './providers/registry.js';
 import { readRecord, recordPath, type DockerLabRecord, type LabRecord } from './state.js';
@@ -43,7 +44,7 @@ export async function down(name: string, opts: { quiet?: boolean; keepLogs?: boo
   checkLabName(name);
   const removed: string[] = [];
   const rec = await readRecord(name).catch(() => null);
-  const client = (node: string): Promise<AgentClient> => (rec ? labClient(rec, node) : Promise.reject(new BrickError('LAB_NOT_UP', `lab ${name} has no record`)));
+  const client = (node: string): Promise<NodeClient> => (rec ? labClient(rec, node) : Promise.reject(new BrickError('LAB_NOT_UP', `lab ${name} has no record`)));
   for (const p of PROVIDER_ORDER) removed.push(...(await p.remove({ name, rec, client })));
   const dir = labDir(name);
   if (existsSync(dir)) {
@@ -85,13 +86,13 @@ export interface LabStatus {
   nodes: NodeStatus[];
 }
 
-export async function labClient(rec: LabRecord, node: string): Promise<AgentClient> {
+export async function labClient(rec: LabRecord, node: string): Promise<NodeClient> {
   const n = rec.nodes.find((x) => x.name === node);
   if (!n) {
     throw new BrickError('NODE_UNKNOWN', `lab ${rec.name} has no node ${node}`, { hint: `nodes: ${rec.nodes.map((x) => x.name).join(', ')}` });
   }
   const token = (await readFile(rec.tokenFile, 'utf8')).trim();
-  return new AgentClient(n.name, n.url, token);
+  return new NodeClient(n.name, n.url, token);
 }
 
 export async function requireLab(name: string): Promise<LabRecord> {

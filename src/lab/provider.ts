@@ -1,4 +1,4 @@
-import type { AgentClient } from './client.js';
+import type { NodeClient } from '../agent/api/node-client.js';
 import type { GuestImage } from './image/build.js';
 import type { LabRecord, NodeRecord } from './state.js';
 import type { ProviderName } from './topology.js';
@@ -37,7 +37,7 @@ export interface Leftovers {
 export interface RemoveContext {
   name: string;
   rec: LabRecord | null;
-  client(node: string): Promise<AgentClient>;
+  client(node: string): Promise<NodeClient>;
 }
 
 /** How a node runs: a QEMU VM on the host, or in a container. `up`, `down`, `status` and `leftovers` go through it. */

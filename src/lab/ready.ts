@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
 import { poll, type Clock } from '../system/wait.js';
-import { AgentClient } from './client.js';
+import { AgentClient } from '../agent/api/client.js';
 import { processAlive } from './process.js';
 import type { NodeRecord } from './state.js';
 

@@ -40,14 +40,14 @@ async function attachAndCheck(ctx: ScenarioContext, node: ComputeHandle, v: Volu
     check(d.identity === v.nvme!.uuid, `${node.name}: ${v.name} attached with UUID ${d.identity}, the target says ${v.nvme!.uuid}`);
     check(p.paths.length === 1 && p.paths[0] === d.path, `${node.name}: ${v.name} paths ${p.paths.join(', ')}, expected ${d.path}`);
   }
-  const avail = await node.client.post<{ volumes: Array<{ identity: { wwid?: string | null; uuid?: string | null; target?: string | null; portals?: string[] } }> }>(`/v1/connectors/${protocolOf(v)}/available-volumes`, {});
+  const avail = await node.client.availableVolumes(protocolOf(v));
   const mine = avail.volumes.filter((a) => (v.iscsi ? a.identity.wwid === v.iscsi.wwid : a.identity.uuid === v.nvme!.uuid));
   check(mine.length === 1, `${node.name}: getAllAvailableVolumes lists ${v.name} ${mine.length} times`);
   check(mine[0]!.identity.target === (v.iscsi?.iqn ?? v.nvme!.nqn), `${node.name}: getAllAvailableVolumes gives ${v.name} target ${mine[0]!.identity.target}`);
   const sig = await ctx.writeSignature(node, d.path, v);
   const back = await ctx.readSignature(node, d.path);
   check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}, wrote ${JSON.stringify(sig)}`);
-  const onTarget = await ctx.target.client.get<{ signature: { id: string } | null }>(`/v1/targets/volumes/${v.name}/signature`);
+  const onTarget = await ctx.target.client.signature(v.name);
   check(onTarget.signature?.id === v.id, `target: ${v.name} holds ${JSON.stringify(onTarget.signature)}, not the signature written on ${node.name}`);
   return { d, paths: p.paths };
 }
@@ -78,22 +78,22 @@ const roundTripLocal: Scenario = {
   refs: ['design.md: local SCSI connector'],
   async run(ctx) {
     const node = ctx.compute;
-    const disk = await node.client.post<{ host: number; device: string; wwid: string | null }>('/v1/local-disks', {});
-    ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.delete(`/v1/local-disks/${disk.host}`) });
+    const disk = await node.client.addLocalDisk();
+    ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.removeLocalDisk(disk.host) });
     ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
     const props = { driver_volume_type: 'local', data: { device_path: disk.device } };
-    const d = await node.client.post<DeviceInfo>(ctx.route('local', 'connect'), { properties: props });
+    const d = await node.client.connect('local', props, ctx.via());
     ctx.step(`${node.name}: attached the local disk as ${d.path}`);
-    const p = await node.client.post<{ paths: string[]; devices: string[] }>('/v1/connectors/local/volume-paths', props);
-    check(p.paths.includes(disk.device), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
+    const p = await node.client.volumePaths('local', props);
+    check(p.paths.includes(disk.device!), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
     const sig = { volume: ctx.name('local'), id: '00000000-0000-4000-8000-000000000001' };
     await ctx.writeSignature(node, d.path, sig);
     const back = await ctx.readSignature(node, d.path);
     check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
-    await node.client.post(ctx.route('local', 'disconnect'), { properties: props, deviceInfo: d });
+    await node.client.disconnect('local', props, d, ctx.via());
     ctx.step(`${node.name}: detached the local disk`);
-    const r = await node.client.post<{ orphans: Array<{ kind: string; id: string; evidence: string }> }>('/v1/inventory/orphans', { protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
-    ctx.rows.push({ node: node.name, volume: disk.device, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });
+    const r = await node.client.orphans({ protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
+    ctx.rows.push({ node: node.name, volume: disk.device!, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });
     check(r.orphans.length === 0, `${node.name}: local disk left ${JSON.stringify(r.orphans)}`);
   },
 };
@@ -118,7 +118,7 @@ function sharedTarget(protocol: 'iscsi' | 'nvmeof'): Scenario {
       if (protocol === 'nvmeof') {
         // NVMe has no per-namespace logout: a host lets go of one namespace of a subsystem it
         // still uses when the target stops exporting it (Cinder's terminate_connection).
-        await ctx.target.client.post(`/v1/targets/volumes/${first.name}/unmap`, {});
+        await ctx.target.client.unmap(first.name);
         ctx.step(`target: namespace ${first.nvme!.nsid} of ${first.nvme!.nqn} no longer exported (terminate_connection)`);
         await ctx.waitGone(node, first);
       }

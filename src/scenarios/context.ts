@@ -1,7 +1,10 @@
 import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
 import type { Orphan } from '../inventory/orphans.js';
 import type { HostSnapshot } from '../inventory/model.js';
-import type { AgentClient } from '../lab/client.js';
+import type { AgentClient } from '../agent/api/client.js';
+import type { ComputeClient } from '../agent/api/compute-client.js';
+import type { TargetClient } from '../agent/api/target-client.js';
+import type { ConnectorChoice } from '../agent/api/types.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
@@ -16,7 +19,12 @@ export interface NodeHandle {
   client: AgentClient;
 }
 
+export interface TargetHandle extends NodeHandle {
+  client: TargetClient;
+}
+
 export interface ComputeHandle extends NodeHandle {
+  client: ComputeClient;
   initiatorIqn: string;
 }
 
@@ -83,7 +91,7 @@ export class ScenarioContext {
 
   constructor(
     readonly lab: LabRecord,
-    readonly target: NodeHandle,
+    readonly target: TargetHandle,
     readonly computes: ComputeHandle[],
     readonly scenario: string,
     /** How many of the lab's compute nodes the scenario uses (the first ones). */
@@ -97,10 +105,9 @@ export class ScenarioContext {
     readonly connector: string | null = null,
   ) {}
 
-  /** A connector route, through the connector under test when there is one. */
-  route(v: TargetVolume | Protocol, what: string): string {
-    const p = typeof v === 'string' ? v : protocolOf(v);
-    return `/v1/connectors/${p}/${what}${this.connector ? `?connector=${encodeURIComponent(this.connector)}` : ''}`;
+  /** Which connector a connector call goes through: the one under test when there is one, or brick-lab's own. */
+  via(builtin = false): ConnectorChoice {
+    return !builtin && this.connector ? { connector: this.connector } : {};
   }
 
   /** The first `count` data networks the target and the used computes share (checked beforehand). */
@@ -126,29 +133,28 @@ export class ScenarioContext {
 
   async createIscsi(body: Omit<IscsiVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
     const initiators = body.initiators ?? (body.demoMode ? undefined : this.computes.map((c) => c.initiatorIqn));
-    const v = await this.target.client.post<TargetVolume>('/v1/targets/iscsi/volumes', { sizeMiB: 8, ...body, name: this.name(body.name), ...(initiators ? { initiators } : {}) });
+    const v = await this.target.client.createIscsiVolume({ sizeMiB: 8, ...body, name: this.name(body.name), ...(initiators ? { initiators } : {}) });
     this.volumes.set(v.name, v);
     this.step(`target: iSCSI volume ${v.name} = ${v.iscsi!.iqn} LUN ${v.iscsi!.lun} (wwid ${v.iscsi!.wwid})`);
     return v;
   }
 
   async createNvme(body: Omit<NvmeVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
-    const v = await this.target.client.post<TargetVolume>('/v1/targets/nvmet/volumes', { sizeMiB: 8, ...body, name: this.name(body.name) });
+    const v = await this.target.client.createNvmeVolume({ sizeMiB: 8, ...body, name: this.name(body.name) });
     this.volumes.set(v.name, v);
     this.step(`target: NVMe/TCP volume ${v.name} = ${v.nvme!.nqn} nsid ${v.nvme!.nsid} (uuid ${v.nvme!.uuid})`);
     return v;
   }
 
   async deleteVolume(v: TargetVolume): Promise<void> {
-    await this.target.client.delete(`/v1/targets/volumes/${v.name}`);
+    await this.target.client.deleteVolume(v.name);
     this.volumes.delete(v.name);
     this.step(`target: deleted ${v.name}`);
   }
 
   /** Attach through the connector under test (or brick-lab's own with `builtin`). */
   async connect(node: ComputeHandle, v: TargetVolume, multipath = false, opts: { builtin?: boolean } = {}): Promise<DeviceInfo> {
-    const url = opts.builtin ? `/v1/connectors/${protocolOf(v)}/connect` : this.route(v, 'connect');
-    const d = await node.client.post<DeviceInfo>(url, { properties: v.connectionInfo, multipath }, 300_000);
+    const d = await node.client.connect(protocolOf(v), v.connectionInfo, { ...this.via(opts.builtin), multipath, timeoutMs: 300_000 });
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
     this.attached.push({ node, volume: v, device: d });
@@ -164,8 +170,7 @@ export class ScenarioContext {
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
   async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<{ removed: string[]; errors: string[] }> {
     const { builtin, ...flags } = opts;
-    const url = builtin ? `/v1/connectors/${protocolOf(v)}/disconnect` : this.route(v, 'disconnect');
-    const r = await node.client.post<{ removed: string[]; errors: string[] }>(url, { properties: v.connectionInfo, deviceInfo: d, ...flags }, 300_000);
+    const r = await node.client.disconnect(protocolOf(v), v.connectionInfo, d, { ...this.via(builtin), ...flags, timeoutMs: 300_000 });
     this.forget(node, v);
     this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`);
     return r;
@@ -173,22 +178,22 @@ export class ScenarioContext {
 
   /** brick-lab's own lookup of a volume's paths and devices in sysfs. */
   paths(node: ComputeHandle, v: TargetVolume): Promise<VolumePaths> {
-    return node.client.post<VolumePaths>(`/v1/connectors/${protocolOf(v)}/volume-paths`, v.connectionInfo);
+    return node.client.volumePaths(protocolOf(v), v.connectionInfo);
   }
 
   /** What the connector under test (or brick-lab's own) answers for get_volume_paths. */
-  connectorPaths(node: ComputeHandle, protocol: Protocol, connectionInfo: unknown): Promise<VolumePaths> {
-    return node.client.post<VolumePaths>(this.route(protocol, 'volume-paths'), connectionInfo);
+  connectorPaths(node: ComputeHandle, protocol: Protocol, connectionInfo: Record<string, unknown>): Promise<VolumePaths> {
+    return node.client.volumePaths(protocol, connectionInfo, this.via());
   }
 
   /** What the connector under test (or brick-lab's own) answers for get_all_available_volumes. */
   async connectorAvailable(node: ComputeHandle, protocol: Protocol): Promise<AvailableVolume[]> {
-    return (await node.client.post<{ volumes: AvailableVolume[] }>(this.route(protocol, 'available-volumes'), {})).volumes;
+    return (await node.client.availableVolumes(protocol, {}, this.via())).volumes;
   }
 
   /** The oracle: what still refers to v on the node, sessions shared with stillAttached excepted. */
   async orphans(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<Orphan[]> {
-    const r = await node.client.post<{ orphans: Orphan[] }>('/v1/inventory/orphans', {
+    const r = await node.client.orphans({
       protocol: protocolOf(v),
       properties: v.connectionInfo,
       ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
@@ -202,8 +207,8 @@ export class ScenarioContext {
     await poll(async () => !(await this.snapshot(node)).nvmeNamespaces.some((n) => n.uuid === v.nvme!.uuid), { timeoutMs: 10_000, intervalMs: 200 });
   }
 
-  snapshot(node: NodeHandle): Promise<HostSnapshot> {
-    return node.client.get<HostSnapshot>('/v1/inventory');
+  snapshot(node: ComputeHandle): Promise<HostSnapshot> {
+    return node.client.inventory();
   }
 
   async sh(node: NodeHandle, script: string, timeoutMs = 120_000): Promise<string> {

@@ -49,7 +49,7 @@ export async function collectEvidence(rec: LabRecord, dir: string): Promise<stri
     }
     for (const [file, argv] of [...COMMANDS.all, ...COMMANDS[n.role === 'target' ? 'target' : 'compute']]) {
       let text: string;
-      if (file === 'inventory.json') text = `${JSON.stringify(await client.get('/v1/inventory').catch((e: Error) => ({ error: e.message })), null, 1)}\n`;
+      if (file === 'inventory.json') text = `${JSON.stringify(await client.compute.inventory().catch((e: Error) => ({ error: e.message })), null, 1)}\n`;
       else {
         const r = await client.exec(argv, { timeoutMs: 60_000 }).catch((e: Error) => ({ exitCode: null, stdout: '', stderr: e.message }));
         text = `$ ${argv.join(' ')}\n${r.stdout}${r.stderr ? `\n[stderr]\n${r.stderr}` : ''}${r.exitCode !== 0 ? `\n[exit ${r.exitCode}]\n` : ''}`;

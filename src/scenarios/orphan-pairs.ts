@@ -77,7 +77,7 @@ const unmappedIscsi: Scenario = {
     for (const phase of ['faulty', 'correct'] as const) {
       const v = await ctx.createIscsi({ name: phase, networks: firstNetwork(ctx) });
       const d = await ctx.connect(node, v);
-      await ctx.target.client.post(`/v1/targets/volumes/${v.name}/unmap`, {});
+      await ctx.target.client.unmap(v.name);
       ctx.step(`target: LUN ${v.iscsi!.lun} of ${v.iscsi!.iqn} unmapped while attached`);
       check((await ctx.readSignature(node, d.path)) === null, `${node.name}: ${d.path} still reads after the unmap`);
       if (phase === 'faulty') {
@@ -112,7 +112,7 @@ const nvmeNamespaceGone: Scenario = {
       } else {
         d = await ctx.connect(node, v, true);
       }
-      await ctx.target.client.post(`/v1/targets/volumes/${v.name}/unmap`, {});
+      await ctx.target.client.unmap(v.name);
       ctx.step(`target: namespace ${v.nvme!.nsid} removed from ${v.nvme!.nqn} while connected`);
       // Wait until the host has dropped the namespace (the target's change notice, then a rescan).
       await ctx.waitGone(node, v);
@@ -150,7 +150,7 @@ const lunReuse: Scenario = {
       else ctx.step(`${node.name}: ${first.name} is not detached (a failed detach left ${d.path} behind)`);
       await ctx.deleteVolume(first);
       const next = await ctx.createIscsi({ name: `${phase}-2`, iqn: first.iscsi!.iqn, lun: 0, networks: firstNetwork(ctx) });
-      await ctx.target.client.put(`/v1/targets/volumes/${next.name}/signature`, { volume: next.name, id: next.id });
+      await ctx.target.client.writeSignature(next.name, { volume: next.name, id: next.id });
       ctx.step(`target: ${next.name} now at LUN 0 of ${next.iscsi!.iqn}, with its own data`);
       if (phase === 'faulty') {
         const stale = await ctx.readSignature(node, d.path);
@@ -300,8 +300,8 @@ const pathFailsDuringMultipathDetach: Scenario = {
   refs: ['domain.md sequence 7', 'os-brick bugs 1921381 / 1924652'],
   async run(ctx) {
     const node = ctx.compute;
-    const [, second] = ctx.networks(2);
-    ctx.undo.push({ what: `target: ${second} up again`, fn: () => ctx.target.client.post(`/v1/targets/networks/${second}`, { up: true }) });
+    const [, second] = ctx.networks(2) as [string, string];
+    ctx.undo.push({ what: `target: ${second} up again`, fn: () => ctx.target.client.setNetwork(second, true) });
     for (const phase of ['faulty', 'correct'] as const) {
       const v = await ctx.createIscsi({ name: phase, networks: ctx.networks(2) });
       const d = await ctx.connect(node, v, true);
@@ -314,7 +314,7 @@ const pathFailsDuringMultipathDetach: Scenario = {
       check(failingDev, `${node.name}: no device under session${failing.sid}`);
       // Short recovery so the failed path's device goes offline in seconds, not replacement_timeout's 120.
       await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
-      await ctx.target.client.post(`/v1/targets/networks/${second}`, { up: false });
+      await ctx.target.client.setNetwork(second, false);
       ctx.step(`target: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
       // First the session blocks (I/O waits), then its recovery timeout declares the path dead.
       const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
@@ -331,7 +331,7 @@ const pathFailsDuringMultipathDetach: Scenario = {
         const stopped = await ctx.disconnect(node, v, d, { force: false }).then(() => null, (e: Error) => e.message.split('\n')[0]!);
         if (stopped === null) {
           await ctx.verdict(node, v, { phase: 'the connector detached over the remaining path (force=False)', device: d, expect: 'clean' });
-          await ctx.target.client.post(`/v1/targets/networks/${second}`, { up: true });
+          await ctx.target.client.setNetwork(second, true);
           ctx.step(`target: ${second} up again`);
           await ctx.deleteVolume(v);
           continue;
@@ -341,7 +341,7 @@ const pathFailsDuringMultipathDetach: Scenario = {
       }
       await forcedDetach(ctx, node, v, d);
       await ctx.verdict(node, v, { phase: phase === 'faulty' ? 'after the faulty half: force=True' : 'correct: force=True with the path down', device: d, expect: 'clean' });
-      await ctx.target.client.post(`/v1/targets/networks/${second}`, { up: true });
+      await ctx.target.client.setNetwork(second, true);
       ctx.step(`target: ${second} up again`);
       await ctx.deleteVolume(v);
     }

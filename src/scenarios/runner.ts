@@ -10,7 +10,7 @@ import { BrickError } from '../system/errors.js';
 import { progress } from '../system/log.js';
 import { PROJECT_ROOT } from '../system/paths.js';
 import { SCENARIOS, type Scenario } from './catalog.js';
-import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow } from './context.js';
+import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow, type TargetHandle } from './context.js';
 import { collectEvidence } from './evidence.js';
 import { ORPHAN_PAIRS } from './orphan-pairs.js';
 
@@ -122,8 +122,8 @@ function computeLeftovers(s: HostSnapshot): string[] {
   ];
 }
 
-async function targetLeftovers(target: NodeHandle): Promise<string[]> {
-  const t = await target.client.get<{ lio: { targets: Array<{ iqn: string }>; backstores: Array<{ name: string }> }; nvmet: { subsystems: Array<{ nqn?: string } | string> }; loopDevices: string[]; files: string[] }>('/v1/targets/leftovers');
+async function targetLeftovers(target: TargetHandle): Promise<string[]> {
+  const t = await target.client.leftovers();
   return [
     ...t.lio.targets.map((x) => `LIO target ${x.iqn}`),
     ...t.lio.backstores.map((x) => `LIO backstore ${x.name}`),
@@ -152,12 +152,12 @@ export interface RunScenariosOptions {
   connector?: string | null;
 }
 
-async function handles(rec: LabRecord): Promise<{ target: NodeHandle; computes: ComputeHandle[] }> {
+async function handles(rec: LabRecord): Promise<{ target: TargetHandle; computes: ComputeHandle[] }> {
   const t = rec.nodes.find((n) => n.role === 'target');
   if (!t) throw new BrickError('TOPOLOGY_LACKS', `lab ${rec.name} has no target node`);
   const computes: ComputeHandle[] = [];
-  for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: await labClient(rec, n.name), initiatorIqn: n.initiatorIqn });
-  return { target: { name: t.name, client: await labClient(rec, t.name) }, computes };
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: (await labClient(rec, n.name)).compute, initiatorIqn: n.initiatorIqn });
+  return { target: { name: t.name, client: (await labClient(rec, t.name)).target }, computes };
 }
 
 export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenariosOptions): Promise<ScenarioResult> {
@@ -181,13 +181,13 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
     problems.push(`did not clean up: ${[...ctx.attached.map((a) => `${a.volume.name} still attached on ${a.node.name}`), ...[...ctx.volumes.keys()].map((v) => `volume ${v} still on the target`)].join('; ')}`);
   }
   for (const a of [...ctx.attached].reverse()) {
-    await a.node.client.post(`/v1/connectors/${protocolOf(a.volume)}/disconnect`, { properties: a.volume.connectionInfo, deviceInfo: a.device, force: true, ignoreErrors: true }, 300_000).catch(() => undefined);
+    await a.node.client.disconnect(protocolOf(a.volume), a.volume.connectionInfo, a.device, { force: true, ignoreErrors: true, timeoutMs: 300_000 }).catch(() => undefined);
   }
   for (const u of [...ctx.undo].reverse()) await u.fn().catch((e: Error) => problems.push(`undo ${u.what}: ${e.message}`));
-  for (const v of ctx.volumes.keys()) await target.client.delete(`/v1/targets/volumes/${v}`).catch(() => undefined);
+  for (const v of ctx.volumes.keys()) await target.client.deleteVolume(v).catch(() => undefined);
   // Then the lab must be as it was: nothing on any compute, nothing on the target.
   for (const c of computes) {
-    const left = computeLeftovers(await c.client.get<HostSnapshot>('/v1/inventory'));
+    const left = computeLeftovers(await c.client.inventory());
     if (left.length > 0) {
       problems.push(`${c.name} not clean after the scenario: ${left.join('; ')}`);
       await sweepCompute(c);
@@ -196,7 +196,7 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
   const tl = await targetLeftovers(target);
   if (tl.length > 0) {
     problems.push(`${target.name} not clean after the scenario: ${tl.join('; ')}`);
-    await target.client.post('/v1/targets/cleanup', {}).catch(() => undefined);
+    await target.client.cleanup().catch(() => undefined);
   }
   for (const n of nodes) {
     const lines = await dmesgLines(n);

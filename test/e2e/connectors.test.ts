@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeviceInfo, VolumePaths, AvailableVolume } from '../../src/connectors/types.js';
+import type { DeviceInfo, VolumePaths } from '../../src/connectors/types.js';
 import type { Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
-import type { AgentClient } from '../../src/lab/client.js';
+import type { ComputeClient } from '../../src/agent/api/compute-client.js';
+import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
-import type { TargetVolume } from '../../src/targets/volumes.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/volumes.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 
 /**
@@ -15,24 +16,25 @@ import { cli, upTargetAndCompute } from './helpers.js';
 const LAB = 'e2e-conn';
 
 describe('connectors and the orphan oracle', () => {
-  let target: AgentClient;
-  let compute: AgentClient;
+  let target: TargetClient;
+  let compute: ComputeClient;
   let computeIqn = '';
 
   const sh = async (script: string): Promise<string> => (await compute.run(['bash', '-c', script], { timeoutMs: 120_000 })).stdout;
-  const volume = (kind: 'iscsi' | 'nvmet', body: Record<string, unknown>): Promise<TargetVolume> => target.post<TargetVolume>(`/v1/targets/${kind}/volumes`, body);
+  const volume = (kind: 'iscsi' | 'nvmet', body: IscsiVolumeRequest | NvmeVolumeRequest): Promise<TargetVolume> =>
+    kind === 'iscsi' ? target.createIscsiVolume(body as IscsiVolumeRequest) : target.createNvmeVolume(body as NvmeVolumeRequest);
   const proto = (v: TargetVolume): 'iscsi' | 'nvmeof' => (v.protocol === 'iscsi' ? 'iscsi' : 'nvmeof');
   /** Connect, then let udev finish: the links are udev's and come after connect returns. */
   const connect = async (v: TargetVolume, multipath = false): Promise<DeviceInfo> => {
-    const d = await compute.post<DeviceInfo>(`/v1/connectors/${proto(v)}/connect`, { properties: v.connectionInfo, multipath });
+    const d = await compute.connect(proto(v), v.connectionInfo, { multipath });
     await compute.run(['udevadm', 'settle']);
     return d;
   };
-  const disconnect = (v: TargetVolume, d: DeviceInfo | null): Promise<unknown> => compute.post(`/v1/connectors/${proto(v)}/disconnect`, { properties: v.connectionInfo, deviceInfo: d });
-  const paths = (v: TargetVolume): Promise<VolumePaths> => compute.post(`/v1/connectors/${proto(v)}/volume-paths`, v.connectionInfo);
+  const disconnect = (v: TargetVolume, d: DeviceInfo | null): Promise<unknown> => compute.disconnect(proto(v), v.connectionInfo, d);
+  const paths = (v: TargetVolume): Promise<VolumePaths> => compute.volumePaths(proto(v), v.connectionInfo);
   const orphans = async (v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<Orphan[]> =>
     (
-      await compute.post<{ orphans: Orphan[] }>('/v1/inventory/orphans', {
+      await compute.orphans({
         protocol: proto(v),
         properties: v.connectionInfo,
         ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
@@ -40,7 +42,7 @@ describe('connectors and the orphan oracle', () => {
       })
     ).orphans;
   const kinds = (os: Orphan[]): string[] => [...new Set(os.map((o) => o.kind))].sort();
-  const snapshot = (): Promise<HostSnapshot> => compute.get<HostSnapshot>('/v1/inventory');
+  const snapshot = (): Promise<HostSnapshot> => compute.inventory();
 
   /** The kernel's own answer: which block devices /sys says belong to this iSCSI LUN or NVMe namespace. */
   async function kernelDevices(v: TargetVolume): Promise<string[]> {
@@ -75,14 +77,14 @@ describe('connectors and the orphan oracle', () => {
       expect(rec).toMatch(/^node\.session\.scan = manual$/m);
       expect(rec).toMatch(/^node\.startup = automatic$/m);
     }
-    const avail = (await compute.post<{ volumes: AvailableVolume[] }>(`/v1/connectors/${proto(v)}/available-volumes`, {})).volumes;
+    const avail = (await compute.availableVolumes(proto(v))).volumes;
     const mine = avail.filter((a) => (v.iscsi ? a.identity.wwid === v.iscsi.wwid : a.identity.uuid === v.nvme!.uuid));
     expect(mine.length).toBe(1);
     expect(mine[0]!.identity.target).toBe(v.iscsi?.iqn ?? v.nvme!.nqn);
     expect(mine[0]!.identity.portals!.length).toBe(multipath ? 2 : 1);
     await compute.run(writeSignatureArgv(d.path), { input: signatureText({ volume: v.name, id: v.id }) });
     expect(parseSignature((await compute.run(readSignatureArgv(d.path))).stdout)).toEqual({ volume: v.name, id: v.id });
-    expect((await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`)).signature).toEqual({ volume: v.name, id: v.id });
+    expect((await target.signature(v.name)).signature).toEqual({ volume: v.name, id: v.id });
     await disconnect(v, d);
     // Right as the detach returns, with no settle in between: udev took the links away (none
     // dangles), iscsiadm knows no record and open-iscsi's database lock is free.
@@ -107,7 +109,7 @@ describe('connectors and the orphan oracle', () => {
   });
 
   it('says which connectors it has and where each looks', async () => {
-    const r = await compute.get<{ connectors: Array<{ protocol: string; searchPath: string | null }> }>('/v1/connectors');
+    const r = await compute.connectors();
     expect(r.connectors).toEqual([
       { protocol: 'iscsi', searchPath: '/dev/disk/by-path' },
       { protocol: 'nvmeof', searchPath: '/dev' },
@@ -129,16 +131,16 @@ describe('connectors and the orphan oracle', () => {
   });
 
   it('attaches and detaches a local scsi_debug disk', async () => {
-    const disk = await compute.post<{ host: number; device: string; wwid: string }>('/v1/local-disks');
+    const disk = await compute.addLocalDisk();
     const props = { device_path: disk.device };
-    const d = await compute.post<DeviceInfo>('/v1/connectors/local/connect', { properties: props });
+    const d = await compute.connect('local', props);
     expect(d.identity).toBe(disk.wwid);
-    expect(await compute.post<VolumePaths>('/v1/connectors/local/volume-paths', props)).toEqual({ paths: [disk.device], devices: [disk.device.slice(5)] });
-    const avail = (await compute.post<{ volumes: AvailableVolume[] }>('/v1/connectors/local/available-volumes', {})).volumes;
+    expect(await compute.volumePaths('local', props)).toEqual({ paths: [disk.device], devices: [disk.device!.slice(5)] });
+    const avail = (await compute.availableVolumes('local')).volumes;
     expect(avail.map((a) => a.identity.wwid)).toContain(disk.wwid);
-    await compute.post('/v1/connectors/local/disconnect', { properties: props, deviceInfo: d });
-    expect((await compute.post<{ orphans: Orphan[] }>('/v1/inventory/orphans', { protocol: 'local', properties: props })).orphans).toEqual([]);
-    await compute.delete(`/v1/local-disks/${disk.host}`);
+    await compute.disconnect('local', props, d);
+    expect((await compute.orphans({ protocol: 'local', properties: props })).orphans).toEqual([]);
+    await compute.removeLocalDisk(disk.host);
   });
 
   it('keeps a session another attached volume uses, and does not call it an orphan', async () => {
@@ -195,7 +197,7 @@ describe('connectors and the orphan oracle', () => {
     o = await orphans(n);
     expect(kinds(o)).toEqual(expect.arrayContaining(['nvme-controller', 'nvme-namespace']));
     expect(o.filter((x) => x.kind === 'nvme-controller').length).toBe(2);
-    await target.post('/v1/targets/volumes/l3/unmap', {});
+    await target.unmap('l3');
     await sh(`for i in $(seq 100); do [ -e ${dn.path} ] || exit 0; sleep 0.2; done; exit 1`);
     o = await orphans(n);
     expect(kinds(o)).toEqual(['nvme-controller']);
@@ -232,13 +234,13 @@ describe('connectors and the orphan oracle', () => {
   });
 
   it('refuses malformed connection properties with the field named', async () => {
-    const bad = await compute.post('/v1/connectors/iscsi/volume-paths', { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.lab:x', target_lun: 0 }).catch((e: Error) => e);
+    const bad = await compute.volumePaths('iscsi', { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.lab:x', target_lun: 0 }).catch((e: Error) => e);
     expect(String(bad)).toMatch(/target_iqn:/);
-    const badLun = await compute.post('/v1/connectors/iscsi/connect', { properties: { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.io.brick-lab:x.y', target_lun: -1 } }).catch((e: Error) => e);
+    const badLun = await compute.connect('iscsi', { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.io.brick-lab:x.y', target_lun: -1 }).catch((e: Error) => e);
     expect(String(badLun)).toMatch(/target_lun:/);
-    const badPortal = await compute.post('/v1/connectors/nvmeof/volume-paths', { target_nqn: 'nqn.2026-11.io.brick-lab:x', portals: [['10.10.1.10', 99999, 'tcp']] }).catch((e: Error) => e);
+    const badPortal = await compute.volumePaths('nvmeof', { target_nqn: 'nqn.2026-11.io.brick-lab:x', portals: [['10.10.1.10', 99999, 'tcp']] }).catch((e: Error) => e);
     expect(String(badPortal)).toMatch(/portals\[0\]/);
-    const badPath = await compute.post('/v1/connectors/local/volume-paths', { device_path: '../etc/passwd' }).catch((e: Error) => e);
+    const badPath = await compute.volumePaths('local', { device_path: '../etc/passwd' }).catch((e: Error) => e);
     expect(String(badPath)).toMatch(/device_path:/);
   });
 });

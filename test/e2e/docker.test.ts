@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentClient } from '../../src/lab/client.js';
+import type { AgentClient } from '../../src/agent/api/client.js';
 import type { LabStatus } from '../../src/lab/lab.js';
 import { labContainers } from '../../src/lab/providers/docker/container.js';
 import { dockerClient } from '../../src/lab/providers/docker/engine.js';

@@ -3,7 +3,10 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exec, type ExecResult } from '../../src/system/exec.js';
-import type { AgentClient } from '../../src/lab/client.js';
+import type { AgentClient } from '../../src/agent/api/client.js';
+import type { ComputeClient } from '../../src/agent/api/compute-client.js';
+import type { NodeClient } from '../../src/agent/api/node-client.js';
+import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { down, labClient, leftovers, readLabOrNull } from '../../src/lab/lab.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import { labContainers } from '../../src/lab/providers/docker/container.js';
@@ -81,7 +84,7 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
  * Bring up a lab of one target and one compute, both on path-a and path-b, through the CLI, and
  * hand back agent clients and the compute's initiator names.
  */
-export async function upTargetAndCompute(lab: string): Promise<{ target: AgentClient; compute: AgentClient; computeIqn: string; computeNqn: string }> {
+export async function upTargetAndCompute(lab: string): Promise<{ target: TargetClient; compute: ComputeClient; computeIqn: string; computeNqn: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
   const topo = join(dir, `${lab}.yaml`);
   await writeFile(topo, renderTopology({ name: lab, nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute' }] }));
@@ -89,14 +92,14 @@ export async function upTargetAndCompute(lab: string): Promise<{ target: AgentCl
   if (r.exitCode !== 0) throw new Error(`brick-lab up of ${lab} failed (exit ${r.exitCode}):\n${r.stderr}`);
   const rec = (await readLabOrNull(lab))!;
   const node = rec.nodes.find((n) => n.name === 'compute-1')!;
-  return { target: await labClient(rec, 'target-1'), compute: await labClient(rec, 'compute-1'), computeIqn: node.initiatorIqn, computeNqn: node.hostNqn };
+  return { target: (await labClient(rec, 'target-1')).target, compute: (await labClient(rec, 'compute-1')).compute, computeIqn: node.initiatorIqn, computeNqn: node.hostNqn };
 }
 
 /** An agent client for every node of a lab that is up. */
-export async function labClients(lab: string): Promise<Map<string, AgentClient>> {
+export async function labClients(lab: string): Promise<Map<string, NodeClient>> {
   const rec = await readLabOrNull(lab);
   if (!rec) throw new Error(`lab ${lab} has no record`);
-  const out = new Map<string, AgentClient>();
+  const out = new Map<string, NodeClient>();
   for (const n of rec.nodes) out.set(n.name, await labClient(rec, n.name));
   return out;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabStatus } from '../../src/lab/lab.js';
 import { renderTopology } from '../../src/lab/topology.js';
-import type { AgentClient } from '../../src/lab/client.js';
+import type { AgentClient } from '../../src/agent/api/client.js';
 import { cli, hostTraces, labClients, NOTHING, recipeKernel, unreachablePairs } from './helpers.js';
 
 const LAB = 'e2e-lab';

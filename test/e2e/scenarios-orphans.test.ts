@@ -34,7 +34,7 @@ describeScenarios('orphans', 'e2e-scen-o', ALL_SCENARIOS.filter((s) => s.kind ==
     for (const f of ['compute-1/iscsiadm-session-P3.txt', 'compute-1/dmesg.txt', 'compute-1/console.log', 'target-1/targetcli-ls.txt']) {
       expect(existsSync(join(r.evidenceDir!, f)), f).toBe(true);
     }
-    const snap = await (await labClient(lab(), 'compute-1')).get<HostSnapshot>('/v1/inventory');
+    const snap = await (await labClient(lab(), 'compute-1')).compute.inventory();
     expect(snap.iscsiSessions).toEqual([]);
     expect(snap.iscsiNodes).toEqual([]);
   }, 600_000);

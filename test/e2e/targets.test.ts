@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AgentClient } from '../../src/lab/client.js';
+import type { AgentClient } from '../../src/agent/api/client.js';
+import type { ComputeClient } from '../../src/agent/api/compute-client.js';
+import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { BrickError } from '../../src/system/errors.js';
 import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/volume/signature.js';
-import type { TargetVolume } from '../../src/targets/volumes.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/volumes.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 
 /**
@@ -34,14 +36,15 @@ async function refusal(p: Promise<unknown>): Promise<BrickError> {
 }
 
 describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
-  let target: AgentClient;
-  let compute: AgentClient;
+  let target: TargetClient;
+  let compute: ComputeClient;
   let computeIqn = '';
   let computeNqn = '';
 
+  // Bodies the target must refuse are sent too: the typed methods send them as they are.
   const create = (kind: 'iscsi' | 'nvmet', body: Record<string, unknown>): Promise<TargetVolume> =>
-    target.post<TargetVolume>(`/v1/targets/${kind}/volumes`, body);
-  const leftovers = (): Promise<Leftovers> => target.get<Leftovers>('/v1/targets/leftovers');
+    kind === 'iscsi' ? target.createIscsiVolume(body as unknown as IscsiVolumeRequest) : target.createNvmeVolume(body as unknown as NvmeVolumeRequest);
+  const leftovers = async (): Promise<Leftovers> => (await target.leftovers()) as unknown as Leftovers;
   const sh = async (node: AgentClient, script: string, timeoutMs = 120_000): Promise<string> => (await node.run(['bash', '-c', script], { timeoutMs })).stdout;
 
   /** Log in to one portal of a volume and return its block device, found through by-path. */
@@ -104,7 +107,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
         discard: true,
       },
     });
-    const listed = await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes');
+    const listed = await target.volumes();
     expect(listed.volumes.map((v) => v.name).sort()).toEqual(['iblock', 'ifile', 'iram']);
     const lio = (await leftovers()).lio;
     expect(lio.targets.find((t) => t.iqn === 'iqn.2026-11.io.brick-lab:e2e.shared')!.luns.map((l) => l.lun).sort()).toEqual([0, 7]);
@@ -122,14 +125,14 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
   });
 
   it('serves a LUN whose WWID is the one the API announced, and carries a signature written through it', async () => {
-    const v = (await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes')).volumes.find((x) => x.name === 'iblock')!;
+    const v = (await target.volumes()).volumes.find((x) => x.name === 'iblock')!;
     const dev = await iscsiLogin(v, `${B}:3260`);
     expect(dev).toMatch(/^\/dev\/sd[a-z]+$/);
     expect((await sh(compute, `/lib/udev/scsi_id -g -u -d ${dev}`)).trim()).toBe(v.iscsi!.wwid);
     expect(Number(await sh(compute, `cat /sys/block/${dev.replace('/dev/', '')}/size`))).toBe(v.sizeMiB * 2048);
     await compute.run(writeSignatureArgv(dev), { input: signatureText({ volume: v.name, id: v.id }) });
     expect(parseSignature((await compute.run(readSignatureArgv(dev))).stdout)).toEqual({ volume: v.name, id: v.id });
-    const onTarget = await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`);
+    const onTarget = await target.signature(v.name);
     expect(onTarget.signature).toEqual({ volume: v.name, id: v.id });
     await iscsiLogoutAll();
   });
@@ -165,7 +168,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
   });
 
   it('serves a namespace with the announced UUID and NGUID, and carries a signature written through it', async () => {
-    const v = (await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes')).volumes.find((x) => x.name === 'nblock')!;
+    const v = (await target.volumes()).volumes.find((x) => x.name === 'nblock')!;
     const dev = await nvmeConnect(v, B);
     expect(dev).toMatch(/^\/dev\/nvme\d+n\d+$/);
     const base = dev.replace('/dev/', '');
@@ -173,26 +176,26 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     expect((await sh(compute, `cat /sys/block/${base}/nsid`)).trim()).toBe('1');
     expect(Number(await sh(compute, `cat /sys/block/${base}/size`))).toBe(v.sizeMiB * 2048);
     await compute.run(writeSignatureArgv(dev), { input: signatureText({ volume: v.name, id: v.id }) });
-    const onTarget = await target.get<{ signature: unknown }>(`/v1/targets/volumes/${v.name}/signature`);
+    const onTarget = await target.signature(v.name);
     expect(onTarget.signature).toEqual({ volume: v.name, id: v.id });
     await compute.run(['nvme', 'disconnect', '-n', v.nvme!.nqn]);
   });
 
   it('gives a reused LUN id or NSID a new identity', async () => {
     const first = await create('iscsi', { name: 'reuse-a', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.reuse', lun: 3 });
-    await target.delete(`/v1/targets/volumes/reuse-a`);
+    await target.deleteVolume('reuse-a');
     const second = await create('iscsi', { name: 'reuse-b', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.reuse', lun: 3 });
     expect(second.iscsi!.lun).toBe(3);
     expect(second.iscsi!.unitSerial).not.toBe(first.iscsi!.unitSerial);
     expect(second.iscsi!.wwid).not.toBe(first.iscsi!.wwid);
     const n1 = await create('nvmet', { name: 'nreuse-a', sizeMiB: 8, nqn: 'nqn.2026-11.io.brick-lab:e2e.reuse', nsid: 9 });
-    await target.delete('/v1/targets/volumes/nreuse-a');
+    await target.deleteVolume('nreuse-a');
     const n2 = await create('nvmet', { name: 'nreuse-b', sizeMiB: 8, nqn: 'nqn.2026-11.io.brick-lab:e2e.reuse', nsid: 9 });
     expect(n2.nvme!.nsid).toBe(9);
     expect(n2.nvme!.uuid).not.toBe(n1.nvme!.uuid);
     expect(n2.nvme!.nguid).not.toBe(n1.nvme!.nguid);
-    await target.delete('/v1/targets/volumes/reuse-b');
-    await target.delete('/v1/targets/volumes/nreuse-b');
+    await target.deleteVolume('reuse-b');
+    await target.deleteVolume('nreuse-b');
   });
 
   it('refuses bad input with a coded 4xx naming the field, leaving nothing half-made', async () => {
@@ -208,7 +211,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
       ['dotdot name', () => create('iscsi', { name: '../etc/x', sizeMiB: 8 }), 'BAD_REQUEST', 'name'],
       ['slash name', () => create('nvmet', { name: 'a/b', sizeMiB: 8 }), 'BAD_REQUEST', 'name'],
       ['existing name', () => create('iscsi', { name: 'ifile', sizeMiB: 8 }), 'VOLUME_EXISTS', 'name'],
-      ['unknown volume', () => target.delete('/v1/targets/volumes/no-such-volume'), 'VOLUME_UNKNOWN', 'name'],
+      ['unknown volume', () => target.deleteVolume('no-such-volume'), 'VOLUME_UNKNOWN', 'name'],
       ['unknown network', () => create('iscsi', { name: 'bad8', sizeMiB: 8, networks: ['path-z'] }), 'BAD_REQUEST', 'networks[0]'],
       ['lun out of range', () => create('iscsi', { name: 'bad9', sizeMiB: 8, lun: 70000 }), 'BAD_REQUEST', 'lun'],
       ['lun above 255 with an ACL', () => create('iscsi', { name: 'bad10', sizeMiB: 8, lun: 300, initiators: [computeIqn] }), 'BAD_REQUEST', 'lun'],
@@ -231,7 +234,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     const v = await create('iscsi', { name: 'iunmap', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.unmap', lun: 1, initiators: [computeIqn] });
     const dev = await iscsiLogin(v);
     await compute.run(['dd', `if=${dev}`, 'of=/dev/null', 'bs=4096', 'count=1', 'iflag=direct', 'status=none']);
-    const r = await target.post<{ removed: number }>(`/v1/targets/volumes/iunmap/unmap`, { initiator: computeIqn });
+    const r = await target.unmap('iunmap', computeIqn);
     expect(r.removed).toBe(1);
     const lio = (await leftovers()).lio;
     expect(lio.targets.find((t) => t.iqn === v.iscsi!.iqn)!.luns.map((l) => l.lun)).toEqual([1]);
@@ -242,33 +245,33 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
 
     const n = await create('nvmet', { name: 'nunmap', sizeMiB: 8 });
     const ndev = await nvmeConnect(n);
-    await target.post('/v1/targets/volumes/nunmap/unmap', {});
+    await target.unmap('nunmap');
     expect((await leftovers()).nvmet.subsystems.find((s) => s.nqn === n.nvme!.nqn)!.namespaces).toEqual([]);
     await sh(compute, `for i in $(seq 150); do [ -e ${ndev} ] || exit 0; dd if=${ndev} of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/null || exit 0; sleep 0.2; done; exit 1`);
     await compute.run(['nvme', 'disconnect', '-n', n.nvme!.nqn]);
-    await target.delete('/v1/targets/volumes/iunmap');
-    await target.delete('/v1/targets/volumes/nunmap');
+    await target.deleteVolume('iunmap');
+    await target.deleteVolume('nunmap');
   });
 
   it('takes one data path down and brings it back', async () => {
-    await target.post('/v1/targets/networks/path-b', { up: false });
+    await target.setNetwork('path-b', false);
     expect((await compute.exec(['ping', '-c', '1', '-W', '2', B])).exitCode).not.toBe(0);
     expect((await compute.exec(['ping', '-c', '1', '-W', '5', A])).exitCode).toBe(0);
-    await target.post('/v1/targets/networks/path-b', { up: true });
+    await target.setNetwork('path-b', true);
     await sh(compute, `for i in $(seq 30); do ping -c 1 -W 1 ${B} >/dev/null && exit 0; done; exit 1`);
   });
 
   it('sets an ANA group state on one port', async () => {
-    await target.post('/v1/targets/nvmet/ana', { network: 'path-b', group: 1, state: 'inaccessible' });
+    await target.setAna({ network: 'path-b', group: 1, state: 'inaccessible' });
     const ports = (await leftovers()).nvmet.ports as Array<{ traddr: string; anaGroups: Array<{ group: number; state: string }> }>;
     expect(ports.find((p) => p.traddr === B)!.anaGroups).toContainEqual({ group: 1, state: 'inaccessible' });
     expect(ports.find((p) => p.traddr === A)!.anaGroups).toContainEqual({ group: 1, state: 'optimized' });
-    await target.post('/v1/targets/nvmet/ana', { network: 'path-b', group: 1, state: 'optimized' });
+    await target.setAna({ network: 'path-b', group: 1, state: 'optimized' });
   });
 
   it('restarts the target services and brings back the same configuration', async () => {
     const before = await leftovers();
-    await target.post('/v1/targets/restart', {});
+    await target.restart();
     const after = await leftovers();
     const shape = (l: Leftovers): unknown => ({
       targets: l.lio.targets.map((t) => [t.iqn, t.luns, [...t.portals].sort()]).sort(),
@@ -300,13 +303,13 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     const withChap = set('node.session.auth.authmethod', 'CHAP') + set('node.session.auth.username', chap.username) + set('node.session.auth.password', chap.password);
     expect((await login(secret.iscsi!.iqn, withChap)).exitCode).toBe(0);
     await iscsiLogoutAll();
-    await target.delete('/v1/targets/volumes/iother');
-    await target.delete('/v1/targets/volumes/ichap');
+    await target.deleteVolume('iother');
+    await target.deleteVolume('ichap');
   });
 
   it('deletes every volume and leaves nothing in configfs, no loop device and no file', async () => {
-    const { volumes } = await target.get<{ volumes: TargetVolume[] }>('/v1/targets/volumes');
-    for (const v of volumes) await target.delete(`/v1/targets/volumes/${v.name}`);
+    const { volumes } = await target.volumes();
+    for (const v of volumes) await target.deleteVolume(v.name);
     expect(await leftovers()).toEqual(EMPTY);
     // And straight from configfs: no iSCSI target, no storage object, no nvmet subsystem or port.
     const cfs = await sh(target, 'cd /sys/kernel/config; ls -d target/iscsi/iqn.* target/core/*/* nvmet/subsystems/* nvmet/ports/* nvmet/hosts/* 2>/dev/null | grep -v /alua || true');
@@ -316,7 +319,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
   it('force-cleans whatever is left, in reverse order, and reports it', async () => {
     await create('iscsi', { name: 'left1', sizeMiB: 8, backstore: 'block' });
     await create('nvmet', { name: 'left2', sizeMiB: 8, hosts: [computeNqn] });
-    const r = await target.post<{ removed: string[] }>('/v1/targets/cleanup', {});
+    const r = await target.cleanup();
     expect(r.removed).toEqual(
       expect.arrayContaining(['subsystem nqn.2026-11.io.brick-lab:e2e-targets.left2', `host ${computeNqn}`, 'iscsi target iqn.2026-11.io.brick-lab:e2e-targets.left1', 'backstore left1', 'file left1.img', 'file left2.img']),
     );
@@ -324,20 +327,20 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
   });
 
   it('adds and removes local scsi_debug disks on a compute node, each with its own data', async () => {
-    const d1 = await compute.post<{ host: number; device: string; wwid: string }>('/v1/local-disks');
-    const d2 = await compute.post<{ host: number; device: string; wwid: string }>('/v1/local-disks');
+    const d1 = await compute.addLocalDisk();
+    const d2 = await compute.addLocalDisk();
     expect(d1.device).toMatch(/^\/dev\/sd[a-z]+$/);
     expect(d2.device).not.toBe(d1.device);
     expect(d2.wwid).not.toBe(d1.wwid);
-    await compute.run(writeSignatureArgv(d1.device), { input: signatureText({ volume: 'local1', id: '1' }) });
-    expect(parseSignature((await compute.run(readSignatureArgv(d2.device))).stdout)).toBeNull();
-    expect(parseSignature((await compute.run(readSignatureArgv(d1.device))).stdout)).toEqual({ volume: 'local1', id: '1' });
-    await compute.delete(`/v1/local-disks/${d2.host}`);
-    await compute.delete(`/v1/local-disks/${d1.host}`);
-    const { disks } = await compute.get<{ disks: unknown[] }>('/v1/local-disks');
+    await compute.run(writeSignatureArgv(d1.device!), { input: signatureText({ volume: 'local1', id: '1' }) });
+    expect(parseSignature((await compute.run(readSignatureArgv(d2.device!))).stdout)).toBeNull();
+    expect(parseSignature((await compute.run(readSignatureArgv(d1.device!))).stdout)).toEqual({ volume: 'local1', id: '1' });
+    await compute.removeLocalDisk(d2.host);
+    await compute.removeLocalDisk(d1.host);
+    const { disks } = await compute.localDisks();
     expect(disks).toEqual([]);
     expect((await sh(compute, 'ls /sys/class/scsi_disk')).trim()).toBe('');
-    const unknown = await refusal(compute.delete('/v1/local-disks/999'));
+    const unknown = await refusal(compute.removeLocalDisk(999));
     expect(unknown.code).toBe('DISK_UNKNOWN');
   });
 });

@@ -28,7 +28,7 @@ async function validate(args: string[]): Promise<{ code: number; out: string; er
 async function computesClean(): Promise<void> {
   const rec = (await readLabOrNull(LAB))!;
   for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
-    const s = await (await labClient(rec, n.name)).get<HostSnapshot>('/v1/inventory');
+    const s = await (await labClient(rec, n.name)).compute.inventory();
     expect({ node: n.name, sessions: s.iscsiSessions, records: s.iscsiNodes, nvme: s.nvmeControllers, maps: s.multipathMaps }).toEqual({ node: n.name, sessions: [], records: [], nvme: [], maps: [] });
   }
 }

@@ -138,7 +138,7 @@ export async function removeDockerLab(lab: string, beforeRemove?: (c: { node: st
 async function cleanHostKernel(ctx: RemoveContext, c: { node: string; mode: string }, removed: string[]): Promise<void> {
   if (c.mode !== 'host-kernel' || !ctx.rec) return;
   try {
-    await (await ctx.client(c.node)).post('/v1/targets/cleanup', {}, 120_000);
+    await (await ctx.client(c.node)).target.cleanup({ timeoutMs: 120_000 });
     removed.push(`LIO and nvmet objects of ${c.node} in the host kernel`);
   } catch (e) {
     warn(`${c.node}: could not clean its LIO and nvmet objects out of the host kernel: ${(e as Error).message}`);

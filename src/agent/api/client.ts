@@ -1,0 +1,68 @@
+import { BrickError } from '../../system/errors.js';
+import { AgentHttp, DEFAULT_TIMEOUT_MS } from './http.js';
+import { paths, ROUTES } from './paths.js';
+import type { ExecReply, ExecRequest, HealthReport } from './types.js';
+
+/**
+ * A client of one node's agent: what every node answers (health, exec). ComputeClient and
+ * TargetClient add their role's routes; several clients of one node may share one AgentHttp.
+ */
+export class AgentClient {
+  protected readonly http: AgentHttp;
+
+  constructor(node: string, url: string, token: string);
+  constructor(http: AgentHttp);
+  constructor(nodeOrHttp: string | AgentHttp, url?: string, token?: string) {
+    this.http = typeof nodeOrHttp === 'string' ? new AgentHttp(nodeOrHttp, url!, token!) : nodeOrHttp;
+  }
+
+  get node(): string {
+    return this.http.node;
+  }
+
+  get url(): string {
+    return this.http.url;
+  }
+
+  /** The agent's own time for the last answer (its Server-Timing header), in milliseconds. */
+  get lastServerMs(): number | null {
+    return this.http.lastServerMs;
+  }
+
+  /** A raw request, for tests of the HTTP surface itself; everything else has a typed method. */
+  get<T>(path: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+    return this.http.request('GET', path, undefined, timeoutMs);
+  }
+
+  post<T>(path: string, body: unknown = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+    return this.http.request('POST', path, body, timeoutMs);
+  }
+
+  put<T>(path: string, body: unknown = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+    return this.http.request('PUT', path, body, timeoutMs);
+  }
+
+  delete<T>(path: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+    return this.http.request('DELETE', path, undefined, timeoutMs);
+  }
+
+  /** With waitReadyMs the agent holds the answer until the node is ready or the wait ends. */
+  health(timeoutMs = 5000, waitReadyMs = 0): Promise<HealthReport> {
+    return this.http.request('GET', paths.health(waitReadyMs), undefined, timeoutMs + waitReadyMs);
+  }
+
+  /** Run a command in the node; a non-zero exit is a result, not an error. */
+  exec(argv: string[], opts: Omit<ExecRequest, 'argv'> = {}): Promise<ExecReply> {
+    const limit = opts.timeoutMs ?? 60_000;
+    return this.http.request('POST', ROUTES.exec, { argv, ...opts, timeoutMs: limit } satisfies ExecRequest, limit + 10_000);
+  }
+
+  /** Like exec, but a non-zero exit throws with the command's stderr. */
+  async run(argv: string[], opts: Omit<ExecRequest, 'argv'> = {}): Promise<ExecReply> {
+    const r = await this.exec(argv, opts);
+    if (r.exitCode !== 0) {
+      throw new BrickError('NODE_COMMAND_FAILED', `${this.node}: ${argv.join(' ')} exited ${r.exitCode}: ${r.stderr.trim().slice(-500)}`);
+    }
+    return r;
+  }
+}

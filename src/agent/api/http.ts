@@ -1,0 +1,58 @@
+import { BrickError } from '../../system/errors.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** The default wait for an answer: long, because attach and detach wait on the kernel. */
+export const DEFAULT_TIMEOUT_MS = 120_000;
+
+/**
+ * HTTP to one node's agent: the lab token, a timeout per call, the agent's own time (its
+ * Server-Timing header), and error answers as BrickErrors with the agent's code and status.
+ */
+export class AgentHttp {
+  /** The agent's own time for the last answer (its Server-Timing header), in milliseconds. */
+  lastServerMs: number | null = null;
+
+  constructor(
+    readonly node: string,
+    readonly url: string,
+    private readonly token: string,
+  ) {}
+
+  async request<T>(method: Method, path: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      throw new BrickError('AGENT_UNREACHABLE', `agent of ${this.node} at ${this.url} did not answer ${method} ${path}: ${(e as Error).message}`, {
+        hint: `check the node with \`brick-lab status\` and its console with \`brick-lab logs ${this.node}\``,
+        cause: e,
+      });
+    }
+    const timing = /dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '');
+    this.lastServerMs = timing ? Number(timing[1]) : null;
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const err = (json ?? {}) as { code?: string; message?: string; hint?: string };
+      throw BrickError.remote(err.code ?? `HTTP_${res.status}`, `${this.node}: ${method} ${path}: ${err.message ?? text.slice(0, 300)}`, {
+        ...(err.hint ? { hint: err.hint } : {}),
+        status: res.status,
+      });
+    }
+    return json as T;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The inventory's replies: a host snapshot (inventory/snapshot.ts), a diff of two, and the orphan
+ * oracle's answer. Snapshot items list their fields and allow more: a snapshot is a record of the
+ * host, and a field added to it must reach the client, not be dropped by the serialiser.
+ */
+import { PROTOCOLS } from '../../../volume/protocol.js';
+import { anything, nullableInteger, nullableNumber, nullableString, strings, type JsonSchema } from './common.js';
+
+const item = (required: string[], properties: Record<string, unknown>): JsonSchema => ({ type: 'object', required, properties, additionalProperties: true });
+const list = (items: JsonSchema): JsonSchema => ({ type: 'array', items });
+
+export const scsiDevice = item(['hctl', 'host', 'lun', 'sysfs'], {
+  hctl: { type: 'string' },
+  host: { type: 'integer' },
+  lun: { type: 'integer' },
+  vendor: nullableString,
+  model: nullableString,
+  state: nullableString,
+  wwid: nullableString,
+  block: nullableString,
+  holders: strings,
+  session: nullableInteger,
+  sysfs: { type: 'string' },
+});
+
+export const iscsiSession = item(['sid', 'sysfs'], {
+  sid: { type: 'integer' },
+  targetIqn: nullableString,
+  portal: nullableString,
+  state: nullableString,
+  host: nullableInteger,
+  sysfs: { type: 'string' },
+});
+
+export const iscsiNodeRecord = item(['iqn', 'portal', 'tpgt', 'path'], {
+  iqn: { type: 'string' },
+  portal: { type: 'string' },
+  tpgt: { type: 'string' },
+  path: { type: 'string' },
+});
+
+export const nvmeController = item(['name', 'sysfs'], {
+  name: { type: 'string' },
+  subsysNqn: nullableString,
+  transport: nullableString,
+  traddr: nullableString,
+  trsvcid: nullableString,
+  state: nullableString,
+  sysfs: { type: 'string' },
+});
+
+export const nvmeNamespace = item(['name', 'sysfs'], {
+  name: { type: 'string' },
+  nsid: nullableInteger,
+  uuid: nullableString,
+  nguid: nullableString,
+  wwid: nullableString,
+  subsysNqn: nullableString,
+  paths: strings,
+  holders: strings,
+  sysfs: { type: 'string' },
+});
+
+export const blockDevice = item(['name'], {
+  name: { type: 'string' },
+  sizeBytes: nullableNumber,
+  holders: strings,
+  slaves: strings,
+  dm: { type: ['object', 'null'], properties: { name: nullableString, uuid: nullableString }, additionalProperties: true },
+});
+
+export const devLink = item(['dir', 'name'], {
+  dir: { type: 'string', enum: ['by-path', 'by-id'] },
+  name: { type: 'string' },
+  target: nullableString,
+  dangling: { type: 'boolean' },
+});
+
+export const multipathMap = item(['dm'], {
+  dm: { type: 'string' },
+  name: nullableString,
+  wwid: nullableString,
+  slaves: strings,
+});
+
+const snapshotProperties = {
+  takenAt: { type: 'string', description: 'ISO 8601' },
+  scope: { type: 'string', enum: ['full', 'paths'] },
+  scsiDevices: list(scsiDevice),
+  iscsiSessions: list(iscsiSession),
+  iscsiNodes: list(iscsiNodeRecord),
+  nvmeControllers: list(nvmeController),
+  nvmeNamespaces: list(nvmeNamespace),
+  blockDevices: list(blockDevice),
+  links: list(devLink),
+  multipathMaps: list(multipathMap),
+};
+
+/** A host snapshot, as GET /v1/inventory answers it. */
+export const hostSnapshot: JsonSchema = {
+  title: 'host snapshot',
+  type: 'object',
+  required: Object.keys(snapshotProperties),
+  properties: snapshotProperties,
+  additionalProperties: true,
+};
+
+/** The reads behind a snapshot (system/hostfs HostFsRecording): a unit-test fixture. */
+export const hostFsRecording: JsonSchema = {
+  type: 'object',
+  properties: {
+    text: { type: 'object', additionalProperties: nullableString },
+    binary: { type: 'object', additionalProperties: nullableString },
+    list: { type: 'object', additionalProperties: strings },
+    link: { type: 'object', additionalProperties: nullableString },
+    exists: { type: 'object', additionalProperties: { type: 'boolean' } },
+  },
+  additionalProperties: true,
+};
+
+/**
+ * GET /v1/inventory: a snapshot, or with ?record=1 `{snapshot, recording}`. One object schema
+ * covers both (no field is required), so the serialiser needs no branch to pick.
+ */
+export const inventoryReply: JsonSchema = {
+  description: 'a host snapshot; with ?record=1, {snapshot, recording} instead',
+  type: 'object',
+  properties: { ...snapshotProperties, snapshot: hostSnapshot, recording: hostFsRecording },
+  additionalProperties: true,
+};
+
+/** A snapshot sent back for a diff: the route checks its scope; its items are taken as they are. */
+export const snapshotBody: JsonSchema = { title: 'host snapshot (as GET /v1/inventory answered it)', type: 'object', additionalProperties: true };
+
+const diffEntry = item(['kind', 'key', 'item'], { kind: { type: 'string' }, key: { type: 'string' }, item: anything });
+
+export const snapshotDiff: JsonSchema = {
+  type: 'object',
+  required: ['added', 'removed'],
+  properties: { added: list(diffEntry), removed: list(diffEntry) },
+};
+
+export const orphan = item(['kind', 'id', 'evidence'], {
+  kind: { type: 'string', enum: ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'iscsi-session', 'iscsi-node-record', 'nvme-controller', 'nvme-namespace', 'multipath-map', 'multipathd-path'] },
+  id: { type: 'string' },
+  evidence: { type: 'string' },
+});
+
+/** What identifies a volume on a host (volume/identity.ts). */
+export const volumeIdentity: JsonSchema = {
+  type: 'object',
+  required: ['protocol'],
+  additionalProperties: true,
+  properties: {
+    protocol: { type: 'string', enum: [...PROTOCOLS] },
+    iscsi: item(['iqn', 'portals', 'lun'], { iqn: { type: 'string' }, portals: strings, lun: { type: 'integer' }, wwid: nullableString }),
+    nvme: item(['nqn'], { nqn: { type: 'string' }, portals: strings, nsid: nullableInteger, uuid: nullableString, nguid: nullableString }),
+    local: item([], { device: nullableString, wwid: nullableString }),
+  },
+};
+
+export const orphansReply: JsonSchema = {
+  type: 'object',
+  required: ['clean', 'orphans', 'volume'],
+  properties: { clean: { type: 'boolean' }, orphans: list(orphan), volume: volumeIdentity },
+};

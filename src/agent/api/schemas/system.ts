@@ -1,0 +1,83 @@
+/** Routes every node has (health, exec) and the compute role's local disks (scsi_debug). */
+import { HOST_FAILURES, nullableNumber, nullableString, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
+import { LOCAL_DISK_ERRORS } from './targets.js';
+
+export const healthReport: JsonSchema = {
+  type: 'object',
+  required: ['lab', 'node', 'role', 'state', 'kernel', 'uptimeSeconds', 'timeline', 'tools', 'agent'],
+  properties: {
+    lab: { type: 'string' },
+    node: { type: 'string' },
+    role: { type: 'string', enum: ['target', 'compute'] },
+    state: { type: 'string', enum: ['booting', 'ready'] },
+    kernel: { type: 'string' },
+    uptimeSeconds: { type: 'number' },
+    timeline: {
+      type: 'array',
+      items: { type: 'object', required: ['step', 'uptimeSeconds'], properties: { step: { type: 'string' }, uptimeSeconds: { type: 'number' } } },
+    },
+    tools: { type: 'object', additionalProperties: nullableString, description: 'installed package versions by name, null when missing' },
+    agent: { type: 'object', required: ['version', 'node'], properties: { version: { type: 'string' }, node: { type: 'string' } } },
+  },
+};
+
+/** A command's result (system/exec.ts ExecResult); more fields pass through. */
+export const execResult: JsonSchema = {
+  type: 'object',
+  required: ['argv', 'exitCode', 'signal', 'stdout', 'stderr', 'durationMs', 'timedOut'],
+  properties: {
+    argv: strings,
+    command: { type: 'string', description: 'argv as one shell-quoted line' },
+    exitCode: { type: ['integer', 'null'] },
+    signal: nullableString,
+    stdout: { type: 'string' },
+    stderr: { type: 'string' },
+    durationMs: { type: 'number' },
+    timedOut: { type: 'boolean' },
+    failed: { type: 'boolean' },
+  },
+  additionalProperties: true,
+};
+
+const localDisk: JsonSchema = {
+  type: 'object',
+  required: ['host', 'hctl', 'device', 'wwid', 'sizeBytes'],
+  properties: { host: { type: 'integer' }, hctl: { type: 'string' }, device: nullableString, wwid: nullableString, sizeBytes: nullableNumber },
+  additionalProperties: true,
+};
+
+export const systemSchemas = {
+  health: {
+    // A long poll: the host asks once and the agent answers when stage 2 is done (or the wait
+    // ends). Polling every few hundred ms would cost the booting guest CPU it does not have
+    // under TCG.
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { waitReadyMs: { type: 'integer', minimum: 0, maximum: 60_000 } },
+    },
+    response: replies({ 200: healthReport }, ['BAD_REQUEST', 'INTERNAL']),
+  },
+  exec: {
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['argv'],
+      properties: {
+        argv: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+        timeoutMs: { type: 'integer', minimum: 1, maximum: 3_600_000 },
+        input: { type: 'string', description: 'written to stdin' },
+        env: { type: 'object', additionalProperties: { type: 'string' }, description: "added to the agent's environment" },
+      },
+    },
+    response: replies({ 200: execResult }, ['UNAUTHORIZED', 'BAD_REQUEST', ...HOST_FAILURES]),
+  },
+  localDisks: {
+    response: replies({ 200: { type: 'object', required: ['disks'], properties: { disks: { type: 'array', items: localDisk } } } }, LOCAL_DISK_ERRORS),
+  },
+  addLocalDisk: { response: replies({ 201: localDisk }, LOCAL_DISK_ERRORS) },
+  removeLocalDisk: {
+    params: { type: 'object', properties: { host: { type: 'integer', minimum: 0 } } },
+    response: replies({ 200: { type: 'object', required: ['removed'], properties: { removed: strings } } }, [...LOCAL_DISK_ERRORS, 'BAD_REQUEST', 'DISK_UNKNOWN']),
+  },
+} satisfies Record<string, RouteSchema>;

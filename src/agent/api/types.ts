@@ -1,0 +1,228 @@
+/**
+ * The request and reply bodies of every agent route: the wire contract clients and handlers
+ * share. Domain types are reused where the wire carries them as they are.
+ */
+import type { AvailableVolume, DeviceInfo, VolumePaths } from '../../connectors/types.js';
+import type { SnapshotDiff } from '../../inventory/diff.js';
+import type { Orphan } from '../../inventory/orphans.js';
+import type { HostSnapshot } from '../../inventory/model.js';
+import type { HostFsRecording } from '../../system/hostfs.js';
+import type { ExecResult } from '../../system/exec.js';
+import type { LocalDisk } from '../../targets/scsi-debug.js';
+import type { AnaState, NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';
+import type { Signature } from '../../volume/signature.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/volumes.js';
+import type { VolumeIdentity } from '../../volume/identity.js';
+import type { Protocol } from '../../volume/protocol.js';
+
+export type { AvailableVolume, DeviceInfo, VolumePaths, SnapshotDiff, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
+
+/** Every error answer: a catalogued code, what was wrong, and what to do. */
+export interface ErrorReply {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+// --- health and exec ---------------------------------------------------------------------------
+
+export interface HealthReport {
+  lab: string;
+  node: string;
+  role: 'target' | 'compute';
+  state: 'booting' | 'ready';
+  kernel: string;
+  uptimeSeconds: number;
+  timeline: Array<{ step: string; uptimeSeconds: number }>;
+  tools: Record<string, string | null>;
+  agent: { version: string; node: string };
+}
+
+export interface ExecRequest {
+  argv: string[];
+  timeoutMs?: number;
+  input?: string;
+  env?: Record<string, string>;
+}
+
+export type ExecReply = ExecResult;
+
+// --- connectors --------------------------------------------------------------------------------
+
+/**
+ * Connection properties as os-brick takes them: Cinder's connection_info
+ * `{driver_volume_type, data}`, or its data alone. The connector checks every field.
+ */
+export type ConnectionPayload = Record<string, unknown>;
+
+export interface ConnectorsReply {
+  connectors: Array<{ protocol: Protocol; searchPath: string | null }>;
+}
+
+export interface SearchPathReply {
+  searchPath: string | null;
+}
+
+export type VolumePathsReply = VolumePaths;
+
+export interface VolumePathsBatchRequest {
+  volumes: ConnectionPayload[];
+}
+
+export interface VolumePathsBatchReply {
+  results: VolumePaths[];
+}
+
+export interface AvailableVolumesReply {
+  volumes: AvailableVolume[];
+}
+
+export interface ConnectRequest {
+  properties: ConnectionPayload;
+  multipath?: boolean;
+}
+
+export type ConnectReply = DeviceInfo;
+
+export interface DisconnectRequest {
+  properties: ConnectionPayload;
+  deviceInfo?: DeviceInfo | null;
+  force?: boolean;
+  ignoreErrors?: boolean;
+}
+
+export interface DisconnectReply {
+  removed: string[];
+  errors: string[];
+}
+
+/** Choosing an installed connector (brick-lab validate) instead of brick-lab's own. */
+export interface ConnectorChoice {
+  connector?: string | undefined;
+}
+
+export interface InstallConnectorRequest {
+  /** The file, base64. */
+  content: string;
+  kind: 'program' | 'module';
+  executable?: boolean;
+  timeoutMs?: number;
+}
+
+export interface InstalledConnectorReply {
+  name: string;
+  kind: 'program' | 'module';
+  file: string;
+  bytes: number;
+  executable: boolean;
+  timeoutMs: number | null;
+}
+
+export interface InstalledConnectorsReply {
+  connectors: InstalledConnectorReply[];
+}
+
+// --- inventory ---------------------------------------------------------------------------------
+
+/** GET /v1/inventory?record=1: the snapshot and every read behind it. */
+export interface RecordedInventoryReply {
+  snapshot: HostSnapshot;
+  recording: HostFsRecording;
+}
+
+export interface DiffRequest {
+  before: HostSnapshot;
+}
+
+export type DiffReply = SnapshotDiff;
+
+export interface OrphansRequest {
+  protocol: Protocol;
+  properties: ConnectionPayload;
+  /** The SCSI WWID read at attach, when known. */
+  wwid?: string;
+  /** Volumes that stay attached and share the target, portal or map. */
+  stillAttached?: Array<{ protocol: Protocol; properties: ConnectionPayload }>;
+}
+
+export interface OrphansReply {
+  clean: boolean;
+  orphans: Orphan[];
+  volume: VolumeIdentity;
+}
+
+// --- targets -----------------------------------------------------------------------------------
+
+export interface VolumesReply {
+  volumes: TargetVolume[];
+}
+
+export interface DeleteVolumeReply {
+  deleted: string;
+}
+
+export interface UnmapRequest {
+  initiator?: string;
+}
+
+export interface UnmapReply {
+  volume: string;
+  removed: number;
+}
+
+export interface SignatureReply {
+  volume: string;
+  signature: Signature | null;
+}
+
+export type SignatureRequest = Signature;
+
+export interface NetworkRequest {
+  up: boolean;
+}
+
+export interface NetworkReply {
+  network: string;
+  up: boolean;
+}
+
+export interface AnaRequest {
+  network: string;
+  group: number;
+  state: AnaState;
+}
+
+export type AnaReply = AnaRequest;
+
+export interface RestartReply {
+  lioErrors: unknown[];
+  nvmetSubsystems: number;
+}
+
+/** LIO's inventory as the rtslib worker reports it; open-ended beyond these keys. */
+export interface LioInventory {
+  targets: Array<{ iqn: string; [k: string]: unknown }>;
+  backstores: Array<{ name: string; [k: string]: unknown }>;
+  [k: string]: unknown;
+}
+
+export interface LeftoversReply {
+  lio: LioInventory;
+  nvmet: { subsystems: NvmetSubsystem[]; ports: NvmetPort[]; hosts: string[] };
+  loopDevices: string[];
+  files: string[];
+}
+
+export interface CleanupReply {
+  removed: string[];
+}
+
+// --- local disks -------------------------------------------------------------------------------
+
+export interface LocalDisksReply {
+  disks: LocalDisk[];
+}
+
+export interface RemoveLocalDiskReply {
+  removed: string[];
+}
