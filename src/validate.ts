@@ -7,14 +7,13 @@ import { labFor } from './lab/session.js';
 import type { LabRecord } from './lab/state.js';
 import type { Topology } from './lab/topology.js';
 import { emitReport } from './scenarios/report.js';
-import type { Protocol } from './scenarios/context.js';
+import { PROTOCOLS, type Protocol } from './volume/protocol.js';
 import { checkNeeds, runSuite } from './scenarios/runner.js';
 import { BrickError } from './system/errors.js';
 import { progress } from './system/log.js';
 import { PROJECT_ROOT } from './system/paths.js';
 
 export const DEFAULT_VALIDATE_RESULTS = 'results/validate';
-const PROTOCOLS: Protocol[] = ['iscsi', 'nvmeof', 'local'];
 
 export interface ValidateOptions {
   /** A path to a connector program or module, "os-brick", or "builtin". */
@@ -48,7 +47,7 @@ export interface ConnectorPackage {
 export function parseProtocols(values: string[]): Protocol[] {
   const out = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
   for (const p of out) {
-    if (!PROTOCOLS.includes(p as Protocol)) throw new BrickError('USAGE', `--protocol must be one of ${PROTOCOLS.join(', ')} (got ${JSON.stringify(p)})`);
+    if (!(PROTOCOLS as readonly string[]).includes(p)) throw new BrickError('USAGE', `--protocol must be one of ${PROTOCOLS.join(', ')} (got ${JSON.stringify(p)})`);
   }
   return out.length > 0 ? [...new Set(out as Protocol[])] : ['iscsi'];
 }

@@ -13,8 +13,8 @@ import { realHostFs, recordingHostFs } from '../system/hostfs.js';
 import { ROUTES } from './api/paths.js';
 import { computeSchemas } from './api/schemas/compute.js';
 import type { ConnectRequest, DiffRequest, DisconnectRequest, OrphansRequest, VolumePathsBatchRequest } from './api/types.js';
+import type { Protocol } from '../volume/protocol.js';
 
-type Protocol = 'iscsi' | 'nvmeof' | 'local';
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
 export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string } = {}): Promise<void> {

@@ -1,9 +1,9 @@
-import type { DeviceInfo } from '../connectors/types.js';
+import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { ConnectionPayload } from '../agent/api/types.js';
 import type { Scenario } from '../scenarios/catalog.js';
-import { check, type ComputeHandle, type Protocol, type ScenarioContext } from '../scenarios/context.js';
+import { check, type ComputeHandle, type ScenarioContext } from '../scenarios/context.js';
+import type { Protocol } from '../volume/protocol.js';
 import { ALL_SCENARIOS } from '../scenarios/runner.js';
-import type { TargetVolume } from '../targets/volumes.js';
 
 /**
  * The conformance checks `brick-lab validate` runs against a connector: the suite's scenarios of

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { ExternalConnector } from './external/connector.js';
 import type { Connector } from './types.js';
+import type { Protocol } from '../volume/protocol.js';
 
-type Protocol = 'iscsi' | 'nvmeof' | 'local';
 
 export interface InstallRequest {
   /** The file, base64. */

@@ -1,5 +1,6 @@
 import type { HostSnapshot } from '../inventory/model.js';
 import type { ConnectionProperties } from '../volume/properties.js';
+import type { Protocol } from '../volume/protocol.js';
 
 /** What connect returns and disconnect takes back: os-brick's device_info, with what we found. */
 export interface DeviceInfo {
@@ -28,7 +29,7 @@ export interface VolumePaths {
 }
 
 export interface AvailableVolume {
-  protocol: 'iscsi' | 'nvmeof' | 'local';
+  protocol: Protocol;
   identity: {
     wwid?: string | null;
     uuid?: string | null;

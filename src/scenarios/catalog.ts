@@ -1,6 +1,6 @@
-import type { DeviceInfo } from '../connectors/types.js';
-import type { TargetVolume } from '../targets/volumes.js';
+import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import { check, protocolOf, type ComputeHandle, type ScenarioContext } from './context.js';
+import type { TargetProtocol } from '../volume/protocol.js';
 
 export interface ScenarioNeeds {
   /** Compute nodes the scenario uses (live migration needs two). */
@@ -23,7 +23,7 @@ export interface Scenario {
 type Volume = TargetVolume;
 
 /** Create a volume of the protocol on one network (1 path) or on all (2 paths). */
-async function makeVolume(ctx: ScenarioContext, protocol: 'iscsi' | 'nvmeof', name: string, paths: number, extra: Record<string, unknown> = {}): Promise<Volume> {
+async function makeVolume(ctx: ScenarioContext, protocol: TargetProtocol, name: string, paths: number, extra: Record<string, unknown> = {}): Promise<Volume> {
   const networks = ctx.networks(paths);
   return protocol === 'iscsi' ? ctx.createIscsi({ name, networks, ...extra }) : ctx.createNvme({ name, networks, ...extra });
 }
@@ -52,7 +52,7 @@ async function attachAndCheck(ctx: ScenarioContext, node: ComputeHandle, v: Volu
   return { d, paths: p.paths };
 }
 
-function roundTrip(protocol: 'iscsi' | 'nvmeof', paths: 1 | 2): Scenario {
+function roundTrip(protocol: TargetProtocol, paths: 1 | 2): Scenario {
   const label = protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP';
   return {
     name: `round-trip-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}-${paths}path`,
@@ -98,7 +98,7 @@ const roundTripLocal: Scenario = {
   },
 };
 
-function sharedTarget(protocol: 'iscsi' | 'nvmeof'): Scenario {
+function sharedTarget(protocol: TargetProtocol): Scenario {
   return {
     name: `shared-target-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}`,
     title: protocol === 'iscsi'
@@ -136,7 +136,7 @@ function sharedTarget(protocol: 'iscsi' | 'nvmeof'): Scenario {
   };
 }
 
-function liveMigration(protocol: 'iscsi' | 'nvmeof'): Scenario {
+function liveMigration(protocol: TargetProtocol): Scenario {
   return {
     name: `live-migration-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}`,
     title: 'attach on compute-1, attach the same volume on compute-2, detach on compute-1: compute-1 is clean, compute-2 still reads the data',

@@ -1,6 +1,4 @@
-import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../connectors/types.js';
-import type { Orphan } from '../inventory/orphans.js';
-import type { HostSnapshot } from '../inventory/model.js';
+import type { AvailableVolume, DeviceInfo, DisconnectOptions, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
 import type { TargetClient } from '../agent/api/target-client.js';
@@ -8,10 +6,9 @@ import type { ConnectorChoice } from '../agent/api/types.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../targets/volumes.js';
 import { poll } from '../system/wait.js';
+import type { Protocol } from '../volume/protocol.js';
 
-export type Protocol = 'iscsi' | 'nvmeof' | 'local';
 
 /** A node of the lab as a scenario sees it: its name and its agent. */
 export interface NodeHandle {

@@ -1,7 +1,6 @@
-import type { DeviceInfo } from '../connectors/types.js';
+import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type ComputeHandle, type ScenarioContext } from './context.js';
-import type { TargetVolume } from '../targets/volumes.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty

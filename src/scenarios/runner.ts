@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { Orphan } from '../inventory/orphans.js';
-import type { HostSnapshot } from '../inventory/model.js';
+import type { HostSnapshot, Orphan } from '../agent/api/types.js';
 import { labClient } from '../lab/lab.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
+import type { AnaState } from '../volume/protocol.js';
 
 /**
  * nvmet through configfs, the way blktests and nvmetcli drive it: ports, subsystems, namespaces,
@@ -10,8 +11,6 @@ import { BrickError } from '../system/errors.js';
  */
 export const NVMET_ROOT = '/sys/kernel/config/nvmet';
 
-export type AnaState = 'optimized' | 'non-optimized' | 'inaccessible' | 'persistent-loss' | 'change';
-export const ANA_STATES: readonly AnaState[] = ['optimized', 'non-optimized', 'inaccessible', 'persistent-loss', 'change'];
 
 export interface NvmetNamespace {
   nsid: number;

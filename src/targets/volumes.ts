@@ -4,10 +4,12 @@ import { mkdir, open, readdir, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
-import { Nvmet, type AnaState } from './nvmet.js';
+import { Nvmet } from './nvmet.js';
+import type { AnaState } from '../volume/protocol.js';
 import { iscsiConnectionInfo, nvmeofConnectionInfo, type ConnectionInfo } from '../osbrick/index.js';
 import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from '../volume/fields.js';
 import { lioWwid, nguidFromUuid, nguidHex } from '../volume/ids.js';
+import type { TargetProtocol } from '../volume/protocol.js';
 
 export type IscsiBackstore = 'fileio' | 'block' | 'ramdisk';
 export type NvmeBacking = 'block';
@@ -45,7 +47,7 @@ export interface NvmeVolumeRequest {
 
 export interface TargetVolume {
   name: string;
-  protocol: 'iscsi' | 'nvmeof';
+  protocol: TargetProtocol;
   id: string;
   sizeMiB: number;
   backing: { kind: IscsiBackstore | NvmeBacking; file?: string; device?: string };

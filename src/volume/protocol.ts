@@ -9,3 +9,7 @@ export type TargetProtocol = (typeof TARGET_PROTOCOLS)[number];
 export function isProtocol(v: unknown): v is Protocol {
   return typeof v === 'string' && (PROTOCOLS as readonly string[]).includes(v);
 }
+
+/** The ANA states an NVMe path (a port's group) can report, as nvmet's configfs takes them. */
+export const ANA_STATES = ['optimized', 'non-optimized', 'inaccessible', 'persistent-loss', 'change'] as const;
+export type AnaState = (typeof ANA_STATES)[number];

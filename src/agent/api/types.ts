@@ -2,20 +2,21 @@
  * The request and reply bodies of every agent route: the wire contract clients and handlers
  * share. Domain types are reused where the wire carries them as they are.
  */
-import type { AvailableVolume, DeviceInfo, VolumePaths } from '../../connectors/types.js';
+import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../../connectors/types.js';
 import type { SnapshotDiff } from '../../inventory/diff.js';
 import type { Orphan } from '../../inventory/orphans.js';
 import type { HostSnapshot } from '../../inventory/model.js';
 import type { HostFsRecording } from '../../system/hostfs.js';
 import type { ExecResult } from '../../system/exec.js';
 import type { LocalDisk } from '../../targets/scsi-debug.js';
-import type { AnaState, NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';
+import type { NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';
+import type { AnaState } from '../../volume/protocol.js';
 import type { Signature } from '../../volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/volumes.js';
 import type { VolumeIdentity } from '../../volume/identity.js';
 import type { Protocol } from '../../volume/protocol.js';
 
-export type { AvailableVolume, DeviceInfo, VolumePaths, SnapshotDiff, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
+export type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths, SnapshotDiff, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
 
 /** Every error answer: a catalogued code, what was wrong, and what to do. */
 export interface ErrorReply {

@@ -5,14 +5,15 @@ import { BrickError, isBrickError } from '../../system/errors.js';
 import { isObject } from '../../system/text.js';
 import { scsiWwid } from '../../volume/ids.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from '../types.js';
-import type { ConnectorRequest, OsBrickDeviceInfo, OsBrickProperties, ProtocolName, ResultByOperation } from './protocol.js';
+import type { ConnectorRequest, OsBrickDeviceInfo, OsBrickProperties, ResultByOperation } from './protocol.js';
+import type { Protocol } from '../../volume/protocol.js';
 import { runConnectorProgram, type RunOptions } from './run.js';
 import { buildRequest } from './validate.js';
 
-type PropsOf<T extends ProtocolName> = Extract<ConnectionProperties, { protocol: T }>;
+type PropsOf<T extends Protocol> = Extract<ConnectionProperties, { protocol: T }>;
 
 /** brick-lab's checked properties, plus the os-brick dict they came from (sent to the program as is). */
-export type ExternalProperties<T extends ProtocolName = ProtocolName> = PropsOf<T> & { readonly osBrick: OsBrickProperties };
+export type ExternalProperties<T extends Protocol = Protocol> = PropsOf<T> & { readonly osBrick: OsBrickProperties };
 
 export interface ExternalConnectorOptions extends RunOptions {
   /** Prefix for the /dev and /sys reads that turn reply paths into kernel names (tests only). */
@@ -29,7 +30,7 @@ const DM = /^dm-\d+$/;
  * `await connector.init()` before use: getSearchPath() is synchronous in the Connector
  * interface, so init() asks the program once (get_search_path) and keeps the answer.
  */
-export class ExternalConnector<T extends ProtocolName = ProtocolName> implements Connector<ExternalProperties<T>> {
+export class ExternalConnector<T extends Protocol = Protocol> implements Connector<ExternalProperties<T>> {
   readonly protocol: ExternalProperties<T>['protocol'];
   private readonly root: string;
   private readonly runOpts: RunOptions;

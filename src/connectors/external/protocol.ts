@@ -1,3 +1,4 @@
+import type { Protocol } from '../../volume/protocol.js';
 /**
  * The external connector protocol, version 1: how brick-lab talks to a vendor's connector
  * program. One process per call; the request is one JSON document on the program's stdin, the
@@ -15,8 +16,6 @@ export const PROTOCOL_VERSION = 1 as const;
 export const OPERATIONS = ['connect_volume', 'disconnect_volume', 'get_volume_paths', 'get_all_available_volumes', 'get_search_path'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-export const PROTOCOLS = ['iscsi', 'nvmeof', 'local'] as const;
-export type ProtocolName = (typeof PROTOCOLS)[number];
 
 /** os-brick's connection_properties: Cinder's connection_info["data"], passed through as sent. */
 export type OsBrickProperties = Record<string, unknown>;
@@ -32,7 +31,7 @@ export interface OsBrickDeviceInfo {
 
 interface RequestBase {
   version: typeof PROTOCOL_VERSION;
-  protocol: ProtocolName;
+  protocol: Protocol;
 }
 
 export interface ConnectVolumeRequest extends RequestBase {

@@ -1,4 +1,5 @@
-import { OPERATIONS, PROTOCOL_VERSION, PROTOCOLS, type Operation } from './protocol.js';
+import { OPERATIONS, PROTOCOL_VERSION, type Operation } from './protocol.js';
+import { PROTOCOLS } from '../../volume/protocol.js';
 
 // ---------------------------------------------------------------------------------------------
 // JSON Schemas (draft 2020-12)

@@ -1,6 +1,7 @@
 import { BrickError } from '../../system/errors.js';
 import { isObject } from '../../system/text.js';
-import { DOCS, OPERATIONS, PROTOCOL_VERSION, PROTOCOLS, type ConnectorReply, type ConnectorRequest, type Operation, type ProtocolName, type RequestArgs, type RequestByOperation, type ResultByOperation } from './protocol.js';
+import { DOCS, OPERATIONS, PROTOCOL_VERSION, type ConnectorReply, type ConnectorRequest, type Operation, type RequestArgs, type RequestByOperation, type ResultByOperation } from './protocol.js';
+import { PROTOCOLS, type Protocol } from '../../volume/protocol.js';
 import { ABSOLUTE_PATH, DEV_PATH, PRINTABLE } from './schema.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ function jsonCopy<T>(v: T, field: string): T {
 }
 
 /** A checked request of protocol version 1 for one operation, holding copies of the dicts given. */
-export function buildRequest<O extends Operation>(operation: O, protocol: ProtocolName, args: RequestArgs[O]): RequestByOperation[O] {
+export function buildRequest<O extends Operation>(operation: O, protocol: Protocol, args: RequestArgs[O]): RequestByOperation[O] {
   const a = args as Partial<RequestArgs['disconnect_volume'] & RequestArgs['connect_volume']>;
   const request: Record<string, unknown> = {
     version: PROTOCOL_VERSION,

@@ -1,6 +1,6 @@
 /** The target role's routes: volumes over iSCSI (LIO) and NVMe/TCP (nvmet), and the fault knobs. */
 import type { ErrorCode } from '../../../system/errors.js';
-import { ANA_STATES } from '../../../targets/nvmet.js';
+import { ANA_STATES } from '../../../volume/protocol.js';
 import { anything, GUARDED, HOST_FAILURES, nameParam, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 
 const names = { type: 'array', items: { type: 'string' }, maxItems: 64 } as const;
