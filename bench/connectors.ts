@@ -22,7 +22,7 @@ import { loadTopology, renderTopology } from '../src/lab/topology.js';
 import { up } from '../src/lab/up.js';
 import { setQuiet } from '../src/system/log.js';
 import { PROJECT_ROOT } from '../src/system/paths.js';
-import type { TargetVolume } from '../src/targets/volumes.js';
+import type { TargetVolume } from '../src/targets/model.js';
 
 const { values } = parseArgs({ options: { single: { type: 'string', default: '64,256' }, multi: { type: 'string', default: '64' }, warm: { type: 'string', default: '15' }, repeat: { type: 'string', default: '10' }, cycles: { type: 'string', default: '3' } } });
 const singles = values.single.split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { TargetVolumes, type DataNetwork } from '../targets/volumes.js';
+import { TargetVolumes } from '../targets/volumes.js';
+import { type DataNetwork } from '../targets/model.js';
 import { buildAgent } from './server.js';
 import { ROUTES } from './api/paths.js';
 

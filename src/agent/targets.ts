@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { parseSignature, signatureText } from '../volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolumes } from '../targets/volumes.js';
+import type { TargetVolumes } from '../targets/volumes.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest } from '../targets/model.js';
 import { addLocalDisk, listLocalDisks, removeLocalDisk } from '../targets/scsi-debug.js';
 import { ROUTES } from './api/paths.js';
 import { systemSchemas } from './api/schemas/system.js';

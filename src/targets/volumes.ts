@@ -1,65 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
-import { Nvmet } from './nvmet.js';
+import { checkInt, checkIqn, checkVolumeName, refuse } from '../volume/fields.js';
+import { nguidHex } from '../volume/ids.js';
 import type { AnaState } from '../volume/protocol.js';
-import { iscsiConnectionInfo, nvmeofConnectionInfo, type ConnectionInfo } from '../osbrick/index.js';
-import { checkInt, checkIqn, checkNqn, checkSize, checkUuid, checkVolumeName, refuse } from '../volume/fields.js';
-import { lioWwid, nguidFromUuid, nguidHex } from '../volume/ids.js';
-import type { TargetProtocol } from '../volume/protocol.js';
+import { createIscsiVolume } from './iscsi-volume.js';
+import type { DataNetwork, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from './model.js';
+import { createNvmeVolume } from './nvme-volume.js';
+import { Nvmet } from './nvmet.js';
+import type { VolumeWorkbench } from './workbench.js';
 
-export type IscsiBackstore = 'fileio' | 'block' | 'ramdisk';
-export type NvmeBacking = 'block';
-
-export interface DataNetwork {
-  name: string;
-  address: string;
-}
-
-export interface IscsiVolumeRequest {
-  name: string;
-  sizeMiB: number;
-  backstore?: IscsiBackstore;
-  iqn?: string;
-  lun?: number;
-  initiators?: string[];
-  demoMode?: boolean;
-  chap?: { username: string; password: string };
-  networks?: string[];
-  unitSerial?: string;
-}
-
-export interface NvmeVolumeRequest {
-  name: string;
-  sizeMiB: number;
-  nqn?: string;
-  nsid?: number;
-  hosts?: string[];
-  allowAnyHost?: boolean;
-  uuid?: string;
-  nguid?: string;
-  anaGroup?: number;
-  networks?: string[];
-}
-
-export interface TargetVolume {
-  name: string;
-  protocol: TargetProtocol;
-  id: string;
-  sizeMiB: number;
-  backing: { kind: IscsiBackstore | NvmeBacking; file?: string; device?: string };
-  portals: Array<{ network: string; address: string; port: number }>;
-  iscsi?: { iqn: string; lun: number; unitSerial: string; wwid: string; initiators: string[]; demoMode: boolean; chap: boolean };
-  nvme?: { nqn: string; nsid: number; uuid: string; nguid: string; hosts: string[]; allowAnyHost: boolean; anaGroup: number };
-  connectionInfo: ConnectionInfo;
-  createdAt: string;
-}
-
-export const ISCSI_PORT = 3260;
-export const NVME_PORT = 4420;
 const VOLUME_DIR = '/var/lib/brick-lab/volumes';
 
 /**
@@ -67,8 +19,8 @@ const VOLUME_DIR = '/var/lib/brick-lab/volumes';
  * configfs), and the connection properties a connector needs. Each create either completes or
  * undoes every step it made.
  */
-export class TargetVolumes {
-  private readonly volumes = new Map<string, TargetVolume>();
+export class TargetVolumes implements VolumeWorkbench {
+  private readonly byName = new Map<string, TargetVolume>();
   private lio: Promise<LineWorker> | null = null;
   readonly nvmet = new Nvmet();
   /** Serialises changes: configfs and LUN/NSID picking are not safe to interleave. */
@@ -80,7 +32,7 @@ export class TargetVolumes {
     private readonly lioHelper: string,
   ) {}
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
+  serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
@@ -103,12 +55,24 @@ export class TargetVolumes {
     return (await this.worker()).request<T>(op, args, 120_000);
   }
 
+  volumes(): TargetVolume[] {
+    return [...this.byName.values()];
+  }
+
+  exists(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  record(v: TargetVolume): void {
+    this.byName.set(v.name, v);
+  }
+
   list(): TargetVolume[] {
-    return [...this.volumes.values()];
+    return [...this.byName.values()];
   }
 
   get(name: string): TargetVolume {
-    const v = this.volumes.get(name);
+    const v = this.byName.get(name);
     if (!v) {
       throw new BrickError('VOLUME_UNKNOWN', `name: no volume named ${JSON.stringify(name)} on this target`, {
         details: { field: 'name' },
@@ -118,18 +82,18 @@ export class TargetVolumes {
     return v;
   }
 
-  private pickNetworks(names: string[] | undefined): DataNetwork[] {
+  pickNetworks(names: string[] | undefined): DataNetwork[] {
     if (!names) return this.networks;
     if (names.length === 0) refuse('networks', 'must name at least one data network');
     return names.map((n, i) => this.networks.find((x) => x.name === n) ?? refuse(`networks[${i}]`, `no data network ${JSON.stringify(n)} on this node (have ${this.networks.map((x) => x.name).join(', ')})`));
   }
 
-  private checkNew(name: string): void {
+  checkNew(name: string): void {
     checkVolumeName(name);
-    if (this.volumes.has(name)) refuse('name', `a volume named ${name} already exists`, 'VOLUME_EXISTS');
+    if (this.byName.has(name)) refuse('name', `a volume named ${name} already exists`, 'VOLUME_EXISTS');
   }
 
-  private async makeFile(name: string, sizeMiB: number): Promise<string> {
+  async makeFile(name: string, sizeMiB: number): Promise<string> {
     await mkdir(VOLUME_DIR, { recursive: true });
     const file = join(VOLUME_DIR, `${name}.img`);
     // Sparse, made with ftruncate: targetcli's own fileio path would fallocate the whole size.
@@ -139,152 +103,20 @@ export class TargetVolumes {
     return file;
   }
 
-  private async attachLoop(file: string): Promise<string> {
+  async attachLoop(file: string): Promise<string> {
     return (await this.lioRequest<{ device: string }>('loop_attach', { file })).device;
   }
 
-  private async detachLoop(device: string): Promise<void> {
+  async detachLoop(device: string): Promise<void> {
     await this.lioRequest('loop_detach', { device }).catch(() => undefined);
   }
 
   createIscsi(req: IscsiVolumeRequest): Promise<TargetVolume> {
-    this.checkNew(req.name);
-    const sizeMiB = checkSize(req.sizeMiB);
-    const backstore = req.backstore ?? 'fileio';
-    if (!['fileio', 'block', 'ramdisk'].includes(backstore)) refuse('backstore', `must be fileio, block or ramdisk (got ${JSON.stringify(backstore)})`);
-    const iqn = checkIqn(req.iqn ?? `iqn.2026-11.io.brick-lab:${this.lab}.${req.name}`);
-    const lun = req.lun === undefined ? null : checkInt(req.lun, 'lun', 0, 16383);
-    const initiators = (req.initiators ?? []).map((x, i) => checkIqn(x, `initiators[${i}]`));
-    const demoMode = req.demoMode ?? initiators.length === 0;
-    if (lun !== null && lun > 255 && !demoMode) {
-      // rtslib maps LUNs into an ACL as 0-255 only; above that an initiator sees a LUN through demo mode.
-      refuse('lun', `LUN ${lun} can only be exported in demo mode (ACL-mapped LUNs are 0-255 in rtslib); pass demoMode: true or a LUN <= 255`);
-    }
-    if (req.chap && (!/^[\x21-\x7e]{1,255}$/.test(req.chap.username) || !/^[\x21-\x7e]{12,255}$/.test(req.chap.password))) {
-      refuse('chap', 'username must be 1-255 printable characters and password 12-255 (no spaces)');
-    }
-    const unitSerial = req.unitSerial === undefined ? randomUUID() : checkUuid(req.unitSerial, 'unitSerial');
-    const nets = this.pickNetworks(req.networks);
-    return this.serial(async () => {
-      if (this.volumes.has(req.name)) refuse('name', `a volume named ${req.name} already exists`, 'VOLUME_EXISTS');
-      const undo: Array<() => Promise<unknown>> = [];
-      try {
-        let file: string | undefined;
-        let device: string | undefined;
-        if (backstore !== 'ramdisk') {
-          file = await this.makeFile(req.name, sizeMiB);
-          const f = file;
-          undo.push(() => rm(f, { force: true }));
-        }
-        if (backstore === 'block') {
-          device = await this.attachLoop(file!);
-          const d = device;
-          undo.push(() => this.detachLoop(d));
-        }
-        const portals = nets.map((n) => ({ network: n.name, address: n.address, port: ISCSI_PORT }));
-        const made = await this.lioRequest<{ iqn: string; lun: number; wwn: string }>('create', {
-          name: req.name,
-          iqn,
-          lun,
-          backstore,
-          path: device ?? file ?? null,
-          sizeBytes: sizeMiB * 1024 * 1024,
-          wwn: unitSerial,
-          portals: portals.map((p) => `${p.address}:${p.port}`),
-          initiators,
-          demoMode,
-          chap: req.chap ?? null,
-        });
-        const id = randomUUID();
-        const volume: TargetVolume = {
-          name: req.name,
-          protocol: 'iscsi',
-          id,
-          sizeMiB,
-          backing: { kind: backstore, ...(file ? { file } : {}), ...(device ? { device } : {}) },
-          portals,
-          iscsi: { iqn, lun: made.lun, unitSerial: made.wwn, wwid: lioWwid(made.wwn), initiators, demoMode, chap: Boolean(req.chap) },
-          connectionInfo: iscsiConnectionInfo({ id, iqn, lun: made.lun, portals: portals.map((p) => `${p.address}:${p.port}`), chap: req.chap }),
-          createdAt: new Date().toISOString(),
-        };
-        this.volumes.set(req.name, volume);
-        return volume;
-      } catch (e) {
-        for (const u of undo.reverse()) await u().catch(() => undefined);
-        throw e;
-      }
-    });
+    return createIscsiVolume(this, req);
   }
 
   createNvme(req: NvmeVolumeRequest): Promise<TargetVolume> {
-    this.checkNew(req.name);
-    const sizeMiB = checkSize(req.sizeMiB);
-    const nqn = checkNqn(req.nqn ?? `nqn.2026-11.io.brick-lab:${this.lab}.${req.name}`);
-    const nsidWanted = req.nsid === undefined ? null : checkInt(req.nsid, 'nsid', 1, 1024);
-    const hosts = (req.hosts ?? []).map((h, i) => checkNqn(h, `hosts[${i}]`));
-    const allowAnyHost = req.allowAnyHost ?? hosts.length === 0;
-    const uuid = req.uuid === undefined ? randomUUID() : checkUuid(req.uuid, 'uuid');
-    const nguid = req.nguid === undefined ? nguidFromUuid(uuid) : req.nguid;
-    if (!/^[0-9a-f]{32}$/.test(nguid)) refuse('nguid', `must be 32 lowercase hex digits (got ${JSON.stringify(nguid)})`);
-    const anaGroup = req.anaGroup === undefined ? 1 : checkInt(req.anaGroup, 'anaGroup', 1, 128);
-    const nets = this.pickNetworks(req.networks);
-    this.nvmet.requireAvailable();
-    return this.serial(async () => {
-      if (this.volumes.has(req.name)) refuse('name', `a volume named ${req.name} already exists`, 'VOLUME_EXISTS');
-      const undo: Array<() => Promise<unknown>> = [];
-      try {
-        const existing = this.nvmet.subsystemExists(nqn);
-        const used = new Set(
-          [...this.volumes.values()].filter((v) => v.nvme?.nqn === nqn).map((v) => v.nvme!.nsid),
-        );
-        if (existing) for (const id of await this.nvmet.namespaceIds(nqn)) used.add(id);
-        let nsid = nsidWanted;
-        if (nsid === null) {
-          nsid = 1;
-          while (used.has(nsid)) nsid++;
-        } else if (used.has(nsid)) {
-          refuse('nsid', `namespace ${nsid} is already used in ${nqn}`, 'NSID_IN_USE');
-        }
-        const file = await this.makeFile(req.name, sizeMiB);
-        undo.push(() => rm(file, { force: true }));
-        // Always through a loop device: on 6.1 a namespace backed by a tmpfs file reports a
-        // 1-byte block size (the host sees a 0-byte disk), buffered_io or not.
-        const device = await this.attachLoop(file);
-        undo.push(() => this.detachLoop(device));
-        if (!existing) {
-          await this.nvmet.createSubsystem(nqn, allowAnyHost);
-          undo.push(() => this.nvmet.deleteSubsystem(nqn));
-        }
-        for (const h of hosts) await this.nvmet.allowHost(nqn, h);
-        const n = nsid;
-        await this.nvmet.addNamespace(nqn, { nsid: n, devicePath: device, uuid, nguid, anaGroup });
-        undo.push(() => this.nvmet.removeNamespace(nqn, n));
-        const portals = [];
-        for (const net of nets) {
-          const portId = this.networks.indexOf(net) + 1;
-          await this.nvmet.ensurePort(portId, net.address, NVME_PORT);
-          await this.nvmet.linkPort(nqn, portId);
-          portals.push({ network: net.name, address: net.address, port: NVME_PORT });
-        }
-        const volume: TargetVolume = {
-          name: req.name,
-          protocol: 'nvmeof',
-          id: uuid,
-          sizeMiB,
-          backing: { kind: 'block', file, device },
-          portals,
-          nvme: { nqn, nsid: n, uuid, nguid, hosts, allowAnyHost, anaGroup },
-          connectionInfo: nvmeofConnectionInfo({ nqn, nsid: n, uuid, nguid, portals, hostNqn: hosts.length === 1 ? hosts[0] : undefined }),
-          createdAt: new Date().toISOString(),
-        };
-        this.volumes.set(req.name, volume);
-        return volume;
-      } catch (e) {
-        for (const u of undo.reverse()) await u().catch(() => undefined);
-        await this.nvmet.pruneUnused().catch(() => undefined);
-        throw e;
-      }
-    });
+    return createNvmeVolume(this, req);
   }
 
   delete(name: string): Promise<{ deleted: string }> {
@@ -301,7 +133,7 @@ export class TargetVolumes {
       }
       if (v.backing.device) await this.detachLoop(v.backing.device);
       if (v.backing.file) await rm(v.backing.file, { force: true });
-      this.volumes.delete(name);
+      this.byName.delete(name);
       return { deleted: name };
     });
   }
@@ -409,7 +241,7 @@ export class TargetVolumes {
           removed.push(`file ${f}`);
         }
       }
-      this.volumes.clear();
+      this.byName.clear();
       return { removed };
     });
   }

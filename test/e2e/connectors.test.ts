@@ -5,7 +5,7 @@ import type { HostSnapshot } from '../../src/inventory/model.js';
 import type { ComputeClient } from '../../src/agent/api/compute-client.js';
 import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/volumes.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 
 /**

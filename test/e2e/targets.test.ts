@@ -4,7 +4,7 @@ import type { ComputeClient } from '../../src/agent/api/compute-client.js';
 import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { BrickError } from '../../src/system/errors.js';
 import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/volumes.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 
 /**

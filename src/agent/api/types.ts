@@ -12,7 +12,7 @@ import type { LocalDisk } from '../../targets/scsi-debug.js';
 import type { NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';
 import type { AnaState } from '../../volume/protocol.js';
 import type { Signature } from '../../volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/volumes.js';
+import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/model.js';
 import type { VolumeIdentity } from '../../volume/identity.js';
 import type { Protocol } from '../../volume/protocol.js';
 
