@@ -1,19 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import { builtinConnectors } from '../connectors/builtin.js';
 import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
-import type { Connector, DeviceInfo } from '../connectors/types.js';
+import type { Connector } from '../connectors/types.js';
 import { diffSnapshots } from '../inventory/diff.js';
 import { orphansWithTools } from '../inventory/oracle.js';
-import { identityFromProperties } from '../volume/identity.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
-import type { HostSnapshot } from '../inventory/model.js';
 import { readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, recordingHostFs } from '../system/hostfs.js';
+import { identityFromProperties } from '../volume/identity.js';
+import type { Protocol } from '../volume/protocol.js';
 import { ROUTES } from './api/paths.js';
 import { computeSchemas } from './api/schemas/compute.js';
 import type { ConnectRequest, DiffRequest, DisconnectRequest, OrphansRequest, VolumePathsBatchRequest } from './api/types.js';
-import type { Protocol } from '../volume/protocol.js';
 
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */

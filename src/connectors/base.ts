@@ -1,6 +1,7 @@
 import { takeSnapshot } from '../inventory/snapshot.js';
 import type { HostSnapshot } from '../inventory/model.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { normalise } from '../osbrick/index.js';
 import type { ConnectionProperties } from '../volume/properties.js';
 import { flushDevice, udevLinksOf, waitLinksGone } from './block.js';
 import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
@@ -83,7 +84,11 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
 
   constructor(protected readonly fs: HostFs = realHostFs) {}
 
-  abstract normalise(payload: unknown): P;
+  /** Either Cinder's connection_info {driver_volume_type, data} or the bare data, checked (osbrick/). */
+  normalise(payload: unknown): P {
+    return normalise(this.protocol, payload) as P;
+  }
+
   abstract connectVolume(props: P, opts?: { multipath?: boolean }): Promise<DeviceInfo>;
   abstract disconnectVolume(props: P, device: DeviceInfo | null, opts?: DisconnectOptions): Promise<DetachResult>;
   abstract getVolumePaths(props: P, snapshot?: HostSnapshot): Promise<VolumePaths>;

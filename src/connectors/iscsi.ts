@@ -10,7 +10,7 @@ import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js'
 import { ConnectorBase, type DetachResult } from './base.js';
 import { deleteScsiDevice, deviceTimeout } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
-import { normalise, type IscsiProperties, type IscsiTargetPath } from '../osbrick/index.js';
+import type { IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
 import { scsiWwid } from '../volume/ids.js';
@@ -45,11 +45,6 @@ function iscsiadm(args: string[], reject = true): ReturnType<typeof exec> {
  */
 export class IscsiConnector extends ConnectorBase<IscsiProperties> {
   readonly protocol = 'iscsi' as const;
-
-  normalise(payload: unknown): IscsiProperties {
-    // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
-    return normalise('iscsi', payload) as IscsiProperties;
-  }
 
   getSearchPath(): string {
     return '/dev/disk/by-path';

@@ -1,16 +1,11 @@
 import { BrickError } from '../system/errors.js';
-import { normalise, type LocalProperties } from '../osbrick/index.js';
+import type { LocalProperties } from '../volume/properties.js';
 import { ConnectorBase, type DetachResult } from './base.js';
 import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** A device that is already on the host (a scsi_debug disk, any device_path): nothing to log in to. */
 export class LocalConnector extends ConnectorBase<LocalProperties> {
   readonly protocol = 'local' as const;
-
-  normalise(payload: unknown): LocalProperties {
-    // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
-    return normalise('local', payload) as LocalProperties;
-  }
 
   getSearchPath(): null {
     return null;

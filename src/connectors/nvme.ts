@@ -5,7 +5,7 @@ import { nvmeNamespacesOf } from '../inventory/orphans.js';
 import type { HostSnapshot } from '../inventory/model.js';
 import { deviceTimeout, settle } from './block.js';
 import { ConnectorBase, type DetachResult } from './base.js';
-import { normalise, type NvmeProperties } from '../osbrick/index.js';
+import type { NvmeProperties } from '../volume/properties.js';
 import { nvmeIdentity } from '../volume/identity.js';
 import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
@@ -19,11 +19,6 @@ export const CTRL_LOSS_TMO = 30;
  */
 export class NvmeConnector extends ConnectorBase<NvmeProperties> {
   readonly protocol = 'nvmeof' as const;
-
-  normalise(payload: unknown): NvmeProperties {
-    // Either Cinder's connection_info {driver_volume_type, data} or the bare data.
-    return normalise('nvmeof', payload) as NvmeProperties;
-  }
 
   getSearchPath(): string {
     return '/dev';

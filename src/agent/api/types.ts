@@ -2,6 +2,7 @@
  * The request and reply bodies of every agent route: the wire contract clients and handlers
  * share. Domain types are reused where the wire carries them as they are.
  */
+import type { InstalledConnector } from '../../connectors/registry.js';
 import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../../connectors/types.js';
 import type { SnapshotDiff } from '../../inventory/diff.js';
 import type { Orphan } from '../../inventory/orphans.js';
@@ -102,25 +103,11 @@ export interface ConnectorChoice {
   connector?: string | undefined;
 }
 
-export interface InstallConnectorRequest {
-  /** The file, base64. */
-  content: string;
-  kind: 'program' | 'module';
-  executable?: boolean;
-  timeoutMs?: number;
-}
-
-export interface InstalledConnectorReply {
-  name: string;
-  kind: 'program' | 'module';
-  file: string;
-  bytes: number;
-  executable: boolean;
-  timeoutMs: number | null;
-}
+/** The install route's body and answer are the registry's own types. */
+export type { InstallRequest as InstallConnectorRequest, InstalledConnector as InstalledConnectorReply } from '../../connectors/registry.js';
 
 export interface InstalledConnectorsReply {
-  connectors: InstalledConnectorReply[];
+  connectors: InstalledConnector[];
 }
 
 // --- inventory ---------------------------------------------------------------------------------
