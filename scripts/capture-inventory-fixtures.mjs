@@ -14,21 +14,24 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { labClient, requireLab } from '../dist/src/lab/lab.js';
 import { PROJECT_ROOT } from '../dist/src/system/paths.js';
+import { poll } from '../dist/src/system/wait.js';
 
 const { values } = parseArgs({ options: { name: { type: 'string', default: 'default' }, out: { type: 'string', default: join(PROJECT_ROOT, 'test', 'fixtures', 'guest-6.1.0-56') } } });
 const rec = await requireLab(values.name);
-const t = await labClient(rec, 'target-1');
-const c = await labClient(rec, 'compute-1');
+const tn = await labClient(rec, 'target-1');
+const cn = await labClient(rec, 'compute-1');
+const t = tn.target;
+const c = cn.compute;
 const iqn = rec.nodes.find((n) => n.name === 'compute-1').initiatorIqn;
 const say = (m) => process.stderr.write(`[capture] ${m}\n`);
 
 const tools = async () => ({
-  iscsiadmSession: (await c.exec(['iscsiadm', '-m', 'session'])).stdout,
-  nvmeListSubsys: (await c.exec(['nvme', 'list-subsys', '-o', 'json'])).stdout,
+  iscsiadmSession: (await cn.exec(['iscsiadm', '-m', 'session'])).stdout,
+  nvmeListSubsys: (await cn.exec(['nvme', 'list-subsys', '-o', 'json'])).stdout,
 });
 const capture = async () => {
-  await c.run(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
-  return c.get('/v1/inventory?record=1');
+  await cn.run(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+  return c.recordedInventory();
 };
 
 const volumes = {};
@@ -36,21 +39,21 @@ const devices = {};
 let disk = null;
 try {
   say('creating the volumes on target-1');
-  volumes.a = await t.post('/v1/targets/iscsi/volumes', { name: 'fa', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', lun: 0, initiators: [iqn] });
-  volumes.b = await t.post('/v1/targets/iscsi/volumes', { name: 'fb', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', lun: 1, initiators: [iqn] });
-  volumes.m = await t.post('/v1/targets/iscsi/volumes', { name: 'fm', sizeMiB: 8, initiators: [iqn] });
-  volumes.big = await t.post('/v1/targets/iscsi/volumes', { name: 'fbig', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:fixture.big', lun: 300, demoMode: true });
-  volumes.n = await t.post('/v1/targets/nvmet/volumes', { name: 'fn', sizeMiB: 8 });
+  volumes.a = await t.createIscsiVolume({ name: 'fa', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', lun: 0, initiators: [iqn] });
+  volumes.b = await t.createIscsiVolume({ name: 'fb', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', lun: 1, initiators: [iqn] });
+  volumes.m = await t.createIscsiVolume({ name: 'fm', sizeMiB: 8, initiators: [iqn] });
+  volumes.big = await t.createIscsiVolume({ name: 'fbig', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:fixture.big', lun: 300, demoMode: true });
+  volumes.n = await t.createNvmeVolume({ name: 'fn', sizeMiB: 8 });
 
   say('connecting them on compute-1');
   // Without multipath the connector logs in on the first portal only, as os-brick does.
   const single = (v) => v.connectionInfo;
-  devices.da = await c.post('/v1/connectors/iscsi/connect', { properties: single(volumes.a) });
-  devices.db = await c.post('/v1/connectors/iscsi/connect', { properties: single(volumes.b) });
-  devices.dm = await c.post('/v1/connectors/iscsi/connect', { properties: volumes.m.connectionInfo, multipath: true });
-  devices.dbig = await c.post('/v1/connectors/iscsi/connect', { properties: single(volumes.big) });
-  devices.dn = await c.post('/v1/connectors/nvmeof/connect', { properties: volumes.n.connectionInfo, multipath: true });
-  disk = await c.post('/v1/local-disks', {});
+  devices.da = await c.connect('iscsi', single(volumes.a));
+  devices.db = await c.connect('iscsi', single(volumes.b));
+  devices.dm = await c.connect('iscsi', volumes.m.connectionInfo, { multipath: true });
+  devices.dbig = await c.connect('iscsi', single(volumes.big));
+  devices.dn = await c.connect('nvmeof', volumes.n.connectionInfo, { multipath: true });
+  disk = await c.addLocalDisk();
   devices.disk = disk;
 
   const attached = await capture();
@@ -59,25 +62,21 @@ try {
 
   say('leaving things behind on purpose');
   const fa = devices.da.devices[0];
-  await c.run(['sh', '-c', 'echo 1 > "$1"', 'sh', `/sys/block/${fa}/device/delete`]);
-  await c.post('/v1/connectors/iscsi/disconnect', { properties: single(volumes.b), deviceInfo: devices.db });
-  await t.post('/v1/targets/volumes/fn/unmap', {});
-  await c.run(['ln', '-sfn', '../../sdz', '/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4']);
+  await cn.run(['sh', '-c', 'echo 1 > "$1"', 'sh', `/sys/block/${fa}/device/delete`]);
+  await c.disconnect('iscsi', single(volumes.b), devices.db);
+  await t.unmap('fn');
+  await cn.run(['ln', '-sfn', '../../sdz', '/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4']);
   // The namespace goes away on the host once the controllers notice (an AEN, then a rescan).
-  for (let i = 0; i < 100; i++) {
-    const s = await c.get('/v1/inventory');
-    if (!s.nvmeNamespaces.some((n) => n.uuid === volumes.n.nvme.uuid)) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await poll(async () => !(await c.inventory()).nvmeNamespaces.some((n) => n.uuid === volumes.n.nvme.uuid), { timeoutMs: 20_000, intervalMs: 200 });
   const leftovers = await capture();
   await writeFile(join(values.out, 'inventory-leftovers.json'), `${JSON.stringify({ volumes, ...leftovers, tools: await tools() }, null, 1)}\n`);
   say('inventory-leftovers.json written');
 } finally {
   say('cleaning up');
-  await c.exec(['rm', '-f', '/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4']).catch(() => {});
+  await cn.exec(['rm', '-f', '/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4']).catch(() => {});
   for (const [k, p] of [['m', 'iscsi'], ['big', 'iscsi'], ['a', 'iscsi'], ['b', 'iscsi'], ['n', 'nvmeof']]) {
-    if (volumes[k]) await c.post(`/v1/connectors/${p}/disconnect`, { properties: volumes[k].connectionInfo, force: true, ignoreErrors: true }).catch((e) => say(`disconnect ${k}: ${e.message}`));
+    if (volumes[k]) await c.disconnect(p, volumes[k].connectionInfo, null, { force: true, ignoreErrors: true }).catch((e) => say(`disconnect ${k}: ${e.message}`));
   }
-  if (disk) await c.delete(`/v1/local-disks/${disk.host}`).catch((e) => say(`local disk: ${e.message}`));
-  for (const v of Object.values(volumes)) await t.delete(`/v1/targets/volumes/${v.name}`).catch((e) => say(`delete ${v.name}: ${e.message}`));
+  if (disk) await c.removeLocalDisk(disk.host).catch((e) => say(`local disk: ${e.message}`));
+  for (const v of Object.values(volumes)) await t.deleteVolume(v.name).catch((e) => say(`delete ${v.name}: ${e.message}`));
 }

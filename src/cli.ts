@@ -9,8 +9,8 @@ import { up } from './lab/up.js';
 import { BrickError } from './system/errors.js';
 import { progress, setQuiet } from './system/log.js';
 import { labDir } from './system/paths.js';
-import { listScenarios, runMain } from './run.js';
-import { listChecks, parseProtocols, validateMain } from './validate.js';
+import { listScenarios, runMain } from './scenarios/run.js';
+import { listChecks, parseProtocols, validateMain } from './conformance/validate.js';
 import { collectEvidence } from './scenarios/evidence.js';
 import { join, resolve } from 'node:path';
 

@@ -1,4 +1,5 @@
 /** The agent's OpenAPI document, made from the routes' own JSON schemas (one source of truth). */
+import { isObject } from '../system/text.js';
 import { ROUTES } from './api/paths.js';
 
 export interface RouteInfo {
@@ -8,8 +9,6 @@ export interface RouteInfo {
 }
 
 type Schema = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Schema => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * A JSON schema as OpenAPI 3.0 writes it: a type list with null becomes `nullable`, a schema of

@@ -1,17 +1,17 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import { conformanceChecks } from './conformance/checks.js';
-import { labClient } from './lab/lab.js';
-import { labFor } from './lab/session.js';
-import type { LabRecord } from './lab/state.js';
-import type { Topology } from './lab/topology.js';
-import { emitReport } from './scenarios/report.js';
-import { PROTOCOLS, type Protocol } from './volume/protocol.js';
-import { checkNeeds, runSuite } from './scenarios/runner.js';
-import { BrickError } from './system/errors.js';
-import { progress } from './system/log.js';
-import { PROJECT_ROOT } from './system/paths.js';
+import { conformanceChecks } from './checks.js';
+import { labClient } from '../lab/lab.js';
+import { labFor } from '../lab/session.js';
+import type { LabRecord } from '../lab/state.js';
+import type { Topology } from '../lab/topology.js';
+import { emitReport } from '../scenarios/report.js';
+import { PROTOCOLS, type Protocol } from '../volume/protocol.js';
+import { checkNeeds, runSuite } from '../scenarios/runner.js';
+import { BrickError } from '../system/errors.js';
+import { progress } from '../system/log.js';
+import { PROJECT_ROOT } from '../system/paths.js';
 
 export const DEFAULT_VALIDATE_RESULTS = 'results/validate';
 

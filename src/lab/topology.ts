@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BrickError } from '../system/errors.js';
+import { isObject } from '../system/text.js';
 
 export type NodeRole = 'target' | 'compute';
 export type ProviderName = 'qemu' | 'docker';
@@ -90,10 +91,6 @@ function overlaps(a: Cidr, b: Cidr): boolean {
 const TOP_FIELDS = new Set(['name', 'networks', 'nodes']);
 const NET_FIELDS = new Set(['name', 'subnet']);
 const NODE_FIELDS = new Set(['name', 'role', 'provider', 'memoryMiB', 'cpus', 'networks', 'addresses', 'bootTimeoutSeconds']);
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function checkFields(obj: Record<string, unknown>, allowed: Set<string>, source: string, at: string): void {
   for (const k of Object.keys(obj)) {

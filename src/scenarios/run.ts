@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
-import { labClient } from './lab/lab.js';
-import { labFor } from './lab/session.js';
-import type { Topology } from './lab/topology.js';
-import { emitReport } from './scenarios/report.js';
-import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './scenarios/runner.js';
-import { BrickError } from './system/errors.js';
+import { labClient } from '../lab/lab.js';
+import { labFor } from '../lab/session.js';
+import type { Topology } from '../lab/topology.js';
+import { emitReport } from './report.js';
+import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './runner.js';
+import { BrickError } from '../system/errors.js';
 
 export interface RunOptions {
   /** The topology the CLI loaded (used when the lab is brought up), and where from. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTopology, parseTopology, renderTopology, type NodeSpec, type Topology } from '../../src/lab/topology.js';
-import { listScenarios } from '../../src/run.js';
+import { listScenarios } from '../../src/scenarios/run.js';
 import { sharedNetworks, volumeName } from '../../src/scenarios/context.js';
 import { renderJunit, renderMarkdown, renderTable, writeReport } from '../../src/scenarios/report.js';
 import { ALL_SCENARIOS, checkNeeds, SCENARIO_SETS_FILE, scenarioSets, selectScenarios, type ScenarioResult, type SuiteReport } from '../../src/scenarios/runner.js';

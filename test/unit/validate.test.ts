@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conformanceChecks } from '../../src/conformance/checks.js';
 import { exec } from '../../src/system/exec.js';
-import { connectorName, listChecks, packageConnector, parseProtocols } from '../../src/validate.js';
+import { connectorName, listChecks, packageConnector, parseProtocols } from '../../src/conformance/validate.js';
 
 /** `brick-lab validate` up to the point where a lab would boot: what it accepts, refuses and packs. */
 const ROOT = resolve(import.meta.dirname, '..', '..');
