@@ -20,6 +20,11 @@ export interface Scenario {
   run(ctx: ScenarioContext): Promise<void>;
 }
 
+/** A scenario that runs on the first compute node: `run` is given the context and that node. */
+export function onCompute(about: Omit<Scenario, 'run'>, run: (ctx: ScenarioContext, node: ComputeHandle) => Promise<void>): Scenario {
+  return { ...about, run: (ctx) => run(ctx, ctx.compute) };
+}
+
 type Volume = TargetVolume;
 
 /** Create a volume of the protocol on one network (1 path) or on all (2 paths). */
@@ -54,52 +59,49 @@ async function attachAndCheck(ctx: ScenarioContext, node: ComputeHandle, v: Volu
 
 function roundTrip(protocol: TargetProtocol, paths: 1 | 2): Scenario {
   const label = protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP';
-  return {
+  return onCompute({
     name: `round-trip-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}-${paths}path`,
     title: `${label} over ${paths} path${paths > 1 ? 's' : ''}: attach, paths, signature, detach, nothing left`,
     kind: 'round-trip',
     needs: { computes: 1, dataNetworks: paths },
     refs: ['design.md: What "no orphans" means'],
-    async run(ctx) {
-      const v = await makeVolume(ctx, protocol, 'vol', paths);
-      const { d, paths: found } = await attachAndCheck(ctx, ctx.compute, v, paths === 2);
-      await ctx.disconnect(ctx.compute, v, d);
-      await ctx.verdict(ctx.compute, v, { device: d, paths: found, expect: 'clean' });
-      await ctx.deleteVolume(v);
-    },
-  };
+  }, async (ctx, node) => {
+    const v = await makeVolume(ctx, protocol, 'vol', paths);
+    const { d, paths: found } = await attachAndCheck(ctx, node, v, paths === 2);
+    await ctx.disconnect(node, v, d);
+    await ctx.verdict(node, v, { device: d, paths: found, expect: 'clean' });
+    await ctx.deleteVolume(v);
+  });
 }
 
-const roundTripLocal: Scenario = {
+const roundTripLocal = onCompute({
   name: 'round-trip-local',
   title: 'local SCSI (scsi_debug): attach, paths, signature, detach, nothing left',
   kind: 'round-trip',
   needs: { computes: 1, dataNetworks: 1 },
   refs: ['design.md: local SCSI connector'],
-  async run(ctx) {
-    const node = ctx.compute;
-    const disk = await node.client.addLocalDisk();
-    ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.removeLocalDisk(disk.host) });
-    ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
-    const props = { driver_volume_type: 'local', data: { device_path: disk.device } };
-    const d = await node.client.connect('local', props, ctx.via());
-    ctx.step(`${node.name}: attached the local disk as ${d.path}`);
-    const p = await node.client.volumePaths('local', props);
-    check(p.paths.includes(disk.device!), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
-    const sig = { volume: ctx.name('local'), id: '00000000-0000-4000-8000-000000000001' };
-    await ctx.writeSignature(node, d.path, sig);
-    const back = await ctx.readSignature(node, d.path);
-    check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
-    await node.client.disconnect('local', props, d, ctx.via());
-    ctx.step(`${node.name}: detached the local disk`);
-    const r = await node.client.orphans({ protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
-    ctx.rows.push({ node: node.name, volume: disk.device!, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });
-    check(r.orphans.length === 0, `${node.name}: local disk left ${JSON.stringify(r.orphans)}`);
-  },
-};
+}, async (ctx, node) => {
+  const disk = await node.client.addLocalDisk();
+  ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.removeLocalDisk(disk.host) });
+  ctx.step(`${node.name}: scsi_debug disk ${disk.device} (host ${disk.host})`);
+  const props = { driver_volume_type: 'local', data: { device_path: disk.device } };
+  const d = await node.client.connect('local', props, ctx.via());
+  ctx.step(`${node.name}: attached the local disk as ${d.path}`);
+  const p = await node.client.volumePaths('local', props);
+  check(p.paths.includes(disk.device!), `${node.name}: local paths ${p.paths.join(', ')} lack ${disk.device}`);
+  const sig = { volume: ctx.name('local'), id: '00000000-0000-4000-8000-000000000001' };
+  await ctx.writeSignature(node, d.path, sig);
+  const back = await ctx.readSignature(node, d.path);
+  check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
+  await node.client.disconnect('local', props, d, ctx.via());
+  ctx.step(`${node.name}: detached the local disk`);
+  const r = await node.client.orphans({ protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
+  ctx.rows.push({ node: node.name, volume: disk.device!, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });
+  check(r.orphans.length === 0, `${node.name}: local disk left ${JSON.stringify(r.orphans)}`);
+});
 
 function sharedTarget(protocol: TargetProtocol): Scenario {
-  return {
+  return onCompute({
     name: `shared-target-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}`,
     title: protocol === 'iscsi'
       ? 'two LUNs on one IQN: detaching the first keeps the session (not an orphan); detaching the second removes it'
@@ -107,33 +109,31 @@ function sharedTarget(protocol: TargetProtocol): Scenario {
     kind: 'shared',
     needs: { computes: 1, dataNetworks: 1 },
     refs: ['domain.md: Not an orphan: a session kept because another attached volume still uses it'],
-    async run(ctx) {
-      const node = ctx.compute;
-      const first = await makeVolume(ctx, protocol, 'a', 1);
-      const shared = protocol === 'iscsi' ? { iqn: first.iscsi!.iqn } : { nqn: first.nvme!.nqn };
-      const second = await makeVolume(ctx, protocol, 'b', 1, shared);
-      const a = await attachAndCheck(ctx, node, first, false);
-      const b = await attachAndCheck(ctx, node, second, false);
-      await ctx.disconnect(node, first, a.d);
-      if (protocol === 'nvmeof') {
-        // NVMe has no per-namespace logout: a host lets go of one namespace of a subsystem it
-        // still uses when the target stops exporting it (Cinder's terminate_connection).
-        await ctx.target.client.unmap(first.name);
-        ctx.step(`target: namespace ${first.nvme!.nsid} of ${first.nvme!.nqn} no longer exported (terminate_connection)`);
-        await ctx.waitGone(node, first);
-      }
-      await ctx.verdict(node, first, { phase: 'first detached', device: a.d, paths: a.paths, stillAttached: [second], expect: 'clean' });
-      const snap = await ctx.snapshot(node);
-      if (protocol === 'iscsi') check(snap.iscsiSessions.some((s) => s.targetIqn === first.iscsi!.iqn), `${node.name}: the session to ${first.iscsi!.iqn} went with the first LUN, though the second still uses it`);
-      else check(snap.nvmeControllers.some((c) => c.subsysNqn === first.nvme!.nqn), `${node.name}: the controller of ${first.nvme!.nqn} went with the first namespace, though the second still uses it`);
-      check((await ctx.readSignature(node, b.d.path))?.id === second.id, `${node.name}: ${second.name} no longer reads its signature after ${first.name} was detached`);
-      await ctx.disconnect(node, second, b.d);
-      await ctx.verdict(node, second, { phase: 'second detached', device: b.d, paths: b.paths, expect: 'clean' });
-      await ctx.verdict(node, first, { phase: 'second detached', expect: 'clean' });
-      await ctx.deleteVolume(second);
-      await ctx.deleteVolume(first);
-    },
-  };
+  }, async (ctx, node) => {
+    const first = await makeVolume(ctx, protocol, 'a', 1);
+    const shared = protocol === 'iscsi' ? { iqn: first.iscsi!.iqn } : { nqn: first.nvme!.nqn };
+    const second = await makeVolume(ctx, protocol, 'b', 1, shared);
+    const a = await attachAndCheck(ctx, node, first, false);
+    const b = await attachAndCheck(ctx, node, second, false);
+    await ctx.disconnect(node, first, a.d);
+    if (protocol === 'nvmeof') {
+      // NVMe has no per-namespace logout: a host lets go of one namespace of a subsystem it
+      // still uses when the target stops exporting it (Cinder's terminate_connection).
+      await ctx.target.client.unmap(first.name);
+      ctx.step(`target: namespace ${first.nvme!.nsid} of ${first.nvme!.nqn} no longer exported (terminate_connection)`);
+      await ctx.waitGone(node, first);
+    }
+    await ctx.verdict(node, first, { phase: 'first detached', device: a.d, paths: a.paths, stillAttached: [second], expect: 'clean' });
+    const snap = await ctx.snapshot(node);
+    if (protocol === 'iscsi') check(snap.iscsiSessions.some((s) => s.targetIqn === first.iscsi!.iqn), `${node.name}: the session to ${first.iscsi!.iqn} went with the first LUN, though the second still uses it`);
+    else check(snap.nvmeControllers.some((c) => c.subsysNqn === first.nvme!.nqn), `${node.name}: the controller of ${first.nvme!.nqn} went with the first namespace, though the second still uses it`);
+    check((await ctx.readSignature(node, b.d.path))?.id === second.id, `${node.name}: ${second.name} no longer reads its signature after ${first.name} was detached`);
+    await ctx.disconnect(node, second, b.d);
+    await ctx.verdict(node, second, { phase: 'second detached', device: b.d, paths: b.paths, expect: 'clean' });
+    await ctx.verdict(node, first, { phase: 'second detached', expect: 'clean' });
+    await ctx.deleteVolume(second);
+    await ctx.deleteVolume(first);
+  });
 }
 
 function liveMigration(protocol: TargetProtocol): Scenario {

@@ -1,6 +1,7 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type ComputeHandle, type ScenarioContext } from './context.js';
+import { detachedClean, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -43,223 +44,208 @@ async function sessionOf(ctx: ScenarioContext, node: ComputeHandle, v: TargetVol
   return { sid: s.sid, host: s.host! };
 }
 
-const flushFailure: Scenario = {
-  name: 'orphan-flush-failure',
+/** An iSCSI volume made and attached, over the first data network or over two with dm-multipath. */
+interface Attached {
+  v: TargetVolume;
+  d: DeviceInfo;
+}
+
+async function attachIscsi({ ctx, node }: Half, name: string, paths: 1 | 2 = 1): Promise<Attached> {
+  const v = await ctx.createIscsi({ name, networks: paths === 1 ? firstNetwork(ctx) : ctx.networks(2) });
+  const d = await ctx.connect(node, v, paths === 2);
+  return { v, d };
+}
+
+/** A detach with force=True, then nothing may be left. */
+async function forcedClean({ ctx, node }: Half, v: TargetVolume, d: DeviceInfo, phase: string): Promise<void> {
+  await forcedDetach(ctx, node, v, d);
+  await ctx.verdict(node, v, { phase, device: d, expect: 'clean' });
+}
+
+const ISCSI_ALL = ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'];
+
+const flushFailure = orphanPair('orphan-flush-failure', {
   title: 'the flush fails with force=False: device, link, session and record stay by design (caught); force=True leaves nothing',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 1 },
   refs: ['domain.md sequence 1'],
-  async run(ctx) {
-    const node = ctx.compute;
-    const v = await ctx.createIscsi({ name: 'vol', networks: firstNetwork(ctx) });
-    const d = await ctx.connect(node, v);
+  halves: 'continued',
+  setup: (h) => attachIscsi(h, 'vol'),
+  async faulty({ ctx, node }, { v, d }) {
     const dev = d.devices[0]!;
     // An offline SCSI device refuses to open (sd_open: ENXIO), so blockdev --flushbufs fails.
     await ctx.sh(node, `echo offline > /sys/block/${dev}/device/state`);
     ctx.step(`${node.name}: ${dev} set offline, so that the flush cannot reach it`);
     await expectFailure(ctx, `${node.name}: detach with force=False`, () => ctx.disconnect(node, v, d, { force: false }));
-    await ctx.verdict(node, v, { phase: 'faulty: force=False', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'] });
-    await forcedDetach(ctx, node, v, d);
-    await ctx.verdict(node, v, { phase: 'correct: force=True', device: d, expect: 'clean' });
-    await ctx.deleteVolume(v);
+    await ctx.verdict(node, v, { phase: 'faulty: force=False', device: d, expect: ISCSI_ALL });
   },
-};
+  correct: (h, { v, d }) => forcedClean(h, v, d, 'correct: force=True'),
+});
 
-const unmappedIscsi: Scenario = {
-  name: 'orphan-lun-unmapped',
+const unmappedIscsi = orphanPair('orphan-lun-unmapped', {
   title: 'the target unmaps the LUN before the host detaches: skipping the detach leaves device and session (caught); detaching anyway leaves nothing',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 1 },
   refs: ['domain.md sequence 2'],
-  async run(ctx) {
-    const node = ctx.compute;
-    for (const phase of ['faulty', 'correct'] as const) {
-      const v = await ctx.createIscsi({ name: phase, networks: firstNetwork(ctx) });
-      const d = await ctx.connect(node, v);
-      await ctx.target.client.unmap(v.name);
-      ctx.step(`target: LUN ${v.iscsi!.lun} of ${v.iscsi!.iqn} unmapped while attached`);
-      check((await ctx.readSignature(node, d.path)) === null, `${node.name}: ${d.path} still reads after the unmap`);
-      if (phase === 'faulty') {
-        ctx.step(`${node.name}: the detach is skipped (the caller lost track of the volume when the target dropped it)`);
-        await ctx.verdict(node, v, { phase: 'faulty: no detach after the unmap', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'] });
-        await ctx.disconnect(node, v, d, { force: true, ignoreErrors: true });
-      } else {
-        await ctx.disconnect(node, v, d);
-        await ctx.verdict(node, v, { phase: 'correct: detach after the unmap', device: d, expect: 'clean' });
-      }
-      await ctx.deleteVolume(v);
-    }
+  async setup(h) {
+    const { ctx, node } = h;
+    const a = await attachIscsi(h, h.phase);
+    await ctx.target.client.unmap(a.v.name);
+    ctx.step(`target: LUN ${a.v.iscsi!.lun} of ${a.v.iscsi!.iqn} unmapped while attached`);
+    check((await ctx.readSignature(node, a.d.path)) === null, `${node.name}: ${a.d.path} still reads after the unmap`);
+    return a;
   },
-};
+  async faulty(h, { v, d }) {
+    h.ctx.step(`${h.node.name}: the detach is skipped (the caller lost track of the volume when the target dropped it)`);
+    await leftThenSwept(h, v, d, 'faulty: no detach after the unmap', ISCSI_ALL);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detach after the unmap'),
+});
 
-const nvmeNamespaceGone: Scenario = {
-  name: 'orphan-nvme-namespace-gone',
+/** The target removes the namespace while the host is connected; wait until the host has dropped it. */
+async function removeNamespace({ ctx, node }: Half, v: TargetVolume): Promise<void> {
+  await ctx.target.client.unmap(v.name);
+  ctx.step(`target: namespace ${v.nvme!.nsid} removed from ${v.nvme!.nqn} while connected`);
+  // Wait until the host has dropped the namespace (the target's change notice, then a rescan).
+  await ctx.waitGone(node, v);
+}
+
+const nvmeNamespaceGone = orphanPair('orphan-nvme-namespace-gone', {
   title: 'the namespace is removed before the host detaches: a disconnect that finds no namespace leaves both controllers reconnecting forever (caught); disconnecting by subsystem leaves nothing',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 2 },
+  dataNetworks: 2,
   refs: ['domain.md sequences 2 and 8', 'os-brick NVMe disconnect returns when no path is found (ctrl_loss_tmo=-1)'],
-  async run(ctx) {
-    const node = ctx.compute;
-    for (const phase of ['faulty', 'correct'] as const) {
-      const v = await ctx.createNvme({ name: phase, networks: ctx.networks(2) });
-      let d: DeviceInfo | null = null;
-      if (phase === 'faulty') {
-        // Attached the way os-brick 6.1 does it: every portal, ctrl_loss_tmo -1.
-        for (const p of v.portals) await node.client.run(['nvme', 'connect', '-t', 'tcp', '-a', p.address, '-s', String(p.port), '-n', v.nvme!.nqn, '-l', '-1'], { timeoutMs: 60_000 });
-        ctx.attached.push({ node, volume: v, device: null });
-        ctx.step(`${node.name}: nvme connect on ${v.portals.length} portals with ctrl_loss_tmo=-1 (os-brick's way)`);
-      } else {
-        d = await ctx.connect(node, v, true);
-      }
-      await ctx.target.client.unmap(v.name);
-      ctx.step(`target: namespace ${v.nvme!.nsid} removed from ${v.nvme!.nqn} while connected`);
-      // Wait until the host has dropped the namespace (the target's change notice, then a rescan).
-      await ctx.waitGone(node, v);
-      if (phase === 'faulty') {
-        ctx.step(`${node.name}: the disconnect looks for the namespace, finds none, and returns without disconnecting (os-brick's behaviour)`);
-        await ctx.verdict(node, v, { phase: 'faulty: no namespace found, nothing disconnected', expect: ['nvme-controller'] });
-        const ctrls = (await ctx.snapshot(node)).nvmeControllers.filter((c) => c.subsysNqn === v.nvme!.nqn);
-        check(ctrls.length === v.portals.length, `${node.name}: expected ${v.portals.length} controllers left, found ${ctrls.length}`);
-        for (const c of ctrls) await node.client.run(['nvme', 'disconnect', '-d', c.name]);
-        ctx.forget(node, v);
-      } else {
-        await ctx.disconnect(node, v, null);
-        await ctx.verdict(node, v, { phase: 'correct: disconnect by subsystem, no device info', device: d, expect: 'clean' });
-      }
-      await ctx.deleteVolume(v);
-    }
+  setup: ({ ctx, phase }) => ctx.createNvme({ name: phase, networks: ctx.networks(2) }),
+  async faulty(h, v) {
+    const { ctx, node } = h;
+    // Attached the way os-brick 6.1 does it: every portal, ctrl_loss_tmo -1.
+    for (const p of v.portals) await node.client.run(['nvme', 'connect', '-t', 'tcp', '-a', p.address, '-s', String(p.port), '-n', v.nvme!.nqn, '-l', '-1'], { timeoutMs: 60_000 });
+    ctx.attached.push({ node, volume: v, device: null });
+    ctx.step(`${node.name}: nvme connect on ${v.portals.length} portals with ctrl_loss_tmo=-1 (os-brick's way)`);
+    await removeNamespace(h, v);
+    ctx.step(`${node.name}: the disconnect looks for the namespace, finds none, and returns without disconnecting (os-brick's behaviour)`);
+    await ctx.verdict(node, v, { phase: 'faulty: no namespace found, nothing disconnected', expect: ['nvme-controller'] });
+    const ctrls = (await ctx.snapshot(node)).nvmeControllers.filter((c) => c.subsysNqn === v.nvme!.nqn);
+    check(ctrls.length === v.portals.length, `${node.name}: expected ${v.portals.length} controllers left, found ${ctrls.length}`);
+    for (const c of ctrls) await node.client.run(['nvme', 'disconnect', '-d', c.name]);
+    ctx.forget(node, v);
   },
-};
+  async correct(h, v) {
+    const { ctx, node } = h;
+    const d = await ctx.connect(node, v, true);
+    await removeNamespace(h, v);
+    await ctx.disconnect(node, v, null);
+    await ctx.verdict(node, v, { phase: 'correct: disconnect by subsystem, no device info', device: d, expect: 'clean' });
+  },
+});
 
-const lunReuse: Scenario = {
-  name: 'orphan-lun-reuse',
+/** LUN 0's volume is deleted and the next volume made at LUN 0 of the same IQN, with its own data. */
+async function reuseLun({ ctx, phase }: Half, first: TargetVolume): Promise<TargetVolume> {
+  await ctx.deleteVolume(first);
+  const next = await ctx.createIscsi({ name: `${phase}-2`, iqn: first.iscsi!.iqn, lun: 0, networks: firstNetwork(ctx) });
+  await ctx.target.client.writeSignature(next.name, { volume: next.name, id: next.id });
+  ctx.step(`target: ${next.name} now at LUN 0 of ${next.iscsi!.iqn}, with its own data`);
+  return next;
+}
+
+const lunReuse = orphanPair('orphan-lun-reuse', {
   title: 'LUN id reuse after a leftover: the stale path reads the next volume at that LUN (CVE-2023-2088; caught as an identity mismatch); a clean detach leaves nothing to misread',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 1 },
   refs: ['domain.md sequence 3', 'OSSA-2023-003 / CVE-2023-2088'],
-  async run(ctx) {
-    const node = ctx.compute;
-    for (const phase of ['faulty', 'correct'] as const) {
-      // A second LUN keeps the target (and the host's session) alive, as on a shared array.
-      const first = await ctx.createIscsi({ name: `${phase}-1`, lun: 0, networks: firstNetwork(ctx) });
-      const anchor = await ctx.createIscsi({ name: `${phase}-anchor`, iqn: first.iscsi!.iqn, lun: 1, networks: firstNetwork(ctx) });
-      const d = await ctx.connect(node, first);
-      await ctx.writeSignature(node, d.path, first);
-      if (phase === 'correct') await ctx.disconnect(node, first, d);
-      else ctx.step(`${node.name}: ${first.name} is not detached (a failed detach left ${d.path} behind)`);
-      await ctx.deleteVolume(first);
-      const next = await ctx.createIscsi({ name: `${phase}-2`, iqn: first.iscsi!.iqn, lun: 0, networks: firstNetwork(ctx) });
-      await ctx.target.client.writeSignature(next.name, { volume: next.name, id: next.id });
-      ctx.step(`target: ${next.name} now at LUN 0 of ${next.iscsi!.iqn}, with its own data`);
-      if (phase === 'faulty') {
-        const stale = await ctx.readSignature(node, d.path);
-        check(stale?.id === next.id, `${node.name}: the stale ${d.path} should read ${next.name}'s data (it read ${JSON.stringify(stale)})`);
-        ctx.step(`${node.name}: the stale ${d.path} of ${first.name} reads ${next.name}'s signature: another volume's data`);
-        await ctx.verdict(node, first, { phase: 'faulty: stale path, before any rescan', device: d, expect: ['scsi-device', 'block-device'] });
-        await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/rescan`);
-        const left = await ctx.verdict(node, first, { phase: 'faulty: stale path after a rescan (now reports the new WWID)', device: d, expect: ['scsi-device', 'block-device'] });
-        check(left.some((o) => /identity mismatch/.test(o.evidence)), `${node.name}: the oracle did not say the stale device now holds another volume`);
-        await ctx.disconnect(node, first, d, { force: true, ignoreErrors: true });
-        await ctx.sh(node, `[ -e /sys/block/${d.devices[0]}/device/delete ] && echo 1 > /sys/block/${d.devices[0]}/device/delete; true`);
-      } else {
-        await ctx.verdict(node, first, { phase: 'correct: detached before the LUN was reused', device: d, expect: 'clean' });
-        const n = await ctx.connect(node, next);
-        check((await ctx.readSignature(node, n.path))?.id === next.id, `${node.name}: ${next.name} attached fresh does not read its own data`);
-        await ctx.disconnect(node, next, n);
-        await ctx.verdict(node, next, { phase: 'correct: the new volume attached and detached', device: n, expect: 'clean' });
-      }
-      await ctx.deleteVolume(next);
-      await ctx.deleteVolume(anchor);
-      ctx.forget(node, first);
-    }
+  async setup({ ctx, node, phase }) {
+    // A second LUN keeps the target (and the host's session) alive, as on a shared array.
+    const first = await ctx.createIscsi({ name: `${phase}-1`, lun: 0, networks: firstNetwork(ctx) });
+    await ctx.createIscsi({ name: `${phase}-anchor`, iqn: first.iscsi!.iqn, lun: 1, networks: firstNetwork(ctx) });
+    const d = await ctx.connect(node, first);
+    await ctx.writeSignature(node, d.path, first);
+    return { first, d };
   },
-};
+  async faulty(h, { first, d }) {
+    const { ctx, node } = h;
+    ctx.step(`${node.name}: ${first.name} is not detached (a failed detach left ${d.path} behind)`);
+    const next = await reuseLun(h, first);
+    const stale = await ctx.readSignature(node, d.path);
+    check(stale?.id === next.id, `${node.name}: the stale ${d.path} should read ${next.name}'s data (it read ${JSON.stringify(stale)})`);
+    ctx.step(`${node.name}: the stale ${d.path} of ${first.name} reads ${next.name}'s signature: another volume's data`);
+    await ctx.verdict(node, first, { phase: 'faulty: stale path, before any rescan', device: d, expect: ['scsi-device', 'block-device'] });
+    await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/rescan`);
+    const left = await ctx.verdict(node, first, { phase: 'faulty: stale path after a rescan (now reports the new WWID)', device: d, expect: ['scsi-device', 'block-device'] });
+    check(left.some((o) => /identity mismatch/.test(o.evidence)), `${node.name}: the oracle did not say the stale device now holds another volume`);
+    await ctx.disconnect(node, first, d, { force: true, ignoreErrors: true });
+    await ctx.sh(node, `[ -e /sys/block/${d.devices[0]}/device/delete ] && echo 1 > /sys/block/${d.devices[0]}/device/delete; true`);
+  },
+  async correct(h, { first, d }) {
+    const { ctx, node } = h;
+    await ctx.disconnect(node, first, d);
+    const next = await reuseLun(h, first);
+    await ctx.verdict(node, first, { phase: 'correct: detached before the LUN was reused', device: d, expect: 'clean' });
+    const n = await ctx.connect(node, next);
+    check((await ctx.readSignature(node, n.path))?.id === next.id, `${node.name}: ${next.name} attached fresh does not read its own data`);
+    await detachedClean(h, next, n, 'correct: the new volume attached and detached');
+  },
+  teardown: async ({ ctx, node }, { first }) => ctx.forget(node, first),
+});
 
-const rescanDuringDetach: Scenario = {
-  name: 'orphan-rescan-during-detach',
+const rescanDuringDetach = orphanPair('orphan-rescan-during-detach', {
   title: 'a whole-session rescan after a detach brings the removed LUN back (caught); a targeted scan of the next LUN does not',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 1 },
   refs: ['domain.md sequences 4 and 5', 'os-brick bug 1483326'],
-  async run(ctx) {
-    const node = ctx.compute;
-    for (const phase of ['faulty', 'correct'] as const) {
-      const gone = await ctx.createIscsi({ name: `${phase}-gone`, lun: 0, networks: firstNetwork(ctx) });
-      const kept = await ctx.createIscsi({ name: `${phase}-kept`, iqn: gone.iscsi!.iqn, lun: 1, networks: firstNetwork(ctx) });
-      const dg = await ctx.connect(node, gone);
-      const dk = await ctx.connect(node, kept);
-      await ctx.disconnect(node, gone, dg);
-      await ctx.verdict(node, gone, { phase: 'detached, session kept for the other LUN', device: dg, stillAttached: [kept], expect: 'clean' });
-      let third: TargetVolume | null = null;
-      let dt: DeviceInfo | null = null;
-      if (phase === 'faulty') {
-        const s = await sessionOf(ctx, node, kept);
-        await node.client.run(['iscsiadm', '-m', 'session', '-r', String(s.sid), '--rescan'], { timeoutMs: 60_000 });
-        await node.client.exec(['udevadm', 'settle', '--timeout=60']);
-        ctx.step(`${node.name}: iscsiadm -m session -r ${s.sid} --rescan (a whole-session scan, as an automatic scan or another attach does)`);
-        await ctx.verdict(node, gone, { phase: 'faulty: whole-session rescan', stillAttached: [kept], expect: ['scsi-device', 'block-device'] });
-        await ctx.sh(node, `for d in /sys/class/iscsi_session/session${s.sid}/device/target*/*:0; do [ -e "$d/delete" ] && echo 1 > "$d/delete"; done; true`);
-      } else {
-        third = await ctx.createIscsi({ name: 'correct-third', iqn: gone.iscsi!.iqn, lun: 2, networks: firstNetwork(ctx) });
-        dt = await ctx.connect(node, third);
-        ctx.step(`${node.name}: ${third.name} attached with a targeted scan of LUN 2 only`);
-        await ctx.verdict(node, gone, { phase: 'correct: targeted scan of another LUN', stillAttached: [kept, third], expect: 'clean' });
-        await ctx.disconnect(node, third, dt);
-      }
-      await ctx.disconnect(node, kept, dk);
-      await ctx.verdict(node, kept, { phase: `after the ${phase} half: last LUN detached`, device: dk, expect: 'clean' });
-      await ctx.verdict(node, gone, { phase: `after the ${phase} half: last LUN detached`, expect: 'clean' });
-      if (third) await ctx.deleteVolume(third);
-      await ctx.deleteVolume(kept);
-      await ctx.deleteVolume(gone);
-    }
+  async setup({ ctx, node, phase }) {
+    const gone = await ctx.createIscsi({ name: `${phase}-gone`, lun: 0, networks: firstNetwork(ctx) });
+    const kept = await ctx.createIscsi({ name: `${phase}-kept`, iqn: gone.iscsi!.iqn, lun: 1, networks: firstNetwork(ctx) });
+    const dg = await ctx.connect(node, gone);
+    const dk = await ctx.connect(node, kept);
+    await ctx.disconnect(node, gone, dg);
+    await ctx.verdict(node, gone, { phase: 'detached, session kept for the other LUN', device: dg, stillAttached: [kept], expect: 'clean' });
+    return { gone, kept, dk };
   },
-};
+  async faulty({ ctx, node }, { gone, kept }) {
+    const s = await sessionOf(ctx, node, kept);
+    await node.client.run(['iscsiadm', '-m', 'session', '-r', String(s.sid), '--rescan'], { timeoutMs: 60_000 });
+    await node.client.exec(['udevadm', 'settle', '--timeout=60']);
+    ctx.step(`${node.name}: iscsiadm -m session -r ${s.sid} --rescan (a whole-session scan, as an automatic scan or another attach does)`);
+    await ctx.verdict(node, gone, { phase: 'faulty: whole-session rescan', stillAttached: [kept], expect: ['scsi-device', 'block-device'] });
+    await ctx.sh(node, `for d in /sys/class/iscsi_session/session${s.sid}/device/target*/*:0; do [ -e "$d/delete" ] && echo 1 > "$d/delete"; done; true`);
+  },
+  async correct({ ctx, node }, { gone, kept }) {
+    const third = await ctx.createIscsi({ name: 'correct-third', iqn: gone.iscsi!.iqn, lun: 2, networks: firstNetwork(ctx) });
+    const dt = await ctx.connect(node, third);
+    ctx.step(`${node.name}: ${third.name} attached with a targeted scan of LUN 2 only`);
+    await ctx.verdict(node, gone, { phase: 'correct: targeted scan of another LUN', stillAttached: [kept, third], expect: 'clean' });
+    await ctx.disconnect(node, third, dt);
+  },
+  async teardown({ ctx, node, phase }, { gone, kept, dk }) {
+    await ctx.disconnect(node, kept, dk);
+    await ctx.verdict(node, kept, { phase: `after the ${phase} half: last LUN detached`, device: dk, expect: 'clean' });
+    await ctx.verdict(node, gone, { phase: `after the ${phase} half: last LUN detached`, expect: 'clean' });
+  },
+});
 
-const severalSessions: Scenario = {
-  name: 'orphan-several-sessions',
+const severalSessions = orphanPair('orphan-several-sessions', {
   title: 'two sessions to one (portal, IQN): removing only the first session\'s device leaves the second (caught); the connector removes both',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 1 },
   refs: ['domain.md sequence 6', 'os-brick bugs 2116553 / 2092195'],
-  async run(ctx) {
-    const node = ctx.compute;
-    for (const phase of ['faulty', 'correct'] as const) {
-      const v = await ctx.createIscsi({ name: phase, networks: firstNetwork(ctx) });
-      const d = await ctx.connect(node, v);
-      const first = await sessionOf(ctx, node, v);
-      await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first.sid), '--op', 'new'], { timeoutMs: 60_000 });
-      const sessions = (await ctx.snapshot(node)).iscsiSessions.filter((s) => s.targetIqn === v.iscsi!.iqn);
-      check(sessions.length === 2, `${node.name}: expected two sessions to ${v.iscsi!.iqn}, found ${sessions.length}`);
-      const second = sessions.find((s) => s.sid !== first.sid)!;
-      await ctx.sh(node, `echo "- - ${v.iscsi!.lun}" > /sys/class/scsi_host/host${second.host}/scan`);
-      await node.client.exec(['udevadm', 'settle', '--timeout=60']);
-      const devices = (await ctx.snapshot(node)).scsiDevices.filter((x) => x.wwid === v.iscsi!.wwid);
-      check(devices.length === 2, `${node.name}: expected the LUN on both sessions, found ${devices.length} devices`);
-      ctx.step(`${node.name}: a second session (session${second.sid}) to the same portal and IQN, with the LUN as ${devices.find((x) => x.session === second.sid)?.block}`);
-      if (phase === 'faulty') {
-        await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/delete`);
-        await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first.sid), '--logout'], { timeoutMs: 60_000 });
-        ctx.step(`${node.name}: removed the first session's device and logged out session${first.sid} only`);
-        await ctx.verdict(node, v, { phase: 'faulty: first session only', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session'] });
-        await ctx.disconnect(node, v, d, { force: true, ignoreErrors: true });
-      } else {
-        await ctx.disconnect(node, v, d);
-        await ctx.verdict(node, v, { phase: 'correct: every session of the (portal, IQN)', device: d, expect: 'clean' });
-      }
-      await ctx.deleteVolume(v);
-    }
+  async setup(h) {
+    const { ctx, node } = h;
+    const { v, d } = await attachIscsi(h, h.phase);
+    const first = await sessionOf(ctx, node, v);
+    await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first.sid), '--op', 'new'], { timeoutMs: 60_000 });
+    const sessions = (await ctx.snapshot(node)).iscsiSessions.filter((s) => s.targetIqn === v.iscsi!.iqn);
+    check(sessions.length === 2, `${node.name}: expected two sessions to ${v.iscsi!.iqn}, found ${sessions.length}`);
+    const second = sessions.find((s) => s.sid !== first.sid)!;
+    await ctx.sh(node, `echo "- - ${v.iscsi!.lun}" > /sys/class/scsi_host/host${second.host}/scan`);
+    await node.client.exec(['udevadm', 'settle', '--timeout=60']);
+    const devices = (await ctx.snapshot(node)).scsiDevices.filter((x) => x.wwid === v.iscsi!.wwid);
+    check(devices.length === 2, `${node.name}: expected the LUN on both sessions, found ${devices.length} devices`);
+    ctx.step(`${node.name}: a second session (session${second.sid}) to the same portal and IQN, with the LUN as ${devices.find((x) => x.session === second.sid)?.block}`);
+    return { v, d, first: first.sid };
   },
-};
+  async faulty(h, { v, d, first }) {
+    const { ctx, node } = h;
+    await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/delete`);
+    await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first), '--logout'], { timeoutMs: 60_000 });
+    ctx.step(`${node.name}: removed the first session's device and logged out session${first} only`);
+    await leftThenSwept(h, v, d, 'faulty: first session only', ['scsi-device', 'block-device', 'iscsi-session']);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: every session of the (portal, IQN)'),
+});
 
-const noUdev: Scenario = {
-  name: 'orphan-no-udev',
+const noUdev = orphanPair('orphan-no-udev', {
   title: 'no udev: no by-path link, yet the device exists; a by-path-only check calls a skipped detach clean, the oracle does not (caught); the connector detaches from sysfs',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 1 },
   refs: ['domain.md sequence 9'],
-  async run(ctx) {
-    const node = ctx.compute;
+  async prepare(ctx, node) {
     await node.client.run(['udevadm', 'control', '--exit'], { timeoutMs: 30_000 });
     ctx.undo.push({
       what: `${node.name}: udevd restarted`,
@@ -269,82 +255,80 @@ const noUdev: Scenario = {
       },
     });
     ctx.step(`${node.name}: udevd stopped`);
-    for (const phase of ['faulty', 'correct'] as const) {
-      const v = await ctx.createIscsi({ name: phase, networks: firstNetwork(ctx) });
-      const d = await ctx.connect(node, v);
-      const p = await ctx.paths(node, v);
-      check(p.paths.length === 0, `${node.name}: udev is stopped, yet by-path links exist: ${p.paths.join(', ')}`);
-      check(p.devices.includes(d.devices[0]!), `${node.name}: getVolumePaths did not find ${d.devices[0]} in sysfs without udev`);
-      if (phase === 'faulty') {
-        ctx.step(`${node.name}: the detach is skipped`);
-        const links = await ctx.sh(node, `ls /dev/disk/by-path 2>/dev/null | grep -F -- '${v.iscsi!.iqn}' || true`);
-        check(links.trim() === '', `${node.name}: a by-path glob found ${links.trim()}`);
-        ctx.step(`${node.name}: a by-path-only check sees nothing for ${v.name}`);
-        await ctx.verdict(node, v, { phase: 'faulty: detach skipped, by-path glob empty', device: d, paths: p.paths, expect: ['scsi-device', 'block-device', 'iscsi-session'] });
-        await ctx.disconnect(node, v, d, { force: true, ignoreErrors: true });
-      } else {
-        await ctx.disconnect(node, v, d);
-        await ctx.verdict(node, v, { phase: 'correct: detach from sysfs without udev', device: d, paths: p.paths, expect: 'clean' });
-      }
-      await ctx.deleteVolume(v);
-    }
   },
-};
+  async setup(h) {
+    const { ctx, node } = h;
+    const { v, d } = await attachIscsi(h, h.phase);
+    const p = await ctx.paths(node, v);
+    check(p.paths.length === 0, `${node.name}: udev is stopped, yet by-path links exist: ${p.paths.join(', ')}`);
+    check(p.devices.includes(d.devices[0]!), `${node.name}: getVolumePaths did not find ${d.devices[0]} in sysfs without udev`);
+    return { v, d, paths: p.paths };
+  },
+  async faulty(h, { v, d, paths }) {
+    const { ctx, node } = h;
+    ctx.step(`${node.name}: the detach is skipped`);
+    const links = await ctx.sh(node, `ls /dev/disk/by-path 2>/dev/null | grep -F -- '${v.iscsi!.iqn}' || true`);
+    check(links.trim() === '', `${node.name}: a by-path glob found ${links.trim()}`);
+    ctx.step(`${node.name}: a by-path-only check sees nothing for ${v.name}`);
+    await leftThenSwept(h, v, d, 'faulty: detach skipped, by-path glob empty', ['scsi-device', 'block-device', 'iscsi-session'], paths);
+  },
+  correct: (h, { v, d, paths }) => detachedClean(h, v, d, 'correct: detach from sysfs without udev', paths),
+});
 
-const pathFailsDuringMultipathDetach: Scenario = {
-  name: 'orphan-multipath-path-fails',
+const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails', {
   title: 'a data path fails under a dm-multipath volume: a detach that stops at the failed path leaves its device and both sessions (caught); force=True leaves nothing',
-  kind: 'orphan-pair',
-  needs: { computes: 1, dataNetworks: 2 },
+  dataNetworks: 2,
   refs: ['domain.md sequence 7', 'os-brick bugs 1921381 / 1924652'],
-  async run(ctx) {
-    const node = ctx.compute;
+  prepare(ctx) {
     const [, second] = ctx.networks(2) as [string, string];
     ctx.undo.push({ what: `target: ${second} up again`, fn: () => ctx.target.client.setNetwork(second, true) });
-    for (const phase of ['faulty', 'correct'] as const) {
-      const v = await ctx.createIscsi({ name: phase, networks: ctx.networks(2) });
-      const d = await ctx.connect(node, v, true);
-      check(d.multipath && d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${d.path} over ${d.devices.join(', ')}`);
-      await ctx.writeSignature(node, d.path, v);
-      const snap = await ctx.snapshot(node);
-      const failing = snap.iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn && x.portal === `${v.portals.find((p) => p.network === second)!.address}:${v.portals[0]!.port}`);
-      check(failing, `${node.name}: no session over ${second}`);
-      const failingDev = snap.scsiDevices.find((x) => x.session === failing.sid && x.wwid === v.iscsi!.wwid)?.block;
-      check(failingDev, `${node.name}: no device under session${failing.sid}`);
-      // Short recovery so the failed path's device goes offline in seconds, not replacement_timeout's 120.
-      await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
-      await ctx.target.client.setNetwork(second, false);
-      ctx.step(`target: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
-      // First the session blocks (I/O waits), then its recovery timeout declares the path dead.
-      const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
-      check(/offline$/.test(state.trim()), `${node.name}: ${failingDev} is ${state.trim()} 60 s after its path went down, not offline`);
-      ctx.step(`${node.name}: ${failingDev} is ${state.trim()}; the map still reads over the other path`);
-      check((await ctx.readSignature(node, d.path))?.id === v.id, `${node.name}: ${d.path} no longer reads its data over the remaining path`);
-      if (phase === 'faulty' && !ctx.connector) {
-        await expectFailure(ctx, `${node.name}: detach with force=False`, () => ctx.disconnect(node, v, d, { force: false }));
-        await ctx.verdict(node, v, { phase: 'faulty: stopped at the failed path', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session'] });
-      } else if (phase === 'faulty') {
-        // A connector under test may flush the map over the remaining path and detach (os-brick
-        // does): not a fault, as long as nothing is left. If it stops, what it left is recorded
-        // and force=True must then clean.
-        const stopped = await ctx.disconnect(node, v, d, { force: false }).then(() => null, (e: Error) => e.message.split('\n')[0]!);
-        if (stopped === null) {
-          await ctx.verdict(node, v, { phase: 'the connector detached over the remaining path (force=False)', device: d, expect: 'clean' });
-          await ctx.target.client.setNetwork(second, true);
-          ctx.step(`target: ${second} up again`);
-          await ctx.deleteVolume(v);
-          continue;
-        }
-        ctx.step(`${node.name}: the connector's detach with force=False stopped: ${stopped}`);
-        await ctx.verdict(node, v, { phase: 'the connector stopped at the failed path (force=False)', device: d, expect: [] });
-      }
-      await forcedDetach(ctx, node, v, d);
-      await ctx.verdict(node, v, { phase: phase === 'faulty' ? 'after the faulty half: force=True' : 'correct: force=True with the path down', device: d, expect: 'clean' });
-      await ctx.target.client.setNetwork(second, true);
-      ctx.step(`target: ${second} up again`);
-      await ctx.deleteVolume(v);
-    }
+    return second;
   },
-};
+  async setup(h, second) {
+    const { ctx, node } = h;
+    const { v, d } = await attachIscsi(h, h.phase, 2);
+    check(d.multipath && d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${d.path} over ${d.devices.join(', ')}`);
+    await ctx.writeSignature(node, d.path, v);
+    const snap = await ctx.snapshot(node);
+    const failing = snap.iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn && x.portal === `${v.portals.find((p) => p.network === second)!.address}:${v.portals[0]!.port}`);
+    check(failing, `${node.name}: no session over ${second}`);
+    const failingDev = snap.scsiDevices.find((x) => x.session === failing.sid && x.wwid === v.iscsi!.wwid)?.block;
+    check(failingDev, `${node.name}: no device under session${failing.sid}`);
+    // Short recovery so the failed path's device goes offline in seconds, not replacement_timeout's 120.
+    await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
+    await ctx.target.client.setNetwork(second, false);
+    ctx.step(`target: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
+    // First the session blocks (I/O waits), then its recovery timeout declares the path dead.
+    const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
+    check(/offline$/.test(state.trim()), `${node.name}: ${failingDev} is ${state.trim()} 60 s after its path went down, not offline`);
+    ctx.step(`${node.name}: ${failingDev} is ${state.trim()}; the map still reads over the other path`);
+    check((await ctx.readSignature(node, d.path))?.id === v.id, `${node.name}: ${d.path} no longer reads its data over the remaining path`);
+    return { v, d, second };
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    if (!ctx.connector) {
+      await expectFailure(ctx, `${node.name}: detach with force=False`, () => ctx.disconnect(node, v, d, { force: false }));
+      await ctx.verdict(node, v, { phase: 'faulty: stopped at the failed path', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session'] });
+    } else {
+      // A connector under test may flush the map over the remaining path and detach (os-brick
+      // does): not a fault, as long as nothing is left. If it stops, what it left is recorded
+      // and force=True must then clean.
+      const stopped = await ctx.disconnect(node, v, d, { force: false }).then(() => null, (e: Error) => e.message.split('\n')[0]!);
+      if (stopped === null) {
+        await ctx.verdict(node, v, { phase: 'the connector detached over the remaining path (force=False)', device: d, expect: 'clean' });
+        return;
+      }
+      ctx.step(`${node.name}: the connector's detach with force=False stopped: ${stopped}`);
+      await ctx.verdict(node, v, { phase: 'the connector stopped at the failed path (force=False)', device: d, expect: [] });
+    }
+    await forcedClean(h, v, d, 'after the faulty half: force=True');
+  },
+  correct: (h, { v, d }) => forcedClean(h, v, d, 'correct: force=True with the path down'),
+  async teardown({ ctx }, { second }) {
+    await ctx.target.client.setNetwork(second, true);
+    ctx.step(`target: ${second} up again`);
+  },
+});
 
 export const ORPHAN_PAIRS: Scenario[] = [flushFailure, unmappedIscsi, nvmeNamespaceGone, lunReuse, rescanDuringDetach, severalSessions, noUdev, pathFailsDuringMultipathDetach];

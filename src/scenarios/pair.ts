@@ -1,0 +1,83 @@
+import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
+import { onCompute, type Scenario } from './catalog.js';
+import type { ComputeHandle, ScenarioContext } from './context.js';
+
+/**
+ * The one runner of the orphan pairs: red before green. The faulty half runs first and the oracle
+ * must name what it leaves; then the correct half, and the oracle must find nothing. The runner
+ * owns that order, each half's volumes (deleted at its end, last made first) and what a pair does
+ * once before its halves; a pair gives only what its halves do.
+ */
+
+export type Phase = 'faulty' | 'correct';
+
+/** One half of a pair as its steps see it: the context, the compute node, which half. */
+export interface Half {
+  ctx: ScenarioContext;
+  node: ComputeHandle;
+  phase: Phase;
+}
+
+export interface OrphanPair<S, P> extends Omit<Scenario, 'name' | 'kind' | 'needs' | 'run'> {
+  /** Data networks the pair's volumes are exported on (1 unless said); a pair runs on one compute node. */
+  dataNetworks?: number;
+  /**
+   * 'separate' (the default): each half makes, attaches and judges volumes of its own, so setup
+   * runs once a half. 'continued': one setup, and the correct half repairs what the faulty half left.
+   */
+  halves?: 'separate' | 'continued';
+  /** Once, before the halves: what the pair changes on the lab for both (its undo on ctx.undo). */
+  prepare?(ctx: ScenarioContext, node: ComputeHandle): Promise<P> | P;
+  /** A half's opening, common to both halves: volumes made and attached, the steps before the fault. */
+  setup(h: Half, prepared: P): Promise<S>;
+  /** The faulty sequence, and the oracle naming what it left (then swept, so the lab is clean). */
+  faulty(h: Half, state: S): Promise<void>;
+  /** The correct sequence, and the oracle finding nothing. */
+  correct(h: Half, state: S): Promise<void>;
+  /** A half's closing, common to both halves, before the volumes it made are deleted. */
+  teardown?(h: Half, state: S): Promise<void>;
+}
+
+export function orphanPair<S, P = undefined>(name: string, pair: OrphanPair<S, P>): Scenario {
+  const { title, refs, dataNetworks = 1, halves = 'separate', prepare, setup, faulty, correct, teardown } = pair;
+  return onCompute({ name, title, kind: 'orphan-pair', needs: { computes: 1, dataNetworks }, refs }, async (ctx, node) => {
+    const prepared = (prepare ? await prepare(ctx, node) : undefined) as P;
+    const half = (phase: Phase): Half => ({ ctx, node, phase });
+    if (halves === 'continued') {
+      await ownVolumes(ctx, async () => {
+        const state = await setup(half('faulty'), prepared);
+        await faulty(half('faulty'), state);
+        await correct(half('correct'), state);
+        await teardown?.(half('correct'), state);
+      });
+      return;
+    }
+    for (const phase of ['faulty', 'correct'] as const) {
+      await ownVolumes(ctx, async () => {
+        const state = await setup(half(phase), prepared);
+        await (phase === 'faulty' ? faulty : correct)(half(phase), state);
+        await teardown?.(half(phase), state);
+      });
+    }
+  });
+}
+
+/** Run `body`, then delete the volumes it made and did not delete itself, last made first. */
+async function ownVolumes(ctx: ScenarioContext, body: () => Promise<void>): Promise<void> {
+  const before = new Set(ctx.volumes.keys());
+  await body();
+  const made = [...ctx.volumes.values()].filter((v) => !before.has(v.name));
+  for (const v of made.reverse()) await ctx.deleteVolume(v);
+}
+
+/** The correct half's usual end: a plain detach, then nothing may be left. */
+export async function detachedClean(h: Half, v: TargetVolume, d: DeviceInfo, phase: string, paths?: string[]): Promise<void> {
+  await h.ctx.disconnect(h.node, v, d);
+  await h.ctx.verdict(h.node, v, { phase, device: d, paths, expect: 'clean' });
+}
+
+/** The faulty half's usual end: the oracle must name `expect`, then a forced detach ignoring errors sweeps it. */
+export async function leftThenSwept(h: Half, v: TargetVolume, d: DeviceInfo, phase: string, expect: string[], paths?: string[]): Promise<void> {
+  await h.ctx.verdict(h.node, v, { phase, device: d, paths, expect });
+  await h.ctx.disconnect(h.node, v, d, { force: true, ignoreErrors: true });
+}
