@@ -11,3 +11,9 @@ export { normalise, osBrickData, toConnectionInfo, type ConnectionInfo } from '.
 export { BrickError, ERROR_CATALOGUE, type ErrorCode } from './system/errors.js';
 export type { NetworkSpec, NodeRole, NodeSpec, ProviderName, Topology } from './lab/topology.js';
 export type { ScenarioResult, SuiteReport } from './scenarios/runner.js';
+export { AgentClient } from './agent/api/client.js';
+export { ComputeClient } from './agent/api/compute-client.js';
+export { TargetClient } from './agent/api/target-client.js';
+export { NodeClient } from './agent/api/node-client.js';
+export { ROUTES } from './agent/api/paths.js';
+export type * from './agent/api/types.js';
