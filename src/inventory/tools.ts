@@ -2,7 +2,9 @@ import { exec } from '../system/exec.js';
 
 /**
  * The tools' own view, to cross-check sysfs: where iscsiadm or nvme-cli still show something
- * sysfs does not (or the other way round), that disagreement is evidence in itself.
+ * sysfs does not (or the other way round), that disagreement is evidence in itself. Each tool's
+ * rows are typed apart (sessions, controllers, multipathd paths and maps): alike in shape, each
+ * with the fields its tool prints, and the line itself as evidence.
  */
 export interface ToolSession {
   sid: number;

@@ -91,6 +91,8 @@ export const REPLY_SCHEMA = {
     get_volume_paths_reply: okReply('get_volume_paths'),
     get_all_available_volumes_reply: okReply('get_all_available_volumes'),
     get_search_path_reply: okReply('get_search_path'),
+    // The error reply is the ok reply's envelope with `error` for `result`: two shapes the
+    // protocol document names separately, so each is written out.
     error_reply: {
       type: 'object',
       required: ['version', 'ok', 'error'],

@@ -1,7 +1,8 @@
 /**
  * The inventory's replies: a host snapshot (inventory/snapshot.ts), a diff of two, and the orphan
  * oracle's answer. Snapshot items list their fields and allow more: a snapshot is a record of the
- * host, and a field added to it must reach the client, not be dropped by the serialiser.
+ * host, and a field added to it must reach the client, not be dropped by the serialiser. One
+ * schema per model type (inventory/model.ts), field for field: alike in shape, not in content.
  */
 import { PROTOCOLS } from '../../../volume/protocol.js';
 import { anything, nullableInteger, nullableNumber, nullableString, strings, type JsonSchema } from './common.js';

@@ -1,6 +1,6 @@
 /** The target role's routes: volumes over iSCSI (LIO) and NVMe/TCP (nvmet), and the fault knobs. */
 import type { ErrorCode } from '../../../system/errors.js';
-import { ANA_STATES } from '../../../volume/protocol.js';
+import { ANA_STATES, TARGET_PROTOCOLS } from '../../../volume/protocol.js';
 import { anything, GUARDED, HOST_FAILURES, nameParam, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 
 const names = { type: 'array', items: { type: 'string' }, maxItems: 64 } as const;
@@ -43,7 +43,7 @@ export const targetVolume: JsonSchema = {
   required: ['name', 'protocol', 'id', 'sizeMiB', 'backing', 'portals', 'connectionInfo', 'createdAt'],
   properties: {
     name: { type: 'string' },
-    protocol: { type: 'string', enum: ['iscsi', 'nvmeof'] },
+    protocol: { type: 'string', enum: [...TARGET_PROTOCOLS] },
     id: { type: 'string' },
     sizeMiB: { type: 'number' },
     backing: { type: 'object', required: ['kind'], properties: { kind: { type: 'string' }, file: { type: 'string' }, device: { type: 'string' } }, additionalProperties: true },
@@ -51,6 +51,7 @@ export const targetVolume: JsonSchema = {
       type: 'array',
       items: { type: 'object', required: ['network', 'address', 'port'], properties: { network: { type: 'string' }, address: { type: 'string' }, port: { type: 'integer' } } },
     },
+    // One sub-object per protocol, as TargetVolume has them: alike in shape, each with its own fields.
     iscsi: {
       type: 'object',
       properties: {
