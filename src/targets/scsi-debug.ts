@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
@@ -22,52 +20,50 @@ export interface LocalDisk {
   sizeBytes: number | null;
 }
 
-async function hostsOfDriver(): Promise<number[]> {
+function hostsOfDriver(fs: HostFs): number[] {
   const out: number[] = [];
-  for (const e of await readdir(DRIVER)) {
+  for (const e of fs.list(DRIVER)) {
     const m = /^adapter(\d+)$/.exec(e);
     if (!m) continue;
-    for (const h of await readdir(join(DRIVER, e))) {
+    for (const h of fs.list(`${DRIVER}/${e}`)) {
       const hm = /^host(\d+)$/.exec(h);
       if (hm) out.push(Number(hm[1]));
     }
   }
-  return out.sort((a, b) => a - b);
+  return out.sort((x, y) => x - y);
 }
 
-async function disksOfHost(host: number): Promise<LocalDisk[]> {
+function disksOfHost(fs: HostFs, host: number): LocalDisk[] {
   const out: LocalDisk[] = [];
-  for (const e of await readdir('/sys/class/scsi_device').catch(() => [] as string[])) {
+  for (const e of fs.list('/sys/class/scsi_device')) {
     if (!e.startsWith(`${host}:`)) continue;
-    const dev = join('/sys/class/scsi_device', e, 'device');
-    const blocks = await readdir(join(dev, 'block')).catch(() => [] as string[]);
-    const block = blocks[0] ?? null;
-    const wwid = scsiWwid(await readFile(join(dev, 'wwid'), 'utf8').catch(() => null));
-    const size = block ? Number(await readFile(join('/sys/block', block, 'size'), 'utf8').catch(() => 'NaN')) * 512 : null;
+    const dev = `/sys/class/scsi_device/${e}/device`;
+    const block = fs.list(`${dev}/block`)[0] ?? null;
+    const wwid = scsiWwid(fs.readText(`${dev}/wwid`));
+    const sectors = block ? fs.readText(`/sys/block/${block}/size`) : null;
+    const size = sectors === null ? NaN : Number(sectors) * 512;
     out.push({ host, hctl: e, device: block ? `/dev/${block}` : null, wwid, sizeBytes: Number.isFinite(size) ? size : null });
   }
   return out;
 }
 
-export async function listLocalDisks(): Promise<LocalDisk[]> {
-  if (!existsSync(DRIVER)) return [];
-  const all: LocalDisk[] = [];
-  for (const h of await hostsOfDriver()) all.push(...(await disksOfHost(h)));
-  return all;
+export async function listLocalDisks(fs: HostFs = realHostFs): Promise<LocalDisk[]> {
+  if (!fs.exists(DRIVER)) return [];
+  return hostsOfDriver(fs).flatMap((h) => disksOfHost(fs, h));
 }
 
 /** Add one disk (one scsi_debug host) and wait until its block device exists and udev settled. */
 export async function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> {
-  if (!existsSync(DRIVER)) {
+  if (!fs.exists(DRIVER)) {
     throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { hint: 'local disks exist on compute nodes only' });
   }
-  const before = new Set(await hostsOfDriver());
+  const before = new Set(hostsOfDriver(fs));
   await fs.write(join(DRIVER, 'add_host'), '1');
-  const host = (await hostsOfDriver()).find((h) => !before.has(h));
+  const host = hostsOfDriver(fs).find((h) => !before.has(h));
   if (host === undefined) throw new BrickError('SCSI_DEBUG_FAILED', 'scsi_debug did not add a host');
   await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });
   const hasDevice = async (): Promise<LocalDisk | null> => {
-    const disks = await disksOfHost(host);
+    const disks = disksOfHost(fs, host);
     return disks[0]?.device ? disks[0] : null;
   };
   return waitFor(hasDevice, {
@@ -82,17 +78,17 @@ export async function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> 
  * newest down while they hold no device (the driver can only remove its newest host).
  */
 export async function removeLocalDisk(host: number, fs: HostFs = realHostFs): Promise<{ removed: string[] }> {
-  const hosts = await hostsOfDriver();
+  const hosts = hostsOfDriver(fs);
   if (!hosts.includes(host)) {
     throw new BrickError('DISK_UNKNOWN', `host: no scsi_debug host ${host} on this node`, { details: { field: 'host' } });
   }
   const removed: string[] = [];
-  for (const d of await disksOfHost(host)) {
+  for (const d of disksOfHost(fs, host)) {
     await fs.write(join('/sys/class/scsi_device', d.hctl, 'device', 'delete'), '1');
     removed.push(`scsi device ${d.hctl}${d.device ? ` (${d.device})` : ''}`);
   }
   for (const h of [...hosts].reverse()) {
-    if ((await disksOfHost(h)).length > 0) break;
+    if (disksOfHost(fs, h).length > 0) break;
     await fs.write(join(DRIVER, 'add_host'), '-1');
     removed.push(`scsi_debug host${h}`);
   }
