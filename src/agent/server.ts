@@ -12,7 +12,7 @@ import type { ExecRequest, HealthReport } from './api/types.js';
 import { computeRoutes } from './compute.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
-import { parseDpkgStatus } from './tools.js';
+import { parseDpkgStatus } from '../system/packages.js';
 
 export const AGENT_VERSION = '0.1.0';
 

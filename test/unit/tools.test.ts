@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { STORAGE_PACKAGES, parseDpkgStatus } from '../../src/agent/tools.js';
+import { STORAGE_PACKAGES, parseDpkgStatus } from '../../src/system/packages.js';
 
 const STATUS = readFileSync(new URL('../fixtures/guest-6.1.0-56/dpkg-status', import.meta.url), 'utf8');
 
