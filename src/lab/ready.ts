@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
 import { poll, type Clock } from '../system/wait.js';
 import { AgentClient } from '../agent/api/client.js';
-import { processAlive } from './process.js';
+import { processAlive } from '../system/process.js';
 import type { NodeRecord } from './state.js';
 
 export async function consoleTail(path: string, lines = 30): Promise<string> {

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options as ExecaOptions } from 'execa';
 import { BrickError, isErrorCode, statusOf } from './errors.js';
 import { debug } from './log.js';
 import { tail } from './text.js';
-import { poll } from './wait.js';
 
 /** What one finished command looked like; kept small so it can be logged and sent over HTTP. */
 export interface ExecResult {
@@ -257,64 +256,4 @@ export function startServer(argv: readonly string[], opts: { logFile: string; en
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * The pids of every process whose environment holds `name=value` (zombies hold none): the whole
- * tree of a program started with that variable set, also what left its process group or session.
- */
-export async function processesWithEnv(name: string, value: string): Promise<number[]> {
-  const needle = Buffer.from(`\0${name}=${value}\0`);
-  const out: number[] = [];
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return out;
-  }
-  await Promise.all(
-    entries.map(async (e) => {
-      if (!/^\d+$/.test(e) || Number(e) === process.pid) return;
-      const env = await readFile(`/proc/${e}/environ`).catch(() => null);
-      if (env && Buffer.concat([Buffer.from([0]), env]).includes(needle)) out.push(Number(e));
-    }),
-  );
-  return out.sort((a, b) => a - b);
-}
-
-/** Send a signal to each pid; one that is gone already is no error. */
-export function signalAll(pids: readonly number[], sig: NodeJS.Signals): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // gone already
-    }
-  }
-}
-
-/**
- * End a process tree marked by an environment variable (see processesWithEnv): SIGTERM, up to
- * `graceMs` to go, then SIGKILL and up to 1 s more. Returns how many processes there were and
- * which (if any) outlived SIGKILL (a process in uninterruptible sleep).
- */
-export async function killProcessTree(envName: string, envValue: string, graceMs: number): Promise<{ ended: number; left: number[] }> {
-  const find = (): Promise<number[]> => processesWithEnv(envName, envValue);
-  const first = await find();
-  signalAll(first, 'SIGTERM');
-  const seen = new Set(first);
-  let left = first;
-  // The first ask is about what was signalled; each later one reads /proc again.
-  const gone = (record: boolean) => async (attempt: number): Promise<boolean> => {
-    if (attempt > 1) {
-      left = await find();
-      if (record) left.forEach((p) => seen.add(p));
-    }
-    return left.length === 0;
-  };
-  if (!(await poll(gone(true), { timeoutMs: graceMs, intervalMs: 25 })).ok) {
-    signalAll(left, 'SIGKILL');
-    await poll(gone(false), { timeoutMs: 1000, intervalMs: 25 });
-  }
-  return { ended: seen.size, left };
 }

@@ -3,7 +3,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dockerClient, enginePing } from '../../src/lab/providers/docker/engine.js';
 import { exec, startServer, which } from '../../src/system/exec.js';
-import { processAlive, stopProcesses } from '../../src/lab/process.js';
+import { processAlive, stopProcesses } from '../../src/system/process.js';
 import { stateDir } from '../../src/system/paths.js';
 
 /** The pid of a dockerd the tests started (and must stop); absent when they use one that ran already. */

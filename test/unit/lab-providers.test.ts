@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { GuestImage } from '../../src/lab/image/build.js';
 import { draftRecord } from '../../src/lab/plan.js';
-import { processAlive, stopProcesses } from '../../src/lab/process.js';
+import { processAlive, stopProcesses } from '../../src/system/process.js';
 import { dockerProvider } from '../../src/lab/providers/docker/provider.js';
 import { qemuProvider } from '../../src/lab/providers/qemu/provider.js';
 import { PROVIDER_ORDER, providerOf, providersOf } from '../../src/lab/providers/registry.js';

@@ -6,7 +6,7 @@ import { BrickError } from '../../../system/errors.js';
 import { exec, renderCommand, which } from '../../../system/exec.js';
 import { progress, warn } from '../../../system/log.js';
 import { PROJECT_ROOT } from '../../../system/paths.js';
-import { processAlive } from '../../process.js';
+import { processAlive } from '../../../system/process.js';
 import type { PreparedNodes, Provider, RemoveContext, UpContext } from '../../provider.js';
 import { throwIfAborted } from '../../ready.js';
 import { writeRecord, type LabRecord, type NodeRecord } from '../../state.js';

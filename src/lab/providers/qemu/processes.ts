@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import { processAlive, stopProcesses } from '../../process.js';
+import { processAlive, stopProcesses } from '../../../system/process.js';
 import type { LabRecord } from '../../state.js';
 import { qemuName } from './argv.js';
 

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { BrickError } from '../../../system/errors.js';
 import { exec, renderCommand } from '../../../system/exec.js';
 import { progress } from '../../../system/log.js';
-import { processAlive } from '../../process.js';
+import { processAlive } from '../../../system/process.js';
 import type { PreparedNodes, Provider, UpContext } from '../../provider.js';
 import { throwIfAborted, waitReady } from '../../ready.js';
 import type { LabRecord, NodeRecord } from '../../state.js';
