@@ -50,9 +50,9 @@ export async function deleteScsiDevice(fs: HostFs, block: string, timeoutMs = 30
   });
 }
 
-/** What a device wait that ran out of time says: "no WHAT within N s" (DEVICE_TIMEOUT). */
-export function deviceTimeout(what: string, timeoutMs: number): () => BrickError {
-  return () => new BrickError('DEVICE_TIMEOUT', `no ${what} within ${timeoutMs / 1000} s`);
+/** Wait for something of a device (a session, a LUN, a map, an identity) to show; DEVICE_TIMEOUT "no WHAT within N s" when it does not. */
+export function waitForDevice<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number, intervalMs = 100): Promise<T> {
+  return waitFor(probe, { timeoutMs, intervalMs, onTimeout: () => new BrickError('DEVICE_TIMEOUT', `no ${what} within ${timeoutMs / 1000} s`) });
 }
 
 export async function settle(): Promise<void> {

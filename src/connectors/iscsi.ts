@@ -1,14 +1,13 @@
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { waitFor } from '../system/wait.js';
 import { iscsiDevicesOf } from '../inventory/orphans.js';
 import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
 import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
 import { readMultipathdPaths } from '../inventory/tools.js';
 import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
 import { ConnectorBase, type DetachResult } from './base.js';
-import { deleteScsiDevice, deviceTimeout } from './block.js';
+import { deleteScsiDevice, waitForDevice } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
 import type { IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { byPathName } from '../volume/bypath.js';
@@ -143,7 +142,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
       if (r.exitCode !== 0 && r.exitCode !== SESSION_EXISTS) {
         throw new BrickError('ISCSI_LOGIN_FAILED', `login to ${p.iqn} at ${p.portal} failed (iscsiadm exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop()}`);
       }
-      session = await waitFor(() => this.sessionFor(p), { timeoutMs: 30_000, intervalMs: 100, onTimeout: deviceTimeout(`session to ${p.iqn} at ${p.portal}`, 30_000) });
+      session = await waitForDevice(`session to ${p.iqn} at ${p.portal}`, () => this.sessionFor(p), 30_000);
     }
     if (session.host === null) throw new BrickError('ISCSI_NO_HOST', `session${session.sid} has no SCSI host`);
     const existing = await this.deviceUnder(session.sid, p.lun);
@@ -151,7 +150,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     // The targeted scan of the one LUN (channel and target wildcards: a session has one target).
     await this.fs.write(`/sys/class/scsi_host/host${session.host}/scan`, `- - ${p.lun}`);
     const sid = session.sid;
-    return waitFor(() => this.deviceUnder(sid, p.lun), { timeoutMs: 30_000, intervalMs: 20, onTimeout: deviceTimeout(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, 30_000) });
+    return waitForDevice(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, () => this.deviceUnder(sid, p.lun), 30_000, 20);
   }
 
   async connectVolume(props: IscsiProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
@@ -173,14 +172,10 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     // The WWID comes from the LUN's VPD pages, read as the device is added: wait for it (os-brick
     // waits for it too) rather than hand back a device without its identity.
     const first = found[0]!.block;
-    const wwid = await waitFor(async () => scsiWwid(await this.fs.readText(`/sys/block/${first}/device/wwid`)), {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-      onTimeout: deviceTimeout(`WWID of ${first}`, 10_000),
-    }).catch(() => null);
+    const wwid = await waitForDevice(`WWID of ${first}`, () => scsiWwid(this.fs.readText(`/sys/block/${first}/device/wwid`)), 10_000, 20).catch(() => null);
     const devices = found.map((f) => f.block);
     if (opts.multipath && wwid) {
-      const map = await multipathMapFor(wwid, devices);
+      const map = await multipathMapFor(this.fs, wwid, devices);
       return { type: 'block', path: `/dev/${map}`, devices, multipath: true, identity: wwid };
     }
     return { type: 'block', path: `/dev/${devices[0]}`, devices, multipath: false, identity: wwid };
@@ -205,11 +200,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     if (d.removed.some((r) => r.startsWith('multipath map'))) {
       // multipathd drops deleted paths from its own tables a little later (bug 1924652 is about
       // it being slow): wait, so that "detached" means multipathd forgot them too.
-      await waitFor(async () => ((await readMultipathdPaths()).some((x) => blocks.has(x.dev)) ? null : true), {
-        timeoutMs: 10_000,
-        intervalMs: 100,
-        onTimeout: deviceTimeout('multipathd to drop the deleted paths', 10_000),
-      }).catch((e: Error) => d.errors.push(e.message));
+      await waitForDevice('multipathd to drop the deleted paths', async () => !(await readMultipathdPaths()).some((x) => blocks.has(x.dev)), 10_000).catch((e: Error) => d.errors.push(e.message));
     }
     const sessions = await iscsiSessions(this.fs);
     for (const p of props.paths) {

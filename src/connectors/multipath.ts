@@ -1,9 +1,10 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { sleep, waitFor } from '../system/wait.js';
+import type { HostFs } from '../system/hostfs.js';
+import { sleep } from '../system/wait.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import type { MultipathMap } from '../inventory/model.js';
-import { deviceTimeout, flushDevice } from './block.js';
+import { flushDevice, waitForDevice } from './block.js';
 
 /**
  * dm-multipath the way os-brick uses it: the WWID goes into multipath's wwids file, each path is
@@ -14,17 +15,13 @@ export async function multipathdRunning(): Promise<boolean> {
   return r?.exitCode === 0 && /running|idle/.test(r.stdout);
 }
 
-export async function multipathMapFor(wwid: string, devices: string[]): Promise<string> {
+export async function multipathMapFor(fs: HostFs, wwid: string, devices: string[]): Promise<string> {
   if (!(await multipathdRunning())) {
     throw new BrickError('MULTIPATHD_NOT_RUNNING', 'multipath was asked for but multipathd is not running on this node');
   }
   await exec(['multipath', '-a', wwid], { timeoutMs: 30_000, reject: false });
   for (const d of devices) await exec(['multipathd', 'add', 'path', d], { timeoutMs: 30_000, reject: false });
-  return waitFor(async () => (await takeSnapshot(undefined, { scope: 'paths' })).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null, {
-    timeoutMs: 60_000,
-    intervalMs: 100,
-    onTimeout: deviceTimeout(`multipath map for ${wwid}`, 60_000),
-  });
+  return waitForDevice(`multipath map for ${wwid}`, async () => (await takeSnapshot(fs, { scope: 'paths' })).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null, 60_000);
 }
 
 export async function flushMultipathMap(m: MultipathMap, force: boolean): Promise<void> {

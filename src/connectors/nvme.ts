@@ -1,9 +1,8 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { waitFor } from '../system/wait.js';
 import { nvmeNamespacesOf } from '../inventory/orphans.js';
 import type { HostSnapshot } from '../inventory/model.js';
-import { deviceTimeout, settle } from './block.js';
+import { settle, waitForDevice } from './block.js';
 import { ConnectorBase, type DetachResult } from './base.js';
 import type { NvmeProperties } from '../volume/properties.js';
 import { nvmeIdentity } from '../volume/identity.js';
@@ -45,11 +44,7 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
       else errors.push(`${portal.address}:${portal.port}: ${r.stderr.trim().split('\n').pop()}`);
     }
     if (connected === 0) throw new BrickError('CONNECT_FAILED', `no NVMe/TCP portal of ${props.nqn} accepted a connection: ${errors.join('; ')}`);
-    const ns = await waitFor(async () => nvmeNamespacesOf(await this.snapshot(), nvmeIdentity(props))[0] ?? null, {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      onTimeout: deviceTimeout(`namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`, 30_000),
-    });
+    const ns = await waitForDevice(`namespace ${props.uuid ?? props.nguid ?? props.nsid} of ${props.nqn}`, async () => nvmeNamespacesOf(await this.snapshot(), nvmeIdentity(props))[0] ?? null, 30_000);
     await settle();
     return { type: 'block', path: `/dev/${ns.name}`, devices: [ns.name, ...ns.paths], multipath: ns.paths.length > 1, identity: ns.uuid };
   }
