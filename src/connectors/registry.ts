@@ -5,6 +5,7 @@ import { BrickError } from '../system/errors.js';
 import { ExternalConnector } from './external/connector.js';
 import type { Connector } from './types.js';
 import type { Protocol } from '../volume/protocol.js';
+import { CONNECTOR_NAME } from '../volume/fields.js';
 
 
 export interface InstallRequest {
@@ -27,7 +28,6 @@ export interface InstalledConnector {
   timeoutMs: number | null;
 }
 
-export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const DEFAULT_CONNECTORS_DIR = '/var/lib/brick-lab/connectors';
 
 const METHODS = ['normalise', 'connectVolume', 'disconnectVolume', 'getVolumePaths', 'getAllAvailableVolumes', 'getSearchPath'] as const;

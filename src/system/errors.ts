@@ -164,20 +164,25 @@ export class BrickError extends Error {
     this.statusCode = statusOf(code);
   }
 
-  /**
-   * An error whose code came from elsewhere: an agent's answer (with the status it answered), or
-   * a helper process (the catalogue's status when it knows the code).
-   */
-  static remote(code: string, message: string, opts: BrickErrorOptions & { status?: number } = {}): BrickError {
-    const e = new BrickError('INTERNAL', message, opts);
-    Object.defineProperty(e, 'code', { value: code, enumerable: true });
-    Object.defineProperty(e, 'statusCode', { value: opts.status ?? statusOf(code), enumerable: true });
-    return e;
-  }
-
   /** One block of text for a terminal: message, then what to do. */
   describe(): string {
     return this.hint ? `${this.code}: ${this.message}\n  hint: ${this.hint}` : `${this.code}: ${this.message}`;
+  }
+}
+
+/**
+ * An error whose code came from elsewhere: an agent's answer (with the status it answered), or a
+ * helper process. Its code need not be catalogued; its status is the one given, else the
+ * catalogue's, else 500.
+ */
+export class RemoteError extends BrickError {
+  override readonly code: string;
+  override readonly statusCode: number;
+
+  constructor(code: string, message: string, opts: BrickErrorOptions & { status?: number } = {}) {
+    super('INTERNAL', message, opts);
+    this.code = code;
+    this.statusCode = opts.status ?? statusOf(code);
   }
 }
 

@@ -3,7 +3,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options as ExecaOptions } from 'execa';
-import { BrickError, isErrorCode, statusOf } from './errors.js';
+import { BrickError, isErrorCode, RemoteError, statusOf } from './errors.js';
 import { debug } from './log.js';
 import { tail } from './text.js';
 
@@ -194,7 +194,7 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
         const e = msg.error ?? { code: 'WORKER_ERROR', message: 'no error text' };
         const field = e.field ?? undefined;
         // A worker's error answer is a refusal of the request (400) unless the catalogue knows its code.
-        p.reject(BrickError.remote(e.code, field ? `${field}: ${e.message}` : e.message, { status: isErrorCode(e.code) ? statusOf(e.code) : 400, ...(field ? { details: { field } } : {}) }));
+        p.reject(new RemoteError(e.code, field ? `${field}: ${e.message}` : e.message, { status: isErrorCode(e.code) ? statusOf(e.code) : 400, ...(field ? { details: { field } } : {}) }));
       }
     }
   });

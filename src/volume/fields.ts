@@ -11,6 +11,9 @@ export function refuse(field: string, message: string, code: ErrorCode = 'BAD_RE
   throw new BrickError(code, `${field}: ${message}`, { details: { field }, hint: 'see /openapi.json for the request schema' });
 }
 
+/** An installed connector's name (a file name on the compute node, and ?connector= of the agent's routes). */
+export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
 /** Volume names become backstore, file and configfs names: no dots, no slashes. */
 export const VOLUME_NAME = /^[a-z0-9][a-z0-9-]{0,39}$/;
 

@@ -1,4 +1,4 @@
-import { BrickError } from '../../system/errors.js';
+import { BrickError, RemoteError } from '../../system/errors.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -48,7 +48,7 @@ export class AgentHttp {
     }
     if (!res.ok) {
       const err = (json ?? {}) as { code?: string; message?: string; hint?: string };
-      throw BrickError.remote(err.code ?? `HTTP_${res.status}`, `${this.node}: ${method} ${path}: ${err.message ?? text.slice(0, 300)}`, {
+      throw new RemoteError(err.code ?? `HTTP_${res.status}`, `${this.node}: ${method} ${path}: ${err.message ?? text.slice(0, 300)}`, {
         ...(err.hint ? { hint: err.hint } : {}),
         status: res.status,
       });

@@ -8,6 +8,7 @@
  */
 import { ERROR_CATALOGUE, type ErrorCode } from '../../../system/errors.js';
 import { PROTOCOLS } from '../../../volume/protocol.js';
+import { CONNECTOR_NAME } from '../../../volume/fields.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -20,7 +21,7 @@ export interface RouteSchema {
   description?: string;
 }
 
-export const CONNECTOR_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
+export const CONNECTOR_NAME_PATTERN = CONNECTOR_NAME.source;
 
 export const protocolParam = {
   type: 'object',
