@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/agent/api/paths.js';
@@ -15,15 +14,13 @@ import { diffSnapshots } from '../../src/inventory/diff.js';
 import { findOrphans } from '../../src/inventory/orphans.js';
 import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/index.js';
 import { ERROR_CATALOGUE } from '../../src/system/errors.js';
-import { TargetVolumes } from '../../src/targets/volumes.js';
 import { loadInventoryFixture } from './inventory-fixtures.js';
+import { unitAgentOptions } from './unit-agents.js';
 
 /**
  * The agent's contract: every route declares its body and its replies, and a reply schema (which
  * is also how fastify serialises the reply) drops nothing the handler answered.
  */
-const FIXTURES = new URL('../fixtures/guest-6.1.0-56/', import.meta.url);
-const DPKG_STATUS = fileURLToPath(new URL('dpkg-status', FIXTURES));
 const TOKEN = 'Y29udHJhY3QtdGVzdHMtbGFiLXRva2VuLWZvci11bml0LXRlc3Rz';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 const ISCSI = { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.io.brick-lab:unit.vol', target_lun: 1 };
@@ -53,15 +50,9 @@ async function agent(opts: Parameters<typeof buildAgent>[0]): Promise<FastifyIns
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'brick-contract-'));
-  compute = await agent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS, compute: true, localDisks: true, connectorsDir: join(dir, 'connectors') });
-  target = await agent({
-    lab: 'unit',
-    node: 'target-1',
-    role: 'target',
-    token: TOKEN,
-    dpkgStatusFile: DPKG_STATUS,
-    targets: new TargetVolumes('lab', [{ name: 'path-a', address: '10.10.1.10' }], '/nonexistent/lio_helper.py'),
-  });
+  const opts = unitAgentOptions(TOKEN, { connectorsDir: join(dir, 'connectors') });
+  compute = await agent(opts.compute);
+  target = await agent(opts.target);
 });
 
 afterAll(async () => {

@@ -1,11 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent } from '../../src/agent/server.js';
-import { TargetVolumes } from '../../src/targets/volumes.js';
+import { unitAgentOptions } from './unit-agents.js';
 
-const FIXTURES = new URL('../fixtures/guest-6.1.0-56/', import.meta.url);
-const DPKG_STATUS = fileURLToPath(new URL('dpkg-status', FIXTURES));
 const TOKEN = 'cm91dGUtdGVzdHMtbGFiLXRva2VuLWZvci11bml0LXRlc3Rz';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
@@ -61,16 +58,9 @@ describe('agent routes', () => {
   let target: FastifyInstance;
 
   beforeAll(async () => {
-    compute = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS, compute: true, localDisks: true });
-    target = await buildAgent({
-      lab: 'unit',
-      node: 'target-1',
-      role: 'target',
-      token: TOKEN,
-      dpkgStatusFile: DPKG_STATUS,
-      // A helper that does not exist: nothing here may need the LIO worker.
-      targets: new TargetVolumes('lab', [{ name: 'path-a', address: '10.10.1.10' }], '/nonexistent/lio_helper.py'),
-    });
+    const opts = unitAgentOptions(TOKEN);
+    compute = await buildAgent(opts.compute);
+    target = await buildAgent(opts.target);
     await Promise.all([compute.ready(), target.ready()]);
   });
 

@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { GuestImage } from '../../src/lab/image/build.js';
 import { draftRecord, nodeEnv, planNodes } from '../../src/lab/plan.js';
 import { macFor, qemuArgv, qemuSpec } from '../../src/lab/providers/qemu/argv.js';
 import { tapName } from '../../src/lab/providers/qemu/network.js';
 import { parseTopology, renderTopology, type Topology } from '../../src/lab/topology.js';
+import { TEST_IMAGE } from './lab-fixtures.js';
 
-const IMAGE: GuestImage = {
-  key: 'e14bea83a2389b37',
-  dir: '/cache/images/e14bea83a2389b37',
-  rootImage: '/cache/images/e14bea83a2389b37/root.erofs',
-  kernel: '/cache/images/e14bea83a2389b37/vmlinuz',
-  initramfs: '/cache/images/e14bea83a2389b37/initramfs.img',
-  kernelRelease: '6.1.0-56-amd64',
-  nodeDir: '/cache/node/v20',
-};
+const IMAGE = TEST_IMAGE;
 
 function topology(): Topology {
   return parseTopology(

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { GuestImage } from '../../src/lab/image/build.js';
 import { draftRecord } from '../../src/lab/plan.js';
 import { processAlive, stopProcesses } from '../../src/system/process.js';
 import { dockerProvider } from '../../src/lab/providers/docker/provider.js';
@@ -12,8 +11,9 @@ import type { NodeRecord } from '../../src/lab/state.js';
 import { parseTopology, renderTopology } from '../../src/lab/topology.js';
 import { BrickError } from '../../src/system/errors.js';
 import { fakeClock } from '../../src/system/wait.js';
+import { TEST_IMAGE } from './lab-fixtures.js';
 
-const IMAGE: GuestImage = { key: 'k', dir: '/img', rootImage: '/img/root.erofs', kernel: '/img/vmlinuz', initramfs: '/img/initramfs.img', kernelRelease: '6.1.0', nodeDir: '/node' };
+const IMAGE = TEST_IMAGE;
 
 function mixedLab() {
   const topo = parseTopology(

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { macFor, qemuArgv, qemuName, type QemuNodeSpec } from '../../src/lab/providers/qemu/argv.js';
 import { tapName, tapPrefix } from '../../src/lab/providers/qemu/network.js';
+import { TEST_IMAGE } from './lab-fixtures.js';
 
 function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
   return {
@@ -9,15 +10,7 @@ function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
     memoryMiB: 384,
     cpus: 1,
     accel: 'tcg',
-    image: {
-      key: 'e14bea83a2389b37',
-      dir: '/cache/images/e14bea83a2389b37',
-      rootImage: '/cache/images/e14bea83a2389b37/root.erofs',
-      kernel: '/cache/images/e14bea83a2389b37/vmlinuz',
-      initramfs: '/cache/images/e14bea83a2389b37/initramfs.img',
-      kernelRelease: '6.1.0-56-amd64',
-      nodeDir: '/cache/node/v20',
-    },
+    image: TEST_IMAGE,
     shareDir: '/state/labs/unit/share',
     consoleLog: '/state/labs/unit/compute-1.console.log',
     pidFile: '/state/labs/unit/compute-1.pid',
