@@ -13,7 +13,6 @@ import { asPayload, given, type EncodeOptions } from './payload.js';
  * the same properties back.
  */
 
-export type { ChapCredentials, ConnectionProperties, IscsiProperties, IscsiTargetPath, LocalProperties, NvmeProperties } from '../volume/properties.js';
 export type { IscsiConnectionData } from './iscsi.js';
 export type { NvmeofConnectionData } from './nvmeof.js';
 export type { LocalConnectionData } from './local.js';

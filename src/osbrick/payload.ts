@@ -1,3 +1,4 @@
+import { isObject } from '../system/text.js';
 import { describe, refuse } from '../volume/fields.js';
 
 /**
@@ -10,12 +11,8 @@ import { describe, refuse } from '../volume/fields.js';
 
 export type Payload = Record<string, unknown>;
 
-export function isPayload(v: unknown): v is Payload {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 export function asPayload(v: unknown, field: string, what: string): Payload {
-  if (!isPayload(v)) refuse(field, `must be an object holding ${what} (got ${describe(v)})`);
+  if (!isObject(v)) refuse(field, `must be an object holding ${what} (got ${describe(v)})`);
   return v;
 }
 

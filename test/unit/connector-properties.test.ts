@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { byPathName, lunForPath } from '../../src/volume/bypath.js';
 import { parsePortal } from '../../src/volume/fields.js';
-import { iscsiConnectionInfo, normalise, nvmeofConnectionInfo, type IscsiProperties, type NvmeProperties } from '../../src/osbrick/index.js';
+import { iscsiConnectionInfo, normalise, nvmeofConnectionInfo } from '../../src/osbrick/index.js';
+import type { IscsiProperties, NvmeProperties } from '../../src/volume/properties.js';
 import { decode as normaliseIscsi } from '../../src/osbrick/iscsi.js';
 import { decode as normaliseLocal } from '../../src/osbrick/local.js';
 import { decode as normaliseNvme } from '../../src/osbrick/nvmeof.js';

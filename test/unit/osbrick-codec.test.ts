@@ -9,11 +9,8 @@ import {
   osBrickData,
   TARGET_ENCODING,
   toConnectionInfo,
-  type ConnectionProperties,
-  type IscsiProperties,
-  type LocalProperties,
-  type NvmeProperties,
 } from '../../src/osbrick/index.js';
+import type { ConnectionProperties, IscsiProperties, LocalProperties, NvmeProperties } from '../../src/volume/properties.js';
 import * as iscsi from '../../src/osbrick/iscsi.js';
 import * as local from '../../src/osbrick/local.js';
 import * as nvmeof from '../../src/osbrick/nvmeof.js';

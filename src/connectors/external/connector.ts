@@ -1,6 +1,7 @@
 import { readdir, readFile, realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { normalise, osBrickData, type ConnectionProperties } from '../../osbrick/index.js';
+import { normalise, osBrickData } from '../../osbrick/index.js';
+import type { ConnectionProperties } from '../../volume/properties.js';
 import { BrickError, isBrickError } from '../../system/errors.js';
 import { isObject } from '../../system/text.js';
 import { scsiWwid } from '../../volume/ids.js';
