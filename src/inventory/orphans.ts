@@ -3,7 +3,6 @@ import { nguidHex } from '../volume/ids.js';
 import type { VolumeIdentity } from '../volume/identity.js';
 import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './model.js';
 
-export type { VolumeIdentity } from '../volume/identity.js';
 
 export type OrphanKind =
   | 'scsi-device'

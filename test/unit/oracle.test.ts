@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { orphansWithTools } from '../../src/inventory/oracle.js';
-import { findOrphans, type Orphan, type VolumeIdentity } from '../../src/inventory/orphans.js';
+import { findOrphans, type Orphan } from '../../src/inventory/orphans.js';
+import type { VolumeIdentity } from '../../src/volume/identity.js';
 import { parseIscsiadmSessions, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties } from '../../src/volume/identity.js';

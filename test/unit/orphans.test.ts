@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { identityFromProperties } from '../../src/volume/identity.js';
+import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
 import { normalise } from '../../src/osbrick/index.js';
-import { findOrphans, iscsiDevicesOf, nvmeNamespacesOf, type Orphan, type VolumeIdentity } from '../../src/inventory/orphans.js';
+import { findOrphans, iscsiDevicesOf, nvmeNamespacesOf, type Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';
 
