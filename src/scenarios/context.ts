@@ -1,8 +1,7 @@
-import type { AvailableVolume, DeviceInfo, DisconnectOptions, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, TargetVolume, VolumePaths } from '../agent/api/types.js';
+import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
 import type { TargetClient } from '../agent/api/target-client.js';
-import type { ConnectorChoice } from '../agent/api/types.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';

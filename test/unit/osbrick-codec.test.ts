@@ -86,33 +86,22 @@ const anyProps: fc.Arbitrary<ConnectionProperties> = fc.oneof(iscsiProps, nvmePr
 // ---------------------------------------------------------------------------------------------
 // decode(encode(p)) == p
 
+/** decode(encode(p)) is p for every p the arbitrary makes. */
+function roundTrips<P>(arb: fc.Arbitrary<P>, codec: { encode(p: P): unknown; decode(data: unknown): P }): void {
+  fc.assert(
+    fc.property(arb, (p) => {
+      expect(codec.decode(codec.encode(p))).toEqual(p);
+    }),
+    RUNS,
+  );
+}
+
 describe('os-brick codecs: decode(encode(p)) is p', () => {
-  it('iSCSI: IPv4, IPv6 and host-name portals, LUNs past 255, several paths, CHAP or none', () => {
-    fc.assert(
-      fc.property(iscsiProps, (p) => {
-        expect(iscsi.decode(iscsi.encode(p))).toEqual(p);
-      }),
-      RUNS,
-    );
-  });
+  it('iSCSI: IPv4, IPv6 and host-name portals, LUNs past 255, several paths, CHAP or none', () => roundTrips(iscsiProps, iscsi));
 
-  it('NVMe-oF: uuid, nguid, nsid and host NQN each present or not', () => {
-    fc.assert(
-      fc.property(nvmeProps, (p) => {
-        expect(nvmeof.decode(nvmeof.encode(p))).toEqual(p);
-      }),
-      RUNS,
-    );
-  });
+  it('NVMe-oF: uuid, nguid, nsid and host NQN each present or not', () => roundTrips(nvmeProps, nvmeof));
 
-  it('local: device paths under /dev', () => {
-    fc.assert(
-      fc.property(localProps, (p) => {
-        expect(local.decode(local.encode(p))).toEqual(p);
-      }),
-      RUNS,
-    );
-  });
+  it('local: device paths under /dev', () => roundTrips(localProps, local));
 
   it('through normalise, wrapped or bare, after JSON, with or without the target API options', () => {
     fc.assert(
