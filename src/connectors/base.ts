@@ -28,17 +28,16 @@ export class Detach implements DetachResult {
 
   /**
    * Run a step: done, it is recorded in `removed` as `what`; failed, it throws, or with
-   * ignoreErrors is recorded in `errors` (as "what: message", or the message alone when
-   * `named` is false) and false is returned.
+   * ignoreErrors is recorded in `errors` as "what: message" and false is returned.
    */
-  async step(what: string, fn: () => Promise<unknown>, named = true): Promise<boolean> {
+  async step(what: string, fn: () => Promise<unknown>): Promise<boolean> {
     try {
       await fn();
       this.removed.push(what);
       return true;
     } catch (e) {
       if (!this.opts.ignoreErrors) throw e;
-      this.errors.push(named ? `${what}: ${(e as Error).message}` : (e as Error).message);
+      this.errors.push(`${what}: ${(e as Error).message}`);
       return false;
     }
   }

@@ -62,7 +62,7 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
     // What udev must take away once the namespaces are gone: their links, read before they go.
     const links = d.linksOf(mine.flatMap((n) => [n.name, ...n.paths]));
     for (const c of snap.nvmeControllers.filter((x) => x.subsysNqn === props.nqn)) {
-      await d.step(`controller ${c.name} (${c.traddr}:${c.trsvcid})`, () => exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 }), false);
+      await d.step(`controller ${c.name} (${c.traddr}:${c.trsvcid})`, () => exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 }));
     }
     await d.waitLinksGone(links);
     return d.result();
