@@ -184,7 +184,9 @@ describe('connectors and the orphan oracle', () => {
     expect(await orphans(a, [b])).toEqual([]);
 
     // A session not logged out: b's device deleted by hand, no logout.
+    // udev removes b's links on the remove event; settle so that only the session is left.
     await compute.run(['sh', '-c', `echo 1 > /sys/block/${db.path.slice(5)}/device/delete`]);
+    await compute.run(['udevadm', 'settle']);
     o = await orphans(b);
     expect(kinds(o)).toEqual(['iscsi-node-record', 'iscsi-session']);
     expect(o.find((x) => x.kind === 'iscsi-session')!.evidence).toMatch(/\/sys\/class\/iscsi_session\/session\d+ \(iqn\.2026-11\.io\.brick-lab:e2e\.left/);
