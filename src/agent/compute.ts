@@ -3,16 +3,18 @@ import { builtinConnectors } from '../connectors/builtin.js';
 import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
 import type { Connector } from '../connectors/types.js';
 import { diffSnapshots } from '../inventory/diff.js';
-import { orphansWithTools } from '../inventory/oracle.js';
+import { hostWideView } from '../inventory/hostwide.js';
+import type { HostSnapshot } from '../inventory/model.js';
+import { verdictWithTools } from '../inventory/oracle.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
-import { readToolViews } from '../inventory/tools.js';
+import { readDmTables, readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, recordingHostFs } from '../system/hostfs.js';
 import { identityFromProperties } from '../volume/identity.js';
 import type { Protocol } from '../volume/protocol.js';
 import { ROUTES } from './api/paths.js';
 import { computeSchemas } from './api/schemas/compute.js';
-import type { ConnectRequest, DiffRequest, DisconnectRequest, OrphansRequest, VolumePathsBatchRequest } from './api/types.js';
+import type { ConnectRequest, DiffRequest, DisconnectRequest, HostCheckRequest, OrphansRequest, VolumePathsBatchRequest } from './api/types.js';
 
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
@@ -80,12 +82,13 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   });
 
   app.get<{ Querystring: { record?: string } }>(ROUTES.inventory, { schema: computeSchemas.inventory }, async (req) => {
+    const dmTables = await readDmTables();
     if (req.query.record === '1') {
       // The snapshot and every read behind it: a unit-test fixture captured from this node.
       const { fs, recording } = recordingHostFs(realHostFs);
-      return { snapshot: await takeSnapshot(fs), recording };
+      return { snapshot: await takeSnapshot(fs, { dmTables }), recording };
     }
-    return takeSnapshot();
+    return takeSnapshot(undefined, { dmTables });
   });
 
   app.post<{ Body: DiffRequest }>(ROUTES.inventoryDiff, { schema: computeSchemas.inventoryDiff }, async (req) => diffSnapshots(req.body.before, await takeSnapshot()));
@@ -93,9 +96,34 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   app.post<{ Body: OrphansRequest }>(ROUTES.orphans, { schema: computeSchemas.orphans }, async (req) => {
     const v = identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null);
     const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
-    const snapshot = await takeSnapshot();
-    const orphans = orphansWithTools(snapshot, v, others, await readToolViews());
-    return { clean: orphans.length === 0, orphans, volume: v };
+    const known = { devices: req.body.devices ?? [] };
+    const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews()]);
+    const { orphans, kept } = verdictWithTools(snapshot, v, others, tools, known);
+    if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
+    const hostWide = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }] });
+    return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
   });
 
+  app.post<{ Body: HostCheckRequest }>(ROUTES.hostCheck, { schema: computeSchemas.hostCheck }, async (req) => {
+    const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
+    const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews()]);
+    const view = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others });
+    return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
+  });
+
+}
+
+/** A full snapshot with the dm tables (one dmsetup run). */
+async function fullSnapshot(): Promise<HostSnapshot> {
+  return takeSnapshot(undefined, { dmTables: await readDmTables() });
+}
+
+/** A baseline sent back by a client: a full snapshot of this shape, or a coded 400. */
+function checkedBaseline(b: HostSnapshot): HostSnapshot {
+  const lists = ['scsiDevices', 'iscsiSessions', 'iscsiNodes', 'nvmeControllers', 'nvmeNamespaces', 'blockDevices', 'links', 'multipathMaps'] as const;
+  if (b.scope !== 'full' || typeof b.takenAt !== 'string' || lists.some((k) => !Array.isArray(b[k]))) {
+    throw new BrickError('BAD_REQUEST', 'the baseline must be a full snapshot as GET /v1/inventory answers it', { hint: 'take it with GET /v1/inventory before the detach and send it back unchanged' });
+  }
+  // Snapshots from an agent before the iSCSI discovery and iface lists were read have neither.
+  return { ...b, iscsiDiscovery: b.iscsiDiscovery ?? [], iscsiIfaces: b.iscsiIfaces ?? [] };
 }

@@ -16,6 +16,8 @@ const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt' | 'scope'>]: (x: HostSnap
   scsiDevices: (d) => `${d.hctl} ${d.wwid ?? ''} ${d.block ?? ''}`,
   iscsiSessions: (x) => `session${x.sid} ${x.targetIqn ?? ''} ${x.portal ?? ''}`,
   iscsiNodes: (n) => `${n.iqn} ${n.portal}`,
+  iscsiDiscovery: (d) => `${d.type} ${d.portal}`,
+  iscsiIfaces: (i) => i.name,
   nvmeControllers: (c) => `${c.name} ${c.subsysNqn ?? ''} ${c.traddr ?? ''}:${c.trsvcid ?? ''}`,
   nvmeNamespaces: (n) => `${n.name} ${n.uuid ?? ''}`,
   blockDevices: (b) => b.name,

@@ -33,6 +33,26 @@ export interface IscsiNodeRecord {
   iqn: string;
   portal: string;
   tpgt: string;
+  /** The record file (for a record of several ifaces, the first one's). */
+  path: string;
+  /** node.startup: 'automatic' (and 'onboot') log in again when iscsid starts, at the next boot. */
+  startup: string | null;
+  /** iface.iscsi_ifacename of the record ('default' unless an iface was made for it). */
+  iface: string | null;
+}
+
+/** A discovery record (sendtargets or iSNS) under /etc/iscsi/send_targets or /etc/iscsi/isns. */
+export interface IscsiDiscoveryRecord {
+  type: 'sendtargets' | 'isns';
+  portal: string;
+  /** The targets whose node records it made, as its links name them. */
+  targets: string[];
+  path: string;
+}
+
+/** An iface made with `iscsiadm -m iface -o new` (/etc/iscsi/ifaces/NAME). */
+export interface IscsiIface {
+  name: string;
   path: string;
 }
 
@@ -63,11 +83,38 @@ export interface NvmeNamespace {
 
 export interface BlockDevice {
   name: string;
+  /** major:minor (/sys/block/X/dev): what a dm table or an md superblock names it by. */
+  devt: string | null;
   /** To the KiB (from /proc/partitions) for disks listed there, exact from sysfs for the rest. */
   sizeBytes: number | null;
+  /** What is stacked on the disk itself (dm, md); holders of its partitions are on the partitions. */
   holders: string[];
   slaves: string[];
-  dm: { name: string | null; uuid: string | null } | null;
+  /**
+   * Slaves whose link points at a device the kernel removed: the map or array still names it
+   * (its table keeps the major:minor), so a reload would open whatever has that number then.
+   */
+  staleSlaves: string[];
+  /** Partitions the kernel made on the disk (partx, or the partition table read at scan). */
+  partitions: Partition[];
+  dm: DmInfo | null;
+  /** md arrays: their level and array_state. */
+  md: { level: string | null; state: string | null } | null;
+}
+
+export interface Partition {
+  name: string;
+  devt: string | null;
+  holders: string[];
+}
+
+export interface DmInfo {
+  name: string | null;
+  uuid: string | null;
+  /** /sys/block/dm-N/dm/suspended: a suspended map queues every I/O sent to it. */
+  suspended: boolean | null;
+  /** Its table as `dmsetup table` prints it (one line per segment, without the name), when read. */
+  table: string[] | null;
 }
 
 export interface DevLink {
@@ -85,6 +132,14 @@ export interface MultipathMap {
   slaves: string[];
 }
 
+/** One line of `dmsetup table` or `dmsetup status`: "NAME: START LENGTH TARGET ARGS...". */
+export interface DmLine {
+  name: string;
+  target: string;
+  args: string;
+  line: string;
+}
+
 export interface HostSnapshot {
   takenAt: string;
   /** What was read: see SnapshotOptions. Only a 'full' snapshot can show what is left over. */
@@ -92,6 +147,8 @@ export interface HostSnapshot {
   scsiDevices: ScsiDevice[];
   iscsiSessions: IscsiSession[];
   iscsiNodes: IscsiNodeRecord[];
+  iscsiDiscovery: IscsiDiscoveryRecord[];
+  iscsiIfaces: IscsiIface[];
   nvmeControllers: NvmeController[];
   nvmeNamespaces: NvmeNamespace[];
   blockDevices: BlockDevice[];

@@ -1,27 +1,28 @@
 import type { VolumeIdentity } from '../volume/identity.js';
-import { findOrphans, type Orphan } from './orphans.js';
+import { judgeVolume, type AttachKnowledge, type Orphan, type VolumeVerdict } from './orphans.js';
 import type { HostSnapshot } from './model.js';
-import type { ToolViews } from './tools.js';
+import { multipathPathStates, type ToolViews } from './tools.js';
 
 /**
- * The orphan oracle: what sysfs shows is left of a detached volume (findOrphans), plus what the
- * tools (iscsiadm, nvme-cli, multipathd) still show that sysfs does not account for. Pure: the
- * snapshot and the tools' parsed output are given (readToolViews reads them on a node), so the
- * same answer comes from a captured fixture.
+ * The orphan oracle: what sysfs shows is left of a detached volume (judgeVolume), plus what the
+ * tools (iscsiadm, nvme-cli, multipathd, dmsetup) still show that sysfs does not account for.
+ * Pure: the snapshot and the tools' parsed output are given (readToolViews reads them on a node),
+ * so the same answer comes from a captured fixture.
  */
-export function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews): Orphan[] {
-  const out = findOrphans(snap, v, stillAttached);
+export function verdictWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews, known: AttachKnowledge = {}): VolumeVerdict {
+  const { orphans: out, kept } = judgeVolume(snap, v, stillAttached, known);
+  const named = (kind: Orphan['kind'], id: string): boolean => out.some((o) => o.kind === kind && o.id === id) || kept.some((o) => o.kind === kind && o.id === id);
   if (v.iscsi) {
     const iv = v.iscsi;
     const shared = (portal: string): boolean => stillAttached.some((o) => o.iscsi?.iqn === iv.iqn && o.iscsi.portals.includes(portal));
     for (const s of tools.iscsiSessions) {
       if (s.iqn !== iv.iqn || !iv.portals.includes(s.portal) || shared(s.portal)) continue;
-      if (!out.some((o) => o.kind === 'iscsi-session' && o.id === `session${s.sid}`)) out.push({ kind: 'iscsi-session', id: `session${s.sid}`, evidence: `iscsiadm -m session: ${s.line}` });
+      if (!named('iscsi-session', `session${s.sid}`)) out.push({ kind: 'iscsi-session', id: `session${s.sid}`, evidence: `iscsiadm -m session: ${s.line}` });
     }
   }
   if (v.nvme && !stillAttached.some((o) => o.nvme?.nqn === v.nvme!.nqn)) {
     for (const c of tools.nvmeControllers) {
-      if (c.nqn !== v.nvme.nqn || out.some((o) => o.kind === 'nvme-controller' && o.id === c.name)) continue;
+      if (c.nqn !== v.nvme.nqn || named('nvme-controller', c.name)) continue;
       out.push({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` });
     }
   }
@@ -34,7 +35,30 @@ export function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAtt
     if (!out.some((o) => o.kind === 'multipath-map' && (o.id === m.name || o.id === m.dm))) out.push({ kind: 'multipath-map', id: m.name, evidence: `multipathd show maps: ${m.line}` });
   }
   for (const p of tools.multipathPaths) {
-    if ((wwid && p.wwid === wwid && !claimed.has(p.wwid)) || blocks.has(p.dev)) out.push({ kind: 'multipathd-path', id: p.dev, evidence: `multipathd show paths: ${p.line}` });
+    if ((wwid && p.wwid === wwid && !claimed.has(p.wwid)) || blocks.has(p.dev)) out.push({ kind: 'multipathd-path', id: p.dev, evidence: `multipathd show paths: ${p.line}${goneNote(snap, p.dev)}` });
   }
-  return out;
+  // A map's own status: every path failed (dmsetup status), said on the map's finding.
+  for (const o of out) {
+    if (o.kind !== 'multipath-map') continue;
+    const failed = allPathsFailed(tools, o.id);
+    if (failed) o.evidence += `; ${failed}`;
+  }
+  return { orphans: out, kept };
+}
+
+/** The oracle's orphans alone (verdictWithTools without what was kept). */
+export function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews, known: AttachKnowledge = {}): Orphan[] {
+  return verdictWithTools(snap, v, stillAttached, tools, known).orphans;
+}
+
+/** ", device gone" when multipathd tracks a path whose device the kernel no longer has. */
+function goneNote(snap: HostSnapshot, dev: string): string {
+  return snap.blockDevices.some((b) => b.name === dev) ? '' : `; /sys/block/${dev} is gone: multipathd monitors a removed device`;
+}
+
+/** "all paths failed (dmsetup status: 8:0 F, 8:16 F)" for a multipath map whose paths all failed. */
+export function allPathsFailed(tools: ToolViews, name: string): string | null {
+  const states = tools.dmStatus.filter((l) => l.name === name && l.target === 'multipath').flatMap((l) => multipathPathStates(l.args));
+  if (states.length === 0 || states.some((p) => p.state !== 'F')) return null;
+  return `all paths failed (dmsetup status: ${states.map((p) => `${p.devt} ${p.state}`).join(', ')})`;
 }

@@ -1,26 +1,34 @@
 import { byPathName } from '../volume/bypath.js';
+import type { OrphanKind } from '../volume/orphan-kinds.js';
 import { nguidHex } from '../volume/ids.js';
 import type { VolumeIdentity } from '../volume/identity.js';
 import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './model.js';
-
-
-export type OrphanKind =
-  | 'scsi-device'
-  | 'block-device'
-  | 'by-path-link'
-  | 'by-id-link'
-  | 'iscsi-session'
-  | 'iscsi-node-record'
-  | 'nvme-controller'
-  | 'nvme-namespace'
-  | 'multipath-map'
-  | 'multipathd-path';
+import { describeStacked, stackedOn, stackIndex, staleReferences } from './stack.js';
 
 export interface Orphan {
   kind: OrphanKind;
   id: string;
   /** Where the kernel (or iscsid) shows it: a sysfs or /dev path with what it holds. */
   evidence: string;
+}
+
+/**
+ * What a detach rightly left: a session, node record or controller that still carries another
+ * volume. Reported, not counted; `evidence` says which LUN or namespace it carries, and whether
+ * that volume was declared attached or carries a LUN nobody named.
+ */
+export type Kept = Orphan;
+
+/** The volume-scoped verdict: what still refers to the volume, and what was kept for others. */
+export interface VolumeVerdict {
+  orphans: Orphan[];
+  kept: Kept[];
+}
+
+/** What the caller knows of the volume from its attach, beyond its connection properties. */
+export interface AttachKnowledge {
+  /** Kernel names of the volume's devices when it was attached (a connect result's `devices`). */
+  devices?: string[];
 }
 
 /** The sessions to an iSCSI volume's target over its portals. */
@@ -80,24 +88,40 @@ export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity[
   });
 }
 
+/** Everything on the host that still refers to a detached volume (judgeVolume's orphans). */
+export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): Orphan[] {
+  return judgeVolume(s, v, stillAttached, known).orphans;
+}
+
+/** "LUN 1 (WWID 3600..., sdb)" for the devices a session carries. */
+function lunList(ds: ScsiDevice[]): string {
+  return ds.map((d) => `LUN ${d.lun} (WWID ${d.wwid ?? '?'}${d.block ? `, ${d.block}` : ''})`).join(', ');
+}
+
 /**
- * Everything on the host that still refers to a volume that was detached. A session or
- * controller that another still-attached volume uses is not an orphan: it is shared.
+ * Everything on the host that still refers to a volume that was detached, and what was rightly
+ * kept for other volumes. A session, node record or controller is never silently an orphan when
+ * it carries another LUN or namespace: it is kept, for the volume declared attached, or for a
+ * LUN or namespace the kernel shows under it that nobody named (the evidence gives its WWID).
  */
-export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = []): Orphan[] {
+export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): VolumeVerdict {
   if (s.scope === 'paths') throw new Error("the orphan check needs a full snapshot, not a 'paths' one");
   const out: Orphan[] = [];
+  const kept: Kept[] = [];
   const blocks = new Set<string>();
   const claimedBlocks = new Set<string>();
   for (const other of stillAttached) {
     if (other.iscsi) for (const d of iscsiDevicesOf(s, other.iscsi)) if (d.block) claimedBlocks.add(d.block);
     if (other.nvme) for (const n of nvmeNamespacesOf(s, other.nvme)) claimedBlocks.add(n.name);
   }
+  const idx = stackIndex(s);
 
   if (v.iscsi) {
     const iv = v.iscsi;
+    const mine = new Set<string>();
     for (const d of iscsiDevicesOf(s, iv)) {
       if (d.block && claimedBlocks.has(d.block)) continue;
+      mine.add(d.hctl);
       out.push({ kind: 'scsi-device', id: d.hctl, evidence: `${d.sysfs} (wwid ${d.wwid ?? '?'}, state ${d.state ?? '?'}${d.session !== null ? `, session${d.session}` : ''})` });
       if (d.block) {
         blocks.add(d.block);
@@ -112,6 +136,7 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
       for (const d of s.scsiDevices) {
         if (d.session === null || !sessions.has(d.session) || d.lun !== iv.lun || !d.wwid || d.wwid === iv.wwid) continue;
         if (d.block && claimedBlocks.has(d.block)) continue;
+        mine.add(d.hctl);
         out.push({
           kind: 'scsi-device',
           id: d.hctl,
@@ -123,15 +148,38 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
         }
       }
     }
-    const shared = (iqn: string, portal: string | null): boolean =>
-      stillAttached.some((o) => o.iscsi && o.iscsi.iqn === iqn && (!portal || o.iscsi.portals.includes(portal)));
+    // Whom a session (or the record of its portal) is kept for: the volumes declared attached on
+    // that target and portal, else the LUNs the kernel shows under it that are not this volume's.
+    const declared = (portal: string | null): VolumeIdentity[] =>
+      stillAttached.filter((o) => o.iscsi && o.iscsi.iqn === iv.iqn && (!portal || o.iscsi.portals.includes(portal)));
+    const keptFor = (portal: string | null): string | null => {
+      const named = declared(portal);
+      if (named.length > 0) return `kept: it carries LUN ${named.map((o) => o.iscsi!.lun).join(', ')} of ${iv.iqn}, declared attached`;
+      const sids = s.iscsiSessions.filter((x) => x.targetIqn === iv.iqn && (!portal || !x.portal || x.portal === portal)).map((x) => x.sid);
+      const others = s.scsiDevices.filter((d) => d.session !== null && sids.includes(d.session) && !mine.has(d.hctl));
+      return others.length > 0 ? `kept: it carries ${lunList(others)}, which no volume named as attached` : null;
+    };
     for (const x of s.iscsiSessions) {
-      if (x.targetIqn !== iv.iqn || (x.portal && !iv.portals.includes(x.portal)) || shared(iv.iqn, x.portal)) continue;
-      out.push({ kind: 'iscsi-session', id: `session${x.sid}`, evidence: `${x.sysfs} (${x.targetIqn} via ${x.portal ?? '?'}, ${x.state ?? '?'})` });
+      if (x.targetIqn !== iv.iqn || (x.portal && !iv.portals.includes(x.portal))) continue;
+      const o: Orphan = { kind: 'iscsi-session', id: `session${x.sid}`, evidence: `${x.sysfs} (${x.targetIqn} via ${x.portal ?? '?'}, ${x.state ?? '?'})` };
+      const why = keptFor(x.portal);
+      if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
+      else out.push(o);
     }
     for (const n of s.iscsiNodes) {
-      if (n.iqn !== iv.iqn || !iv.portals.includes(n.portal) || shared(n.iqn, n.portal)) continue;
-      out.push({ kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: n.path });
+      if (n.iqn !== iv.iqn || !iv.portals.includes(n.portal)) continue;
+      const o: Orphan = { kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: recordEvidence(n) };
+      const why = keptFor(n.portal);
+      if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
+      else out.push(o);
+    }
+    // Discovery records made for the volume's portals, once no attached volume uses the portal.
+    for (const r of s.iscsiDiscovery ?? []) {
+      if (!iv.portals.includes(r.portal) || !(r.targets.length === 0 || r.targets.includes(iv.iqn))) continue;
+      const o: Orphan = { kind: 'iscsi-discovery-record', id: `${r.type} ${r.portal}`, evidence: `${r.path} (${r.type} discovery of ${r.portal}; node records for ${r.targets.join(', ') || 'nothing'})` };
+      const users = stillAttached.filter((a) => a.iscsi?.portals.includes(r.portal));
+      if (users.length > 0) kept.push({ ...o, evidence: `${o.evidence}: kept: ${users.map((a) => `${a.iscsi!.iqn} LUN ${a.iscsi!.lun}`).join(', ')} declared attached through ${r.portal}` });
+      else out.push(o);
     }
     const names = new Set(iv.portals.map((portal) => byPathName({ portal, iqn: iv.iqn, lun: iv.lun })));
     // A live link to a device an attached volume claims is that volume's (a later one at the LUN).
@@ -152,18 +200,27 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
 
   if (v.nvme) {
     const nv = v.nvme;
+    const mine = new Set<string>();
     for (const n of nvmeNamespacesOf(s, nv)) {
       if (claimedBlocks.has(n.name)) continue;
       blocks.add(n.name);
+      mine.add(n.name);
       out.push({ kind: 'nvme-namespace', id: n.name, evidence: `${n.sysfs} (nsid ${n.nsid ?? '?'}, uuid ${n.uuid ?? '?'})` });
     }
-    const shared = stillAttached.some((o) => o.nvme?.nqn === nv.nqn);
-    if (!shared) {
-      for (const c of s.nvmeControllers) {
-        if (c.subsysNqn !== nv.nqn) continue;
-        if (nv.portals && c.traddr && !nv.portals.includes(`${c.traddr}:${c.trsvcid}`)) continue;
-        out.push({ kind: 'nvme-controller', id: c.name, evidence: `${c.sysfs} (${c.subsysNqn} at ${c.traddr}:${c.trsvcid}, ${c.state ?? '?'})` });
-      }
+    const declared = stillAttached.filter((o) => o.nvme?.nqn === nv.nqn);
+    const others = s.nvmeNamespaces.filter((n) => n.subsysNqn === nv.nqn && !mine.has(n.name));
+    const why =
+      declared.length > 0
+        ? `kept: it carries namespace ${declared.map((o) => o.nvme!.nsid ?? o.nvme!.uuid ?? '?').join(', ')} of ${nv.nqn}, declared attached`
+        : others.length > 0
+          ? `kept: it carries ${others.map((n) => `namespace ${n.nsid ?? '?'} (uuid ${n.uuid ?? '?'}, ${n.name})`).join(', ')}, which no volume named as attached`
+          : null;
+    for (const c of s.nvmeControllers) {
+      if (c.subsysNqn !== nv.nqn) continue;
+      if (nv.portals && c.traddr && !nv.portals.includes(`${c.traddr}:${c.trsvcid}`)) continue;
+      const o: Orphan = { kind: 'nvme-controller', id: c.name, evidence: `${c.sysfs} (${c.subsysNqn} at ${c.traddr}:${c.trsvcid}, ${c.state ?? '?'})` };
+      if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
+      else out.push(o);
     }
   }
 
@@ -175,19 +232,64 @@ export function findOrphans(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
 
   // Multipath maps built on the volume's devices, or carrying its WWID.
   const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
+  const maps = new Set<string>();
   for (const m of s.multipathMaps) {
     if (m.slaves.length > 0 && m.slaves.every((x) => claimedBlocks.has(x))) continue; // another attached volume's map
     if ((wwid && m.wwid === wwid) || m.slaves.some((x) => blocks.has(x))) {
-      blocks.add(m.dm); // so the links udev made to the map are reported too
-      out.push({ kind: 'multipath-map', id: m.name ?? m.dm, evidence: `/sys/block/${m.dm}/dm (name ${m.name ?? '?'}, uuid mpath-${m.wwid ?? '?'}, slaves ${m.slaves.join(' ') || '-'})` });
+      maps.add(m.dm);
+      out.push({ kind: 'multipath-map', id: m.name ?? m.dm, evidence: `/sys/block/${m.dm}/dm (name ${m.name ?? '?'}, uuid mpath-${m.wwid ?? '?'}, slaves ${m.slaves.join(' ') || '-'}${mapState(s, m.dm, m.slaves)})` });
     }
   }
+  // Whatever else is stacked on the volume's devices or maps (linear, crypt, LVM, kpartx or partx
+  // partition maps, md), up to the top; for a local disk, only what is stacked on its maps.
+  const holders = new Set<string>();
+  const bases = v.protocol === 'local' ? [...maps] : [...blocks, ...maps];
+  for (const b of bases) {
+    for (const h of stackedOn(idx, b)) {
+      if (maps.has(h.dev) || holders.has(h.dev) || claimedBlocks.has(h.dev)) continue;
+      holders.add(h.dev);
+      out.push({ kind: 'holder', id: idx.disks.get(h.dev)?.dm?.name ?? h.dev, evidence: describeStacked(idx, h) });
+    }
+  }
+  // Maps and arrays that still name a device of the volume that is gone (the slave link names it),
+  // and partition maps of the volume's multipath map left behind by name.
+  const had = new Set([...(known.devices ?? []).map((d) => d.replace(/^\/dev\//, '')), ...blocks]);
+  for (const r of staleReferences(s, idx)) {
+    if (holders.has(r.dev) || maps.has(r.dev)) continue;
+    const uuid = idx.disks.get(r.dev)?.dm?.uuid ?? '';
+    if (r.slaves.some((x) => had.has(x)) || (wwid && uuid.endsWith(`mpath-${wwid}`))) {
+      holders.add(r.dev);
+      out.push({ kind: 'holder', id: idx.disks.get(r.dev)?.dm?.name ?? r.dev, evidence: `stale reference: ${r.evidence}` });
+    }
+  }
+  for (const h of holders) blocks.add(h);
+  for (const m of maps) blocks.add(m); // so the links udev made to the maps are reported too
   // Links (by-path, by-id) that still resolve to one of the volume's devices.
   for (const l of s.links) {
     if (!l.target || !blocks.has(l.target) || claimedBlocks.has(l.target)) continue;
     if (out.some((o) => (o.kind === 'by-path-link' || o.kind === 'by-id-link') && o.id === l.name)) continue;
     out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: `/dev/disk/${l.dir}/${l.name} -> ${l.target}` });
   }
-  // A local disk is the host's own: only what was built on it (maps) can be left over.
-  return v.protocol === 'local' ? out.filter((o) => o.kind === 'multipath-map') : out;
+  // A local disk is the host's own: only what was built on it (its maps, what is stacked on them,
+  // and their links) can be left over.
+  if (v.protocol !== 'local') return { orphans: out, kept };
+  const built = new Set([...maps, ...holders]);
+  const onBuilt = (o: Orphan): boolean => (o.kind === 'by-id-link' || o.kind === 'by-path-link') && built.has(o.evidence.slice(o.evidence.lastIndexOf('-> ') + 3));
+  return { orphans: out.filter((o) => o.kind === 'multipath-map' || o.kind === 'holder' || onBuilt(o)), kept };
+}
+
+/** What a snapshot shows of a map's state: suspended, or with no live path. */
+export function mapState(s: HostSnapshot, dm: string, slaves: string[]): string {
+  const b = s.blockDevices.find((x) => x.name === dm);
+  const words: string[] = [];
+  if (b?.dm?.suspended) words.push('SUSPENDED: every I/O to it waits');
+  const live = slaves.filter((x) => !(b?.staleSlaves ?? []).includes(x));
+  if (live.length === 0) words.push('no paths');
+  return words.length > 0 ? `; ${words.join('; ')}` : '';
+}
+
+/** A node record as evidence: its file, and whether iscsid logs in again at boot. */
+export function recordEvidence(n: HostSnapshot['iscsiNodes'][number]): string {
+  const boot = n.startup === 'automatic' || n.startup === 'onboot' ? `, node.startup = ${n.startup}: iscsid logs in again at boot` : n.startup ? `, node.startup = ${n.startup}` : '';
+  return `${n.path}${n.iface && n.iface !== 'default' ? ` (iface ${n.iface})` : ''}${boot}`;
 }

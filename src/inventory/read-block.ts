@@ -59,19 +59,55 @@ export function isHctl(s: string): boolean {
 
 /**
  * Holder links are made by bd_link_disk_holder, which device-mapper and md call on their member
- * disks (the only users in 6.1): listing the slaves of dm-* and md* disks and turning them around
- * gives every disk's holders without listing a holders directory per disk.
+ * disks and partitions (the only users in 6.1): listing the slaves of dm-* and md* disks and
+ * turning them around gives every device's holders without listing a holders directory per disk.
+ * A slave link whose device the kernel removed still lists (the map keeps it open by number):
+ * those are the stale ones, found by the link no longer resolving.
  */
-export function stacking(fs: HostFs, blocks: BlockIndex): { slaves: Map<string, string[]>; holders: Map<string, string[]> } {
+export function stacking(fs: HostFs, blocks: BlockIndex): Stacking {
   const slaves = new Map<string, string[]>();
+  const stale = new Map<string, string[]>();
   const holders = new Map<string, string[]>();
   for (const name of blocks.disks) {
-    if (!/^(dm-|md)/.test(name)) continue;
+    if (!isStacked(name)) continue;
     const list = fs.list(`/sys/block/${name}/slaves`);
     slaves.set(name, list);
-    for (const s of list) holders.set(s, [...(holders.get(s) ?? []), name].sort());
+    const gone = list.filter((s) => !fs.exists(`/sys/block/${name}/slaves/${s}`));
+    if (gone.length > 0) stale.set(name, gone);
+    for (const s of list) if (!gone.includes(s)) holders.set(s, [...(holders.get(s) ?? []), name].sort());
   }
-  return { slaves, holders };
+  return { slaves, stale, holders };
+}
+
+export interface Stacking {
+  slaves: Map<string, string[]>;
+  /** Per dm or md device, the slaves whose device is gone. */
+  stale: Map<string, string[]>;
+  /** Per disk or partition, what is stacked on it. */
+  holders: Map<string, string[]>;
+}
+
+/** Devices that stack on others: device-mapper maps and md arrays. */
+function isStacked(name: string): boolean {
+  return name.startsWith('dm-') || /^md\d/.test(name);
+}
+
+/**
+ * Partitions by disk: the names /sys/class/block has and /sys/block does not, each under its
+ * disk's directory (".../block/sda/sda1").
+ */
+function partitionsByDisk(fs: HostFs, blocks: BlockIndex): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (blocks.all.size === blocks.disks.length) return out;
+  const disks = new Set(blocks.disks);
+  for (const name of blocks.all) {
+    if (disks.has(name)) continue;
+    const link = fs.link(`/sys/class/block/${name}`) ?? '';
+    const parts = link.split('/');
+    const disk = parts[parts.length - 2];
+    if (disk && disks.has(disk)) out.set(disk, [...(out.get(disk) ?? []), name].sort());
+  }
+  return out;
 }
 
 /** Disk sizes in one read: /proc/partitions gives 1 KiB blocks (the kernel's sectors >> 1). */
@@ -84,10 +120,14 @@ function partitionSizes(fs: HostFs): Map<string, number> {
   return out;
 }
 
-/** Every disk with size, holders, slaves and dm names; only the dm disks (no sizes) when not full. */
-export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Map<string, string[]>; holders: Map<string, string[]> }, full: boolean): BlockDevice[] {
+/**
+ * Every disk with its dev_t, size, holders, slaves, partitions and dm or md state; only the dm
+ * disks (no sizes, partitions or numbers) when not full.
+ */
+export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: Stacking, full: boolean): BlockDevice[] {
   const out: BlockDevice[] = [];
   const sizes = full ? partitionSizes(fs) : new Map<string, number>();
+  const parts = full ? partitionsByDisk(fs, blocks) : new Map<string, string[]>();
   for (const name of blocks.disks) {
     const dir = `/sys/block/${name}`;
     const isDm = name.startsWith('dm-');
@@ -98,12 +138,18 @@ export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: { slaves: Ma
       const sectors = fs.readText(`${dir}/size`);
       size = sectors === null ? null : Number(sectors) * 512;
     }
+    const isMd = /^md\d/.test(name);
+    const suspended = full && isDm ? fs.readText(`${dir}/dm/suspended`) : null;
     out.push({
       name,
+      devt: full ? fs.readText(`${dir}/dev`) : null,
       sizeBytes: size,
       holders: stack.holders.get(name) ?? [],
       slaves: stack.slaves.get(name) ?? [],
-      dm: isDm ? { name: fs.readText(`${dir}/dm/name`), uuid: fs.readText(`${dir}/dm/uuid`) } : null,
+      staleSlaves: stack.stale.get(name) ?? [],
+      partitions: (parts.get(name) ?? []).map((p) => ({ name: p, devt: fs.readText(`/sys/class/block/${p}/dev`), holders: stack.holders.get(p) ?? [] })),
+      dm: isDm ? { name: fs.readText(`${dir}/dm/name`), uuid: fs.readText(`${dir}/dm/uuid`), suspended: suspended === null ? null : suspended === '1', table: null } : null,
+      md: full && isMd ? { level: fs.readText(`${dir}/md/level`), state: fs.readText(`${dir}/md/array_state`) } : null,
     });
   }
   return out;
@@ -122,5 +168,3 @@ export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLin
   return out;
 }
 
-
-export type Stacking = ReturnType<typeof stacking>;

@@ -1,7 +1,7 @@
 import type { HostFs } from '../system/hostfs.js';
 import { scsiWwid } from '../volume/ids.js';
 import { isHctl, type BlockIndex } from './read-block.js';
-import type { IscsiNodeRecord, IscsiSession, ScsiDevice } from './model.js';
+import type { IscsiDiscoveryRecord, IscsiIface, IscsiNodeRecord, IscsiSession, ScsiDevice } from './model.js';
 
 /** SCSI devices, iSCSI sessions (sysfs) and open-iscsi's node records. */
 
@@ -83,16 +83,73 @@ export function iscsiSessions(fs: HostFs): IscsiSession[] {
   return out;
 }
 
+/** `key = value` of an open-iscsi record file, or null when the record does not set it. */
+function recordValue(text: string | null, key: string): string | null {
+  if (!text) return null;
+  const at = text.indexOf(`\n${key} = `);
+  const from = at >= 0 ? at + 1 : text.startsWith(`${key} = `) ? 0 : -1;
+  if (from < 0) return null;
+  const end = text.indexOf('\n', from);
+  return text.slice(from + key.length + 3, end < 0 ? undefined : end).trim();
+}
+
+/** "ip,port" as a session writes its portal: IPv6 addresses in brackets. */
+function portalOfEntry(host: string, port: string): string {
+  return `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Node records: /etc/iscsi/nodes/IQN/ENTRY, where ENTRY is a record file ("ip,port", made with
+ * `iscsiadm -m node --op new`) or a directory with one record file per iface ("ip,port,tpgt/IFACE",
+ * made by discovery). Each record's startup mode and iface are read from its file.
+ */
 export function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): IscsiNodeRecord[] {
   const out: IscsiNodeRecord[] = [];
   for (const iqn of fs.list(root)) {
     for (const entry of fs.list(`${root}/${iqn}`)) {
-      // "ip,port,tpgt" from discovery; "ip,port" (or tpgt -1) from `iscsiadm -m node --op new`.
       const m = /^([^,]+),(\d+)(?:,(-?\d+))?$/.exec(entry);
       if (!m) continue;
-      const host = m[1]!.includes(':') && !m[1]!.startsWith('[') ? `[${m[1]}]` : m[1]!; // IPv6 written as sessions are
-      out.push({ iqn, portal: `${host}:${m[2]}`, tpgt: m[3] ?? '-1', path: `${root}/${iqn}/${entry}` });
+      const dir = `${root}/${iqn}/${entry}`;
+      // A directory lists its iface files; a record file lists nothing.
+      const ifaces = m[3] !== undefined ? fs.list(dir) : [];
+      const path = ifaces.length > 0 ? `${dir}/${ifaces[0]}` : dir;
+      const text = fs.readText(path);
+      out.push({
+        iqn,
+        portal: portalOfEntry(m[1]!, m[2]!),
+        tpgt: m[3] ?? '-1',
+        path,
+        startup: recordValue(text, 'node.startup'),
+        iface: recordValue(text, 'iface.iscsi_ifacename') ?? (ifaces[0] ?? null),
+      });
     }
   }
   return out;
+}
+
+/** Where open-iscsi keeps discovery records and ifaces (beside the node records). */
+const ISCSI_DIR = '/etc/iscsi';
+
+/**
+ * Discovery records: /etc/iscsi/send_targets/IP,PORT (and isns/IP,PORT), each holding its
+ * st_config and one link per node record it made, named "IQN,IP,PORT,TPGT,IFACE".
+ */
+export function iscsiDiscovery(fs: HostFs, root = ISCSI_DIR): IscsiDiscoveryRecord[] {
+  const out: IscsiDiscoveryRecord[] = [];
+  for (const [type, sub] of [['sendtargets', 'send_targets'], ['isns', 'isns']] as const) {
+    for (const entry of fs.list(`${root}/${sub}`)) {
+      const m = /^([^,]+),(\d+)$/.exec(entry);
+      if (!m) continue;
+      const path = `${root}/${sub}/${entry}`;
+      const targets = new Set<string>();
+      for (const l of fs.list(path)) if (l !== 'st_config' && l.includes(',')) targets.add(l.slice(0, l.indexOf(',')));
+      out.push({ type, portal: portalOfEntry(m[1]!, m[2]!), targets: [...targets].sort(), path });
+    }
+  }
+  return out;
+}
+
+/** Ifaces made with `iscsiadm -m iface -o new` (the built-in default and iser have no file). */
+export function iscsiIfaces(fs: HostFs, root = ISCSI_DIR): IscsiIface[] {
+  return fs.list(`${root}/ifaces`).map((name) => ({ name, path: `${root}/ifaces/${name}` }));
 }

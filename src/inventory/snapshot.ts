@@ -1,8 +1,8 @@
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { blockDevices, blockIndex, links, stacking } from './read-block.js';
 import { nvme } from './read-nvme.js';
-import { iscsiNodes, iscsiSessions, scsiDevices } from './read-scsi.js';
-import type { HostSnapshot } from './model.js';
+import { iscsiDiscovery, iscsiIfaces, iscsiNodes, iscsiSessions, scsiDevices } from './read-scsi.js';
+import type { DmLine, HostSnapshot } from './model.js';
 
 export interface SnapshotOptions {
   /**
@@ -11,6 +11,11 @@ export interface SnapshotOptions {
    * device state, sizes, by-id links and node records: never give it to the orphan check.
    */
   scope?: 'full' | 'paths';
+  /**
+   * `dmsetup table`, parsed (tools.ts parseDmsetup): each dm device of a full snapshot gets its
+   * table lines. sysfs does not show tables; the agent runs dmsetup once per snapshot.
+   */
+  dmTables?: DmLine[];
 }
 
 export async function takeSnapshot(fs: HostFs = realHostFs, opts: SnapshotOptions = {}): Promise<HostSnapshot> {
@@ -27,6 +32,11 @@ export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions 
   const nodes = full ? iscsiNodes(fs) : [];
   const nv = nvme(fs, blocks, stack.holders);
   const blockList = blockDevices(fs, blocks, stack, full);
+  if (full && opts.dmTables) {
+    const tables = new Map<string, string[]>();
+    for (const l of opts.dmTables) tables.set(l.name, [...(tables.get(l.name) ?? []), l.line.slice(l.name.length + 2)]);
+    for (const b of blockList) if (b.dm?.name) b.dm.table = tables.get(b.dm.name) ?? null;
+  }
   const devLinks = links(fs, blocks, full ? ['by-path', 'by-id'] : ['by-path']);
   const multipathMaps = blockList
     .filter((b) => b.dm?.uuid?.startsWith('mpath-'))
@@ -37,6 +47,8 @@ export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions 
     scsiDevices: scsi,
     iscsiSessions: sessions,
     iscsiNodes: nodes,
+    iscsiDiscovery: full ? iscsiDiscovery(fs) : [],
+    iscsiIfaces: full ? iscsiIfaces(fs) : [],
     nvmeControllers: nv.controllers,
     nvmeNamespaces: nv.namespaces,
     blockDevices: blockList,

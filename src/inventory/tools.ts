@@ -1,4 +1,5 @@
 import { exec } from '../system/exec.js';
+import type { DmLine } from './model.js';
 
 /**
  * The tools' own view, to cross-check sysfs: where iscsiadm or nvme-cli still show something
@@ -55,6 +56,40 @@ export interface ToolViews {
   nvmeControllers: ToolNvmeController[];
   multipathPaths: ToolMultipathPath[];
   multipathMaps: ToolMultipathMap[];
+  /** `dmsetup status`: per map, the path states of a multipath map (A active, F failed). */
+  dmStatus: DmLine[];
+}
+
+/**
+ * `dmsetup table` and `dmsetup status` lines: "NAME: START LENGTH TARGET ARGS..." (a map of
+ * several segments has one line each). "No devices found" and anything else gives nothing.
+ */
+export function parseDmsetup(text: string): DmLine[] {
+  const out: DmLine[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    const m = /^(\S+): \d+ \d+ (\S+) ?(.*)$/.exec(line);
+    if (m) out.push({ name: m[1]!, target: m[2]!, args: m[3]!.trim(), line });
+  }
+  return out;
+}
+
+/** The major:minor numbers a table's arguments name ("8:0", "253:1"). */
+export function devtsIn(args: string): string[] {
+  return args.split(' ').filter((a) => /^\d+:\d+$/.test(a));
+}
+
+/** The paths of a multipath map's status line with their state: "8:0 A 0 0 1" -> ['8:0', 'A']. */
+export function multipathPathStates(args: string): Array<{ devt: string; state: string }> {
+  const out: Array<{ devt: string; state: string }> = [];
+  const f = args.split(' ');
+  for (let i = 0; i + 1 < f.length; i++) if (/^\d+:\d+$/.test(f[i]!) && /^[AF]$/.test(f[i + 1]!)) out.push({ devt: f[i]!, state: f[i + 1]! });
+  return out;
+}
+
+/** `dmsetup table`, parsed: what a full snapshot gives each dm device (SnapshotOptions.dmTables). */
+export async function readDmTables(): Promise<DmLine[]> {
+  return parseDmsetup(await toolOutput(['dmsetup', 'table']));
 }
 
 /** The multipathd queries, in one place: the raw formats the parsers below read. */
@@ -75,17 +110,19 @@ export async function readMultipathdPaths(): Promise<ToolMultipathPath[]> {
 
 /** Runs iscsiadm, nvme-cli and multipathd once each and parses what they print. */
 export async function readToolViews(): Promise<ToolViews> {
-  const [isc, nv, mpaths, mmaps] = await Promise.all([
+  const [isc, nv, mpaths, mmaps, dmStatus] = await Promise.all([
     toolOutput(['iscsiadm', '-m', 'session']),
     toolOutput(['nvme', 'list-subsys', '-o', 'json']),
     toolOutput(MULTIPATHD_SHOW_PATHS),
     toolOutput(MULTIPATHD_SHOW_MAPS),
+    toolOutput(['dmsetup', 'status']),
   ]);
   return {
     iscsiSessions: parseIscsiadmSessions(isc),
     nvmeControllers: parseNvmeListSubsys(nv),
     multipathPaths: parseMultipathdPaths(mpaths),
     multipathMaps: parseMultipathdMaps(mmaps),
+    dmStatus: parseDmsetup(dmStatus),
   };
 }
 

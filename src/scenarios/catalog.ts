@@ -93,11 +93,12 @@ const roundTripLocal = onCompute({
   await ctx.writeSignature(node, d.path, sig);
   const back = await ctx.readSignature(node, d.path);
   check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}`);
+  const baseline = await node.client.inventory();
   await node.client.disconnect('local', props, d, ctx.via());
   ctx.step(`${node.name}: detached the local disk`);
-  const r = await node.client.orphans({ protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}) });
-  ctx.rows.push({ node: node.name, volume: disk.device!, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans as never, expected: 'clean' });
-  check(r.orphans.length === 0, `${node.name}: local disk left ${JSON.stringify(r.orphans)}`);
+  const r = await node.client.orphans({ protocol: 'local', properties: props, ...(disk.wwid ? { wwid: disk.wwid } : {}), devices: d.devices, baseline });
+  ctx.rows.push({ node: node.name, volume: disk.device!, protocol: 'local', phase: 'run', device: d.path, paths: p.paths, left: r.orphans, kept: r.kept, hostWide: r.hostWide ?? null, expected: 'clean' });
+  check(r.clean, `${node.name}: local disk left ${JSON.stringify(r.orphans)}; host-wide ${JSON.stringify(r.hostWide)}`);
 });
 
 function sharedTarget(protocol: TargetProtocol): Scenario {

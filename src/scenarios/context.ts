@@ -1,4 +1,4 @@
-import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, TargetVolume, VolumePaths } from '../agent/api/types.js';
+import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
 import type { TargetClient } from '../agent/api/target-client.js';
@@ -34,6 +34,10 @@ export interface ReportRow {
   device: string | null;
   paths: string[];
   left: Orphan[];
+  /** Sessions, records and controllers the oracle saw rightly kept for another LUN or namespace. */
+  kept: Orphan[];
+  /** The host-wide view against the node's snapshot from just before the detach, when there is one. */
+  hostWide: { baselineTakenAt: string; orphans: Orphan[]; collateral: Orphan[] } | null;
   /** What the oracle was expected to say: 'clean', or the orphan kinds a faulty sequence leaves. */
   expected: string;
 }
@@ -82,6 +86,13 @@ export class ScenarioContext {
   readonly volumes = new Map<string, TargetVolume>();
   /** What is attached where, to detach afterwards (with force) when the scenario did not. */
   readonly attached: Array<{ node: ComputeHandle; volume: TargetVolume; device: DeviceInfo | null }> = [];
+  /**
+   * Per node, its snapshot from just before the last detach through the context: the baseline of
+   * the host-wide view of the verdicts that follow, until the next attach on that node.
+   */
+  readonly baselines = new Map<string, HostSnapshot>();
+  /** Per volume and node, the devices its attach gave (what a map left behind may still name). */
+  readonly attachedDevices = new Map<string, string[]>();
   /** Things to undo on a node afterwards (a stopped udev, a link made by hand), last first. */
   readonly undo: Array<{ what: string; fn: () => Promise<unknown> }> = [];
 
@@ -154,6 +165,8 @@ export class ScenarioContext {
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
     this.attached.push({ node, volume: v, device: d });
+    this.baselines.delete(node.name);
+    this.attachedDevices.set(`${node.name} ${v.name}`, d.devices);
     this.step(`${node.name}: attached ${v.name} as ${d.path} (${d.devices.join(', ')})`);
     return d;
   }
@@ -166,6 +179,7 @@ export class ScenarioContext {
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
   async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<{ removed: string[]; errors: string[] }> {
     const { builtin, ...flags } = opts;
+    this.baselines.set(node.name, await node.client.inventory());
     const r = await node.client.disconnect(protocolOf(v), v.connectionInfo, d, { ...this.via(builtin), ...flags, timeoutMs: 300_000 });
     this.forget(node, v);
     this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`);
@@ -189,13 +203,23 @@ export class ScenarioContext {
 
   /** The oracle: what still refers to v on the node, sessions shared with stillAttached excepted. */
   async orphans(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<Orphan[]> {
-    const r = await node.client.orphans({
+    return (await this.oracle(node, v, stillAttached)).orphans;
+  }
+
+  /**
+   * The oracle's whole answer: the volume-scoped verdict (with what was kept for others) and,
+   * when the node has a baseline from before the last detach, the host-wide view against it.
+   */
+  oracle(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<OrphansReply> {
+    const baseline = this.baselines.get(node.name);
+    return node.client.orphans({
       protocol: protocolOf(v),
       properties: v.connectionInfo,
       ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
       stillAttached: stillAttached.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo })),
+      devices: this.attachedDevices.get(`${node.name} ${v.name}`) ?? [],
+      ...(baseline ? { baseline } : {}),
     });
-    return r.orphans;
   }
 
   /** Wait (up to 10 s) until the node no longer shows an NVMe volume's namespace. */
@@ -224,7 +248,9 @@ export class ScenarioContext {
 
   /** Record what the oracle said for the report, and check it against what was expected. */
   async verdict(node: ComputeHandle, v: TargetVolume, o: { phase?: string; device?: DeviceInfo | null; paths?: string[]; stillAttached?: TargetVolume[]; expect: 'clean' | string[] }): Promise<Orphan[]> {
-    const left = await this.orphans(node, v, o.stillAttached ?? []);
+    const r = await this.oracle(node, v, o.stillAttached ?? []);
+    const left = r.orphans;
+    const wide = r.hostWide ? [...r.hostWide.orphans, ...r.hostWide.collateral] : [];
     this.rows.push({
       node: node.name,
       volume: v.name,
@@ -233,12 +259,17 @@ export class ScenarioContext {
       device: o.device?.path ?? null,
       paths: o.paths ?? [],
       left,
+      kept: r.kept,
+      hostWide: r.hostWide ?? null,
       expected: o.expect === 'clean' ? 'clean' : o.expect.join(', '),
     });
+    const say = (xs: Orphan[]): string => xs.map((x) => `${x.kind} ${x.id} (${x.evidence})`).join('; ');
     if (o.expect === 'clean') {
-      check(left.length === 0, `${node.name}: ${v.name} left ${left.map((x) => `${x.kind} ${x.id} (${x.evidence})`).join('; ')}`);
+      check(left.length === 0, `${node.name}: ${v.name} left ${say(left)}`);
+      check((r.hostWide?.orphans.length ?? 0) === 0, `${node.name}: after ${v.name}'s detach, host-wide: ${say(r.hostWide?.orphans ?? [])}`);
+      check((r.hostWide?.collateral.length ?? 0) === 0, `${node.name}: ${v.name}'s detach took what was not its own (collateral): ${say(r.hostWide?.collateral ?? [])}`);
     } else {
-      const kinds = new Set(left.map((x) => x.kind));
+      const kinds = new Set([...left, ...wide].map((x) => x.kind));
       const missing = o.expect.filter((k) => !kinds.has(k as Orphan['kind']));
       check(missing.length === 0, `${node.name}: the oracle missed ${missing.join(', ')} for ${v.name} (it found: ${[...kinds].join(', ') || 'nothing'})`);
     }

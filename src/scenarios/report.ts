@@ -5,6 +5,26 @@ import type { ScenarioResult, SuiteReport } from './runner.js';
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
+/**
+ * Every finding of a scenario, one line each: per verdict what was left (volume-scoped), kept for
+ * others, and host-wide (appeared, collateral); then per node the host-wide view at the end.
+ */
+export function findingLines(s: ScenarioResult): string[] {
+  const out: string[] = [];
+  for (const r of s.rows) {
+    const at = `${r.node}, ${r.phase}`;
+    for (const o of r.left) out.push(`evidence (${at}): ${o.kind} ${o.id}: ${o.evidence}`);
+    for (const o of r.kept ?? []) out.push(`kept (${at}): ${o.kind} ${o.id}: ${o.evidence}`);
+    for (const o of r.hostWide?.orphans ?? []) out.push(`host-wide (${at}): ${o.kind} ${o.id}: ${o.evidence}`);
+    for (const o of r.hostWide?.collateral ?? []) out.push(`collateral (${at}): ${o.kind} ${o.id}: ${o.evidence}`);
+  }
+  for (const h of s.hostWide ?? []) {
+    for (const o of h.orphans) out.push(`host-wide (${h.node}, end of scenario): ${o.kind} ${o.id}: ${o.evidence}`);
+    for (const o of h.collateral) out.push(`collateral (${h.node}, end of scenario): ${o.kind} ${o.id}: ${o.evidence}`);
+  }
+  return out;
+}
+
 function leftText(r: ScenarioResult['rows'][number]): string {
   if (r.left.length === 0) return 'nothing';
   const byKind = new Map<string, number>();
@@ -29,7 +49,7 @@ export function renderTable(report: SuiteReport): string {
       out.push(line(head));
       for (const r of rows) out.push(line(r));
     }
-    for (const r of s.rows) for (const o of r.left) out.push(`      evidence (${r.node}, ${r.phase}): ${o.kind} ${o.id}: ${o.evidence}`);
+    for (const line of findingLines(s)) out.push(`      ${line}`);
     if (s.failure) out.push(`      failure: ${s.failure}`);
     for (const p of s.problems) out.push(`      problem: ${p}`);
     if (s.evidenceDir) out.push(`      node evidence: ${s.evidenceDir}`);
@@ -43,7 +63,7 @@ const xml = (s: string): string => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', 
 
 export function renderJunit(report: SuiteReport): string {
   const cases = report.scenarios.map((s) => {
-    const out = [...s.steps, ...s.rows.flatMap((r) => r.left.map((o) => `${r.node} ${r.phase}: ${o.kind} ${o.id}: ${o.evidence}`))].join('\n');
+    const out = [...s.steps, ...findingLines(s)].join('\n');
     const failure = s.status === 'failed' ? `<failure message="${xml((s.failure ?? s.problems[0] ?? 'failed').split('\n')[0]!)}">${xml([s.failure, ...s.problems].filter(Boolean).join('\n'))}</failure>` : '';
     return `  <testcase classname="brick-lab.${s.kind}" name="${xml(s.name)}" time="${(s.durationMs / 1000).toFixed(3)}">${failure}<system-out>${xml(out)}</system-out></testcase>`;
   });
@@ -62,7 +82,14 @@ export function renderMarkdown(report: SuiteReport): string {
   out.push('| | scenario | time | what the oracle said |');
   out.push('|---|---|---|---|');
   for (const s of report.scenarios) {
-    const said = s.rows.map((r) => md(`${r.node} ${r.volume} (${r.phase}): ${r.left.length === 0 ? 'clean' : leftText(r)}${r.expected !== 'clean' ? ` (expected ${r.expected})` : ''}`)).join('<br>');
+    const wide = (r: ScenarioResult['rows'][number]): string => {
+      const n = (r.hostWide?.orphans.length ?? 0) + (r.hostWide?.collateral.length ?? 0);
+      return n > 0 ? `; host-wide: ${r.hostWide!.orphans.length} new, ${r.hostWide!.collateral.length} collateral` : '';
+    };
+    const said = [
+      ...s.rows.map((r) => md(`${r.node} ${r.volume} (${r.phase}): ${r.left.length === 0 ? 'clean' : leftText(r)}${wide(r)}${r.expected !== 'clean' ? ` (expected ${r.expected})` : ''}`)),
+      ...(s.hostWide ?? []).filter((h) => h.orphans.length + h.collateral.length > 0).map((h) => md(`${h.node} at the end, host-wide: ${h.orphans.map((o) => o.kind).join(', ') || 'nothing new'}; collateral: ${h.collateral.map((o) => o.kind).join(', ') || 'none'}`)),
+    ].join('<br>');
     out.push(`| ${s.status === 'passed' ? '✅' : '❌'} | \`${s.name}\` | ${secs(s.durationMs)} | ${said || '-'} |`);
   }
   const failed = report.scenarios.filter((s) => s.status === 'failed');

@@ -86,6 +86,11 @@ export interface ScenarioResult {
   problems: string[];
   steps: string[];
   rows: ReportRow[];
+  /**
+   * Per compute node, the host-wide view at the end against its snapshot from before the
+   * scenario: what appeared and stayed, what existed before and went. Either fails the scenario.
+   */
+  hostWide: Array<{ node: string; orphans: Orphan[]; collateral: Orphan[] }>;
   evidenceDir: string | null;
 }
 
@@ -139,6 +144,8 @@ async function sweepCompute(node: NodeHandle): Promise<void> {
   await run(['iscsiadm', '-m', 'node', '--logoutall=all']);
   await run(['iscsiadm', '-m', 'node', '-o', 'delete']);
   await run(['nvme', 'disconnect-all']);
+  // Maps and holders of any kind (linear, partition maps) a scenario left: the lab has no dm of its own.
+  await run(['dmsetup', 'remove_all', '--force']);
   await run(['udevadm', 'settle', '--timeout=60']);
 }
 
@@ -166,6 +173,8 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
   const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`), opts.connector ?? null);
   const marks = new Map<string, number>();
   for (const n of nodes) marks.set(n.name, (await dmesgLines(n)).length);
+  const baselines = new Map<string, HostSnapshot>();
+  for (const c of computes) baselines.set(c.name, await c.client.inventory());
   const started = performance.now();
   let failure: string | null = null;
   const problems: string[] = [];
@@ -184,13 +193,18 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
   }
   for (const u of [...ctx.undo].reverse()) await u.fn().catch((e: Error) => problems.push(`undo ${u.what}: ${e.message}`));
   for (const v of ctx.volumes.keys()) await target.client.deleteVolume(v).catch(() => undefined);
-  // Then the lab must be as it was: nothing on any compute, nothing on the target.
+  // Then the lab must be as it was: nothing on any compute, nothing on the target. Host-wide:
+  // against the snapshot from before the scenario, nothing new, nothing gone.
+  const hostWide: ScenarioResult['hostWide'] = [];
   for (const c of computes) {
+    const view = await c.client.hostCheck({ baseline: baselines.get(c.name)! });
+    hostWide.push({ node: c.name, orphans: view.orphans, collateral: view.collateral });
+    const say = (xs: Orphan[]): string => xs.map((x) => `${x.kind} ${x.id} (${x.evidence})`).join('; ');
+    if (view.orphans.length > 0) problems.push(`${c.name} host-wide, left after the scenario: ${say(view.orphans)}`);
+    if (view.collateral.length > 0) problems.push(`${c.name} host-wide, gone since before the scenario (collateral): ${say(view.collateral)}`);
     const left = computeLeftovers(await c.client.inventory());
-    if (left.length > 0) {
-      problems.push(`${c.name} not clean after the scenario: ${left.join('; ')}`);
-      await sweepCompute(c);
-    }
+    if (left.length > 0) problems.push(`${c.name} not clean after the scenario: ${left.join('; ')}`);
+    if (left.length > 0 || view.orphans.length > 0) await sweepCompute(c);
   }
   const tl = await targetLeftovers(target);
   if (tl.length > 0) {
@@ -209,7 +223,7 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
     evidenceDir = join(opts.resultsDir, 'evidence', s.name);
     await collectEvidence(rec, evidenceDir).catch((e: Error) => problems.push(`evidence: ${e.message}`));
   }
-  return { name: s.name, title: s.title, kind: s.kind, refs: s.refs, status, durationMs: Math.round(performance.now() - started), failure, problems, steps: ctx.steps, rows: ctx.rows, evidenceDir };
+  return { name: s.name, title: s.title, kind: s.kind, refs: s.refs, status, durationMs: Math.round(performance.now() - started), failure, problems, steps: ctx.steps, rows: ctx.rows, hostWide, evidenceDir };
 }
 
 /**

@@ -4,7 +4,9 @@ import { DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
 import type {
   AvailableVolumesReply, ConnectionPayload, ConnectorChoice, ConnectorsReply, ConnectReply, DeviceInfo, DiffReply, DisconnectReply, DisconnectRequest,
-  HostSnapshot, InstallConnectorRequest, InstalledConnectorReply, InstalledConnectorsReply, LocalDisk, LocalDisksReply, OrphansReply, OrphansRequest,
+  HostSnapshot, InstallConnectorRequest, InstalledConnectorReply, InstalledConnectorsReply, LocalDisk, LocalDisksReply, OrphansReply,
+  HostCheckRequest,
+  HostCheckReply, OrphansRequest,
   RecordedInventoryReply, RemoveLocalDiskReply, SearchPathReply, VolumePathsBatchReply, VolumePathsReply,
 } from './types.js';
 
@@ -83,6 +85,11 @@ export class ComputeClient extends AgentClient {
   /** What the host still holds of a detached volume (the orphan oracle). */
   orphans(req: OrphansRequest, opts: CallOptions = {}): Promise<OrphansReply> {
     return this.http.request('POST', ROUTES.orphans, req, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  }
+
+  /** The host-wide view against a baseline taken before (GET /v1/inventory): what appeared, what went. */
+  hostCheck(req: HostCheckRequest, opts: CallOptions = {}): Promise<HostCheckReply> {
+    return this.http.request('POST', ROUTES.hostCheck, req, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
   localDisks(): Promise<LocalDisksReply> {

@@ -22,6 +22,7 @@ export const ROUTES = {
   inventory: '/v1/inventory',
   inventoryDiff: '/v1/inventory/diff',
   orphans: '/v1/inventory/orphans',
+  hostCheck: '/v1/inventory/host-check',
 
   iscsiVolumes: '/v1/targets/iscsi/volumes',
   nvmeVolumes: '/v1/targets/nvmet/volumes',

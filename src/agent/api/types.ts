@@ -5,6 +5,7 @@
 import type { InstalledConnector } from '../../connectors/registry.js';
 import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../../connectors/types.js';
 import type { SnapshotDiff } from '../../inventory/diff.js';
+import type { HostWideView } from '../../inventory/hostwide.js';
 import type { Orphan } from '../../inventory/orphans.js';
 import type { HostSnapshot } from '../../inventory/model.js';
 import type { HostFsRecording } from '../../system/hostfs.js';
@@ -17,7 +18,7 @@ import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../
 import type { VolumeIdentity } from '../../volume/identity.js';
 import type { Protocol } from '../../volume/protocol.js';
 
-export type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths, SnapshotDiff, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
+export type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths, SnapshotDiff, HostWideView, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
 
 /** Every error answer: a catalogued code, what was wrong, and what to do. */
 export interface ErrorReply {
@@ -131,12 +132,29 @@ export interface OrphansRequest {
   wwid?: string;
   /** Volumes that stay attached and share the target, portal or map. */
   stillAttached?: Array<{ protocol: Protocol; properties: ConnectionPayload }>;
+  /** The kernel names of the volume's devices at attach (a connect result's `devices`). */
+  devices?: string[];
+  /** A full snapshot taken before the detach: the reply then carries the host-wide view. */
+  baseline?: HostSnapshot;
 }
 
 export interface OrphansReply {
+  /** No orphan, and with a baseline, nothing host-wide either. */
   clean: boolean;
   orphans: Orphan[];
+  /** Sessions, records and controllers rightly kept for another LUN or namespace. */
+  kept: Orphan[];
   volume: VolumeIdentity;
+  hostWide?: HostWideView;
+}
+
+export interface HostCheckRequest {
+  baseline: HostSnapshot;
+  stillAttached?: Array<{ protocol: Protocol; properties: ConnectionPayload }>;
+}
+
+export interface HostCheckReply extends HostWideView {
+  clean: boolean;
 }
 
 // --- targets -----------------------------------------------------------------------------------

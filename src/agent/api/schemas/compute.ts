@@ -3,7 +3,7 @@ import type { ErrorCode } from '../../../system/errors.js';
 import { PROTOCOLS } from '../../../volume/protocol.js';
 import { CONNECTOR_NAME_PATTERN, GUARDED, HOST_FAILURES, nullableString, protocolParam, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 import { connectionProperties } from './connection.js';
-import { inventoryReply, orphansReply, snapshotBody, snapshotDiff } from './inventory.js';
+import { hostCheckReply, inventoryReply, orphansReply, snapshotBody, snapshotDiff } from './inventory.js';
 
 const connectorQuery = {
   type: 'object',
@@ -73,6 +73,12 @@ const installedConnector: JsonSchema = {
 };
 
 const withProtocol = (connector: boolean, s: Omit<RouteSchema, 'params' | 'querystring'>): RouteSchema => ({ params: protocolParam, ...(connector ? { querystring: connectorQuery } : {}), ...s });
+
+const stillAttached = {
+  type: 'array',
+  description: 'volumes that stay attached: what they share with this one is not an orphan',
+  items: { type: 'object', required: ['protocol', 'properties'], properties: { protocol: { type: 'string', enum: [...PROTOCOLS] }, properties: connectionProperties } },
+};
 
 export const computeSchemas = {
   installConnector: {
@@ -168,13 +174,20 @@ export const computeSchemas = {
         protocol: { type: 'string', enum: [...PROTOCOLS] },
         properties: connectionProperties,
         wwid: { type: 'string', description: 'the SCSI WWID read at attach' },
-        stillAttached: {
-          type: 'array',
-          description: 'volumes that stay attached: what they share with this one is not an orphan',
-          items: { type: 'object', required: ['protocol', 'properties'], properties: { protocol: { type: 'string', enum: [...PROTOCOLS] }, properties: connectionProperties } },
-        },
+        stillAttached,
+        devices: { type: 'array', items: { type: 'string', pattern: '^(/dev/)?[a-z][a-z0-9-]*$' }, description: "the kernel names of the volume's devices at attach (a connect result's devices)" },
+        baseline: { ...snapshotBody, description: 'a full snapshot taken before the detach: the reply then has the host-wide view too' },
       },
     },
-    response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS]),
+    response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST']),
+  },
+  hostCheck: {
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['baseline'],
+      properties: { baseline: snapshotBody, stillAttached },
+    },
+    response: replies({ 200: hostCheckReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST']),
   },
 } satisfies Record<string, RouteSchema>;

@@ -4,6 +4,7 @@
  * host, and a field added to it must reach the client, not be dropped by the serialiser. One
  * schema per model type (inventory/model.ts), field for field: alike in shape, not in content.
  */
+import { ORPHAN_KINDS } from '../../../volume/orphan-kinds.js';
 import { PROTOCOLS } from '../../../volume/protocol.js';
 import { anything, nullableInteger, nullableNumber, nullableString, strings, type JsonSchema } from './common.js';
 
@@ -38,6 +39,20 @@ export const iscsiNodeRecord = item(['iqn', 'portal', 'tpgt', 'path'], {
   portal: { type: 'string' },
   tpgt: { type: 'string' },
   path: { type: 'string' },
+  startup: nullableString,
+  iface: nullableString,
+});
+
+export const iscsiDiscoveryRecord = item(['type', 'portal', 'targets', 'path'], {
+  type: { type: 'string', enum: ['sendtargets', 'isns'] },
+  portal: { type: 'string' },
+  targets: strings,
+  path: { type: 'string' },
+});
+
+export const iscsiIface = item(['name', 'path'], {
+  name: { type: 'string' },
+  path: { type: 'string' },
 });
 
 export const nvmeController = item(['name', 'sysfs'], {
@@ -62,12 +77,22 @@ export const nvmeNamespace = item(['name', 'sysfs'], {
   sysfs: { type: 'string' },
 });
 
+const partition = item(['name'], { name: { type: 'string' }, devt: nullableString, holders: strings });
+
 export const blockDevice = item(['name'], {
   name: { type: 'string' },
+  devt: nullableString,
   sizeBytes: nullableNumber,
   holders: strings,
   slaves: strings,
-  dm: { type: ['object', 'null'], properties: { name: nullableString, uuid: nullableString }, additionalProperties: true },
+  staleSlaves: strings,
+  partitions: list(partition),
+  dm: {
+    type: ['object', 'null'],
+    properties: { name: nullableString, uuid: nullableString, suspended: { type: ['boolean', 'null'] }, table: { type: ['array', 'null'], items: { type: 'string' } } },
+    additionalProperties: true,
+  },
+  md: { type: ['object', 'null'], properties: { level: nullableString, state: nullableString }, additionalProperties: true },
 });
 
 export const devLink = item(['dir', 'name'], {
@@ -90,6 +115,8 @@ const snapshotProperties = {
   scsiDevices: list(scsiDevice),
   iscsiSessions: list(iscsiSession),
   iscsiNodes: list(iscsiNodeRecord),
+  iscsiDiscovery: list(iscsiDiscoveryRecord),
+  iscsiIfaces: list(iscsiIface),
   nvmeControllers: list(nvmeController),
   nvmeNamespaces: list(nvmeNamespace),
   blockDevices: list(blockDevice),
@@ -142,7 +169,7 @@ export const snapshotDiff: JsonSchema = {
 };
 
 export const orphan = item(['kind', 'id', 'evidence'], {
-  kind: { type: 'string', enum: ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'iscsi-session', 'iscsi-node-record', 'nvme-controller', 'nvme-namespace', 'multipath-map', 'multipathd-path'] },
+  kind: { type: 'string', enum: [...ORPHAN_KINDS] },
   id: { type: 'string' },
   evidence: { type: 'string' },
 });
@@ -160,8 +187,27 @@ export const volumeIdentity: JsonSchema = {
   },
 };
 
+/** The host-wide view (inventory/hostwide.ts): what appeared unaccounted for, and what others lost. */
+export const hostWideView: JsonSchema = {
+  type: 'object',
+  required: ['baselineTakenAt', 'orphans', 'collateral'],
+  properties: { baselineTakenAt: { type: 'string' }, orphans: list(orphan), collateral: list(orphan) },
+};
+
 export const orphansReply: JsonSchema = {
   type: 'object',
-  required: ['clean', 'orphans', 'volume'],
-  properties: { clean: { type: 'boolean' }, orphans: list(orphan), volume: volumeIdentity },
+  required: ['clean', 'orphans', 'kept', 'volume'],
+  properties: {
+    clean: { type: 'boolean', description: 'no orphan, and (with a baseline) nothing host-wide either' },
+    orphans: list(orphan),
+    kept: { ...list(orphan), description: 'sessions, records and controllers rightly kept: they carry another LUN or namespace (the evidence says which)' },
+    volume: volumeIdentity,
+    hostWide: hostWideView,
+  },
+};
+
+export const hostCheckReply: JsonSchema = {
+  type: 'object',
+  required: ['clean', 'baselineTakenAt', 'orphans', 'collateral'],
+  properties: { clean: { type: 'boolean' }, ...hostWideView.properties as Record<string, unknown> },
 };
