@@ -28,7 +28,12 @@ const say = (m) => process.stderr.write(`[capture] ${m}\n`);
 const tools = async () => ({
   iscsiadmSession: (await cn.exec(['iscsiadm', '-m', 'session'])).stdout,
   nvmeListSubsys: (await cn.exec(['nvme', 'list-subsys', '-o', 'json'])).stdout,
+  dmsetupTable: (await cn.exec(['dmsetup', 'table'])).stdout,
+  dmsetupStatus: (await cn.exec(['dmsetup', 'status'])).stdout,
+  multipathdPaths: (await cn.exec(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'])).stdout,
+  multipathdMaps: (await cn.exec(['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N'])).stdout,
 });
+const sh = (script) => cn.run(['bash', '-c', script], { timeoutMs: 120_000 });
 const capture = async () => {
   await cn.run(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
   return c.recordedInventory();
@@ -71,8 +76,29 @@ try {
   const leftovers = await capture();
   await writeFile(join(values.out, 'inventory-leftovers.json'), `${JSON.stringify({ volumes, ...leftovers, tools: await tools() }, null, 1)}\n`);
   say('inventory-leftovers.json written');
+
+  say('stacking holders, a stale map, a suspended map, failed paths, discovery records and an iface');
+  const mp = devices.dm.path; // /dev/dm-N, fm's multipath map
+  const big = devices.dbig.devices[0];
+  const local = disk.device;
+  // A DOS partition table on fm's map (one partition from sector 2048, 8192 sectors long), then
+  // kpartx's partition map over the map.
+  await sh(`python3 -c 'import struct,sys; m=bytearray(512); m[446:462]=struct.pack("<B3sB3sII",0,bytes(3),0x83,bytes(3),2048,8192); m[510:512]=bytes([0x55,0xaa]); f=open(sys.argv[1],"r+b"); f.write(m); f.close()' ${mp} && kpartx -a ${mp}`);
+  // fm's paths all failed, I/O erroring rather than queueing while they are.
+  await sh(`dmsetup message ${mp} 0 fail_if_no_path; for p in ${devices.dm.devices.join(' ')}; do multipathd fail path $p; done`);
+  // A linear map over fbig's disk, then the disk deleted from under it: the map names a removed device.
+  const sectors = (await cn.exec(['cat', `/sys/block/${big}/size`])).stdout.trim();
+  await sh(`dmsetup create brick-lin --table "0 ${sectors} linear /dev/${big} 0" && echo 1 > /sys/block/${big}/device/delete`);
+  // A map over the local disk, suspended.
+  const localSectors = (await cn.exec(['cat', `/sys/block/${local.slice(5)}/size`])).stdout.trim();
+  await sh(`dmsetup create brick-susp --table "0 ${localSectors} linear ${local} 0" && dmsetup suspend brick-susp`);
+  await sh('iscsiadm -m discovery -t sendtargets -p 10.10.1.10:3260 >/dev/null && iscsiadm -m iface -I brick0 -o new >/dev/null');
+  const stacked = await capture();
+  await writeFile(join(values.out, 'inventory-stacked.json'), `${JSON.stringify({ volumes, devices, ...stacked, tools: await tools() }, null, 1)}\n`);
+  say('inventory-stacked.json written');
 } finally {
   say('cleaning up');
+  await sh('dmsetup resume brick-susp; dmsetup remove brick-susp; dmsetup remove --force brick-lin; for m in $(dmsetup ls --target multipath | cut -f1); do kpartx -d /dev/mapper/$m; done; iscsiadm -m discoverydb -t sendtargets -p 10.10.1.10:3260 -o delete; iscsiadm -m iface -I brick0 -o delete; true').catch((e) => say(`holders: ${e.message}`));
   await cn.exec(['rm', '-f', '/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2026-11.io.brick-lab:fixture.gone-lun-4']).catch(() => {});
   for (const [k, p] of [['m', 'iscsi'], ['big', 'iscsi'], ['a', 'iscsi'], ['b', 'iscsi'], ['n', 'nvmeof']]) {
     if (volumes[k]) await c.disconnect(p, volumes[k].connectionInfo, null, { force: true, ignoreErrors: true }).catch((e) => say(`disconnect ${k}: ${e.message}`));

@@ -160,25 +160,25 @@ export function hostWideView(input: HostWideInput): HostWideView {
     seen.add(`${list === orphans ? '+' : '-'}${thing}`);
     list.push(o);
   };
+  // In place: maps that name a removed device, maps suspended since the baseline. Said on the
+  // map's own finding when it appeared too.
+  const inPlace = new Map<string, string[]>();
+  const note = (dev: string, text: string): void => void inPlace.set(dev, [...(inPlace.get(dev) ?? []), text]);
+  const before = new Map(staleReferences(baseline).map((r) => [r.dev, r.evidence]));
+  for (const r of staleReferences(now)) if (before.get(r.dev) !== r.evidence) note(r.dev, `stale reference: ${r.evidence}`);
+  const suspendedBefore = new Set(baseline.blockDevices.filter((b) => b.dm?.suspended).map((b) => b.name));
+  for (const b of now.blockDevices) if (b.dm?.suspended && !suspendedBefore.has(b.name)) note(b.name, `SUSPENDED (/sys/block/${b.name}/dm/suspended is 1): every I/O to it waits`);
   for (const e of diff.added) {
     const x = asFinding(now, e);
     if (!x || accounted.has(x.thing)) continue;
     // A link udev re-pointed to a device that is accounted for is that device's.
     if (e.kind === 'links' && (e.item as DevLink).target && accounted.has(`block ${(e.item as DevLink).target}`)) continue;
-    add(orphans, x.thing, { ...x.orphan, evidence: `appeared ${since}, and no attached volume accounts for it: ${x.orphan.evidence}` });
+    const notes = e.kind === 'blockDevices' ? inPlace.get((e.item as BlockDevice).name) ?? [] : [];
+    add(orphans, x.thing, { ...x.orphan, evidence: [`appeared ${since}, and no attached volume accounts for it: ${x.orphan.evidence}`, ...notes].join('; ') });
   }
-  // In place: references to removed devices, suspended maps, paths of removed devices.
-  const before = new Map(staleReferences(baseline).map((r) => [r.dev, r]));
-  for (const r of staleReferences(now)) {
-    const was = before.get(r.dev);
-    if (was && was.evidence === r.evidence) continue;
-    const b = now.blockDevices.find((x) => x.name === r.dev)!;
-    add(orphans, `block ${r.dev}`, { kind: b.dm?.uuid?.startsWith('mpath-') ? 'multipath-map' : 'holder', id: b.dm?.name ?? r.dev, evidence: `stale reference: ${r.evidence}` });
-  }
-  const suspendedBefore = new Set(baseline.blockDevices.filter((b) => b.dm?.suspended).map((b) => b.name));
-  for (const b of now.blockDevices) {
-    if (!b.dm?.suspended || suspendedBefore.has(b.name)) continue;
-    add(orphans, `block ${b.name}`, { kind: b.dm.uuid?.startsWith('mpath-') ? 'multipath-map' : 'holder', id: b.dm.name ?? b.name, evidence: `/sys/block/${b.name}/dm/suspended is 1 ${since}: every I/O to ${b.dm.name ?? b.name} waits` });
+  for (const [dev, notes] of inPlace) {
+    const b = now.blockDevices.find((x) => x.name === dev)!;
+    add(orphans, `block ${dev}`, { kind: b.dm?.uuid?.startsWith('mpath-') ? 'multipath-map' : 'holder', id: b.dm?.name ?? dev, evidence: `${notes.join('; ')} (${since})` });
   }
   const devices = new Set(now.blockDevices.map((b) => b.name));
   for (const p of input.tools?.multipathPaths ?? []) {

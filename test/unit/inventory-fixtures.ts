@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { HostSnapshot } from '../../src/inventory/model.js';
-import { parseIscsiadmSessions, parseNvmeListSubsys } from '../../src/inventory/tools.js';
-import type { HostFsRecording } from '../../src/system/hostfs.js';
+import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
+import { parseDmsetup, parseIscsiadmSessions, parseMultipathdMaps, parseMultipathdPaths, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
+import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
 
 /**
  * The inventory fixtures captured from a real guest by scripts/capture-inventory-fixtures.mjs
@@ -42,11 +43,30 @@ export interface InventoryFixture {
   devices?: Record<'da' | 'db' | 'dm' | 'dbig' | 'dn' | 'disk', FixtureDevice>;
   snapshot: HostSnapshot;
   recording: HostFsRecording;
-  tools: { iscsiadmSession: string; nvmeListSubsys: string };
+  /** What the tools printed at the same moment (the command lines are in the capture script). */
+  tools: { iscsiadmSession: string; nvmeListSubsys: string; dmsetupTable: string; dmsetupStatus: string; multipathdPaths: string; multipathdMaps: string };
 }
 
-export function loadInventoryFixture(name: 'inventory-attached.json' | 'inventory-leftovers.json'): InventoryFixture {
+export type InventoryFixtureName = 'inventory-attached.json' | 'inventory-leftovers.json' | 'inventory-stacked.json';
+
+export function loadInventoryFixture(name: InventoryFixtureName): InventoryFixture {
   return JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as InventoryFixture;
+}
+
+/** The snapshot rebuilt from the fixture's reads, with the dm tables `dmsetup table` printed. */
+export function replaySnapshot(fx: InventoryFixture): HostSnapshot {
+  return takeSnapshotSync(replayHostFs(fx.recording), { dmTables: parseDmsetup(fx.tools.dmsetupTable) });
+}
+
+/** The tools' view of the fixture, parsed as the agent parses it (readToolViews). */
+export function fixtureTools(fx: InventoryFixture): ToolViews {
+  return {
+    iscsiSessions: parseIscsiadmSessions(fx.tools.iscsiadmSession),
+    nvmeControllers: parseNvmeListSubsys(fx.tools.nvmeListSubsys),
+    multipathPaths: parseMultipathdPaths(fx.tools.multipathdPaths),
+    multipathMaps: parseMultipathdMaps(fx.tools.multipathdMaps),
+    dmStatus: parseDmsetup(fx.tools.dmsetupStatus),
+  };
 }
 
 /** "address:port" of a volume's i-th portal, as iSCSI and the snapshot write it. */

@@ -3,7 +3,7 @@ import { takeSnapshot } from '../../src/inventory/snapshot.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
-import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
+import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, replaySnapshot, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
 
 /** Fixtures captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
 const ATTACHED = loadInventoryFixture('inventory-attached.json');
@@ -15,8 +15,9 @@ describe('takeSnapshot replayed on the reads of a real guest', () => {
   it.each([
     ['attached', ATTACHED],
     ['leftovers', LEFTOVERS],
+    ['stacked', loadInventoryFixture('inventory-stacked.json')],
   ])('rebuilds the %s snapshot the guest took, all but takenAt', async (_name, fx) => {
-    const snap = await takeSnapshot(replayHostFs(fx.recording));
+    const snap = replaySnapshot(fx);
     expect(withoutTime(snap)).toEqual(withoutTime(fx.snapshot));
     expect(Number.isNaN(Date.parse(snap.takenAt))).toBe(false);
   });
