@@ -3,7 +3,7 @@
  * properties and their os-brick codec, the typed clients of a node agent, and the types of a
  * topology and of a report. The built-in connectors are `brick-lab/connectors`.
  */
-export type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './connectors/types.js';
+export type { AvailableVolume, Connector, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './connectors/types.js';
 export type { ChapCredentials, ConnectionProperties, IscsiProperties, IscsiTargetPath, LocalProperties, NvmeProperties } from './volume/properties.js';
 export { PROTOCOLS, type Protocol } from './volume/protocol.js';
 export type { VolumeIdentity } from './volume/identity.js';

@@ -9,7 +9,7 @@ import { verdictWithTools } from '../inventory/oracle.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import { readDmTables, readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
-import { realHostFs, recordingHostFs } from '../system/hostfs.js';
+import { realHostFs, recordingHostFs, type HostFs } from '../system/hostfs.js';
 import { identityFromProperties } from '../volume/identity.js';
 import type { Protocol } from '../volume/protocol.js';
 import { ROUTES } from './api/paths.js';
@@ -18,8 +18,8 @@ import type { ConnectRequest, DiffRequest, DisconnectRequest, HostCheckRequest, 
 
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
-export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string } = {}): Promise<void> {
-  const all = builtinConnectors();
+export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs } = {}): Promise<void> {
+  const all = builtinConnectors(opts.fs);
   const pick = (p: string): Connector => all[p as Protocol];
   const registry = new ConnectorRegistry(opts.connectorsDir);
   /** brick-lab's own connector, or with ?connector=NAME an installed one (brick-lab validate). */

@@ -12,6 +12,7 @@ import type { ExecRequest, HealthReport } from './api/types.js';
 import { computeRoutes } from './compute.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
+import type { HostFs } from '../system/hostfs.js';
 import { parseDpkgStatus } from '../system/packages.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -36,6 +37,8 @@ export interface AgentOptions {
   compute?: boolean;
   /** Where installed connectors go (default /var/lib/brick-lab/connectors). */
   connectorsDir?: string;
+  /** How brick-lab's own connectors reach the host: the real one, or in route tests a replayed recording. */
+  connectorFs?: HostFs;
 }
 
 export function parseTimeline(text: string): HealthReport['timeline'] {
@@ -151,7 +154,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       scoped.addHook('onRequest', requireToken);
       if (targets) await targetRoutes(scoped, targets);
       if (opts.localDisks) await localDiskRoutes(scoped);
-      if (opts.compute) await computeRoutes(scoped, opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {});
+      if (opts.compute) await computeRoutes(scoped, { ...(opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {}), ...(opts.connectorFs ? { fs: opts.connectorFs } : {}) });
     });
   }
 

@@ -3,23 +3,19 @@ import type { HostSnapshot } from '../inventory/model.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { normalise } from '../osbrick/index.js';
 import type { ConnectionProperties } from '../volume/properties.js';
-import { flushDevice, udevLinksOf, waitLinksGone } from './block.js';
-import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
-
-/** What a detach did: the steps that were done, and the errors it went on after. */
-export interface DetachResult {
-  removed: string[];
-  errors: string[];
-}
+import { flushDevice, heldError, leftText, udevLinksOf, waitLinksGone, type HeldStack } from './block.js';
+import type { AvailableVolume, Connector, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /**
- * The record of one detach and the steps every connector takes the same way: a step that is
+ * The record of one detach and the steps every connector takes the same way: holders it did not
+ * make, which stop the detach before anything is touched unless it is forced; a step that is
  * recorded as removed or, with ignoreErrors, as an error; a flush that stops the detach unless
  * it is forced; and, at the end, the wait for udev to take the links of the removed devices.
  */
 export class Detach implements DetachResult {
   readonly removed: string[] = [];
   readonly errors: string[] = [];
+  readonly left: string[] = [];
 
   constructor(
     private readonly fs: HostFs,
@@ -40,6 +36,23 @@ export class Detach implements DetachResult {
       this.errors.push(`${what}: ${(e as Error).message}`);
       return false;
     }
+  }
+
+  /**
+   * Run first, before anything is flushed or removed, with the stacks of holders the connector did
+   * not make on the devices it is about to remove (heldBy): a device deleted from under a dm map
+   * leaves the map's table naming a device that is gone. Without force or ignoreErrors they stop
+   * the detach (DEVICE_HELD, naming each stack); with either, they are left in place and listed
+   * in `left`.
+   */
+  refuseHeld(stacks: HeldStack[]): void {
+    if (stacks.length > 0 && !this.opts.force && !this.opts.ignoreErrors) throw heldError(stacks);
+    this.leave(stacks);
+  }
+
+  /** List stacks of holders in `left`, refusing nothing: for a detach that removes nothing from under them. */
+  leave(stacks: HeldStack[]): void {
+    for (const s of stacks) this.left.push(leftText(s));
   }
 
   /**
@@ -69,8 +82,9 @@ export class Detach implements DetachResult {
     if (stale.left.length > 0) this.errors.push(`${stale.why}: ${stale.left.join(', ')}`);
   }
 
+  /** What was done; `left` only when holders were left in place. */
   result(): DetachResult {
-    return { removed: this.removed, errors: this.errors };
+    return { removed: this.removed, errors: this.errors, ...(this.left.length > 0 ? { left: this.left } : {}) };
   }
 }
 

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import type { HostSnapshot } from '../inventory/model.js';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import type { HostFs } from '../system/hostfs.js';
@@ -96,4 +97,143 @@ export async function waitLinksGone(fs: HostFs, links: Map<string, string>, time
     return null;
   }, { timeoutMs, intervalMs: 10, clock });
   return r.ok ? r.value : { left, why: `udev left links of removed devices for ${timeoutMs / 1000} s` };
+}
+
+/**
+ * One device of a holder stack as the snapshot shows it: a dm device with its name and uuid (from
+ * the snapshot's blockDevices), or another kind (an md array) by its kernel name alone.
+ */
+export interface StackedDevice {
+  dev: string;
+  dm: { name: string | null; uuid: string | null } | null;
+}
+
+/**
+ * A stack of holders on a volume's devices that the connector did not make: a linear map made by
+ * hand on sda, kpartx's partition maps or LVM on the connector's own multipath map, an md array
+ * on a partition. A device removed from under it leaves a table that names a device that is gone.
+ */
+export interface HeldStack {
+  /** What it stands on: one device of the volume or a partition of one, or the paths under `via`. */
+  on: string[];
+  /** The connector's own multipath map between `on` and the holders, or null. */
+  via: StackedDevice | null;
+  /** The holders the connector did not make, bottom up: the first sits on `on` (or `via`), the last is the top. */
+  holders: StackedDevice[];
+}
+
+/**
+ * Every stack of holders on a volume's devices that the connector did not make, followed up to
+ * its top: one stack per top. `devices` are the volume's kernel devices (sdX; nvmeXnY and its
+ * path devices), `ownMaps` the dm devices the connector made for it (its multipath map): a holder
+ * that is an own map is the connector's, a holder of an own map never is. A partition of a device
+ * counts as the device. Holders come from every list of the snapshot that has them; a 'paths'
+ * snapshot lists dm devices only in blockDevices, so there a partition's holder is seen when it is
+ * a dm device (LVM, a map made by hand), not when it is an md array.
+ */
+export function heldBy(snap: HostSnapshot, devices: Iterable<string>, ownMaps: Iterable<string> = []): HeldStack[] {
+  const holders = holdersIndex(snap);
+  const blocks = new Map(snap.blockDevices.map((b) => [b.name, b]));
+  const layer = (dev: string): StackedDevice => ({ dev, dm: blocks.get(dev)?.dm ?? null });
+  const own = new Set(ownMaps);
+  const out: HeldStack[] = [];
+  const stacksOn = (below: string, on: string[], via: StackedDevice | null): void => {
+    for (const h of holders.get(below) ?? []) {
+      if (own.has(h)) continue;
+      for (const chain of upward(holders, h)) out.push({ on, via, holders: chain.map(layer) });
+    }
+  };
+  for (const d of new Set(devices)) for (const x of [d, ...partitionsOf(d, holders.keys())]) stacksOn(x, [x], null);
+  for (const m of own) stacksOn(m, blocks.get(m)?.slaves ?? [], layer(m));
+  return out;
+}
+
+/** Kernel name -> its holders, from every list of the snapshot that shows them, and from the dm devices' slaves turned around. */
+function holdersIndex(snap: HostSnapshot): Map<string, string[]> {
+  const index = new Map<string, Set<string>>();
+  const add = (dev: string | null, list: string[]): void => {
+    if (!dev || list.length === 0) return;
+    const set = index.get(dev) ?? new Set<string>();
+    for (const h of list) set.add(h);
+    index.set(dev, set);
+  };
+  for (const d of snap.scsiDevices) add(d.block, d.holders);
+  for (const n of snap.nvmeNamespaces) add(n.name, n.holders);
+  for (const b of snap.blockDevices) {
+    add(b.name, b.holders);
+    for (const s of b.slaves) add(s, [b.name]);
+  }
+  return new Map([...index].map(([dev, set]) => [dev, [...set].sort()]));
+}
+
+/** Every chain from `dev` up through its holders to a top: [dev, ..., top], one per top. A device met twice (no kernel stacks a loop) ends the chain. */
+function upward(holders: Map<string, string[]>, dev: string, below: ReadonlySet<string> = new Set()): string[][] {
+  const seen = new Set([...below, dev]);
+  const above = (holders.get(dev) ?? []).filter((h) => !seen.has(h));
+  if (above.length === 0) return [[dev]];
+  return above.flatMap((h) => upward(holders, h, seen).map((chain) => [dev, ...chain]));
+}
+
+/** The kernel's partitions of a disk among `names`: sda1 of sda, nvme0n1p1 of nvme0n1 (a 'p' when the disk's name ends in a digit). */
+export function partitionsOf(disk: string, names: Iterable<string>): string[] {
+  const number = /\d$/.test(disk) ? /^p\d+$/ : /^\d+$/;
+  return [...names].filter((n) => n.startsWith(disk) && number.test(n.slice(disk.length)));
+}
+
+/** A device of a stack as a message names it: `dm-1 (name mylinear)`, `dm-0 (mpath 3600…)` for the connector's own map, `md0`. */
+function labelOf(l: StackedDevice, own = false): string {
+  return l.dm?.name ? `${l.dev} (${own ? 'mpath' : 'name'} ${l.dm.name})` : l.dev;
+}
+
+/** A stack bottom up, each held by the next: `sda <- dm-1 (name mylinear)`, `sdc,sdd <- dm-0 (mpath 3600…) <- dm-2 (name part1)`. */
+export function stackText(s: HeldStack): string {
+  return [s.on.join(','), ...(s.via ? [labelOf(s.via, true)] : []), ...s.holders.map((h) => labelOf(h))].join(' <- ');
+}
+
+/** A stack a detach left in place, as its result lists it: `holder dm-1 (name mylinear) on sda`. */
+export function leftText(s: HeldStack): string {
+  return `holder ${s.holders.map((h) => labelOf(h)).join(' <- ')} on ${s.via ? labelOf(s.via, true) : s.on.join(',')}`;
+}
+
+/** Where a device of a stack is opened: /dev/mapper/NAME for a named dm device, else /dev/NAME. */
+function devPath(l: StackedDevice): string {
+  return l.dm?.name ? `/dev/mapper/${l.dm.name}` : `/dev/${l.dev}`;
+}
+
+/** The VG of an LVM dm name: "VG-LV", with each '-' of either doubled ("my--vg-lv" is VG my-vg). */
+function lvmVg(name: string): string {
+  const m = /^((?:[^-]|--)+)-[^-]/.exec(name);
+  return (m ? m[1]! : name).replace(/--/g, '-');
+}
+
+/** The command that takes one holder down, by what made it (its dm uuid's prefix); `below` is what it stands on. */
+function takeDown(l: StackedDevice, below: string): string {
+  const uuid = l.dm?.uuid ?? '';
+  const name = l.dm?.name ?? l.dev;
+  if (/^part\d+-/.test(uuid)) return `kpartx -d ${below}`;
+  if (uuid.startsWith('LVM-')) return `vgchange -an ${lvmVg(name)}`;
+  if (uuid.startsWith('CRYPT-')) return `cryptsetup close ${name}`;
+  if (uuid.startsWith('mpath-')) return `multipath -f ${name}`;
+  if (l.dm) return `dmsetup remove ${name}`;
+  if (l.dev.startsWith('md')) return `mdadm --stop /dev/${l.dev}`;
+  return `take ${l.dev} down`;
+}
+
+/** The commands that take every stack down, tops first (a layer under several tops after all of them). */
+export function takeDownCommands(stacks: HeldStack[]): string[] {
+  const all = stacks.flatMap((s) =>
+    s.holders
+      .map((h, i) => takeDown(h, i > 0 ? devPath(s.holders[i - 1]!) : s.via ? devPath(s.via) : `/dev/${s.on[0]}`))
+      .reverse(),
+  );
+  return all.filter((c, i) => all.lastIndexOf(c) === i);
+}
+
+/** The refusal of a detach that would remove devices from under holders it did not make (DEVICE_HELD). */
+export function heldError(stacks: HeldStack[]): BrickError {
+  const commands = takeDownCommands(stacks).map((c) => `\`${c}\``);
+  return new BrickError('DEVICE_HELD', `devices of the volume carry holders the connector did not make (each device held by the next): ${stacks.map(stackText).join('; ')}`, {
+    hint: `take the holders down first, tops first (${commands.join(', then ')}); or detach with force=true to leave them in place, knowing that their tables will then name a device that is gone`,
+    details: { held: stacks.map(stackText) },
+  });
 }

@@ -15,4 +15,4 @@ export function builtinConnector(protocol: Protocol, fs: HostFs = realHostFs): C
   return builtinConnectors(fs)[protocol];
 }
 
-export type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+export type { AvailableVolume, Connector, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';

@@ -6,14 +6,14 @@ import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi
 import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
 import { readMultipathdPaths } from '../inventory/tools.js';
 import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
-import { ConnectorBase, type DetachResult } from './base.js';
-import { deleteScsiDevice, waitForDevice } from './block.js';
+import { ConnectorBase } from './base.js';
+import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
 import { flushMultipathMap, multipathMapFor } from './multipath.js';
 import type { IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
 import { scsiWwid } from '../volume/ids.js';
-import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 const ISCSIADM_TIMEOUT = 120_000;
 
@@ -188,6 +188,8 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     for (const p of props.paths) for (const x of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (x.block) blocks.add(x.block);
     const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((x) => x.block && blocks.has(x.block))?.wwid ?? null;
     const maps = snap.multipathMaps.filter((m) => m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid));
+    // Every device here goes: holders it did not make stop the detach before anything is touched.
+    d.refuseHeld(heldBy(snap, blocks, maps.map((m) => m.dm)));
     // What udev must take away once the devices are gone: their links, read before they go.
     const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
     for (const m of maps) await d.step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));

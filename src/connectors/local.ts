@@ -1,7 +1,8 @@
 import { BrickError } from '../system/errors.js';
 import type { LocalProperties } from '../volume/properties.js';
-import { ConnectorBase, type DetachResult } from './base.js';
-import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+import { ConnectorBase } from './base.js';
+import { heldBy } from './block.js';
+import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** A device that is already on the host (a scsi_debug disk, any device_path): nothing to log in to. */
 export class LocalConnector extends ConnectorBase<LocalProperties> {
@@ -20,9 +21,11 @@ export class LocalConnector extends ConnectorBase<LocalProperties> {
     return { type: 'block', path: props.devicePath, devices: [name], multipath: false, identity: wwid };
   }
 
-  async disconnectVolume(props: LocalProperties, _device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+  async disconnectVolume(props: LocalProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
     const d = this.detach(opts);
-    // The disk is the host's own: a detach only flushes it.
+    // The disk is the host's own: a detach only flushes it. It makes no map over it and removes
+    // nothing from under a holder, so holders are listed, never refused.
+    d.leave(heldBy(await this.snapshot(), device?.devices ?? [props.devicePath.split('/').pop()!]));
     if (await this.fs.exists(props.devicePath)) await d.flush(props.devicePath);
     return d.result();
   }

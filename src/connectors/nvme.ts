@@ -2,11 +2,11 @@ import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { nvmeNamespacesOf } from '../inventory/orphans.js';
 import type { HostSnapshot } from '../inventory/model.js';
-import { settle, waitForDevice } from './block.js';
-import { ConnectorBase, type DetachResult } from './base.js';
+import { heldBy, settle, waitForDevice } from './block.js';
+import { ConnectorBase } from './base.js';
 import type { NvmeProperties } from '../volume/properties.js';
 import { nvmeIdentity } from '../volume/identity.js';
-import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
+import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** Seconds a controller keeps reconnecting after its path is lost; explicit, never os-brick's -1. */
 export const CTRL_LOSS_TMO = 30;
@@ -55,9 +55,14 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
     const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const heads = new Set(mine.map((n) => n.name));
     if (device?.path.startsWith('/dev/nvme')) heads.add(device.path.slice(5));
-    for (const h of heads) if (await this.fs.exists(`/sys/block/${h}`)) await d.flush(`/dev/${h}`);
     // A controller is shared when its subsystem shows a namespace that is not this volume's.
     const others = snap.nvmeNamespaces.filter((n) => n.subsysNqn === props.nqn && !heads.has(n.name));
+    // Holders it did not make stop the detach when the namespaces go with their controllers;
+    // when the controllers stay (shared), nothing goes from under them: they are only listed.
+    const held = heldBy(snap, [...heads, ...mine.flatMap((n) => n.paths)]);
+    if (others.length > 0) d.leave(held);
+    else d.refuseHeld(held);
+    for (const h of heads) if (await this.fs.exists(`/sys/block/${h}`)) await d.flush(`/dev/${h}`);
     if (others.length > 0) return d.result();
     // What udev must take away once the namespaces are gone: their links, read before they go.
     const links = d.linksOf(mine.flatMap((n) => [n.name, ...n.paths]));

@@ -21,6 +21,18 @@ export interface DisconnectOptions {
   ignoreErrors?: boolean;
 }
 
+/** What a detach did: the steps that were done, and the errors it went on after. */
+export interface DetachResult {
+  removed: string[];
+  errors: string[];
+  /**
+   * Holders the connector did not make that the detach left in place, as `holder dm-1 (name
+   * mylinear) on sda`: with force or ignoreErrors, where their tables now name a device that is
+   * gone, or where the detach removed nothing from under them. Present only when there are any.
+   */
+  left?: string[];
+}
+
 export interface VolumePaths {
   /** Paths under the connector's search path that exist now (by-path links, device nodes). */
   paths: string[];
@@ -47,7 +59,7 @@ export interface Connector<P extends ConnectionProperties = ConnectionProperties
   readonly protocol: P['protocol'];
   normalise(payload: unknown): P;
   connectVolume(props: P, opts?: { multipath?: boolean }): Promise<DeviceInfo>;
-  disconnectVolume(props: P, device: DeviceInfo | null, opts?: DisconnectOptions): Promise<{ removed: string[]; errors: string[] }>;
+  disconnectVolume(props: P, device: DeviceInfo | null, opts?: DisconnectOptions): Promise<DetachResult>;
   /** A snapshot may be passed in so that many volumes are answered from one read of sysfs. */
   getVolumePaths(props: P, snapshot?: HostSnapshot): Promise<VolumePaths>;
   getAllAvailableVolumes(props?: P): Promise<AvailableVolume[]>;

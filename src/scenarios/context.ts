@@ -1,4 +1,4 @@
-import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
+import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, DisconnectReply, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
 import type { TargetClient } from '../agent/api/target-client.js';
@@ -177,12 +177,12 @@ export class ScenarioContext {
   }
 
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
-  async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<{ removed: string[]; errors: string[] }> {
+  async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<DisconnectReply> {
     const { builtin, ...flags } = opts;
     this.baselines.set(node.name, await node.client.inventory());
     const r = await node.client.disconnect(protocolOf(v), v.connectionInfo, d, { ...this.via(builtin), ...flags, timeoutMs: 300_000 });
     this.forget(node, v);
-    this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`);
+    this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}${r.left?.length ? `; left: ${r.left.join('; ')}` : ''}`);
     return r;
   }
 

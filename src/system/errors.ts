@@ -50,6 +50,7 @@ export const ERROR_CATALOGUE = {
   DEVICE_STUCK: conflict('a device stayed in sysfs after it was deleted'),
   MULTIPATHD_NOT_RUNNING: conflict('multipath was asked for but multipathd does not run'),
   MULTIPATH_FLUSH_FAILED: conflict('a multipath map stayed in use'),
+  DEVICE_HELD: conflict('a device of the volume carries a holder (a dm map, an md array, a partition map) the connector did not make'),
   ISCSI_DB_LOCKED: conflict("open-iscsi's record lock stayed taken"),
   SCSI_DEBUG_MISSING: conflict('scsi_debug is not loaded (local disks are on compute nodes only)'),
   NVMET_MISSING: conflict('nvmet is not loaded or configfs is not mounted'),

@@ -204,6 +204,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     await keeps(computeSchemas.connect, { type: 'block', path: '/dev/sdb', devices: ['sdb'], multipath: false, vendor: { lun: 1 } });
     await keeps(computeSchemas.volumePaths, { paths: ['/dev/sdb'] });
     await keeps(computeSchemas.disconnect, { removed: ['sda', 'session1'], errors: ['flush failed'] } satisfies Wire.DisconnectReply);
+    await keeps(computeSchemas.disconnect, { removed: ['scsi device sda'], errors: [], left: ['holder dm-1 (name brick-held) on sda'] } satisfies Wire.DisconnectReply);
     const available: Wire.AvailableVolumesReply = {
       volumes: [
         { protocol: 'iscsi', identity: { wwid: '36001405aa', target: 'iqn.2026-11.io.brick-lab:lab.v1', lun: 0, portals: ['10.10.1.10:3260'] }, paths: ['/dev/disk/by-path/x'], devices: ['sda'] },

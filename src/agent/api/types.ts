@@ -3,7 +3,7 @@
  * share. Domain types are reused where the wire carries them as they are.
  */
 import type { InstalledConnector } from '../../connectors/registry.js';
-import type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths } from '../../connectors/types.js';
+import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from '../../connectors/types.js';
 import type { SnapshotDiff } from '../../inventory/diff.js';
 import type { HostWideView } from '../../inventory/hostwide.js';
 import type { Orphan } from '../../inventory/orphans.js';
@@ -94,10 +94,8 @@ export interface DisconnectRequest {
   ignoreErrors?: boolean;
 }
 
-export interface DisconnectReply {
-  removed: string[];
-  errors: string[];
-}
+/** The connector's DetachResult: removed, errors, and `left` (holders left in place) when there are any. */
+export type DisconnectReply = DetachResult;
 
 /** Choosing an installed connector (brick-lab validate) instead of brick-lab's own. */
 export interface ConnectorChoice {

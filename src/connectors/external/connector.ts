@@ -5,7 +5,7 @@ import type { ConnectionProperties } from '../../volume/properties.js';
 import { BrickError, isBrickError } from '../../system/errors.js';
 import { isObject } from '../../system/text.js';
 import { scsiWwid } from '../../volume/ids.js';
-import type { AvailableVolume, Connector, DeviceInfo, DisconnectOptions, VolumePaths } from '../types.js';
+import type { AvailableVolume, Connector, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from '../types.js';
 import type { ConnectorRequest, OsBrickDeviceInfo, OsBrickProperties, ResultByOperation } from './protocol.js';
 import type { Protocol } from '../../volume/protocol.js';
 import { runConnectorProgram, type RunOptions } from './run.js';
@@ -98,7 +98,7 @@ export class ExternalConnector<T extends Protocol = Protocol> implements Connect
    * Sends back the device_info the program returned for device.path (or a minimal one). An
    * ok:false reply with ignoreErrors is returned in `errors`; anything else wrong is thrown.
    */
-  async disconnectVolume(props: ExternalProperties<T>, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<{ removed: string[]; errors: string[] }> {
+  async disconnectVolume(props: ExternalProperties<T>, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
     const deviceInfo: OsBrickDeviceInfo | null = device ? (this.deviceInfos.get(device.path) ?? { type: 'block', path: device.path }) : null;
     const request = buildRequest('disconnect_volume', this.protocol, {
       connection_properties: this.osBrickOf(props),

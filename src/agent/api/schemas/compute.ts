@@ -20,7 +20,7 @@ const EXTERNAL_ERRORS: ErrorCode[] = [
 ];
 const ISCSI_DB_ERRORS: ErrorCode[] = ['ISCSI_DB_LOCKED', 'ISCSI_NO_NODE', 'ISCSI_DISCOVERY_RECORD', 'BAD_NODE_SETTING', 'ISCSIADM_FAILED'];
 const CONNECT_ERRORS: ErrorCode[] = ['CONNECT_FAILED', 'ISCSI_LOGIN_FAILED', 'DEVICE_TIMEOUT', 'DEVICE_MISSING', 'MULTIPATHD_NOT_RUNNING', 'ISCSI_NODE_NOT_MADE', 'ISCSI_NO_HOST', ...ISCSI_DB_ERRORS];
-const DISCONNECT_ERRORS: ErrorCode[] = ['FLUSH_FAILED', 'DEVICE_STUCK', 'MULTIPATH_FLUSH_FAILED', 'DEVICE_TIMEOUT', 'DEVICE_MISSING', ...ISCSI_DB_ERRORS];
+const DISCONNECT_ERRORS: ErrorCode[] = ['DEVICE_HELD', 'FLUSH_FAILED', 'DEVICE_STUCK', 'MULTIPATH_FLUSH_FAILED', 'DEVICE_TIMEOUT', 'DEVICE_MISSING', ...ISCSI_DB_ERRORS];
 const ON_HOST: ErrorCode[] = [...GUARDED, ...HOST_FAILURES];
 
 /*
@@ -38,6 +38,16 @@ export const deviceInfo: JsonSchema = {
   title: "os-brick's device_info",
   type: 'object',
   properties: { type: { type: 'string', enum: ['block'] }, path: { type: 'string' }, devices: strings, multipath: { type: 'boolean' }, identity: nullableString },
+  additionalProperties: true,
+};
+
+const disconnectReply: JsonSchema = {
+  type: 'object',
+  properties: {
+    removed: strings,
+    errors: strings,
+    left: { ...strings, description: 'holders the connector did not make that the detach left in place, e.g. "holder dm-1 (name mylinear) on sda"; only when there are any' },
+  },
   additionalProperties: true,
 };
 
@@ -155,7 +165,7 @@ export const computeSchemas = {
         ignoreErrors: { type: 'boolean', description: 'report errors instead of stopping' },
       },
     },
-    response: replies({ 200: { type: 'object', properties: { removed: strings, errors: strings }, additionalProperties: true } }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS, ...DISCONNECT_ERRORS]),
+    response: replies({ 200: disconnectReply }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS, ...DISCONNECT_ERRORS]),
   }),
   inventory: {
     querystring: { type: 'object', properties: { record: { type: 'string', description: '"1": answer {snapshot, recording}, the reads behind the snapshot' } } },
