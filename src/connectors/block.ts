@@ -134,7 +134,10 @@ export interface HeldStack {
 export function heldBy(snap: HostSnapshot, devices: Iterable<string>, ownMaps: Iterable<string> = []): HeldStack[] {
   const holders = holdersIndex(snap);
   const blocks = new Map(snap.blockDevices.map((b) => [b.name, b]));
-  const layer = (dev: string): StackedDevice => ({ dev, dm: blocks.get(dev)?.dm ?? null });
+  const layer = (dev: string): StackedDevice => {
+    const dm = blocks.get(dev)?.dm;
+    return { dev, dm: dm ? { name: dm.name, uuid: dm.uuid } : null };
+  };
   const own = new Set(ownMaps);
   const out: HeldStack[] = [];
   const stacksOn = (below: string, on: string[], via: StackedDevice | null): void => {

@@ -33,7 +33,7 @@ export interface IscsiNodeRecord {
   iqn: string;
   portal: string;
   tpgt: string;
-  /** The record file (for a record of several ifaces, the first one's). */
+  /** The record: a file, or a directory of one record file per iface (made by discovery). */
   path: string;
   /** node.startup: 'automatic' (and 'onboot') log in again when iscsid starts, at the next boot. */
   startup: string | null;

@@ -112,13 +112,12 @@ export function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): IscsiNodeRecord[] 
       const dir = `${root}/${iqn}/${entry}`;
       // A directory lists its iface files; a record file lists nothing.
       const ifaces = m[3] !== undefined ? fs.list(dir) : [];
-      const path = ifaces.length > 0 ? `${dir}/${ifaces[0]}` : dir;
-      const text = fs.readText(path);
+      const text = fs.readText(ifaces.length > 0 ? `${dir}/${ifaces[0]}` : dir);
       out.push({
         iqn,
         portal: portalOfEntry(m[1]!, m[2]!),
         tpgt: m[3] ?? '-1',
-        path,
+        path: dir,
         startup: recordValue(text, 'node.startup'),
         iface: recordValue(text, 'iface.iscsi_ifacename') ?? (ifaces[0] ?? null),
       });

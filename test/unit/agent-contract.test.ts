@@ -11,7 +11,8 @@ import { targetSchemas } from '../../src/agent/api/schemas/targets.js';
 import type * as Wire from '../../src/agent/api/types.js';
 import { buildAgent } from '../../src/agent/server.js';
 import { diffSnapshots } from '../../src/inventory/diff.js';
-import { findOrphans } from '../../src/inventory/orphans.js';
+import { hostWideView } from '../../src/inventory/hostwide.js';
+import { judgeVolume } from '../../src/inventory/orphans.js';
 import { iscsiConnectionInfo, nvmeofConnectionInfo } from '../../src/osbrick/index.js';
 import { ERROR_CATALOGUE } from '../../src/system/errors.js';
 import { loadInventoryFixture } from './inventory-fixtures.js';
@@ -67,9 +68,9 @@ async function operations(app: FastifyInstance): Promise<Array<[string, Operatio
 }
 
 describe('the OpenAPI document', () => {
-  it('lists every route once: 31 across the two roles, with /openapi.json itself 32', async () => {
+  it('lists every route once: 32 across the two roles, with /openapi.json itself 33', async () => {
     const all = new Set([...(await operations(compute)), ...(await operations(target))].map(([k]) => k));
-    expect(all.size).toBe(31);
+    expect(all.size).toBe(32);
   });
 
   it('gives every POST and PUT with a body its body schema, and every route a success reply schema', async () => {
@@ -216,18 +217,26 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     const fx = loadInventoryFixture('inventory-attached.json');
     const a = fx.volumes.a;
     const volume = { protocol: 'iscsi' as const, iscsi: { iqn: a.iscsi!.iqn, portals: a.portals.map((p) => `${p.address}:${p.port}`), lun: a.iscsi!.lun, wwid: a.iscsi!.wwid } };
-    const orphans = findOrphans(fx.snapshot, volume, []);
+    const { orphans, kept } = judgeVolume(fx.snapshot, volume, []);
     expect(orphans.length).toBeGreaterThan(0);
-    await keeps(computeSchemas.orphans, { clean: false, orphans, volume } satisfies Wire.OrphansReply);
+    expect(kept.length).toBeGreaterThan(0);
+    await keeps(computeSchemas.orphans, { clean: false, orphans, kept, volume } satisfies Wire.OrphansReply);
+    // With a baseline: the host-wide view, here the leftovers capture against the attached one.
+    const left = loadInventoryFixture('inventory-leftovers.json');
+    const hostWide = hostWideView({ baseline: fx.snapshot, now: left.snapshot, detached: [{ volume }] });
+    expect(hostWide.collateral.length).toBeGreaterThan(0);
+    await keeps(computeSchemas.orphans, { clean: false, orphans, kept, volume, hostWide } satisfies Wire.OrphansReply);
+    await keeps(computeSchemas.hostCheck, { clean: false, ...hostWide } satisfies Wire.HostCheckReply);
     const nvme = { protocol: 'nvmeof' as const, nvme: { nqn: 'nqn.x', portals: ['10.10.1.10:4420'], nsid: null, uuid: null, nguid: null } };
-    await keeps(computeSchemas.orphans, { clean: true, orphans: [], volume: nvme } satisfies Wire.OrphansReply);
-    await keeps(computeSchemas.orphans, { clean: true, orphans: [], volume: { protocol: 'local', local: { device: '/dev/sdc', wwid: null } } } satisfies Wire.OrphansReply);
+    await keeps(computeSchemas.orphans, { clean: true, orphans: [], kept: [], volume: nvme } satisfies Wire.OrphansReply);
+    await keeps(computeSchemas.orphans, { clean: true, orphans: [], kept: [], volume: { protocol: 'local', local: { device: '/dev/sdc', wwid: null } } } satisfies Wire.OrphansReply);
   });
 
   it('inventory snapshots with every collection, and their diff', async () => {
     const attached = loadInventoryFixture('inventory-attached.json');
     const left = loadInventoryFixture('inventory-leftovers.json');
     await keeps(computeSchemas.inventory, attached.snapshot);
+    await keeps(computeSchemas.inventory, loadInventoryFixture('inventory-stacked.json').snapshot);
     await keeps(computeSchemas.inventory, { snapshot: left.snapshot, recording: left.recording } satisfies Wire.RecordedInventoryReply);
     const diff = diffSnapshots(left.snapshot, attached.snapshot);
     expect(diff.added.length + diff.removed.length).toBeGreaterThan(0);
@@ -270,7 +279,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
 
   it('every route schema answers errors as {code, message, hint}', async () => {
     const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
-    expect(all).toHaveLength(31);
+    expect(all).toHaveLength(32);
     for (const [name, schema] of all) {
       const statuses = Object.keys(schema.response).filter((s) => !s.startsWith('2'));
       expect(statuses.length, name).toBeGreaterThan(0);

@@ -52,6 +52,7 @@ function host(added: Added[], partitions: string[] = []): HostFsRecording {
     add('/sys/class/block', x.dev);
     r.link[`/sys/class/block/${x.dev}`] = `../../devices/virtual/block/${x.dev}`;
     r.list[`/sys/block/${x.dev}/slaves`] = x.slaves;
+    for (const s of x.slaves) r.exists[`/sys/block/${x.dev}/slaves/${s}`] = true; // each slave link resolves
     if (x.dm) {
       r.text[`/sys/block/${x.dev}/dm/name`] = x.dm.name;
       r.text[`/sys/block/${x.dev}/dm/uuid`] = x.dm.uuid;

@@ -143,17 +143,27 @@ describe('the attached snapshot against the connect results and the target', () 
     for (const n of s.iscsiNodes) expect(n.path).toBe(`/etc/iscsi/nodes/${n.iqn}/${n.portal.replace(':', ',')}`);
   });
 
-  it("reads node records named 'ip,port,tpgt' (as discovery writes them) too", async () => {
-    // The guest had none of these (the connector creates records with --op new): the real
-    // recording with one entry renamed by hand, to the form sendtargets discovery writes.
-    const dir = '/etc/iscsi/nodes/iqn.2026-11.io.brick-lab:dev.fm';
-    expect(r.list[dir]).toEqual(['10.10.1.10,3260', '10.10.2.10,3260']);
-    const edited: HostFsRecording = { ...r, list: { ...r.list, [dir]: ['10.10.1.10,3260,1', '10.10.2.10,3260'] } };
-    const nodes = (await takeSnapshot(replayHostFs(edited))).iscsiNodes.filter((n) => n.iqn === 'iqn.2026-11.io.brick-lab:dev.fm');
-    expect(nodes).toEqual([
-      { iqn: 'iqn.2026-11.io.brick-lab:dev.fm', portal: '10.10.1.10:3260', tpgt: '1', path: `${dir}/10.10.1.10,3260,1` },
-      { iqn: 'iqn.2026-11.io.brick-lab:dev.fm', portal: '10.10.2.10:3260', tpgt: '-1', path: `${dir}/10.10.2.10,3260` },
+  it("reads node records named 'ip,port,tpgt' (as discovery writes them), with their startup mode and iface", () => {
+    // The stacked capture ran `iscsiadm -m discovery -t sendtargets -p 10.10.1.10:3260`: each
+    // record is a directory holding one record file per iface.
+    const st = loadInventoryFixture('inventory-stacked.json').snapshot;
+    const dir = '/etc/iscsi/nodes/iqn.2026-11.io.brick-lab:fixture.shared';
+    expect(st.iscsiNodes.filter((n) => n.iqn === 'iqn.2026-11.io.brick-lab:fixture.shared')).toEqual([
+      { iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', portal: '10.10.1.10:3260', tpgt: '1', path: `${dir}/10.10.1.10,3260,1`, startup: 'manual', iface: 'default' },
+      { iqn: 'iqn.2026-11.io.brick-lab:fixture.shared', portal: '10.10.2.10:3260', tpgt: '1', path: `${dir}/10.10.2.10,3260,1`, startup: 'manual', iface: 'default' },
     ]);
+    // The connector's own records (`--op new`) are files, set to log in again at boot.
+    expect(s.iscsiNodes.every((n) => n.startup === 'automatic' && n.iface === 'default')).toBe(true);
+  });
+
+  it('reads discovery records with the targets they made records for, and ifaces', () => {
+    const st = loadInventoryFixture('inventory-stacked.json').snapshot;
+    expect(st.iscsiDiscovery).toEqual([
+      { type: 'sendtargets', portal: '10.10.1.10:3260', targets: ['iqn.2026-11.io.brick-lab:dev.fm', 'iqn.2026-11.io.brick-lab:fixture.big', 'iqn.2026-11.io.brick-lab:fixture.shared'], path: '/etc/iscsi/send_targets/10.10.1.10,3260' },
+    ]);
+    expect(st.iscsiIfaces).toEqual([{ name: 'brick0', path: '/etc/iscsi/ifaces/brick0' }]);
+    expect(s.iscsiDiscovery).toEqual([]);
+    expect(s.iscsiIfaces).toEqual([]);
   });
 
   it('reads both NVMe/TCP controllers live, one per portal, in the volume subsystem', () => {

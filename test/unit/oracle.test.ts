@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { orphansWithTools } from '../../src/inventory/oracle.js';
+import { orphansWithTools, verdictWithTools } from '../../src/inventory/oracle.js';
 import { findOrphans, type Orphan } from '../../src/inventory/orphans.js';
 import type { VolumeIdentity } from '../../src/volume/identity.js';
 import { parseIscsiadmSessions, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties } from '../../src/volume/identity.js';
-import { iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture } from './inventory-fixtures.js';
+import { fixtureTools, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture } from './inventory-fixtures.js';
 
 /**
  * The oracle's merge of sysfs (findOrphans) with the tools' own views, on the captures: the
@@ -15,12 +15,8 @@ import { iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type I
 const ATTACHED = loadInventoryFixture('inventory-attached.json');
 const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
 
-const toolsOf = (fx: InventoryFixture): ToolViews => ({
-  iscsiSessions: parseIscsiadmSessions(fx.tools.iscsiadmSession),
-  nvmeControllers: parseNvmeListSubsys(fx.tools.nvmeListSubsys),
-  multipathPaths: [],
-  multipathMaps: [],
-});
+/** Everything the tools printed when the fixture was captured (iscsiadm, nvme-cli, multipathd, dmsetup). */
+const toolsOf = (fx: InventoryFixture): ToolViews => fixtureTools(fx);
 
 function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
   const v = fx.volumes[key];
@@ -28,18 +24,25 @@ function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']):
 }
 const ofKind = (orphans: Orphan[], kind: Orphan['kind']): Orphan[] => orphans.filter((o) => o.kind === kind);
 
+const D = ATTACHED.devices!;
+
 describe('orphansWithTools on the attached capture', () => {
   const A = identity(ATTACHED, 'a');
   const B = identity(ATTACHED, 'b');
   const sid = iscsiadmSid(ATTACHED, A.iscsi!.iqn, portalOf(ATTACHED.volumes.a, 0));
 
-  it('reports the session iscsiadm shows and sysfs shows too once, with the sysfs evidence', () => {
-    const out = orphansWithTools(ATTACHED.snapshot, A, [], toolsOf(ATTACHED));
-    const sessions = ofKind(out, 'iscsi-session');
+  it('keeps the session iscsiadm shows and sysfs shows too once, with the sysfs evidence (it carries fb\'s LUN)', () => {
+    const v = verdictWithTools(ATTACHED.snapshot, A, [], toolsOf(ATTACHED));
+    const out = v.orphans;
+    expect(ofKind(out, 'iscsi-session')).toEqual([]);
+    const sessions = v.kept.filter((o) => o.kind === 'iscsi-session');
     expect(sessions.map((o) => o.id)).toEqual([`session${sid}`]);
     expect(sessions[0]!.evidence).toMatch(new RegExp(`^/sys/class/iscsi_session/session${sid} `));
-    // With the tools' view the answer is the sysfs one: nothing else is added.
-    expect(out).toEqual(findOrphans(ATTACHED.snapshot, A, []));
+    // With the tools' view the answer is the sysfs one, plus multipathd's own line for fa's disk:
+    // it tracks every SCSI disk it sees, in a map or not ("undef" states).
+    const fa = D.da.path!.slice(5);
+    expect(out.filter((o) => o.kind !== 'multipathd-path')).toEqual(findOrphans(ATTACHED.snapshot, A, []));
+    expect(ofKind(out, 'multipathd-path').map((o) => [o.id, o.evidence])).toEqual([[fa, expect.stringMatching(new RegExp(`^multipathd show paths: ${fa} ${A.iscsi!.wwid} undef undef`))]]);
   });
 
   it('keeps the session a still-attached volume (fb) shares', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
 import { normalise } from '../../src/osbrick/index.js';
-import { findOrphans, iscsiDevicesOf, nvmeNamespacesOf, type Orphan } from '../../src/inventory/orphans.js';
+import { findOrphans, iscsiDevicesOf, judgeVolume, nvmeNamespacesOf, type Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';
 
@@ -74,14 +74,25 @@ describe('findOrphans on the attached snapshot (what would be left if the volume
     expect(out.find((o) => o.kind === 'scsi-device')!.evidence).toBe(`/sys/class/scsi_device/${hctlOf(s, fa)} (wwid ${V.a.iscsi!.wwid}, state running, ${sessionId(ATTACHED, V.a)})`);
   });
 
-  it('fa with nothing else attached: also the session and the node record', () => {
-    const out = findOrphans(s, A, []);
-    expect(kinds(out)).toEqual(['block-device', 'by-id-link', 'by-path-link', 'iscsi-node-record', 'iscsi-session', 'scsi-device']);
-    expect(ids(out, 'iscsi-session')).toEqual([sessionId(ATTACHED, V.a)]);
-    expect(ids(out, 'iscsi-node-record')).toEqual(['iqn.2026-11.io.brick-lab:fixture.shared 10.10.1.10:3260']);
-    expect(out.find((o) => o.kind === 'iscsi-node-record')!.evidence).toBe('/etc/iscsi/nodes/iqn.2026-11.io.brick-lab:fixture.shared/10.10.1.10,3260');
+  it('fa with nothing else declared: the session and record carry fb\'s LUN, so they are kept, naming it with its WWID', () => {
+    const v = judgeVolume(s, A, []);
+    expect(kinds(v.orphans)).toEqual(['block-device', 'by-id-link', 'by-path-link', 'scsi-device']);
+    expect(v.kept.map((k) => [k.kind, k.id])).toEqual([
+      ['iscsi-session', sessionId(ATTACHED, V.a)],
+      ['iscsi-node-record', 'iqn.2026-11.io.brick-lab:fixture.shared 10.10.1.10:3260'],
+    ]);
+    const fb = blockOf(D.db);
+    for (const k of v.kept) expect(k.evidence).toContain(`kept: it carries LUN ${V.b.iscsi!.lun} (WWID ${V.b.iscsi!.wwid}, ${fb}), which no volume named as attached`);
+    // The connector's record logs in again at boot, and the evidence says so.
+    expect(v.kept[1]!.evidence).toMatch(/^\/etc\/iscsi\/nodes\/iqn\.2026-11\.io\.brick-lab:fixture\.shared\/10\.10\.1\.10,3260, node\.startup = automatic: iscsid logs in again at boot: kept/);
     // Still only fa's own device: fb's LUN on the same session is not fa's.
-    expect(ids(out, 'scsi-device')).toEqual([hctlOf(s, fa)]);
+    expect(ids(v.orphans, 'scsi-device')).toEqual([hctlOf(s, fa)]);
+  });
+
+  it('fa with fb declared attached: kept for fb, said so', () => {
+    const v = judgeVolume(s, A, [B]);
+    expect(v.kept.map((k) => k.kind)).toEqual(['iscsi-session', 'iscsi-node-record']);
+    for (const k of v.kept) expect(k.evidence).toContain(`kept: it carries LUN ${V.b.iscsi!.lun} of iqn.2026-11.io.brick-lab:fixture.shared, declared attached`);
   });
 
   it('fm: the multipath map, both path devices, both sessions and both node records', () => {
@@ -170,8 +181,9 @@ describe('a reused LUN id (same target and LUN, another WWID) on the attached sn
     // Its by-path link is the reused volume's name, so it is reported too; fb's LUN 1 is not.
     expect(ids(out, 'by-path-link')).toEqual([`ip-${portalOf(V.a, 0)}-iscsi-${V.a.iscsi!.iqn}-lun-${V.a.iscsi!.lun}`]);
     expect(out.some((o) => o.id === blockOf(D.db))).toBe(false);
-    expect(ids(out, 'iscsi-session')).toEqual([sessionId(ATTACHED, V.a)]);
-    expect(ids(out, 'iscsi-node-record')).toEqual([`iqn.2026-11.io.brick-lab:fixture.shared ${portalOf(V.a, 0)}`]);
+    // The session carries fb's LUN 1 besides: kept, not fa's to log out.
+    expect(ids(out, 'iscsi-session')).toEqual([]);
+    expect(judgeVolume(s, REUSED, []).kept.map((k) => k.id)).toEqual([sessionId(ATTACHED, V.a), `iqn.2026-11.io.brick-lab:fixture.shared ${portalOf(V.a, 0)}`]);
   });
 
   it('reports nothing once the volume now at that LUN is declared attached (it is that volume\'s device)', () => {

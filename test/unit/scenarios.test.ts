@@ -498,7 +498,7 @@ describe('renderJunit', () => {
     expect(outs.map((o) => o.parent)).toEqual(cases);
     expect(outs[0]!.text).toBe('create vol\nconnect vol on compute-1');
     expect(outs[1]!.text).toBe(
-      ['faulty: detach without flush', 'bell  in a step', `compute-1 faulty: scsi-device 2:0:0:0: ${EVIDENCE_SCSI}`, `compute-1 faulty: block-device sdb: ${EVIDENCE_BLOCK}`].join('\n'),
+      ['faulty: detach without flush', 'bell  in a step', `evidence (compute-1, faulty): scsi-device 2:0:0:0: ${EVIDENCE_SCSI}`, `evidence (compute-1, faulty): block-device sdb: ${EVIDENCE_BLOCK}`].join('\n'),
     );
   });
 
