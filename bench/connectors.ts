@@ -155,6 +155,23 @@ try {
     row(`  full inventory snapshot (${n + one.length} volumes, as many SCSI disks)`, snap.warm / 1000, null);
     row('  the same, first call', snap.first / 1000, null);
   }
+  if (many.length > 0) {
+    // The oracle with every volume attached: one volume judged (volume-scoped, what a check after
+    // a detach asks), and the host-wide view against a baseline taken just before, with every
+    // attached volume declared (each is judged to know what it accounts for).
+    const v0 = many[0]!;
+    const scoped = await agentMs(() => c.orphans({ protocol: 'iscsi', properties: v0.connectionInfo, wwid: v0.iscsi!.wwid }, { timeoutMs: 600_000 }));
+    row(`  orphan oracle, volume-scoped (${many.length + one.length} volumes attached)`, scoped.warm / 1000, null);
+    row('  the same, first call', scoped.first / 1000, null);
+    const baseline = await c.inventory({ timeoutMs: 600_000 });
+    const declared = [...one, ...many].map((v) => ({ protocol: 'iscsi' as const, properties: v.connectionInfo }));
+    let clean = true;
+    const wide = await agentMs(async () => {
+      clean = (await c.hostCheck({ baseline, stillAttached: declared }, { timeoutMs: 600_000 })).clean;
+    });
+    row(`  orphan oracle, host-wide against a baseline (${declared.length} declared attached)${clean ? '' : ' NOT CLEAN'}`, wide.warm / 1000, null);
+    row('  the same, first call', wide.first / 1000, null);
+  }
   const mp = multi > 0 ? await setUp(multi, true, 'multi') : [];
   if (mp.length > 0) await pathsFor(`${multi} volumes, 2 paths (dm-multipath)`, mp, true);
 

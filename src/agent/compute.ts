@@ -100,7 +100,8 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews()]);
     const { orphans, kept } = verdictWithTools(snapshot, v, others, tools, known);
     if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
-    const hostWide = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }] });
+    const alsoDetached = (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } }));
+    const hostWide = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] });
     return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
   });
 

@@ -86,7 +86,8 @@ function thingsOf(s: HostSnapshot, found: Orphan[]): Set<Thing> {
 function accountedFor(s: HostSnapshot, attached: VolumeIdentity[]): Set<Thing> {
   const out = new Set<Thing>();
   for (const a of attached) {
-    const v = judgeVolume(s, a, attached.filter((x) => x !== a));
+    // Judged alone: everything that refers to it, kept or not (and one pass per volume, not per pair).
+    const v = judgeVolume(s, a, []);
     for (const t of thingsOf(s, [...v.orphans.filter((o) => o.kind !== 'holder'), ...v.kept])) out.add(t);
     // NVMe shows every namespace of a connected subsystem: those come with the controller.
     if (a.nvme) for (const n of s.nvmeNamespaces.filter((x) => x.subsysNqn === a.nvme!.nqn)) for (const t of thingsOf(s, [{ kind: 'nvme-namespace', id: n.name, evidence: '' }])) out.add(t);
@@ -185,11 +186,14 @@ export function hostWideView(input: HostWideInput): HostWideView {
     if (!devices.has(p.dev)) add(orphans, `mpathd ${p.dev}`, { kind: 'multipathd-path', id: p.dev, evidence: `multipathd show paths: ${p.line}; /sys/block/${p.dev} is gone: multipathd monitors a removed device` });
   }
 
-  // What went: fine when it was a detached volume's (judged on the baseline, where it was attached).
+  // What went: fine when it was a detached volume's (judged on the baseline, where it was
+  // attached), including a session or controller the detached volumes shared among themselves;
+  // not when a volume still attached accounts for it (a session kept for its LUN).
   const theirs = new Set<Thing>();
+  const stays = accountedFor(baseline, attached);
   for (const d of input.detached ?? []) {
     const v = judgeVolume(baseline, d.volume, attached, d.known ?? {});
-    for (const t of thingsOf(baseline, v.orphans)) theirs.add(t);
+    for (const t of thingsOf(baseline, [...v.orphans, ...v.kept])) if (!stays.has(t)) theirs.add(t);
   }
   // Links that pointed at a detached volume's devices went with them.
   const collateral: Orphan[] = [];

@@ -173,6 +173,14 @@ export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
       if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
       else out.push(o);
     }
+    // An iface the volume's leftover records log in through, that no other record uses.
+    const leftRecords = new Set(out.filter((o) => o.kind === 'iscsi-node-record').map((o) => o.id));
+    for (const i of s.iscsiIfaces ?? []) {
+      const users = s.iscsiNodes.filter((n) => n.iface === i.name);
+      if (users.length > 0 && users.every((n) => leftRecords.has(`${n.iqn} ${n.portal}`))) {
+        out.push({ kind: 'iscsi-iface', id: i.name, evidence: `${i.path} (the iface of ${users.map((n) => n.path).join(', ')})` });
+      }
+    }
     // Discovery records made for the volume's portals, once no attached volume uses the portal.
     for (const r of s.iscsiDiscovery ?? []) {
       if (!iv.portals.includes(r.portal) || !(r.targets.length === 0 || r.targets.includes(iv.iqn))) continue;

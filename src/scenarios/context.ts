@@ -87,10 +87,11 @@ export class ScenarioContext {
   /** What is attached where, to detach afterwards (with force) when the scenario did not. */
   readonly attached: Array<{ node: ComputeHandle; volume: TargetVolume; device: DeviceInfo | null }> = [];
   /**
-   * Per node, its snapshot from just before the last detach through the context: the baseline of
-   * the host-wide view of the verdicts that follow, until the next attach on that node.
+   * Per node, its snapshot from just before the first of the detaches through the context since
+   * the last attach there, and the volumes detached since: the baseline of the host-wide view of
+   * the verdicts that follow (what those volumes had may go), until the next attach on that node.
    */
-  readonly baselines = new Map<string, HostSnapshot>();
+  readonly baselines = new Map<string, { snapshot: HostSnapshot; detached: TargetVolume[] }>();
   /** Per volume and node, the devices its attach gave (what a map left behind may still name). */
   readonly attachedDevices = new Map<string, string[]>();
   /** Things to undo on a node afterwards (a stopped udev, a link made by hand), last first. */
@@ -179,7 +180,9 @@ export class ScenarioContext {
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
   async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<DisconnectReply> {
     const { builtin, ...flags } = opts;
-    this.baselines.set(node.name, await node.client.inventory());
+    const since = this.baselines.get(node.name) ?? { snapshot: await node.client.inventory(), detached: [] };
+    since.detached.push(v);
+    this.baselines.set(node.name, since);
     const r = await node.client.disconnect(protocolOf(v), v.connectionInfo, d, { ...this.via(builtin), ...flags, timeoutMs: 300_000 });
     this.forget(node, v);
     this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}${r.left?.length ? `; left: ${r.left.join('; ')}` : ''}`);
@@ -211,14 +214,20 @@ export class ScenarioContext {
    * when the node has a baseline from before the last detach, the host-wide view against it.
    */
   oracle(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[] = []): Promise<OrphansReply> {
-    const baseline = this.baselines.get(node.name);
+    const since = this.baselines.get(node.name);
+    const others = (since?.detached ?? []).filter((o) => o !== v);
     return node.client.orphans({
       protocol: protocolOf(v),
       properties: v.connectionInfo,
       ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
       stillAttached: stillAttached.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo })),
       devices: this.attachedDevices.get(`${node.name} ${v.name}`) ?? [],
-      ...(baseline ? { baseline } : {}),
+      ...(since
+        ? {
+            baseline: since.snapshot,
+            detachedSince: others.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo, ...(o.iscsi ? { wwid: o.iscsi.wwid } : {}), devices: this.attachedDevices.get(`${node.name} ${o.name}`) ?? [] })),
+          }
+        : {}),
     });
   }
 

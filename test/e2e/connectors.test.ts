@@ -6,6 +6,7 @@ import type { ComputeClient } from '../../src/agent/api/compute-client.js';
 import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
+import type { RemoteError } from '../../src/system/errors.js';
 import { cli, upTargetAndCompute } from './helpers.js';
 
 /**
@@ -151,11 +152,89 @@ describe('connectors and the orphan oracle', () => {
     await disconnect(a, da);
     expect(await orphans(a, [b])).toEqual([]);
     expect((await snapshot()).iscsiSessions.length).toBe(1);
-    // The same check without saying b is attached would call the session an orphan: it is b's.
-    expect(kinds(await orphans(a))).toEqual(['iscsi-node-record', 'iscsi-session']);
+    // Without saying b is attached, the session and its record are still kept: the kernel shows
+    // b's LUN under the session, and the oracle names it with its WWID.
+    const unnamed = await compute.orphans({ protocol: 'iscsi', properties: a.connectionInfo, wwid: a.iscsi!.wwid });
+    expect(unnamed.orphans).toEqual([]);
+    expect(unnamed.kept.map((k) => k.kind)).toEqual(['iscsi-session', 'iscsi-node-record']);
+    for (const k of unnamed.kept) expect(k.evidence).toContain(`LUN ${b.iscsi!.lun} (WWID ${b.iscsi!.wwid}, ${db.path.slice(5)}), which no volume named as attached`);
     await disconnect(b, db);
     expect(await orphans(b)).toEqual([]);
     expect((await snapshot()).iscsiSessions).toEqual([]);
+  });
+
+  it('reports as collateral a detach that logs out a session another volume still uses', async () => {
+    const a = await volume('iscsi', { name: 'c1', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.conn-collateral', initiators: [computeIqn] });
+    const b = await volume('iscsi', { name: 'c2', sizeMiB: 8, iqn: 'iqn.2026-11.io.brick-lab:e2e.conn-collateral', initiators: [computeIqn] });
+    const da = await connect(a);
+    const db = await connect(b);
+    const baseline = await snapshot();
+    // A faulty detach of a: its disk deleted, then the whole session logged out, b's LUN with it.
+    await sh(`echo 1 > /sys/block/${da.path.slice(5)}/device/delete; iscsiadm -m node -T ${a.iscsi!.iqn} --logout >/dev/null; udevadm settle`);
+    const r = await compute.orphans({ protocol: 'iscsi', properties: a.connectionInfo, wwid: a.iscsi!.wwid, stillAttached: [{ protocol: 'iscsi', properties: b.connectionInfo }], baseline });
+    expect(r.clean).toBe(false);
+    const lost = r.hostWide!.collateral.map((o) => `${o.kind} ${o.id}`);
+    expect(lost).toEqual(expect.arrayContaining([`block-device ${db.path.slice(5)}`, 'iscsi-session session' + baseline.iscsiSessions[0]!.sid]));
+    expect(lost.some((x) => x.includes(da.path.slice(5)))).toBe(false); // a's own things may go
+    expect(r.hostWide!.collateral[0]!.evidence).toMatch(/^existed at the baseline of .*, was no detached volume's, and is gone: /);
+    await sh(`iscsiadm -m node -T ${a.iscsi!.iqn} -o delete`);
+    expect(await orphans(a)).toEqual([]);
+  });
+
+  it('refuses to detach a volume whose disk carries a holder it did not make, names the map it left with force, and the oracle sees it', async () => {
+    const v = await volume('iscsi', { name: 'h1', sizeMiB: 8, initiators: [computeIqn] });
+    /** A linear map made by hand over the whole disk, as a user stacks one; its kernel name (dm-N). */
+    const hold = async (dev: string): Promise<string> => {
+      await sh(`dmsetup create brick-held --table "0 $(blockdev --getsz /dev/${dev}) linear /dev/${dev} 0" && udevadm settle`);
+      return (await sh('basename "$(readlink -f /dev/mapper/brick-held)"')).trim();
+    };
+    const table = async (): Promise<string> => (await sh('dmsetup table brick-held')).trim();
+    const majMin = async (dev: string): Promise<string> => (await sh(`cat /sys/block/${dev}/dev`)).trim();
+    try {
+      // force=false: refused with DEVICE_HELD (409) naming the map, and nothing is touched.
+      let d = await connect(v);
+      let dev = d.path.slice(5);
+      let dm = await hold(dev);
+      const e = await compute.disconnect('iscsi', v.connectionInfo, d, { force: false }).then(() => null, (x: RemoteError) => x);
+      expect(e?.code).toBe('DEVICE_HELD');
+      expect(e?.statusCode).toBe(409);
+      expect(e?.message).toContain(`${dev} <- ${dm} (name brick-held)`);
+      expect(e?.hint).toContain('dmsetup remove brick-held');
+      expect(await kernelDevices(v)).toEqual([dev]);
+      expect(await table()).toContain(await majMin(dev));
+      // The oracle, asked now, names the map on the volume's disk as a holder, with its chain.
+      const held = (await orphans(v)).filter((o) => o.kind === 'holder');
+      expect(held.map((o) => o.id)).toEqual(['brick-held']);
+      expect(held[0]!.evidence).toContain(`chain ${dev} <- ${dm}`);
+
+      // With the map taken down, a plain detach is clean.
+      await sh('dmsetup remove brick-held && udevadm settle');
+      const clean = await compute.disconnect('iscsi', v.connectionInfo, d);
+      expect(clean.removed).toContain(`scsi device ${dev}`);
+      expect(clean.left).toBeUndefined();
+      expect(await orphans(v)).toEqual([]);
+
+      // force=true: the detach goes on and lists the map it left, whose table still names the gone disk.
+      d = await connect(v);
+      dev = d.path.slice(5);
+      dm = await hold(dev);
+      const gone = await majMin(dev);
+      const before = await snapshot();
+      const forced = await compute.disconnect('iscsi', v.connectionInfo, d, { force: true });
+      expect(forced.left).toEqual([`holder ${dm} (name brick-held) on ${dev}`]);
+      expect(await kernelDevices(v)).toEqual([]);
+      expect(await table()).toContain(gone);
+      // The oracle names it: volume-scoped (the attach said the disk was `dev`) and host-wide.
+      const r = await compute.orphans({ protocol: 'iscsi', properties: v.connectionInfo, wwid: v.iscsi!.wwid, devices: d.devices, baseline: before });
+      expect(r.clean).toBe(false);
+      expect(r.orphans.map((o) => [o.kind, o.id])).toEqual([['holder', 'brick-held']]);
+      expect(r.orphans[0]!.evidence).toContain(`slaves/${dev} points at a removed device; its table names ${gone}`);
+      expect(r.hostWide!.orphans.map((o) => [o.kind, o.id])).toEqual([['holder', 'brick-held']]);
+      expect(r.hostWide!.collateral).toEqual([]);
+    } finally {
+      await sh('dmsetup remove --force brick-held 2>/dev/null; udevadm settle; true');
+    }
+    expect(await orphans(v)).toEqual([]);
   });
 
   it('names each leftover made on purpose, with evidence', async () => {

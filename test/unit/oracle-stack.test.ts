@@ -103,6 +103,18 @@ describe('iSCSI state beyond sessions', () => {
   });
 });
 
+describe('ifaces', () => {
+  it('names an iface only the volume\'s leftover records use, and not one another record uses', () => {
+    // The capture's host with fa's discovered records bound to the brick0 iface (edited by hand,
+    // as `iscsiadm -m node -T ... -I brick0 --op new` would make them).
+    const edited = structuredClone(st);
+    for (const n of edited.iscsiNodes) if (n.iqn === A.iscsi!.iqn) n.iface = 'brick0';
+    expect(judgeVolume(edited, A, []).orphans.filter((o) => o.kind === 'iscsi-iface').map((o) => o.id)).toEqual(['brick0']);
+    edited.iscsiNodes.find((n) => n.iqn === M.iscsi!.iqn)!.iface = 'brick0';
+    expect(judgeVolume(edited, A, []).orphans.some((o) => o.kind === 'iscsi-iface')).toBe(false);
+  });
+});
+
 describe('the host-wide view', () => {
   const view = hostWideView({ baseline: LEFTOVERS.snapshot, now: st, tools: fixtureTools(STACKED), stillAttached: [M] });
 
@@ -124,6 +136,18 @@ describe('the host-wide view', () => {
     expect(view.collateral.map((o) => `${o.kind} ${o.id}`)).toContain(`block-device ${big}`);
     const detached = hostWideView({ baseline: LEFTOVERS.snapshot, now: st, stillAttached: [M], detached: [{ volume: BIG, known: { devices: [big] } }] });
     expect(detached.collateral.some((o) => o.id === big)).toBe(false);
+  });
+
+  it('takes a session the detached volumes shared among themselves as theirs, and one a still-attached volume uses as collateral', () => {
+    // attached -> leftovers: fa's device deleted, fb detached, their shared session logged out.
+    const ATTACHED = loadInventoryFixture('inventory-attached.json');
+    const [fa, fb] = [ATTACHED.devices!.da.devices![0]!, ATTACHED.devices!.db.devices![0]!];
+    const both = hostWideView({ baseline: ATTACHED.snapshot, now: LEFTOVERS.snapshot, detached: [{ volume: A }, { volume: identity(ATTACHED, 'b') }] });
+    expect(both.collateral.filter((o) => o.kind.startsWith('iscsi-') || o.id === fa || o.id === fb)).toEqual([]);
+    // Had fb been declared still attached, its session, record and device going are collateral.
+    const one = hostWideView({ baseline: ATTACHED.snapshot, now: LEFTOVERS.snapshot, stillAttached: [identity(ATTACHED, 'b')], detached: [{ volume: A }] });
+    expect(one.collateral.map((o) => o.kind)).toEqual(expect.arrayContaining(['iscsi-session', 'iscsi-node-record', 'scsi-device', 'block-device']));
+    expect(one.collateral.some((o) => o.id === fa)).toBe(false);
   });
 
   it('finds nothing between a snapshot and itself', () => {

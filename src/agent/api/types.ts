@@ -134,6 +134,8 @@ export interface OrphansRequest {
   devices?: string[];
   /** A full snapshot taken before the detach: the reply then carries the host-wide view. */
   baseline?: HostSnapshot;
+  /** Other volumes detached since the baseline: what they had may have gone too. */
+  detachedSince?: Array<{ protocol: Protocol; properties: ConnectionPayload; wwid?: string; devices?: string[] }>;
 }
 
 export interface OrphansReply {

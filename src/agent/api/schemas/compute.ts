@@ -84,6 +84,8 @@ const installedConnector: JsonSchema = {
 
 const withProtocol = (connector: boolean, s: Omit<RouteSchema, 'params' | 'querystring'>): RouteSchema => ({ params: protocolParam, ...(connector ? { querystring: connectorQuery } : {}), ...s });
 
+const devices = { type: 'array', items: { type: 'string', pattern: '^(/dev/)?[a-z][a-z0-9-]*$' }, description: "the kernel names of the volume's devices at attach (a connect result's devices)" };
+
 const stillAttached = {
   type: 'array',
   description: 'volumes that stay attached: what they share with this one is not an orphan',
@@ -185,8 +187,18 @@ export const computeSchemas = {
         properties: connectionProperties,
         wwid: { type: 'string', description: 'the SCSI WWID read at attach' },
         stillAttached,
-        devices: { type: 'array', items: { type: 'string', pattern: '^(/dev/)?[a-z][a-z0-9-]*$' }, description: "the kernel names of the volume's devices at attach (a connect result's devices)" },
+        devices,
         baseline: { ...snapshotBody, description: 'a full snapshot taken before the detach: the reply then has the host-wide view too' },
+        detachedSince: {
+          type: 'array',
+          description: 'other volumes detached since the baseline: what they had may have gone too',
+          items: {
+            type: 'object',
+            required: ['protocol', 'properties'],
+            additionalProperties: false,
+            properties: { protocol: { type: 'string', enum: [...PROTOCOLS] }, properties: connectionProperties, wwid: { type: 'string' }, devices },
+          },
+        },
       },
     },
     response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST']),
