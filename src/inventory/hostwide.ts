@@ -83,14 +83,14 @@ function thingsOf(s: HostSnapshot, found: Orphan[]): Set<Thing> {
 }
 
 /** What the still-attached volumes account for in a snapshot: their devices, sessions, records, controllers, maps and links; never a holder on them. */
-function accountedFor(s: HostSnapshot, attached: VolumeIdentity[]): Set<Thing> {
+function accountedFor(s: HostSnapshot, attached: VolumeIdentity[], opts: { subsystemNamespaces: boolean } = { subsystemNamespaces: true }): Set<Thing> {
   const out = new Set<Thing>();
   for (const a of attached) {
     // Judged alone: everything that refers to it, kept or not (and one pass per volume, not per pair).
     const v = judgeVolume(s, a, []);
     for (const t of thingsOf(s, [...v.orphans.filter((o) => o.kind !== 'holder'), ...v.kept])) out.add(t);
-    // NVMe shows every namespace of a connected subsystem: those come with the controller.
-    if (a.nvme) for (const n of s.nvmeNamespaces.filter((x) => x.subsysNqn === a.nvme!.nqn)) for (const t of thingsOf(s, [{ kind: 'nvme-namespace', id: n.name, evidence: '' }])) out.add(t);
+    // NVMe shows every namespace of a connected subsystem: those appear with the controller.
+    if (a.nvme && opts.subsystemNamespaces) for (const n of s.nvmeNamespaces.filter((x) => x.subsysNqn === a.nvme!.nqn)) for (const t of thingsOf(s, [{ kind: 'nvme-namespace', id: n.name, evidence: '' }])) out.add(t);
   }
   // An iface an accounted node record logs in through is accounted too.
   for (const n of s.iscsiNodes) if (out.has(`node ${n.iqn} ${n.portal}`) && n.iface) out.add(`iface ${n.iface}`);
@@ -190,7 +190,8 @@ export function hostWideView(input: HostWideInput): HostWideView {
   // attached), including a session or controller the detached volumes shared among themselves;
   // not when a volume still attached accounts for it (a session kept for its LUN).
   const theirs = new Set<Thing>();
-  const stays = accountedFor(baseline, attached);
+  // (Another namespace of a subsystem an attached volume uses is not that volume's to keep.)
+  const stays = accountedFor(baseline, attached, { subsystemNamespaces: false });
   for (const d of input.detached ?? []) {
     const v = judgeVolume(baseline, d.volume, attached, d.known ?? {});
     for (const t of thingsOf(baseline, [...v.orphans, ...v.kept])) if (!stays.has(t)) theirs.add(t);
