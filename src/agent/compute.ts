@@ -4,7 +4,7 @@ import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.j
 import type { Connector } from '../connectors/types.js';
 import { diffSnapshots } from '../inventory/diff.js';
 import { hostWideView } from '../inventory/hostwide.js';
-import type { HostSnapshot } from '../inventory/model.js';
+import type { DmLine, HostSnapshot } from '../inventory/model.js';
 import { verdictWithTools } from '../inventory/oracle.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import { readDmTables, readToolViews } from '../inventory/tools.js';
@@ -82,7 +82,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   });
 
   app.get<{ Querystring: { record?: string } }>(ROUTES.inventory, { schema: computeSchemas.inventory }, async (req) => {
-    const dmTables = await readDmTables();
+    const dmTables = await dmTablesIfAny();
     if (req.query.record === '1') {
       // The snapshot and every read behind it: a unit-test fixture captured from this node.
       const { fs, recording } = recordingHostFs(realHostFs);
@@ -97,7 +97,8 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     const v = identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null);
     const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
     const known = { devices: req.body.devices ?? [] };
-    const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews()]);
+    const snapshot = await fullSnapshot();
+    const tools = await readToolViews({ iscsi: v.protocol === 'iscsi', nvme: v.protocol === 'nvmeof', multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 });
     const { orphans, kept } = verdictWithTools(snapshot, v, others, tools, known);
     if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
     const alsoDetached = (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } }));
@@ -107,16 +108,22 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
 
   app.post<{ Body: HostCheckRequest }>(ROUTES.hostCheck, { schema: computeSchemas.hostCheck }, async (req) => {
     const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
-    const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews()]);
+    // The host-wide view needs multipathd's paths only (the rest is sysfs and the dm tables).
+    const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews({ multipathd: true })]);
     const view = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others });
     return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
   });
 
 }
 
-/** A full snapshot with the dm tables (one dmsetup run). */
+/** `dmsetup table` when the host has a dm device (one process), else nothing to read. */
+async function dmTablesIfAny(): Promise<DmLine[]> {
+  return realHostFs.list('/sys/block').some((b) => b.startsWith('dm-')) ? readDmTables() : [];
+}
+
+/** A full snapshot with the dm tables. */
 async function fullSnapshot(): Promise<HostSnapshot> {
-  return takeSnapshot(undefined, { dmTables: await readDmTables() });
+  return takeSnapshot(undefined, { dmTables: await dmTablesIfAny() });
 }
 
 /** A baseline sent back by a client: a full snapshot of this shape, or a coded 400. */

@@ -108,14 +108,29 @@ export async function readMultipathdPaths(): Promise<ToolMultipathPath[]> {
   return parseMultipathdPaths(await toolOutput(MULTIPATHD_SHOW_PATHS));
 }
 
-/** Runs iscsiadm, nvme-cli and multipathd once each and parses what they print. */
-export async function readToolViews(): Promise<ToolViews> {
+/** Which tools a caller needs: each is a process (100-250 ms under TCG), so only those asked for run. */
+export interface ToolNeeds {
+  iscsi?: boolean;
+  nvme?: boolean;
+  /** `multipathd show paths`. */
+  multipathd?: boolean;
+  /** `multipathd show maps`. */
+  multipathdMaps?: boolean;
+  /** `dmsetup status`: worth running only when the host has dm devices. */
+  dmStatus?: boolean;
+}
+
+const ALL_TOOLS: Required<ToolNeeds> = { iscsi: true, nvme: true, multipathd: true, multipathdMaps: true, dmStatus: true };
+
+/** Runs the tools asked for (by default iscsiadm, nvme-cli, multipathd and dmsetup) once each; what is not asked for is empty. */
+export async function readToolViews(need: ToolNeeds = ALL_TOOLS): Promise<ToolViews> {
+  const run = (yes: boolean | undefined, argv: readonly string[]): Promise<string> => (yes ? toolOutput(argv) : Promise.resolve(''));
   const [isc, nv, mpaths, mmaps, dmStatus] = await Promise.all([
-    toolOutput(['iscsiadm', '-m', 'session']),
-    toolOutput(['nvme', 'list-subsys', '-o', 'json']),
-    toolOutput(MULTIPATHD_SHOW_PATHS),
-    toolOutput(MULTIPATHD_SHOW_MAPS),
-    toolOutput(['dmsetup', 'status']),
+    run(need.iscsi, ['iscsiadm', '-m', 'session']),
+    run(need.nvme, ['nvme', 'list-subsys', '-o', 'json']),
+    run(need.multipathd, MULTIPATHD_SHOW_PATHS),
+    run(need.multipathdMaps, MULTIPATHD_SHOW_MAPS),
+    run(need.dmStatus, ['dmsetup', 'status']),
   ]);
   return {
     iscsiSessions: parseIscsiadmSessions(isc),

@@ -202,7 +202,9 @@ export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenario
     const say = (xs: Orphan[]): string => xs.map((x) => `${x.kind} ${x.id} (${x.evidence})`).join('; ');
     if (view.orphans.length > 0) problems.push(`${c.name} host-wide, left after the scenario: ${say(view.orphans)}`);
     if (view.collateral.length > 0) problems.push(`${c.name} host-wide, gone since before the scenario (collateral): ${say(view.collateral)}`);
-    const left = computeLeftovers(await c.client.inventory());
+    // With a clean baseline and nothing new since, nothing is left: no second read.
+    const dirty = view.orphans.length > 0 || computeLeftovers(baselines.get(c.name)!).length > 0;
+    const left = dirty ? computeLeftovers(await c.client.inventory()) : [];
     if (left.length > 0) problems.push(`${c.name} not clean after the scenario: ${left.join('; ')}`);
     if (left.length > 0 || view.orphans.length > 0) await sweepCompute(c);
   }
