@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { HostSnapshot } from '../inventory/model.js';
+import { stackIndex } from '../inventory/stack.js';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import type { HostFs } from '../system/hostfs.js';
@@ -132,7 +133,7 @@ export interface HeldStack {
  * a dm device (LVM, a map made by hand), not when it is an md array.
  */
 export function heldBy(snap: HostSnapshot, devices: Iterable<string>, ownMaps: Iterable<string> = []): HeldStack[] {
-  const holders = holdersIndex(snap);
+  const holders = stackIndex(snap).holders;
   const blocks = new Map(snap.blockDevices.map((b) => [b.name, b]));
   const layer = (dev: string): StackedDevice => {
     const dm = blocks.get(dev)?.dm;
@@ -149,24 +150,6 @@ export function heldBy(snap: HostSnapshot, devices: Iterable<string>, ownMaps: I
   for (const d of new Set(devices)) for (const x of [d, ...partitionsOf(d, holders.keys())]) stacksOn(x, [x], null);
   for (const m of own) stacksOn(m, blocks.get(m)?.slaves ?? [], layer(m));
   return out;
-}
-
-/** Kernel name -> its holders, from every list of the snapshot that shows them, and from the dm devices' slaves turned around. */
-function holdersIndex(snap: HostSnapshot): Map<string, string[]> {
-  const index = new Map<string, Set<string>>();
-  const add = (dev: string | null, list: string[]): void => {
-    if (!dev || list.length === 0) return;
-    const set = index.get(dev) ?? new Set<string>();
-    for (const h of list) set.add(h);
-    index.set(dev, set);
-  };
-  for (const d of snap.scsiDevices) add(d.block, d.holders);
-  for (const n of snap.nvmeNamespaces) add(n.name, n.holders);
-  for (const b of snap.blockDevices) {
-    add(b.name, b.holders);
-    for (const s of b.slaves) add(s, [b.name]);
-  }
-  return new Map([...index].map(([dev, set]) => [dev, [...set].sort()]));
 }
 
 /** Every chain from `dev` up through its holders to a top: [dev, ..., top], one per top. A device met twice (no kernel stacks a loop) ends the chain. */

@@ -11,7 +11,7 @@ export interface StackIndex {
   disks: Map<string, BlockDevice>;
   /** Every device (disk or partition) by major:minor. */
   byDevt: Map<string, string>;
-  /** Holders of a disk or partition; a disk's include those on its partitions (through them). */
+  /** Holders of a disk or partition, from every list of the snapshot that shows them. */
   holders: Map<string, string[]>;
   /** Partition -> its disk. */
   diskOf: Map<string, string>;
@@ -23,16 +23,29 @@ export function stackIndex(s: HostSnapshot): StackIndex {
   const known = indexes.get(s.blockDevices);
   if (known) return known;
   const idx: StackIndex = { disks: new Map(), byDevt: new Map(), holders: new Map(), diskOf: new Map() };
+  const holders = new Map<string, Set<string>>();
+  const add = (dev: string | null, list: Iterable<string>): void => {
+    if (!dev) return;
+    const set = holders.get(dev) ?? new Set<string>();
+    for (const h of list) set.add(h);
+    holders.set(dev, set);
+  };
   for (const b of s.blockDevices) {
     idx.disks.set(b.name, b);
     if (b.devt) idx.byDevt.set(b.devt, b.name);
-    idx.holders.set(b.name, b.holders);
+    add(b.name, b.holders);
+    // Turned around, a map's live slaves name their holder: also partitions and disks a 'paths'
+    // snapshot lists no block device for.
+    for (const x of b.slaves) if (!(b.staleSlaves ?? []).includes(x)) add(x, [b.name]);
     for (const p of b.partitions ?? []) {
       if (p.devt) idx.byDevt.set(p.devt, p.name);
-      idx.holders.set(p.name, p.holders);
+      add(p.name, p.holders);
       idx.diskOf.set(p.name, b.name);
     }
   }
+  for (const d of s.scsiDevices) add(d.block, d.holders);
+  for (const n of s.nvmeNamespaces) add(n.name, n.holders);
+  for (const [dev, set] of holders) idx.holders.set(dev, [...set].sort());
   indexes.set(s.blockDevices, idx);
   return idx;
 }
