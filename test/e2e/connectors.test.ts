@@ -227,8 +227,10 @@ describe('connectors and the orphan oracle', () => {
       // The oracle names it: volume-scoped (the attach said the disk was `dev`) and host-wide.
       const r = await compute.orphans({ protocol: 'iscsi', properties: v.connectionInfo, wwid: v.iscsi!.wwid, devices: d.devices, baseline: before });
       expect(r.clean).toBe(false);
-      expect(r.orphans.map((o) => [o.kind, o.id])).toEqual([['holder', 'brick-held']]);
+      // The map, and udev's link to it.
+      expect(r.orphans.map((o) => [o.kind, o.id])).toEqual([['holder', 'brick-held'], ['by-id-link', 'dm-name-brick-held']]);
       expect(r.orphans[0]!.evidence).toContain(`slaves/${dev} points at a removed device; its table names ${gone}`);
+      expect(r.orphans[1]!.evidence).toBe(`/dev/disk/by-id/dm-name-brick-held -> ${dm}`);
       expect(r.hostWide!.orphans.map((o) => [o.kind, o.id])).toEqual([['holder', 'brick-held']]);
       expect(r.hostWide!.collateral).toEqual([]);
     } finally {
