@@ -98,7 +98,8 @@ export function tableOf(idx: StackIndex, dev: string): string {
 
 /** A holder as evidence: its name and uuid, its table line, the chain from the base. */
 export function describeStacked(idx: StackIndex, s: Stacked): string {
-  return [nameOf(idx, s.dev), tableOf(idx, s.dev), `chain ${s.chain.join(' <- ')}`].filter(Boolean).join('; ');
+  const suspended = idx.disks.get(s.dev)?.dm?.suspended ? 'SUSPENDED: every I/O to it waits' : '';
+  return [nameOf(idx, s.dev), tableOf(idx, s.dev), `chain ${s.chain.join(' <- ')}`, suspended].filter(Boolean).join('; ');
 }
 
 /** A dm map or md array that still refers to a device the kernel removed. */

@@ -298,9 +298,50 @@ describe('connectors and the orphan oracle', () => {
     o = await orphans(m);
     expect(kinds(o)).toContain('multipath-map');
     expect(o.find((x) => x.kind === 'multipath-map')!.evidence).toContain(`mpath-${m.iscsi!.wwid}`);
+    expect(o.find((x) => x.kind === 'multipath-map')!.evidence).toContain('no paths');
     await compute.run(['kill', holder]);
     await sh(`for i in $(seq 50); do dmsetup info ${m.iscsi!.wwid} >/dev/null 2>&1 || exit 0; multipath -f ${m.iscsi!.wwid} >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1`);
     expect(await orphans(m)).toEqual([]);
+  });
+
+  it('names what is stacked on a multipath volume and what iscsiadm made for it, each with evidence, then nothing once taken away', async () => {
+    const m = await volume('iscsi', { name: 'k1', sizeMiB: 8, initiators: [computeIqn] });
+    const d = await connect(m, true);
+    const wwid = m.iscsi!.wwid;
+    const portal = `${m.portals[0]!.address}:${m.portals[0]!.port}`;
+    const part = `${wwid}-part1`;
+    const judge = async (): Promise<Orphan[]> => (await compute.orphans({ protocol: 'iscsi', properties: m.connectionInfo, wwid })).orphans;
+    // A DOS partition table on the map (one partition from sector 2048), and kpartx's map of it.
+    await sh(`python3 -c 'import struct,sys; b=bytearray(512); b[446:462]=struct.pack("<B3sB3sII",0,bytes(3),0x83,bytes(3),2048,8192); b[510:512]=bytes([0x55,0xaa]); f=open(sys.argv[1],"r+b"); f.write(b); f.close()' ${d.path} && kpartx -a ${d.path} && udevadm settle`);
+    let o = await judge();
+    const held = o.filter((x) => x.kind === 'holder');
+    expect(held.map((x) => x.id)).toEqual([part]);
+    expect(held[0]!.evidence).toMatch(new RegExp(`uuid part1-mpath-${wwid}\\); table "0 8192 linear \\d+:\\d+ 2048"; chain sd[a-z]+ <- ${d.path.slice(5)} <- dm-\\d+$`));
+    // The connector will not take the map from under it.
+    const refused = await compute.disconnect('iscsi', m.connectionInfo, d).then(() => null, (x: RemoteError) => x);
+    expect(refused?.code).toBe('DEVICE_HELD');
+    // The partition map suspended: said on the holder.
+    await sh(`dmsetup suspend ${part}`);
+    expect((await judge()).find((x) => x.kind === 'holder')!.evidence).toContain('SUSPENDED');
+    await sh(`dmsetup resume ${part}`);
+    // Every path failed (I/O erroring rather than queueing meanwhile): said on the map, from dmsetup status.
+    await sh(`dmsetup message ${wwid} 0 fail_if_no_path; for p in ${d.devices.join(' ')}; do multipathd fail path $p; done; sleep 1`);
+    expect((await judge()).find((x) => x.kind === 'multipath-map')!.evidence).toMatch(/all paths failed \(dmsetup status: \d+:\d+ F, \d+:\d+ F\)/);
+    await sh(`for p in ${d.devices.join(' ')}; do multipathd reinstate path $p; done; dmsetup message ${wwid} 0 queue_if_no_path`);
+    // A discovery record of the volume's portal and an iface, made with iscsiadm after a baseline.
+    const baseline = await snapshot();
+    await sh(`iscsiadm -m discovery -t sendtargets -p ${portal} >/dev/null && iscsiadm -m iface -I brick-k1 -o new >/dev/null`);
+    o = await judge();
+    expect(o.find((x) => x.kind === 'iscsi-discovery-record')?.evidence).toMatch(new RegExp(`^/etc/iscsi/send_targets/${portal.replace(':', ',')} \\(sendtargets discovery of ${portal}; node records for .*${m.iscsi!.iqn}`));
+    const wide = await compute.hostCheck({ baseline, stillAttached: [{ protocol: 'iscsi', properties: m.connectionInfo }] });
+    expect(wide.orphans.map((x) => `${x.kind} ${x.id}`)).toEqual(expect.arrayContaining(['iscsi-iface brick-k1']));
+    expect(wide.collateral).toEqual([]);
+    // Taken away: the partition map, then the volume, then the discovery record and the iface.
+    await sh(`kpartx -d ${d.path} && udevadm settle`);
+    await disconnect(m, d);
+    await sh(`iscsiadm -m discoverydb -t sendtargets -p ${portal} -o delete; iscsiadm -m iface -I brick-k1 -o delete; true`);
+    expect(await orphans(m)).toEqual([]);
+    expect((await compute.hostCheck({ baseline })).orphans.filter((x) => x.kind.startsWith('iscsi-'))).toEqual([]);
   });
 
   it('reports a volume\'s device from sysfs when udev made no link for it', async () => {
