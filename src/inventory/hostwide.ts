@@ -174,7 +174,7 @@ export function hostWideView(input: HostWideInput): HostWideView {
     if (!x || accounted.has(x.thing)) continue;
     // A link udev re-pointed to a device that is accounted for is that device's.
     if (e.kind === 'links' && (e.item as DevLink).target && accounted.has(`block ${(e.item as DevLink).target}`)) continue;
-    const notes = e.kind === 'blockDevices' ? inPlace.get((e.item as BlockDevice).name) ?? [] : [];
+    const notes = e.kind === 'blockDevices' ? [...(inPlace.get((e.item as BlockDevice).name) ?? []), ...madeAgain(baseline, e.item as BlockDevice)] : [];
     add(orphans, x.thing, { ...x.orphan, evidence: [`appeared ${since}, and no attached volume accounts for it: ${x.orphan.evidence}`, ...notes].join('; ') });
   }
   for (const [dev, notes] of inPlace) {
@@ -207,4 +207,11 @@ export function hostWideView(input: HostWideInput): HostWideView {
     add(collateral, x.thing, { ...x.orphan, evidence: `existed at the baseline of ${baseline.takenAt}, was no detached volume's, and is gone: ${x.orphan.evidence}` });
   }
   return { baselineTakenAt: baseline.takenAt, orphans, collateral };
+}
+
+/** A map that appeared with the uuid of one the baseline had under another name: made again (multipathd re-adds a flushed map whose paths are still there). */
+function madeAgain(baseline: HostSnapshot, b: BlockDevice): string[] {
+  if (!b.dm?.uuid) return [];
+  const was = baseline.blockDevices.find((x) => x.dm?.uuid === b.dm!.uuid && x.name !== b.name);
+  return was ? [`back after a flush: the baseline had this map as ${was.name}, and it was made again as ${b.name}`] : [];
 }

@@ -150,6 +150,16 @@ describe('the host-wide view', () => {
     expect(one.collateral.some((o) => o.id === fa)).toBe(false);
   });
 
+  it('says when a map is back after a flush (the same uuid under another name)', () => {
+    // The capture's host with fm's map renamed by hand from dm-N to dm-9, as multipathd re-adding
+    // a flushed map whose paths are still there would number it.
+    const map = D.dm.path!.slice(5);
+    const again = structuredClone(st);
+    for (const b of again.blockDevices) if (b.name === map) b.name = 'dm-9';
+    const view = hostWideView({ baseline: st, now: again });
+    expect(view.orphans.find((o) => o.kind === 'multipath-map')!.evidence).toContain(`back after a flush: the baseline had this map as ${map}, and it was made again as dm-9`);
+  });
+
   it('finds nothing between a snapshot and itself', () => {
     expect(hostWideView({ baseline: st, now: st, stillAttached: [M] })).toEqual({ baselineTakenAt: st.takenAt, orphans: [], collateral: [] });
   });
