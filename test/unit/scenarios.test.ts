@@ -362,6 +362,24 @@ describe('renderTable', () => {
     expect(t.filter((l) => l.includes('evidence ('))).toHaveLength(3);
   });
 
+  it('prints what was kept, the host-wide findings and the collateral of a verdict, and the host-wide view at the end', () => {
+    const o = (kind: 'iscsi-session' | 'holder' | 'block-device', id: string, evidence: string) => ({ kind, id, evidence });
+    const row = {
+      ...FAILED.rows[0]!,
+      kept: [o('iscsi-session', 'session3', '/sys/class/iscsi_session/session3 (...): kept: it carries LUN 1 (WWID 3600140511, sdc), which no volume named as attached')],
+      hostWide: { baselineTakenAt: 't0', orphans: [o('holder', 'brick-lin', 'stale reference: dm-2 (name brick-lin)')], collateral: [o('block-device', 'sdc', 'existed at the baseline of t0, was no detached volume\'s, and is gone: /sys/block/sdc (8:32)')] },
+    };
+    const end = [{ node: 'compute-2', orphans: [], collateral: [o('block-device', 'sdd', 'gone')] }];
+    const t = renderTable({ ...REPORT, scenarios: [{ ...FAILED, rows: [row], hostWide: end }] }).split('\n');
+    expect(t).toContain('      kept (compute-1, faulty): iscsi-session session3: /sys/class/iscsi_session/session3 (...): kept: it carries LUN 1 (WWID 3600140511, sdc), which no volume named as attached');
+    expect(t).toContain('      host-wide (compute-1, faulty): holder brick-lin: stale reference: dm-2 (name brick-lin)');
+    expect(t).toContain("      collateral (compute-1, faulty): block-device sdc: existed at the baseline of t0, was no detached volume's, and is gone: /sys/block/sdc (8:32)");
+    expect(t).toContain('      collateral (compute-2, end of scenario): block-device sdd: gone');
+    const md = renderMarkdown({ ...REPORT, scenarios: [{ ...FAILED, rows: [row], hostWide: end }] });
+    expect(md).toContain('host-wide: 1 new, 1 collateral');
+    expect(md).toContain('compute-2 at the end, host-wide: nothing new; collateral: block-device');
+  });
+
   it('has one evidence line per orphan', () => {
     const ev = lines.filter((l) => l.includes('evidence ('));
     expect(ev).toEqual([`      evidence (compute-1, faulty): scsi-device 2:0:0:0: ${EVIDENCE_SCSI}`, `      evidence (compute-1, faulty): block-device sdb: ${EVIDENCE_BLOCK}`]);
