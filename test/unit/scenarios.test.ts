@@ -275,9 +275,12 @@ const PASSED: ScenarioResult = {
       device: '/dev/sda',
       paths: ['/dev/disk/by-path/ip-10.10.1.10:3260-iscsi-iqn.2003-01.org.linux-iscsi:vol-lun-0'],
       left: [],
+      kept: [],
+      hostWide: null,
       expected: 'clean',
     },
   ],
+  hostWide: [{ node: 'compute-1', orphans: [], collateral: [] }],
   evidenceDir: null,
 };
 
@@ -303,11 +306,14 @@ const FAILED: ScenarioResult = {
         { kind: 'scsi-device', id: '2:0:0:0', evidence: EVIDENCE_SCSI },
         { kind: 'block-device', id: 'sdb', evidence: EVIDENCE_BLOCK },
       ],
+      kept: [],
+      hostWide: null,
       // Not what context.ts writes (kinds joined by ", "), but a '|' to escape in a Markdown cell.
       expected: 'scsi-device | block-device',
     },
-    { node: 'compute-1', volume: 'correct', protocol: 'iscsi', phase: 'correct', device: '/dev/sdc', paths: [], left: [], expected: 'clean' },
+    { node: 'compute-1', volume: 'correct', protocol: 'iscsi', phase: 'correct', device: '/dev/sdc', paths: [], left: [], kept: [], hostWide: null, expected: 'clean' },
   ],
+  hostWide: [],
   evidenceDir: '/results/run/evidence/orphan-flush-failure',
 };
 
