@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceInfo, VolumePaths } from '../../src/connectors/types.js';
 import type { Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
@@ -7,15 +7,13 @@ import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
 import type { RemoteError } from '../../src/system/errors.js';
-import { cli, upTargetAndCompute } from './helpers.js';
+import { storageLab } from './storage-lab.js';
 
 /**
  * The connectors and the orphan oracle on a real compute node: attach, paths equal to what the
  * kernel holds, identity from the target, a signature written and read back, detach, nothing
  * left. Then leftovers made on purpose, each named by the oracle with its evidence.
  */
-const LAB = 'e2e-conn';
-
 describe('connectors and the orphan oracle', () => {
   let target: TargetClient;
   let compute: ComputeClient;
@@ -101,12 +99,8 @@ describe('connectors and the orphan oracle', () => {
     expect(s.multipathMaps).toEqual([]);
   }
 
-  beforeAll(async () => {
-    ({ target, compute, computeIqn } = await upTargetAndCompute(LAB));
-  });
-
-  afterAll(async () => {
-    await cli(['down', '--name', LAB]);
+  beforeAll(() => {
+    ({ target, compute, computeIqn } = storageLab());
   });
 
   it('says which connectors it has and where each looks', async () => {

@@ -1,18 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../../src/agent/api/client.js';
 import type { ComputeClient } from '../../src/agent/api/compute-client.js';
 import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { BrickError } from '../../src/system/errors.js';
 import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
-import { cli, upTargetAndCompute } from './helpers.js';
+import { STORAGE_LAB, storageLab } from './storage-lab.js';
 
 /**
  * The target side for real: LIO through rtslib, nvmet through configfs, scsi_debug on a compute.
  * The compute node checks each volume the way an initiator sees it (discovery, login, connect),
  * with raw iscsiadm and nvme-cli; the connectors come in a later issue.
  */
-const LAB = 'e2e-targets';
+const LAB = STORAGE_LAB;
 const A = '10.10.1.10';
 const B = '10.10.2.10';
 
@@ -70,12 +70,8 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     ).trim();
   }
 
-  beforeAll(async () => {
-    ({ target, compute, computeIqn, computeNqn } = await upTargetAndCompute(LAB));
-  });
-
-  afterAll(async () => {
-    await cli(['down', '--name', LAB]);
+  beforeAll(() => {
+    ({ target, compute, computeIqn, computeNqn } = storageLab());
   });
 
   it('starts with nothing on the target', async () => {
