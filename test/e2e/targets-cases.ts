@@ -317,7 +317,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     await create('nvmet', { name: 'left2', sizeMiB: 8, hosts: [computeNqn] });
     const r = await target.cleanup();
     expect(r.removed).toEqual(
-      expect.arrayContaining(['subsystem nqn.2026-11.io.brick-lab:e2e-targets.left2', `host ${computeNqn}`, 'iscsi target iqn.2026-11.io.brick-lab:e2e-targets.left1', 'backstore left1', 'file left1.img', 'file left2.img']),
+      expect.arrayContaining([`subsystem nqn.2026-11.io.brick-lab:${LAB}.left2`, `host ${computeNqn}`, `iscsi target iqn.2026-11.io.brick-lab:${LAB}.left1`, 'backstore left1', 'file left1.img', 'file left2.img']),
     );
     expect(await leftovers()).toEqual(EMPTY);
   });
