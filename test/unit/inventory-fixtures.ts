@@ -3,6 +3,8 @@ import type { HostSnapshot } from '../../src/inventory/model.js';
 import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import { parseDmsetup, parseIscsiadmSessions, parseMultipathdMaps, parseMultipathdPaths, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import { normalise } from '../../src/osbrick/index.js';
+import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
 
 /**
  * The inventory fixtures captured from a real guest by scripts/capture-inventory-fixtures.mjs
@@ -51,6 +53,12 @@ export type InventoryFixtureName = 'inventory-attached.json' | 'inventory-leftov
 
 export function loadInventoryFixture(name: InventoryFixtureName): InventoryFixture {
   return JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as InventoryFixture;
+}
+
+/** A fixture volume's identity as the agent's /v1/inventory/orphans builds it: normalised connection_info plus the target's WWID. */
+export function fixtureIdentity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
+  const v = fx.volumes[key];
+  return identityFromProperties(normalise(v.protocol, v.connectionInfo), v.iscsi?.wwid ?? null);
 }
 
 /** The snapshot rebuilt from the fixture's reads, with the dm tables `dmsetup table` printed. */

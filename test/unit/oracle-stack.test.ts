@@ -5,7 +5,7 @@ import { judgeVolume } from '../../src/inventory/orphans.js';
 import { staleReferences, stackedOn, stackIndex } from '../../src/inventory/stack.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
-import { fixtureTools, loadInventoryFixture, replaySnapshot, type InventoryFixture } from './inventory-fixtures.js';
+import { fixtureTools, loadInventoryFixture, replaySnapshot, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
 
 /**
  * The oracle's rules about stacks, stale references, map states, discovery records and ifaces,
@@ -22,10 +22,7 @@ const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
 const st = replaySnapshot(STACKED);
 const D = STACKED.devices!;
 
-function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
-  const v = fx.volumes[key];
-  return identityFromProperties(normalise(v.protocol, v.connectionInfo), v.iscsi?.wwid ?? null);
-}
+const identity = fixtureIdentity;
 const M = identity(STACKED, 'm');
 const BIG = identity(STACKED, 'big');
 const A = identity(STACKED, 'a');

@@ -5,7 +5,7 @@ import type { VolumeIdentity } from '../../src/volume/identity.js';
 import { parseIscsiadmSessions, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties } from '../../src/volume/identity.js';
-import { fixtureTools, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture } from './inventory-fixtures.js';
+import { fixtureTools, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
 
 /**
  * The oracle's merge of sysfs (findOrphans) with the tools' own views, on the captures: the
@@ -18,10 +18,7 @@ const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
 /** Everything the tools printed when the fixture was captured (iscsiadm, nvme-cli, multipathd, dmsetup). */
 const toolsOf = (fx: InventoryFixture): ToolViews => fixtureTools(fx);
 
-function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
-  const v = fx.volumes[key];
-  return identityFromProperties(normalise(v.protocol, v.connectionInfo), v.iscsi?.wwid ?? null);
-}
+const identity = fixtureIdentity;
 const ofKind = (orphans: Orphan[], kind: Orphan['kind']): Orphan[] => orphans.filter((o) => o.kind === kind);
 
 const D = ATTACHED.devices!;

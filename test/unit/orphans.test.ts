@@ -3,7 +3,7 @@ import { identityFromProperties, type VolumeIdentity } from '../../src/volume/id
 import { normalise } from '../../src/osbrick/index.js';
 import { findOrphans, iscsiDevicesOf, judgeVolume, nvmeNamespacesOf, type Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
-import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';
+import { blockOf, dashedNguid, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
 
 /** Fixtures captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
 const ATTACHED = loadInventoryFixture('inventory-attached.json');
@@ -12,11 +12,7 @@ const V = ATTACHED.volumes;
 /** The connect results (only the attached capture has them; fm, fbig and the disk stay attached). */
 const D = ATTACHED.devices!;
 
-/** As the agent's /v1/inventory/orphans builds it: normalised connection_info plus the target's WWID. */
-function identity(fx: InventoryFixture, key: keyof InventoryFixture['volumes']): VolumeIdentity {
-  const v = fx.volumes[key];
-  return identityFromProperties(normalise(v.protocol, v.connectionInfo), v.iscsi?.wwid ?? null);
-}
+const identity = fixtureIdentity;
 
 const kinds = (orphans: Orphan[]): string[] => [...new Set(orphans.map((o) => o.kind))].sort();
 const ids = (orphans: Orphan[], kind: Orphan['kind']): string[] => orphans.filter((o) => o.kind === kind).map((o) => o.id).sort();
