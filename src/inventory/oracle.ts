@@ -1,5 +1,5 @@
 import type { VolumeIdentity } from '../volume/identity.js';
-import { judgeVolume, type AttachKnowledge, type Orphan, type VolumeVerdict } from './orphans.js';
+import { judgeVolume, snapshotIndex, type AttachKnowledge, type Orphan, type VolumeVerdict } from './orphans.js';
 import type { HostSnapshot } from './model.js';
 import { multipathPathStates, type ToolViews } from './tools.js';
 
@@ -53,7 +53,7 @@ export function orphansWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAtt
 
 /** ", device gone" when multipathd tracks a path whose device the kernel no longer has. */
 function goneNote(snap: HostSnapshot, dev: string): string {
-  return snap.blockDevices.some((b) => b.name === dev) ? '' : `; /sys/block/${dev} is gone: multipathd monitors a removed device`;
+  return snapshotIndex(snap).stack.disks.has(dev) ? '' : `; /sys/block/${dev} is gone: multipathd monitors a removed device`;
 }
 
 /** "all paths failed (dmsetup status: 8:0 F, 8:16 F)" for a multipath map whose paths all failed. */

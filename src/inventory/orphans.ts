@@ -2,8 +2,9 @@ import { byPathName } from '../volume/bypath.js';
 import type { OrphanKind } from '../volume/orphan-kinds.js';
 import { nguidHex } from '../volume/ids.js';
 import type { VolumeIdentity } from '../volume/identity.js';
-import type { HostSnapshot, ScsiDevice, NvmeNamespace } from './model.js';
-import { describeStacked, stackedOn, stackIndex, staleReferences } from './stack.js';
+import type { BlockDevice, DevLink, HostSnapshot, IscsiDiscoveryRecord, IscsiNodeRecord, IscsiSession, NvmeController, ScsiDevice, NvmeNamespace } from './model.js';
+import { describeStacked, stackedOn, stackIndex, staleReferences, type StackIndex, type Stacked, type StaleReference } from './stack.js';
+import { evidenceOf, recordId, discoveryId } from './things.js';
 
 export interface Orphan {
   kind: OrphanKind;
@@ -31,53 +32,95 @@ export interface AttachKnowledge {
   devices?: string[];
 }
 
-/** The sessions to an iSCSI volume's target over its portals. */
-function sessionsOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): Set<number> {
-  return new Set(s.iscsiSessions.filter((x) => x.targetIqn === v.iqn && (!x.portal || v.portals.includes(x.portal))).map((x) => x.sid));
+/**
+ * A snapshot's lookups into its long lists (SCSI devices, links, the block stack), made once per
+ * snapshot: the rules ask for one volume's things through
+ * them, so judging every volume of a host costs about as much as reading it once.
+ */
+export interface SnapshotIndex {
+  stack: StackIndex;
+  bySessionLun: Map<string, ScsiDevice[]>;
+  byWwid: Map<string, ScsiDevice[]>;
+  bySession: Map<number, ScsiDevice[]>;
+  scsiByBlock: Map<string, ScsiDevice>;
+  /** Position of each SCSI device in the snapshot (findings keep snapshot order). */
+  scsiOrder: Map<ScsiDevice, number>;
+  /** by-path links by name, and every link by the device it resolves to. */
+  byPathLink: Map<string, DevLink[]>;
+  linksTo: Map<string, DevLink[]>;
+  linkOrder: Map<DevLink, number>;
+  danglingById: DevLink[];
+  stale: StaleReference[];
 }
 
-/** A snapshot's SCSI devices by session and LUN and by WWID, made once per snapshot. */
-interface ScsiIndex {
-  bySessionLun: Map<string, number[]>;
-  byWwid: Map<string, number[]>;
-}
+const snapshotIndexes = new WeakMap<HostSnapshot, { sizes: string; index: SnapshotIndex }>();
 
-const scsiIndexes = new WeakMap<ScsiDevice[], { length: number; index: ScsiIndex }>();
+const push = <K, V>(m: Map<K, V[]>, k: K, v: V): void => {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+};
 
-function scsiIndex(s: HostSnapshot): ScsiIndex {
-  const known = scsiIndexes.get(s.scsiDevices);
-  if (known && known.length === s.scsiDevices.length) return known.index;
-  const index: ScsiIndex = { bySessionLun: new Map(), byWwid: new Map() };
-  const add = (m: Map<string, number[]>, k: string, i: number): void => {
-    const list = m.get(k);
-    if (list) list.push(i);
-    else m.set(k, [i]);
+/** The lengths of a snapshot's lists: a snapshot edited in place (a test's) is indexed again. */
+const sizesOf = (s: HostSnapshot): string => [s.scsiDevices, s.iscsiSessions, s.iscsiNodes, s.blockDevices, s.links, s.nvmeNamespaces].map((l) => l.length).join(',');
+
+export function snapshotIndex(s: HostSnapshot): SnapshotIndex {
+  const sizes = sizesOf(s);
+  const known = snapshotIndexes.get(s);
+  if (known && known.sizes === sizes) return known.index;
+  const stack = stackIndex(s);
+  const x: SnapshotIndex = {
+    stack,
+    bySessionLun: new Map(),
+    byWwid: new Map(),
+    bySession: new Map(),
+    scsiByBlock: new Map(),
+    scsiOrder: new Map(),
+    byPathLink: new Map(),
+    linksTo: new Map(),
+    linkOrder: new Map(),
+    danglingById: [],
+    stale: s.scope === 'full' ? staleReferences(s, stack) : [],
   };
   s.scsiDevices.forEach((d, i) => {
-    if (d.session !== null) add(index.bySessionLun, `${d.session}:${d.lun}`, i);
-    if (d.wwid) add(index.byWwid, d.wwid, i);
+    x.scsiOrder.set(d, i);
+    if (d.session !== null) {
+      push(x.bySessionLun, `${d.session}:${d.lun}`, d);
+      push(x.bySession, d.session, d);
+    }
+    if (d.wwid) push(x.byWwid, d.wwid, d);
+    if (d.block) x.scsiByBlock.set(d.block, d);
   });
-  scsiIndexes.set(s.scsiDevices, { length: s.scsiDevices.length, index });
-  return index;
+  s.links.forEach((l, i) => {
+    x.linkOrder.set(l, i);
+    if (l.dir === 'by-path') push(x.byPathLink, l.name, l);
+    if (l.target) push(x.linksTo, l.target, l);
+    else if (l.dir === 'by-id' && l.dangling) x.danglingById.push(l);
+  });
+  snapshotIndexes.set(s, { sizes, index: x });
+  return x;
+}
+
+/** The sessions to an iSCSI volume's target over its portals. */
+function sessionsOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): IscsiSession[] {
+  return s.iscsiSessions.filter((y) => y.targetIqn === v.iqn && (!y.portal || v.portals.includes(y.portal)));
 }
 
 /**
  * The devices of an iSCSI volume: by session + LUN, or by WWID wherever they hang. Same target
  * and LUN but another WWID is a later volume that reuses the LUN id, not this one. In snapshot
- * order; looked up in an index of the snapshot, so that asking for every volume of a host costs
- * no more than reading it.
+ * order.
  */
 export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['iscsi']>): ScsiDevice[] {
-  const index = scsiIndex(s);
-  const hits = new Set<number>(v.wwid ? index.byWwid.get(v.wwid) ?? [] : []);
-  for (const sid of sessionsOf(s, v)) {
-    for (const i of index.bySessionLun.get(`${sid}:${v.lun}`) ?? []) {
-      const d = s.scsiDevices[i]!;
-      if (!(v.wwid && d.wwid && d.wwid !== v.wwid)) hits.add(i);
-    }
+  const x = snapshotIndex(s);
+  const hits = new Set<ScsiDevice>(v.wwid ? x.byWwid.get(v.wwid) ?? [] : []);
+  for (const y of sessionsOf(s, v)) {
+    for (const d of x.bySessionLun.get(`${y.sid}:${v.lun}`) ?? []) if (!(v.wwid && d.wwid && d.wwid !== v.wwid)) hits.add(d);
   }
-  return [...hits].sort((a, b) => a - b).map((i) => s.scsiDevices[i]!);
+  return inOrder([...hits], x.scsiOrder);
 }
+
+const inOrder = <T>(items: T[], order: Map<T, number>): T[] => (items.length < 2 ? items : items.sort((a, b) => order.get(a)! - order.get(b)!));
 
 export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['nvme']>): NvmeNamespace[] {
   return s.nvmeNamespaces.filter((n) => {
@@ -86,6 +129,141 @@ export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity[
     if (n.subsysNqn !== v.nqn || v.nsid === undefined || v.nsid === null || n.nsid !== v.nsid) return false;
     return !(v.uuid && n.uuid && n.uuid !== v.uuid);
   });
+}
+
+/** An NVMe volume's controllers: to its subsystem, over its portals when it names them. */
+function controllersOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['nvme']>): NvmeController[] {
+  return s.nvmeControllers.filter((c) => c.subsysNqn === v.nqn && !(v.portals && c.traddr && !v.portals.includes(`${c.traddr}:${c.trsvcid}`)));
+}
+
+/**
+ * Everything on the host that refers to a volume, as the snapshot's own items: what the verdict
+ * words as orphans or kept, and what the host-wide view counts as the volume's. No text is made
+ * here: a host-wide view asks this of every attached volume.
+ */
+export interface VolumeRefs {
+  /** Its SCSI devices; `mismatch` holds those at its target and LUN that read another WWID. */
+  scsi: ScsiDevice[];
+  mismatch: Set<ScsiDevice>;
+  sessions: IscsiSession[];
+  nodes: IscsiNodeRecord[];
+  discovery: IscsiDiscoveryRecord[];
+  namespaces: NvmeNamespace[];
+  controllers: NvmeController[];
+  /** Its by-path links by name, and the dangling by-id links named after its WWID. */
+  namedLinks: DevLink[];
+  /** Its multipath maps (dm devices). */
+  maps: BlockDevice[];
+  /** What else is stacked on its devices or maps, and maps or arrays that still name a device of it that is gone. */
+  holders: Stacked[];
+  stale: StaleReference[];
+  /** Links that resolve to its devices, maps or holders (not already among namedLinks). */
+  links: DevLink[];
+  /** Its disks (the devices a still-attached volume claims are left out). */
+  blocks: Set<string>;
+}
+
+/**
+ * What refers to volume `v` in snapshot `s`, leaving out what a volume in `stillAttached` claims
+ * (its devices, the maps built only on them, the links to them).
+ */
+export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): VolumeRefs {
+  const x = snapshotIndex(s);
+  const idx = x.stack;
+  const r: VolumeRefs = { scsi: [], mismatch: new Set(), sessions: [], nodes: [], discovery: [], namespaces: [], controllers: [], namedLinks: [], maps: [], holders: [], stale: [], links: [], blocks: new Set() };
+  const claimed = new Set<string>();
+  for (const other of stillAttached) {
+    if (other.iscsi) for (const d of iscsiDevicesOf(s, other.iscsi)) if (d.block) claimed.add(d.block);
+    if (other.nvme) for (const n of nvmeNamespacesOf(s, other.nvme)) claimed.add(n.name);
+  }
+  const free = (d: ScsiDevice): boolean => !(d.block && claimed.has(d.block));
+  const blocks = r.blocks;
+
+  if (v.iscsi) {
+    const iv = v.iscsi;
+    const sessions = sessionsOf(s, iv);
+    const mine = new Set(iscsiDevicesOf(s, iv).filter(free));
+    // A device at this volume's target and LUN that reads another identity and that no attached
+    // volume claims: the stale path of a reused LUN id (CVE-2023-2088), this volume's leftover.
+    if (iv.wwid) {
+      for (const y of sessions) {
+        for (const d of x.bySessionLun.get(`${y.sid}:${iv.lun}`) ?? []) {
+          if (d.wwid && d.wwid !== iv.wwid && free(d) && !mine.has(d)) r.mismatch.add(d);
+        }
+      }
+    }
+    r.scsi = [...mine, ...inOrder([...r.mismatch], x.scsiOrder)];
+    for (const d of r.scsi) if (d.block) blocks.add(d.block);
+    r.sessions = sessions;
+    r.nodes = s.iscsiNodes.filter((n) => n.iqn === iv.iqn && iv.portals.includes(n.portal));
+    r.discovery = (s.iscsiDiscovery ?? []).filter((d) => iv.portals.includes(d.portal) && (d.targets.length === 0 || d.targets.includes(iv.iqn)));
+    for (const portal of iv.portals) {
+      for (const l of x.byPathLink.get(byPathName({ portal, iqn: iv.iqn, lun: iv.lun })) ?? []) {
+        if (l.target && claimed.has(l.target)) continue; // a later volume's, at the same LUN
+        if (l.target) blocks.add(l.target);
+        r.namedLinks.push(l);
+      }
+    }
+    r.namedLinks = inOrder(r.namedLinks, x.linkOrder);
+    if (iv.wwid) {
+      const bare = iv.wwid.slice(1);
+      for (const l of x.danglingById) if (l.name.includes(iv.wwid) || l.name.includes(bare)) r.namedLinks.push(l);
+    }
+  }
+
+  if (v.nvme) {
+    r.namespaces = nvmeNamespacesOf(s, v.nvme).filter((n) => !claimed.has(n.name));
+    for (const n of r.namespaces) blocks.add(n.name);
+    r.controllers = controllersOf(s, v.nvme);
+  }
+
+  if (v.local) {
+    const dev = v.local.device?.replace(/^\/dev\//, '') ?? null;
+    const lw = v.local.wwid;
+    const d = s.scsiDevices.find((y) => (lw && y.wwid === lw) || (dev && y.block === dev));
+    if (d?.block) blocks.add(d.block);
+  }
+
+  // Multipath maps built on the volume's devices, or carrying its WWID.
+  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
+  const maps = new Set<string>();
+  for (const m of s.multipathMaps) {
+    if (m.slaves.length > 0 && m.slaves.every((y) => claimed.has(y))) continue; // another attached volume's map
+    if ((wwid && m.wwid === wwid) || m.slaves.some((y) => blocks.has(y))) {
+      const b = idx.disks.get(m.dm);
+      maps.add(m.dm);
+      r.maps.push(b ?? { name: m.dm, devt: null, sizeBytes: null, holders: [], slaves: m.slaves, staleSlaves: [], partitions: [], dm: { name: m.name, uuid: `mpath-${m.wwid ?? '?'}`, suspended: null, table: null }, md: null });
+    }
+  }
+  // Whatever else is stacked on the volume's devices or maps (linear, crypt, LVM, kpartx or partx
+  // partition maps, md), up to the top; for a local disk, only what is stacked on its maps.
+  const holders = new Set<string>();
+  for (const b of v.protocol === 'local' ? [...maps] : [...blocks, ...maps]) {
+    for (const h of stackedOn(idx, b)) {
+      if (maps.has(h.dev) || holders.has(h.dev) || claimed.has(h.dev)) continue;
+      holders.add(h.dev);
+      r.holders.push(h);
+    }
+  }
+  // Maps and arrays that still name a device of the volume that is gone (the slave link names it),
+  // and partition maps of the volume's multipath map left behind by name.
+  const had = new Set([...(known.devices ?? []).map((d) => d.replace(/^\/dev\//, '')), ...blocks]);
+  for (const ref of x.stale) {
+    if (holders.has(ref.dev) || maps.has(ref.dev)) continue;
+    const uuid = idx.disks.get(ref.dev)?.dm?.uuid ?? '';
+    if (ref.slaves.some((y) => had.has(y)) || (wwid && uuid.endsWith(`mpath-${wwid}`))) {
+      holders.add(ref.dev);
+      r.stale.push(ref);
+    }
+  }
+  // Links (by-path, by-id) that still resolve to one of the volume's devices, maps or holders
+  // (so the links udev made to the maps are found too).
+  const named = new Set(r.namedLinks);
+  const linked: DevLink[] = [];
+  for (const b of [...blocks, ...holders, ...maps]) for (const l of x.linksTo.get(b) ?? []) if (!claimed.has(b) && !named.has(l)) linked.push(l);
+  r.links = inOrder([...new Set(linked)], x.linkOrder);
+  for (const h of holders) blocks.add(h);
+  return r;
 }
 
 /** Everything on the host that still refers to a detached volume (judgeVolume's orphans). */
@@ -106,115 +284,62 @@ function lunList(ds: ScsiDevice[]): string {
  */
 export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): VolumeVerdict {
   if (s.scope === 'paths') throw new Error("the orphan check needs a full snapshot, not a 'paths' one");
+  const r = volumeRefs(s, v, stillAttached, known);
+  const x = snapshotIndex(s);
+  const idx = x.stack;
   const out: Orphan[] = [];
   const kept: Kept[] = [];
-  const blocks = new Set<string>();
-  const claimedBlocks = new Set<string>();
-  for (const other of stillAttached) {
-    if (other.iscsi) for (const d of iscsiDevicesOf(s, other.iscsi)) if (d.block) claimedBlocks.add(d.block);
-    if (other.nvme) for (const n of nvmeNamespacesOf(s, other.nvme)) claimedBlocks.add(n.name);
-  }
-  const idx = stackIndex(s);
+  const keep = (o: Orphan, why: string | null): void => void (why ? kept.push({ ...o, evidence: `${o.evidence}: ${why}` }) : out.push(o));
 
   if (v.iscsi) {
     const iv = v.iscsi;
-    const mine = new Set<string>();
-    for (const d of iscsiDevicesOf(s, iv)) {
-      if (d.block && claimedBlocks.has(d.block)) continue;
-      mine.add(d.hctl);
-      out.push({ kind: 'scsi-device', id: d.hctl, evidence: `${d.sysfs} (wwid ${d.wwid ?? '?'}, state ${d.state ?? '?'}${d.session !== null ? `, session${d.session}` : ''})` });
-      if (d.block) {
-        blocks.add(d.block);
-        out.push({ kind: 'block-device', id: d.block, evidence: `/sys/block/${d.block} (${d.hctl})` });
-      }
-    }
-    // A device at this volume's target and LUN that reads another identity and that no attached
-    // volume claims: the stale path of a reused LUN id. What it reads now is another volume's
-    // data (CVE-2023-2088), so it is this volume's leftover, named as such.
-    if (iv.wwid) {
-      const sessions = sessionsOf(s, iv);
-      for (const d of s.scsiDevices) {
-        if (d.session === null || !sessions.has(d.session) || d.lun !== iv.lun || !d.wwid || d.wwid === iv.wwid) continue;
-        if (d.block && claimedBlocks.has(d.block)) continue;
-        mine.add(d.hctl);
+    for (const d of r.scsi) {
+      if (r.mismatch.has(d)) {
         out.push({
           kind: 'scsi-device',
           id: d.hctl,
           evidence: `${d.sysfs}: identity mismatch: LUN ${iv.lun} of ${iv.iqn} now reads WWID ${d.wwid}, not the detached volume's ${iv.wwid}, and no attached volume claims it (a reused LUN id: this path reads another volume's data, CVE-2023-2088)`,
         });
-        if (d.block) {
-          blocks.add(d.block);
-          out.push({ kind: 'block-device', id: d.block, evidence: `/sys/block/${d.block} (${d.hctl}, identity mismatch: WWID ${d.wwid})` });
-        }
+      } else out.push({ kind: 'scsi-device', id: d.hctl, evidence: evidenceOf.scsi(d) });
+      if (d.block) {
+        const what = r.mismatch.has(d) ? `${d.hctl}, identity mismatch: WWID ${d.wwid}` : d.hctl;
+        out.push({ kind: 'block-device', id: d.block, evidence: evidenceOf.disk({ name: d.block, devt: idx.disks.get(d.block)?.devt ?? null }, what) });
       }
     }
     // Whom a session (or the record of its portal) is kept for: the volumes declared attached on
     // that target and portal, else the LUNs the kernel shows under it that are not this volume's.
-    const declared = (portal: string | null): VolumeIdentity[] =>
-      stillAttached.filter((o) => o.iscsi && o.iscsi.iqn === iv.iqn && (!portal || o.iscsi.portals.includes(portal)));
+    const mine = new Set(r.scsi);
     const keptFor = (portal: string | null): string | null => {
-      const named = declared(portal);
+      const named = stillAttached.filter((o) => o.iscsi && o.iscsi.iqn === iv.iqn && (!portal || o.iscsi.portals.includes(portal)));
       if (named.length > 0) return `kept: it carries LUN ${named.map((o) => o.iscsi!.lun).join(', ')} of ${iv.iqn}, declared attached`;
-      const sids = s.iscsiSessions.filter((x) => x.targetIqn === iv.iqn && (!portal || !x.portal || x.portal === portal)).map((x) => x.sid);
-      const others = s.scsiDevices.filter((d) => d.session !== null && sids.includes(d.session) && !mine.has(d.hctl));
-      return others.length > 0 ? `kept: it carries ${lunList(others)}, which no volume named as attached` : null;
+      const others: ScsiDevice[] = [];
+      for (const y of s.iscsiSessions) {
+        if (y.targetIqn !== iv.iqn || (portal && y.portal && y.portal !== portal)) continue;
+        for (const d of x.bySession.get(y.sid) ?? []) if (!mine.has(d)) others.push(d);
+      }
+      return others.length > 0 ? `kept: it carries ${lunList(inOrder(others, x.scsiOrder))}, which no volume named as attached` : null;
     };
-    for (const x of s.iscsiSessions) {
-      if (x.targetIqn !== iv.iqn || (x.portal && !iv.portals.includes(x.portal))) continue;
-      const o: Orphan = { kind: 'iscsi-session', id: `session${x.sid}`, evidence: `${x.sysfs} (${x.targetIqn} via ${x.portal ?? '?'}, ${x.state ?? '?'})` };
-      const why = keptFor(x.portal);
-      if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
-      else out.push(o);
-    }
-    for (const n of s.iscsiNodes) {
-      if (n.iqn !== iv.iqn || !iv.portals.includes(n.portal)) continue;
-      const o: Orphan = { kind: 'iscsi-node-record', id: `${n.iqn} ${n.portal}`, evidence: recordEvidence(n) };
-      const why = keptFor(n.portal);
-      if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
-      else out.push(o);
-    }
+    for (const y of r.sessions) keep({ kind: 'iscsi-session', id: `session${y.sid}`, evidence: evidenceOf.session(y) }, keptFor(y.portal));
+    for (const n of r.nodes) keep({ kind: 'iscsi-node-record', id: recordId(n), evidence: evidenceOf.record(n) }, keptFor(n.portal));
     // An iface the volume's leftover records log in through, that no other record uses.
     const leftRecords = new Set(out.filter((o) => o.kind === 'iscsi-node-record').map((o) => o.id));
     for (const i of s.iscsiIfaces ?? []) {
       const users = s.iscsiNodes.filter((n) => n.iface === i.name);
-      if (users.length > 0 && users.every((n) => leftRecords.has(`${n.iqn} ${n.portal}`))) {
-        out.push({ kind: 'iscsi-iface', id: i.name, evidence: `${i.path} (the iface of ${users.map((n) => n.path).join(', ')})` });
-      }
+      if (users.length > 0 && users.every((n) => leftRecords.has(recordId(n)))) out.push({ kind: 'iscsi-iface', id: i.name, evidence: evidenceOf.iface(i, users) });
     }
     // Discovery records made for the volume's portals, once no attached volume uses the portal.
-    for (const r of s.iscsiDiscovery ?? []) {
-      if (!iv.portals.includes(r.portal) || !(r.targets.length === 0 || r.targets.includes(iv.iqn))) continue;
-      const o: Orphan = { kind: 'iscsi-discovery-record', id: `${r.type} ${r.portal}`, evidence: `${r.path} (${r.type} discovery of ${r.portal}; node records for ${r.targets.join(', ') || 'nothing'})` };
-      const users = stillAttached.filter((a) => a.iscsi?.portals.includes(r.portal));
-      if (users.length > 0) kept.push({ ...o, evidence: `${o.evidence}: kept: ${users.map((a) => `${a.iscsi!.iqn} LUN ${a.iscsi!.lun}`).join(', ')} declared attached through ${r.portal}` });
-      else out.push(o);
+    for (const d of r.discovery) {
+      const users = stillAttached.filter((a) => a.iscsi?.portals.includes(d.portal));
+      const why = users.length > 0 ? `kept: ${users.map((a) => `${a.iscsi!.iqn} LUN ${a.iscsi!.lun}`).join(', ')} declared attached through ${d.portal}` : null;
+      keep({ kind: 'iscsi-discovery-record', id: discoveryId(d), evidence: evidenceOf.discovery(d) }, why);
     }
-    const names = new Set(iv.portals.map((portal) => byPathName({ portal, iqn: iv.iqn, lun: iv.lun })));
-    // A live link to a device an attached volume claims is that volume's (a later one at the LUN).
-    for (const l of s.links) {
-      if (l.dir === 'by-path' && names.has(l.name) && !(l.target && claimedBlocks.has(l.target))) {
-        if (l.target) blocks.add(l.target);
-        out.push({ kind: 'by-path-link', id: l.name, evidence: `/dev/disk/by-path/${l.name} -> ${l.target ?? '(nothing)'}` });
-      }
-    }
-    if (iv.wwid) {
-      for (const l of s.links) {
-        if (l.dir === 'by-id' && l.dangling && (l.name.includes(iv.wwid) || l.name.includes(iv.wwid.slice(1)))) {
-          out.push({ kind: 'by-id-link', id: l.name, evidence: `/dev/disk/by-id/${l.name} -> (nothing)` });
-        }
-      }
-    }
+    for (const l of r.namedLinks) out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: evidenceOf.link(l) });
   }
 
   if (v.nvme) {
     const nv = v.nvme;
-    const mine = new Set<string>();
-    for (const n of nvmeNamespacesOf(s, nv)) {
-      if (claimedBlocks.has(n.name)) continue;
-      blocks.add(n.name);
-      mine.add(n.name);
-      out.push({ kind: 'nvme-namespace', id: n.name, evidence: `${n.sysfs} (nsid ${n.nsid ?? '?'}, uuid ${n.uuid ?? '?'})` });
-    }
+    const mine = new Set(r.namespaces.map((n) => n.name));
+    for (const n of r.namespaces) out.push({ kind: 'nvme-namespace', id: n.name, evidence: evidenceOf.namespace(n) });
     const declared = stillAttached.filter((o) => o.nvme?.nqn === nv.nqn);
     const others = s.nvmeNamespaces.filter((n) => n.subsysNqn === nv.nqn && !mine.has(n.name));
     const why =
@@ -223,81 +348,21 @@ export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
         : others.length > 0
           ? `kept: it carries ${others.map((n) => `namespace ${n.nsid ?? '?'} (uuid ${n.uuid ?? '?'}, ${n.name})`).join(', ')}, which no volume named as attached`
           : null;
-    for (const c of s.nvmeControllers) {
-      if (c.subsysNqn !== nv.nqn) continue;
-      if (nv.portals && c.traddr && !nv.portals.includes(`${c.traddr}:${c.trsvcid}`)) continue;
-      const o: Orphan = { kind: 'nvme-controller', id: c.name, evidence: `${c.sysfs} (${c.subsysNqn} at ${c.traddr}:${c.trsvcid}, ${c.state ?? '?'})` };
-      if (why) kept.push({ ...o, evidence: `${o.evidence}: ${why}` });
-      else out.push(o);
-    }
+    for (const c of r.controllers) keep({ kind: 'nvme-controller', id: c.name, evidence: evidenceOf.controller(c) }, why);
   }
 
-  if (v.local) {
-    const dev = v.local.device?.replace(/^\/dev\//, '') ?? null;
-    const d = s.scsiDevices.find((x) => (v.local!.wwid && x.wwid === v.local!.wwid) || (dev && x.block === dev));
-    if (d?.block) blocks.add(d.block);
-  }
-
-  // Multipath maps built on the volume's devices, or carrying its WWID.
-  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
-  const maps = new Set<string>();
-  for (const m of s.multipathMaps) {
-    if (m.slaves.length > 0 && m.slaves.every((x) => claimedBlocks.has(x))) continue; // another attached volume's map
-    if ((wwid && m.wwid === wwid) || m.slaves.some((x) => blocks.has(x))) {
-      maps.add(m.dm);
-      out.push({ kind: 'multipath-map', id: m.name ?? m.dm, evidence: `/sys/block/${m.dm}/dm (name ${m.name ?? '?'}, uuid mpath-${m.wwid ?? '?'}, slaves ${m.slaves.join(' ') || '-'}${mapState(s, m.dm, m.slaves)})` });
-    }
-  }
-  // Whatever else is stacked on the volume's devices or maps (linear, crypt, LVM, kpartx or partx
-  // partition maps, md), up to the top; for a local disk, only what is stacked on its maps.
-  const holders = new Set<string>();
-  const bases = v.protocol === 'local' ? [...maps] : [...blocks, ...maps];
-  for (const b of bases) {
-    for (const h of stackedOn(idx, b)) {
-      if (maps.has(h.dev) || holders.has(h.dev) || claimedBlocks.has(h.dev)) continue;
-      holders.add(h.dev);
-      out.push({ kind: 'holder', id: idx.disks.get(h.dev)?.dm?.name ?? h.dev, evidence: describeStacked(idx, h) });
-    }
-  }
-  // Maps and arrays that still name a device of the volume that is gone (the slave link names it),
-  // and partition maps of the volume's multipath map left behind by name.
-  const had = new Set([...(known.devices ?? []).map((d) => d.replace(/^\/dev\//, '')), ...blocks]);
-  for (const r of staleReferences(s, idx)) {
-    if (holders.has(r.dev) || maps.has(r.dev)) continue;
-    const uuid = idx.disks.get(r.dev)?.dm?.uuid ?? '';
-    if (r.slaves.some((x) => had.has(x)) || (wwid && uuid.endsWith(`mpath-${wwid}`))) {
-      holders.add(r.dev);
-      out.push({ kind: 'holder', id: idx.disks.get(r.dev)?.dm?.name ?? r.dev, evidence: `stale reference: ${r.evidence}` });
-    }
-  }
-  for (const h of holders) blocks.add(h);
-  for (const m of maps) blocks.add(m); // so the links udev made to the maps are reported too
-  // Links (by-path, by-id) that still resolve to one of the volume's devices.
-  for (const l of s.links) {
-    if (!l.target || !blocks.has(l.target) || claimedBlocks.has(l.target)) continue;
-    if (out.some((o) => (o.kind === 'by-path-link' || o.kind === 'by-id-link') && o.id === l.name)) continue;
-    out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: `/dev/disk/${l.dir}/${l.name} -> ${l.target}` });
+  for (const b of r.maps) out.push({ kind: 'multipath-map', id: b.dm?.name ?? b.name, evidence: evidenceOf.map(b) });
+  for (const h of r.holders) out.push({ kind: 'holder', id: idx.disks.get(h.dev)?.dm?.name ?? h.dev, evidence: describeStacked(idx, h) });
+  for (const ref of r.stale) out.push({ kind: 'holder', id: idx.disks.get(ref.dev)?.dm?.name ?? ref.dev, evidence: `stale reference: ${ref.evidence}` });
+  const named = new Set(out.filter((o) => o.kind === 'by-path-link' || o.kind === 'by-id-link').map((o) => o.id));
+  for (const l of r.links) {
+    if (named.has(l.name)) continue;
+    named.add(l.name);
+    out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: evidenceOf.link(l) });
   }
   // A local disk is the host's own: only what was built on it (its maps, what is stacked on them,
   // and their links) can be left over.
   if (v.protocol !== 'local') return { orphans: out, kept };
-  const built = new Set([...maps, ...holders]);
-  const onBuilt = (o: Orphan): boolean => (o.kind === 'by-id-link' || o.kind === 'by-path-link') && built.has(o.evidence.slice(o.evidence.lastIndexOf('-> ') + 3));
-  return { orphans: out.filter((o) => o.kind === 'multipath-map' || o.kind === 'holder' || onBuilt(o)), kept };
-}
-
-/** What a snapshot shows of a map's state: suspended, or with no live path. */
-export function mapState(s: HostSnapshot, dm: string, slaves: string[]): string {
-  const b = s.blockDevices.find((x) => x.name === dm);
-  const words: string[] = [];
-  if (b?.dm?.suspended) words.push('SUSPENDED: every I/O to it waits');
-  const live = slaves.filter((x) => !(b?.staleSlaves ?? []).includes(x));
-  if (live.length === 0) words.push('no paths');
-  return words.length > 0 ? `; ${words.join('; ')}` : '';
-}
-
-/** A node record as evidence: its file, and whether iscsid logs in again at boot. */
-export function recordEvidence(n: HostSnapshot['iscsiNodes'][number]): string {
-  const boot = n.startup === 'automatic' || n.startup === 'onboot' ? `, node.startup = ${n.startup}: iscsid logs in again at boot` : n.startup ? `, node.startup = ${n.startup}` : '';
-  return `${n.path}${n.iface && n.iface !== 'default' ? ` (iface ${n.iface})` : ''}${boot}`;
+  const built = new Set([...r.maps.map((b) => b.name), ...r.holders.map((h) => h.dev), ...r.stale.map((ref) => ref.dev)]);
+  return { orphans: out.filter((o) => o.kind === 'multipath-map' || o.kind === 'holder' || ((o.kind === 'by-id-link' || o.kind === 'by-path-link') && r.links.some((l) => l.name === o.id && built.has(l.target!)))), kept };
 }

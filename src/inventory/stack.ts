@@ -1,3 +1,4 @@
+import { SUSPENDED } from './things.js';
 import { devtsIn } from './tools.js';
 import type { BlockDevice, HostSnapshot } from './model.js';
 
@@ -96,10 +97,15 @@ export function tableOf(idx: StackIndex, dev: string): string {
   return t && t.length > 0 ? `table "${t.join(' | ')}"` : '';
 }
 
-/** A holder as evidence: its name and uuid, its table line, the chain from the base. */
+/** A dm or md device as evidence: its name and uuid and its table line, or its md level. */
+export function describeDevice(idx: StackIndex, dev: string): string {
+  const md = idx.disks.get(dev)?.md;
+  return [nameOf(idx, dev), tableOf(idx, dev), md ? `md ${md.level ?? '?'}` : ''].filter(Boolean).join('; ');
+}
+
+/** A holder as evidence: its name and uuid, its table line, the chain from the base, and whether it is suspended. */
 export function describeStacked(idx: StackIndex, s: Stacked): string {
-  const suspended = idx.disks.get(s.dev)?.dm?.suspended ? 'SUSPENDED: every I/O to it waits' : '';
-  return [nameOf(idx, s.dev), tableOf(idx, s.dev), `chain ${s.chain.join(' <- ')}`, suspended].filter(Boolean).join('; ');
+  return [describeDevice(idx, s.dev), `chain ${s.chain.join(' <- ')}`, idx.disks.get(s.dev)?.dm?.suspended ? SUSPENDED : ''].filter(Boolean).join('; ');
 }
 
 /** A dm map or md array that still refers to a device the kernel removed. */
