@@ -132,6 +132,5 @@ function checkedBaseline(b: HostSnapshot): HostSnapshot {
   if (b.scope !== 'full' || typeof b.takenAt !== 'string' || lists.some((k) => !Array.isArray(b[k]))) {
     throw new BrickError('BAD_REQUEST', 'the baseline must be a full snapshot as GET /v1/inventory answers it', { hint: 'take it with GET /v1/inventory before the detach and send it back unchanged' });
   }
-  // Snapshots from an agent before the iSCSI discovery and iface lists were read have neither.
-  return { ...b, iscsiDiscovery: b.iscsiDiscovery ?? [], iscsiIfaces: b.iscsiIfaces ?? [] };
+  return b;
 }

@@ -33,8 +33,9 @@ export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): Snapsh
   const removed: DiffEntry[] = [];
   for (const kind of Object.keys(KEYS) as Array<keyof typeof KEYS>) {
     const key = KEYS[kind] as (x: unknown) => string;
-    const b = new Map((before[kind] as unknown[]).map((x) => [key(x), x]));
-    const a = new Map((after[kind] as unknown[]).map((x) => [key(x), x]));
+    // A list a snapshot lacks (one from an agent that did not read it yet) has nothing in it.
+    const b = new Map(((before[kind] ?? []) as unknown[]).map((x) => [key(x), x]));
+    const a = new Map(((after[kind] ?? []) as unknown[]).map((x) => [key(x), x]));
     for (const [k, x] of a) if (!b.has(k)) added.push({ kind, key: k, item: x });
     for (const [k, x] of b) if (!a.has(k)) removed.push({ kind, key: k, item: x });
   }

@@ -71,3 +71,13 @@ describe('diffSnapshots of a snapshot with itself', () => {
     expect(diffSnapshots(s, { ...structuredClone(s), takenAt: '2030-01-01T00:00:00.000Z' })).toEqual({ added: [], removed: [] });
   });
 });
+
+describe('diffSnapshots with a baseline from an agent that read fewer lists', () => {
+  it('takes a list the baseline lacks (iSCSI discovery records, ifaces) as empty, not as an error', () => {
+    const { iscsiDiscovery: _d, iscsiIfaces: _i, ...older } = ATTACHED;
+    const withRecord = { ...ATTACHED, iscsiDiscovery: [{ type: 'sendtargets' as const, portal: '10.10.1.10:3260', targets: [], path: '/etc/iscsi/send_targets/10.10.1.10,3260' }] };
+    const d = diffSnapshots(older as typeof ATTACHED, withRecord);
+    expect(d.added.map((e) => e.key)).toEqual(['sendtargets 10.10.1.10:3260']);
+    expect(d.removed).toEqual([]);
+  });
+});
