@@ -23,6 +23,7 @@ await build({
 });
 copyFileSync(join(root, 'scripts/agent-loader.cjs'), join(root, 'dist/agent/agent-loader.cjs'));
 copyFileSync(join(root, 'src/targets/lio_helper.py'), join(root, 'dist/agent/lio_helper.py'));
+copyFileSync(join(root, 'src/inventory/multipathd_relay.py'), join(root, 'dist/agent/multipathd_relay.py'));
 copyFileSync(join(root, 'src/conformance/os_brick_connector.py'), join(root, 'dist/agent/os_brick_connector.py'));
 execFileSync(process.execPath, [join(root, 'dist/agent/agent-loader.cjs'), out, '--make-cache'], {
   env: { ...process.env, BRICK_AGENT_WARMUP: '1' },

@@ -12,6 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { MULTIPATHD_SHOW_MAPS, MULTIPATHD_SHOW_PATHS } from '../dist/src/inventory/tools.js';
 import { labClient, requireLab } from '../dist/src/lab/lab.js';
 import { PROJECT_ROOT } from '../dist/src/system/paths.js';
 import { poll } from '../dist/src/system/wait.js';
@@ -30,8 +31,8 @@ const tools = async () => ({
   nvmeListSubsys: (await cn.exec(['nvme', 'list-subsys', '-o', 'json'])).stdout,
   dmsetupTable: (await cn.exec(['dmsetup', 'table'])).stdout,
   dmsetupStatus: (await cn.exec(['dmsetup', 'status'])).stdout,
-  multipathdPaths: (await cn.exec(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'])).stdout,
-  multipathdMaps: (await cn.exec(['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N'])).stdout,
+  multipathdPaths: (await cn.exec([...MULTIPATHD_SHOW_PATHS])).stdout,
+  multipathdMaps: (await cn.exec([...MULTIPATHD_SHOW_MAPS])).stdout,
 });
 const sh = (script) => cn.run(['bash', '-c', script], { timeoutMs: 120_000 });
 const capture = async () => {

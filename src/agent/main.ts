@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js';
 import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
 import { buildAgent } from './server.js';
@@ -46,6 +47,9 @@ async function main(): Promise<void> {
   }
   const lab = need('BRICK_LAB');
   const targets = role === 'target' ? new TargetVolumes(lab, dataNetworks(process.env.BRICK_DATA_NETWORKS ?? ''), need('BRICK_LIO_HELPER')) : undefined;
+  // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.
+  const mpRelay = role === 'compute' ? process.env.BRICK_MULTIPATHD_RELAY : undefined;
+  if (mpRelay) useMultipathdRelay({ argv: ['/usr/bin/python3', mpRelay] });
   const app = await buildAgent({
     lab,
     ...(targets ? { targets } : {}),
@@ -62,14 +66,16 @@ async function main(): Promise<void> {
   const host = need('BRICK_AGENT_HOST');
   const port = Number(need('BRICK_AGENT_PORT'));
   await app.listen({ host, port });
-  // python3 + rtslib take seconds to import under TCG: pay it once the node is ready (not while
-  // it boots, when the vCPU is busiest), and not on the first volume.
-  if (targets) {
+  // python3 (+ rtslib on a target) takes seconds to start under TCG: pay it once the node is ready
+  // (not while it boots, when the vCPU is busiest, and after stage 2 started multipathd), and not
+  // on the first volume or the first oracle call.
+  if (targets || mpRelay) {
     const readyFile = need('BRICK_AGENT_READY_FILE');
     const poll = setInterval(() => {
       if (existsSync(readyFile)) {
         clearInterval(poll);
-        targets.warmUp();
+        targets?.warmUp();
+        if (mpRelay) warmUpMultipathd();
       }
     }, 500);
   }

@@ -1,5 +1,6 @@
 import { exec } from '../system/exec.js';
 import type { DmLine } from './model.js';
+import { multipathdQuery } from './multipathd.js';
 
 /**
  * The tools' own view, to cross-check sysfs: where iscsiadm or nvme-cli still show something
@@ -92,9 +93,17 @@ export async function readDmTables(): Promise<DmLine[]> {
   return parseDmsetup(await toolOutput(['dmsetup', 'table']));
 }
 
-/** The multipathd queries, in one place: the raw formats the parsers below read. */
+/**
+ * The multipathd queries, in one place: the raw formats the parsers below read, as the CLI's
+ * argument vector. The agent sends the same words over multipathd's socket (multipathd.ts).
+ */
 export const MULTIPATHD_SHOW_PATHS = ['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'] as const;
 export const MULTIPATHD_SHOW_MAPS = ['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N'] as const;
+
+/** What multipathd prints for one of the queries above, or nothing. */
+function multipathdOutput(query: readonly string[]): Promise<string> {
+  return multipathdQuery(query.slice(1));
+}
 
 /** A tool's stdout, or nothing when it failed or is not installed (it has nothing to say). */
 async function toolOutput(argv: readonly string[]): Promise<string> {
@@ -105,10 +114,10 @@ async function toolOutput(argv: readonly string[]): Promise<string> {
 
 /** The paths multipathd tracks now. */
 export async function readMultipathdPaths(): Promise<ToolMultipathPath[]> {
-  return parseMultipathdPaths(await toolOutput(MULTIPATHD_SHOW_PATHS));
+  return parseMultipathdPaths(await multipathdOutput(MULTIPATHD_SHOW_PATHS));
 }
 
-/** Which tools a caller needs: each is a process (100-250 ms under TCG), so only those asked for run. */
+/** Which tools a caller needs: most are a process (100-250 ms under TCG), so only those asked for run. */
 export interface ToolNeeds {
   iscsi?: boolean;
   nvme?: boolean;
@@ -124,13 +133,13 @@ const ALL_TOOLS: Required<ToolNeeds> = { iscsi: true, nvme: true, multipathd: tr
 
 /** Runs the tools asked for (by default iscsiadm, nvme-cli, multipathd and dmsetup) once each; what is not asked for is empty. */
 export async function readToolViews(need: ToolNeeds = ALL_TOOLS): Promise<ToolViews> {
-  const run = (yes: boolean | undefined, argv: readonly string[]): Promise<string> => (yes ? toolOutput(argv) : Promise.resolve(''));
+  const run = (yes: boolean | undefined, read: () => Promise<string>): Promise<string> => (yes ? read() : Promise.resolve(''));
   const [isc, nv, mpaths, mmaps, dmStatus] = await Promise.all([
-    run(need.iscsi, ['iscsiadm', '-m', 'session']),
-    run(need.nvme, ['nvme', 'list-subsys', '-o', 'json']),
-    run(need.multipathd, MULTIPATHD_SHOW_PATHS),
-    run(need.multipathdMaps, MULTIPATHD_SHOW_MAPS),
-    run(need.dmStatus, ['dmsetup', 'status']),
+    run(need.iscsi, () => toolOutput(['iscsiadm', '-m', 'session'])),
+    run(need.nvme, () => toolOutput(['nvme', 'list-subsys', '-o', 'json'])),
+    run(need.multipathd, () => multipathdOutput(MULTIPATHD_SHOW_PATHS)),
+    run(need.multipathdMaps, () => multipathdOutput(MULTIPATHD_SHOW_MAPS)),
+    run(need.dmStatus, () => toolOutput(['dmsetup', 'status'])),
   ]);
   return {
     iscsiSessions: parseIscsiadmSessions(isc),

@@ -139,7 +139,11 @@ export async function which(program: string): Promise<string | null> {
 export interface LineWorker {
   request<T>(op: string, args: unknown, timeoutMs?: number): Promise<T>;
   stop(): Promise<void>;
+  /** Ends it now (SIGKILL), without waiting: for a worker that stopped answering, or at exit. */
+  kill(): void;
   readonly pid: number | undefined;
+  /** False once the child has exited (or never started): its owner starts another. */
+  readonly running: boolean;
 }
 
 export interface WorkerError {
@@ -221,6 +225,9 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
   }
   return {
     pid: child.pid,
+    get running(): boolean {
+      return !exited;
+    },
     request<T>(op: string, args: unknown, timeoutMs = 60_000): Promise<T> {
       const id = nextId++;
       return call<T>(id, JSON.stringify({ id, op, args }), timeoutMs, op);
@@ -232,6 +239,9 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
       const t = setTimeout(() => child.kill('SIGKILL'), 3000);
       await gone;
       clearTimeout(t);
+    },
+    kill(): void {
+      if (!exited) child.kill('SIGKILL');
     },
   };
 }

@@ -154,6 +154,17 @@ describe('startLineWorker', () => {
     expect(err.code).toBe('WORKER_DIED');
   });
 
+  it('kill() ends the child at once: the pending request fails with WORKER_DIED, running turns false', async () => {
+    const w = await start();
+    expect(w.running).toBe(true);
+    const pending = w.request('sleep', {}, 10_000);
+    w.kill();
+    expect((await rejection(pending)).code).toBe('WORKER_DIED');
+    expect(w.running).toBe(false);
+    expect(await waitUntilGone(w.pid!, 2000)).toBe(true);
+    w.kill(); // killing a dead worker is fine
+  });
+
   it('stop() ends the child', async () => {
     const w = await startLineWorker([process.execPath, workerPath], { startTimeoutMs: 10_000 });
     const pid = w.pid!;
