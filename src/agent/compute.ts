@@ -98,7 +98,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
     const known = { devices: req.body.devices ?? [] };
     const snapshot = await fullSnapshot();
-    const tools = await readToolViews({ iscsi: v.protocol === 'iscsi', nvme: v.protocol === 'nvmeof', multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 });
+    const tools = await readToolViews({ multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 });
     const { orphans, kept } = verdictWithTools(snapshot, v, others, tools, known);
     if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
     const alsoDetached = (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } }));

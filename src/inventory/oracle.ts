@@ -5,27 +5,12 @@ import { multipathPathStates, type ToolViews } from './tools.js';
 
 /**
  * The orphan oracle: what sysfs shows is left of a detached volume (judgeVolume), plus what the
- * tools (iscsiadm, nvme-cli, multipathd, dmsetup) still show that sysfs does not account for.
+ * tools that keep state of their own (multipathd, device-mapper through dmsetup) still show.
  * Pure: the snapshot and the tools' parsed output are given (readToolViews reads them on a node),
  * so the same answer comes from a captured fixture.
  */
 export function verdictWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews, known: AttachKnowledge = {}): VolumeVerdict {
   const { orphans: out, kept } = judgeVolume(snap, v, stillAttached, known);
-  const named = (kind: Orphan['kind'], id: string): boolean => out.some((o) => o.kind === kind && o.id === id) || kept.some((o) => o.kind === kind && o.id === id);
-  if (v.iscsi) {
-    const iv = v.iscsi;
-    const shared = (portal: string): boolean => stillAttached.some((o) => o.iscsi?.iqn === iv.iqn && o.iscsi.portals.includes(portal));
-    for (const s of tools.iscsiSessions) {
-      if (s.iqn !== iv.iqn || !iv.portals.includes(s.portal) || shared(s.portal)) continue;
-      if (!named('iscsi-session', `session${s.sid}`)) out.push({ kind: 'iscsi-session', id: `session${s.sid}`, evidence: `iscsiadm -m session: ${s.line}` });
-    }
-  }
-  if (v.nvme && !stillAttached.some((o) => o.nvme?.nqn === v.nvme!.nqn)) {
-    for (const c of tools.nvmeControllers) {
-      if (c.nqn !== v.nvme.nqn || named('nvme-controller', c.name)) continue;
-      out.push({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` });
-    }
-  }
   // multipathd's own view: a map it still holds, or a path device it still tracks, for this volume.
   const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
   const blocks = new Set(out.filter((o) => o.kind === 'block-device').map((o) => o.id));

@@ -3,58 +3,16 @@ import type { DmLine } from './model.js';
 import { multipathdQuery } from './multipathd.js';
 
 /**
- * The tools' own view, to cross-check sysfs: where iscsiadm or nvme-cli still show something
- * sysfs does not (or the other way round), that disagreement is evidence in itself. Each tool's
- * rows are typed apart (sessions, controllers, multipathd paths and maps): alike in shape, each
- * with the fields its tool prints, and the line itself as evidence.
+ * The tools' own views, where they hold what sysfs does not: multipathd's (the paths it monitors
+ * and the maps it made, kept in its own memory) and device-mapper's (tables and path states, from
+ * ioctls). iscsiadm's session list and nvme-cli's controllers are not asked for here: both tools
+ * print what they read from the same sysfs directories the snapshot reads (open-iscsi's
+ * iscsi_sysfs.c, libnvme's tree scan), so a process per check would add time and no view; the
+ * fixture tests (test/unit/inventory-tools.test.ts) check on every capture that brick-lab's reading
+ * of sysfs agrees with what they printed. Each tool's rows are typed apart, with the line itself
+ * as evidence.
  */
-export interface ToolSession {
-  sid: number;
-  portal: string;
-  iqn: string;
-  line: string;
-}
-
-/** `iscsiadm -m session` lines: "tcp: [3] 10.10.1.10:3260,1 iqn.2026-11.io.brick-lab:x (non-flash)". */
-export function parseIscsiadmSessions(text: string): ToolSession[] {
-  const out: ToolSession[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\S+:\s+\[(\d+)\]\s+(\S+?),(\d+)\s+(\S+)/.exec(line.trim());
-    if (m) out.push({ sid: Number(m[1]), portal: m[2]!, iqn: m[4]!, line: line.trim() });
-  }
-  return out;
-}
-
-export interface ToolNvmeController {
-  name: string;
-  nqn: string;
-  address: string;
-  state: string;
-}
-
-/** `nvme list-subsys -o json` (nvme-cli 2.x): subsystems with their paths (controllers). */
-export function parseNvmeListSubsys(json: string): ToolNvmeController[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json);
-  } catch {
-    return [];
-  }
-  const out: ToolNvmeController[] = [];
-  const hosts = Array.isArray(doc) ? doc : [doc];
-  // JSON of another shape (null, a number, a list where an object belongs) gives nothing, not a TypeError.
-  const list = <T>(v: unknown): T[] => (Array.isArray(v) ? v.filter((x): x is T => typeof x === 'object' && x !== null) : []);
-  for (const h of list<{ Subsystems?: unknown }>(hosts)) {
-    for (const s of list<{ NQN?: string; Paths?: unknown }>(h.Subsystems)) {
-      for (const p of list<{ Name?: string; Address?: string; State?: string }>(s.Paths)) out.push({ name: p.Name ?? '', nqn: s.NQN ?? '', address: p.Address ?? '', state: p.State ?? '' });
-    }
-  }
-  return out;
-}
-
 export interface ToolViews {
-  iscsiSessions: ToolSession[];
-  nvmeControllers: ToolNvmeController[];
   multipathPaths: ToolMultipathPath[];
   multipathMaps: ToolMultipathMap[];
   /** `dmsetup status`: per map, the path states of a multipath map (A active, F failed). */
@@ -119,8 +77,6 @@ export async function readMultipathdPaths(): Promise<ToolMultipathPath[]> {
 
 /** Which tools a caller needs: most are a process (100-250 ms under TCG), so only those asked for run. */
 export interface ToolNeeds {
-  iscsi?: boolean;
-  nvme?: boolean;
   /** `multipathd show paths`. */
   multipathd?: boolean;
   /** `multipathd show maps`. */
@@ -129,21 +85,17 @@ export interface ToolNeeds {
   dmStatus?: boolean;
 }
 
-const ALL_TOOLS: Required<ToolNeeds> = { iscsi: true, nvme: true, multipathd: true, multipathdMaps: true, dmStatus: true };
+const ALL_TOOLS: Required<ToolNeeds> = { multipathd: true, multipathdMaps: true, dmStatus: true };
 
-/** Runs the tools asked for (by default iscsiadm, nvme-cli, multipathd and dmsetup) once each; what is not asked for is empty. */
+/** Runs the tools asked for (by default multipathd's paths and maps and dmsetup status) once each; what is not asked for is empty. */
 export async function readToolViews(need: ToolNeeds = ALL_TOOLS): Promise<ToolViews> {
   const run = (yes: boolean | undefined, read: () => Promise<string>): Promise<string> => (yes ? read() : Promise.resolve(''));
-  const [isc, nv, mpaths, mmaps, dmStatus] = await Promise.all([
-    run(need.iscsi, () => toolOutput(['iscsiadm', '-m', 'session'])),
-    run(need.nvme, () => toolOutput(['nvme', 'list-subsys', '-o', 'json'])),
+  const [mpaths, mmaps, dmStatus] = await Promise.all([
     run(need.multipathd, () => multipathdOutput(MULTIPATHD_SHOW_PATHS)),
     run(need.multipathdMaps, () => multipathdOutput(MULTIPATHD_SHOW_MAPS)),
     run(need.dmStatus, () => toolOutput(['dmsetup', 'status'])),
   ]);
   return {
-    iscsiSessions: parseIscsiadmSessions(isc),
-    nvmeControllers: parseNvmeListSubsys(nv),
     multipathPaths: parseMultipathdPaths(mpaths),
     multipathMaps: parseMultipathdMaps(mmaps),
     dmStatus: parseDmsetup(dmStatus),

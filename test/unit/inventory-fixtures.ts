@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
-import { parseDmsetup, parseIscsiadmSessions, parseMultipathdMaps, parseMultipathdPaths, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
+import { parseDmsetup, parseMultipathdMaps, parseMultipathdPaths, type ToolViews } from '../../src/inventory/tools.js';
+import { parseIscsiadmSessions, parseNvmeListSubsys } from './tool-output.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
@@ -69,8 +70,6 @@ export function replaySnapshot(fx: InventoryFixture): HostSnapshot {
 /** The tools' view of the fixture, parsed as the agent parses it (readToolViews). */
 export function fixtureTools(fx: InventoryFixture): ToolViews {
   return {
-    iscsiSessions: parseIscsiadmSessions(fx.tools.iscsiadmSession),
-    nvmeControllers: parseNvmeListSubsys(fx.tools.nvmeListSubsys),
     multipathPaths: parseMultipathdPaths(fx.tools.multipathdPaths),
     multipathMaps: parseMultipathdMaps(fx.tools.multipathdMaps),
     dmStatus: parseDmsetup(fx.tools.dmsetupStatus),

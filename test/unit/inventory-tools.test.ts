@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIscsiadmSessions, parseNvmeListSubsys } from '../../src/inventory/tools.js';
+import { parseIscsiadmSessions, parseNvmeListSubsys } from './tool-output.js';
 import { loadInventoryFixture, portalOf } from './inventory-fixtures.js';
 
 /**

@@ -2,15 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { orphansWithTools, verdictWithTools } from '../../src/inventory/oracle.js';
 import { findOrphans, type Orphan } from '../../src/inventory/orphans.js';
 import type { VolumeIdentity } from '../../src/volume/identity.js';
-import { parseIscsiadmSessions, parseNvmeListSubsys, type ToolViews } from '../../src/inventory/tools.js';
+import type { ToolViews } from '../../src/inventory/tools.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties } from '../../src/volume/identity.js';
 import { fixtureTools, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
 
 /**
- * The oracle's merge of sysfs (findOrphans) with the tools' own views, on the captures: the
- * snapshot and what iscsiadm and nvme-cli printed at the same moment. The inventory captures hold
- * no multipathd output: those views are empty here (multipathd.test.ts has a capture of its own).
+ * The oracle's merge of sysfs (findOrphans) with the tools' own views (multipathd, dmsetup), on
+ * the captures: the snapshot and what the tools printed at the same moment.
  */
 const ATTACHED = loadInventoryFixture('inventory-attached.json');
 const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
@@ -50,14 +49,10 @@ describe('orphansWithTools on the attached capture', () => {
     expect(ofKind(out, 'scsi-device')).toHaveLength(1);
   });
 
-  it('adds a session only iscsiadm shows, with its line as evidence', () => {
+  it('does not take a session sysfs no longer shows from anything else (iscsiadm reads the same sysfs)', () => {
     // A copy of the snapshot without the session, changed in memory (the guest had it in both).
     const snap = { ...ATTACHED.snapshot, iscsiSessions: ATTACHED.snapshot.iscsiSessions.filter((s) => s.sid !== sid) };
-    const out = orphansWithTools(snap, A, [], toolsOf(ATTACHED));
-    const line = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession).find((s) => s.sid === sid)!.line;
-    expect(ofKind(out, 'iscsi-session')).toEqual([{ kind: 'iscsi-session', id: `session${sid}`, evidence: `iscsiadm -m session: ${line}` }]);
-    // ... and not when fb still uses it.
-    expect(ofKind(orphansWithTools(snap, A, [B], toolsOf(ATTACHED)), 'iscsi-session')).toEqual([]);
+    expect(ofKind(orphansWithTools(snap, A, [], toolsOf(ATTACHED)), 'iscsi-session')).toEqual([]);
   });
 });
 
@@ -71,15 +66,6 @@ describe('orphansWithTools on the leftovers capture', () => {
     expect(names.length).toBeGreaterThan(0);
     expect(ofKind(out, 'nvme-controller').map((o) => o.id).sort()).toEqual(names);
     expect(ofKind(out, 'nvme-controller').every((o) => o.evidence.startsWith('/sys/class/nvme/'))).toBe(true);
-  });
-
-  it('adds the controllers only nvme-cli shows, with its line as evidence', () => {
-    // A copy of the snapshot without controllers, changed in memory (the guest had them in both).
-    const snap = { ...LEFTOVERS.snapshot, nvmeControllers: [] };
-    const tools = toolsOf(LEFTOVERS);
-    const out = orphansWithTools(snap, N, [], tools);
-    const mine = tools.nvmeControllers.filter((c) => c.nqn === nqn);
-    expect(ofKind(out, 'nvme-controller')).toEqual(mine.map((c) => ({ kind: 'nvme-controller', id: c.name, evidence: `nvme list-subsys: ${c.name} ${c.address} ${c.state}` })));
   });
 
   it('reports no session for fa: fb logged it out, and neither sysfs nor iscsiadm shows it', () => {
