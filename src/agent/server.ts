@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { markHandlerStart, serverTiming, startTiming } from './timing.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -68,12 +69,12 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   let tools: Record<string, string | null> | undefined;
   // Every answer says how long the agent worked on it (Server-Timing), so a client can tell the
   // node's time from the network's and the host's.
-  app.addHook('onRequest', async (req) => {
-    (req as unknown as { brickStart: number }).brickStart = performance.now();
-  });
+  app.addHook('onRequest', async (req) => startTiming(req));
+  app.addHook('preHandler', async (req) => markHandlerStart(req));
   app.addHook('onSend', async (req, reply) => {
     const start = (req as unknown as { brickStart?: number }).brickStart;
-    if (start !== undefined) reply.header('server-timing', `agent;dur=${(performance.now() - start).toFixed(1)}`);
+    const timing = serverTiming(req);
+    if (timing) reply.header('server-timing', timing);
     // One line per request on the node's console: the console log is the request log.
     if (opts.requestLog && req.url !== ROUTES.health && !req.url.startsWith(`${ROUTES.health}?`)) {
       process.stderr.write(`brick-lab agent: ${req.method} ${req.url} ${reply.statusCode} ${start !== undefined ? (performance.now() - start).toFixed(0) : '?'} ms\n`);

@@ -29,6 +29,11 @@ export class AgentClient {
     return this.http.lastServerMs;
   }
 
+  /** The agent's time for the last answer by phase (Server-Timing). */
+  get lastServerTimings(): Record<string, number> {
+    return this.http.lastServerTimings;
+  }
+
   /** A raw request, for tests of the HTTP surface itself; everything else has a typed method. */
   get<T>(path: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
     return this.http.request('GET', path, undefined, timeoutMs);

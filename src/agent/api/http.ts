@@ -2,6 +2,16 @@ import { BrickError, RemoteError } from '../../system/errors.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
+/** A Server-Timing header read back: phase -> milliseconds ("agent;dur=12.3, snapshot;dur=8.1"). */
+export function parseServerTiming(header: string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of (header ?? '').split(',')) {
+    const m = /^\s*([\w-]+);dur=([\d.]+)\s*$/.exec(part);
+    if (m) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
 /** The default wait for an answer: long, because attach and detach wait on the kernel. */
 export const DEFAULT_TIMEOUT_MS = 120_000;
 
@@ -12,6 +22,8 @@ export const DEFAULT_TIMEOUT_MS = 120_000;
 export class AgentHttp {
   /** The agent's own time for the last answer (its Server-Timing header), in milliseconds. */
   lastServerMs: number | null = null;
+  /** The same, by phase (`agent` the whole, `request`, and what the route timed: `snapshot`, `tools`, `judge`). */
+  lastServerTimings: Record<string, number> = {};
 
   constructor(
     readonly node: string,
@@ -37,8 +49,8 @@ export class AgentHttp {
         cause: e,
       });
     }
-    const timing = /dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '');
-    this.lastServerMs = timing ? Number(timing[1]) : null;
+    this.lastServerTimings = parseServerTiming(res.headers.get('server-timing'));
+    this.lastServerMs = this.lastServerTimings.agent ?? null;
     const text = await res.text();
     let json: unknown;
     try {

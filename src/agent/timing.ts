@@ -1,0 +1,38 @@
+import type { FastifyRequest } from 'fastify';
+
+/**
+ * Where an agent's time went on a request, for its Server-Timing header: `agent` is the whole,
+ * `request` the reading and checking of the body before the handler ran, and a route adds a
+ * phase per step it times (`snapshot`, `tools`, `judge`). A benchmark prints them apart.
+ */
+interface Timed {
+  brickStart?: number;
+  brickPhases?: Array<[string, number]>;
+}
+
+export function startTiming(req: FastifyRequest): void {
+  (req as unknown as Timed).brickStart = performance.now();
+}
+
+/** The time from the request's start to now, as the `request` phase (called as the handler starts). */
+export function markHandlerStart(req: FastifyRequest): void {
+  const t = req as unknown as Timed;
+  if (t.brickStart !== undefined) (t.brickPhases ??= []).push(['request', performance.now() - t.brickStart]);
+}
+
+/** Runs one step of a handler and keeps its time under `name`. */
+export async function phase<T>(req: FastifyRequest, name: string, step: () => T | Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await step();
+  } finally {
+    ((req as unknown as Timed).brickPhases ??= []).push([name, performance.now() - t0]);
+  }
+}
+
+/** The Server-Timing header's value: "agent;dur=12.3, request;dur=1.0, snapshot;dur=8.1", or null before the request started. */
+export function serverTiming(req: FastifyRequest): string | null {
+  const t = req as unknown as Timed;
+  if (t.brickStart === undefined) return null;
+  return [['agent', performance.now() - t.brickStart] as [string, number], ...(t.brickPhases ?? [])].map(([n, ms]) => `${n};dur=${ms.toFixed(1)}`).join(', ');
+}
