@@ -158,8 +158,10 @@ export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: Stacking, fu
 export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): DevLink[] {
   const out: DevLink[] = [];
   for (const dir of dirs) {
-    for (const name of fs.list(`/dev/disk/${dir}`)) {
-      const target = base(fs.link(`/dev/disk/${dir}/${name}`));
+    // One stat per directory while udev leaves it alone (HostFs.readLinks): the links' targets
+    // are checked against the devices the kernel has now on every call, below.
+    for (const { name, target: to } of fs.readLinks(`/dev/disk/${dir}`)) {
+      const target = base(to);
       // Dangling when what it points at is no block device the kernel has (disk or partition).
       const dangling = !target || !blocks.all.has(target);
       out.push({ dir, name, target: dangling ? null : target, dangling });
