@@ -89,7 +89,13 @@ export interface Stacking {
 
 /** Devices that stack on others: device-mapper maps and md arrays. */
 function isStacked(name: string): boolean {
-  return name.startsWith('dm-') || /^md\d/.test(name);
+  return name.startsWith('dm-') || isMd(name);
+}
+
+/** md arrays: "md" and a digit (md0, md127, md_d0 is not one). */
+function isMd(name: string): boolean {
+  const c = name.charCodeAt(2);
+  return name.startsWith('md') && c >= 48 && c <= 57;
 }
 
 /**
@@ -110,14 +116,67 @@ function partitionsByDisk(fs: HostFs, blocks: BlockIndex): Map<string, string[]>
   return out;
 }
 
-/** Disk sizes in one read: /proc/partitions gives 1 KiB blocks (the kernel's sectors >> 1). */
-function partitionSizes(fs: HostFs): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of ((fs.readText('/proc/partitions')) ?? '').split('\n')) {
-    const m = /^\s*\d+\s+\d+\s+(\d+)\s+(\S+)$/.exec(line);
-    if (m) out.set(m[2]!, Number(m[1]) * 1024);
+/** A disk or partition as /proc/partitions lists it. */
+export interface ListedDevice {
+  /** "major:minor", as its sysfs `dev` shows it. */
+  devt: string;
+  sizeBytes: number;
+}
+
+/**
+ * Every disk and partition with its number and size in one read: /proc/partitions prints each
+ * device's dev_t (what `dev` under sysfs prints, there "%u:%u") and its size in 1 KiB blocks (the
+ * kernel's sectors >> 1). It leaves out hidden disks (NVMe path devices) and empty ones (and their
+ * partitions): those are read from sysfs. Parsed by hand, as it has a line per device.
+ */
+export function partitionTable(fs: HostFs): Map<string, ListedDevice> {
+  const out = new Map<string, ListedDevice>();
+  const text = fs.readText('/proc/partitions') ?? '';
+  // "major minor #blocks name", right-aligned with spaces; the heading and the empty line after
+  // it have no number first.
+  const f = [0, 0, 0, 0, 0, 0, 0, 0];
+  for (let at = 0; at < text.length; ) {
+    let eol = text.indexOf('\n', at);
+    if (eol < 0) eol = text.length;
+    if (fieldsOf(text, at, eol, f) === 4 && isDigits(text, f[0]!, f[1]!) && isDigits(text, f[2]!, f[3]!) && isDigits(text, f[4]!, f[5]!)) {
+      const name = text.slice(f[6], f[7]);
+      // A disk name with a slash (cciss/c0d0) is "cciss!c0d0" under sysfs.
+      out.set(name.includes('/') ? name.replaceAll('/', '!') : name, {
+        devt: `${text.slice(f[0], f[1])}:${text.slice(f[2], f[3])}`,
+        sizeBytes: Number(text.slice(f[4], f[5])) * 1024,
+      });
+    }
+    at = eol + 1;
   }
   return out;
+}
+
+/**
+ * The blank-separated fields of text[from, to): the start and end of the first four go to
+ * `spans` (start, end, start, end...). Returns how many there are, 5 meaning more than four.
+ */
+function fieldsOf(text: string, from: number, to: number, spans: number[]): number {
+  let n = 0;
+  for (let i = from; ; ) {
+    while (i < to && isBlank(text.charCodeAt(i))) i++;
+    if (i === to) return n;
+    if (n === 4) return 5;
+    spans[2 * n] = i;
+    while (i < to && !isBlank(text.charCodeAt(i))) i++;
+    spans[2 * n + 1] = i;
+    n++;
+  }
+}
+
+const isBlank = (c: number): boolean => c === 32 || c === 9;
+
+/** Whether s[from, to) is one or more decimal digits. */
+function isDigits(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return to > from;
 }
 
 /**
@@ -126,30 +185,32 @@ function partitionSizes(fs: HostFs): Map<string, number> {
  */
 export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: Stacking, full: boolean): BlockDevice[] {
   const out: BlockDevice[] = [];
-  const sizes = full ? partitionSizes(fs) : new Map<string, number>();
+  const table = full ? partitionTable(fs) : new Map<string, ListedDevice>();
   const parts = full ? partitionsByDisk(fs, blocks) : new Map<string, string[]>();
   for (const name of blocks.disks) {
     const dir = `/sys/block/${name}`;
     const isDm = name.startsWith('dm-');
     if (!full && !isDm) continue;
     // /proc/partitions leaves out hidden disks (NVMe path devices) and empty ones: read those.
-    let size = sizes.get(name) ?? null;
-    if (full && size === null) {
+    const listed = full ? table.get(name) : undefined;
+    let size = listed ? listed.sizeBytes : null;
+    let devt = listed ? listed.devt : null;
+    if (full && !listed) {
       const sectors = fs.readText(`${dir}/size`);
       size = sectors === null ? null : Number(sectors) * 512;
+      devt = fs.readText(`${dir}/dev`);
     }
-    const isMd = /^md\d/.test(name);
     const suspended = full && isDm ? fs.readText(`${dir}/dm/suspended`) : null;
     out.push({
       name,
-      devt: full ? fs.readText(`${dir}/dev`) : null,
+      devt,
       sizeBytes: size,
       holders: stack.holders.get(name) ?? [],
       slaves: stack.slaves.get(name) ?? [],
       staleSlaves: stack.stale.get(name) ?? [],
-      partitions: (parts.get(name) ?? []).map((p) => ({ name: p, devt: fs.readText(`/sys/class/block/${p}/dev`), holders: stack.holders.get(p) ?? [] })),
+      partitions: (parts.get(name) ?? []).map((p) => ({ name: p, devt: table.get(p)?.devt ?? fs.readText(`/sys/class/block/${p}/dev`), holders: stack.holders.get(p) ?? [] })),
       dm: isDm ? { name: fs.readText(`${dir}/dm/name`), uuid: fs.readText(`${dir}/dm/uuid`), suspended: suspended === null ? null : suspended === '1', table: null } : null,
-      md: full && isMd ? { level: fs.readText(`${dir}/md/level`), state: fs.readText(`${dir}/md/array_state`) } : null,
+      md: full && isMd(name) ? { level: fs.readText(`${dir}/md/level`), state: fs.readText(`${dir}/md/array_state`) } : null,
     });
   }
   return out;
@@ -158,8 +219,10 @@ export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: Stacking, fu
 export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): DevLink[] {
   const out: DevLink[] = [];
   for (const dir of dirs) {
-    for (const name of fs.list(`/dev/disk/${dir}`)) {
-      const target = base(fs.link(`/dev/disk/${dir}/${name}`));
+    // One stat per directory while udev leaves it alone (HostFs.readLinks): the links' targets
+    // are checked against the devices the kernel has now on every call, below.
+    for (const { name, target: to } of fs.readLinks(`/dev/disk/${dir}`)) {
+      const target = base(to);
       // Dangling when what it points at is no block device the kernel has (disk or partition).
       const dangling = !target || !blocks.all.has(target);
       out.push({ dir, name, target: dangling ? null : target, dangling });

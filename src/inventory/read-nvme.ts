@@ -10,6 +10,35 @@ function parseAddress(text: string | null): { traddr: string | null; trsvcid: st
   return { traddr: get('traddr'), trsvcid: get('trsvcid') };
 }
 
+/**
+ * "nvmeAnB" (a namespace head, or a namespace without native multipath) or "nvmeAcCnB" (a path
+ * device): its numbers as written, or null for any other name.
+ */
+function nvmeName(name: string): { sub: string; ctrl: string | null; ns: string } | null {
+  if (!name.startsWith('nvme')) return null;
+  const a = digitsEnd(name, 4);
+  if (a === 4) return null;
+  let ctrl: string | null = null;
+  let at = a;
+  if (name.charCodeAt(at) === 99 /* c */) {
+    const c = digitsEnd(name, at + 1);
+    if (c === at + 1) return null;
+    ctrl = name.slice(at + 1, c);
+    at = c;
+  }
+  if (name.charCodeAt(at) !== 110 /* n */) return null;
+  const b = digitsEnd(name, at + 1);
+  if (b === at + 1 || b !== name.length) return null;
+  return { sub: name.slice(4, a), ctrl, ns: name.slice(at + 1) };
+}
+
+/** Where the run of decimal digits from `from` ends. */
+function digitsEnd(s: string, from: number): number {
+  let i = from;
+  while (i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) i++;
+  return i;
+}
+
 export function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>): { controllers: NvmeController[]; namespaces: NvmeNamespace[] } {
   const controllers: NvmeController[] = [];
   for (const name of fs.list('/sys/class/nvme')) {
@@ -26,7 +55,22 @@ export function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string
   }
   const namespaces: NvmeNamespace[] = [];
   const nqnOf = new Map<string, string | null>();
-  for (const name of blocks.disks.filter((b) => /^nvme\d+n\d+$/.test(b))) {
+  // One pass over the disks, which are mostly not NVMe: the heads, and the path devices by
+  // "SUBSYSnNS" (nvme0c1n1 is a path of namespace 1 of subsystem 0), in disk order.
+  const heads: string[] = [];
+  const pathsOf = new Map<string, string[]>();
+  for (const b of blocks.disks) {
+    const n = nvmeName(b);
+    if (!n) continue;
+    if (n.ctrl === null) heads.push(b);
+    else {
+      const key = `${n.sub}n${n.ns}`;
+      const list = pathsOf.get(key);
+      if (list) list.push(b);
+      else pathsOf.set(key, [b]);
+    }
+  }
+  for (const name of heads) {
     const dir = `/sys/block/${name}`;
     // A head hangs under its subsystem (.../nvme-subsystem/nvme-subsysN/nvmeXnY); without native
     // multipath the namespace hangs under its controller (.../nvmeC/nvmeXnY), which names its own.
@@ -44,7 +88,7 @@ export function nvme(fs: HostFs, blocks: BlockIndex, holders: Map<string, string
       nguid: nguidHex(fs.readText(`${dir}/nguid`)),
       wwid: fs.readText(`${dir}/wwid`),
       subsysNqn: nqnOf.get(key) ?? null,
-      paths: blocks.disks.filter((b) => new RegExp(`^nvme${sub}c\\d+n${headNs}$`).test(b)),
+      paths: pathsOf.get(`${sub}n${headNs}`) ?? [],
       holders: holders.get(name) ?? [],
       sysfs: dir,
     });

@@ -20,7 +20,6 @@ export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string,
   const out: ScsiDevice[] = [];
   for (const hctl of fs.list('/sys/class/scsi_device')) {
     if (!isHctl(hctl)) continue;
-    const parts = hctl.split(':');
     const block = blocks.byHctl.get(hctl) ?? null;
     // The device's own directory: from its disk's link when it has one, else from its own link.
     let dir: string | null = null;
@@ -37,8 +36,8 @@ export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string,
     const { vendor, model } = full ? inquiryStrings(fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
     out.push({
       hctl,
-      host: Number(parts[0]),
-      lun: Number(parts[3]),
+      host: Number(hctl.slice(0, hctl.indexOf(':'))),
+      lun: Number(hctl.slice(hctl.lastIndexOf(':') + 1)),
       vendor,
       model,
       state: full ? fs.readText(`${dir}/state`) : null,
@@ -57,12 +56,17 @@ export const ISCSI_NODE_DB = '/etc/iscsi/nodes';
 
 export function iscsiSessions(fs: HostFs): IscsiSession[] {
   const out: IscsiSession[] = [];
-  const connections = fs.list('/sys/class/iscsi_connection');
+  // "connectionSID:CID": each session's first connection, looked up by its number below.
+  const connections = new Map<string, string>();
+  for (const c of fs.list('/sys/class/iscsi_connection')) {
+    const colon = c.indexOf(':');
+    if (c.startsWith('connection') && colon > 0 && !connections.has(c.slice(10, colon))) connections.set(c.slice(10, colon), c);
+  }
   for (const name of fs.list('/sys/class/iscsi_session')) {
     const m = /^session(\d+)$/.exec(name);
     if (!m) continue;
     const dir = `/sys/class/iscsi_session/${name}`;
-    const conn = connections.find((c) => c.startsWith(`connection${m[1]}:`));
+    const conn = connections.get(m[1]!);
     let portal: string | null = null;
     if (conn) {
       const addr = fs.readText(`/sys/class/iscsi_connection/${conn}/persistent_address`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { takeSnapshot } from '../../src/inventory/snapshot.js';
+import { partitionTable } from '../../src/inventory/read-block.js';
+import { takeSnapshot, takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
@@ -285,5 +286,81 @@ describe('scsiWwid and normaliseNguid', () => {
     // The real read: the namespace's nguid attribute, dashed, gives the target's answer.
     const ns = ATTACHED.snapshot.nvmeNamespaces[0]!;
     expect(normaliseNguid(ATTACHED.recording.text[`${ns.sysfs}/nguid`]!)).toBe(ATTACHED.volumes.n.nvme!.nguid);
+  });
+});
+
+describe('block device numbers and sizes from /proc/partitions', () => {
+  /** The recorded text of a path, or a test failure when it was never recorded. */
+  const recorded = (path: string): string | null => {
+    if (!(path in ATTACHED.recording.text)) throw new Error(`not recorded: ${path}`);
+    return ATTACHED.recording.text[path]!;
+  };
+
+  it("takes each listed disk's and partition's dev_t from /proc/partitions and reads sysfs only for the rest", () => {
+    const r = structuredClone(ATTACHED.recording);
+    const listed = partitionTable(replayHostFs(r));
+    // Every disk /proc/partitions lists: no read of its sysfs `dev` (a read the recording does
+    // not hold fails the replay).
+    for (const name of listed.keys()) delete r.text[`/sys/block/${name}/dev`];
+    // sda gets two partitions: sda1 listed, sda2 empty (as /proc/partitions leaves those out).
+    const sdaLink = r.link['/sys/class/block/sda']!;
+    r.list['/sys/class/block'] = [...r.list['/sys/class/block']!, 'sda1', 'sda2'].sort();
+    r.link['/sys/class/block/sda1'] = `${sdaLink}/sda1`;
+    r.link['/sys/class/block/sda2'] = `${sdaLink}/sda2`;
+    r.text['/proc/partitions'] = r.text['/proc/partitions']!.replace(/^(\s*8\s+0\s+\d+ sda\n)/m, '$1   8        1       4096 sda1\n');
+    r.text['/sys/class/block/sda2/dev'] = '8:2';
+    const snap = takeSnapshotSync(replayHostFs(r));
+    const byName = new Map(snap.blockDevices.map((b) => [b.name, b]));
+    expect(byName.get('sda')!.partitions).toEqual([
+      { name: 'sda1', devt: '8:1', holders: [] },
+      { name: 'sda2', devt: '8:2', holders: [] },
+    ]);
+    // The same numbers and sizes the guest's snapshot had from sysfs, disk by disk.
+    for (const b of ATTACHED.snapshot.blockDevices) {
+      expect(byName.get(b.name)).toMatchObject({ devt: b.devt, sizeBytes: b.sizeBytes });
+      expect(b.devt).toBe(recorded(`/sys/block/${b.name}/dev`));
+    }
+  });
+
+  it('reads the hidden NVMe path devices, which /proc/partitions leaves out, from sysfs: no number, a size', () => {
+    const paths = ATTACHED.snapshot.nvmeNamespaces[0]!.paths;
+    expect(paths).toHaveLength(2);
+    const listed = partitionTable(replayHostFs(ATTACHED.recording));
+    for (const p of paths) {
+      expect(listed.has(p)).toBe(false);
+      expect(recorded(`/sys/block/${p}/dev`)).toBeNull();
+      expect(replaySnapshot(ATTACHED).blockDevices.find((b) => b.name === p)).toMatchObject({ devt: null, sizeBytes: Number(recorded(`/sys/block/${p}/size`)) * 512 });
+    }
+  });
+
+  it('reads no number or size in a paths snapshot', () => {
+    const snap = takeSnapshotSync(replayHostFs(ATTACHED.recording), { scope: 'paths' });
+    expect(snap.blockDevices.map((b) => b.name)).toEqual(['dm-0']);
+    expect(snap.blockDevices[0]).toMatchObject({ devt: null, sizeBytes: null, partitions: [] });
+  });
+
+  it('parses /proc/partitions line by line: four fields, three of them numbers', () => {
+    const text = [
+      'major minor  #blocks  name',
+      '',
+      ' 254        0     550460 vda',
+      '   8       16       8192 sdb',
+      '   8       17       4096 sdb1',
+      ' 104        0   71652960 cciss/c0d0',
+      '\t259\t2\t8192\tnvme1n1',
+      '   8       32       8192 sdc extra',
+      '   x       48       8192 sdd',
+      '',
+    ].join('\n');
+    const fs = replayHostFs({ text: { '/proc/partitions': text }, list: {}, link: {}, exists: {} });
+    expect([...partitionTable(fs)]).toEqual([
+      ['vda', { devt: '254:0', sizeBytes: 550460 * 1024 }],
+      ['sdb', { devt: '8:16', sizeBytes: 8192 * 1024 }],
+      ['sdb1', { devt: '8:17', sizeBytes: 4096 * 1024 }],
+      // sysfs names it with "!" for the slash.
+      ['cciss!c0d0', { devt: '104:0', sizeBytes: 71652960 * 1024 }],
+      ['nvme1n1', { devt: '259:2', sizeBytes: 8192 * 1024 }],
+    ]);
+    expect(partitionTable(replayHostFs({ text: { '/proc/partitions': null }, list: {}, link: {}, exists: {} })).size).toBe(0);
   });
 });
