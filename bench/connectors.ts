@@ -57,17 +57,23 @@ async function osBrick(job: Record<string, unknown>): Promise<OsBrickAnswer> {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as OsBrickAnswer;
 }
 
-/** The agent's own time for a route: its first call, and the median of `repeat` calls after `warm` more. */
-async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; warm: number }> {
+/**
+ * The agent's own time for a route: its first call, and the median of `repeat` calls after `warm`
+ * more; `phases` is the median of each step the route timed (Server-Timing: request, snapshot,
+ * tools, judge, hostwide).
+ */
+async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; warm: number; phases: string }> {
   await call();
   const first = c.lastServerMs ?? Number.NaN;
   for (let i = 0; i < warm; i++) await call();
   const xs: number[] = [];
+  const byPhase = new Map<string, number[]>();
   for (let i = 0; i < repeat; i++) {
     await call();
     xs.push(c.lastServerMs ?? Number.NaN);
+    for (const [k, v] of Object.entries(c.lastServerTimings)) if (k !== 'agent') byPhase.set(k, [...(byPhase.get(k) ?? []), v]);
   }
-  return { first, warm: median(xs) };
+  return { first, warm: median(xs), phases: [...byPhase].map(([k, v]) => `${k} ${median(v).toFixed(1)}`).join(', ') };
 }
 
 /**
@@ -162,6 +168,7 @@ try {
     const v0 = many[0]!;
     const scoped = await agentMs(() => c.orphans({ protocol: 'iscsi', properties: v0.connectionInfo, wwid: v0.iscsi!.wwid }, { timeoutMs: 600_000 }));
     row(`  orphan oracle, volume-scoped (${many.length + one.length} volumes attached)`, scoped.warm / 1000, null);
+    rows.push([`    where it went (ms): ${scoped.phases}`, '', '', '']);
     row('  the same, first call', scoped.first / 1000, null);
     const baseline = await c.inventory({ timeoutMs: 600_000 });
     const declared = [...one, ...many].map((v) => ({ protocol: 'iscsi' as const, properties: v.connectionInfo }));
@@ -170,6 +177,7 @@ try {
       clean = (await c.hostCheck({ baseline, stillAttached: declared }, { timeoutMs: 600_000 })).clean;
     });
     row(`  orphan oracle, host-wide against a baseline (${declared.length} declared attached)${clean ? '' : ' NOT CLEAN'}`, wide.warm / 1000, null);
+    rows.push([`    where it went (ms): ${wide.phases}`, '', '', '']);
     row('  the same, first call', wide.first / 1000, null);
   }
   const mp = multi > 0 ? await setUp(multi, true, 'multi') : [];

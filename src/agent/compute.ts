@@ -10,7 +10,8 @@ import { takeSnapshot } from '../inventory/snapshot.js';
 import { readDmTables, readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, recordingHostFs, type HostFs } from '../system/hostfs.js';
-import { identityFromProperties } from '../volume/identity.js';
+import { identityFromProperties, type VolumeIdentity } from '../volume/identity.js';
+import { phase } from './timing.js';
 import type { Protocol } from '../volume/protocol.js';
 import { ROUTES } from './api/paths.js';
 import { computeSchemas } from './api/schemas/compute.js';
@@ -94,26 +95,30 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   app.post<{ Body: DiffRequest }>(ROUTES.inventoryDiff, { schema: computeSchemas.inventoryDiff }, async (req) => diffSnapshots(req.body.before, await takeSnapshot()));
 
   app.post<{ Body: OrphansRequest }>(ROUTES.orphans, { schema: computeSchemas.orphans }, async (req) => {
-    const v = identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null);
-    const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
-    const known = { devices: req.body.devices ?? [] };
-    const snapshot = await fullSnapshot();
-    const tools = await readToolViews({ multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 });
-    const { orphans, kept } = verdictWithTools(snapshot, v, others, tools, known);
+    const { v, others, known, alsoDetached } = await phase(req, 'volumes', () => ({
+      v: identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null),
+      others: identities(req.body.stillAttached),
+      known: { devices: req.body.devices ?? [] },
+      alsoDetached: (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } })),
+    }));
+    const snapshot = await phase(req, 'snapshot', fullSnapshot);
+    const tools = await phase(req, 'tools', () => readToolViews({ multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 }));
+    const { orphans, kept } = await phase(req, 'judge', () => verdictWithTools(snapshot, v, others, tools, known));
     if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
-    const alsoDetached = (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } }));
-    const hostWide = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] });
+    const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline: checkedBaseline(req.body.baseline!), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
     return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
   });
 
   app.post<{ Body: HostCheckRequest }>(ROUTES.hostCheck, { schema: computeSchemas.hostCheck }, async (req) => {
-    const others = (req.body.stillAttached ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
+    const others = await phase(req, 'volumes', () => identities(req.body.stillAttached));
     // The host-wide view needs multipathd's paths only (the rest is sysfs and the dm tables).
-    const [snapshot, tools] = await Promise.all([fullSnapshot(), readToolViews({ multipathd: true })]);
-    const view = hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others });
+    const [snapshot, tools] = await Promise.all([phase(req, 'snapshot', fullSnapshot), phase(req, 'tools', () => readToolViews({ multipathd: true }))]);
+    const view = await phase(req, 'hostwide', () => hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others }));
     return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
   });
 
+  /** The identities of the volumes a request declares attached. */
+  const identities = (list: Array<{ protocol: string; properties: unknown }> | undefined): VolumeIdentity[] => (list ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
 }
 
 /** `dmsetup table` when the host has a dm device (one process), else nothing to read. */

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent, parseTimeline } from '../../src/agent/server.js';
+import { parseServerTiming } from '../../src/agent/api/http.js';
 
 const FIXTURES = new URL('../fixtures/guest-6.1.0-56/', import.meta.url);
 const DPKG_STATUS = fileURLToPath(new URL('dpkg-status', FIXTURES));
@@ -74,6 +75,29 @@ describe('buildAgent', () => {
       headers: token === null ? {} : { authorization: `Bearer ${token}` },
       payload: payload as Record<string, unknown>,
     });
+
+  describe('Server-Timing', () => {
+    it('says where the time went: the whole, the request before the handler, and each step a route times', async () => {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const compute = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, readyFile, timelineFile, dpkgStatusFile: DPKG_STATUS, compute: true });
+      const inv = await compute.inject({ method: 'GET', url: '/v1/inventory', headers: auth });
+      expect(inv.statusCode, inv.body).toBe(200);
+      expect(Object.keys(parseServerTiming(inv.headers['server-timing'] as string))).toEqual(['agent', 'request']);
+      // This host's own sysfs, checked against itself: every step of the host-wide view is timed.
+      const r = await compute.inject({ method: 'POST', url: '/v1/inventory/host-check', headers: auth, payload: { baseline: inv.json(), stillAttached: [] } });
+      await compute.close();
+      expect(r.statusCode, r.body).toBe(200);
+      const t = parseServerTiming(r.headers['server-timing'] as string);
+      expect(Object.keys(t).sort()).toEqual(['agent', 'hostwide', 'request', 'snapshot', 'tools', 'volumes']);
+      for (const ms of Object.values(t)) expect(ms).toBeGreaterThanOrEqual(0);
+      expect(t.agent).toBeGreaterThanOrEqual(t.snapshot!);
+    });
+
+    it('reads a header back, adding up a phase named twice and skipping what is not "name;dur=N"', () => {
+      expect(parseServerTiming('agent;dur=12.5, snapshot;dur=3, x;desc=y, snapshot;dur=1.5')).toEqual({ agent: 12.5, snapshot: 4.5 });
+      expect(parseServerTiming(null)).toEqual({});
+    });
+  });
 
   describe('GET /v1/health', () => {
     it('says booting while the ready file does not exist, then ready once it does', async () => {
