@@ -2,10 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { builtinConnectors } from '../connectors/builtin.js';
 import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
 import type { Connector } from '../connectors/types.js';
-import { diffSnapshots } from '../inventory/diff.js';
+import { diffKey, diffSnapshots } from '../inventory/diff.js';
 import { hostWideView } from '../inventory/hostwide.js';
 import type { DmLine, HostSnapshot } from '../inventory/model.js';
 import { verdictWithTools } from '../inventory/oracle.js';
+import { volumeRefs } from '../inventory/orphans.js';
+import { fillScsiDetails } from '../inventory/read-scsi.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import { readDmTables, readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
@@ -101,9 +103,13 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
       known: { devices: req.body.devices ?? [] },
       alsoDetached: (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } })),
     }));
-    const snapshot = await phase(req, 'snapshot', fullSnapshot);
+    const snapshot = await phase(req, 'snapshot', oracleSnapshot);
     const tools = await phase(req, 'tools', () => readToolViews({ multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 }));
-    const { orphans, kept } = await phase(req, 'judge', () => verdictWithTools(snapshot, v, others, tools, known));
+    const { orphans, kept } = await phase(req, 'judge', () => {
+      // The devices a finding may name get their description (vendor, model, state) read now.
+      fillScsiDetails(realHostFs, snapshot.scsiDevices, [...volumeRefs(snapshot, v, others, known).scsi.map((d) => d.hctl), ...(req.body.baseline ? appeared(req.body.baseline, snapshot) : [])]);
+      return verdictWithTools(snapshot, v, others, tools, known);
+    });
     if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
     const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline: checkedBaseline(req.body.baseline!), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
     return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
@@ -112,8 +118,12 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   app.post<{ Body: HostCheckRequest }>(ROUTES.hostCheck, { schema: computeSchemas.hostCheck }, async (req) => {
     const others = await phase(req, 'volumes', () => identities(req.body.stillAttached));
     // The host-wide view needs multipathd's paths only (the rest is sysfs and the dm tables).
-    const [snapshot, tools] = await Promise.all([phase(req, 'snapshot', fullSnapshot), phase(req, 'tools', () => readToolViews({ multipathd: true }))]);
-    const view = await phase(req, 'hostwide', () => hostWideView({ baseline: checkedBaseline(req.body.baseline), now: snapshot, tools, stillAttached: others }));
+    const [snapshot, tools] = await Promise.all([phase(req, 'snapshot', oracleSnapshot), phase(req, 'tools', () => readToolViews({ multipathd: true }))]);
+    const view = await phase(req, 'hostwide', () => {
+      const baseline = checkedBaseline(req.body.baseline);
+      fillScsiDetails(realHostFs, snapshot.scsiDevices, appeared(baseline, snapshot));
+      return hostWideView({ baseline, now: snapshot, tools, stillAttached: others });
+    });
     return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
   });
 
@@ -129,6 +139,17 @@ async function dmTablesIfAny(): Promise<DmLine[]> {
 /** A full snapshot with the dm tables. */
 async function fullSnapshot(): Promise<HostSnapshot> {
   return takeSnapshot(undefined, { dmTables: await dmTablesIfAny() });
+}
+
+/** The same without the SCSI devices' descriptions, for the oracle, which reads them only for the devices it names. */
+async function oracleSnapshot(): Promise<HostSnapshot> {
+  return takeSnapshot(undefined, { dmTables: await dmTablesIfAny(), details: false });
+}
+
+/** The SCSI devices (H:C:T:L) of `now` that the baseline does not have as they are: what a host-wide finding may name. */
+function appeared(baseline: HostSnapshot, now: HostSnapshot): string[] {
+  const before = new Set((baseline.scsiDevices ?? []).map((d) => diffKey('scsiDevices', d)));
+  return now.scsiDevices.filter((d) => !before.has(diffKey('scsiDevices', d))).map((d) => d.hctl);
 }
 
 /** A baseline sent back by a client: a full snapshot of this shape, or a coded 400. */

@@ -25,6 +25,11 @@ const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt' | 'scope'>]: (x: HostSnap
   multipathMaps: (m) => `${m.dm} ${m.wwid ?? ''}`,
 };
 
+/** The key an item of a collection has in a diff: two items with the same key are the same thing, unchanged. */
+export function diffKey<K extends keyof typeof KEYS>(kind: K, item: HostSnapshot[K][number]): string {
+  return (KEYS[kind] as (x: unknown) => string)(item);
+}
+
 /** What appeared and what went between two snapshots, by stable keys per collection. */
 export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): SnapshotDiff {
   // A 'paths' snapshot leaves whole collections out: diffing it would invent changes.

@@ -16,7 +16,12 @@ function inquiryStrings(raw: Uint8Array | null): { vendor: string | null; model:
   return { vendor: ascii(8, 16), model: ascii(16, 32) };
 }
 
-export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, full: boolean): ScsiDevice[] {
+/**
+ * The SCSI devices, each with its WWID, disk and session; `details` adds vendor, model and state
+ * (two more reads per device), which only describe a device: the oracle leaves them out and reads
+ * them for the devices it names (fillScsiDetails).
+ */
+export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, details: boolean): ScsiDevice[] {
   const out: ScsiDevice[] = [];
   for (const hctl of fs.list('/sys/class/scsi_device')) {
     if (!isHctl(hctl)) continue;
@@ -33,14 +38,14 @@ export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string,
     dir ??= `/sys/class/scsi_device/${hctl}/device`;
     const sessionAt = dir.indexOf('/session');
     const session = sessionAt >= 0 ? Number.parseInt(dir.slice(sessionAt + 8), 10) : Number.NaN;
-    const { vendor, model } = full ? inquiryStrings(fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
+    const { vendor, model } = details ? inquiryStrings(fs.readBinary(`${dir}/inquiry`)) : { vendor: null, model: null };
     out.push({
       hctl,
       host: Number(hctl.slice(0, hctl.indexOf(':'))),
       lun: Number(hctl.slice(hctl.lastIndexOf(':') + 1)),
       vendor,
       model,
-      state: full ? fs.readText(`${dir}/state`) : null,
+      state: details ? fs.readText(`${dir}/state`) : null,
       wwid: scsiWwid(fs.readText(`${dir}/wwid`)),
       block,
       holders: block ? holders.get(block) ?? [] : [],
@@ -49,6 +54,17 @@ export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string,
     });
   }
   return out;
+}
+
+/** Reads vendor, model and state of the devices named (by H:C:T:L) into a snapshot taken without details. */
+export function fillScsiDetails(fs: HostFs, devices: ScsiDevice[], hctls: Iterable<string>): void {
+  const want = new Set(hctls);
+  for (const d of devices) {
+    if (!want.has(d.hctl) || d.state !== null) continue;
+    const dir = `/sys/class/scsi_device/${d.hctl}/device`;
+    Object.assign(d, inquiryStrings(fs.readBinary(`${dir}/inquiry`)));
+    d.state = fs.readText(`${dir}/state`);
+  }
 }
 
 /** Where open-iscsi keeps its node records (Debian's build: /etc/iscsi/nodes). */

@@ -16,6 +16,12 @@ export interface SnapshotOptions {
    * table lines. sysfs does not show tables; the agent runs dmsetup once per snapshot.
    */
   dmTables?: DmLine[];
+  /**
+   * false: SCSI devices' vendor, model and state are left unread (null), two reads per device
+   * that only describe it; the oracle's routes read them for the devices a finding names
+   * (fillScsiDetails). A full snapshot has them by default.
+   */
+  details?: boolean;
 }
 
 export async function takeSnapshot(fs: HostFs = realHostFs, opts: SnapshotOptions = {}): Promise<HostSnapshot> {
@@ -27,7 +33,7 @@ export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions 
   const full = (opts.scope ?? 'full') === 'full';
   const blocks = blockIndex(fs);
   const stack = stacking(fs, blocks);
-  const scsi = scsiDevices(fs, blocks, stack.holders, full);
+  const scsi = scsiDevices(fs, blocks, stack.holders, full && opts.details !== false);
   const sessions = iscsiSessions(fs);
   const nodes = full ? iscsiNodes(fs) : [];
   const nv = nvme(fs, blocks, stack.holders);
