@@ -3,7 +3,8 @@ import { partitionTable } from '../../src/inventory/read-block.js';
 import { takeSnapshot, takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
-import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import { replayHostFs, type HostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import { fillScsiDetails } from '../../src/inventory/read-scsi.js';
 import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, replaySnapshot, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
 
 /** Fixtures captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
@@ -362,5 +363,44 @@ describe('block device numbers and sizes from /proc/partitions', () => {
       ['nvme1n1', { devt: '259:2', sizeBytes: 8192 * 1024 }],
     ]);
     expect(partitionTable(replayHostFs({ text: { '/proc/partitions': null }, list: {}, link: {}, exists: {} })).size).toBe(0);
+  });
+});
+
+describe('a snapshot without the SCSI devices\' descriptions, filled in for the devices named', () => {
+  const fx = loadInventoryFixture('inventory-attached.json');
+  const full = replaySnapshot(fx);
+  /**
+   * The recording read each device's attributes in its own directory under /sys/devices;
+   * fillScsiDetails reads them through /sys/class/scsi_device/H:C:T:L/device, the same directory
+   * by the class link: answered here from the recording by that link.
+   */
+  const viaClass = (): HostFs => {
+    const fs = replayHostFs(fx.recording);
+    const real = (p: string): string => {
+      const m = /^\/sys\/class\/scsi_device\/([\d:]+)\/device\/(.*)$/.exec(p);
+      if (!m) return p;
+      const block = full.scsiDevices.find((d) => d.hctl === m[1])!.block!;
+      const link = fx.recording.link[`/sys/class/block/${block}`]!;
+      return `/sys/${link.slice(link.indexOf('devices/'), link.lastIndexOf('/block/'))}/${m[2]}`;
+    };
+    return { ...fs, readText: (p) => fs.readText(real(p)), readBinary: (p) => fs.readBinary(real(p)) };
+  };
+
+  it('leaves vendor, model and state out, and everything else as a full snapshot has it', () => {
+    const lean = takeSnapshotSync(replayHostFs(fx.recording), { details: false });
+    expect(lean.scsiDevices.every((d) => d.vendor === null && d.model === null && d.state === null)).toBe(true);
+    const strip = (s: HostSnapshot) => ({ ...s, takenAt: '', blockDevices: s.blockDevices.map((b) => ({ ...b, dm: b.dm ? { ...b.dm, table: null } : null })), scsiDevices: s.scsiDevices.map((d) => ({ ...d, vendor: null, model: null, state: null })) });
+    expect(strip(lean)).toEqual(strip(full));
+  });
+
+  it('reads them for the devices named, the same as a full snapshot read them, and only for those', () => {
+    const lean = takeSnapshotSync(replayHostFs(fx.recording), { details: false });
+    const [one, other] = lean.scsiDevices.filter((d) => d.block);
+    fillScsiDetails(viaClass(), lean.scsiDevices, [one!.hctl]);
+    const want = full.scsiDevices.find((d) => d.hctl === one!.hctl)!;
+    expect(lean.scsiDevices.find((d) => d.hctl === one!.hctl)).toEqual(want);
+    expect(want.state).toBe('running');
+    expect(want.vendor).toMatch(/\S/);
+    expect(lean.scsiDevices.find((d) => d.hctl === other!.hctl)!.state).toBeNull();
   });
 });
