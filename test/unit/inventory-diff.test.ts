@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { diffSnapshots, type DiffEntry } from '../../src/inventory/diff.js';
+import fc from 'fast-check';
+import { diffKey, diffSnapshots, KEY_FIELDS, sameKey, type DiffEntry } from '../../src/inventory/diff.js';
+import type { HostSnapshot } from '../../src/inventory/model.js';
 import { blockOf, hctlOf, iscsiadmSid, loadInventoryFixture, portalOf } from './inventory-fixtures.js';
 
 /** Snapshots captured through the compute agent's `GET /v1/inventory?record=1` (see test/fixtures/README.md). */
@@ -79,5 +81,54 @@ describe('diffSnapshots with a baseline from an agent that read fewer lists', ()
     const d = diffSnapshots(older as typeof ATTACHED, withRecord);
     expect(d.added.map((e) => e.key)).toEqual(['sendtargets 10.10.1.10:3260']);
     expect(d.removed).toEqual([]);
+  });
+});
+
+describe('diffSnapshots pairs the unchanged runs field by field', () => {
+  const FX = [ATTACHED, LEFTOVERS, loadInventoryFixture('inventory-stacked.json').snapshot];
+  const kinds = Object.keys(KEY_FIELDS) as Array<keyof typeof KEY_FIELDS>;
+
+  it('takes two items as the same exactly when their keys are the same, on every pair of captured items', () => {
+    for (const kind of kinds) {
+      const items = FX.flatMap((s) => (s[kind] ?? []) as unknown[]);
+      for (const a of items) for (const b of items) expect(sameKey(kind, a, b)).toBe(diffKey(kind, a as never) === diffKey(kind, b as never));
+    }
+  });
+
+  /** The diff by keys alone, item by item: what the runs must not change. */
+  const byKeys = (before: HostSnapshot, after: HostSnapshot): { added: string[]; removed: string[] } => {
+    const out = { added: [] as string[], removed: [] as string[] };
+    for (const kind of kinds) {
+      const b = new Set(((before[kind] ?? []) as never[]).map((x) => diffKey(kind, x)));
+      const a = new Set(((after[kind] ?? []) as never[]).map((x) => diffKey(kind, x)));
+      for (const k of a) if (!b.has(k)) out.added.push(`${kind} ${k}`);
+      for (const k of b) if (!a.has(k)) out.removed.push(`${kind} ${k}`);
+    }
+    return out;
+  };
+
+  it('finds what a diff by keys finds, whatever was taken out, put in or moved', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: FX.length - 1 }), fc.integer({ min: 0, max: FX.length - 1 }), fc.infiniteStream(fc.integer({ min: 0, max: 9 })), (i, j, dice) => {
+        // Each list of one capture edited at random: items dropped, items of another capture put in, neighbours swapped.
+        const edit = (s: HostSnapshot, other: HostSnapshot): HostSnapshot => {
+          const out = { ...s } as HostSnapshot;
+          for (const kind of kinds) {
+            const list = [...((s[kind] ?? []) as unknown[])].filter(() => dice.next().value !== 0);
+            for (const x of (other[kind] ?? []) as unknown[]) if (dice.next().value === 0) list.splice(dice.next().value % (list.length + 1), 0, x);
+            for (let k = 0; k + 1 < list.length; k++) if (dice.next().value === 0) [list[k], list[k + 1]] = [list[k + 1], list[k]];
+            (out as unknown as Record<string, unknown>)[kind] = list;
+          }
+          return out;
+        };
+        const before = FX[i]!;
+        const after = edit(before, FX[j]!);
+        const d = diffSnapshots(before, after);
+        const want = byKeys(before, after);
+        expect(d.added.map((e) => `${e.kind} ${e.key}`).sort()).toEqual(want.added.sort());
+        expect(d.removed.map((e) => `${e.kind} ${e.key}`).sort()).toEqual(want.removed.sort());
+      }),
+      { numRuns: 150 },
+    );
   });
 });
