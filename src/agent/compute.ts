@@ -13,6 +13,7 @@ import { readDmTables, readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, recordingHostFs, type HostFs } from '../system/hostfs.js';
 import { identityFromProperties, type VolumeIdentity } from '../volume/identity.js';
+import { KeptBaselines } from './baselines.js';
 import { phase } from './timing.js';
 import type { Protocol } from '../volume/protocol.js';
 import { ROUTES } from './api/paths.js';
@@ -96,6 +97,20 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
 
   app.post<{ Body: DiffRequest }>(ROUTES.inventoryDiff, { schema: computeSchemas.inventoryDiff }, async (req) => diffSnapshots(req.body.before, await takeSnapshot()));
 
+  // A baseline kept here is named by its id: a host with hundreds of volumes has a snapshot of
+  // hundreds of kilobytes, which a check would otherwise send back and the agent parse again.
+  const baselines = new KeptBaselines();
+  app.post(ROUTES.baselines, { schema: computeSchemas.takeBaseline }, async (_req, reply) => {
+    const snapshot = await fullSnapshot();
+    return reply.code(201).send({ id: baselines.keep(snapshot), snapshot });
+  });
+  /** The baseline a request names: the snapshot it sends, or one kept here by id. */
+  const baselineOf = (body: { baseline?: HostSnapshot; baselineId?: string }): HostSnapshot | null => {
+    if (body.baseline && body.baselineId) throw new BrickError('BAD_REQUEST', 'give the baseline or its id (baselineId), not both');
+    if (body.baselineId) return baselines.get(body.baselineId);
+    return body.baseline ? checkedBaseline(body.baseline) : null;
+  };
+
   app.post<{ Body: OrphansRequest }>(ROUTES.orphans, { schema: computeSchemas.orphans }, async (req) => {
     const { v, others, known, alsoDetached } = await phase(req, 'volumes', () => ({
       v: identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null),
@@ -103,15 +118,16 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
       known: { devices: req.body.devices ?? [] },
       alsoDetached: (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } })),
     }));
+    const baseline = baselineOf(req.body);
     const snapshot = await phase(req, 'snapshot', oracleSnapshot);
     const tools = await phase(req, 'tools', () => readToolViews({ multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 }));
     const { orphans, kept } = await phase(req, 'judge', () => {
       // The devices a finding may name get their description (vendor, model, state) read now.
-      fillScsiDetails(realHostFs, snapshot.scsiDevices, [...volumeRefs(snapshot, v, others, known).scsi.map((d) => d.hctl), ...(req.body.baseline ? appeared(req.body.baseline, snapshot) : [])]);
+      fillScsiDetails(realHostFs, snapshot.scsiDevices, [...volumeRefs(snapshot, v, others, known).scsi.map((d) => d.hctl), ...(baseline ? appeared(baseline, snapshot) : [])]);
       return verdictWithTools(snapshot, v, others, tools, known);
     });
-    if (!req.body.baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
-    const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline: checkedBaseline(req.body.baseline!), now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
+    if (!baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
+    const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline, now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
     return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
   });
 
@@ -119,8 +135,9 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     const others = await phase(req, 'volumes', () => identities(req.body.stillAttached));
     // The host-wide view needs multipathd's paths only (the rest is sysfs and the dm tables).
     const [snapshot, tools] = await Promise.all([phase(req, 'snapshot', oracleSnapshot), phase(req, 'tools', () => readToolViews({ multipathd: true }))]);
+    const baseline = baselineOf(req.body);
+    if (!baseline) throw new BrickError('BAD_REQUEST', 'the host-wide view needs a baseline: send the snapshot (baseline) or the id of one this agent keeps (baselineId)', { hint: 'take one with POST /v1/inventory/baselines before the detach' });
     const view = await phase(req, 'hostwide', () => {
-      const baseline = checkedBaseline(req.body.baseline);
       fillScsiDetails(realHostFs, snapshot.scsiDevices, appeared(baseline, snapshot));
       return hostWideView({ baseline, now: snapshot, tools, stillAttached: others });
     });

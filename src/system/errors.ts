@@ -44,6 +44,7 @@ export const ERROR_CATALOGUE = {
   DEVICE_MISSING: missing('the device path does not exist on the node'),
   CONNECTOR_NOT_INSTALLED: missing('no installed connector of that name on the node'),
   ISCSI_NO_NODE: missing('no iSCSI node record for that target and portal'),
+  BASELINE_UNKNOWN: missing('no baseline of that id is kept on the node (the agent restarted, or it was one of the oldest): send the snapshot itself'),
 
   // The node's state does not allow it now (409).
   FLUSH_FAILED: conflict('a block device could not be flushed; disconnect with force to drop its data'),

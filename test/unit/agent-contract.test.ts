@@ -26,7 +26,7 @@ const TOKEN = 'Y29udHJhY3QtdGVzdHMtbGFiLXRva2VuLWZvci11bml0LXRlc3Rz';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 const ISCSI = { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.io.brick-lab:unit.vol', target_lun: 1 };
 /** POST routes that take no body. */
-const BODILESS = new Set(['POST /v1/targets/restart', 'POST /v1/targets/cleanup', 'POST /v1/local-disks']);
+const BODILESS = new Set(['POST /v1/targets/restart', 'POST /v1/targets/cleanup', 'POST /v1/local-disks', 'POST /v1/inventory/baselines']);
 
 interface Operation {
   requestBody?: { content: Record<string, { schema: unknown }> };
@@ -68,9 +68,9 @@ async function operations(app: FastifyInstance): Promise<Array<[string, Operatio
 }
 
 describe('the OpenAPI document', () => {
-  it('lists every route once: 32 across the two roles, with /openapi.json itself 33', async () => {
+  it('lists every route once: 33 across the two roles, with /openapi.json itself 34', async () => {
     const all = new Set([...(await operations(compute)), ...(await operations(target))].map(([k]) => k));
-    expect(all.size).toBe(32);
+    expect(all.size).toBe(33);
   });
 
   it('gives every POST and PUT with a body its body schema, and every route a success reply schema', async () => {
@@ -279,7 +279,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
 
   it('every route schema answers errors as {code, message, hint}', async () => {
     const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
-    expect(all).toHaveLength(32);
+    expect(all).toHaveLength(33);
     for (const [name, schema] of all) {
       const statuses = Object.keys(schema.response).filter((s) => !s.startsWith('2'));
       expect(statuses.length, name).toBeGreaterThan(0);

@@ -93,6 +93,33 @@ describe('buildAgent', () => {
       expect(t.agent).toBeGreaterThanOrEqual(t.snapshot!);
     });
 
+    it('keeps a baseline and names it by id: host-check against it, and a clear refusal for an id it does not keep, for both or for neither', async () => {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const compute = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, readyFile, timelineFile, dpkgStatusFile: DPKG_STATUS, compute: true });
+      try {
+        const taken = await compute.inject({ method: 'POST', url: '/v1/inventory/baselines', headers: auth });
+        expect(taken.statusCode, taken.body).toBe(201);
+        const { id, snapshot } = taken.json() as { id: string; snapshot: { scope: string; takenAt: string } };
+        expect(id).toMatch(/^[A-Za-z0-9-]+$/);
+        expect(snapshot.scope).toBe('full');
+        const byId = await compute.inject({ method: 'POST', url: '/v1/inventory/host-check', headers: auth, payload: { baselineId: id } });
+        expect(byId.statusCode, byId.body).toBe(200);
+        expect(byId.json()).toMatchObject({ baselineTakenAt: snapshot.takenAt });
+        const unknown = await compute.inject({ method: 'POST', url: '/v1/inventory/host-check', headers: auth, payload: { baselineId: 'not-kept-here' } });
+        expect(unknown.statusCode).toBe(404);
+        expect(unknown.json()).toMatchObject({ code: 'BASELINE_UNKNOWN' });
+        expect(unknown.json().hint).toContain('send the snapshot itself');
+        const both = await compute.inject({ method: 'POST', url: '/v1/inventory/host-check', headers: auth, payload: { baselineId: id, baseline: snapshot } });
+        expect(both.statusCode).toBe(400);
+        expect(both.json().message).toContain('not both');
+        const neither = await compute.inject({ method: 'POST', url: '/v1/inventory/host-check', headers: auth, payload: {} });
+        expect(neither.statusCode).toBe(400);
+        expect(neither.json().message).toContain('needs a baseline');
+      } finally {
+        await compute.close();
+      }
+    });
+
     it('reads a header back, adding up a phase named twice and skipping what is not "name;dur=N"', () => {
       expect(parseServerTiming('agent;dur=12.5, snapshot;dur=3, x;desc=y, snapshot;dur=1.5')).toEqual({ agent: 12.5, snapshot: 4.5 });
       expect(parseServerTiming(null)).toEqual({});

@@ -3,7 +3,7 @@ import { AgentClient } from './client.js';
 import { DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
 import type {
-  AvailableVolumesReply, ConnectionPayload, ConnectorChoice, ConnectorsReply, ConnectReply, DeviceInfo, DiffReply, DisconnectReply, DisconnectRequest,
+  AvailableVolumesReply, BaselineReply, ConnectionPayload, ConnectorChoice, ConnectorsReply, ConnectReply, DeviceInfo, DiffReply, DisconnectReply, DisconnectRequest,
   HostSnapshot, InstallConnectorRequest, InstalledConnectorReply, InstalledConnectorsReply, LocalDisk, LocalDisksReply, OrphansReply,
   HostCheckRequest,
   HostCheckReply, OrphansRequest,
@@ -87,7 +87,12 @@ export class ComputeClient extends AgentClient {
     return this.http.request('POST', ROUTES.orphans, req, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
-  /** The host-wide view against a baseline taken before (GET /v1/inventory): what appeared, what went. */
+  /** A full snapshot the agent keeps as a baseline, with the id to name it by in hostCheck and orphans. */
+  takeBaseline(opts: CallOptions = {}): Promise<BaselineReply> {
+    return this.http.request('POST', ROUTES.baselines, undefined, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  }
+
+  /** The host-wide view against a baseline taken before (GET /v1/inventory, or one kept by takeBaseline): what appeared, what went. */
   hostCheck(req: HostCheckRequest, opts: CallOptions = {}): Promise<HostCheckReply> {
     return this.http.request('POST', ROUTES.hostCheck, req, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }

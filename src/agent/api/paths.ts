@@ -23,6 +23,7 @@ export const ROUTES = {
   inventoryDiff: '/v1/inventory/diff',
   orphans: '/v1/inventory/orphans',
   hostCheck: '/v1/inventory/host-check',
+  baselines: '/v1/inventory/baselines',
 
   iscsiVolumes: '/v1/targets/iscsi/volumes',
   nvmeVolumes: '/v1/targets/nvmet/volumes',

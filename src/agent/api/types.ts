@@ -134,6 +134,8 @@ export interface OrphansRequest {
   devices?: string[];
   /** A full snapshot taken before the detach: the reply then carries the host-wide view. */
   baseline?: HostSnapshot;
+  /** Instead of `baseline`: the id of one this agent keeps (POST /v1/inventory/baselines). */
+  baselineId?: string;
   /** Other volumes detached since the baseline: what they had may have gone too. */
   detachedSince?: Array<{ protocol: Protocol; properties: ConnectionPayload; wwid?: string; devices?: string[] }>;
 }
@@ -148,9 +150,17 @@ export interface OrphansReply {
   hostWide?: HostWideView;
 }
 
+/** The baseline as a snapshot sent back, or as the id of one the agent keeps: one of the two. */
 export interface HostCheckRequest {
-  baseline: HostSnapshot;
+  baseline?: HostSnapshot;
+  baselineId?: string;
   stillAttached?: Array<{ protocol: Protocol; properties: ConnectionPayload }>;
+}
+
+/** A snapshot the agent took and keeps, to be named as a baseline by its id. */
+export interface BaselineReply {
+  id: string;
+  snapshot: HostSnapshot;
 }
 
 export interface HostCheckReply extends HostWideView {

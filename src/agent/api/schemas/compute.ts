@@ -3,7 +3,7 @@ import type { ErrorCode } from '../../../system/errors.js';
 import { PROTOCOLS } from '../../../volume/protocol.js';
 import { CONNECTOR_NAME_PATTERN, GUARDED, HOST_FAILURES, nullableString, protocolParam, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 import { connectionProperties } from './connection.js';
-import { hostCheckReply, inventoryReply, orphansReply, snapshotBody, snapshotDiff } from './inventory.js';
+import { baselineReply, hostCheckReply, inventoryReply, orphansReply, snapshotBody, snapshotDiff } from './inventory.js';
 
 const connectorQuery = {
   type: 'object',
@@ -91,6 +91,9 @@ const stillAttached = {
   description: 'volumes that stay attached: what they share with this one is not an orphan',
   items: { type: 'object', required: ['protocol', 'properties'], properties: { protocol: { type: 'string', enum: [...PROTOCOLS] }, properties: connectionProperties } },
 };
+
+/** A baseline the agent keeps (POST /v1/inventory/baselines), by the id it gave. */
+const baselineId: JsonSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9-]+$', description: 'the id of a baseline this agent keeps (POST /v1/inventory/baselines), instead of sending the snapshot' };
 
 export const computeSchemas = {
   installConnector: {
@@ -189,6 +192,7 @@ export const computeSchemas = {
         stillAttached,
         devices,
         baseline: { ...snapshotBody, description: 'a full snapshot taken before the detach: the reply then has the host-wide view too' },
+        baselineId,
         detachedSince: {
           type: 'array',
           description: 'other volumes detached since the baseline: what they had may have gone too',
@@ -201,15 +205,17 @@ export const computeSchemas = {
         },
       },
     },
-    response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST']),
+    response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST', 'BASELINE_UNKNOWN']),
   },
   hostCheck: {
     body: {
       type: 'object',
       additionalProperties: false,
-      required: ['baseline'],
-      properties: { baseline: snapshotBody, stillAttached },
+      properties: { baseline: snapshotBody, baselineId, stillAttached },
     },
-    response: replies({ 200: hostCheckReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST']),
+    response: replies({ 200: hostCheckReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST', 'BASELINE_UNKNOWN']),
+  },
+  takeBaseline: {
+    response: replies({ 201: baselineReply }, ON_HOST),
   },
 } satisfies Record<string, RouteSchema>;

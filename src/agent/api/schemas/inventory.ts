@@ -150,6 +150,13 @@ export const hostFsRecording: JsonSchema = {
  * GET /v1/inventory: a snapshot, or with ?record=1 `{snapshot, recording}`. One object schema
  * covers both (no field is required), so the serialiser needs no branch to pick.
  */
+export const baselineReply: JsonSchema = {
+  description: 'a full snapshot the agent keeps as a baseline, and the id to name it by (host-check, orphans)',
+  type: 'object',
+  required: ['id', 'snapshot'],
+  properties: { id: { type: 'string' }, snapshot: hostSnapshot },
+};
+
 export const inventoryReply: JsonSchema = {
   description: 'a host snapshot; with ?record=1, {snapshot, recording} instead',
   type: 'object',
