@@ -144,8 +144,23 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
   });
 
-  /** The identities of the volumes a request declares attached. */
-  const identities = (list: Array<{ protocol: string; properties: unknown }> | undefined): VolumeIdentity[] => (list ?? []).map((o) => identityFromProperties(pick(o.protocol).normalise(o.properties)));
+  /**
+   * The identities of the volumes a request declares attached. A gate job declares the same
+   * hundreds of volumes check after check: each one's identity is kept by its properties as sent
+   * (at most 4096, then all are forgotten), so only the volumes not seen before are normalised.
+   */
+  const seen = new Map<string, VolumeIdentity>();
+  const identities = (list: Array<{ protocol: string; properties: unknown }> | undefined): VolumeIdentity[] =>
+    (list ?? []).map((o) => {
+      const key = `${o.protocol}\n${JSON.stringify(o.properties)}`;
+      let id = seen.get(key);
+      if (!id) {
+        id = identityFromProperties(pick(o.protocol).normalise(o.properties));
+        if (seen.size >= 4096) seen.clear();
+        seen.set(key, id);
+      }
+      return id;
+    });
 }
 
 /** `dmsetup table` when the host has a dm device (one process), else nothing to read. */

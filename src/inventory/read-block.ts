@@ -1,4 +1,4 @@
-import type { HostFs } from '../system/hostfs.js';
+import type { DirLink, HostFs } from '../system/hostfs.js';
 import type { BlockDevice, DevLink } from './model.js';
 
 const base = (p: string | null): string | null => (p ? p.slice(p.lastIndexOf('/') + 1) : null);
@@ -216,17 +216,39 @@ export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: Stacking, fu
   return out;
 }
 
+/**
+ * The links of one directory as the last snapshot made them, by the listing they were made from:
+ * a listing HostFs.readLinks hands back unchanged (udev left the directory alone) with the same
+ * block devices present gives the same links, and they are not made again.
+ */
+const madeLinks = new WeakMap<ReadonlyArray<DirLink>, { all: ReadonlySet<string>; out: DevLink[] }>();
+
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+};
+
 export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): DevLink[] {
   const out: DevLink[] = [];
   for (const dir of dirs) {
     // One stat per directory while udev leaves it alone (HostFs.readLinks): the links' targets
     // are checked against the devices the kernel has now on every call, below.
-    for (const { name, target: to } of fs.readLinks(`/dev/disk/${dir}`)) {
+    const listing = fs.readLinks(`/dev/disk/${dir}`);
+    const made = madeLinks.get(listing);
+    if (made && sameSet(made.all, blocks.all)) {
+      out.push(...made.out);
+      continue;
+    }
+    const mine: DevLink[] = [];
+    for (const { name, target: to } of listing) {
       const target = base(to);
       // Dangling when what it points at is no block device the kernel has (disk or partition).
       const dangling = !target || !blocks.all.has(target);
-      out.push({ dir, name, target: dangling ? null : target, dangling });
+      mine.push({ dir, name, target: dangling ? null : target, dangling });
     }
+    madeLinks.set(listing, { all: blocks.all, out: mine });
+    out.push(...mine);
   }
   return out;
 }
