@@ -87,8 +87,9 @@ case "$mode" in
     BRICK_AGENT_TOKEN_FILE=/brick/token
     BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
     BRICK_LIO_HELPER=/brick/lio_helper.py
+    BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
     export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT \
-      BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER
+      BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY
     exec /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs
     ;;
   *)
