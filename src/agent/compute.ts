@@ -112,15 +112,20 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   };
 
   app.post<{ Body: OrphansRequest }>(ROUTES.orphans, { schema: computeSchemas.orphans }, async (req) => {
+    // A baseline it cannot have is refused before anything is read.
+    const baseline = baselineOf(req.body);
     const { v, others, known, alsoDetached } = await phase(req, 'volumes', () => ({
       v: identityFromProperties(pick(req.body.protocol).normalise(req.body.properties), req.body.wwid ?? null),
       others: identities(req.body.stillAttached),
       known: { devices: req.body.devices ?? [] },
       alsoDetached: (req.body.detachedSince ?? []).map((o) => ({ volume: identityFromProperties(pick(o.protocol).normalise(o.properties), o.wwid ?? null), known: { devices: o.devices ?? [] } })),
     }));
-    const baseline = baselineOf(req.body);
+    // multipathd answers over its socket while the snapshot is read (as the host-wide check does);
+    // dmsetup status only once the snapshot shows a multipath map.
+    const asked = phase(req, 'tools', () => readToolViews({ multipathd: true, multipathdMaps: true }));
     const snapshot = await phase(req, 'snapshot', oracleSnapshot);
-    const tools = await phase(req, 'tools', () => readToolViews({ multipathd: true, multipathdMaps: true, dmStatus: snapshot.multipathMaps.length > 0 }));
+    const mp = await asked;
+    const tools = snapshot.multipathMaps.length > 0 ? { ...mp, dmStatus: (await phase(req, 'dmsetup', () => readToolViews({ dmStatus: true }))).dmStatus } : mp;
     const { orphans, kept } = await phase(req, 'judge', () => {
       // The devices a finding may name get their description (vendor, model, state) read now.
       fillScsiDetails(realHostFs, snapshot.scsiDevices, [...volumeRefs(snapshot, v, others, known).scsi.map((d) => d.hctl), ...(baseline ? appeared(baseline, snapshot) : [])]);
@@ -132,11 +137,11 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   });
 
   app.post<{ Body: HostCheckRequest }>(ROUTES.hostCheck, { schema: computeSchemas.hostCheck }, async (req) => {
+    const baseline = baselineOf(req.body);
+    if (!baseline) throw new BrickError('BAD_REQUEST', 'the host-wide view needs a baseline: send the snapshot (baseline) or the id of one this agent keeps (baselineId)', { hint: 'take one with POST /v1/inventory/baselines before the detach' });
     const others = await phase(req, 'volumes', () => identities(req.body.stillAttached));
     // The host-wide view needs multipathd's paths only (the rest is sysfs and the dm tables).
     const [snapshot, tools] = await Promise.all([phase(req, 'snapshot', oracleSnapshot), phase(req, 'tools', () => readToolViews({ multipathd: true }))]);
-    const baseline = baselineOf(req.body);
-    if (!baseline) throw new BrickError('BAD_REQUEST', 'the host-wide view needs a baseline: send the snapshot (baseline) or the id of one this agent keeps (baselineId)', { hint: 'take one with POST /v1/inventory/baselines before the detach' });
     const view = await phase(req, 'hostwide', () => {
       fillScsiDetails(realHostFs, snapshot.scsiDevices, appeared(baseline, snapshot));
       return hostWideView({ baseline, now: snapshot, tools, stillAttached: others });
