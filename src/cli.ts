@@ -98,6 +98,38 @@ function formatStatus(s: LabStatus): string {
   return `${head.join('\n')}\n${table(rows)}`;
 }
 
+/**
+ * What each verb takes (USAGE): an option or an argument another verb takes, given to one that
+ * does not, would otherwise be dropped without a word (`up --name x topo.yaml` bringing up the
+ * default topology).
+ */
+const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true }> = {
+  up: { options: ['topology', 'name', 'dry-run', 'json'] },
+  down: { options: ['name', 'all'] },
+  status: { options: ['name', 'json'] },
+  exec: { options: ['name', 'timeout'], node: true, command: true },
+  logs: { options: ['name', 'export'], node: true },
+  run: { options: ['topology', 'name', 'scenario', 'shard', 'results', 'keep', 'json', 'list'] },
+  validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
+  doctor: { options: ['json'] },
+  image: { options: ['json'] },
+};
+
+function checkVerbArgs(verb: string, given: string[], positionals: string[], dashdash: boolean): void {
+  const takes = VERB_ARGS[verb];
+  if (!takes) return; // an unknown verb is named as such below
+  const wrong = given.filter((k) => !takes.options.includes(k));
+  if (wrong.length > 0) {
+    throw new UsageError(`${verb} does not take ${wrong.map((k) => `--${k}`).join(', ')} (it takes ${takes.options.map((k) => `--${k}`).join(', ')})`);
+  }
+  const extra = positionals.slice(takes.node ? 1 : 0);
+  if (extra.length > 0) {
+    const file = extra.find((a) => /\.ya?ml$/.test(a));
+    throw new UsageError(`${verb} takes ${takes.node ? 'one node name and ' : ''}no other argument, got ${extra.map((a) => JSON.stringify(a)).join(' ')}${file && takes.options.includes('topology') ? ` (for a topology file: --topology ${file})` : ''}`);
+  }
+  if (dashdash && !takes.command) throw new UsageError(`${verb} takes no command after --`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const verb = argv[0];
   if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
@@ -142,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  checkVerbArgs(verb, Object.keys(o).filter((k) => k !== 'help' && o[k as keyof typeof o] !== undefined && o[k as keyof typeof o] !== false), positionals, dashdash >= 0);
   const topologyFile = o.topology;
   if (topologyFile && !existsSync(topologyFile)) throw new UsageError(`--topology ${topologyFile}: no such file`);
   const topologyPath = topologyFile ?? DEFAULT_TOPOLOGY;

@@ -57,6 +57,25 @@ describe('bad input and faults', () => {
     expect(v.stderr).toContain('unknown verb');
   });
 
+  it('refuses an option or argument the verb does not take, naming it, and makes nothing', async () => {
+    // A topology file given without --topology used to bring up the default lab.
+    const file = await topologyFile('stray', ONE_NODE('e2e-stray'));
+    const stray = await cli(['up', '--name', 'e2e-stray', file]);
+    expect(stray.exitCode).toBe(2);
+    expect(stray.stderr).toContain(`--topology ${file}`);
+    const opt = await cli(['up', '--name', 'e2e-stray', '--keep']);
+    expect(opt.exitCode).toBe(2);
+    expect(opt.stderr).toContain('up does not take --keep');
+    const cmd = await cli(['status', '--name', 'e2e-stray', '--', 'true']);
+    expect(cmd.exitCode).toBe(2);
+    expect(cmd.stderr).toContain('no command after --');
+    const two = await cli(['logs', '--name', 'e2e-stray', 'n1', 'n2']);
+    expect(two.exitCode).toBe(2);
+    expect(two.stderr).toContain('"n2"');
+    expect(await hostTraces('e2e-stray')).toEqual(NOTHING);
+    expect(existsSync(labDir('e2e-stray'))).toBe(false);
+  });
+
   it('names the missing package when QEMU and mmdebstrap are not installed', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'brick-e2e-path-'));
     const env = { ...process.env, PATH: empty };
