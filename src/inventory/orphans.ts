@@ -168,6 +168,18 @@ export interface VolumeRefs {
  * (its devices, the maps built only on them, the links to them).
  */
 export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): VolumeRefs {
+  // The agent asks twice for one check (which devices to describe, then the verdict) with the
+  // same objects: the second answer is the first.
+  const last = lastRefs.get(s);
+  if (last && last.v === v && last.stillAttached === stillAttached && last.known === known) return last.refs;
+  const refs = readRefs(s, v, stillAttached, known);
+  lastRefs.set(s, { v, stillAttached, known, refs });
+  return refs;
+}
+
+const lastRefs = new WeakMap<HostSnapshot, { v: VolumeIdentity; stillAttached: VolumeIdentity[]; known: AttachKnowledge; refs: VolumeRefs }>();
+
+function readRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], known: AttachKnowledge): VolumeRefs {
   const x = snapshotIndex(s);
   const idx = x.stack;
   const r: VolumeRefs = { scsi: [], mismatch: new Set(), sessions: [], nodes: [], discovery: [], namespaces: [], controllers: [], namedLinks: [], maps: [], holders: [], stale: [], links: [], blocks: new Set() };

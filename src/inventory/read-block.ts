@@ -24,21 +24,62 @@ export interface BlockIndex {
  */
 export function blockIndex(fs: HostFs): BlockIndex {
   const idx: BlockIndex = { all: new Set(fs.list('/sys/class/block')), disks: fs.list('/sys/block'), real: new Map(), byHctl: new Map() };
+  let kept = placesKept.get(fs);
+  if (!kept) placesKept.set(fs, (kept = new Map()));
   for (const name of idx.disks) {
-    const link = fs.link(`/sys/class/block/${name}`);
-    if (!link) continue;
-    // "../../devices/.../H:C:T:L/block/sdX": string operations, not regular expressions, as this
-    // runs for every disk of the host.
-    const at = link.indexOf('devices/');
-    const real = `/sys/${at >= 0 ? link.slice(at) : link.replace(/^(\.\.\/)+/, '')}`;
-    idx.real.set(name, real);
-    const blockAt = real.lastIndexOf('/block/');
-    if (blockAt > 0) {
-      const hctl = real.slice(real.lastIndexOf('/', blockAt - 1) + 1, blockAt);
-      if (isHctl(hctl)) idx.byHctl.set(hctl, name);
-    }
+    const at = placeOf(fs, kept, name);
+    if (!at) continue;
+    idx.real.set(name, at.real);
+    if (at.hctl) idx.byHctl.set(at.hctl, name);
+  }
+  // Forget the disks that are gone.
+  if (kept.size > idx.disks.length) {
+    const now = new Set(idx.disks);
+    for (const name of kept.keys()) if (!now.has(name)) kept.delete(name);
   }
   return idx;
+}
+
+/** Where a disk sits under /sys/devices, and its H:C:T:L when it is a SCSI disk. */
+interface DiskPlace {
+  /** The disk's diskseq, as read just before the link. */
+  seq: string;
+  real: string;
+  hctl: string | null;
+}
+
+/**
+ * Each host's disks as last placed, by name. A disk's place in the device tree is fixed for its
+ * life (the kernel never moves a disk to another parent), and a name taken by a new disk comes
+ * with a new diskseq: a number the kernel gives each disk it makes, and each media change of one,
+ * from a counter that only grows while it runs (/sys/block/X/diskseq, since 5.15). So a disk
+ * whose diskseq reads as kept is where it was, and one read (a held descriptor, SysfsReader)
+ * stands for a readlink, which costs three times as much under TCG and made a third of a
+ * snapshot of 257 disks. A kernel without diskseq, or a recording without it, has every link read.
+ */
+const placesKept = new WeakMap<HostFs, Map<string, DiskPlace>>();
+
+function placeOf(fs: HostFs, kept: Map<string, DiskPlace>, name: string): DiskPlace | null {
+  // diskseq first, then the link: a disk made anew at this name in between is read with the old
+  // number, which differs from the new disk's next time, so the link is read again then.
+  const seq = fs.readText(`/sys/block/${name}/diskseq`);
+  const was = kept.get(name);
+  if (seq !== null && was !== undefined && was.seq === seq) return was;
+  const link = fs.link(`/sys/class/block/${name}`);
+  if (!link) {
+    kept.delete(name);
+    return null;
+  }
+  // "../../devices/.../H:C:T:L/block/sdX": string operations, not regular expressions, as this
+  // runs for every disk of the host.
+  const at = link.indexOf('devices/');
+  const real = `/sys/${at >= 0 ? link.slice(at) : link.replace(/^(\.\.\/)+/, '')}`;
+  const blockAt = real.lastIndexOf('/block/');
+  const hctl = blockAt > 0 ? real.slice(real.lastIndexOf('/', blockAt - 1) + 1, blockAt) : null;
+  const place = { seq: seq ?? '', real, hctl: hctl !== null && isHctl(hctl) ? hctl : null };
+  if (seq !== null) kept.set(name, place);
+  else kept.delete(name);
+  return place;
 }
 
 /** "H:C:T:L": four runs of digits joined by colons. */

@@ -404,3 +404,75 @@ describe('a snapshot without the SCSI devices\' descriptions, filled in for the 
     expect(lean.scsiDevices.find((d) => d.hctl === other!.hctl)!.state).toBeNull();
   });
 });
+
+describe('disks placed once while their diskseq holds', () => {
+  // The tree is the attached capture (taken before snapshots read diskseq); the diskseq values
+  // are the test's, as the kernel gives them: one per disk made, never handed out twice.
+  const fx = loadInventoryFixture('inventory-attached.json');
+  const disks = fx.recording.list['/sys/block']!;
+  const scsi = disks.filter((d) => d.startsWith('sd'));
+  const overlay = (): HostFs & { seq: Map<string, string>; links: Map<string, string>; linkReads: string[] } => {
+    const base = replayHostFs(fx.recording);
+    const seq = new Map(disks.map((d, i) => [d, String(i + 1)]));
+    const links = new Map<string, string>();
+    const linkReads: string[] = [];
+    return {
+      ...base,
+      seq,
+      links,
+      linkReads,
+      readText: (p) => {
+        const m = /^\/sys\/block\/([^/]+)\/diskseq$/.exec(p);
+        return m ? seq.get(m[1]!) ?? null : base.readText(p);
+      },
+      link: (p) => {
+        if (p.startsWith('/sys/class/block/')) linkReads.push(p.slice('/sys/class/block/'.length));
+        return links.get(p) ?? base.link(p);
+      },
+    };
+  };
+  const places = (s: HostSnapshot): Record<string, string | null> => Object.fromEntries(s.scsiDevices.map((d) => [d.hctl, d.block]));
+
+  it('reads each link once, then none while every diskseq reads as before, with the same snapshot', () => {
+    const fs = overlay();
+    const first = takeSnapshotSync(fs);
+    expect(withoutTime(first)).toEqual(withoutTime(takeSnapshotSync(replayHostFs(fx.recording))));
+    expect(fs.linkReads.filter((n) => disks.includes(n)).sort()).toEqual([...disks].sort());
+    fs.linkReads.length = 0;
+    const again = takeSnapshotSync(fs);
+    expect(fs.linkReads.filter((n) => disks.includes(n))).toEqual([]);
+    expect(withoutTime(again)).toEqual(withoutTime(first));
+  });
+
+  it('places a disk made anew under an old name (a new diskseq) where the kernel now has it', () => {
+    const fs = overlay();
+    const before = places(takeSnapshotSync(fs));
+    // Two LUNs removed and scanned again in the other order: each name now sits at the other's
+    // H:C:T:L, and both disks have new numbers.
+    const [a, b] = scsi as [string, string];
+    const la = fx.recording.link[`/sys/class/block/${a}`]!;
+    const lb = fx.recording.link[`/sys/class/block/${b}`]!;
+    fs.links.set(`/sys/class/block/${a}`, lb.replace(new RegExp(`/${b}$`), `/${a}`));
+    fs.links.set(`/sys/class/block/${b}`, la.replace(new RegExp(`/${a}$`), `/${b}`));
+    fs.seq.set(a, '100');
+    fs.seq.set(b, '101');
+    fs.linkReads.length = 0;
+    const after = takeSnapshotSync(fs);
+    expect(fs.linkReads.filter((n) => disks.includes(n)).sort()).toEqual([a, b].sort());
+    const ha = Object.keys(before).find((h) => before[h] === a)!;
+    const hb = Object.keys(before).find((h) => before[h] === b)!;
+    expect(places(after)).toEqual({ ...before, [ha]: b, [hb]: a });
+    // Each device's WWID is still its own: read in its own directory, not the disk's old one.
+    const wwids = (s: HostSnapshot) => Object.fromEntries(s.scsiDevices.map((d) => [d.hctl, d.wwid]));
+    expect(wwids(after)).toEqual(wwids(replaySnapshot(fx)));
+  });
+
+  it('reads every link each time where the kernel has no diskseq (before 5.15, or such a recording)', () => {
+    const fs = replayHostFs(fx.recording);
+    let reads = 0;
+    const counting: HostFs = { ...fs, link: (p) => (p.startsWith('/sys/class/block/') && disks.includes(p.slice(17)) && reads++, fs.link(p)) };
+    takeSnapshotSync(counting);
+    takeSnapshotSync(counting);
+    expect(reads).toBe(2 * disks.length);
+  });
+});
