@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { builtinConnectors } from '../connectors/builtin.js';
 import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
 import type { Connector } from '../connectors/types.js';
-import { diffSnapshots } from '../inventory/diff.js';
+import { diffSnapshots, type SnapshotDiff } from '../inventory/diff.js';
 import { hostWideView } from '../inventory/hostwide.js';
 import type { DmLine, HostSnapshot, ScsiDevice } from '../inventory/model.js';
 import { verdictWithTools } from '../inventory/oracle.js';
@@ -130,13 +130,15 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
       () => phase(req, 'tools', () => readToolViews({ multipathd: true })),
     );
     const tools = snapshot.multipathMaps.length > 0 ? { ...mp, ...(await phase(req, 'maps', () => readToolViews({ multipathdMaps: true, dmStatus: true }))), multipathPaths: mp.multipathPaths } : mp;
-    const { orphans, kept } = await phase(req, 'judge', () => {
+    const { orphans, kept, diff } = await phase(req, 'judge', () => {
       // The devices a finding may name get their description (vendor, model, state) read now.
-      fillScsiDetails(realHostFs, snapshot.scsiDevices, [...volumeRefs(snapshot, v, others, known).scsi.map((d) => d.hctl), ...(baseline ? appeared(baseline, snapshot) : [])]);
-      return verdictWithTools(snapshot, v, others, tools, known);
+      const refs = volumeRefs(snapshot, v, others, known);
+      const diff = baseline ? diffSnapshots(baseline, snapshot) : null;
+      fillScsiDetails(realHostFs, snapshot.scsiDevices, [...refs.scsi.map((d) => d.hctl), ...(diff ? appeared(diff) : [])]);
+      return { ...verdictWithTools(snapshot, v, others, tools, known, refs), diff };
     });
-    if (!baseline) return { clean: orphans.length === 0, orphans, kept, volume: v };
-    const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline, now: snapshot, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
+    if (!baseline || !diff) return { clean: orphans.length === 0, orphans, kept, volume: v };
+    const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline, now: snapshot, diff, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
     return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
   });
 
@@ -150,8 +152,9 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
       () => phase(req, 'tools', () => readToolViews({ multipathd: true })),
     );
     const view = await phase(req, 'hostwide', () => {
-      fillScsiDetails(realHostFs, snapshot.scsiDevices, appeared(baseline, snapshot));
-      return hostWideView({ baseline, now: snapshot, tools, stillAttached: others });
+      const diff = diffSnapshots(baseline, snapshot);
+      fillScsiDetails(realHostFs, snapshot.scsiDevices, appeared(diff));
+      return hostWideView({ baseline, now: snapshot, diff, tools, stillAttached: others });
     });
     return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
   });
@@ -215,10 +218,10 @@ async function oracleSnapshot(): Promise<HostSnapshot> {
   return takeSnapshot(undefined, { dmTables: await dmTablesIfAny(), details: false });
 }
 
-/** The SCSI devices (H:C:T:L) of `now` that the baseline does not have as they are: what a host-wide finding may name. */
-function appeared(baseline: HostSnapshot, now: HostSnapshot): string[] {
-  return diffSnapshots(baseline, now)
-    .added.filter((e) => e.kind === 'scsiDevices')
+/** The SCSI devices (H:C:T:L) a diff says appeared: what a host-wide finding may name. */
+function appeared(diff: SnapshotDiff): string[] {
+  return diff.added
+    .filter((e) => e.kind === 'scsiDevices')
     .map((e) => (e.item as ScsiDevice).hctl);
 }
 

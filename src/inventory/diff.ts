@@ -63,18 +63,6 @@ export function diffKey<K extends keyof typeof KEYS>(kind: K, item: HostSnapshot
 export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): SnapshotDiff {
   // A 'paths' snapshot leaves whole collections out: diffing it would invent changes.
   if (before.scope === 'paths' || after.scope === 'paths') throw new Error("a diff needs two full snapshots, not a 'paths' one");
-  // One host-wide check asks twice (which devices to describe, then the view): the same answer.
-  // Snapshots are not changed once taken, but for the descriptions, which no key is made of.
-  const last = lastDiff.get(after);
-  if (last?.before === before) return last.diff;
-  const diff = computeDiff(before, after);
-  lastDiff.set(after, { before, diff });
-  return diff;
-}
-
-const lastDiff = new WeakMap<HostSnapshot, { before: HostSnapshot; diff: SnapshotDiff }>();
-
-function computeDiff(before: HostSnapshot, after: HostSnapshot): SnapshotDiff {
   const added: DiffEntry[] = [];
   const removed: DiffEntry[] = [];
   for (const kind of Object.keys(KEYS) as Array<keyof typeof KEYS>) {

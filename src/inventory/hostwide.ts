@@ -1,5 +1,5 @@
 import type { VolumeIdentity } from '../volume/identity.js';
-import { diffSnapshots, type DiffEntry } from './diff.js';
+import { diffSnapshots, type DiffEntry, type SnapshotDiff } from './diff.js';
 import type { BlockDevice, DevLink, HostSnapshot, ScsiDevice } from './model.js';
 import type { OrphanKind } from '../volume/orphan-kinds.js';
 import { snapshotIndex, volumeRefs, type AttachKnowledge, type Orphan, type SnapshotIndex, type VolumeRefs } from './orphans.js';
@@ -33,6 +33,8 @@ export interface HostWideInput {
   stillAttached?: VolumeIdentity[];
   /** Volumes detached since the baseline: what was theirs may go. */
   detached?: Array<{ volume: VolumeIdentity; known?: AttachKnowledge }>;
+  /** diffSnapshots(baseline, now), when the caller already has it. */
+  diff?: SnapshotDiff;
 }
 
 /** The things a volume's references name; holders (and stale references) only when asked. */
@@ -268,7 +270,7 @@ export function asFinding(s: HostSnapshot, e: DiffEntry): Found | null {
 export function hostWideView(input: HostWideInput): HostWideView {
   const { baseline, now } = input;
   const attached = input.stillAttached ?? [];
-  const diff = diffSnapshots(baseline, now);
+  const diff = input.diff ?? diffSnapshots(baseline, now);
   const accounted = new Accounting(now, attached, { subsystemNamespaces: true });
   const nowIdx = snapshotIndex(now);
   const since = `since the baseline of ${baseline.takenAt}`;

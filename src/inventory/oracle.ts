@@ -1,5 +1,5 @@
 import type { VolumeIdentity } from '../volume/identity.js';
-import { judgeVolume, snapshotIndex, type AttachKnowledge, type Orphan, type VolumeVerdict } from './orphans.js';
+import { judgeVolume, snapshotIndex, type AttachKnowledge, type Orphan, type VolumeRefs, type VolumeVerdict } from './orphans.js';
 import type { HostSnapshot } from './model.js';
 import { multipathPathStates, type ToolViews } from './tools.js';
 
@@ -9,8 +9,8 @@ import { multipathPathStates, type ToolViews } from './tools.js';
  * Pure: the snapshot and the tools' parsed output are given (readToolViews reads them on a node),
  * so the same answer comes from a captured fixture.
  */
-export function verdictWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews, known: AttachKnowledge = {}): VolumeVerdict {
-  const { orphans: out, kept } = judgeVolume(snap, v, stillAttached, known);
+export function verdictWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews, known: AttachKnowledge = {}, refs?: VolumeRefs): VolumeVerdict {
+  const { orphans: out, kept } = judgeVolume(snap, v, stillAttached, known, refs);
   // multipathd's own view: a map it still holds, or a path device it still tracks, for this volume.
   const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
   const blocks = new Set(out.filter((o) => o.kind === 'block-device').map((o) => o.id));

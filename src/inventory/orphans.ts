@@ -168,18 +168,6 @@ export interface VolumeRefs {
  * (its devices, the maps built only on them, the links to them).
  */
 export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): VolumeRefs {
-  // The agent asks twice for one check (which devices to describe, then the verdict) with the
-  // same objects: the second answer is the first.
-  const last = lastRefs.get(s);
-  if (last && last.v === v && last.stillAttached === stillAttached && last.known === known) return last.refs;
-  const refs = readRefs(s, v, stillAttached, known);
-  lastRefs.set(s, { v, stillAttached, known, refs });
-  return refs;
-}
-
-const lastRefs = new WeakMap<HostSnapshot, { v: VolumeIdentity; stillAttached: VolumeIdentity[]; known: AttachKnowledge; refs: VolumeRefs }>();
-
-function readRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], known: AttachKnowledge): VolumeRefs {
   const x = snapshotIndex(s);
   const idx = x.stack;
   const r: VolumeRefs = { scsi: [], mismatch: new Set(), sessions: [], nodes: [], discovery: [], namespaces: [], controllers: [], namedLinks: [], maps: [], holders: [], stale: [], links: [], blocks: new Set() };
@@ -294,9 +282,11 @@ function lunList(ds: ScsiDevice[]): string {
  * it carries another LUN or namespace: it is kept, for the volume declared attached, or for a
  * LUN or namespace the kernel shows under it that nobody named (the evidence gives its WWID).
  */
-export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}): VolumeVerdict {
+export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[] = [], known: AttachKnowledge = {}, refs?: VolumeRefs): VolumeVerdict {
   if (s.scope === 'paths') throw new Error("the orphan check needs a full snapshot, not a 'paths' one");
-  const r = volumeRefs(s, v, stillAttached, known);
+  // `refs`: volumeRefs of the same arguments, when the caller already has them (the agent reads
+  // the devices they name before judging).
+  const r = refs ?? volumeRefs(s, v, stillAttached, known);
   const x = snapshotIndex(s);
   const idx = x.stack;
   const out: Orphan[] = [];
