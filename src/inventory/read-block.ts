@@ -15,6 +15,22 @@ export interface BlockIndex {
   real: Map<string, string>;
   /** HCTL -> disk, for SCSI disks. */
   byHctl: Map<string, string>;
+  /** HCTL -> where the SCSI device's attributes are, for SCSI disks (kept with the disk's place). */
+  scsiPaths: Map<string, ScsiPaths>;
+}
+
+/** A SCSI device's attributes and its session, from its directory under /sys/devices. */
+export interface ScsiPaths {
+  session: number | null;
+  wwid: string;
+  state: string;
+  inquiry: string;
+}
+
+export function scsiPathsOf(dir: string): ScsiPaths {
+  const at = dir.indexOf('/session');
+  const session = at >= 0 ? Number.parseInt(dir.slice(at + 8), 10) : Number.NaN;
+  return { session: Number.isNaN(session) ? null : session, wwid: `${dir}/wwid`, state: `${dir}/state`, inquiry: `${dir}/inquiry` };
 }
 
 /**
@@ -23,14 +39,17 @@ export interface BlockIndex {
  * .../nvme-subsystem/nvme-subsysN/nvmeXnY for an NVMe head.
  */
 export function blockIndex(fs: HostFs): BlockIndex {
-  const idx: BlockIndex = { all: new Set(fs.list('/sys/class/block')), disks: fs.list('/sys/block'), real: new Map(), byHctl: new Map() };
+  const idx: BlockIndex = { all: new Set(fs.list('/sys/class/block')), disks: fs.list('/sys/block'), real: new Map(), byHctl: new Map(), scsiPaths: new Map() };
   let kept = placesKept.get(fs);
   if (!kept) placesKept.set(fs, (kept = new Map()));
   for (const name of idx.disks) {
     const at = placeOf(fs, kept, name);
     if (!at) continue;
     idx.real.set(name, at.real);
-    if (at.hctl) idx.byHctl.set(at.hctl, name);
+    if (at.scsi) {
+      idx.byHctl.set(at.scsi.hctl, name);
+      idx.scsiPaths.set(at.scsi.hctl, at.scsi.paths);
+    }
   }
   // Forget the disks that are gone.
   if (kept.size > idx.disks.length) {
@@ -45,7 +64,8 @@ interface DiskPlace {
   /** The disk's diskseq, as read just before the link. */
   seq: string;
   real: string;
-  hctl: string | null;
+  /** For a SCSI disk: its device's H:C:T:L and attribute paths (made once per place, so the held descriptors behind them are found without building each path again). */
+  scsi: { hctl: string; paths: ScsiPaths } | null;
 }
 
 /**
@@ -76,7 +96,7 @@ function placeOf(fs: HostFs, kept: Map<string, DiskPlace>, name: string): DiskPl
   const real = `/sys/${at >= 0 ? link.slice(at) : link.replace(/^(\.\.\/)+/, '')}`;
   const blockAt = real.lastIndexOf('/block/');
   const hctl = blockAt > 0 ? real.slice(real.lastIndexOf('/', blockAt - 1) + 1, blockAt) : null;
-  const place = { seq: seq ?? '', real, hctl: hctl !== null && isHctl(hctl) ? hctl : null };
+  const place = { seq: seq ?? '', real, scsi: hctl !== null && isHctl(hctl) ? { hctl, paths: scsiPathsOf(real.slice(0, blockAt)) } : null };
   if (seq !== null) kept.set(name, place);
   else kept.delete(name);
   return place;

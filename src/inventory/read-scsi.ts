@@ -1,6 +1,6 @@
 import type { HostFs } from '../system/hostfs.js';
 import { scsiWwid } from '../volume/ids.js';
-import { isHctl, type BlockIndex } from './read-block.js';
+import { isHctl, scsiPathsOf, type BlockIndex } from './read-block.js';
 import type { IscsiDiscoveryRecord, IscsiIface, IscsiNodeRecord, IscsiSession, ScsiDevice } from './model.js';
 
 /** SCSI devices, iSCSI sessions (sysfs) and open-iscsi's node records. */
@@ -23,17 +23,15 @@ function inquiryStrings(raw: Uint8Array | null): { vendor: string | null; model:
  */
 export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string, string[]>, details: boolean): ScsiDevice[] {
   const out: ScsiDevice[] = [];
-  let kept = devicePlaces.get(fs);
-  if (!kept) devicePlaces.set(fs, (kept = new Map()));
-  const listed = fs.list('/sys/class/scsi_device');
-  for (const hctl of listed) {
+  for (const hctl of fs.list('/sys/class/scsi_device')) {
     if (!isHctl(hctl)) continue;
     const block = blocks.byHctl.get(hctl) ?? null;
-    const at = devicePlace(fs, kept, hctl, block ? blocks.real.get(block)! : null);
+    // The device's own directory: kept with its disk's place when it has one, else from its own link.
+    const at = blocks.scsiPaths.get(hctl) ?? scsiPathsOf(ownDir(fs, hctl));
     out.push({
       hctl,
-      host: at.host,
-      lun: at.lun,
+      host: Number(hctl.slice(0, hctl.indexOf(':'))),
+      lun: Number(hctl.slice(hctl.lastIndexOf(':') + 1)),
       vendor: null,
       model: null,
       state: details ? fs.readText(at.state) : null,
@@ -41,64 +39,17 @@ export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string,
       block,
       holders: block ? holders.get(block) ?? [] : [],
       session: at.session,
-      sysfs: at.sysfs,
+      sysfs: `/sys/class/scsi_device/${hctl}`,
     });
     if (details) Object.assign(out[out.length - 1]!, inquiryStrings(fs.readBinary(at.inquiry)));
-  }
-  if (kept.size > listed.length) {
-    const now = new Set(listed);
-    for (const h of kept.keys()) if (!now.has(h)) kept.delete(h);
   }
   return out;
 }
 
-/** A SCSI device's directory and what its path tells, with the paths of the attributes read. */
-interface DevicePlace {
-  /** The disk's place this was made from (BlockIndex.real), or null for a device without a disk. */
-  from: string | null;
-  host: number;
-  lun: number;
-  session: number | null;
-  sysfs: string;
-  wwid: string;
-  state: string;
-  inquiry: string;
-}
-
-/**
- * Per host, each SCSI device's place, made again whenever its disk's place differs (a disk made
- * anew is placed anew by blockIndex): the same path strings every time, so the held descriptors
- * behind them are found without building and hashing each path again.
- */
-const devicePlaces = new WeakMap<HostFs, Map<string, DevicePlace>>();
-
-function devicePlace(fs: HostFs, kept: Map<string, DevicePlace>, hctl: string, real: string | null): DevicePlace {
-  const was = kept.get(hctl);
-  if (was && real !== null && was.from === real) return was;
-  // The device's own directory: from its disk's place when it has one, else from its own link.
-  let dir: string | null = null;
-  if (real !== null) dir = real.slice(0, real.lastIndexOf('/block/'));
-  else {
-    const link = fs.link(`/sys/class/scsi_device/${hctl}`);
-    if (link) dir = `/sys/${link.replace(/^(\.\.\/)+/, '')}`.replace(/\/scsi_device\/[^/]+$/, '');
-  }
-  dir ??= `/sys/class/scsi_device/${hctl}/device`;
-  const sessionAt = dir.indexOf('/session');
-  const session = sessionAt >= 0 ? Number.parseInt(dir.slice(sessionAt + 8), 10) : Number.NaN;
-  const place: DevicePlace = {
-    from: real,
-    host: Number(hctl.slice(0, hctl.indexOf(':'))),
-    lun: Number(hctl.slice(hctl.lastIndexOf(':') + 1)),
-    session: Number.isNaN(session) ? null : session,
-    sysfs: `/sys/class/scsi_device/${hctl}`,
-    wwid: `${dir}/wwid`,
-    state: `${dir}/state`,
-    inquiry: `${dir}/inquiry`,
-  };
-  // A device without a disk is placed from its link each time (it may get one).
-  if (real !== null) kept.set(hctl, place);
-  else kept.delete(hctl);
-  return place;
+/** A SCSI device's directory read from its class link (a device without a disk). */
+function ownDir(fs: HostFs, hctl: string): string {
+  const link = fs.link(`/sys/class/scsi_device/${hctl}`);
+  return link ? `/sys/${link.replace(/^(\.\.\/)+/, '')}`.replace(/\/scsi_device\/[^/]+$/, '') : `/sys/class/scsi_device/${hctl}/device`;
 }
 
 /** Reads vendor, model and state of the devices named (by H:C:T:L) into a snapshot taken without details. */

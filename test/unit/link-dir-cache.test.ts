@@ -207,7 +207,7 @@ describe.skipIf(!other)(`LinkDirCache on another file system${other ? '' : ' (sk
 
 describe('links() over readLinks', () => {
   const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
-  const index = (names: string[]): BlockIndex => ({ all: new Set(names), disks: names, real: new Map(), byHctl: new Map() });
+  const index = (names: string[]): BlockIndex => ({ all: new Set(names), disks: names, real: new Map(), byHctl: new Map(), scsiPaths: new Map() });
 
   it('replays a recording made before readLinks from its listings and readlinks', () => {
     const fs = replayHostFs(LEFTOVERS.recording);
