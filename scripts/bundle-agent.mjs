@@ -22,6 +22,8 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(join(root, 'scripts/agent-loader.cjs'), join(root, 'dist/agent/agent-loader.cjs'));
+// The Python workers import line_worker.py from their own folder.
+copyFileSync(join(root, 'src/system/line_worker.py'), join(root, 'dist/agent/line_worker.py'));
 copyFileSync(join(root, 'src/targets/lio_helper.py'), join(root, 'dist/agent/lio_helper.py'));
 copyFileSync(join(root, 'src/inventory/multipathd_relay.py'), join(root, 'dist/agent/multipathd_relay.py'));
 copyFileSync(join(root, 'src/conformance/os_brick_connector.py'), join(root, 'dist/agent/os_brick_connector.py'));

@@ -19,12 +19,13 @@ The connection is made on the first question and kept; when multipathd went away
 down) the next question makes a new one. The relay ends when its stdin closes (its owner is gone).
 Usage: multipathd_relay.py [SOCKET_NAME]   (the abstract name without its leading NUL; tests only)
 """
-import json
 import select
 import socket
 import struct
 import sys
 import time
+
+from line_worker import serve
 
 NAME = sys.argv[1] if len(sys.argv) > 1 else "/org/kernel/linux/storage/multipathd"
 # size_t in the machine's own byte order, as mpath_send_cmd writes it.
@@ -121,25 +122,15 @@ def query(args):
 OPS = {"query": query}
 
 
+def error_of(e):
+    if isinstance(e, Failed):
+        return {"code": e.code, "message": str(e)}
+    # A bad request must not take the relay down.
+    return {"code": "MULTIPATHD_RELAY_ERROR", "message": "%s: %s" % (type(e).__name__, e)}
+
+
 def main():
-    out = sys.stdout
-    out.write(json.dumps({"id": 0, "ok": True, "result": {"ready": True}}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = {}
-        try:
-            req = json.loads(line)
-            answer = {"id": req.get("id"), "ok": True, "result": OPS[req["op"]](req.get("args") or {})}
-        except Failed as e:
-            answer = {"id": req.get("id"), "ok": False, "error": {"code": e.code, "message": str(e)}}
-        except Exception as e:  # a bad request must not take the relay down
-            answer = {"id": req.get("id"), "ok": False,
-                      "error": {"code": "MULTIPATHD_RELAY_ERROR", "message": "%s: %s" % (type(e).__name__, e)}}
-        out.write(json.dumps(answer) + "\n")
-        out.flush()
+    serve(OPS, error_of)
     drop()
 
 

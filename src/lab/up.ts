@@ -18,7 +18,7 @@ import { recordPath, writeRecord, type LabRecord } from './state.js';
 import type { Topology } from './topology.js';
 
 /** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
-export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'lio_helper.py', 'multipathd_relay.py'] as const;
+export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'lio_helper.py', 'multipathd_relay.py', 'line_worker.py'] as const;
 
 export interface UpOptions {
   /** Where the topology was read from: kept in the lab's record. */

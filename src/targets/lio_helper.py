@@ -13,14 +13,14 @@ Every operation that makes several objects undoes what it made when a later step
 refused request leaves nothing half-made in configfs.
 """
 import fcntl
-import json
 import os
-import sys
 import traceback
 
 from rtslib_fb import (BlockStorageObject, FabricModule, FileIOStorageObject, LUN, MappedLUN,
                        NetworkPortal, NodeACL, RDMCPStorageObject, RTSRoot, Target, TPG)
 from rtslib_fb.utils import RTSLibError, RTSLibNotInCFS
+
+from line_worker import serve
 
 ISCSI = FabricModule("iscsi")
 
@@ -246,31 +246,14 @@ OPS = {"create": create, "loop_attach": loop_attach, "loop_detach": loop_detach,
        "ping": lambda _a: {"pong": True}}
 
 
-def main():
-    out = sys.stdout
-    out.write(json.dumps({"id": 0, "ok": True, "result": {"ready": True}}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        req = {}
-        try:
-            req = json.loads(line)
-            result = OPS[req["op"]](req.get("args") or {})
-            answer = {"id": req.get("id"), "ok": True, "result": result}
-        except Refused as e:
-            answer = {"id": req.get("id"), "ok": False,
-                      "error": {"code": e.code, "message": str(e), "field": e.field}}
-        except (RTSLibError, RTSLibNotInCFS) as e:
-            answer = {"id": req.get("id"), "ok": False, "error": {"code": "LIO_REFUSED", "message": str(e)}}
-        except Exception as e:  # a bug here must not take the worker down
-            answer = {"id": req.get("id"), "ok": False,
-                      "error": {"code": "LIO_INTERNAL", "message": "%s: %s" % (type(e).__name__, e),
-                                "trace": traceback.format_exc()[-2000:]}}
-        out.write(json.dumps(answer) + "\n")
-        out.flush()
+def error_of(e):
+    if isinstance(e, Refused):
+        return {"code": e.code, "message": str(e), "field": e.field}
+    if isinstance(e, (RTSLibError, RTSLibNotInCFS)):
+        return {"code": "LIO_REFUSED", "message": str(e)}
+    # A bug here must not take the worker down: answer it, with where it happened.
+    return {"code": "LIO_INTERNAL", "message": "%s: %s" % (type(e).__name__, e), "trace": traceback.format_exc()[-2000:]}
 
 
 if __name__ == "__main__":
-    main()
+    serve(OPS, error_of)

@@ -4,7 +4,7 @@ import { LocalConnector } from '../../src/connectors/local.js';
 import { NvmeConnector } from '../../src/connectors/nvme.js';
 import { normalise } from '../../src/osbrick/index.js';
 import type { IscsiProperties, NvmeProperties } from '../../src/volume/properties.js';
-import { replayHostFs } from '../../src/system/hostfs.js';
+import { replayHostFs } from '../../src/system/hostfs-record.js';
 import { byPathName } from '../../src/volume/bypath.js';
 import { blockOf, loadInventoryFixture, portalOf, type FixtureVolume, type InventoryFixture } from './inventory-fixtures.js';
 

@@ -12,7 +12,7 @@ import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { BrickError, RemoteError } from '../../src/system/errors.js';
-import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs-record.js';
 import type { IscsiProperties, NvmeProperties } from '../../src/volume/properties.js';
 import { blockOf, loadInventoryFixture, type FixtureDevice } from './inventory-fixtures.js';
 import { unitAgentOptions } from './unit-agents.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recordingHostFs, replayHostFs } from '../../src/system/hostfs.js';
+import { recordingHostFs, replayHostFs } from '../../src/system/hostfs-record.js';
 import { loadInventoryFixture } from './inventory-fixtures.js';
 
 describe('HostFs writes', () => {

@@ -3,7 +3,7 @@ import type { HostSnapshot } from '../../src/inventory/model.js';
 import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import { parseDmsetup, parseMultipathdMaps, parseMultipathdPaths, type ToolViews } from '../../src/inventory/tools.js';
 import { parseIscsiadmSessions, parseNvmeListSubsys } from './tool-output.js';
-import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs-record.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
 

@@ -3,7 +3,8 @@ import { partitionTable } from '../../src/inventory/read-block.js';
 import { takeSnapshot, takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
-import { replayHostFs, type HostFs, type HostFsRecording } from '../../src/system/hostfs.js';
+import type { HostFs } from '../../src/system/hostfs.js';
+import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs-record.js';
 import { fillScsiDetails } from '../../src/inventory/read-scsi.js';
 import { blockOf, dashedNguid, iscsiadmSid, loadInventoryFixture, replaySnapshot, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
 

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { links, type BlockIndex } from '../../src/inventory/read-block.js';
-import { LinkDirCache, realHostFs, recordingHostFs, replayHostFs } from '../../src/system/hostfs.js';
+import { realHostFs } from '../../src/system/hostfs.js';
+import { recordingHostFs, replayHostFs } from '../../src/system/hostfs-record.js';
+import { LinkDirCache } from '../../src/system/link-dir-cache.js';
 import { loadInventoryFixture } from './inventory-fixtures.js';
 
 /**

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -70,12 +70,14 @@ while True:
 `;
 
 const PYTHON = ['/usr/bin/python3', '/bin/python3'].find((p) => existsSync(p)) ?? 'python3';
-const RELAY = join(import.meta.dirname, '..', '..', 'src', 'inventory', 'multipathd_relay.py');
+const SRC = join(import.meta.dirname, '..', '..', 'src');
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'guest-6.1.0-56', 'multipathd.json');
 const fixture = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { paths: string; maps: string; multipathWwid: string };
 
 let dir: string;
 let serverScript: string;
+/** The relay and the module it imports, side by side as they are in a guest's share. */
+let relayScript: string;
 let logFile: string;
 let socketName: string;
 let server: ChildProcess | null = null;
@@ -121,7 +123,7 @@ function requests(): Array<[number, string, boolean]> {
 }
 
 function relay(answerGraceMs?: number): MultipathdRelay {
-  const r = new MultipathdRelay({ argv: [PYTHON, RELAY, socketName], startTimeoutMs: 10_000, ...(answerGraceMs ? { answerGraceMs } : {}) });
+  const r = new MultipathdRelay({ argv: [PYTHON, relayScript, socketName], startTimeoutMs: 10_000, ...(answerGraceMs ? { answerGraceMs } : {}) });
   relays.push(r);
   return r;
 }
@@ -145,6 +147,9 @@ beforeAll(async () => {
   serverScript = join(dir, 'fake_multipathd.py');
   logFile = join(dir, 'requests.log');
   writeFileSync(serverScript, FAKE_MULTIPATHD);
+  relayScript = join(dir, 'multipathd_relay.py');
+  copyFileSync(join(SRC, 'inventory', 'multipathd_relay.py'), relayScript);
+  copyFileSync(join(SRC, 'system', 'line_worker.py'), join(dir, 'line_worker.py'));
   // A name of this run's own (the kernel frees an abstract name as soon as its socket closes).
   socketName = `/brick-lab-test/${process.pid}/multipathd`;
   await startServer();
@@ -285,7 +290,7 @@ describe('the multipathd relay', () => {
     expect(await gone(pid)).toBe(true);
     expect(r.pid).toBeUndefined();
 
-    const bare = await startLineWorker([PYTHON, RELAY, socketName], { startTimeoutMs: 10_000 });
+    const bare = await startLineWorker([PYTHON, relayScript, socketName], { startTimeoutMs: 10_000 });
     const t0 = performance.now();
     await bare.stop(); // closes stdin; SIGKILL only after 3 s
     expect(performance.now() - t0).toBeLessThan(2000);
@@ -293,7 +298,7 @@ describe('the multipathd relay', () => {
   });
 
   it('is what multipathdQuery uses once configured', async () => {
-    useMultipathdRelay({ argv: [PYTHON, RELAY, socketName], startTimeoutMs: 10_000 });
+    useMultipathdRelay({ argv: [PYTHON, relayScript, socketName], startTimeoutMs: 10_000 });
     expect(await multipathdQuery(MULTIPATHD_SHOW_PATHS.slice(1))).toBe(fixture.paths);
     expect(requests().map(([, text]) => text)).toEqual(['show paths raw format "%d %w %t %T %o" \n']);
   });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exec } from '../../src/system/exec.js';
-import { SysfsReader } from '../../src/system/hostfs.js';
+import { SysfsReader } from '../../src/system/sysfs-read.js';
 
 /**
  * The descriptor-keeping sysfs reader against this host's real kernfs: a tap interface is a sysfs

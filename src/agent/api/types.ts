@@ -8,7 +8,7 @@ import type { SnapshotDiff } from '../../inventory/diff.js';
 import type { HostWideView } from '../../inventory/hostwide.js';
 import type { Orphan } from '../../inventory/orphans.js';
 import type { HostSnapshot } from '../../inventory/model.js';
-import type { HostFsRecording } from '../../system/hostfs.js';
+import type { HostFsRecording } from '../../system/hostfs-record.js';
 import type { ExecResult } from '../../system/exec.js';
 import type { LocalDisk } from '../../targets/scsi-debug.js';
 import type { NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';

@@ -133,7 +133,7 @@ export const hostSnapshot: JsonSchema = {
   additionalProperties: true,
 };
 
-/** The reads behind a snapshot (system/hostfs HostFsRecording): a unit-test fixture. */
+/** The reads behind a snapshot (system/hostfs-record HostFsRecording): a unit-test fixture. */
 export const hostFsRecording: JsonSchema = {
   type: 'object',
   properties: {

@@ -1,0 +1,91 @@
+import type { HostFs, HostFsWrite } from './hostfs.js';
+
+export interface HostFsRecording {
+  text: Record<string, string | null>;
+  /** Base64. */
+  binary?: Record<string, string | null>;
+  list: Record<string, string[]>;
+  link: Record<string, string | null>;
+  exists: Record<string, boolean>;
+  /** Writes made through the HostFs, in order; left out when there were none. */
+  writes?: HostFsWrite[];
+}
+
+/** Wraps a HostFs and keeps every answer, to be saved as a fixture. */
+export function recordingHostFs(inner: HostFs): { fs: HostFs; recording: HostFsRecording } {
+  const recording: HostFsRecording = { text: {}, binary: {}, list: {}, link: {}, exists: {} };
+  return {
+    recording,
+    fs: {
+      readText(p) {
+        return (recording.text[p] = inner.readText(p));
+      },
+      readBinary(p) {
+        const b = inner.readBinary(p);
+        recording.binary![p] = b ? Buffer.from(b).toString('base64') : null;
+        return b;
+      },
+      list(p) {
+        return (recording.list[p] = inner.list(p));
+      },
+      link(p) {
+        return (recording.link[p] = inner.link(p));
+      },
+      // Kept as the listing and a readlink per entry: the answers readLinks stands for, so a
+      // recording needs no field of its own and replays the same either way.
+      readLinks(dir) {
+        const links = inner.readLinks(dir);
+        recording.list[dir] = links.map((l) => l.name);
+        for (const l of links) recording.link[`${dir}/${l.name}`] = l.target;
+        return links;
+      },
+      exists(p) {
+        return (recording.exists[p] = inner.exists(p));
+      },
+      async write(p, text) {
+        (recording.writes ??= []).push({ path: p, text });
+        await inner.write(p, text);
+      },
+    },
+  };
+}
+
+/**
+ * Replays a recording; a read the recording does not hold is an error (the fixture is stale).
+ * Writes change nothing that is read afterwards: they are kept in `written`, in order, for a test
+ * to look at.
+ */
+export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrite[] } {
+  const written: HostFsWrite[] = [];
+  const miss = (kind: string, p: string): never => {
+    throw new Error(`fixture has no ${kind} of ${p}: re-capture it`);
+  };
+  const list = (p: string): string[] => (p in r.list ? r.list[p]! : miss('listing', p));
+  const link = (p: string): string | null => (p in r.link ? r.link[p]! : miss('readlink', p));
+  return {
+    readText(p) {
+      if (p in r.text) return r.text[p]!;
+      // A recording made before snapshots read diskseq replays as a kernel without it (before
+      // 5.15): every disk's link is read, as it was then. Any other read missing is stale.
+      if (p.startsWith('/sys/block/') && p.endsWith('/diskseq')) return null;
+      return miss('read', p);
+    },
+    readBinary(p) {
+      if (!r.binary || !(p in r.binary)) return miss('binary read', p);
+      const b = r.binary[p];
+      return b === null || b === undefined ? null : new Uint8Array(Buffer.from(b, 'base64'));
+    },
+    list,
+    link,
+    readLinks(dir) {
+      return list(dir).map((name) => ({ name, target: link(`${dir}/${name}`) }));
+    },
+    exists(p) {
+      return p in r.exists ? r.exists[p]! : miss('exists', p);
+    },
+    written,
+    async write(p, text) {
+      written.push({ path: p, text });
+    },
+  };
+}
