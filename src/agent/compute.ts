@@ -3,11 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { builtinConnectors } from '../connectors/builtin.js';
 import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
 import type { Connector } from '../connectors/types.js';
-import { diffSnapshots, type SnapshotDiff } from '../inventory/diff.js';
+import { appeared, diffSnapshots } from '../inventory/diff.js';
 import { hostWideView } from '../inventory/hostwide.js';
 import type { DmLine, HostSnapshot, ScsiDevice } from '../inventory/model.js';
-import { verdictWithTools } from '../inventory/oracle.js';
-import { volumeRefs } from '../inventory/orphans.js';
+import { oracleAnswer } from '../inventory/oracle.js';
 import { fillScsiDetails } from '../inventory/read-scsi.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import { readDmTables, readToolViews } from '../inventory/tools.js';
@@ -131,16 +130,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
       () => phase(req, 'tools', () => readToolViews({ multipathd: true })),
     );
     const tools = snapshot.multipathMaps.length > 0 ? { ...mp, ...(await phase(req, 'maps', () => readToolViews({ multipathdMaps: true, dmStatus: true }))), multipathPaths: mp.multipathPaths } : mp;
-    const { orphans, kept, diff } = await phase(req, 'judge', () => {
-      // The devices a finding may name get their description (vendor, model, state) read now.
-      const refs = volumeRefs(snapshot, v, others, known);
-      const diff = baseline ? diffSnapshots(baseline, snapshot) : null;
-      fillScsiDetails(realHostFs, snapshot.scsiDevices, [...refs.scsi.map((d) => d.hctl), ...(diff ? appeared(diff) : [])]);
-      return { ...verdictWithTools(snapshot, v, others, tools, known, refs), diff };
-    });
-    if (!baseline || !diff) return { clean: orphans.length === 0, orphans, kept, volume: v };
-    const hostWide = await phase(req, 'hostwide', () => hostWideView({ baseline, now: snapshot, diff, tools, stillAttached: others, detached: [{ volume: v, known }, ...alsoDetached] }));
-    return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: v, hostWide };
+    return oracleAnswer({ now: snapshot, tools, volume: v, known, stillAttached: others, baseline, alsoDetached, fs: realHostFs }, (name, fn) => phase(req, name, fn));
   });
 
   app.post<{ Body: HostCheckRequest }>(ROUTES.hostCheck, { schema: computeSchemas.hostCheck }, async (req) => {
@@ -217,13 +207,6 @@ async function fullSnapshot(): Promise<HostSnapshot> {
 /** The same without the SCSI devices' descriptions, for the oracle, which reads them only for the devices it names. */
 async function oracleSnapshot(): Promise<HostSnapshot> {
   return takeSnapshot(undefined, { dmTables: await dmTablesIfAny(), details: false });
-}
-
-/** The SCSI devices (H:C:T:L) a diff says appeared: what a host-wide finding may name. */
-function appeared(diff: SnapshotDiff): string[] {
-  return diff.added
-    .filter((e) => e.kind === 'scsiDevices')
-    .map((e) => (e.item as ScsiDevice).hctl);
 }
 
 /** A baseline sent back by a client: a full snapshot of this shape, or a coded 400. */

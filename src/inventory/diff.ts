@@ -1,4 +1,4 @@
-import type { HostSnapshot } from './model.js';
+import type { HostSnapshot, ScsiDevice } from './model.js';
 
 /** One line of a diff: which collection, a stable key, and the item. */
 export interface DiffEntry {
@@ -84,4 +84,9 @@ export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): Snapsh
     for (const [k, x] of b) if (!a.has(k) && !(short && is.some((y) => sameKey(kind, x, y)))) removed.push({ kind, key: k, item: x });
   }
   return { added, removed };
+}
+
+/** The SCSI devices (H:C:T:L) a diff says appeared: what a host-wide finding may name. */
+export function appeared(diff: SnapshotDiff): string[] {
+  return diff.added.filter((e) => e.kind === 'scsiDevices').map((e) => (e.item as ScsiDevice).hctl);
 }

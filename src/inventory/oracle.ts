@@ -1,7 +1,59 @@
+import type { HostFs } from '../system/hostfs.js';
 import type { VolumeIdentity } from '../volume/identity.js';
-import { judgeVolume, snapshotIndex, type AttachKnowledge, type Orphan, type VolumeRefs, type VolumeVerdict } from './orphans.js';
+import { appeared, diffSnapshots } from './diff.js';
+import { hostWideView, type HostWideView } from './hostwide.js';
+import { judgeVolume, snapshotIndex, volumeRefs, type AttachKnowledge, type Kept, type Orphan, type VolumeRefs, type VolumeVerdict } from './orphans.js';
 import type { HostSnapshot } from './model.js';
+import { fillScsiDetails } from './read-scsi.js';
 import { multipathPathStates, type ToolViews } from './tools.js';
+
+/** What the oracle is asked after a detach: the host as it is now, and what is known of the volumes. */
+export interface OracleQuestion {
+  now: HostSnapshot;
+  tools: ToolViews;
+  volume: VolumeIdentity;
+  known: AttachKnowledge;
+  /** Volumes still attached: what they share with the volume is rightly kept. */
+  stillAttached: VolumeIdentity[];
+  /** The host before the detach, for the host-wide view; null for the volume-scoped verdict alone. */
+  baseline: HostSnapshot | null;
+  /** Other volumes detached since the baseline: what they had may go too. */
+  alsoDetached: Array<{ volume: VolumeIdentity; known: AttachKnowledge }>;
+  /** Where the devices a finding names get their vendor, model and state read. */
+  fs: HostFs;
+}
+
+export interface OracleAnswer {
+  /** No orphan, and with a baseline, nothing host-wide either. */
+  clean: boolean;
+  orphans: Orphan[];
+  kept: Kept[];
+  volume: VolumeIdentity;
+  hostWide?: HostWideView;
+}
+
+/** Runs one named step of the answer (the agent times each); by default just runs it. */
+export type OracleStep = <T>(name: string, fn: () => T) => Promise<T>;
+
+/**
+ * The oracle's whole answer: the volume-scoped verdict and, with a baseline, the host-wide view.
+ * What a route serves and what a unit test asks of a captured host are the same function.
+ */
+export async function oracleAnswer(q: OracleQuestion, step: OracleStep = async (_name, fn) => fn()): Promise<OracleAnswer> {
+  const { orphans, kept, diff } = await step('judge', () => {
+    const refs = volumeRefs(q.now, q.volume, q.stillAttached, q.known);
+    const diff = q.baseline ? diffSnapshots(q.baseline, q.now) : null;
+    // The devices a finding may name get their description (vendor, model, state) read now.
+    fillScsiDetails(q.fs, q.now.scsiDevices, [...refs.scsi.map((d) => d.hctl), ...(diff ? appeared(diff) : [])]);
+    return { ...verdictWithTools(q.now, q.volume, q.stillAttached, q.tools, q.known, refs), diff };
+  });
+  if (!q.baseline || !diff) return { clean: orphans.length === 0, orphans, kept, volume: q.volume };
+  const baseline = q.baseline;
+  const hostWide = await step('hostwide', () =>
+    hostWideView({ baseline, now: q.now, diff, tools: q.tools, stillAttached: q.stillAttached, detached: [{ volume: q.volume, known: q.known }, ...q.alsoDetached] }),
+  );
+  return { clean: orphans.length === 0 && hostWide.orphans.length === 0 && hostWide.collateral.length === 0, orphans, kept, volume: q.volume, hostWide };
+}
 
 /**
  * The orphan oracle: what sysfs shows is left of a detached volume (judgeVolume), plus what the

@@ -7,6 +7,7 @@ import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
 import { poll } from '../system/wait.js';
 import type { Protocol } from '../volume/protocol.js';
+import { ORPHAN_KINDS, type OrphanKind } from '../volume/orphan-kinds.js';
 
 
 /** A node of the lab as a scenario sees it: its name and its agent. */
@@ -41,6 +42,12 @@ export interface ReportRow {
   /** What the oracle was expected to say: 'clean', or the orphan kinds a faulty sequence leaves. */
   expected: string;
 }
+
+/**
+ * What a verdict expects: 'clean', or exactly the orphan kinds a faulty sequence leaves (never
+ * none: a faulty sequence that leaves nothing is no faulty half).
+ */
+export type Expected = 'clean' | readonly [OrphanKind, ...OrphanKind[]];
 
 /** A check a scenario makes; a false one fails the scenario with this message. */
 export class ScenarioFailure extends Error {
@@ -180,13 +187,29 @@ export class ScenarioContext {
   /** The connector's disconnect; on success the volume is no longer tracked as attached. */
   async disconnect(node: ComputeHandle, v: TargetVolume, d: DeviceInfo | null, opts: DisconnectOptions & { builtin?: boolean } = {}): Promise<DisconnectReply> {
     const { builtin, ...flags } = opts;
-    const since = this.baselines.get(node.name) ?? { snapshot: await node.client.inventory(), detached: [] };
-    since.detached.push(v);
-    this.baselines.set(node.name, since);
+    await this.beforeDetach(node, v);
     const r = await node.client.disconnect(protocolOf(v), v.connectionInfo, d, { ...this.via(builtin), ...flags, timeoutMs: 300_000 });
     this.forget(node, v);
     this.step(`${node.name}: detached ${v.name}${opts.force ? ' (force)' : ''}: ${r.removed.join(', ') || 'nothing to remove'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}${r.left?.length ? `; left: ${r.left.join('; ')}` : ''}`);
     return r;
+  }
+
+  /**
+   * A faulty detach the lab performs itself, as a connector in the field did (`steps`, run in the
+   * node): the same baseline for the host-wide view as a detach through a connector. `fault` names
+   * the step that makes it faulty. The volume stays tracked as attached: the faulty half sweeps it.
+   */
+  async faultyDetach(node: ComputeHandle, v: TargetVolume, fault: string, steps: () => Promise<unknown>): Promise<void> {
+    await this.beforeDetach(node, v);
+    await steps();
+    this.step(`${node.name}: ${v.name} detached the faulty way; the fault: ${fault}`);
+  }
+
+  /** The node's snapshot before the first detach since its last attach: the host-wide view's baseline. */
+  private async beforeDetach(node: ComputeHandle, v: TargetVolume): Promise<void> {
+    const since = this.baselines.get(node.name) ?? { snapshot: await node.client.inventory(), detached: [] };
+    since.detached.push(v);
+    this.baselines.set(node.name, since);
   }
 
   /** brick-lab's own lookup of a volume's paths and devices in sysfs. */
@@ -231,9 +254,20 @@ export class ScenarioContext {
     });
   }
 
-  /** Wait (up to 10 s) until the node no longer shows an NVMe volume's namespace. */
-  async waitGone(node: ComputeHandle, v: TargetVolume): Promise<void> {
-    await poll(async () => !(await this.snapshot(node)).nvmeNamespaces.some((n) => n.uuid === v.nvme!.uuid), { timeoutMs: 10_000, intervalMs: 200 });
+  /**
+   * Wait (up to `timeoutMs`) until the node no longer shows an NVMe volume's namespace; a timeout
+   * fails the step with the namespaces that lingered.
+   */
+  async waitGone(node: ComputeHandle, v: TargetVolume, timeoutMs = 10_000): Promise<void> {
+    let lingering: string[] = [];
+    const r = await poll(
+      async () => {
+        lingering = (await this.snapshot(node)).nvmeNamespaces.filter((n) => n.uuid === v.nvme!.uuid).map((n) => `${n.name} (nsid ${n.nsid})`);
+        return lingering.length === 0;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+    check(r.ok, `${node.name}: namespace ${v.nvme!.nsid} of ${v.nvme!.nqn} still shown ${Math.round(r.elapsedMs / 1000)} s after the target removed it: ${lingering.join(', ')}`);
   }
 
   snapshot(node: ComputeHandle): Promise<HostSnapshot> {
@@ -256,7 +290,7 @@ export class ScenarioContext {
   }
 
   /** Record what the oracle said for the report, and check it against what was expected. */
-  async verdict(node: ComputeHandle, v: TargetVolume, o: { phase?: string; device?: DeviceInfo | null; paths?: string[]; stillAttached?: TargetVolume[]; expect: 'clean' | string[] }): Promise<Orphan[]> {
+  async verdict(node: ComputeHandle, v: TargetVolume, o: { phase?: string; device?: DeviceInfo | null; paths?: string[]; stillAttached?: TargetVolume[]; expect: Expected }): Promise<Orphan[]> {
     const r = await this.oracle(node, v, o.stillAttached ?? []);
     const left = r.orphans;
     const wide = r.hostWide ? [...r.hostWide.orphans, ...r.hostWide.collateral] : [];
@@ -278,10 +312,22 @@ export class ScenarioContext {
       check((r.hostWide?.orphans.length ?? 0) === 0, `${node.name}: after ${v.name}'s detach, host-wide: ${say(r.hostWide?.orphans ?? [])}`);
       check((r.hostWide?.collateral.length ?? 0) === 0, `${node.name}: ${v.name}'s detach took what was not its own (collateral): ${say(r.hostWide?.collateral ?? [])}`);
     } else {
-      const kinds = new Set([...left, ...wide].map((x) => x.kind));
-      const missing = o.expect.filter((k) => !kinds.has(k as Orphan['kind']));
-      check(missing.length === 0, `${node.name}: the oracle missed ${missing.join(', ')} for ${v.name} (it found: ${[...kinds].join(', ') || 'nothing'})`);
+      const diff = kindsDiff(o.expect, [...left, ...wide]);
+      check(
+        diff.missing.length === 0 && diff.extra.length === 0,
+        `${node.name}: for ${v.name} the oracle found ${diff.found.join(', ') || 'nothing'}, the sequence leaves ${o.expect.join(', ')}` +
+          `${diff.missing.length ? `; missed: ${diff.missing.join(', ')}` : ''}${diff.extra.length ? `; not expected: ${diff.extra.join(', ')}` : ''}`,
+      );
     }
     return left;
   }
+}
+
+/**
+ * The orphan kinds expected against those found, both ways: a faulty sequence leaves exactly its
+ * kinds, so a kind the oracle missed and a kind it found beyond them both fail the verdict.
+ */
+export function kindsDiff(expected: readonly OrphanKind[], found: readonly Orphan[]): { found: OrphanKind[]; missing: OrphanKind[]; extra: OrphanKind[] } {
+  const kinds = ORPHAN_KINDS.filter((k) => found.some((x) => x.kind === k));
+  return { found: kinds, missing: expected.filter((k) => !kinds.includes(k)), extra: kinds.filter((k) => !expected.includes(k)) };
 }

@@ -1,7 +1,7 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
-import { check, type ComputeHandle, type ScenarioContext } from './context.js';
-import { detachedClean, leftThenSwept, orphanPair, type Half } from './pair.js';
+import { check, type ComputeHandle, type Expected, type ScenarioContext } from './context.js';
+import { detachedClean, expectFailure, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -10,17 +10,6 @@ import { detachedClean, leftThenSwept, orphanPair, type Half } from './pair.js';
  */
 
 const firstNetwork = (ctx: ScenarioContext): string[] => ctx.networks(1);
-
-async function expectFailure(ctx: ScenarioContext, what: string, fn: () => Promise<unknown>): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    const msg = (e as Error).message;
-    ctx.step(`${what} failed, as it must: ${msg.split('\n')[0]}`);
-    return msg;
-  }
-  throw new Error(`${what} succeeded, but this sequence must fail here`);
-}
 
 /**
  * A detach with force=True. brick-lab's own connector must not raise here. A connector under test
@@ -62,7 +51,16 @@ async function forcedClean({ ctx, node }: Half, v: TargetVolume, d: DeviceInfo, 
   await ctx.verdict(node, v, { phase, device: d, expect: 'clean' });
 }
 
-const ISCSI_ALL = ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'];
+/**
+ * Everything an attached iSCSI volume has on a lab compute: its SCSI device and disk, udev's links
+ * to it, multipathd's watch of its path (multipathd runs on every compute and tracks every SCSI
+ * disk, in a map or not), its session and its node record.
+ */
+const ISCSI_ALL = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path', 'iscsi-session', 'iscsi-node-record'] as const satisfies Expected;
+/** The same with no udev: no links, and multipathd, which learns of paths through udev, tracks none. */
+const ISCSI_NO_UDEV = ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'] as const satisfies Expected;
+/** What a LUN brought back by a scan has: no session or record of its own (another LUN's session serves it). */
+const ISCSI_DEVICE = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path'] as const satisfies Expected;
 
 const flushFailure = orphanPair('orphan-flush-failure', {
   title: 'the flush fails with force=False: device, link, session and record stay by design (caught); force=True leaves nothing',
@@ -74,7 +72,8 @@ const flushFailure = orphanPair('orphan-flush-failure', {
     // An offline SCSI device refuses to open (sd_open: ENXIO), so blockdev --flushbufs fails.
     await ctx.sh(node, `echo offline > /sys/block/${dev}/device/state`);
     ctx.step(`${node.name}: ${dev} set offline, so that the flush cannot reach it`);
-    await expectFailure(ctx, `${node.name}: detach with force=False`, () => ctx.disconnect(node, v, d, { force: false }));
+    // The lab's own detach: a connector under test may rightly refuse the same way, or not.
+    await expectFailure(ctx, `${node.name}: detach with force=False`, ['FLUSH_FAILED'], () => ctx.disconnect(node, v, d, { force: false, builtin: true }));
     await ctx.verdict(node, v, { phase: 'faulty: force=False', device: d, expect: ISCSI_ALL });
   },
   correct: (h, { v, d }) => forcedClean(h, v, d, 'correct: force=True'),
@@ -92,8 +91,19 @@ const unmappedIscsi = orphanPair('orphan-lun-unmapped', {
     return a;
   },
   async faulty(h, { v, d }) {
-    h.ctx.step(`${h.node.name}: the detach is skipped (the caller lost track of the volume when the target dropped it)`);
-    await leftThenSwept(h, v, d, 'faulty: no detach after the unmap', ISCSI_ALL);
+    const { ctx, node } = h;
+    const dev = d.devices[0]!;
+    // democratic-csi#536: the dead device is removed first, then its session is looked up through
+    // it; the lookup finds nothing, and the logout is skipped.
+    await ctx.faultyDetach(node, v, `the session is looked up through ${dev} after ${dev} was deleted: nothing is found, and the logout is skipped`, () =>
+      ctx.sh(
+        node,
+        `echo 1 > /sys/block/${dev}/device/delete; udevadm settle --timeout=60; ` +
+          `s=$(readlink -f /sys/block/${dev}/device 2>/dev/null | grep -o 'session[0-9]*' | head -n1); ` +
+          `if [ -n "$s" ]; then iscsiadm -m session -r "\${s#session}" --logout; fi`,
+      ),
+    );
+    await leftThenSwept(h, v, d, 'faulty: device deleted, session looked up through it', ['iscsi-session', 'iscsi-node-record']);
   },
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detach after the unmap'),
 });
@@ -118,7 +128,16 @@ const nvmeNamespaceGone = orphanPair('orphan-nvme-namespace-gone', {
     ctx.attached.push({ node, volume: v, device: null });
     ctx.step(`${node.name}: nvme connect on ${v.portals.length} portals with ctrl_loss_tmo=-1 (os-brick's way)`);
     await removeNamespace(h, v);
-    ctx.step(`${node.name}: the disconnect looks for the namespace, finds none, and returns without disconnecting (os-brick's behaviour)`);
+    // os-brick 6.1's disconnect: find the namespace by its UUID, disconnect its subsystem, and
+    // return when none is found.
+    await ctx.faultyDetach(node, v, 'the disconnect looks for the namespace by its UUID, finds none, and returns without disconnecting', async () => {
+      const out = await ctx.sh(
+        node,
+        `for b in /sys/block/nvme*; do [ "$(cat "$b/uuid" 2>/dev/null)" = '${v.nvme!.uuid}' ] || continue; ` +
+          `nvme disconnect -n "$(cat "$b/device/subsysnqn")"; echo disconnected; exit 0; done; echo "no namespace with uuid ${v.nvme!.uuid}"`,
+      );
+      check(/^no namespace/.test(out.trim()), `${node.name}: the namespace was still found after the target removed it: ${out.trim()}`);
+    });
     await ctx.verdict(node, v, { phase: 'faulty: no namespace found, nothing disconnected', expect: ['nvme-controller'] });
     const ctrls = (await ctx.snapshot(node)).nvmeControllers.filter((c) => c.subsysNqn === v.nvme!.nqn);
     check(ctrls.length === v.portals.length, `${node.name}: expected ${v.portals.length} controllers left, found ${ctrls.length}`);
@@ -156,16 +175,20 @@ const lunReuse = orphanPair('orphan-lun-reuse', {
   },
   async faulty(h, { first, d }) {
     const { ctx, node } = h;
-    ctx.step(`${node.name}: ${first.name} is not detached (a failed detach left ${d.path} behind)`);
+    // kubernetes#73181's shape: the session serves another LUN, so the logout is rightly skipped,
+    // and the device delete is skipped with it.
+    await ctx.faultyDetach(node, first, `the session still serves LUN 1, so the detach flushes ${d.path} and returns: the device delete is skipped with the logout`, () =>
+      node.client.run(['blockdev', '--flushbufs', d.path], { timeoutMs: 60_000 }),
+    );
     const next = await reuseLun(h, first);
     const stale = await ctx.readSignature(node, d.path);
     check(stale?.id === next.id, `${node.name}: the stale ${d.path} should read ${next.name}'s data (it read ${JSON.stringify(stale)})`);
     ctx.step(`${node.name}: the stale ${d.path} of ${first.name} reads ${next.name}'s signature: another volume's data`);
-    await ctx.verdict(node, first, { phase: 'faulty: stale path, before any rescan', device: d, expect: ['scsi-device', 'block-device'] });
+    await ctx.verdict(node, first, { phase: 'faulty: stale path, before any rescan', device: d, expect: ISCSI_ALL });
     await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/rescan`);
-    const left = await ctx.verdict(node, first, { phase: 'faulty: stale path after a rescan (now reports the new WWID)', device: d, expect: ['scsi-device', 'block-device'] });
+    const left = await ctx.verdict(node, first, { phase: 'faulty: stale path after a rescan (now reports the new WWID)', device: d, expect: ISCSI_ALL });
     check(left.some((o) => /identity mismatch/.test(o.evidence)), `${node.name}: the oracle did not say the stale device now holds another volume`);
-    await ctx.disconnect(node, first, d, { force: true, ignoreErrors: true });
+    await ctx.disconnect(node, first, d, { force: true, ignoreErrors: true, builtin: true });
     await ctx.sh(node, `[ -e /sys/block/${d.devices[0]}/device/delete ] && echo 1 > /sys/block/${d.devices[0]}/device/delete; true`);
   },
   async correct(h, { first, d }) {
@@ -197,7 +220,7 @@ const rescanDuringDetach = orphanPair('orphan-rescan-during-detach', {
     await node.client.run(['iscsiadm', '-m', 'session', '-r', String(s.sid), '--rescan'], { timeoutMs: 60_000 });
     await node.client.exec(['udevadm', 'settle', '--timeout=60']);
     ctx.step(`${node.name}: iscsiadm -m session -r ${s.sid} --rescan (a whole-session scan, as an automatic scan or another attach does)`);
-    await ctx.verdict(node, gone, { phase: 'faulty: whole-session rescan', stillAttached: [kept], expect: ['scsi-device', 'block-device'] });
+    await ctx.verdict(node, gone, { phase: 'faulty: whole-session rescan', stillAttached: [kept], expect: ISCSI_DEVICE });
     await ctx.sh(node, `for d in /sys/class/iscsi_session/session${s.sid}/device/target*/*:0; do [ -e "$d/delete" ] && echo 1 > "$d/delete"; done; true`);
   },
   async correct({ ctx, node }, { gone, kept }) {
@@ -237,7 +260,7 @@ const severalSessions = orphanPair('orphan-several-sessions', {
     await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/delete`);
     await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first), '--logout'], { timeoutMs: 60_000 });
     ctx.step(`${node.name}: removed the first session's device and logged out session${first} only`);
-    await leftThenSwept(h, v, d, 'faulty: first session only', ['scsi-device', 'block-device', 'iscsi-session']);
+    await leftThenSwept(h, v, d, 'faulty: first session only', ISCSI_ALL);
   },
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: every session of the (portal, IQN)'),
 });
@@ -271,11 +294,13 @@ const noUdev = orphanPair('orphan-no-udev', {
   },
   async faulty(h, { v, d, paths }) {
     const { ctx, node } = h;
-    ctx.step(`${node.name}: the detach is skipped`);
-    const links = await ctx.sh(node, `ls /dev/disk/by-path 2>/dev/null | grep -F -- '${v.iscsi!.iqn}' || true`);
-    check(links.trim() === '', `${node.name}: a by-path glob found ${links.trim()}`);
-    ctx.step(`${node.name}: a by-path-only check sees nothing for ${v.name}`);
-    await leftThenSwept(h, v, d, 'faulty: detach skipped, by-path glob empty', ['scsi-device', 'block-device', 'iscsi-session'], paths);
+    // The detach finds its devices by a by-path glob; without udev the glob finds nothing, and
+    // the detach returns as if the volume was not attached (no delete, no logout).
+    await ctx.faultyDetach(node, v, 'the by-path glob finds nothing without udev, so the detach takes the volume for detached', async () => {
+      const links = await ctx.sh(node, `ls /dev/disk/by-path 2>/dev/null | grep -F -- '${v.iscsi!.iqn}-lun-${v.iscsi!.lun}' || true`);
+      check(links.trim() === '', `${node.name}: a by-path glob found ${links.trim()}`);
+    });
+    await leftThenSwept(h, v, d, 'faulty: by-path glob empty, nothing removed', ISCSI_NO_UDEV, paths);
   },
   correct: (h, { v, d, paths }) => detachedClean(h, v, d, 'correct: detach from sysfs without udev', paths),
 });
@@ -312,24 +337,28 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
   },
   async faulty(h, { v, d }) {
     const { ctx, node } = h;
-    if (!ctx.connector) {
-      await expectFailure(ctx, `${node.name}: detach with force=False`, () => ctx.disconnect(node, v, d, { force: false }));
-      await ctx.verdict(node, v, { phase: 'faulty: stopped at the failed path', device: d, expect: ['scsi-device', 'block-device', 'iscsi-session'] });
-    } else {
-      // A connector under test may flush the map over the remaining path and detach (os-brick
-      // does): not a fault, as long as nothing is left. If it stops, what it left is recorded
-      // and force=True must then clean.
-      const stopped = await ctx.disconnect(node, v, d, { force: false }).then(() => null, (e: Error) => e.message.split('\n')[0]!);
+    // The lab's own detach with force=False stops at the failed path's flush.
+    await expectFailure(ctx, `${node.name}: detach with force=False`, ['FLUSH_FAILED', 'MULTIPATH_FLUSH_FAILED'], () => ctx.disconnect(node, v, d, { force: false, builtin: true }));
+    await leftThenSwept(h, v, d, 'faulty: stopped at the failed path', ISCSI_ALL);
+  },
+  async correct(h, { v, d }) {
+    const { ctx, node } = h;
+    if (ctx.connector) {
+      // A connector under test may flush the map over the remaining path and detach with
+      // force=False (os-brick does): not a fault, as long as nothing is left. If it stops
+      // instead, force=True must then leave nothing.
+      const stopped = await ctx.disconnect(node, v, d, { force: false }).then(
+        () => null,
+        (e: Error) => e.message.split('\n')[0]!,
+      );
       if (stopped === null) {
-        await ctx.verdict(node, v, { phase: 'the connector detached over the remaining path (force=False)', device: d, expect: 'clean' });
+        await ctx.verdict(node, v, { phase: 'correct: the connector detached over the remaining path (force=False)', device: d, expect: 'clean' });
         return;
       }
       ctx.step(`${node.name}: the connector's detach with force=False stopped: ${stopped}`);
-      await ctx.verdict(node, v, { phase: 'the connector stopped at the failed path (force=False)', device: d, expect: [] });
     }
-    await forcedClean(h, v, d, 'after the faulty half: force=True');
+    await forcedClean(h, v, d, 'correct: force=True with the path down');
   },
-  correct: (h, { v, d }) => forcedClean(h, v, d, 'correct: force=True with the path down'),
   async teardown({ ctx }, { second }) {
     await ctx.target.client.setNetwork(second, true);
     ctx.step(`target: ${second} up again`);

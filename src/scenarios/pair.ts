@@ -1,6 +1,7 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import { onCompute, type Scenario } from './catalog.js';
-import type { ComputeHandle, ScenarioContext } from './context.js';
+import { BrickError, type ErrorCode } from '../system/errors.js';
+import { check, ScenarioFailure, type ComputeHandle, type Expected, type ScenarioContext } from './context.js';
 
 /**
  * The one runner of the orphan pairs: red before green. The faulty half runs first and the oracle
@@ -76,8 +77,29 @@ export async function detachedClean(h: Half, v: TargetVolume, d: DeviceInfo, pha
   await h.ctx.verdict(h.node, v, { phase, device: d, paths, expect: 'clean' });
 }
 
-/** The faulty half's usual end: the oracle must name `expect`, then a forced detach ignoring errors sweeps it. */
-export async function leftThenSwept(h: Half, v: TargetVolume, d: DeviceInfo, phase: string, expect: string[], paths?: string[]): Promise<void> {
+/**
+ * The faulty half's usual end: the oracle must name exactly `expect`, then brick-lab's own forced
+ * detach, ignoring errors, sweeps it (the faulty half is the lab's, also under brick-lab validate).
+ */
+export async function leftThenSwept(h: Half, v: TargetVolume, d: DeviceInfo, phase: string, expect: Expected, paths?: string[]): Promise<void> {
   await h.ctx.verdict(h.node, v, { phase, device: d, paths, expect });
-  await h.ctx.disconnect(h.node, v, d, { force: true, ignoreErrors: true });
+  await h.ctx.disconnect(h.node, v, d, { force: true, ignoreErrors: true, builtin: true });
+}
+
+/**
+ * Run what this sequence makes fail: it must fail with one of `codes`, the coded refusal the
+ * sequence causes. Success fails the scenario, and so does any other failure (an agent timeout,
+ * a bug): that would be a red half for the wrong reason.
+ */
+export async function expectFailure(ctx: ScenarioContext, what: string, codes: readonly ErrorCode[], fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn();
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0]!;
+    const code = e instanceof BrickError ? e.code : (e as Error).name;
+    check(codes.includes(code as ErrorCode), `${what} failed with ${code}, not as this sequence fails (${codes.join(' or ')}): ${msg}`);
+    ctx.step(`${what} failed with ${code}, as it must: ${msg}`);
+    return msg;
+  }
+  throw new ScenarioFailure(`${what} succeeded, but this sequence must fail here with ${codes.join(' or ')}`);
 }

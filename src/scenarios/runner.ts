@@ -167,8 +167,12 @@ async function handles(rec: LabRecord): Promise<{ target: TargetHandle; computes
 }
 
 export async function runScenario(rec: LabRecord, s: Scenario, opts: RunScenariosOptions): Promise<ScenarioResult> {
+  return runScenarioOn(rec, await handles(rec), s, opts);
+}
+
+/** runScenario on the nodes' agents as given (unit tests give agents that answer from recorded hosts). */
+export async function runScenarioOn(rec: LabRecord, { target, computes }: { target: TargetHandle; computes: ComputeHandle[] }, s: Scenario, opts: RunScenariosOptions): Promise<ScenarioResult> {
   const say = opts.onProgress ?? (() => {});
-  const { target, computes } = await handles(rec);
   const nodes: NodeHandle[] = [target, ...computes];
   const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`), opts.connector ?? null);
   const marks = new Map<string, number>();

@@ -7,6 +7,7 @@ import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, Volu
 import type { SnapshotDiff } from '../../inventory/diff.js';
 import type { HostWideView } from '../../inventory/hostwide.js';
 import type { Orphan } from '../../inventory/orphans.js';
+import type { OracleAnswer } from '../../inventory/oracle.js';
 import type { HostSnapshot } from '../../inventory/model.js';
 import type { HostFsRecording } from '../../system/hostfs-record.js';
 import type { ExecResult } from '../../system/exec.js';
@@ -140,15 +141,8 @@ export interface OrphansRequest {
   detachedSince?: Array<{ protocol: Protocol; properties: ConnectionPayload; wwid?: string; devices?: string[] }>;
 }
 
-export interface OrphansReply {
-  /** No orphan, and with a baseline, nothing host-wide either. */
-  clean: boolean;
-  orphans: Orphan[];
-  /** Sessions, records and controllers rightly kept for another LUN or namespace. */
-  kept: Orphan[];
-  volume: VolumeIdentity;
-  hostWide?: HostWideView;
-}
+/** The oracle's whole answer (inventory/oracle.ts), as the orphans route sends it. */
+export type OrphansReply = OracleAnswer;
 
 /** The baseline as a snapshot sent back, or as the id of one the agent keeps: one of the two. */
 export interface HostCheckRequest {

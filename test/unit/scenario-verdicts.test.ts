@@ -1,0 +1,257 @@
+import { describe, expect, it } from 'vitest';
+import type { ComputeClient } from '../../src/agent/api/compute-client.js';
+import type { TargetClient } from '../../src/agent/api/target-client.js';
+import type { DeviceInfo, HostCheckRequest, HostSnapshot, OrphansRequest, TargetVolume } from '../../src/agent/api/types.js';
+import { diffSnapshots } from '../../src/inventory/diff.js';
+import { hostWideView } from '../../src/inventory/hostwide.js';
+import { oracleAnswer } from '../../src/inventory/oracle.js';
+import type { ToolViews } from '../../src/inventory/tools.js';
+import type { LabRecord } from '../../src/lab/state.js';
+import { normalise } from '../../src/osbrick/index.js';
+import { ScenarioContext, ScenarioFailure, type ComputeHandle, type Expected, type TargetHandle } from '../../src/scenarios/context.js';
+import { expectFailure, orphanPair } from '../../src/scenarios/pair.js';
+import { runScenarioOn } from '../../src/scenarios/runner.js';
+import { BrickError, RemoteError } from '../../src/system/errors.js';
+import { replayHostFs } from '../../src/system/hostfs-record.js';
+import { identityFromProperties } from '../../src/volume/identity.js';
+import { fixtureTools, loadInventoryFixture, type FixtureVolume } from './inventory-fixtures.js';
+
+/**
+ * The scenarios' verdicts and the runner's status on recorded hosts: agents that answer from the
+ * captured inventories (test/fixtures/guest-6.1.0-56) through the real oracle. A host is either
+ * the capture with volumes attached or an empty one (the capture with every list emptied), and a
+ * scenario's attach and detach move it between the two.
+ *
+ * The recorded compute answers the volume-scoped verdict only (no host-wide view): the host-wide
+ * view of two captures taken apart would name every other volume that changed between them.
+ */
+const ATTACHED = loadInventoryFixture('inventory-attached.json');
+const EMPTY: HostSnapshot = {
+  ...ATTACHED.snapshot,
+  scsiDevices: [],
+  iscsiSessions: [],
+  iscsiNodes: [],
+  iscsiDiscovery: [],
+  iscsiIfaces: [],
+  nvmeControllers: [],
+  nvmeNamespaces: [],
+  blockDevices: [],
+  links: [],
+  multipathMaps: [],
+  scsiDebugHosts: [],
+} as HostSnapshot;
+const NO_TOOLS: ToolViews = { multipathPaths: [], multipathMaps: [], dmStatus: [] };
+
+/** What the oracle finds of fixture volume `a` (single-path iSCSI) on the attached capture. */
+const A_ATTACHED: Expected = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path'];
+
+class RecordedHost {
+  attached = false;
+  readonly calls: string[] = [];
+
+  private now(): HostSnapshot {
+    return this.attached ? ATTACHED.snapshot : EMPTY;
+  }
+
+  readonly handle: ComputeHandle = {
+    name: 'compute-1',
+    initiatorIqn: 'iqn.2026-11.io.brick-lab:compute-1',
+    client: {
+      inventory: async () => this.now(),
+      orphans: async (req: OrphansRequest) =>
+        oracleAnswer({
+          now: this.now(),
+          tools: this.attached ? fixtureTools(ATTACHED) : NO_TOOLS,
+          volume: identityFromProperties(normalise(req.protocol, req.properties), req.wwid ?? null),
+          known: { devices: req.devices ?? [] },
+          stillAttached: [],
+          baseline: null,
+          alsoDetached: [],
+          fs: replayHostFs(ATTACHED.recording),
+        }),
+      hostCheck: async (req: HostCheckRequest) => {
+        const now = this.now();
+        const view = hostWideView({ baseline: req.baseline!, now, diff: diffSnapshots(req.baseline!, now), tools: NO_TOOLS, stillAttached: [] });
+        return { clean: view.orphans.length === 0 && view.collateral.length === 0, ...view };
+      },
+      connect: async () => {
+        this.calls.push('connect');
+        this.attached = true;
+        return ATTACHED.devices!.da as DeviceInfo;
+      },
+      disconnect: async (_p: unknown, _props: unknown, _d: unknown, opts: { force?: boolean }) => {
+        this.calls.push(opts.force ? 'disconnect force' : 'disconnect');
+        this.attached = false;
+        return { removed: ['everything'], errors: [] };
+      },
+      exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+    } as unknown as ComputeClient,
+  };
+}
+
+function recordedTarget(): TargetHandle {
+  const a = ATTACHED.volumes.a;
+  return {
+    name: 'target-1',
+    client: {
+      createIscsiVolume: async (req: { name: string }): Promise<TargetVolume> => ({ ...(a as FixtureVolume), name: req.name }) as unknown as TargetVolume,
+      deleteVolume: async (name: string) => ({ deleted: name }),
+      leftovers: async () => ({ lio: { targets: [], backstores: [] }, nvmet: { subsystems: [], ports: [], hosts: [] }, loopDevices: [], files: [] }),
+      cleanup: async () => ({ removed: [] }),
+      exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+    } as unknown as TargetClient,
+  };
+}
+
+const LAB = { name: 'unit' } as LabRecord;
+
+function context(host: RecordedHost): ScenarioContext {
+  return new ScenarioContext(LAB, recordedTarget(), [host.handle], 'unit', 1);
+}
+
+describe('ScenarioContext.verdict', () => {
+  it('passes when the oracle finds exactly the kinds the sequence leaves', async () => {
+    const host = new RecordedHost();
+    const ctx = context(host);
+    const v = await ctx.createIscsi({ name: 'a' });
+    const d = await ctx.connect(host.handle, v);
+    const left = await ctx.verdict(host.handle, v, { device: d, expect: A_ATTACHED });
+    expect(new Set(left.map((o) => o.kind))).toEqual(new Set(A_ATTACHED));
+    expect(ctx.rows.at(-1)!.expected).toBe(A_ATTACHED.join(', '));
+  });
+
+  it('fails on a kind the oracle missed, naming it', async () => {
+    const host = new RecordedHost();
+    const ctx = context(host);
+    const v = await ctx.createIscsi({ name: 'a' });
+    await ctx.connect(host.handle, v);
+    const err = await ctx.verdict(host.handle, v, { expect: [...A_ATTACHED, 'iscsi-session'] as Expected }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ScenarioFailure);
+    expect((err as Error).message).toMatch(/missed: iscsi-session$/);
+  });
+
+  it('fails on kinds found beyond the expected ones, naming them (a subset is not enough)', async () => {
+    const host = new RecordedHost();
+    const ctx = context(host);
+    const v = await ctx.createIscsi({ name: 'a' });
+    await ctx.connect(host.handle, v);
+    const err = await ctx.verdict(host.handle, v, { expect: ['scsi-device', 'block-device'] }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/not expected: by-path-link, by-id-link, multipathd-path$/);
+  });
+
+  it("fails 'clean' with what was left, and passes it when nothing is", async () => {
+    const host = new RecordedHost();
+    const ctx = context(host);
+    const v = await ctx.createIscsi({ name: 'a' });
+    const d = await ctx.connect(host.handle, v);
+    await expect(ctx.verdict(host.handle, v, { expect: 'clean' })).rejects.toThrow(/left scsi-device /);
+    await ctx.disconnect(host.handle, v, d);
+    await expect(ctx.verdict(host.handle, v, { expect: 'clean' })).resolves.toEqual([]);
+  });
+});
+
+describe('expectFailure', () => {
+  const ctx = context(new RecordedHost());
+  it('returns on the coded failure the sequence causes', async () => {
+    await expect(expectFailure(ctx, 'detach', ['FLUSH_FAILED'], () => Promise.reject(new RemoteError('FLUSH_FAILED', 'flushing /dev/sda failed')))).resolves.toBe('flushing /dev/sda failed');
+    expect(ctx.steps.at(-1)).toBe('detach failed with FLUSH_FAILED, as it must: flushing /dev/sda failed');
+  });
+
+  it('fails on any other failure: another code, an error without one', async () => {
+    await expect(expectFailure(ctx, 'detach', ['FLUSH_FAILED'], () => Promise.reject(new BrickError('AGENT_UNREACHABLE', 'no answer')))).rejects.toThrow(
+      /^detach failed with AGENT_UNREACHABLE, not as this sequence fails \(FLUSH_FAILED\): no answer$/,
+    );
+    await expect(expectFailure(ctx, 'detach', ['FLUSH_FAILED'], () => Promise.reject(new TypeError('x is undefined')))).rejects.toThrow(/failed with TypeError, not as this sequence fails/);
+  });
+
+  it('fails when the sequence succeeds', async () => {
+    await expect(expectFailure(ctx, 'detach', ['FLUSH_FAILED', 'MULTIPATH_FLUSH_FAILED'], async () => 'ok')).rejects.toThrow(/^detach succeeded, but this sequence must fail here with FLUSH_FAILED or MULTIPATH_FLUSH_FAILED$/);
+  });
+});
+
+describe('ScenarioContext.waitGone', () => {
+  it('fails the step with the namespaces that lingered when the host keeps them', async () => {
+    const host = new RecordedHost();
+    host.attached = true;
+    const ctx = context(host);
+    const n = ATTACHED.volumes.n as unknown as TargetVolume;
+    const err = await ctx.waitGone(host.handle, n, 300).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ScenarioFailure);
+    expect((err as Error).message).toMatch(new RegExp(`namespace ${n.nvme!.nsid} of ${n.nvme!.nqn} still shown \\d+ s after the target removed it: nvme\\S+ \\(nsid ${n.nvme!.nsid}\\)`));
+  });
+
+  it('returns once the namespace is gone', async () => {
+    const host = new RecordedHost();
+    const ctx = context(host);
+    await expect(ctx.waitGone(host.handle, ATTACHED.volumes.n as unknown as TargetVolume, 300)).resolves.toBeUndefined();
+  });
+});
+
+/**
+ * A pair over the recorded host: the faulty half attaches fixture volume `a`, runs `faultyDetach`
+ * and expects what `a` has on the attached capture; the correct half detaches it and expects nothing.
+ */
+function pairOn(host: RecordedHost, faultyDetach: () => void) {
+  return orphanPair('recorded', {
+    title: 'a pair on recorded hosts',
+    refs: [],
+    async setup({ ctx, node }) {
+      const v = await ctx.createIscsi({ name: 'a' });
+      return { v, d: await ctx.connect(node, v) };
+    },
+    async faulty({ ctx, node }, { v, d }) {
+      await ctx.faultyDetach(node, v, 'the fault under test', async () => faultyDetach());
+      await ctx.verdict(node, v, { phase: 'faulty', device: d, expect: A_ATTACHED });
+      await ctx.disconnect(node, v, d, { force: true, ignoreErrors: true, builtin: true });
+    },
+    async correct({ ctx, node }, { v, d }) {
+      await ctx.disconnect(node, v, d);
+      await ctx.verdict(node, v, { phase: 'correct', device: d, expect: 'clean' });
+    },
+  });
+}
+
+describe('runScenario on recorded hosts', () => {
+  it('passes a pair whose faulty half leaves what it names and whose correct half leaves nothing', async () => {
+    const host = new RecordedHost();
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, pairOn(host, () => {}), { resultsDir: '/nonexistent', evidence: false });
+    expect(r).toMatchObject({ status: 'passed', failure: null, problems: [] });
+    expect(r.rows.map((x) => [x.phase, x.expected, x.left.length > 0])).toEqual([
+      ['faulty', A_ATTACHED.join(', '), true],
+      ['correct', 'clean', false],
+    ]);
+    expect(host.calls).toEqual(['connect', 'disconnect force', 'connect', 'disconnect']);
+  });
+
+  it('fails a pair whose faulty half the oracle calls clean: a red half that shows nothing is no red half', async () => {
+    const host = new RecordedHost();
+    // The faulty detach here removes everything: the oracle rightly finds nothing, and the pair,
+    // which claims a leftover, must go red.
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, pairOn(host, () => (host.attached = false)), { resultsDir: '/nonexistent', evidence: false });
+    expect(r.status).toBe('failed');
+    expect(r.failure).toMatch(/^compute-1: for recorded-a the oracle found nothing, the sequence leaves scsi-device, block-device, by-path-link, by-id-link, multipathd-path; missed: /);
+    expect(r.rows.map((x) => x.phase)).toEqual(['faulty']);
+  });
+
+  it('fails a scenario that leaves the host other than it found it, host-wide', async () => {
+    const host = new RecordedHost();
+    // Attached once and then forgotten, as a connector that reports a detach it did not make.
+    const leaky = orphanPair('leaky', {
+      title: 'leaves its volume attached',
+      refs: [],
+      halves: 'continued',
+      setup: async ({ ctx, node }) => {
+        const v = await ctx.createIscsi({ name: 'a' });
+        await ctx.connect(node, v);
+        return v;
+      },
+      faulty: async () => {},
+      correct: async ({ ctx, node }, v) => ctx.forget(node, v),
+    });
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, leaky, { resultsDir: '/nonexistent', evidence: false });
+    expect(r.status).toBe('failed');
+    expect(r.failure).toBeNull();
+    expect(r.problems.join('\n')).toMatch(/compute-1 host-wide, left after the scenario: .*scsi-device/);
+    expect(r.problems.join('\n')).toMatch(/compute-1 not clean after the scenario: iSCSI session/);
+  });
+});
