@@ -27,8 +27,10 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'orphan-rescan-during-detach',
       'orphan-several-sessions',
       'orphan-no-udev',
+      'field-bypath-gone',
+      'field-auto-scan',
     ],
-    multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails'],
+    multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only'],
   },
   nvmeof: {
     single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone'],

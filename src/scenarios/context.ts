@@ -41,7 +41,12 @@ export interface ReportRow {
   hostWide: { baselineTakenAt: string; orphans: Orphan[]; collateral: Orphan[] } | null;
   /** What the oracle was expected to say: 'clean', or the orphan kinds a faulty sequence leaves. */
   expected: string;
+  /** What the guest's own tools showed of the volume at the verdict (scenarios/inspect.ts), when asked. */
+  inspected?: string[];
 }
+
+/** What the guest's own tools show of a volume (scenarios/inspect.ts): the verdicts' second opinion. */
+export type Inspector = (node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[]) => Promise<string[]>;
 
 /**
  * What a verdict expects: 'clean', or exactly the orphan kinds a faulty sequence leaves (never
@@ -103,6 +108,8 @@ export class ScenarioContext {
   readonly attachedDevices = new Map<string, string[]>();
   /** Things to undo on a node afterwards (a stopped udev, a link made by hand), last first. */
   readonly undo: Array<{ what: string; fn: () => Promise<unknown> }> = [];
+  /** The second opinion each verdict asks for, if any: the guest's own tools must agree with the oracle. */
+  inspect: Inspector | null = null;
 
   constructor(
     readonly lab: LabRecord,
@@ -294,6 +301,7 @@ export class ScenarioContext {
     const r = await this.oracle(node, v, o.stillAttached ?? []);
     const left = r.orphans;
     const wide = r.hostWide ? [...r.hostWide.orphans, ...r.hostWide.collateral] : [];
+    const seen = this.inspect ? await this.inspect(node, v, o.stillAttached ?? []) : null;
     this.rows.push({
       node: node.name,
       volume: v.name,
@@ -305,12 +313,14 @@ export class ScenarioContext {
       kept: r.kept,
       hostWide: r.hostWide ?? null,
       expected: o.expect === 'clean' ? 'clean' : o.expect.join(', '),
+      ...(seen ? { inspected: seen } : {}),
     });
     const say = (xs: Orphan[]): string => xs.map((x) => `${x.kind} ${x.id} (${x.evidence})`).join('; ');
     if (o.expect === 'clean') {
       check(left.length === 0, `${node.name}: ${v.name} left ${say(left)}`);
       check((r.hostWide?.orphans.length ?? 0) === 0, `${node.name}: after ${v.name}'s detach, host-wide: ${say(r.hostWide?.orphans ?? [])}`);
       check((r.hostWide?.collateral.length ?? 0) === 0, `${node.name}: ${v.name}'s detach took what was not its own (collateral): ${say(r.hostWide?.collateral ?? [])}`);
+      check(!seen || seen.length === 0, `${node.name}: the oracle calls ${v.name} clean, but the guest's own tools show: ${seen?.join('; ')}`);
     } else {
       const diff = kindsDiff(o.expect, [...left, ...wide]);
       check(
@@ -318,6 +328,7 @@ export class ScenarioContext {
         `${node.name}: for ${v.name} the oracle found ${diff.found.join(', ') || 'nothing'}, the sequence leaves ${o.expect.join(', ')}` +
           `${diff.missing.length ? `; missed: ${diff.missing.join(', ')}` : ''}${diff.extra.length ? `; not expected: ${diff.extra.join(', ')}` : ''}`,
       );
+      check(!seen || seen.length > 0, `${node.name}: the oracle names leftovers of ${v.name}, but the guest's own tools show nothing of it`);
     }
     return left;
   }

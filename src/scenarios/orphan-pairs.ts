@@ -1,15 +1,14 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
-import { check, type ComputeHandle, type Expected, type ScenarioContext } from './context.js';
+import { check, type ComputeHandle, type ScenarioContext } from './context.js';
 import { detachedClean, expectFailure, leftThenSwept, orphanPair, type Half } from './pair.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, sessionOf } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
  * sequence leaves the orphan and the oracle must name it (red, asserted), then the correct
  * sequence must leave nothing (green).
  */
-
-const firstNetwork = (ctx: ScenarioContext): string[] => ctx.networks(1);
 
 /**
  * A detach with force=True. brick-lab's own connector must not raise here. A connector under test
@@ -26,41 +25,11 @@ async function forcedDetach(ctx: ScenarioContext, node: ComputeHandle, v: Target
   }
 }
 
-/** The iSCSI session (sid, SCSI host) of a volume's first portal, from the node's snapshot. */
-async function sessionOf(ctx: ScenarioContext, node: ComputeHandle, v: TargetVolume): Promise<{ sid: number; host: number }> {
-  const s = (await ctx.snapshot(node)).iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn);
-  check(s && s.host !== null, `${node.name}: no session to ${v.iscsi!.iqn}`);
-  return { sid: s.sid, host: s.host! };
-}
-
-/** An iSCSI volume made and attached, over the first data network or over two with dm-multipath. */
-interface Attached {
-  v: TargetVolume;
-  d: DeviceInfo;
-}
-
-async function attachIscsi({ ctx, node }: Half, name: string, paths: 1 | 2 = 1): Promise<Attached> {
-  const v = await ctx.createIscsi({ name, networks: paths === 1 ? firstNetwork(ctx) : ctx.networks(2) });
-  const d = await ctx.connect(node, v, paths === 2);
-  return { v, d };
-}
-
 /** A detach with force=True, then nothing may be left. */
 async function forcedClean({ ctx, node }: Half, v: TargetVolume, d: DeviceInfo, phase: string): Promise<void> {
   await forcedDetach(ctx, node, v, d);
   await ctx.verdict(node, v, { phase, device: d, expect: 'clean' });
 }
-
-/**
- * Everything an attached iSCSI volume has on a lab compute: its SCSI device and disk, udev's links
- * to it, multipathd's watch of its path (multipathd runs on every compute and tracks every SCSI
- * disk, in a map or not), its session and its node record.
- */
-const ISCSI_ALL = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path', 'iscsi-session', 'iscsi-node-record'] as const satisfies Expected;
-/** The same with no udev: no links, and multipathd, which learns of paths through udev, tracks none. */
-const ISCSI_NO_UDEV = ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'] as const satisfies Expected;
-/** What a LUN brought back by a scan has: no session or record of its own (another LUN's session serves it). */
-const ISCSI_DEVICE = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path'] as const satisfies Expected;
 
 const flushFailure = orphanPair('orphan-flush-failure', {
   title: 'the flush fails with force=False: device, link, session and record stay by design (caught); force=True leaves nothing',
@@ -257,9 +226,10 @@ const severalSessions = orphanPair('orphan-several-sessions', {
   },
   async faulty(h, { v, d, first }) {
     const { ctx, node } = h;
-    await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/delete`);
-    await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first), '--logout'], { timeoutMs: 60_000 });
-    ctx.step(`${node.name}: removed the first session's device and logged out session${first} only`);
+    await ctx.faultyDetach(node, v, `the detach knows one session per (portal, IQN): it removes ${d.devices[0]} and logs out session${first}, and never looks for the second`, async () => {
+      await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/delete`);
+      await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first), '--logout'], { timeoutMs: 60_000 });
+    });
     await leftThenSwept(h, v, d, 'faulty: first session only', ISCSI_ALL);
   },
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: every session of the (portal, IQN)'),

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { labClient } from '../lab/lab.js';
 import { labFor } from '../lab/session.js';
 import type { Topology } from '../lab/topology.js';
+import type { Scenario } from './catalog.js';
 import { emitReport } from './report.js';
 import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './runner.js';
 import { BrickError } from '../system/errors.js';
@@ -34,10 +35,16 @@ export function shardOf<T>(items: T[], shard: string): T[] {
 
 export const DEFAULT_RESULTS = 'results/run';
 
-/** `brick-lab run --list`: every scenario with what it needs. */
+/** `brick-lab run --list`: every scenario with what it needs, and where its sequence comes from. */
 export function listScenarios(): string {
   const w = Math.max(...ALL_SCENARIOS.map((s) => s.name.length));
-  return `${ALL_SCENARIOS.map((s) => `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}\n${' '.repeat(w + 2)}${s.title}`).join('\n')}\n`;
+  const indent = ' '.repeat(w + 2);
+  const lines = (s: Scenario): string[] => [
+    `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}`,
+    `${indent}${s.title}`,
+    ...(s.refs.length > 0 ? [`${indent}see: ${s.refs.join('; ')}`] : []),
+  ];
+  return `${ALL_SCENARIOS.flatMap(lines).join('\n')}\n`;
 }
 
 /**

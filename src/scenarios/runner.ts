@@ -11,9 +11,11 @@ import { PROJECT_ROOT } from '../system/paths.js';
 import { SCENARIOS, type Scenario } from './catalog.js';
 import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow, type TargetHandle } from './context.js';
 import { collectEvidence } from './evidence.js';
+import { inspectVolume } from './inspect.js';
+import { FIELD_PAIRS } from './field-pairs.js';
 import { ORPHAN_PAIRS } from './orphan-pairs.js';
 
-export const ALL_SCENARIOS: Scenario[] = [...SCENARIOS, ...ORPHAN_PAIRS];
+export const ALL_SCENARIOS: Scenario[] = [...SCENARIOS, ...ORPHAN_PAIRS, ...FIELD_PAIRS];
 export const SCENARIO_SETS_FILE = join(PROJECT_ROOT, 'lab', 'scenarios.yaml');
 
 export function scenarioSets(file = SCENARIO_SETS_FILE): Record<string, string[]> {
@@ -156,6 +158,11 @@ export interface RunScenariosOptions {
   evidence?: boolean;
   /** The connector under test (installed on the computes), or brick-lab's own (null, the default). */
   connector?: string | null;
+  /**
+   * Check each verdict against what the guest's own tools show (scenarios/inspect.ts; default
+   * true): the oracle's clean must meet nothing there, its leftovers something.
+   */
+  inspect?: boolean;
 }
 
 async function handles(rec: LabRecord): Promise<{ target: TargetHandle; computes: ComputeHandle[] }> {
@@ -175,6 +182,7 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
   const say = opts.onProgress ?? (() => {});
   const nodes: NodeHandle[] = [target, ...computes];
   const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`), opts.connector ?? null);
+  if (opts.inspect !== false) ctx.inspect = inspectVolume;
   const marks = new Map<string, number>();
   for (const n of nodes) marks.set(n.name, (await dmesgLines(n)).length);
   const baselines = new Map<string, HostSnapshot>();

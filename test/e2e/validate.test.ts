@@ -114,7 +114,21 @@ describe('brick-lab validate', () => {
     expect(agree!.failure).toMatch(/get_volume_paths returned nothing for an attached volume/);
     expect(agree!.failure).toMatch(/get_all_available_volumes lists \d+ entries that are not volumes: .*\/dev\//);
     await computesClean();
-  }, 1_200_000);
+
+    // With a path down under its dm-multipath map: the faulty half is the lab's own detach, which
+    // stops at the dead path (red, every kind named); os-brick's detach with force=False flushes
+    // the map over the remaining path and leaves nothing (green).
+    const mp = await validate(['--connector', 'os-brick', '--multipath', '--check', 'orphan-multipath-path-fails']);
+    expect(mp.code, mp.out).toBe(0);
+    expect(mp.report.subject).toMatch(/\(iscsi, multipath\)$/);
+    const rows = mp.report.scenarios[0]!.rows;
+    expect(rows.map((x) => [x.phase, x.expected])).toEqual([
+      ['faulty: stopped at the failed path', 'scsi-device, block-device, by-path-link, by-id-link, multipathd-path, iscsi-session, iscsi-node-record'],
+      ['correct: the connector detached over the remaining path (force=False)', 'clean'],
+    ]);
+    expect(rows[0]!.left.length).toBeGreaterThan(0);
+    await computesClean();
+  }, 1_500_000);
 
   it('accepts a TypeScript module implementing the Connector interface', async () => {
     const r = await validate(['--connector', join(ROOT, 'examples/ts-module/connector.ts'), '--check', 'round-trip-iscsi-1path', '--check', 'agreement-iscsi']);

@@ -214,7 +214,7 @@ function pairOn(host: RecordedHost, faultyDetach: () => void) {
 describe('runScenario on recorded hosts', () => {
   it('passes a pair whose faulty half leaves what it names and whose correct half leaves nothing', async () => {
     const host = new RecordedHost();
-    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, pairOn(host, () => {}), { resultsDir: '/nonexistent', evidence: false });
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, pairOn(host, () => {}), { resultsDir: '/nonexistent', evidence: false, inspect: false });
     expect(r).toMatchObject({ status: 'passed', failure: null, problems: [] });
     expect(r.rows.map((x) => [x.phase, x.expected, x.left.length > 0])).toEqual([
       ['faulty', A_ATTACHED.join(', '), true],
@@ -227,7 +227,7 @@ describe('runScenario on recorded hosts', () => {
     const host = new RecordedHost();
     // The faulty detach here removes everything: the oracle rightly finds nothing, and the pair,
     // which claims a leftover, must go red.
-    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, pairOn(host, () => (host.attached = false)), { resultsDir: '/nonexistent', evidence: false });
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, pairOn(host, () => (host.attached = false)), { resultsDir: '/nonexistent', evidence: false, inspect: false });
     expect(r.status).toBe('failed');
     expect(r.failure).toMatch(/^compute-1: for recorded-a the oracle found nothing, the sequence leaves scsi-device, block-device, by-path-link, by-id-link, multipathd-path; missed: /);
     expect(r.rows.map((x) => x.phase)).toEqual(['faulty']);
@@ -248,7 +248,7 @@ describe('runScenario on recorded hosts', () => {
       faulty: async () => {},
       correct: async ({ ctx, node }, v) => ctx.forget(node, v),
     });
-    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, leaky, { resultsDir: '/nonexistent', evidence: false });
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, leaky, { resultsDir: '/nonexistent', evidence: false, inspect: false });
     expect(r.status).toBe('failed');
     expect(r.failure).toBeNull();
     expect(r.problems.join('\n')).toMatch(/compute-1 host-wide, left after the scenario: .*scsi-device/);

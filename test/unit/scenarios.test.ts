@@ -7,6 +7,8 @@ import { listScenarios } from '../../src/scenarios/run.js';
 import { sharedNetworks, volumeName } from '../../src/scenarios/context.js';
 import { renderJunit, renderMarkdown, renderTable, writeReport } from '../../src/scenarios/report.js';
 import { ALL_SCENARIOS, checkNeeds, SCENARIO_SETS_FILE, scenarioSets, selectScenarios, type ScenarioResult, type SuiteReport } from '../../src/scenarios/runner.js';
+import { FIELD_PAIRS } from '../../src/scenarios/field-pairs.js';
+import { ORPHAN_PAIRS } from '../../src/scenarios/orphan-pairs.js';
 import type { BrickError } from '../../src/system/errors.js';
 import { PROJECT_ROOT } from '../../src/system/paths.js';
 import { rejection } from './refusal.js';
@@ -139,8 +141,8 @@ describe('scenarioSets', () => {
   describe('on lab/scenarios.yaml', () => {
     const sets = scenarioSets();
 
-    it('has the standard, quick and orphans sets', () => {
-      expect(Object.keys(sets).sort()).toEqual(['orphans', 'quick', 'standard']);
+    it('has the standard, quick, orphans and field sets', () => {
+      expect(Object.keys(sets).sort()).toEqual(['field', 'orphans', 'quick', 'standard']);
     });
 
     it('has every scenario in the standard set, each once', () => {
@@ -160,8 +162,11 @@ describe('scenarioSets', () => {
       expect(protocols.sort()).toEqual(['iscsi', 'local', 'nvme']);
     });
 
-    it('has every orphan pair, and only those, in orphans', () => {
-      expect(names(selectScenarios(['orphans']))).toEqual(names(ALL_SCENARIOS.filter((s) => s.kind === 'orphan-pair')));
+    it("has domain.md's orphan pairs in orphans and the field's in field: every pair in one of the two", () => {
+      expect(names(selectScenarios(['orphans']))).toEqual(names(ORPHAN_PAIRS));
+      expect(names(selectScenarios(['field']))).toEqual(names(FIELD_PAIRS));
+      expect(names(selectScenarios(['orphans', 'field']))).toEqual(names(ALL_SCENARIOS.filter((s) => s.kind === 'orphan-pair')));
+      expect(FIELD_PAIRS.every((s) => s.name.startsWith('field-') && s.refs.some((r) => /^https:\/\//.test(r)))).toBe(true);
     });
   });
 });
@@ -619,11 +624,12 @@ describe('listScenarios', () => {
       expect(at, s.name).toHaveLength(1);
       expect(lines[at[0]!]!.split(/\s+/).slice(1).join(' ')).toBe(`${s.kind} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}`);
       expect(lines[at[0]! + 1]!.trim()).toBe(s.title);
+      if (s.refs.length > 0) expect(lines[at[0]! + 2]!.trim()).toBe(`see: ${s.refs.join('; ')}`);
     }
   });
 
   it('has nothing else', () => {
     expect(lines.filter((l) => l !== '' && !l.startsWith(' '))).toHaveLength(ALL_SCENARIOS.length);
-    expect(lines.filter(Boolean)).toHaveLength(2 * ALL_SCENARIOS.length);
+    expect(lines.filter(Boolean)).toHaveLength(ALL_SCENARIOS.reduce((n, s) => n + (s.refs.length > 0 ? 3 : 2), 0));
   });
 });

@@ -33,10 +33,12 @@ describe('which checks validate runs', () => {
       'orphan-rescan-during-detach',
       'orphan-several-sessions',
       'orphan-no-udev',
+      'field-bypath-gone',
+      'field-auto-scan',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);
-    expect(mp.filter((n) => !iscsi.includes(n))).toEqual(['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'agreement-iscsi-multipath']);
+    expect(mp.filter((n) => !iscsi.includes(n))).toEqual(['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'agreement-iscsi-multipath']);
     expect(conformanceChecks('nvmeof', true).map((c) => c.name)).toEqual([
       'round-trip-nvme-1path',
       'shared-target-nvme',

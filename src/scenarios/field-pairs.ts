@@ -1,0 +1,113 @@
+import type { TargetVolume } from '../agent/api/types.js';
+import { poll } from '../system/wait.js';
+import type { Scenario } from './catalog.js';
+import { check, type ComputeHandle, type ScenarioContext } from './context.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL } from './iscsi-steps.js';
+import { detachedClean, leftThenSwept, orphanPair } from './pair.js';
+
+/**
+ * Orphan mechanisms users of real connectors reported (shared/docs/field-orphans.md, by row),
+ * each as a red/green pair: the faulty half performs the reported sequence and the oracle must
+ * name exactly what it leaves; the correct half (the connector under test, under validate) must
+ * leave nothing.
+ */
+
+/** An iSCSI volume's by-path links, as brick-lab's own lookup finds them. */
+async function byPathLinks(ctx: ScenarioContext, node: ComputeHandle, v: TargetVolume): Promise<string[]> {
+  return (await ctx.paths(node, v)).paths.filter((p) => p.startsWith('/dev/disk/by-path/'));
+}
+
+const byPathGone = orphanPair('field-bypath-gone', {
+  title: 'the by-path link is gone before the detach: a detach that checks the link first stops before its logout (caught); a detach that finds the volume in sysfs leaves nothing',
+  refs: ['field-orphans.md row 14', 'https://github.com/kubernetes/kubernetes/issues/141839'],
+  async setup(h) {
+    const { ctx, node } = h;
+    const a = await attachIscsi(h, h.phase);
+    const links = await byPathLinks(ctx, node, a.v);
+    check(links.length === 1, `${node.name}: expected one by-path link for ${a.v.name}, found ${links.join(', ') || 'none'}`);
+    await node.client.run(['rm', '-f', '--', links[0]!]);
+    ctx.step(`${node.name}: ${links[0]} removed while attached (a udev rules reload or another detach's clean-up)`);
+    return { ...a, link: links[0]! };
+  },
+  async faulty(h, { v, d, link }) {
+    const { ctx, node } = h;
+    await ctx.faultyDetach(node, v, `the detach checks that ${link} exists before it logs out; it does not, so the detach fails its own check and stops`, async () => {
+      const r = await node.client.exec(['test', '-e', link]);
+      check(r.exitCode !== 0, `${node.name}: ${link} is back: the faulty detach would go on`);
+    });
+    await leftThenSwept(h, v, d, 'faulty: stopped at its own by-path check', ['scsi-device', 'block-device', 'by-id-link', 'multipathd-path', 'iscsi-session', 'iscsi-node-record']);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detach with the by-path link gone'),
+});
+
+/** "address:port" of a volume's first portal. */
+const portalOf = (v: TargetVolume): string => `${v.portals[0]!.address}:${v.portals[0]!.port}`;
+
+const autoScan = orphanPair('field-auto-scan', {
+  title: 'a login with automatic scan on a shared target brings in every LUN: detaching the one asked for leaves the LUN nobody asked for, its session and record (caught); a manual-scan login with a targeted scan brings in only that LUN',
+  refs: ['field-orphans.md row 7', 'https://github.com/kubernetes/kubernetes/issues/90982', 'os-brick bug 1483326'],
+  async setup({ ctx, phase }) {
+    const asked = await ctx.createIscsi({ name: `${phase}-asked`, lun: 0, networks: firstNetwork(ctx) });
+    const other = await ctx.createIscsi({ name: `${phase}-other`, iqn: asked.iscsi!.iqn, lun: 1, networks: firstNetwork(ctx) });
+    return { asked, other };
+  },
+  async faulty({ ctx, node }, { asked, other }) {
+    const record = ['iscsiadm', '-m', 'node', '-T', asked.iscsi!.iqn, '-p', portalOf(asked)];
+    // The lab's attach, as a connector that keeps open-iscsi's automatic scan: the login scans
+    // every LUN of the target.
+    await node.client.run([...record, '-o', 'new'], { timeoutMs: 60_000 });
+    await node.client.run([...record, '-o', 'update', '-n', 'node.session.scan', '-v', 'auto'], { timeoutMs: 60_000 });
+    ctx.attached.push({ node, volume: asked, device: null }, { node, volume: other, device: null });
+    await node.client.run([...record, '--login'], { timeoutMs: 120_000 });
+    const wwids = [asked.iscsi!.wwid, other.iscsi!.wwid];
+    const both = await poll(async () => (await ctx.snapshot(node)).scsiDevices.filter((x) => wwids.includes(x.wwid ?? '')).length === 2, { timeoutMs: 60_000, intervalMs: 500 });
+    check(both.ok, `${node.name}: the automatic scan did not bring in both LUNs of ${asked.iscsi!.iqn} in 60 s`);
+    await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+    const dev = (await ctx.snapshot(node)).scsiDevices.find((x) => x.wwid === asked.iscsi!.wwid)!.block!;
+    ctx.step(`${node.name}: logged in with node.session.scan = auto: LUN 0 (asked for) and LUN 1 (never asked for) are both on the host`);
+    // The detach removes the device it was asked for; the session still carries a device, so it
+    // is taken for another volume's and kept.
+    await ctx.faultyDetach(node, asked, `only the LUN asked for is removed: LUN 1, which the login brought in, keeps the session, which is taken for another volume's`, () =>
+      ctx.sh(node, `echo 1 > /sys/block/${dev}/device/delete; udevadm settle --timeout=60`),
+    );
+    await ctx.verdict(node, asked, { phase: 'faulty: the LUN asked for, after its detach', expect: ['iscsi-session', 'iscsi-node-record'] });
+    await ctx.verdict(node, other, { phase: 'faulty: the LUN nobody asked for', expect: ISCSI_ALL });
+    for (const v of [other, asked]) await ctx.disconnect(node, v, null, { force: true, ignoreErrors: true, builtin: true });
+  },
+  async correct(h, { asked, other }) {
+    const { ctx, node } = h;
+    const d = await ctx.connect(node, asked);
+    await ctx.verdict(node, other, { phase: 'correct: the LUN nobody asked for, while the other is attached', stillAttached: [asked], expect: 'clean' });
+    await detachedClean(h, asked, d, 'correct: the LUN asked for, detached');
+    await ctx.verdict(node, other, { phase: 'correct: the LUN nobody asked for, after the detach', expect: 'clean' });
+  },
+});
+
+const primaryPortalOnly = orphanPair('field-primary-portal-only', {
+  title: 'a volume attached over two portals: a detach that knows only the primary portal removes the map and its devices but logs out that portal alone, leaving the other session and record (caught); the connector logs out every portal',
+  dataNetworks: 2,
+  refs: ['field-orphans.md row 6', 'https://github.com/kubernetes/kubernetes/issues/45394', 'https://github.com/hpe-storage/common-host-libs/issues/138'],
+  async setup(h) {
+    const a = await attachIscsi(h, h.phase, 2);
+    check(a.d.multipath && a.d.devices.length === 2, `${h.node.name}: expected a dm-multipath map over two paths, got ${a.d.path} over ${a.d.devices.join(', ')}`);
+    return a;
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    const map = (await ctx.snapshot(node)).multipathMaps.find((m) => m.wwid === v.iscsi!.wwid);
+    check(map, `${node.name}: no multipath map for ${v.iscsi!.wwid}`);
+    const primary = portalOf(v);
+    await ctx.faultyDetach(node, v, `the detach knows only the primary portal ${primary}: the map and both path devices go, but only that portal's session is logged out and its record deleted`, async () => {
+      // As the connector flushes a map: udev may hold it open a moment after its last change.
+      await ctx.sh(node, `for i in 1 2 3 4; do multipath -f '${map.name ?? map.dm}' && exit 0; udevadm settle --timeout=30; sleep 1; done; exit 1`);
+      await ctx.sh(node, `${d.devices.map((x) => `echo 1 > /sys/block/${x}/device/delete`).join('; ')}; udevadm settle --timeout=60`);
+      const record = ['iscsiadm', '-m', 'node', '-T', v.iscsi!.iqn, '-p', primary];
+      await node.client.run([...record, '--logout'], { timeoutMs: 60_000 });
+      await node.client.run([...record, '-o', 'delete'], { timeoutMs: 60_000 });
+    });
+    await leftThenSwept(h, v, d, 'faulty: the primary portal only', ['iscsi-session', 'iscsi-node-record']);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: every portal of the volume'),
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly];

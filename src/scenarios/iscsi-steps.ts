@@ -1,0 +1,37 @@
+import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
+import { check, type ComputeHandle, type Expected, type ScenarioContext } from './context.js';
+import type { Half } from './pair.js';
+
+/** Steps and expectations the iSCSI pairs share (orphan-pairs.ts, field-pairs.ts). */
+
+export const firstNetwork = (ctx: ScenarioContext): string[] => ctx.networks(1);
+
+/** The iSCSI session (sid, SCSI host) of a volume's first portal, from the node's snapshot. */
+export async function sessionOf(ctx: ScenarioContext, node: ComputeHandle, v: TargetVolume): Promise<{ sid: number; host: number }> {
+  const s = (await ctx.snapshot(node)).iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn);
+  check(s && s.host !== null, `${node.name}: no session to ${v.iscsi!.iqn}`);
+  return { sid: s.sid, host: s.host! };
+}
+
+/** An iSCSI volume made and attached, over the first data network or over two with dm-multipath. */
+export interface Attached {
+  v: TargetVolume;
+  d: DeviceInfo;
+}
+
+export async function attachIscsi({ ctx, node }: Half, name: string, paths: 1 | 2 = 1): Promise<Attached> {
+  const v = await ctx.createIscsi({ name, networks: paths === 1 ? firstNetwork(ctx) : ctx.networks(2) });
+  const d = await ctx.connect(node, v, paths === 2);
+  return { v, d };
+}
+
+/**
+ * Everything an attached iSCSI volume has on a lab compute: its SCSI device and disk, udev's links
+ * to it, multipathd's watch of its path (multipathd runs on every compute and tracks every SCSI
+ * disk, in a map or not), its session and its node record.
+ */
+export const ISCSI_ALL = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path', 'iscsi-session', 'iscsi-node-record'] as const satisfies Expected;
+/** The same with no udev: no links, and multipathd, which learns of paths through udev, tracks none. */
+export const ISCSI_NO_UDEV = ['scsi-device', 'block-device', 'iscsi-session', 'iscsi-node-record'] as const satisfies Expected;
+/** What a LUN brought back by a scan has: no session or record of its own (another LUN's session serves it). */
+export const ISCSI_DEVICE = ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'multipathd-path'] as const satisfies Expected;
