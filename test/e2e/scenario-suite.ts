@@ -50,6 +50,9 @@ describe(`the scenario suite: ${part}`, () => {
     expect(r.problems, story).toEqual([]);
     expect(r.status).toBe('passed');
     expect(r.rows.length, 'the scenario asked the oracle nothing').toBeGreaterThan(0);
+    // Every verdict on an iSCSI or NVMe volume had its second opinion from the guest's own tools,
+    // and it agreed (a local disk stays the host's after its detach: there is nothing to inspect).
+    for (const row of r.rows.filter((x) => x.protocol !== 'local')) expect(row.inspected, `${row.node} ${row.phase}: no inspection`).toBeDefined();
     if (s.kind === 'orphan-pair') {
       const faulty = r.rows.filter((x) => x.phase.startsWith('faulty'));
       const correct = r.rows.filter((x) => x.phase.startsWith('correct'));
@@ -59,10 +62,14 @@ describe(`the scenario suite: ${part}`, () => {
       expect(r.rows.indexOf(faulty[0]!)).toBeLessThan(r.rows.indexOf(correct[0]!));
       for (const f of faulty) {
         expect(f.left.length, `${f.phase}: the oracle found nothing`).toBeGreaterThan(0);
+        expect(f.inspected!.length, `${f.phase}: the guest's tools show nothing`).toBeGreaterThan(0);
         for (const o of f.left) expect(o.evidence.length).toBeGreaterThan(0);
       }
       // ... then green: nothing left by the correct sequence.
-      for (const c of correct) expect(c.left, c.phase).toEqual([]);
+      for (const c of correct) {
+        expect(c.left, c.phase).toEqual([]);
+        expect(c.inspected, c.phase).toEqual([]);
+      }
     } else {
       for (const row of r.rows) expect(row.left, `${row.node} ${row.phase}`).toEqual([]);
     }

@@ -8,9 +8,11 @@ import { ALL_SCENARIOS, runScenario } from '../../src/scenarios/runner.js';
 import { ROOT } from './helpers.js';
 import { describeScenarios } from './scenario-suite.js';
 
-// domain.md's orphan-leaving sequences, each as a red/green pair: one compute is enough. Then a
-// scenario that does not clean up after itself, to show the runner failing it, collecting the
-// nodes' evidence and leaving the lab clean for the next one.
+// Every scenario of the suite on one lab of a target and two computes: the round trips per
+// protocol and path count, shared targets and live migration (two computes), then the orphan
+// pairs, domain.md's and the field's (each on the first compute). Then a scenario that does not
+// clean up after itself, to show the runner failing it, collecting the nodes' evidence and
+// leaving the lab clean for the next one.
 const sloppy: Scenario = {
   name: 'sloppy',
   title: 'attaches a volume and walks away',
@@ -23,7 +25,7 @@ const sloppy: Scenario = {
   },
 };
 
-describeScenarios('orphans', 'e2e-scen-o', ALL_SCENARIOS.filter((s) => s.kind === 'orphan-pair'), 1, (lab) => {
+describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
   it('fails a scenario that does not clean up after itself, keeps the evidence, and cleans the lab', async () => {
     const resultsDir = join(ROOT, 'results', 'scenarios', 'sloppy');
     const r = await runScenario(lab(), sloppy, { resultsDir });
