@@ -38,8 +38,7 @@ const EMPTY: HostSnapshot = {
   blockDevices: [],
   links: [],
   multipathMaps: [],
-  scsiDebugHosts: [],
-} as HostSnapshot;
+};
 const NO_TOOLS: ToolViews = { multipathPaths: [], multipathMaps: [], dmStatus: [] };
 
 /** What the oracle finds of fixture volume `a` (single-path iSCSI) on the attached capture. */
