@@ -90,7 +90,17 @@ case "$mode" in
     BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
     export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT \
       BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY
-    exec /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs
+    # The agent loop (see images/guest/stage2.sh): exit 75 starts the agent again. The shell
+    # stays PID 1 and hands a stop on to the agent.
+    agent=
+    trap 'if [ -n "$agent" ]; then kill -TERM "$agent" 2>/dev/null; wait "$agent" || true; fi; exit 143' TERM INT
+    while :; do
+      /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs &
+      agent=$!
+      rc=0
+      wait "$agent" || rc=$?
+      [ "$rc" -eq 75 ] || exit "$rc"
+    done
     ;;
   *)
     die "usage: node-entry.sh qemu QEMU-ARGV... | node-entry.sh host-kernel"

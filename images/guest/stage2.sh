@@ -75,7 +75,15 @@ BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
 BRICK_LIO_HELPER=/brick/lio_helper.py
 BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
 export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY
-/opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs >/dev/console 2>&1 &
+# The agent loop: an agent that exits 75 (POST /v1/agent/restart) is started again, as a
+# restarted connector process would be; any other exit ends the loop.
+agent_loop() {
+  while :; do
+    /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs
+    [ $? -eq 75 ] || return
+  done
+}
+agent_loop >/dev/console 2>&1 &
 mark agent-started
 
 # Coldplug would load drivers for virtual hardware the lab never uses (KVM inside a TCG guest,

@@ -50,7 +50,12 @@ async function main(): Promise<void> {
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.
   const mpRelay = role === 'compute' ? process.env.BRICK_MULTIPATHD_RELAY : undefined;
   if (mpRelay) useMultipathdRelay({ argv: ['/usr/bin/python3', mpRelay] });
+  let closing: Promise<unknown> | null = null;
   const app = await buildAgent({
+    // Exit 75 once closed: stage 2's (or the container entry's) agent loop starts the agent again.
+    restart: () => {
+      closing ??= app.close().finally(() => process.exit(75));
+    },
     lab,
     ...(targets ? { targets } : {}),
     localDisks: role === 'compute',

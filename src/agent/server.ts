@@ -40,6 +40,12 @@ export interface AgentOptions {
   connectorsDir?: string;
   /** How brick-lab's own connectors reach the host: the real one, or in route tests a replayed recording. */
   connectorFs?: HostFs;
+  /**
+   * How this agent restarts (POST /v1/agent/restart), called once the answer is sent: in a node,
+   * close and exit 75, which the node's agent loop takes as "start me again". Without it the
+   * route refuses (AGENT_NOT_RESTARTABLE).
+   */
+  restart?: () => void;
 }
 
 export function parseTimeline(text: string): HealthReport['timeline'] {
@@ -124,7 +130,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       uptimeSeconds: uptime,
       timeline: opts.timelineFile && existsSync(opts.timelineFile) ? parseTimeline(readFileSync(opts.timelineFile, 'utf8')) : [],
       tools,
-      agent: { version: AGENT_VERSION, node: process.version },
+      agent: { version: AGENT_VERSION, node: process.version, pid: process.pid },
     };
   });
 
@@ -147,6 +153,21 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       }
       throw e;
     }
+  });
+
+  // The connector's process restarting between attach and detach, as a kubelet or a driver
+  // container restarts: everything the agent kept in memory (kept baselines, identities, the
+  // multipathd relay, the LIO worker) is gone, and the node is otherwise as it was.
+  app.post(ROUTES.restartAgent, {
+    onRequest: requireToken,
+    schema: systemSchemas.restartAgent,
+    // Only once the 202 went out: a refused request (no token) also gets here, and must not restart.
+    onResponse: async (_req, reply) => {
+      if (reply.statusCode === 202) opts.restart?.();
+    },
+  }, async (_req, reply) => {
+    if (!opts.restart) throw new BrickError('AGENT_NOT_RESTARTABLE', 'this agent cannot restart: it was not started by a node\'s agent loop', { hint: 'only the agents of a lab\'s nodes restart' });
+    return reply.code(202).send({ pid: process.pid, restarting: true });
   });
 
   if (opts.targets || opts.localDisks || opts.compute) {

@@ -29,6 +29,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'orphan-no-udev',
       'field-bypath-gone',
       'field-auto-scan',
+      'field-restart-lost-state',
     ],
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only'],
   },

@@ -219,6 +219,15 @@ export class ScenarioContext {
     this.baselines.set(node.name, since);
   }
 
+  /**
+   * The connector's process restarts (the node's agent, which runs brick-lab's connectors and
+   * calls an installed one): what it kept in memory is gone; the host is as it was.
+   */
+  async restartAgent(node: ComputeHandle): Promise<void> {
+    const h = await node.client.restartAgent();
+    this.step(`${node.name}: the agent restarted (now pid ${h.agent.pid}): what it kept in memory is gone`);
+  }
+
   /** brick-lab's own lookup of a volume's paths and devices in sysfs. */
   paths(node: ComputeHandle, v: TargetVolume): Promise<VolumePaths> {
     return node.client.volumePaths(protocolOf(v), v.connectionInfo);

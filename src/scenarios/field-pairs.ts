@@ -111,4 +111,37 @@ const primaryPortalOnly = orphanPair('field-primary-portal-only', {
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: every portal of the volume'),
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly];
+/** Where the faulty connector keeps its attach table: scratch space that its restart loses. */
+const SCRATCH = '/run/brick-lab/faulty-connector';
+
+const restartLostState = orphanPair('field-restart-lost-state', {
+  title: "the connector's process restarts between attach and detach: a detach that trusts the attach table it kept finds it gone and reports success (caught); a detach from the volume's properties alone leaves nothing",
+  refs: ['field-orphans.md row 1', 'https://github.com/truenas/truenas-csi/issues/55', 'https://github.com/kubernetes/kubernetes/issues/85476'],
+  async setup(h) {
+    const { ctx, node, phase } = h;
+    const a = await attachIscsi(h, phase);
+    if (phase === 'faulty') {
+      // The faulty connector notes the attach in its scratch space, as a CSI driver keeps it in
+      // memory or under a path its container loses.
+      await node.client.run(['mkdir', '-p', SCRATCH]);
+      await node.client.run(['cp', '/dev/null', `${SCRATCH}/${a.v.name}`]);
+    }
+    await ctx.restartAgent(node);
+    if (phase === 'faulty') {
+      await node.client.run(['rm', '-rf', SCRATCH]);
+      ctx.step(`${node.name}: the connector's scratch space went with its process`);
+    }
+    return a;
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    await ctx.faultyDetach(node, v, `the detach looks ${v.name} up in the attach table it kept; the restart lost it, so the volume is taken for detached and nothing is removed`, async () => {
+      const r = await node.client.exec(['test', '-e', `${SCRATCH}/${v.name}`]);
+      check(r.exitCode !== 0, `${node.name}: the attach table survived the restart`);
+    });
+    await leftThenSwept(h, v, d, 'faulty: the attach table lost with the process', ISCSI_ALL);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detached from its properties after the restart'),
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState];

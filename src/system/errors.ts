@@ -55,6 +55,7 @@ export const ERROR_CATALOGUE = {
   ISCSI_DB_LOCKED: conflict("open-iscsi's record lock stayed taken"),
   SCSI_DEBUG_MISSING: conflict('scsi_debug is not loaded (local disks are on compute nodes only)'),
   NVMET_MISSING: conflict('nvmet is not loaded or configfs is not mounted'),
+  AGENT_NOT_RESTARTABLE: conflict('this agent was not started by a node\'s agent loop (an in-process agent): nothing would start it again'),
 
   // What the node asked of others failed (502) or took too long (504).
   CONNECT_FAILED: upstream('no path to the volume worked'),

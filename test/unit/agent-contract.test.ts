@@ -26,7 +26,7 @@ const TOKEN = 'Y29udHJhY3QtdGVzdHMtbGFiLXRva2VuLWZvci11bml0LXRlc3Rz';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 const ISCSI = { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.io.brick-lab:unit.vol', target_lun: 1 };
 /** POST routes that take no body. */
-const BODILESS = new Set(['POST /v1/targets/restart', 'POST /v1/targets/cleanup', 'POST /v1/local-disks', 'POST /v1/inventory/baselines']);
+const BODILESS = new Set(['POST /v1/agent/restart', 'POST /v1/targets/restart', 'POST /v1/targets/cleanup', 'POST /v1/local-disks', 'POST /v1/inventory/baselines']);
 
 interface Operation {
   requestBody?: { content: Record<string, { schema: unknown }> };
@@ -68,9 +68,9 @@ async function operations(app: FastifyInstance): Promise<Array<[string, Operatio
 }
 
 describe('the OpenAPI document', () => {
-  it('lists every route once: 33 across the two roles, with /openapi.json itself 34', async () => {
+  it('lists every route once: 34 across the two roles, with /openapi.json itself 35', async () => {
     const all = new Set([...(await operations(compute)), ...(await operations(target))].map(([k]) => k));
-    expect(all.size).toBe(33);
+    expect(all.size).toBe(34);
   });
 
   it('gives every POST and PUT with a body its body schema, and every route a success reply schema', async () => {
@@ -124,6 +124,9 @@ describe('replies of real handlers, serialised through their schemas', () => {
     expect(typeof x.command).toBe('string');
     await same(compute, 'POST', ROUTES.exec, { argv: ['/nonexistent/brick-lab-no-such-program'] });
     await same(target, 'GET', ROUTES.health);
+    // An in-process agent has no agent loop to start it again: it refuses, as catalogued.
+    const refused = (await same(compute, 'POST', ROUTES.restartAgent, {}, 409)) as Wire.ErrorReply;
+    expect(refused.code).toBe('AGENT_NOT_RESTARTABLE');
   });
 
   it('the connectors: list, search paths, volume paths, a batch, available volumes', async () => {
@@ -270,6 +273,10 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     await keeps(targetSchemas.leftovers, leftovers);
   });
 
+  it('an agent restart', async () => {
+    await keeps(systemSchemas.restartAgent, { pid: 4242, restarting: true } satisfies Wire.RestartAgentReply, 202);
+  });
+
   it('local disks', async () => {
     const disk: Wire.LocalDisk = { host: 3, hctl: '3:0:0:0', device: '/dev/sdc', wwid: '35333333000001f40', sizeBytes: 8388608 };
     await keeps(systemSchemas.addLocalDisk, disk, 201);
@@ -279,7 +286,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
 
   it('every route schema answers errors as {code, message, hint}', async () => {
     const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
-    expect(all).toHaveLength(33);
+    expect(all).toHaveLength(34);
     for (const [name, schema] of all) {
       const statuses = Object.keys(schema.response).filter((s) => !s.startsWith('2'));
       expect(statuses.length, name).toBeGreaterThan(0);

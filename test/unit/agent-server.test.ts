@@ -126,6 +126,25 @@ describe('buildAgent', () => {
     });
   });
 
+  describe('POST /v1/agent/restart', () => {
+    it('answers 202 with its pid, then restarts (after the answer is sent); without a token it refuses and does not', async () => {
+      const calls: string[] = [];
+      const a = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS, restart: () => calls.push('restart') });
+      try {
+        const no = await a.inject({ method: 'POST', url: '/v1/agent/restart', headers: { authorization: 'Bearer wrong' } });
+        expect(no.statusCode).toBe(401);
+        expect(calls).toEqual([]);
+        const r = await a.inject({ method: 'POST', url: '/v1/agent/restart', headers: { authorization: `Bearer ${TOKEN}` } });
+        expect(r.statusCode).toBe(202);
+        expect(r.json()).toEqual({ pid: process.pid, restarting: true });
+        expect(calls).toEqual(['restart']);
+        expect((await a.inject({ method: 'GET', url: '/v1/health' })).json().agent.pid).toBe(process.pid);
+      } finally {
+        await a.close();
+      }
+    });
+  });
+
   describe('GET /v1/health', () => {
     it('says booting while the ready file does not exist, then ready once it does', async () => {
       const booting = await app.inject({ method: 'GET', url: '/v1/health' });

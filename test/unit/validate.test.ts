@@ -35,6 +35,7 @@ describe('which checks validate runs', () => {
       'orphan-no-udev',
       'field-bypath-gone',
       'field-auto-scan',
+      'field-restart-lost-state',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);

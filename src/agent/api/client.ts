@@ -1,7 +1,8 @@
 import { BrickError } from '../../system/errors.js';
+import { waitFor } from '../../system/wait.js';
 import { AgentHttp, DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
-import type { ExecReply, ExecRequest, HealthReport } from './types.js';
+import type { ExecReply, ExecRequest, HealthReport, RestartAgentReply } from './types.js';
 
 /**
  * A client of one node's agent: what every node answers (health, exec). ComputeClient and
@@ -60,6 +61,27 @@ export class AgentClient {
   exec(argv: string[], opts: Omit<ExecRequest, 'argv'> = {}): Promise<ExecReply> {
     const limit = opts.timeoutMs ?? 60_000;
     return this.http.request('POST', ROUTES.exec, { argv, ...opts, timeoutMs: limit } satisfies ExecRequest, limit + 10_000);
+  }
+
+  /**
+   * Restart the node's agent (its process ends and the node's agent loop starts it again) and
+   * wait until the new one answers ready: what it kept in memory is gone, the node is not touched.
+   */
+  async restartAgent(timeoutMs = 120_000): Promise<HealthReport> {
+    const old = await this.http.request<RestartAgentReply>('POST', ROUTES.restartAgent, {}, 30_000);
+    let last = 'no answer yet';
+    return waitFor(
+      async () => {
+        const h = await this.health(5000, 5000).catch((e: Error) => ((last = e.message), null));
+        if (h && h.agent.pid === old.pid) last = `pid ${old.pid} still answers`;
+        return h && h.agent.pid !== old.pid && h.state === 'ready' ? h : null;
+      },
+      {
+        timeoutMs,
+        intervalMs: 500,
+        onTimeout: () => new BrickError('AGENT_UNREACHABLE', `${this.node}: the agent did not come back within ${timeoutMs / 1000} s of its restart (${last})`, { hint: `see the node's console: brick-lab logs ${this.node}` }),
+      },
+    );
   }
 
   /** Like exec, but a non-zero exit throws with the command's stderr. */

@@ -7,6 +7,7 @@ import type { Protocol } from '../../volume/protocol.js';
 export const ROUTES = {
   health: '/v1/health',
   exec: '/v1/exec',
+  restartAgent: '/v1/agent/restart',
   openapi: '/openapi.json',
 
   connectors: '/v1/connectors',

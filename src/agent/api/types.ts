@@ -39,7 +39,14 @@ export interface HealthReport {
   uptimeSeconds: number;
   timeline: Array<{ step: string; uptimeSeconds: number }>;
   tools: Record<string, string | null>;
-  agent: { version: string; node: string };
+  /** The agent's build, its Node.js, and its process (a restart gives another pid). */
+  agent: { version: string; node: string; pid: number };
+}
+
+/** POST /v1/agent/restart: the agent answers, then ends and its node's agent loop starts it again. */
+export interface RestartAgentReply {
+  pid: number;
+  restarting: true;
 }
 
 export interface ExecRequest {

@@ -17,7 +17,7 @@ export const healthReport: JsonSchema = {
       items: { type: 'object', required: ['step', 'uptimeSeconds'], properties: { step: { type: 'string' }, uptimeSeconds: { type: 'number' } } },
     },
     tools: { type: 'object', additionalProperties: nullableString, description: 'installed package versions by name, null when missing' },
-    agent: { type: 'object', required: ['version', 'node'], properties: { version: { type: 'string' }, node: { type: 'string' } } },
+    agent: { type: 'object', required: ['version', 'node', 'pid'], properties: { version: { type: 'string' }, node: { type: 'string' }, pid: { type: 'integer' } } },
   },
 };
 
@@ -71,6 +71,12 @@ export const systemSchemas = {
       },
     },
     response: replies({ 200: execResult }, ['UNAUTHORIZED', 'BAD_REQUEST', ...HOST_FAILURES]),
+  },
+  restartAgent: {
+    response: replies(
+      { 202: { type: 'object', required: ['pid', 'restarting'], properties: { pid: { type: 'integer' }, restarting: { type: 'boolean', const: true } } } },
+      ['UNAUTHORIZED', 'AGENT_NOT_RESTARTABLE'],
+    ),
   },
   localDisks: {
     response: replies({ 200: { type: 'object', required: ['disks'], properties: { disks: { type: 'array', items: localDisk } } } }, LOCAL_DISK_ERRORS),
