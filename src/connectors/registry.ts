@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -42,7 +43,28 @@ export class ConnectorRegistry {
   private readonly installed = new Map<string, InstalledConnector>();
   private readonly instances = new Map<string, Connector>();
 
-  constructor(private readonly dir = DEFAULT_CONNECTORS_DIR) {}
+  /**
+   * What was installed before this registry was made is known again: a restarted agent (POST
+   * /v1/agent/restart) still has the connector under test, as a restarted driver still has its
+   * binary. Each install leaves its entry in `.installed/NAME.json` beside the files (a name never
+   * starts with '.'); an entry whose file is gone, or that does not parse, is skipped.
+   */
+  constructor(private readonly dir = DEFAULT_CONNECTORS_DIR) {
+    const entries = join(dir, '.installed');
+    if (!existsSync(entries)) return;
+    for (const f of readdirSync(entries).filter((x) => x.endsWith('.json')).sort()) {
+      try {
+        const e = JSON.parse(readFileSync(join(entries, f), 'utf8')) as InstalledConnector;
+        if (CONNECTOR_NAME.test(e.name) && `${e.name}.json` === f && existsSync(e.file)) this.installed.set(e.name, e);
+      } catch {
+        // not an entry this registry wrote
+      }
+    }
+  }
+
+  private entryFile(name: string): string {
+    return join(this.dir, '.installed', `${name}.json`);
+  }
 
   async install(name: string, req: InstallRequest): Promise<InstalledConnector> {
     if (!CONNECTOR_NAME.test(name)) {
@@ -58,6 +80,8 @@ export class ConnectorRegistry {
     const executable = req.kind === 'program' && req.executable !== false;
     await chmod(file, executable ? 0o755 : 0o644);
     const entry: InstalledConnector = { name, kind: req.kind, file, bytes: content.length, executable, timeoutMs: req.timeoutMs ?? null };
+    await mkdir(join(this.dir, '.installed'), { recursive: true });
+    await writeFile(this.entryFile(name), `${JSON.stringify(entry)}\n`);
     this.installed.set(name, entry);
     return entry;
   }
@@ -71,6 +95,7 @@ export class ConnectorRegistry {
     const e = this.installed.get(name);
     const had = this.remove(name);
     if (e) await rm(e.file, { force: true });
+    await rm(this.entryFile(name), { force: true });
     return had;
   }
 

@@ -96,6 +96,23 @@ describe('installed connectors on the compute agent', () => {
     expect((await app.inject({ method: 'GET', url: '/v1/connectors/iscsi/search-path?connector=none', headers: AUTH })).json().message).toMatch(/exports no createConnector/);
   });
 
+  it('still has its installed connectors after a restart (an agent made anew on the same directory), and not a removed one', async () => {
+    await put('kept', { content: await b64(join(FIXTURES, 'echo.sh')), kind: 'program', timeoutMs: 5000 });
+    await put('gone', { content: await b64(join(FIXTURES, 'echo.sh')), kind: 'program' });
+    expect((await app.inject({ method: 'DELETE', url: '/v1/connectors/programs/gone', headers: AUTH })).statusCode).toBe(204);
+    const again = await buildAgent({ lab: 't', node: 'compute-t', role: 'compute', token: TOKEN, compute: true, connectorsDir: join(dir, 'connectors') });
+    try {
+      const listed = (await again.inject({ method: 'GET', url: '/v1/connectors/programs', headers: AUTH })).json().connectors as Array<{ name: string; timeoutMs: number | null }>;
+      expect(listed.map((c) => c.name)).toContain('kept');
+      expect(listed.map((c) => c.name)).not.toContain('gone');
+      expect(listed.find((c) => c.name === 'kept')!.timeoutMs).toBe(5000);
+      const sp = await again.inject({ method: 'GET', url: '/v1/connectors/iscsi/search-path?connector=kept', headers: AUTH });
+      expect(sp.statusCode, sp.body).toBe(200);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('removes an installed connector (its file too); a second removal is a 404', async () => {
     expect((await app.inject({ method: 'DELETE', url: '/v1/connectors/programs/echo', headers: AUTH })).statusCode).toBe(204);
     await expect(stat(join(dir, 'connectors', 'echo'))).rejects.toThrow();
