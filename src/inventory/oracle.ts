@@ -47,8 +47,8 @@ export async function oracleAnswer(q: OracleQuestion, step: OracleStep = async (
     fillScsiDetails(q.fs, q.now.scsiDevices, [...refs.scsi.map((d) => d.hctl), ...(diff ? appeared(diff) : [])]);
     return { ...verdictWithTools(q.now, q.volume, q.stillAttached, q.tools, q.known, refs), diff };
   });
-  if (!q.baseline || !diff) return { clean: orphans.length === 0, orphans, kept, volume: q.volume };
-  const baseline = q.baseline;
+  const { baseline } = q;
+  if (!baseline || !diff) return { clean: orphans.length === 0, orphans, kept, volume: q.volume };
   const hostWide = await step('hostwide', () =>
     hostWideView({ baseline, now: q.now, diff, tools: q.tools, stillAttached: q.stillAttached, detached: [{ volume: q.volume, known: q.known }, ...q.alsoDetached] }),
   );

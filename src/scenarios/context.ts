@@ -5,7 +5,7 @@ import type { TargetClient } from '../agent/api/target-client.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
-import { poll } from '../system/wait.js';
+import { waitFor } from '../system/wait.js';
 import type { Protocol } from '../volume/protocol.js';
 import { ORPHAN_KINDS, type OrphanKind } from '../volume/orphan-kinds.js';
 
@@ -276,14 +276,17 @@ export class ScenarioContext {
    */
   async waitGone(node: ComputeHandle, v: TargetVolume, timeoutMs = 10_000): Promise<void> {
     let lingering: string[] = [];
-    const r = await poll(
+    await waitFor(
       async () => {
         lingering = (await this.snapshot(node)).nvmeNamespaces.filter((n) => n.uuid === v.nvme!.uuid).map((n) => `${n.name} (nsid ${n.nsid})`);
         return lingering.length === 0;
       },
-      { timeoutMs, intervalMs: 200 },
+      {
+        timeoutMs,
+        intervalMs: 200,
+        onTimeout: (r) => new ScenarioFailure(`${node.name}: namespace ${v.nvme!.nsid} of ${v.nvme!.nqn} still shown ${Math.round(r.elapsedMs / 1000)} s after the target removed it: ${lingering.join(', ')}`),
+      },
     );
-    check(r.ok, `${node.name}: namespace ${v.nvme!.nsid} of ${v.nvme!.nqn} still shown ${Math.round(r.elapsedMs / 1000)} s after the target removed it: ${lingering.join(', ')}`);
   }
 
   snapshot(node: ComputeHandle): Promise<HostSnapshot> {

@@ -1,8 +1,8 @@
 import type { TargetVolume } from '../agent/api/types.js';
-import { poll } from '../system/wait.js';
+import { waitFor } from '../system/wait.js';
 import type { Scenario } from './catalog.js';
-import { check, type ComputeHandle, type ScenarioContext } from './context.js';
-import { attachIscsi, firstNetwork, ISCSI_ALL } from './iscsi-steps.js';
+import { check, ScenarioFailure, type ComputeHandle, type ScenarioContext } from './context.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL, portalOf } from './iscsi-steps.js';
 import { detachedClean, leftThenSwept, orphanPair } from './pair.js';
 
 /**
@@ -40,9 +40,6 @@ const byPathGone = orphanPair('field-bypath-gone', {
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detach with the by-path link gone'),
 });
 
-/** "address:port" of a volume's first portal. */
-const portalOf = (v: TargetVolume): string => `${v.portals[0]!.address}:${v.portals[0]!.port}`;
-
 const autoScan = orphanPair('field-auto-scan', {
   title: 'a login with automatic scan on a shared target brings in every LUN: detaching the one asked for leaves the LUN nobody asked for, its session and record (caught); a manual-scan login with a targeted scan brings in only that LUN',
   refs: ['field-orphans.md row 7', 'https://github.com/kubernetes/kubernetes/issues/90982', 'os-brick bug 1483326'],
@@ -59,11 +56,15 @@ const autoScan = orphanPair('field-auto-scan', {
     await node.client.run([...record, '-o', 'update', '-n', 'node.session.scan', '-v', 'auto'], { timeoutMs: 60_000 });
     ctx.attached.push({ node, volume: asked, device: null }, { node, volume: other, device: null });
     await node.client.run([...record, '--login'], { timeoutMs: 120_000 });
-    const wwids = [asked.iscsi!.wwid, other.iscsi!.wwid];
-    const both = await poll(async () => (await ctx.snapshot(node)).scsiDevices.filter((x) => wwids.includes(x.wwid ?? '')).length === 2, { timeoutMs: 60_000, intervalMs: 500 });
-    check(both.ok, `${node.name}: the automatic scan did not bring in both LUNs of ${asked.iscsi!.iqn} in 60 s`);
+    // Both LUNs on the host: the disk of LUN 0, once LUN 1's device is there too.
+    const dev = await waitFor(
+      async () => {
+        const ds = (await ctx.snapshot(node)).scsiDevices;
+        return ds.some((x) => x.wwid === other.iscsi!.wwid) ? ds.find((x) => x.wwid === asked.iscsi!.wwid)?.block : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, onTimeout: () => new ScenarioFailure(`${node.name}: the automatic scan did not bring in both LUNs of ${asked.iscsi!.iqn} in 60 s`) },
+    );
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
-    const dev = (await ctx.snapshot(node)).scsiDevices.find((x) => x.wwid === asked.iscsi!.wwid)!.block!;
     ctx.step(`${node.name}: logged in with node.session.scan = auto: LUN 0 (asked for) and LUN 1 (never asked for) are both on the host`);
     // The detach removes the device it was asked for; the session still carries a device, so it
     // is taken for another volume's and kept.

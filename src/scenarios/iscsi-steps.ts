@@ -6,6 +6,13 @@ import type { Half } from './pair.js';
 
 export const firstNetwork = (ctx: ScenarioContext): string[] => ctx.networks(1);
 
+/** "address:port" of a volume's portal on `network` (its first portal when none is named), as iSCSI writes it. */
+export function portalOf(v: TargetVolume, network?: string): string {
+  const p = network ? v.portals.find((x) => x.network === network) : v.portals[0];
+  check(p, `${v.name} has no portal${network ? ` on ${network}` : ''}`);
+  return `${p.address}:${p.port}`;
+}
+
 /** The iSCSI session (sid, SCSI host) of a volume's first portal, from the node's snapshot. */
 export async function sessionOf(ctx: ScenarioContext, node: ComputeHandle, v: TargetVolume): Promise<{ sid: number; host: number }> {
   const s = (await ctx.snapshot(node)).iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn);

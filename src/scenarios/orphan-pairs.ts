@@ -2,7 +2,7 @@ import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type ComputeHandle, type ScenarioContext } from './context.js';
 import { detachedClean, expectFailure, leftThenSwept, orphanPair, type Half } from './pair.js';
-import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, sessionOf } from './iscsi-steps.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, sessionOf } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -290,7 +290,7 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
     check(d.multipath && d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${d.path} over ${d.devices.join(', ')}`);
     await ctx.writeSignature(node, d.path, v);
     const snap = await ctx.snapshot(node);
-    const failing = snap.iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn && x.portal === `${v.portals.find((p) => p.network === second)!.address}:${v.portals[0]!.port}`);
+    const failing = snap.iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn && x.portal === portalOf(v, second));
     check(failing, `${node.name}: no session over ${second}`);
     const failingDev = snap.scsiDevices.find((x) => x.session === failing.sid && x.wwid === v.iscsi!.wwid)?.block;
     check(failingDev, `${node.name}: no device under session${failing.sid}`);
