@@ -2,8 +2,8 @@ import type { TargetVolume } from '../agent/api/types.js';
 import { waitFor } from '../system/wait.js';
 import type { Scenario } from './catalog.js';
 import { check, ScenarioFailure, type ComputeHandle, type ScenarioContext } from './context.js';
-import { attachIscsi, firstNetwork, ISCSI_ALL, portalOf } from './iscsi-steps.js';
-import { detachedClean, leftThenSwept, orphanPair } from './pair.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL, portalOf, sessionOf } from './iscsi-steps.js';
+import { detachedClean, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
  * Orphan mechanisms users of real connectors reported (shared/docs/field-orphans.md, by row),
@@ -145,4 +145,55 @@ const restartLostState = orphanPair('field-restart-lost-state', {
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detached from its properties after the restart'),
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState];
+/**
+ * The session of an attached volume, once its target is gone: a short recovery timeout (the lab's
+ * stand-in for replacement_timeout's 120 s) and the wait until the kernel declares it failed and
+ * the device offline, as it is on a host whose array deleted the target.
+ */
+async function targetDestroyed({ ctx, node }: Half, v: TargetVolume, dev: string): Promise<{ sid: number }> {
+  const { sid } = await sessionOf(ctx, node, v);
+  await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`);
+  await ctx.deleteVolume(v);
+  ctx.step(`target: ${v.iscsi!.iqn} destroyed (its LUN and the target itself) while ${node.name} is logged in`);
+  const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${dev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
+  check(/offline$/.test(state.trim()), `${node.name}: ${dev} is ${state.trim()} 60 s after its target was destroyed, not offline`);
+  ctx.step(`${node.name}: session${sid} lost its target; ${dev} is ${state.trim()}`);
+  return { sid };
+}
+
+const targetGone = orphanPair('field-target-destroyed', {
+  title: 'the target is destroyed before the detach: a detach that deletes the device and then looks its session up through it skips the logout, and the session retries a target that no longer exists (caught); a forced detach logs out of the failed session and leaves nothing',
+  refs: ['field-orphans.md row 3', 'https://github.com/democratic-csi/democratic-csi/issues/536'],
+  async setup(h) {
+    const a = await attachIscsi(h, h.phase);
+    return { ...a, ...(await targetDestroyed(h, a.v, a.d.devices[0]!)) };
+  },
+  async faulty(h, { v, d, sid }) {
+    const { ctx, node } = h;
+    const dev = d.devices[0]!;
+    await ctx.faultyDetach(node, v, `${dev} is deleted first and its session looked up through it afterwards: nothing is found, and the logout is skipped`, () =>
+      ctx.sh(
+        node,
+        `echo 1 > /sys/block/${dev}/device/delete; udevadm settle --timeout=60; ` +
+          `s=$(readlink -f /sys/block/${dev}/device 2>/dev/null | grep -o 'session[0-9]*' | head -n1); ` +
+          `if [ -n "$s" ]; then iscsiadm -m session -r "\${s#session}" --logout; fi`,
+      ),
+    );
+    // What the report's users saw: the session left behind keeps trying to log back in.
+    // The kernel's session is FAILED while it recovers and FREE once its recovery timed out; iscsid
+    // keeps reopening it either way.
+    const state = (await ctx.sh(node, `cat /sys/class/iscsi_session/session${sid}/state`)).trim();
+    check(state === 'FAILED' || state === 'FREE', `${node.name}: session${sid} is ${state}, not FAILED or FREE (retrying a target that is gone)`);
+    const internal = (await ctx.sh(node, `iscsiadm -m session -r ${sid} -P 1 | sed -n 's/.*Internal iscsid Session State: *//p'`)).trim();
+    ctx.step(`${node.name}: session${sid} is left ${state} (iscsid: ${internal || 'no state'}): it keeps retrying the destroyed target`);
+    await leftThenSwept(h, v, d, 'faulty: device deleted, session looked up through it', ['iscsi-session', 'iscsi-node-record']);
+  },
+  async correct(h, { v, d }) {
+    const { ctx, node } = h;
+    // Nothing can be written back to a target that is gone: the detach is forced.
+    await forcedDetach(ctx, node, v, d);
+    await ctx.verdict(node, v, { phase: 'correct: forced detach of a volume whose target is gone', device: d, expect: 'clean' });
+  },
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone];

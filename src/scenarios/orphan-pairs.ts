@@ -1,7 +1,7 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type ComputeHandle, type ScenarioContext } from './context.js';
-import { detachedClean, expectFailure, leftThenSwept, orphanPair, type Half } from './pair.js';
+import { detachedClean, expectFailure, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
 import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, sessionOf } from './iscsi-steps.js';
 
 /**
@@ -9,21 +9,6 @@ import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, port
  * sequence leaves the orphan and the oracle must name it (red, asserted), then the correct
  * sequence must leave nothing (green).
  */
-
-/**
- * A detach with force=True. brick-lab's own connector must not raise here. A connector under test
- * may: os-brick's contract is that with force and without ignore_errors it finishes the clean-up
- * and then raises what went wrong. Then the oracle, not the exception, says what is left.
- */
-async function forcedDetach(ctx: ScenarioContext, node: ComputeHandle, v: TargetVolume, d: DeviceInfo): Promise<void> {
-  try {
-    await ctx.disconnect(node, v, d, { force: true });
-  } catch (e) {
-    if (!ctx.connector) throw e;
-    ctx.forget(node, v);
-    ctx.step(`${node.name}: the connector's detach with force=True raised (${(e as Error).message.split('\n')[0]}); the oracle judges what it left`);
-  }
-}
 
 /** A detach with force=True, then nothing may be left. */
 async function forcedClean({ ctx, node }: Half, v: TargetVolume, d: DeviceInfo, phase: string): Promise<void> {

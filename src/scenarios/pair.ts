@@ -78,6 +78,21 @@ export async function detachedClean(h: Half, v: TargetVolume, d: DeviceInfo, pha
 }
 
 /**
+ * A detach with force=True. brick-lab's own connector must not raise here. A connector under test
+ * may: os-brick's contract is that with force and without ignore_errors it finishes the clean-up
+ * and then raises what went wrong. Then the oracle, not the exception, says what is left.
+ */
+export async function forcedDetach(ctx: ScenarioContext, node: ComputeHandle, v: TargetVolume, d: DeviceInfo): Promise<void> {
+  try {
+    await ctx.disconnect(node, v, d, { force: true });
+  } catch (e) {
+    if (!ctx.connector) throw e;
+    ctx.forget(node, v);
+    ctx.step(`${node.name}: the connector's detach with force=True raised (${(e as Error).message.split('\n')[0]}); the oracle judges what it left`);
+  }
+}
+
+/**
  * The faulty half's usual end: the oracle must name exactly `expect`, then brick-lab's own forced
  * detach, ignoring errors, sweeps it (the faulty half is the lab's, also under brick-lab validate).
  */
