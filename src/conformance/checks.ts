@@ -30,6 +30,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'field-bypath-gone',
       'field-auto-scan',
       'field-restart-lost-state',
+      'field-target-destroyed',
     ],
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only'],
   },

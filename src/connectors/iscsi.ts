@@ -8,7 +8,7 @@ import { readMultipathdPaths } from '../inventory/tools.js';
 import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
 import { ConnectorBase } from './base.js';
 import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
-import { flushMultipathMap, multipathMapFor } from './multipath.js';
+import { flushMultipathMap, multipathMapFor, type MapFlush } from './multipath.js';
 import type { IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
@@ -192,7 +192,11 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     d.refuseHeld(heldBy(snap, blocks, maps.map((m) => m.dm)));
     // What udev must take away once the devices are gone: their links, read before they go.
     const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
-    for (const m of maps) await d.step(`multipath map ${m.name ?? m.dm}`, () => flushMultipathMap(m, opts.force === true));
+    for (const m of maps) {
+      let how = 'removed' as MapFlush;
+      await d.step(`multipath map ${m.name ?? m.dm}`, async () => (how = await flushMultipathMap(m, opts.force === true)));
+      if (how === 'deferred') d.left.push(`multipath map ${m.name ?? m.dm}: held open; its table now fails every I/O and dm removes it at its last close`);
+    }
     for (const b of blocks) {
       if (!(await this.fs.exists(`/sys/block/${b}`))) continue;
       // force=False and a failed flush: stop here, on purpose (os-brick keeps the data safe).

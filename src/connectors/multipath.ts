@@ -24,7 +24,14 @@ export async function multipathMapFor(fs: HostFs, wwid: string, devices: string[
   return waitForDevice(`multipath map for ${wwid}`, async () => (await takeSnapshot(fs, { scope: 'paths' })).multipathMaps.find((m) => m.wwid === wwid && m.slaves.length >= devices.length)?.dm ?? null, 60_000);
 }
 
-export async function flushMultipathMap(m: MultipathMap, force: boolean): Promise<void> {
+/**
+ * What became of a map at detach: flushed and removed, or (with force, when something still holds
+ * it open) its table replaced by one that fails every I/O and its removal deferred to its last
+ * close: it no longer names the volume's paths, so they can go from under it.
+ */
+export type MapFlush = 'removed' | 'deferred';
+
+export async function flushMultipathMap(m: MultipathMap, force: boolean): Promise<MapFlush> {
   try {
     await flushDevice(`/dev/${m.dm}`);
   } catch (e) {
@@ -36,11 +43,21 @@ export async function flushMultipathMap(m: MultipathMap, force: boolean): Promis
   let last: Awaited<ReturnType<typeof exec>> | null = null;
   for (let attempt = 1; attempt <= 4; attempt++) {
     last = await exec(['multipath', '-f', m.name ?? m.dm], { timeoutMs: 60_000, reject: false });
-    if (last.exitCode === 0) return;
+    if (last.exitCode === 0) return 'removed';
     await exec(['udevadm', 'settle', '--timeout=10'], { timeoutMs: 20_000, reject: false });
     await sleep(250 * attempt);
   }
-  throw new BrickError('MULTIPATH_FLUSH_FAILED', `multipath -f ${m.name ?? m.dm} failed 4 times: ${(last!.stderr || last!.stdout).trim().split('\n').pop() ?? `exit ${last!.exitCode}`}`, {
-    hint: 'something holds the map open (a mount, a process, a holder device); `dmsetup info` shows its open count',
+  const why = (last!.stderr || last!.stdout).trim().split('\n').pop() ?? `exit ${last!.exitCode}`;
+  if (force) {
+    // Held open (a process, a mount in another mount namespace): multipathd must not queue I/O
+    // for it or rebuild it, dm fails every I/O to it from now on, and removes it at its last close.
+    await exec(['multipathd', 'disablequeueing', 'map', m.name ?? m.dm], { timeoutMs: 30_000, reject: false });
+    const r = await exec(['dmsetup', 'remove', '--force', '--deferred', m.name ?? m.dm], { timeoutMs: 60_000, reject: false });
+    const gone = !(await exec(['dmsetup', 'info', m.name ?? m.dm], { timeoutMs: 30_000, reject: false })).stdout.trim();
+    if (r.exitCode === 0 || gone) return gone ? 'removed' : 'deferred';
+    throw new BrickError('MULTIPATH_FLUSH_FAILED', `multipath -f ${m.name ?? m.dm} failed 4 times (${why}), and so did dmsetup remove --force --deferred: ${(r.stderr || r.stdout).trim()}`);
+  }
+  throw new BrickError('MULTIPATH_FLUSH_FAILED', `multipath -f ${m.name ?? m.dm} failed 4 times: ${why}`, {
+    hint: 'something holds the map open (a mount, a process, a holder device); `dmsetup info` shows its open count; with force=true its table is replaced by one that fails every I/O and it goes at its last close',
   });
 }

@@ -57,6 +57,8 @@ export const evidenceOf = {
 export function mapState(b: Pick<BlockDevice, 'dm' | 'slaves' | 'staleSlaves'>): string {
   const words: string[] = [];
   if (b.dm?.suspended) words.push(SUSPENDED);
+  // A forced remove of a map still held open leaves it with an error table until its last close.
+  if (b.dm?.table?.length && b.dm.table.every((l) => l.split(/\s+/)[2] === 'error')) words.push('its table fails every I/O (a forced remove waiting for its last close)');
   const stale = b.staleSlaves ?? [];
   if (b.slaves.every((x) => stale.includes(x))) words.push('no paths');
   return words.length > 0 ? `; ${words.join('; ')}` : '';

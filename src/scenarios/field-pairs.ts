@@ -196,4 +196,71 @@ const targetGone = orphanPair('field-target-destroyed', {
   },
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone];
+/** Where the holder of pair held-open notes its pid. */
+const HOLDER = '/run/brick-lab/holder.pid';
+
+/**
+ * A process that mounted the volume's map in a mount namespace of its own and keeps it: the
+ * host's mount table does not show it (another container's or a pod's mount namespace).
+ */
+async function holdOpen({ ctx, node }: Half, dev: string): Promise<void> {
+  await ctx.sh(node, `mkfs.ext4 -q -F ${dev} && udevadm settle --timeout=60`);
+  ctx.undo.push({ what: `${node.name}: the holder of ${dev} ends`, fn: () => letGo({ ctx, node, phase: 'correct' }, dev) });
+  await ctx.sh(
+    node,
+    `mkdir -p ${HOLDER.replace(/\/[^/]+$/, '')}; rm -f ${HOLDER}; ` +
+      `setsid -f unshare -m --propagation private sh -c 'mkdir -p /mnt/held && mount ${dev} /mnt/held && echo $$ > ${HOLDER} && exec sleep 3600' </dev/null >/dev/null 2>&1; ` +
+      `for i in $(seq 1 100); do [ -s ${HOLDER} ] && exit 0; sleep 0.1; done; echo 'the holder did not mount ${dev}' >&2; exit 1`,
+  );
+  const seen = (await ctx.sh(node, `grep -c ' /mnt/held ' /proc/self/mounts || true`)).trim();
+  check(seen === '0', `${node.name}: the host's own mount table shows the holder's mount`);
+  ctx.step(`${node.name}: pid ${(await ctx.sh(node, `cat ${HOLDER}`)).trim()} mounted ${dev} in a mount namespace of its own and holds it (the host's mount table does not show it)`);
+}
+
+/** The holder ends; with it its mount namespace and the mount, and so the last opener of `dev` (when it is still there). */
+async function letGo({ ctx, node }: Half, dev: string): Promise<void> {
+  await ctx.sh(node, `if [ -s ${HOLDER} ]; then kill "$(cat ${HOLDER})" 2>/dev/null; fi; rm -f ${HOLDER}; ` +
+    `for i in $(seq 1 100); do [ -e ${dev} ] || exit 0; n=$(dmsetup info -c --noheadings -o open ${dev} 2>/dev/null) || exit 0; [ "$n" -eq 0 ] && exit 0; sleep 0.1; done; exit 0`);
+}
+
+const heldOpen = orphanPair('field-held-open', {
+  title: 'a process in another mount namespace holds the volume open at detach: the flush fails busy and a detach that takes that for done skips the logout (caught); a correct detach refuses without force and touches nothing, and with force leaves only the held map, failing every I/O, which goes at its last close',
+  dataNetworks: 2,
+  refs: ['field-orphans.md row 8', 'https://github.com/kubernetes/kubernetes/issues/104785', 'https://github.com/openebs-archive/cstor-csi/issues/108'],
+  async setup(h) {
+    const a = await attachIscsi(h, h.phase, 2);
+    check(a.d.multipath && a.d.devices.length === 2, `${h.node.name}: expected a dm-multipath map over two paths, got ${a.d.path} over ${a.d.devices.join(', ')}`);
+    await holdOpen(h, a.d.path);
+    return a;
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    await ctx.faultyDetach(node, v, `the map's flush fails busy; the detach takes the volume for someone else's and reports success without its logout`, async () => {
+      const r = await node.client.exec(['multipath', '-f', d.path]);
+      check(r.exitCode !== 0, `${node.name}: multipath -f ${d.path} worked although the map is held open`);
+      ctx.step(`${node.name}: multipath -f ${d.path}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    });
+    await ctx.verdict(node, v, { phase: 'faulty: busy taken for done', device: d, expect: [...ISCSI_ALL, 'multipath-map'] });
+    await letGo(h, d.path);
+    await ctx.disconnect(node, v, d, { force: true, ignoreErrors: true, builtin: true });
+  },
+  async correct(h, { v, d }) {
+    const { ctx, node } = h;
+    const before = await ctx.paths(node, v);
+    const refused = await ctx.disconnect(node, v, d, { force: false }).then(
+      () => null,
+      (e: Error) => e.message.split('\n')[0]!,
+    );
+    check(refused !== null, `${node.name}: the detach with force=False succeeded while ${d.path} is held open`);
+    ctx.step(`${node.name}: the detach with force=False refused: ${refused}`);
+    const after = await ctx.paths(node, v);
+    check(JSON.stringify(after) === JSON.stringify(before), `${node.name}: the refused detach changed the volume: before ${before.devices.join(' ')}, after ${after.devices.join(' ')}`);
+    ctx.step(`${node.name}: the refusal touched nothing (${after.devices.join(', ')})`);
+    await forcedDetach(ctx, node, v, d);
+    await ctx.verdict(node, v, { phase: 'held: force=True while the map is held', device: d, expect: ['by-id-link', 'multipath-map'] });
+    await letGo(h, d.path);
+    await ctx.verdict(node, v, { phase: 'correct: force=True, then the holder let go', device: d, expect: 'clean' });
+  },
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen];

@@ -1,3 +1,4 @@
+import { evidenceOf } from '../../src/inventory/things.js';
 import { describe, expect, it } from 'vitest';
 import { hostWideView } from '../../src/inventory/hostwide.js';
 import { verdictWithTools } from '../../src/inventory/oracle.js';
@@ -163,5 +164,16 @@ describe('the host-wide view', () => {
 
   it('a local disk\'s own holders are the host\'s: the volume-scoped view of the local volume names none', () => {
     expect(judgeVolume(st, LOCAL, []).orphans).toEqual([]);
+  });
+});
+
+describe('a map whose forced remove waits for its last close', () => {
+  // `dmsetup remove --force --deferred` on a map held open leaves it with this table (dmsetup table, guest 6.1.0-56-amd64).
+  const held = { name: 'dm-0', dm: { name: 'mp', uuid: 'mpath-mp', suspended: false, table: ['0 16384 error'] }, slaves: [], staleSlaves: [] };
+
+  it('says that its table fails every I/O, and says nothing of the kind for a multipath table', () => {
+    expect(evidenceOf.map(held)).toContain('its table fails every I/O');
+    const live = { ...held, dm: { ...held.dm, table: ['0 16384 multipath 0 0 1 1 service-time 0 1 1 8:0 1'] }, slaves: ['sda'] };
+    expect(evidenceOf.map(live)).not.toContain('fails every I/O');
   });
 });
