@@ -1,4 +1,4 @@
-import type { TargetVolume } from '../agent/api/types.js';
+import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import { waitFor } from '../system/wait.js';
 import type { Scenario } from './catalog.js';
 import { check, ScenarioFailure, type ComputeHandle, type ScenarioContext } from './context.js';
@@ -263,4 +263,40 @@ const heldOpen = orphanPair('field-held-open', {
   },
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen];
+/**
+ * A flush whose remove races udev's probe (blkid opens the map on the change event the suspend
+ * sends): the map is suspended, the remove fails busy, and nothing resumes the map. The probe is
+ * the shell itself, holding the map open on a descriptor while the remove runs.
+ */
+async function removeRacesProbe({ ctx, node }: Half, d: DeviceInfo): Promise<void> {
+  const map = (await ctx.snapshot(node)).multipathMaps.find((m) => `/dev/${m.dm}` === d.path);
+  check(map, `${node.name}: no multipath map at ${d.path}`);
+  const name = map.name ?? map.dm;
+  const out = await ctx.sh(node, `exec 3<${d.path}; dmsetup suspend ${name}; if dmsetup remove ${name} 2>&1; then echo 'removed although open'; exit 1; fi; exec 3<&-; cat /sys/block/${map.dm}/dm/suspended`);
+  check(out.trim().endsWith('1'), `${node.name}: ${name} is not suspended after the failed remove: ${out.trim()}`);
+  ctx.step(`${node.name}: ${name} suspended, its remove failed busy (${out.trim().split('\n')[0]}), and it was never resumed`);
+}
+
+const leftSuspended = orphanPair('field-left-suspended', {
+  title: 'a flush whose remove races udev\'s probe leaves the map suspended: every I/O to it waits, and the volume stays (caught); a detach that finds the map suspended resumes it and leaves nothing',
+  dataNetworks: 2,
+  refs: ['field-orphans.md row 11', 'https://github.com/microsoft/azurelinux/issues/18793'],
+  async setup(h) {
+    const a = await attachIscsi(h, h.phase, 2);
+    check(a.d.multipath, `${h.node.name}: expected a dm-multipath map, got ${a.d.path}`);
+    // The correct half starts where the faulty one ended: an earlier flush left the map suspended.
+    if (h.phase === 'correct') await removeRacesProbe(h, a.d);
+    return a;
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    await ctx.faultyDetach(node, v, 'the remove failed busy after the suspend, and the map was never resumed', () => removeRacesProbe(h, d));
+    const left = await ctx.verdict(node, v, { phase: 'faulty: the failed remove left the map suspended', device: d, expect: [...ISCSI_ALL, 'multipath-map'] });
+    const map = left.find((o) => o.kind === 'multipath-map');
+    check(map?.evidence.includes('SUSPENDED'), `${node.name}: the oracle does not say that the map is suspended: ${map?.evidence}`);
+    await ctx.disconnect(node, v, d, { force: true, ignoreErrors: true, builtin: true });
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: a detach that resumes the suspended map'),
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended];
