@@ -32,7 +32,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'field-restart-lost-state',
       'field-target-destroyed',
     ],
-    multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended'],
+    multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'],
   },
   nvmeof: {
     single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone'],

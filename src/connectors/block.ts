@@ -127,7 +127,8 @@ export interface HeldStack {
  * Every stack of holders on a volume's devices that the connector did not make, followed up to
  * its top: one stack per top. `devices` are the volume's kernel devices (sdX; nvmeXnY and its
  * path devices), `ownMaps` the dm devices the connector made for it (its multipath map): a holder
- * that is an own map is the connector's, a holder of an own map never is. A partition of a device
+ * that is an own map is the connector's, a holder of an own map is not, except kpartx's partition
+ * maps on it with nothing on them (multipath -f takes them with the map). A partition of a device
  * counts as the device. Holders come from every list of the snapshot that has them; a 'paths'
  * snapshot lists dm devices only in blockDevices, so there a partition's holder is seen when it is
  * a dm device (LVM, a map made by hand), not when it is an md array.
@@ -140,10 +141,17 @@ export function heldBy(snap: HostSnapshot, devices: Iterable<string>, ownMaps: I
     return { dev, dm: dm ? { name: dm.name, uuid: dm.uuid } : null };
   };
   const own = new Set(ownMaps);
+  // kpartx's partition maps on an own map, which multipath-tools' udev rules make with it and
+  // `multipath -f` removes with it: the map's own too, unless something stands on them.
+  const ownPartition = (h: string, below: string): boolean => {
+    const uuid = blocks.get(h)?.dm?.uuid ?? '';
+    const under = blocks.get(below)?.dm?.uuid;
+    return own.has(below) && Boolean(under) && /^part\d+-/.test(uuid) && uuid.slice(uuid.indexOf('-') + 1) === under && (holders.get(h) ?? []).length === 0;
+  };
   const out: HeldStack[] = [];
   const stacksOn = (below: string, on: string[], via: StackedDevice | null): void => {
     for (const h of holders.get(below) ?? []) {
-      if (own.has(h)) continue;
+      if (own.has(h) || ownPartition(h, below)) continue;
       for (const chain of upward(holders, h)) out.push({ on, via, holders: chain.map(layer) });
     }
   };

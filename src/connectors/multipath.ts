@@ -32,6 +32,9 @@ export async function multipathMapFor(fs: HostFs, wwid: string, devices: string[
 export type MapFlush = 'removed' | 'deferred';
 
 export async function flushMultipathMap(m: MultipathMap, force: boolean): Promise<MapFlush> {
+  // Forced: what cannot be written now is dropped, so a map with no path left must not queue the
+  // flush (queue_if_no_path, no_path_retry) until its paths come back.
+  if (force) await exec(['multipathd', 'disablequeueing', 'map', m.name ?? m.dm], { timeoutMs: 30_000, reject: false });
   try {
     await flushDevice(`/dev/${m.dm}`);
   } catch (e) {
@@ -49,9 +52,8 @@ export async function flushMultipathMap(m: MultipathMap, force: boolean): Promis
   }
   const why = (last!.stderr || last!.stdout).trim().split('\n').pop() ?? `exit ${last!.exitCode}`;
   if (force) {
-    // Held open (a process, a mount in another mount namespace): multipathd must not queue I/O
-    // for it or rebuild it, dm fails every I/O to it from now on, and removes it at its last close.
-    await exec(['multipathd', 'disablequeueing', 'map', m.name ?? m.dm], { timeoutMs: 30_000, reject: false });
+    // Held open (a process, a mount in another mount namespace): dm fails every I/O to it from
+    // now on, and removes it at its last close.
     const r = await exec(['dmsetup', 'remove', '--force', '--deferred', m.name ?? m.dm], { timeoutMs: 60_000, reject: false });
     const gone = !(await exec(['dmsetup', 'info', m.name ?? m.dm], { timeoutMs: 30_000, reject: false })).stdout.trim();
     if (r.exitCode === 0 || gone) return gone ? 'removed' : 'deferred';

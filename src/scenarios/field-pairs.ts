@@ -299,4 +299,55 @@ const leftSuspended = orphanPair('field-left-suspended', {
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: a detach that resumes the suspended map'),
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended];
+const partitionMaps = orphanPair('field-partition-maps', {
+  title: 'a partitioned multipath volume loses every path: a detach that removes the map with dmsetup fails busy on the partition map kpartx made for as long as it retries, and leaves the map, its partition map and the dead paths (caught); multipath -f takes the partition maps with the map and leaves nothing',
+  dataNetworks: 2,
+  refs: ['field-orphans.md row 13', 'https://github.com/Seagate/seagate-exos-x-csi/issues/141', 'https://github.com/hpe-storage/csi-driver/issues/564'],
+  prepare(ctx) {
+    for (const n of ctx.networks(2)) ctx.undo.push({ what: `target: ${n} up again`, fn: () => ctx.target.client.setNetwork(n, true) });
+  },
+  async setup(h) {
+    const { ctx, node } = h;
+    const a = await attachIscsi(h, h.phase, 2);
+    check(a.d.multipath && a.d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${a.d.path} over ${a.d.devices.join(', ')}`);
+    // One partition over the whole volume; multipath-tools' udev rules run kpartx on the change.
+    await ctx.sh(node, `echo ',,L' | sfdisk -q ${a.d.path} && udevadm settle --timeout=60`);
+    const part = await waitFor(async () => (await ctx.snapshot(node)).blockDevices.find((b) => b.dm?.uuid === `part1-mpath-${a.v.iscsi!.wwid}`)?.name ?? null, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      onTimeout: () => new ScenarioFailure(`${node.name}: no partition map on ${a.d.path} 30 s after its partition table was written`),
+    });
+    ctx.step(`${node.name}: a partition table on ${a.d.path}; kpartx made the partition map ${part} on it`);
+    // Every path lost: both portals of the target go down, and the sessions' short recovery
+    // timeout (the lab's stand-in for replacement_timeout's 120 s) takes the paths offline.
+    const sids = (await ctx.snapshot(node)).iscsiSessions.filter((x) => x.targetIqn === a.v.iscsi!.iqn).map((x) => x.sid);
+    await ctx.sh(node, sids.map((sid) => `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`).join('; '));
+    for (const n of ctx.networks(2)) await ctx.target.client.setNetwork(n, false);
+    const states = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat ${a.d.devices.map((x) => `/sys/block/${x}/device/state`).join(' ')} | sort -u); [ "$s" = transport-offline ] && break; sleep 0.5; done; echo $s`);
+    check(states.trim() === 'transport-offline', `${node.name}: the paths are ${states.trim()} 60 s after every portal went down, not transport-offline`);
+    ctx.step(`${node.name}: every portal of the target down; ${a.d.devices.join(' and ')} are ${states.trim()}`);
+    return { ...a, part };
+  },
+  async faulty(h, { v, d, part }) {
+    const { ctx, node } = h;
+    await ctx.faultyDetach(node, v, `the map is removed with dmsetup, which fails busy for as long as the partition map ${part} stands on it; the detach retries, then gives up before its paths and logout`, async () => {
+      for (let i = 1; i <= 3; i++) {
+        const r = await node.client.exec(['dmsetup', 'remove', d.path]);
+        check(r.exitCode !== 0, `${node.name}: dmsetup remove ${d.path} worked although ${part} stands on it`);
+        if (i === 3) ctx.step(`${node.name}: dmsetup remove ${d.path}, 3 times: ${r.stderr.trim().split('\n')[0]}`);
+      }
+    });
+    await leftThenSwept(h, v, d, 'faulty: dmsetup remove of a partitioned map', [...ISCSI_ALL, 'multipath-map', 'holder']);
+  },
+  async correct(h, { v, d }) {
+    const { ctx, node } = h;
+    // Nothing can be written back with every path gone: the detach is forced.
+    await forcedDetach(ctx, node, v, d);
+    await ctx.verdict(node, v, { phase: 'correct: forced detach of a partitioned map with every path lost', device: d, expect: 'clean' });
+  },
+  async teardown({ ctx }) {
+    for (const n of ctx.networks(2)) await ctx.target.client.setNetwork(n, true);
+  },
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps];

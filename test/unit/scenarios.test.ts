@@ -194,7 +194,7 @@ async function lacks(topo: Topology, scenarios = ALL_SCENARIOS): Promise<string[
 
 const twoNets = (n: string): string => `${n} needs 2 data networks shared by the target and the computes; the topology has 1`;
 const twoComputes = (n: string): string => `${n} needs 2 compute nodes; the topology has 1`;
-const TWO_PATH = ['round-trip-iscsi-2path', 'round-trip-nvme-2path', 'orphan-nvme-namespace-gone', 'orphan-multipath-path-fails', 'field-primary-portal-only'];
+const TWO_PATH = ['round-trip-iscsi-2path', 'round-trip-nvme-2path', 'orphan-nvme-namespace-gone', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'];
 const MIGRATION = ['live-migration-iscsi', 'live-migration-nvme'];
 
 describe('checkNeeds', () => {

@@ -36,10 +36,11 @@ describe('which checks validate runs', () => {
       'field-bypath-gone',
       'field-auto-scan',
       'field-restart-lost-state',
+      'field-target-destroyed',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);
-    expect(mp.filter((n) => !iscsi.includes(n))).toEqual(['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'agreement-iscsi-multipath']);
+    expect(mp.filter((n) => !iscsi.includes(n))).toEqual(['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps', 'agreement-iscsi-multipath']);
     expect(conformanceChecks('nvmeof', true).map((c) => c.name)).toEqual([
       'round-trip-nvme-1path',
       'shared-target-nvme',
