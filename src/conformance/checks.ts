@@ -31,6 +31,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'field-auto-scan',
       'field-restart-lost-state',
       'field-target-destroyed',
+      'field-multipathd-claims',
     ],
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'],
   },

@@ -350,4 +350,51 @@ const partitionMaps = orphanPair('field-partition-maps', {
   },
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps];
+/** A multipath.conf drop-in that has multipathd claim every path it can, single ones too (Longhorn's hosts had it so). */
+const GREEDY = '/etc/multipath/conf.d/brick-lab-greedy.conf';
+
+/** The map multipathd made over a single-path volume's disk, once it is there. */
+async function claimedBy({ ctx, node }: Half, v: TargetVolume, disk: string): Promise<string> {
+  return waitFor(async () => (await ctx.snapshot(node)).multipathMaps.find((m) => m.wwid === v.iscsi!.wwid && m.slaves.includes(disk))?.dm ?? null, {
+    timeoutMs: 30_000,
+    intervalMs: 500,
+    onTimeout: () => new ScenarioFailure(`${node.name}: multipathd made no map over ${disk} in 30 s`),
+  });
+}
+
+const multipathdClaims = orphanPair('field-multipathd-claims', {
+  title: 'multipathd claims a single-path volume (find_multipaths greedy), and makes its map again after a flush while the path is there: a single-path detach that finds its disk held takes it for busy and stops (caught); a detach that flushes the map over its disk leaves nothing',
+  refs: ['field-orphans.md rows 9 and 10', 'https://github.com/longhorn/longhorn/issues/1210', 'https://github.com/openmainframeproject/feilong/issues/493'],
+  async prepare(ctx, node) {
+    ctx.undo.push({ what: `${node.name}: ${GREEDY} removed`, fn: () => ctx.sh(node, `rm -f ${GREEDY}; multipathd reconfigure`) });
+    await ctx.sh(node, `mkdir -p /etc/multipath/conf.d; printf 'defaults {\\n\\tfind_multipaths greedy\\n}\\n' > ${GREEDY}; multipathd reconfigure`);
+    const mode = (await ctx.sh(node, `multipathd show config local | sed -n 's/^[[:space:]]*find_multipaths //p' | head -n1`)).trim();
+    check(mode === '"greedy"', `${node.name}: multipathd runs with find_multipaths ${mode || '(unset)'}, not greedy, after ${GREEDY}`);
+    ctx.step(`${node.name}: multipathd reconfigured with find_multipaths greedy: it claims every path, single ones too`);
+  },
+  async setup(h) {
+    const a = await attachIscsi(h, h.phase);
+    const disk = a.d.devices[0]!;
+    const map = await claimedBy(h, a.v, disk);
+    h.ctx.step(`${h.node.name}: multipathd claimed ${disk}, attached single-path: the map ${map} now holds it`);
+    return { ...a, disk };
+  },
+  async faulty(h, { v, d, disk }) {
+    const { ctx, node } = h;
+    await ctx.faultyDetach(node, v, `multipath -f took the map, multipathd made it again at a reconfigure, and the single-path detach, finding ${disk} held, took it for busy and stopped`, async () => {
+      await node.client.run(['multipath', '-f', v.iscsi!.wwid], { timeoutMs: 60_000 });
+      check(!(await ctx.snapshot(node)).multipathMaps.some((m) => m.wwid === v.iscsi!.wwid), `${node.name}: multipath -f left the map over ${disk}`);
+      // Anything that has multipathd look at its paths again (a reconfigure after a config change
+      // or a package update, another connector's) finds the path still there.
+      await node.client.run(['multipathd', 'reconfigure'], { timeoutMs: 60_000 });
+      const back = await claimedBy(h, v, disk);
+      ctx.step(`${node.name}: the map was flushed, and multipathd made it again (${back}) at its next reconfigure: the path was still there`);
+      const holders = (await ctx.sh(node, `ls /sys/block/${disk}/holders`)).trim();
+      check(holders !== '', `${node.name}: ${disk} has no holders: the single-path detach would go on`);
+    });
+    await leftThenSwept(h, v, d, 'faulty: the claimed disk taken for busy', [...ISCSI_ALL, 'multipath-map']);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: the map over the single-path disk flushed with it'),
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims];

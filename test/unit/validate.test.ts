@@ -37,6 +37,7 @@ describe('which checks validate runs', () => {
       'field-auto-scan',
       'field-restart-lost-state',
       'field-target-destroyed',
+      'field-multipathd-claims',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);
