@@ -32,6 +32,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'field-restart-lost-state',
       'field-target-destroyed',
       'field-multipathd-claims',
+      'field-shared-session',
     ],
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'],
   },

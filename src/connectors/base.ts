@@ -92,6 +92,9 @@ export class Detach implements DetachResult {
  * What the built-in connectors share: the host reached through one HostFs (sysfs reads and
  * writes; a replayed recording in tests), a 'paths' snapshot of it, and the detach record.
  */
+/** Per protocol, the end of the chain of attaches and detaches on this host (see ConnectorBase.serially). */
+const lastCall = new Map<string, Promise<unknown>>();
+
 export abstract class ConnectorBase<P extends ConnectionProperties> implements Connector<P> {
   abstract readonly protocol: P['protocol'];
 
@@ -111,6 +114,19 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
   /** What locating volumes needs, read once (see SnapshotOptions' 'paths'). */
   protected snapshot(): Promise<HostSnapshot> {
     return takeSnapshot(this.fs, { scope: 'paths' });
+  }
+
+  /**
+   * Run an attach or a detach after every one before it on this host has ended, whatever its
+   * outcome: a detach that decides a session is unused while an attach scans its LUN under that
+   * session would log out from under it (cinder bug 1947370). One chain per protocol, shared by
+   * every instance in the process, as os-brick shares one external lock per host.
+   */
+  protected serially<T>(fn: () => Promise<T>): Promise<T> {
+    const before = lastCall.get(this.protocol) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    lastCall.set(this.protocol, run.catch(() => undefined));
+    return run;
   }
 
   protected detach(opts: DisconnectOptions): Detach {

@@ -153,7 +153,11 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     return waitForDevice(`device for LUN ${p.lun} of ${p.iqn} at ${p.portal}`, () => this.deviceUnder(sid, p.lun), 30_000, 20);
   }
 
-  async connectVolume(props: IscsiProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
+  connectVolume(props: IscsiProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
+    return this.serially(() => this.connectNow(props, opts));
+  }
+
+  private async connectNow(props: IscsiProperties, opts: { multipath?: boolean }): Promise<DeviceInfo> {
     const found: Array<{ path: IscsiTargetPath; block: string }> = [];
     const errors: string[] = [];
     for (const p of props.paths) {
@@ -181,7 +185,11 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     return { type: 'block', path: `/dev/${devices[0]}`, devices, multipath: false, identity: wwid };
   }
 
-  async disconnectVolume(props: IscsiProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+  disconnectVolume(props: IscsiProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+    return this.serially(() => this.disconnectNow(props, device, opts));
+  }
+
+  private async disconnectNow(props: IscsiProperties, device: DeviceInfo | null, opts: DisconnectOptions): Promise<DetachResult> {
     const d = this.detach(opts);
     const snap = await this.snapshot();
     const blocks = new Set<string>(device?.devices ?? []);

@@ -27,7 +27,11 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
     return s.nvmeControllers.find((c) => c.subsysNqn === p.nqn && c.traddr === address && c.trsvcid === String(port))?.name ?? null;
   }
 
-  async connectVolume(props: NvmeProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
+  connectVolume(props: NvmeProperties, opts: { multipath?: boolean } = {}): Promise<DeviceInfo> {
+    return this.serially(() => this.connectNow(props, opts));
+  }
+
+  private async connectNow(props: NvmeProperties, opts: { multipath?: boolean }): Promise<DeviceInfo> {
     const errors: string[] = [];
     let connected = 0;
     const portals = opts.multipath === false ? props.portals.slice(0, 1) : props.portals;
@@ -49,7 +53,11 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
     return { type: 'block', path: `/dev/${ns.name}`, devices: [ns.name, ...ns.paths], multipath: ns.paths.length > 1, identity: ns.uuid };
   }
 
-  async disconnectVolume(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+  disconnectVolume(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions = {}): Promise<DetachResult> {
+    return this.serially(() => this.disconnectNow(props, device, opts));
+  }
+
+  private async disconnectNow(props: NvmeProperties, device: DeviceInfo | null, opts: DisconnectOptions): Promise<DetachResult> {
     const d = this.detach(opts);
     const snap = await this.snapshot();
     const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));

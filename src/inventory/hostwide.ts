@@ -68,11 +68,19 @@ function namespaceThings(s: HostSnapshot, name: string, out: Set<Thing>): void {
  * partitions of them), sessions, records and their ifaces, controllers, maps and links; never a
  * holder on them.
  */
-export function accountedBy(s: HostSnapshot, a: VolumeIdentity, opts: { subsystemNamespaces: boolean } = { subsystemNamespaces: true }): Set<Thing> {
+export function accountedBy(s: HostSnapshot, a: VolumeIdentity, opts: AccountingOptions = { subsystemNamespaces: true }): Set<Thing> {
   const out = new Set<Thing>();
   const x = snapshotIndex(s);
   const r = volumeRefs(s, a, []);
   thingsOfRefs(s, r, out, false);
+  if (opts.sessionsInUse) {
+    // A session to the volume's target that carried none of its LUNs was not its (yet): a detach
+    // of the target's last LUN then that logs out is the detached volume's doing, even when the
+    // volume's own attach, made meanwhile, logged in again. Its node record likewise.
+    const used = new Set(r.scsi.map((d) => d.session));
+    for (const y of r.sessions) if (!used.has(y.sid)) out.delete(thingOf.session(y.sid));
+    for (const n of r.nodes) if (!r.sessions.some((y) => used.has(y.sid) && y.portal === n.portal)) out.delete(thingOf.node(n));
+  }
   // A partition of the volume's disk is the volume's, and so are the links udev made to it.
   for (const b of r.blocks) for (const p of x.stack.disks.get(b)?.partitions ?? []) for (const l of x.linksTo.get(p.name) ?? []) out.add(thingOf.link(l));
   // NVMe shows every namespace of a connected subsystem: those appear with the controller.
@@ -90,6 +98,13 @@ export function accountedBy(s: HostSnapshot, a: VolumeIdentity, opts: { subsyste
  * few volumes, not all. The keys are wide on purpose (a target's every volume for a session):
  * a volume left out would make a false orphan, one too many costs only time.
  */
+export interface AccountingOptions {
+  /** Every namespace of a subsystem the volume uses is its (they appear with the controller). */
+  subsystemNamespaces: boolean;
+  /** Only the sessions that carry one of the volume's LUNs are its (and their node records). */
+  sessionsInUse?: boolean;
+}
+
 export class Accounting {
   private index: Map<string, VolumeIdentity[]> | null = null;
   private readonly things = new Map<VolumeIdentity, Set<Thing>>();
@@ -98,7 +113,7 @@ export class Accounting {
   constructor(
     private readonly s: HostSnapshot,
     private readonly attached: VolumeIdentity[],
-    private readonly opts: { subsystemNamespaces: boolean },
+    private readonly opts: AccountingOptions,
   ) {
     this.x = snapshotIndex(s);
   }
@@ -321,7 +336,7 @@ export function hostWideView(input: HostWideInput): HostWideView {
   const theirs = new Set<Thing>();
   for (const d of input.detached ?? []) thingsOfRefs(baseline, volumeRefs(baseline, d.volume, attached, d.known ?? {}), theirs, true);
   // (Another namespace of a subsystem an attached volume uses is not that volume's to keep.)
-  const stays = new Accounting(baseline, attached, { subsystemNamespaces: false });
+  const stays = new Accounting(baseline, attached, { subsystemNamespaces: false, sessionsInUse: true });
   const collateral: Orphan[] = [];
   const linksNow = new Set(diff.removed.some((e) => e.kind === 'links') ? now.links.map((l) => thingOf.link(l)) : []);
   for (const e of diff.removed) {

@@ -176,11 +176,13 @@ export class ScenarioContext {
 
   /** Attach through the connector under test (or brick-lab's own with `builtin`). */
   async connect(node: ComputeHandle, v: TargetVolume, multipath = false, opts: { builtin?: boolean } = {}): Promise<DeviceInfo> {
+    // An attach starts a new round of detaches on the node (dropped first, so that a detach run at
+    // the same time, see together(), keeps the baseline it takes).
+    this.baselines.delete(node.name);
     const d = await node.client.connect(protocolOf(v), v.connectionInfo, { ...this.via(opts.builtin), multipath, timeoutMs: 300_000 });
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
     this.attached.push({ node, volume: v, device: d });
-    this.baselines.delete(node.name);
     this.attachedDevices.set(`${node.name} ${v.name}`, d.devices);
     this.step(`${node.name}: attached ${v.name} as ${d.path} (${d.devices.join(', ')})`);
     return d;
@@ -217,6 +219,19 @@ export class ScenarioContext {
     const since = this.baselines.get(node.name) ?? { snapshot: await node.client.inventory(), detached: [] };
     since.detached.push(v);
     this.baselines.set(node.name, since);
+  }
+
+  /**
+   * Two connector calls at once on one host (two attaches, or an attach and a detach): both are
+   * started before either is waited for, and both are waited for; then the first failure, if any,
+   * is thrown.
+   */
+  async together<A, B>(what: string, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+    this.step(`${what}: both started at once`);
+    const [ra, rb] = await Promise.allSettled([a(), b()]);
+    if (ra.status === 'rejected') throw ra.reason;
+    if (rb.status === 'rejected') throw rb.reason;
+    return [ra.value, rb.value];
   }
 
   /**
@@ -314,6 +329,12 @@ export class ScenarioContext {
     const left = r.orphans;
     const wide = r.hostWide ? [...r.hostWide.orphans, ...r.hostWide.collateral] : [];
     const seen = this.inspect ? await this.inspect(node, v, o.stillAttached ?? []) : null;
+    // A faulty sequence that only took what was not its own leaves nothing of the volume for the
+    // guest's tools to show: their second opinion is then that the volumes still attached are gone.
+    const collateralOnly = o.expect !== 'clean' && left.length === 0 && (r.hostWide?.orphans.length ?? 0) === 0 && (r.hostWide?.collateral.length ?? 0) > 0;
+    if (seen && collateralOnly) {
+      for (const other of o.stillAttached ?? []) if ((await this.inspect!(node, other, [])).length === 0) seen.push(`${other.name} (still attached): nothing of it shown`);
+    }
     this.rows.push({
       node: node.name,
       volume: v.name,

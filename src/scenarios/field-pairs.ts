@@ -397,4 +397,46 @@ const multipathdClaims = orphanPair('field-multipathd-claims', {
   correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: the map over the single-path disk flushed with it'),
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims];
+const sharedSession = orphanPair('field-shared-session', {
+  title: "volumes that share a target's session: a cleanup that logs out the session it found takes another attached volume's device with it (collateral, caught); the detach of a target's last volume and the attach of another at once, serialised by the connector, leave the new one working and nothing of the old",
+  refs: ['field-orphans.md rows 24 and 22', 'https://github.com/kubernetes/kubernetes/issues/41041', 'https://github.com/hpe-storage/csi-driver/issues/269', 'cinder bug 1947370'],
+  async setup({ ctx, node, phase }) {
+    const net = firstNetwork(ctx);
+    const a = await ctx.createIscsi({ name: `${phase}-a`, lun: 0, networks: net });
+    const b = await ctx.createIscsi({ name: `${phase}-b`, iqn: a.iscsi!.iqn, lun: 1, networks: net });
+    return { a, b, da: await ctx.connect(node, a) };
+  },
+  async faulty(h, { a, b, da }) {
+    const { ctx, node } = h;
+    const db = await ctx.connect(node, b);
+    await ctx.writeSignature(node, db.path, b);
+    const { sid } = await sessionOf(ctx, node, a);
+    await ctx.faultyDetach(node, a, `the cleanup logs out session${sid}, the one it found for ${a.name}, and deletes its record, although ${b.name}'s LUN is under it too`, async () => {
+      await ctx.sh(node, `echo 1 > /sys/block/${da.devices[0]}/device/delete; udevadm settle --timeout=60`);
+      const record = ['iscsiadm', '-m', 'node', '-T', a.iscsi!.iqn, '-p', portalOf(a)];
+      await node.client.run([...record, '--logout'], { timeoutMs: 60_000 });
+      await node.client.run([...record, '-o', 'delete'], { timeoutMs: 60_000 });
+      await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+    });
+    check((await ctx.readSignature(node, db.path)) === null, `${node.name}: ${db.path} still reads ${b.name} after its session was logged out`);
+    // What the cleanup took is all another volume's: the oracle names it as collateral.
+    await ctx.verdict(node, a, { phase: `faulty: the cleanup took ${b.name}'s session`, device: da, stillAttached: [b], expect: ['scsi-device', 'block-device', 'by-path-link', 'by-id-link', 'iscsi-session', 'iscsi-node-record'] });
+    ctx.forget(node, a);
+    await ctx.disconnect(node, b, db, { force: true, ignoreErrors: true, builtin: true });
+  },
+  async correct(h, { a, b, da }) {
+    const { ctx, node } = h;
+    // A's detach finds no other LUN under the session and logs out, unless B's attach got there
+    // first: a connector must not let the two interleave.
+    const [, db] = await ctx.together(`${node.name}: detach of ${a.name}, the target's last volume here, and attach of ${b.name} on the same target`, () => ctx.disconnect(node, a, da), () => ctx.connect(node, b));
+    const bPaths = await ctx.paths(node, b);
+    check(bPaths.devices.includes(db.devices[0]!), `${node.name}: ${b.name}'s device ${db.devices[0]} is gone once both calls ended: ${bPaths.devices.join(', ') || 'none'}`);
+    await ctx.writeSignature(node, db.path, b);
+    check((await ctx.readSignature(node, db.path))?.id === b.id, `${node.name}: ${b.name} does not read back what was written at ${db.path}`);
+    ctx.step(`${node.name}: ${b.name} at ${db.path} reads and writes`);
+    await ctx.verdict(node, a, { phase: 'correct: detached while another attach ran', device: da, stillAttached: [b], expect: 'clean' });
+    await detachedClean(h, b, db, 'correct: the volume attached meanwhile, detached');
+  },
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims, sharedSession];

@@ -38,14 +38,30 @@ function volumesOf(i: number): VolumeIdentity[] {
   return out;
 }
 
+describe('accountedBy with sessionsInUse', () => {
+  it("keeps a session and its record for a volume only when one of the volume's LUNs is under it", () => {
+    const fx = FIXTURES[0]!;
+    const s = replaySnapshot(fx);
+    const a = volumesOf(0).find((v) => v.iscsi && v.iscsi.lun !== 7)!;
+    const notYet: VolumeIdentity = { protocol: 'iscsi', iscsi: { ...a.iscsi!, lun: 7, wwid: null } };
+    const sessions = (t: Set<string>): string[] => [...t].filter((x) => x.startsWith('session ') || x.startsWith('node '));
+    // The volume's own session and record, either way.
+    expect(sessions(accountedBy(s, a, { subsystemNamespaces: false, sessionsInUse: true }))).toEqual(sessions(accountedBy(s, a, { subsystemNamespaces: false })));
+    expect(sessions(accountedBy(s, a, { subsystemNamespaces: false })).length).toBeGreaterThan(0);
+    // A LUN of the same target not (yet) scanned: the session is the target's, not its.
+    expect(sessions(accountedBy(s, notYet, { subsystemNamespaces: false })).length).toBeGreaterThan(0);
+    expect(sessions(accountedBy(s, notYet, { subsystemNamespaces: false, sessionsInUse: true }))).toEqual([]);
+  });
+});
+
 describe('Accounting: the keyed answer is the answer of asking every attached volume', () => {
   it('agrees on every item of every captured snapshot, for any set of attached volumes', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: FIXTURES.length - 1 }), fc.integer({ min: 0, max: FIXTURES.length - 1 }), fc.boolean(), fc.boolean(), fc.infiniteStream(fc.boolean()), (fi, vi, subsystem, wide, picks) => {
+      fc.property(fc.integer({ min: 0, max: FIXTURES.length - 1 }), fc.integer({ min: 0, max: FIXTURES.length - 1 }), fc.boolean(), fc.boolean(), fc.boolean(), fc.infiniteStream(fc.boolean()), (fi, vi, subsystem, inUse, wide, picks) => {
         const s: HostSnapshot = wide ? widened(replaySnapshot(FIXTURES[fi]!)) : replaySnapshot(FIXTURES[fi]!);
         const all = volumesOf(vi);
         const attached = all.filter(() => picks.next().value);
-        const opts = { subsystemNamespaces: subsystem };
+        const opts = { subsystemNamespaces: subsystem, sessionsInUse: inUse };
         const union = new Set<string>();
         for (const a of attached) for (const t of accountedBy(s, a, opts)) union.add(t);
         const acc = new Accounting(s, attached, opts);

@@ -38,6 +38,7 @@ describe('which checks validate runs', () => {
       'field-restart-lost-state',
       'field-target-destroyed',
       'field-multipathd-claims',
+      'field-shared-session',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);
