@@ -21,6 +21,8 @@ usage:
   brick-lab down [--name NAME] [--all]
   brick-lab status [--name NAME] [--json]
   brick-lab exec [--name NAME] [--timeout SECONDS] NODE -- COMMAND [ARGS...]
+  brick-lab outage [--name NAME] NODE --seconds N [--network NET]...
+  brick-lab outage [--name NAME] NODE --end
   brick-lab logs [--name NAME] NODE
   brick-lab logs [--name NAME] --export DIR
   brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
@@ -43,6 +45,9 @@ writes report.json, junit.xml and summary.md (plus node evidence for failures) t
 program (any language; docs/connector-protocol.md), a JavaScript/TypeScript module implementing
 the Connector interface, Debian's os-brick ("os-brick") or brick-lab's own ("builtin"), and
 writes the same reports to --results (default results/validate); it exits 1 when a check failed.
+\`outage\` takes a node's data networks (every one unless --network names some) down for N
+seconds (1-3600): a compute's own link, or a target offline. The node's agent brings them back
+when the time is up; --end brings them back now.
 `;
 
 class UsageError extends BrickError {
@@ -109,6 +114,7 @@ const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true
   status: { options: ['name', 'json'] },
   exec: { options: ['name', 'timeout'], node: true, command: true },
   logs: { options: ['name', 'export'], node: true },
+  outage: { options: ['name', 'seconds', 'network', 'end'], node: true },
   run: { options: ['topology', 'name', 'scenario', 'shard', 'results', 'keep', 'json', 'list'] },
   validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
   doctor: { options: ['json'] },
@@ -153,6 +159,9 @@ async function main(argv: string[]): Promise<number> {
         all: { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
         timeout: { type: 'string' },
+        seconds: { type: 'string' },
+        network: { type: 'string', multiple: true },
+        end: { type: 'boolean', default: false },
         scenario: { type: 'string', multiple: true },
         results: { type: 'string' },
         list: { type: 'boolean', default: false },
@@ -216,6 +225,20 @@ async function main(argv: string[]): Promise<number> {
         return 124;
       }
       return r.exitCode ?? 128;
+    }
+    case 'outage': {
+      const node = positionals[0];
+      if (!node) throw new UsageError('outage needs a node: brick-lab outage NODE --seconds N [--network NET]... (or --end)');
+      if (o.end && (o.seconds || o.network)) throw new UsageError('outage --end takes no --seconds or --network: it brings every data network of the node back up');
+      let seconds = 0;
+      if (!o.end) {
+        seconds = Number(o.seconds);
+        if (!o.seconds || !Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new UsageError(`outage needs --seconds, a whole number from 1 to 3600 (got ${o.seconds ?? 'none'})`);
+      }
+      const client = await labClient(await requireLab(name), node);
+      const r = o.end ? await client.endOutage() : await client.startOutage(seconds, o.network);
+      process.stdout.write(o.end || r.down.length === 0 ? `${node}: every data network is up\n` : `${r.down.map((d) => `${node}: ${d.network} down until ${d.until}`).join('\n')}\n`);
+      return 0;
     }
     case 'logs': {
       if (o.export) {

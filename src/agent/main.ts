@@ -46,7 +46,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const lab = need('BRICK_LAB');
-  const targets = role === 'target' ? new TargetVolumes(lab, dataNetworks(process.env.BRICK_DATA_NETWORKS ?? ''), need('BRICK_LIO_HELPER')) : undefined;
+  const networks = dataNetworks(process.env.BRICK_DATA_NETWORKS ?? '');
+  const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER')) : undefined;
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.
   const mpRelay = role === 'compute' ? process.env.BRICK_MULTIPATHD_RELAY : undefined;
   if (mpRelay) useMultipathdRelay({ argv: ['/usr/bin/python3', mpRelay] });
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
       closing ??= app.close().finally(() => process.exit(75));
     },
     lab,
+    dataNetworks: networks,
     ...(targets ? { targets } : {}),
     localDisks: role === 'compute',
     compute: role === 'compute',

@@ -9,7 +9,9 @@ import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
 import { ROUTES } from './api/paths.js';
 import { systemSchemas } from './api/schemas/system.js';
-import type { ExecRequest, HealthReport } from './api/types.js';
+import type { ExecRequest, HealthReport, OutageRequest } from './api/types.js';
+import { Outages } from './outage.js';
+import type { DataNetwork } from '../targets/model.js';
 import { computeRoutes } from './compute.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
@@ -46,6 +48,8 @@ export interface AgentOptions {
    * route refuses (AGENT_NOT_RESTARTABLE).
    */
   restart?: () => void;
+  /** The node's data networks, which POST /v1/node/outage takes down for a while (none: it refuses). */
+  dataNetworks?: DataNetwork[];
 }
 
 export function parseTimeline(text: string): HealthReport['timeline'] {
@@ -169,6 +173,13 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     if (!opts.restart) throw new BrickError('AGENT_NOT_RESTARTABLE', 'this agent cannot restart: it was not started by a node\'s agent loop', { hint: 'only the agents of a lab\'s nodes restart' });
     return reply.code(202).send({ pid: process.pid, restarting: true });
   });
+
+  // A node's own data paths down for N seconds (a compute's link; a target offline): the agent
+  // brings them back itself, and when it closes.
+  const outages = new Outages(opts.dataNetworks ?? []);
+  app.addHook('onClose', async () => void (await outages.restore()));
+  app.post<{ Body: OutageRequest }>(ROUTES.outage, { onRequest: requireToken, schema: systemSchemas.startOutage }, async (req) => outages.start(req.body.networks, req.body.seconds));
+  app.delete(ROUTES.outage, { onRequest: requireToken, schema: systemSchemas.endOutage }, async () => outages.restore());
 
   if (opts.targets || opts.localDisks || opts.compute) {
     const targets = opts.targets;

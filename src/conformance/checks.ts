@@ -37,7 +37,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'],
   },
   nvmeof: {
-    single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone'],
+    single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller'],
     multipath: ['round-trip-nvme-2path'],
   },
   local: { single: ['round-trip-local'], multipath: [] },

@@ -70,11 +70,20 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
     const held = heldBy(snap, [...heads, ...mine.flatMap((n) => n.paths)]);
     if (others.length > 0) d.leave(held);
     else d.refuseHeld(held);
-    for (const h of heads) if (await this.fs.exists(`/sys/block/${h}`)) await d.flush(`/dev/${h}`);
+    const ctrls = snap.nvmeControllers.filter((x) => x.subsysNqn === props.nqn);
+    if (ctrls.length > 0 && !ctrls.some((c) => c.state === 'live')) {
+      // No live path (the target offline): a flush would wait in the head's queue until the
+      // controllers give up. Without force that is a refusal now; with force nothing is flushed.
+      const why = `no live path to ${props.nqn} (${ctrls.map((c) => `${c.name} ${c.state ?? '?'}`).join(', ')}): nothing can be flushed`;
+      if (!opts.force && !opts.ignoreErrors) throw new BrickError('FLUSH_FAILED', why, { hint: 'bring a path back, or disconnect with force to drop what was not written' });
+      d.errors.push(why);
+    } else {
+      for (const h of heads) if (await this.fs.exists(`/sys/block/${h}`)) await d.flush(`/dev/${h}`);
+    }
     if (others.length > 0) return d.result();
     // What udev must take away once the namespaces are gone: their links, read before they go.
     const links = d.linksOf(mine.flatMap((n) => [n.name, ...n.paths]));
-    for (const c of snap.nvmeControllers.filter((x) => x.subsysNqn === props.nqn)) {
+    for (const c of ctrls) {
       await d.step(`controller ${c.name} (${c.traddr}:${c.trsvcid})`, () => exec(['nvme', 'disconnect', '-d', c.name], { timeoutMs: 60_000 }));
     }
     await d.waitLinksGone(links);

@@ -235,6 +235,23 @@ export class ScenarioContext {
   }
 
   /**
+   * A node's data networks (all unless named) down for `seconds`: a compute's own link, or every
+   * port of the target (offline). The node's agent brings them back when the time is up; the
+   * scenario's end brings them back in any case.
+   */
+  async outage(node: NodeHandle, seconds: number, networks?: string[]): Promise<void> {
+    this.undo.push({ what: `${node.name}: data networks back up`, fn: () => node.client.endOutage() });
+    const r = await node.client.startOutage(seconds, networks);
+    this.step(`${node.name}: ${r.down.map((d) => d.network).join(', ')} down for ${seconds} s`);
+  }
+
+  /** End a node's outage now: every data network it has down comes back up. */
+  async endOutage(node: NodeHandle): Promise<void> {
+    await node.client.endOutage();
+    this.step(`${node.name}: data networks back up`);
+  }
+
+  /**
    * The connector's process restarts (the node's agent, which runs brick-lab's connectors and
    * calls an installed one): what it kept in memory is gone; the host is as it was.
    */

@@ -69,6 +69,12 @@ describe('bad input and faults', () => {
     const cmd = await cli(['status', '--name', 'e2e-stray', '--', 'true']);
     expect(cmd.exitCode).toBe(2);
     expect(cmd.stderr).toContain('no command after --');
+    const both = await cli(['outage', '--name', 'e2e-stray', 'n1', '--end', '--seconds', '5']);
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toContain('outage --end takes no --seconds or --network');
+    const notUp = await cli(['outage', '--name', 'e2e-stray', 'n1', '--seconds', '5']);
+    expect(notUp.exitCode).toBe(1);
+    expect(notUp.stderr).toContain('e2e-stray');
     const two = await cli(['logs', '--name', 'e2e-stray', 'n1', 'n2']);
     expect(two.exitCode).toBe(2);
     expect(two.stderr).toContain('"n2"');

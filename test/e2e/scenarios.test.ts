@@ -5,7 +5,7 @@ import type { HostSnapshot } from '../../src/inventory/model.js';
 import { labClient } from '../../src/lab/lab.js';
 import type { Scenario } from '../../src/scenarios/catalog.js';
 import { ALL_SCENARIOS, runScenario } from '../../src/scenarios/runner.js';
-import { ROOT } from './helpers.js';
+import { cli, ROOT } from './helpers.js';
 import { describeScenarios } from './scenario-suite.js';
 
 // Every scenario of the suite on one lab of a target and two computes: the round trips per
@@ -40,4 +40,36 @@ describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
     expect(snap.iscsiSessions).toEqual([]);
     expect(snap.iscsiNodes).toEqual([]);
   }, 600_000);
+
+  it('takes a node\'s data path down for N seconds and back (brick-lab outage), and refuses bad input naming it', async () => {
+    const name = lab().name;
+    // The link's state as the kernel reports it, once it settled (a link coming up passes through others).
+    const operstate = async (): Promise<string> =>
+      (await cli(['exec', '--name', name, 'compute-1', '--', 'sh', '-c', 'for i in $(seq 1 20); do s=$(cat /sys/class/net/path-b/operstate); case $s in up|down) break;; esac; sleep 0.1; done; echo $s'])).stdout.trim();
+    const unknownNode = await cli(['outage', '--name', name, 'compute-9', '--seconds', '5']);
+    expect(unknownNode.exitCode).toBe(1);
+    expect(unknownNode.stderr).toContain('compute-9');
+    const unknownNet = await cli(['outage', '--name', name, 'compute-1', '--seconds', '5', '--network', 'path-z']);
+    expect(unknownNet.exitCode).toBe(1);
+    expect(unknownNet.stderr).toContain('no data network "path-z" (it has path-a, path-b)');
+    for (const bad of [['--seconds', '0'], ['--seconds', 'ten'], ['--seconds', '3601'], []]) {
+      const r = await cli(['outage', '--name', name, 'compute-1', ...bad]);
+      expect(r.exitCode, bad.join(' ')).toBe(2);
+      expect(r.stderr).toContain('--seconds, a whole number from 1 to 3600');
+    }
+    expect(await operstate()).toBe('up');
+    const down = await cli(['outage', '--name', name, 'compute-1', '--seconds', '3', '--network', 'path-b']);
+    expect(down.exitCode, down.stderr).toBe(0);
+    expect(down.stdout).toMatch(/^compute-1: path-b down until \d{4}-/);
+    expect(await operstate()).toBe('down');
+    // The agent brings it back by itself.
+    await new Promise((r) => setTimeout(r, 4500));
+    expect(await operstate()).toBe('up');
+    // And --end brings it back before its time.
+    expect((await cli(['outage', '--name', name, 'compute-1', '--seconds', '600', '--network', 'path-b'])).exitCode).toBe(0);
+    expect(await operstate()).toBe('down');
+    const end = await cli(['outage', '--name', name, 'compute-1', '--end']);
+    expect(end.stdout).toBe('compute-1: every data network is up\n');
+    expect(await operstate()).toBe('up');
+  }, 120_000);
 });

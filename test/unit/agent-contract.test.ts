@@ -68,9 +68,9 @@ async function operations(app: FastifyInstance): Promise<Array<[string, Operatio
 }
 
 describe('the OpenAPI document', () => {
-  it('lists every route once: 34 across the two roles, with /openapi.json itself 35', async () => {
+  it('lists every route once: 36 across the two roles, with /openapi.json itself 37', async () => {
     const all = new Set([...(await operations(compute)), ...(await operations(target))].map(([k]) => k));
-    expect(all.size).toBe(34);
+    expect(all.size).toBe(36);
   });
 
   it('gives every POST and PUT with a body its body schema, and every route a success reply schema', async () => {
@@ -277,6 +277,12 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     await keeps(systemSchemas.restartAgent, { pid: 4242, restarting: true } satisfies Wire.RestartAgentReply, 202);
   });
 
+  it('an outage', async () => {
+    const r: Wire.OutageReply = { down: [{ network: 'path-a', until: '2026-12-02T17:00:00.000Z' }] };
+    await keeps(systemSchemas.startOutage, r);
+    await keeps(systemSchemas.endOutage, { down: [] } satisfies Wire.OutageReply);
+  });
+
   it('local disks', async () => {
     const disk: Wire.LocalDisk = { host: 3, hctl: '3:0:0:0', device: '/dev/sdc', wwid: '35333333000001f40', sizeBytes: 8388608 };
     await keeps(systemSchemas.addLocalDisk, disk, 201);
@@ -286,7 +292,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
 
   it('every route schema answers errors as {code, message, hint}', async () => {
     const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
-    expect(all).toHaveLength(34);
+    expect(all).toHaveLength(36);
     for (const [name, schema] of all) {
       const statuses = Object.keys(schema.response).filter((s) => !s.startsWith('2'));
       expect(statuses.length, name).toBeGreaterThan(0);

@@ -145,6 +145,35 @@ describe('buildAgent', () => {
     });
   });
 
+  describe('/v1/node/outage', () => {
+    // Only what is refused before any interface is touched: the unit host's links stay as they are.
+    it('refuses a request without a token, a duration out of range, a network the node does not have, and a node with none; ending nothing is fine', async () => {
+      const a = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS, dataNetworks: [{ name: 'path-a', address: '10.10.1.11' }, { name: 'path-b', address: '10.10.2.11' }] });
+      const none = await buildAgent({ lab: 'unit', node: 'compute-2', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS });
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      try {
+        expect((await a.inject({ method: 'POST', url: '/v1/node/outage', payload: { seconds: 5 } })).statusCode).toBe(401);
+        for (const seconds of [0, 3601, 2.5]) {
+          const r = await a.inject({ method: 'POST', url: '/v1/node/outage', headers: auth, payload: { seconds } });
+          expect(r.statusCode, String(seconds)).toBe(400);
+          expect(r.json().message).toMatch(/seconds/);
+        }
+        const unknown = await a.inject({ method: 'POST', url: '/v1/node/outage', headers: auth, payload: { seconds: 5, networks: ['path-c'] } });
+        expect(unknown.statusCode).toBe(400);
+        expect(unknown.json()).toMatchObject({ code: 'BAD_REQUEST', message: 'networks: this node has no data network "path-c" (it has path-a, path-b)' });
+        const bare = await none.inject({ method: 'POST', url: '/v1/node/outage', headers: auth, payload: { seconds: 5 } });
+        expect(bare.statusCode).toBe(400);
+        expect(bare.json().message).toBe('this node has no data network to take down');
+        const end = await a.inject({ method: 'DELETE', url: '/v1/node/outage', headers: auth });
+        expect(end.statusCode).toBe(200);
+        expect(end.json()).toEqual({ down: [] });
+      } finally {
+        await a.close();
+        await none.close();
+      }
+    });
+  });
+
   describe('GET /v1/health', () => {
     it('says booting while the ready file does not exist, then ready once it does', async () => {
       const booting = await app.inject({ method: 'GET', url: '/v1/health' });

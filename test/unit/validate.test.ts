@@ -48,6 +48,8 @@ describe('which checks validate runs', () => {
       'shared-target-nvme',
       'live-migration-nvme',
       'orphan-nvme-namespace-gone',
+      'field-nvme-target-offline',
+      'field-nvme-shared-controller',
       'round-trip-nvme-2path',
       'agreement-nvme',
       'agreement-nvme-multipath',
@@ -59,7 +61,7 @@ describe('which checks validate runs', () => {
 
   it('lists them with what each does', () => {
     const text = listChecks(['nvmeof'], false);
-    expect(text.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0])).toEqual(['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'agreement-nvme']);
+    expect(text.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0])).toEqual(['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'agreement-nvme']);
     expect(text).toMatch(/agreement-nvme\s+the connector's get_volume_paths and get_all_available_volumes/);
   });
 

@@ -2,7 +2,7 @@ import { BrickError } from '../../system/errors.js';
 import { waitFor } from '../../system/wait.js';
 import { AgentHttp, DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
-import type { ExecReply, ExecRequest, HealthReport, RestartAgentReply } from './types.js';
+import type { ExecReply, ExecRequest, HealthReport, OutageReply, RestartAgentReply } from './types.js';
 
 /**
  * A client of one node's agent: what every node answers (health, exec). ComputeClient and
@@ -67,6 +67,16 @@ export class AgentClient {
    * Restart the node's agent (its process ends and the node's agent loop starts it again) and
    * wait until the new one answers ready: what it kept in memory is gone, the node is not touched.
    */
+  /** Take the node's data networks (all when none is named) down for `seconds`; the agent brings them back. */
+  startOutage(seconds: number, networks?: string[]): Promise<OutageReply> {
+    return this.http.request<OutageReply>('POST', ROUTES.outage, { seconds, ...(networks?.length ? { networks } : {}) });
+  }
+
+  /** Bring every data network the node has down back up now. */
+  endOutage(): Promise<OutageReply> {
+    return this.http.request<OutageReply>('DELETE', ROUTES.outage);
+  }
+
   async restartAgent(timeoutMs = 120_000): Promise<HealthReport> {
     const old = await this.http.request<RestartAgentReply>('POST', ROUTES.restartAgent, {}, 30_000);
     let last = 'no answer yet';

@@ -8,6 +8,7 @@ export const ROUTES = {
   health: '/v1/health',
   exec: '/v1/exec',
   restartAgent: '/v1/agent/restart',
+  outage: '/v1/node/outage',
   openapi: '/openapi.json',
 
   connectors: '/v1/connectors',

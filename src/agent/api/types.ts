@@ -49,6 +49,17 @@ export interface RestartAgentReply {
   restarting: true;
 }
 
+/** POST /v1/node/outage: which data networks of the node to take down (default: all), and for how long. */
+export interface OutageRequest {
+  seconds: number;
+  networks?: string[];
+}
+
+/** The node's data networks that are down, each with when the agent brings it back up. */
+export interface OutageReply {
+  down: Array<{ network: string; until: string }>;
+}
+
 export interface ExecRequest {
   argv: string[];
   timeoutMs?: number;

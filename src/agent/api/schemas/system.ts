@@ -46,6 +46,13 @@ const localDisk: JsonSchema = {
   additionalProperties: true,
 };
 
+/** The data networks a node has down, and when each comes back. */
+const outageReply = {
+  type: 'object',
+  required: ['down'],
+  properties: { down: { type: 'array', items: { type: 'object', required: ['network', 'until'], properties: { network: { type: 'string' }, until: { type: 'string' } } } } },
+} as const;
+
 export const systemSchemas = {
   health: {
     // A long poll: the host asks once and the agent answers when stage 2 is done (or the wait
@@ -77,6 +84,18 @@ export const systemSchemas = {
       { 202: { type: 'object', required: ['pid', 'restarting'], properties: { pid: { type: 'integer' }, restarting: { type: 'boolean', const: true } } } },
       ['UNAUTHORIZED', 'AGENT_NOT_RESTARTABLE'],
     ),
+  },
+  startOutage: {
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['seconds'],
+      properties: { seconds: { type: 'integer', minimum: 1, maximum: 3600 }, networks: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9-]{1,15}$' }, maxItems: 16 } },
+    },
+    response: replies({ 200: outageReply }, ['UNAUTHORIZED', 'BAD_REQUEST']),
+  },
+  endOutage: {
+    response: replies({ 200: outageReply }, ['UNAUTHORIZED']),
   },
   localDisks: {
     response: replies({ 200: { type: 'object', required: ['disks'], properties: { disks: { type: 'array', items: localDisk } } } }, LOCAL_DISK_ERRORS),
