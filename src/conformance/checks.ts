@@ -33,11 +33,12 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'field-target-destroyed',
       'field-multipathd-claims',
       'field-shared-session',
+      'field-host-cut-off',
     ],
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'],
   },
   nvmeof: {
-    single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller'],
+    single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'field-nvme-ctrl-loss'],
     multipath: ['round-trip-nvme-2path'],
   },
   local: { single: ['round-trip-local'], multipath: [] },

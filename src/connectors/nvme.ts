@@ -62,7 +62,11 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
     const snap = await this.snapshot();
     const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const heads = new Set(mine.map((n) => n.name));
-    if (device?.path.startsWith('/dev/nvme')) heads.add(device.path.slice(5));
+    // The device the attach gave, unless that name is now another subsystem's namespace (the
+    // controller was lost and the name given to another volume: a stale record, not this volume).
+    const given = device?.path.startsWith('/dev/nvme') ? device.path.slice(5) : null;
+    const now = given ? snap.nvmeNamespaces.find((n) => n.name === given) : undefined;
+    if (given && (!now || now.subsysNqn === props.nqn)) heads.add(given);
     // A controller is shared when its subsystem shows a namespace that is not this volume's.
     const others = snap.nvmeNamespaces.filter((n) => n.subsysNqn === props.nqn && !heads.has(n.name));
     // Holders it did not make stop the detach when the namespaces go with their controllers;

@@ -547,4 +547,106 @@ const nvmeSharedController = orphanPair('field-nvme-shared-controller', {
   },
 });
 
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims, sharedSession, nvmeTargetOffline, nvmeSharedController];
+/** The namespace of an NVMe volume on the node, once it is there (its head's name). */
+async function namespaceOf({ ctx, node }: Half, v: TargetVolume): Promise<string> {
+  return waitFor(async () => (await ctx.snapshot(node)).nvmeNamespaces.find((n) => n.uuid === v.nvme!.uuid)?.name ?? null, {
+    timeoutMs: 30_000,
+    intervalMs: 300,
+    onTimeout: () => new ScenarioFailure(`${node.name}: no namespace with uuid ${v.nvme!.uuid} after 30 s`),
+  });
+}
+
+const nvmeCtrlLoss = orphanPair('field-nvme-ctrl-loss', {
+  title: "a partition outlasts ctrl_loss_tmo: the kernel deletes the controller, another volume gets the freed name, the re-attach gets a new one; a detach by the name the caller recorded disconnects the other volume and leaves its own (caught); a detach by the volume's identity takes only its own",
+  refs: ['field-orphans.md row 19', 'https://github.com/openebs/mayastor/issues/1777'],
+  async setup({ ctx, phase }) {
+    const net = firstNetwork(ctx);
+    return { a: await ctx.createNvme({ name: `${phase}-a`, networks: net }), b: await ctx.createNvme({ name: `${phase}-b`, networks: net }) };
+  },
+  async faulty(h, { a, b }) {
+    const { ctx, node } = h;
+    const p = a.portals[0]!;
+    // A driver tuned for fast failover: ctrl_loss_tmo 5 s, a reconnect every second.
+    const connect = (v: TargetVolume): Promise<unknown> => node.client.run(['nvme', 'connect', '-t', 'tcp', '-a', p.address, '-s', String(p.port), '-n', v.nvme!.nqn, '-l', '5', '-c', '1'], { timeoutMs: 60_000 });
+    await connect(a);
+    ctx.attached.push({ node, volume: a, device: null });
+    const recorded = await namespaceOf(h, a);
+    ctx.step(`${node.name}: ${a.name} attached with ctrl_loss_tmo=5 as /dev/${recorded}; the caller records that name`);
+    await ctx.outage(node, 20, [p.network]);
+    const gone = await ctx.sh(node, `for i in $(seq 1 80); do [ -e /sys/block/${recorded} ] || { echo gone; exit 0; }; sleep 0.25; done; echo still`);
+    check(gone.trim() === 'gone', `${node.name}: /dev/${recorded} is still there 20 s into the partition: the controller was not deleted`);
+    ctx.step(`${node.name}: the partition outlasted ctrl_loss_tmo: the kernel deleted the controller and /dev/${recorded}`);
+    await ctx.endOutage(node);
+    await connect(b);
+    ctx.attached.push({ node, volume: b, device: null });
+    const bName = await namespaceOf(h, b);
+    await connect(a);
+    const aName = await namespaceOf(h, a);
+    await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+    check(bName === recorded && aName !== recorded, `${node.name}: ${b.name} is /dev/${bName} and ${a.name} /dev/${aName}: the freed name did not go to the other volume`);
+    ctx.step(`${node.name}: ${b.name} attached as /dev/${bName}, the freed name; ${a.name} re-attached as /dev/${aName}`);
+    await ctx.writeSignature(node, `/dev/${bName}`, b);
+    // The controllers under a namespace head: its paths are nvme<subsystem>c<controller>n<nsid>.
+    const head = (await ctx.snapshot(node)).nvmeNamespaces.find((n) => n.name === recorded);
+    const ctrls = (head?.paths ?? []).map((x) => /c(\d+)n\d+$/.exec(x)?.[1]).filter((x): x is string => x !== undefined).map((x) => `nvme${x}`);
+    check(ctrls.length > 0, `${node.name}: no controller under /dev/${recorded} (paths ${head?.paths.join(', ') ?? 'none'})`);
+    await ctx.faultyDetach(node, a, `the detach goes by the name recorded at the first attach, /dev/${recorded}, now ${b.name}'s: it disconnects that namespace's controller ${ctrls.join(', ')}`, async () => {
+      for (const c of ctrls) await node.client.run(['nvme', 'disconnect', '-d', c], { timeoutMs: 60_000 });
+      await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+    });
+    check((await ctx.readSignature(node, `/dev/${bName}`)) === null, `${node.name}: ${b.name} still reads at /dev/${bName} after the detach by the stale name`);
+    await ctx.verdict(node, a, { phase: `faulty: detached by a stale name, ${b.name}'s now`, stillAttached: [b], expect: ['nvme-controller', 'nvme-namespace', 'block-device', 'by-id-link'] });
+    ctx.forget(node, b);
+    await ctx.disconnect(node, a, null, { force: true, ignoreErrors: true, builtin: true });
+  },
+  async correct(h, { a, b }) {
+    const { ctx, node } = h;
+    const first = await ctx.connect(node, a);
+    // The same state as the partition leaves, reached without waiting out the connector's own
+    // ctrl_loss_tmo: the controller deleted as the kernel deletes it when that time is up.
+    await ctx.sh(node, `nvme disconnect -n ${a.nvme!.nqn}; udevadm settle --timeout=60`);
+    ctx.forget(node, a);
+    ctx.step(`${node.name}: ${a.name}'s controller deleted, as at the end of ctrl_loss_tmo; its name ${first.path} is free`);
+    const db = await ctx.connect(node, b);
+    const again = await ctx.connect(node, a);
+    check(db.path === first.path && again.path !== first.path, `${node.name}: ${b.name} is ${db.path} and ${a.name} ${again.path}: the freed name did not go to the other volume`);
+    await ctx.writeSignature(node, db.path, b);
+    await ctx.disconnect(node, a, first);
+    check((await ctx.readSignature(node, db.path))?.id === b.id, `${node.name}: ${b.name} no longer reads its data at ${db.path} after ${a.name}'s detach with its stale device info`);
+    await ctx.verdict(node, a, { phase: 'correct: detached by identity, the recorded name now another volume\'s', device: first, stillAttached: [b], expect: 'clean' });
+    await detachedClean(h, b, db, 'correct: the volume that got the freed name, detached');
+  },
+});
+
+const hostCutOff = orphanPair('field-host-cut-off', {
+  title: 'the host is cut off from the array past the orchestrator\'s force-detach, the array unmaps the LUN, the host comes back: its session logs in again and the device of a LUN it no longer has stays (caught); a detach on its return, from the volume\'s properties, leaves nothing',
+  refs: ['field-orphans.md row 4', 'https://github.com/kubernetes/kubernetes/issues/104493'],
+  async setup(h) {
+    const { ctx, node } = h;
+    const a = await attachIscsi(h, h.phase);
+    const { sid } = await sessionOf(ctx, node, a.v);
+    await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`);
+    const net = a.v.portals[0]!.network;
+    await ctx.outage(node, 60, [net]);
+    const lost = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/class/iscsi_session/session${sid}/state); [ "$s" != LOGGED_IN ] && break; sleep 0.5; done; echo $s`);
+    check(lost.trim() !== 'LOGGED_IN', `${node.name}: session${sid} is still LOGGED_IN 60 s after its link went down`);
+    ctx.step(`${node.name}: cut off; session${sid} is ${lost.trim()}`);
+    // The force-detach while the host cannot be reached: the array takes the LUN away.
+    await ctx.target.client.unmap(a.v.name);
+    ctx.step(`target: LUN ${a.v.iscsi!.lun} of ${a.v.iscsi!.iqn} unmapped while ${node.name} is cut off (the orchestrator's force-detach)`);
+    await ctx.endOutage(node);
+    const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/class/iscsi_session/session${sid}/state); [ "$s" = LOGGED_IN ] && break; sleep 0.5; done; echo $s`);
+    check(state.trim() === 'LOGGED_IN', `${node.name}: session${sid} is ${state.trim()} 60 s after the host came back, not LOGGED_IN`);
+    ctx.step(`${node.name}: back; session${sid} logged in again, ${a.d.devices[0]} still there`);
+    return a;
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    // Nothing runs on the host for the volume: the orchestrator took it for detached.
+    await ctx.faultyDetach(node, v, 'the orchestrator took the volume for detached when it force-detached it; nothing on the host detaches it once it is back', async () => undefined);
+    await leftThenSwept(h, v, d, 'faulty: nothing detached on the host\'s return', ISCSI_ALL);
+  },
+  correct: (h, { v, d }) => detachedClean(h, v, d, 'correct: detached on the host\'s return'),
+});
+
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims, sharedSession, nvmeTargetOffline, nvmeSharedController, nvmeCtrlLoss, hostCutOff];

@@ -39,6 +39,7 @@ describe('which checks validate runs', () => {
       'field-target-destroyed',
       'field-multipathd-claims',
       'field-shared-session',
+      'field-host-cut-off',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);
@@ -50,6 +51,7 @@ describe('which checks validate runs', () => {
       'orphan-nvme-namespace-gone',
       'field-nvme-target-offline',
       'field-nvme-shared-controller',
+      'field-nvme-ctrl-loss',
       'round-trip-nvme-2path',
       'agreement-nvme',
       'agreement-nvme-multipath',
@@ -61,7 +63,7 @@ describe('which checks validate runs', () => {
 
   it('lists them with what each does', () => {
     const text = listChecks(['nvmeof'], false);
-    expect(text.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0])).toEqual(['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'agreement-nvme']);
+    expect(text.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[0])).toEqual(['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'field-nvme-ctrl-loss', 'agreement-nvme']);
     expect(text).toMatch(/agreement-nvme\s+the connector's get_volume_paths and get_all_available_volumes/);
   });
 
