@@ -2,7 +2,7 @@ import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import { waitFor } from '../system/wait.js';
 import type { Scenario } from './catalog.js';
 import { check, ScenarioFailure, type ComputeHandle, type ScenarioContext } from './context.js';
-import { attachIscsi, firstNetwork, ISCSI_ALL, portalOf, sessionOf } from './iscsi-steps.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL, portalOf, resetConnections, sessionOf } from './iscsi-steps.js';
 import { detachedClean, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
@@ -300,12 +300,9 @@ const leftSuspended = orphanPair('field-left-suspended', {
 });
 
 const partitionMaps = orphanPair('field-partition-maps', {
-  title: 'a partitioned multipath volume loses every path: a detach that removes the map with dmsetup fails busy on the partition map kpartx made for as long as it retries, and leaves the map, its partition map and the dead paths (caught); multipath -f takes the partition maps with the map and leaves nothing',
+  title: 'a partitioned multipath volume loses every path (the compute\'s links down): a detach that removes the map with dmsetup fails busy on the partition map kpartx made for as long as it retries, and leaves the map, its partition map and the dead paths (caught); multipath -f takes the partition maps with the map and leaves nothing',
   dataNetworks: 2,
   refs: ['field-orphans.md row 13', 'https://github.com/Seagate/seagate-exos-x-csi/issues/141', 'https://github.com/hpe-storage/csi-driver/issues/564'],
-  prepare(ctx) {
-    for (const n of ctx.networks(2)) ctx.undo.push({ what: `target: ${n} up again`, fn: () => ctx.target.client.setNetwork(n, true) });
-  },
   async setup(h) {
     const { ctx, node } = h;
     const a = await attachIscsi(h, h.phase, 2);
@@ -318,14 +315,16 @@ const partitionMaps = orphanPair('field-partition-maps', {
       onTimeout: () => new ScenarioFailure(`${node.name}: no partition map on ${a.d.path} 30 s after its partition table was written`),
     });
     ctx.step(`${node.name}: a partition table on ${a.d.path}; kpartx made the partition map ${part} on it`);
-    // Every path lost: both portals of the target go down, and the sessions' short recovery
-    // timeout (the lab's stand-in for replacement_timeout's 120 s) takes the paths offline.
+    // Every path lost: the compute's links on both networks go down (its sends fail at once),
+    // and the sessions' short recovery timeout (the lab's stand-in for replacement_timeout's
+    // 120 s) takes the paths offline.
     const sids = (await ctx.snapshot(node)).iscsiSessions.filter((x) => x.targetIqn === a.v.iscsi!.iqn).map((x) => x.sid);
     await ctx.sh(node, sids.map((sid) => `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`).join('; '));
-    for (const n of ctx.networks(2)) await ctx.target.client.setNetwork(n, false);
+    await ctx.outage(node, 300, ctx.networks(2));
+    await resetConnections(node, ctx.networks(2).map((n) => portalOf(a.v, n)));
     const states = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat ${a.d.devices.map((x) => `/sys/block/${x}/device/state`).join(' ')} | sort -u); [ "$s" = transport-offline ] && break; sleep 0.5; done; echo $s`);
-    check(states.trim() === 'transport-offline', `${node.name}: the paths are ${states.trim()} 60 s after every portal went down, not transport-offline`);
-    ctx.step(`${node.name}: every portal of the target down; ${a.d.devices.join(' and ')} are ${states.trim()}`);
+    check(states.trim() === 'transport-offline', `${node.name}: the paths are ${states.trim()} 60 s after every path went down, not transport-offline`);
+    ctx.step(`${node.name}: every path down; ${a.d.devices.join(' and ')} are ${states.trim()}`);
     return { ...a, part };
   },
   async faulty(h, { v, d, part }) {
@@ -345,9 +344,7 @@ const partitionMaps = orphanPair('field-partition-maps', {
     await forcedDetach(ctx, node, v, d);
     await ctx.verdict(node, v, { phase: 'correct: forced detach of a partitioned map with every path lost', device: d, expect: 'clean' });
   },
-  async teardown({ ctx }) {
-    for (const n of ctx.networks(2)) await ctx.target.client.setNetwork(n, true);
-  },
+  teardown: ({ ctx, node }) => ctx.endOutage(node),
 });
 
 /** A multipath.conf drop-in that has multipathd claim every path it can, single ones too (Longhorn's hosts had it so). */
@@ -478,6 +475,8 @@ const nvmeTargetOffline = orphanPair('field-nvme-target-offline', {
       d = await ctx.connect(node, v);
     }
     await ctx.outage(ctx.target, TARGET_OFFLINE_S);
+    // The host's connections reset now rather than at its keep-alive timeout.
+    await resetConnections(node, v.portals.map((p) => `${p.address}:${p.port}`));
     ctx.step(`${node.name}: ${(await controllersAre(h, v, 'connecting')).join(', ')}: the target is offline`);
     return { v, d };
   },
@@ -573,6 +572,7 @@ const nvmeCtrlLoss = orphanPair('field-nvme-ctrl-loss', {
     const recorded = await namespaceOf(h, a);
     ctx.step(`${node.name}: ${a.name} attached with ctrl_loss_tmo=5 as /dev/${recorded}; the caller records that name`);
     await ctx.outage(node, 20, [p.network]);
+    await resetConnections(node, [`${p.address}:${p.port}`]);
     const gone = await ctx.sh(node, `for i in $(seq 1 80); do [ -e /sys/block/${recorded} ] || { echo gone; exit 0; }; sleep 0.25; done; echo still`);
     check(gone.trim() === 'gone', `${node.name}: /dev/${recorded} is still there 20 s into the partition: the controller was not deleted`);
     ctx.step(`${node.name}: the partition outlasted ctrl_loss_tmo: the kernel deleted the controller and /dev/${recorded}`);
@@ -628,6 +628,7 @@ const hostCutOff = orphanPair('field-host-cut-off', {
     await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`);
     const net = a.v.portals[0]!.network;
     await ctx.outage(node, 60, [net]);
+    await resetConnections(node, [portalOf(a.v)]);
     const lost = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/class/iscsi_session/session${sid}/state); [ "$s" != LOGGED_IN ] && break; sleep 0.5; done; echo $s`);
     check(lost.trim() !== 'LOGGED_IN', `${node.name}: session${sid} is still LOGGED_IN 60 s after its link went down`);
     ctx.step(`${node.name}: cut off; session${sid} is ${lost.trim()}`);

@@ -20,6 +20,16 @@ export async function sessionOf(ctx: ScenarioContext, node: ComputeHandle, v: Ta
   return { sid: s.sid, host: s.host! };
 }
 
+/**
+ * Reset the node's TCP connections to these portals ("address:port") now, as an iSCSI connection's
+ * no-op timeouts (node.conn[0].timeo.noop_out_interval and _timeout: 10 s) or an NVMe/TCP
+ * controller's keep-alive timeout would once their path is down: the lab's shortcut to a path
+ * declared failed, with the kernel's own socket destroy (ss -K).
+ */
+export async function resetConnections(node: ComputeHandle, portals: string[]): Promise<void> {
+  await node.client.run(['sh', '-c', 'for p in "$@"; do ss -K dst "$p" >/dev/null || exit 1; done', 'reset', ...portals], { timeoutMs: 30_000 });
+}
+
 /** An iSCSI volume made and attached, over the first data network or over two with dm-multipath. */
 export interface Attached {
   v: TargetVolume;

@@ -2,7 +2,7 @@ import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type ComputeHandle, type ScenarioContext } from './context.js';
 import { detachedClean, expectFailure, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
-import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, sessionOf } from './iscsi-steps.js';
+import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, resetConnections, sessionOf } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -264,13 +264,9 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
   title: 'a data path fails under a dm-multipath volume: a detach that stops at the failed path leaves its device and both sessions (caught); force=True leaves nothing',
   dataNetworks: 2,
   refs: ['domain.md sequence 7', 'os-brick bugs 1921381 / 1924652'],
-  prepare(ctx) {
-    const [, second] = ctx.networks(2) as [string, string];
-    ctx.undo.push({ what: `target: ${second} up again`, fn: () => ctx.target.client.setNetwork(second, true) });
-    return second;
-  },
-  async setup(h, second) {
+  async setup(h) {
     const { ctx, node } = h;
+    const [, second] = ctx.networks(2) as [string, string];
     const { v, d } = await attachIscsi(h, h.phase, 2);
     check(d.multipath && d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${d.path} over ${d.devices.join(', ')}`);
     await ctx.writeSignature(node, d.path, v);
@@ -281,8 +277,11 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
     check(failingDev, `${node.name}: no device under session${failing.sid}`);
     // Short recovery so the failed path's device goes offline in seconds, not replacement_timeout's 120.
     await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
-    await ctx.target.client.setNetwork(second, false);
-    ctx.step(`target: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
+    // The compute's own link on that network: its sends fail at once, so the path fails without
+    // waiting for the connection's no-op timeouts.
+    await ctx.outage(node, 300, [second]);
+    await resetConnections(node, [portalOf(v, second)]);
+    ctx.step(`${node.name}: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
     // First the session blocks (I/O waits), then its recovery timeout declares the path dead.
     const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
     check(/offline$/.test(state.trim()), `${node.name}: ${failingDev} is ${state.trim()} 60 s after its path went down, not offline`);
@@ -314,10 +313,7 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
     }
     await forcedClean(h, v, d, 'correct: force=True with the path down');
   },
-  async teardown({ ctx }, { second }) {
-    await ctx.target.client.setNetwork(second, true);
-    ctx.step(`target: ${second} up again`);
-  },
+  teardown: ({ ctx, node }) => ctx.endOutage(node),
 });
 
 export const ORPHAN_PAIRS: Scenario[] = [flushFailure, unmappedIscsi, nvmeNamespaceGone, lunReuse, rescanDuringDetach, severalSessions, noUdev, pathFailsDuringMultipathDetach];
