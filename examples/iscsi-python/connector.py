@@ -12,11 +12,16 @@ os-brick does:
   disconnect  flush and delete this volume's SCSI devices, then log out and delete the node
               record only where no other LUN still uses the session.
 
+connect and disconnect hold one lock per host (flock on LOCK_FILE), as os-brick holds its external
+lock: a detach deciding that a session is unused must not interleave with an attach scanning its
+LUN under that session (cinder bug 1947370).
+
 Python 3 standard library only. Every failure becomes an "ok": false reply; nothing but the
 reply is ever written to stdout.
 """
 
 import collections
+import fcntl
 import glob
 import ipaddress
 import json
@@ -29,6 +34,9 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
+# The host-wide lock of connect and disconnect: every caller on the host must name the same file.
+LOCK_FILE = "/run/brick-lab-example-iscsi.lock"
+
 OPERATIONS = ("connect_volume", "disconnect_volume", "get_volume_paths", "get_all_available_volumes", "get_search_path")
 
 BY_PATH = "/dev/disk/by-path"
@@ -538,6 +546,10 @@ def handle(request):
         "get_all_available_volumes": get_all_available_volumes,
         "get_search_path": get_search_path,
     }
+    if operation in ("connect_volume", "disconnect_volume"):
+        with open(LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return handlers[operation](request)
     return handlers[operation](request)
 
 

@@ -401,11 +401,11 @@ const sharedSession = orphanPair('field-shared-session', {
     const net = firstNetwork(ctx);
     const a = await ctx.createIscsi({ name: `${phase}-a`, lun: 0, networks: net });
     const b = await ctx.createIscsi({ name: `${phase}-b`, iqn: a.iscsi!.iqn, lun: 1, networks: net });
-    return { a, b, da: await ctx.connect(node, a) };
+    return { a, b, da: await ctx.connect(node, a, false, { builtin: phase === 'faulty' }) };
   },
   async faulty(h, { a, b, da }) {
     const { ctx, node } = h;
-    const db = await ctx.connect(node, b);
+    const db = await ctx.connect(node, b, false, { builtin: true });
     await ctx.writeSignature(node, db.path, b);
     const { sid } = await sessionOf(ctx, node, a);
     await ctx.faultyDetach(node, a, `the cleanup logs out session${sid}, the one it found for ${a.name}, and deletes its record, although ${b.name}'s LUN is under it too`, async () => {
@@ -513,9 +513,10 @@ const nvmeSharedController = orphanPair('field-nvme-shared-controller', {
     const net = firstNetwork(ctx);
     const a = await ctx.createNvme({ name: `${phase}-a`, nsid: 1, networks: net });
     const b = await ctx.createNvme({ name: `${phase}-b`, nqn: a.nvme!.nqn, nsid: 2, networks: net });
-    const db = await ctx.connect(node, b);
+    const builtin = phase === 'faulty';
+    const db = await ctx.connect(node, b, false, { builtin });
     await ctx.writeSignature(node, db.path, b);
-    return { a, b, db, da: await ctx.connect(node, a) };
+    return { a, b, db, da: await ctx.connect(node, a, false, { builtin }) };
   },
   async faulty(h, { a, b, db, da }) {
     const { ctx, node } = h;

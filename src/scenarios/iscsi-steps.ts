@@ -36,9 +36,10 @@ export interface Attached {
   d: DeviceInfo;
 }
 
-export async function attachIscsi({ ctx, node }: Half, name: string, paths: 1 | 2 = 1): Promise<Attached> {
+/** The faulty half is the lab's from its attach on; the correct half attaches through the connector under test. */
+export async function attachIscsi({ ctx, node, phase }: Half, name: string, paths: 1 | 2 = 1): Promise<Attached> {
   const v = await ctx.createIscsi({ name, networks: paths === 1 ? firstNetwork(ctx) : ctx.networks(2) });
-  const d = await ctx.connect(node, v, paths === 2);
+  const d = await ctx.connect(node, v, paths === 2, { builtin: phase === 'faulty' });
   return { v, d };
 }
 
