@@ -1,5 +1,6 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
-import { check, type ComputeHandle, type Expected, type ScenarioContext } from './context.js';
+import { waitFor } from '../system/wait.js';
+import { check, ScenarioFailure, type ComputeHandle, type Expected, type ScenarioContext } from './context.js';
 import type { Half } from './pair.js';
 
 /** Steps and expectations the iSCSI pairs share (orphan-pairs.ts, field-pairs.ts). */
@@ -42,6 +43,33 @@ export async function attachIscsi({ ctx, node, phase }: Half, name: string, path
   const d = await ctx.connect(node, v, paths === 2, { builtin: phase === 'faulty' });
   return { v, d };
 }
+
+/** An iSCSI volume attached over two portals, with the dm-multipath map over both paths checked. */
+export async function attachMultipath(h: Half, name: string): Promise<Attached> {
+  const a = await attachIscsi(h, name, 2);
+  check(a.d.multipath && a.d.devices.length === 2, `${h.node.name}: expected a dm-multipath map over two paths, got ${a.d.path} over ${a.d.devices.join(', ')}`);
+  return a;
+}
+
+/**
+ * Wait until every one of these sysfs attributes reads a value `ok` takes, and return what they
+ * read; a timeout fails the step with what each read last.
+ */
+export async function waitAttrs(node: ComputeHandle, files: string[], ok: (value: string) => boolean, what: string, timeoutMs = 60_000): Promise<string[]> {
+  let last: string[] = [];
+  return waitFor(
+    async () => {
+      const r = await node.client.exec(['cat', ...files]);
+      last = r.stdout.trim().split('\n');
+      return r.exitCode === 0 && last.length === files.length && last.every(ok) ? last : null;
+    },
+    { timeoutMs, intervalMs: 500, onTimeout: () => new ScenarioFailure(`${node.name}: ${what} after ${timeoutMs / 1000} s: ${files.map((f, i) => `${f} = ${last[i] ?? '?'}`).join(', ')}`) },
+  );
+}
+
+/** The device files of a SCSI disk's state and of a session's state. */
+export const deviceState = (dev: string): string => `/sys/block/${dev}/device/state`;
+export const sessionState = (sid: number): string => `/sys/class/iscsi_session/session${sid}/state`;
 
 /**
  * Everything an attached iSCSI volume has on a lab compute: its SCSI device and disk, udev's links

@@ -1,8 +1,8 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
-import { check, type ComputeHandle, type ScenarioContext } from './context.js';
+import { check } from './context.js';
 import { detachedClean, expectFailure, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
-import { attachIscsi, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, resetConnections, sessionOf } from './iscsi-steps.js';
+import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, resetConnections, sessionOf, waitAttrs } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -267,8 +267,7 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
   async setup(h) {
     const { ctx, node } = h;
     const [, second] = ctx.networks(2) as [string, string];
-    const { v, d } = await attachIscsi(h, h.phase, 2);
-    check(d.multipath && d.devices.length === 2, `${node.name}: expected a dm-multipath map over two paths, got ${d.path} over ${d.devices.join(', ')}`);
+    const { v, d } = await attachMultipath(h, h.phase);
     await ctx.writeSignature(node, d.path, v);
     const snap = await ctx.snapshot(node);
     const failing = snap.iscsiSessions.find((x) => x.targetIqn === v.iscsi!.iqn && x.portal === portalOf(v, second));
@@ -283,9 +282,8 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
     await resetConnections(node, [portalOf(v, second)]);
     ctx.step(`${node.name}: ${second} down under ${d.path}; session${failing.sid} (${failingDev}) fails`);
     // First the session blocks (I/O waits), then its recovery timeout declares the path dead.
-    const state = await ctx.sh(node, `for i in $(seq 1 120); do s=$(cat /sys/block/${failingDev}/device/state); case $s in *offline) echo $s; exit 0;; *) sleep 0.5;; esac; done; echo $s`);
-    check(/offline$/.test(state.trim()), `${node.name}: ${failingDev} is ${state.trim()} 60 s after its path went down, not offline`);
-    ctx.step(`${node.name}: ${failingDev} is ${state.trim()}; the map still reads over the other path`);
+    const [state] = await waitAttrs(node, [deviceState(failingDev)], (x) => x.endsWith('offline'), `${failingDev} is not offline since its path went down`);
+    ctx.step(`${node.name}: ${failingDev} is ${state}; the map still reads over the other path`);
     check((await ctx.readSignature(node, d.path))?.id === v.id, `${node.name}: ${d.path} no longer reads its data over the remaining path`);
     return { v, d, second };
   },
