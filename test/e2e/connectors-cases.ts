@@ -311,9 +311,14 @@ describe('connectors and the orphan oracle', () => {
     const held = o.filter((x) => x.kind === 'holder');
     expect(held.map((x) => x.id)).toEqual([part]);
     expect(held[0]!.evidence).toMatch(new RegExp(`uuid part1-mpath-${wwid}\\); table "0 8192 linear \\d+:\\d+ 2048"; chain sd[a-z]+ <- ${d.path.slice(5)} <- dm-\\d+$`));
-    // The connector will not take the map from under it.
+    // A bare partition map would go with the map (multipath -f takes it). Held open, the map cannot
+    // go: the connector refuses, and the partition map and the map are still there.
+    const holder = (await sh(`sleep 300 </dev/mapper/${part} >/dev/null 2>&1 & echo $!`)).trim();
     const refused = await compute.disconnect('iscsi', m.connectionInfo, d).then(() => null, (x: RemoteError) => x);
-    expect(refused?.code).toBe('DEVICE_HELD');
+    await compute.run(['kill', holder]);
+    expect(refused?.code).toBe('MULTIPATH_FLUSH_FAILED');
+    expect((await judge()).filter((x) => x.kind === 'holder').map((x) => x.id)).toEqual([part]);
+    expect((await paths(m)).devices).toEqual(expect.arrayContaining([d.path.slice(5), ...d.devices]));
     // The partition map suspended: said on the holder.
     await sh(`dmsetup suspend ${part}`);
     expect((await judge()).find((x) => x.kind === 'holder')!.evidence).toContain('SUSPENDED');

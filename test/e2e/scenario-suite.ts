@@ -61,9 +61,11 @@ describe(`the scenario suite: ${part}`, () => {
       // Red first: the faulty sequence's leftovers, each with its evidence ...
       expect(r.rows.indexOf(faulty[0]!)).toBeLessThan(r.rows.indexOf(correct[0]!));
       for (const f of faulty) {
-        expect(f.left.length, `${f.phase}: the oracle found nothing`).toBeGreaterThan(0);
+        // What the volume left, or (a cleanup that took another volume's) the host-wide collateral.
+        const found = [...f.left, ...(f.hostWide?.orphans ?? []), ...(f.hostWide?.collateral ?? [])];
+        expect(found.length, `${f.phase}: the oracle found nothing`).toBeGreaterThan(0);
         expect(f.inspected!.length, `${f.phase}: the guest's tools show nothing`).toBeGreaterThan(0);
-        for (const o of f.left) expect(o.evidence.length).toBeGreaterThan(0);
+        for (const o of found) expect(o.evidence.length).toBeGreaterThan(0);
       }
       // ... then green: nothing left by the correct sequence.
       for (const c of correct) {
