@@ -6,6 +6,7 @@ import { ensureImage } from './lab/image/build.js';
 import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
 import { loadTopology, type Topology } from './lab/topology.js';
 import { up } from './lab/up.js';
+import { OUTAGE_MAX_SECONDS } from './agent/api/types.js';
 import { BrickError } from './system/errors.js';
 import { progress, setQuiet } from './system/log.js';
 import { labDir } from './system/paths.js';
@@ -233,7 +234,7 @@ async function main(argv: string[]): Promise<number> {
       let seconds = 0;
       if (!o.end) {
         seconds = Number(o.seconds);
-        if (!o.seconds || !Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new UsageError(`outage needs --seconds, a whole number from 1 to 3600 (got ${o.seconds ?? 'none'})`);
+        if (!o.seconds || !Number.isInteger(seconds) || seconds < 1 || seconds > OUTAGE_MAX_SECONDS) throw new UsageError(`outage needs --seconds, a whole number from 1 to ${OUTAGE_MAX_SECONDS} (got ${o.seconds ?? 'none'})`);
       }
       const client = await labClient(await requireLab(name), node);
       const r = o.end ? await client.endOutage() : await client.startOutage(seconds, o.network);

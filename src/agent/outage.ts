@@ -1,10 +1,7 @@
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import type { DataNetwork } from '../targets/model.js';
-import type { OutageReply } from './api/types.js';
-
-/** The longest outage a node takes: an hour outlasts any recovery or loss timeout worth testing. */
-export const OUTAGE_MAX_SECONDS = 3600;
+import { OUTAGE_MAX_SECONDS, type OutageReply } from './api/types.js';
 
 /**
  * A node's data paths down for a while: its own interfaces on those networks (a compute's link,

@@ -2,7 +2,7 @@ import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import { waitFor } from '../system/wait.js';
 import type { Scenario } from './catalog.js';
 import { check, ScenarioFailure } from './context.js';
-import { attachIscsi, attachMultipath, deviceState, ISCSI_ALL, portalOf, resetConnections, waitAttrs } from './iscsi-steps.js';
+import { attachIscsi, attachMultipath, deviceState, ISCSI_ALL, portalOf, resetConnections, shortRecovery, waitAttrs } from './iscsi-steps.js';
 import { detachedClean, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
@@ -156,7 +156,7 @@ const partitionMaps = orphanPair('field-partition-maps', {
     // and the sessions' short recovery timeout (the lab's stand-in for replacement_timeout's
     // 120 s) takes the paths offline.
     const sids = (await ctx.snapshot(node)).iscsiSessions.filter((x) => x.targetIqn === a.v.iscsi!.iqn).map((x) => x.sid);
-    await ctx.sh(node, sids.map((sid) => `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`).join('; '));
+    await shortRecovery(node, sids);
     await ctx.outage(node, 300, ctx.networks(2));
     await resetConnections(node, ctx.networks(2).map((n) => portalOf(a.v, n)));
     await waitAttrs(node, a.d.devices.map(deviceState), (x) => x === 'transport-offline', 'the paths are not transport-offline since every path went down');

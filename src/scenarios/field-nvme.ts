@@ -39,11 +39,7 @@ const nvmeTargetOffline = orphanPair('field-nvme-target-offline', {
       const p = v.portals[0]!;
       await node.client.run(['nvme', 'connect', '-t', 'tcp', '-a', p.address, '-s', String(p.port), '-n', v.nvme!.nqn, '-l', '-1'], { timeoutMs: 60_000 });
       ctx.attached.push({ node, volume: v, device: null });
-      const ns = await waitFor(async () => (await ctx.snapshot(node)).nvmeNamespaces.find((n) => n.uuid === v.nvme!.uuid)?.name ?? null, {
-        timeoutMs: 30_000,
-        intervalMs: 300,
-        onTimeout: () => new ScenarioFailure(`${node.name}: no namespace with uuid ${v.nvme!.uuid} 30 s after nvme connect`),
-      });
+      const ns = await namespaceOf(h, v);
       await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
       ctx.step(`${node.name}: nvme connect with ctrl_loss_tmo=-1 (os-brick's way): ${ns}`);
     } else {

@@ -2,7 +2,7 @@ import type { TargetVolume } from '../agent/api/types.js';
 import { waitFor } from '../system/wait.js';
 import type { Scenario } from './catalog.js';
 import { check, ScenarioFailure, type ComputeHandle, type ScenarioContext } from './context.js';
-import { attachIscsi, deviceState, firstNetwork, ISCSI_ALL, portalOf, resetConnections, sessionOf, sessionState, waitAttrs } from './iscsi-steps.js';
+import { attachIscsi, deviceState, firstNetwork, ISCSI_ALL, portalOf, resetConnections, sessionOf, sessionState, shortRecovery, waitAttrs } from './iscsi-steps.js';
 import { detachedClean, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
 import { MULTIPATH_FIELD_PAIRS } from './field-multipath.js';
 import { NVME_FIELD_PAIRS } from './field-nvme.js';
@@ -127,7 +127,7 @@ const restartLostState = orphanPair('field-restart-lost-state', {
  */
 async function targetDestroyed({ ctx, node }: Half, v: TargetVolume, dev: string): Promise<{ sid: number }> {
   const { sid } = await sessionOf(ctx, node, v);
-  await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`);
+  await shortRecovery(node, [sid]);
   await ctx.deleteVolume(v);
   ctx.step(`target: ${v.iscsi!.iqn} destroyed (its LUN and the target itself) while ${node.name} is logged in`);
   const [state] = await waitAttrs(node, [deviceState(dev)], (x) => x.endsWith('offline'), `${dev} is not offline since its target was destroyed`);
@@ -219,7 +219,7 @@ const hostCutOff = orphanPair('field-host-cut-off', {
     const { ctx, node } = h;
     const a = await attachIscsi(h, h.phase);
     const { sid } = await sessionOf(ctx, node, a.v);
-    await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${sid}/recovery_tmo`);
+    await shortRecovery(node, [sid]);
     const net = a.v.portals[0]!.network;
     await ctx.outage(node, 60, [net]);
     await resetConnections(node, [portalOf(a.v)]);

@@ -22,6 +22,14 @@ export async function sessionOf(ctx: ScenarioContext, node: ComputeHandle, v: Ta
 }
 
 /**
+ * Cut these sessions' recovery timeout to 5 s, the lab's stand-in for replacement_timeout's 120:
+ * a failed path's device goes offline in seconds.
+ */
+export async function shortRecovery(node: ComputeHandle, sids: number[]): Promise<void> {
+  await node.client.run(['sh', '-c', 'for s in "$@"; do echo 5 > "/sys/class/iscsi_session/session$s/recovery_tmo" || exit 1; done', 'recovery', ...sids.map(String)], { timeoutMs: 30_000 });
+}
+
+/**
  * Reset the node's TCP connections to these portals ("address:port") now, as an iSCSI connection's
  * no-op timeouts (node.conn[0].timeo.noop_out_interval and _timeout: 10 s) or an NVMe/TCP
  * controller's keep-alive timeout would once their path is down: the lab's shortcut to a path

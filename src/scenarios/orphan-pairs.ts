@@ -2,7 +2,7 @@ import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check } from './context.js';
 import { detachedClean, expectFailure, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
-import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, resetConnections, sessionOf, waitAttrs } from './iscsi-steps.js';
+import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, resetConnections, sessionOf, shortRecovery, waitAttrs } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -274,8 +274,7 @@ const pathFailsDuringMultipathDetach = orphanPair('orphan-multipath-path-fails',
     check(failing, `${node.name}: no session over ${second}`);
     const failingDev = snap.scsiDevices.find((x) => x.session === failing.sid && x.wwid === v.iscsi!.wwid)?.block;
     check(failingDev, `${node.name}: no device under session${failing.sid}`);
-    // Short recovery so the failed path's device goes offline in seconds, not replacement_timeout's 120.
-    await ctx.sh(node, `echo 5 > /sys/class/iscsi_session/session${failing.sid}/recovery_tmo`);
+    await shortRecovery(node, [failing.sid]);
     // The compute's own link on that network: its sends fail at once, so the path fails without
     // waiting for the connection's no-op timeouts.
     await ctx.outage(node, 300, [second]);

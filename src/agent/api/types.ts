@@ -49,6 +49,9 @@ export interface RestartAgentReply {
   restarting: true;
 }
 
+/** The longest outage a node takes (seconds): an hour outlasts any recovery or loss timeout worth testing. */
+export const OUTAGE_MAX_SECONDS = 3600;
+
 /** POST /v1/node/outage: which data networks of the node to take down (default: all), and for how long. */
 export interface OutageRequest {
   seconds: number;

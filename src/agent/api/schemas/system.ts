@@ -1,3 +1,4 @@
+import { OUTAGE_MAX_SECONDS } from '../types.js';
 /** Routes every node has (health, exec) and the compute role's local disks (scsi_debug). */
 import { HOST_FAILURES, nullableNumber, nullableString, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 import { LOCAL_DISK_ERRORS } from './targets.js';
@@ -90,7 +91,7 @@ export const systemSchemas = {
       type: 'object',
       additionalProperties: false,
       required: ['seconds'],
-      properties: { seconds: { type: 'integer', minimum: 1, maximum: 3600 }, networks: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9-]{1,15}$' }, maxItems: 16 } },
+      properties: { seconds: { type: 'integer', minimum: 1, maximum: OUTAGE_MAX_SECONDS }, networks: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9-]{1,15}$' }, maxItems: 16 } },
     },
     response: replies({ 200: outageReply }, ['UNAUTHORIZED', 'BAD_REQUEST']),
   },
