@@ -5,6 +5,7 @@ import { doctor, formatDoctor } from './lab/doctor.js';
 import { ensureImage } from './lab/image/build.js';
 import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
 import { loadTopology, type Topology } from './lab/topology.js';
+import { rebootNode } from './lab/reboot.js';
 import { up } from './lab/up.js';
 import { OUTAGE_MAX_SECONDS } from './agent/api/types.js';
 import { BrickError } from './system/errors.js';
@@ -24,6 +25,8 @@ usage:
   brick-lab exec [--name NAME] [--timeout SECONDS] NODE -- COMMAND [ARGS...]
   brick-lab outage [--name NAME] NODE --seconds N [--network NET]...
   brick-lab outage [--name NAME] NODE --end
+  brick-lab reboot [--name NAME] NODE [--hard] [--json]
+  brick-lab restart-agent [--name NAME] NODE [--json]
   brick-lab logs [--name NAME] NODE
   brick-lab logs [--name NAME] --export DIR
   brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
@@ -49,6 +52,10 @@ writes the same reports to --results (default results/validate); it exits 1 when
 \`outage\` takes a node's data networks (every one unless --network names some) down for N
 seconds (1-3600): a compute's own link, or a target offline. The node's agent brings them back
 when the time is up; --end brings them back now.
+\`reboot\` reboots a node's guest (with --hard, a reset at once: nothing synced or logged out) and
+waits until it is ready again, with the same addresses, IQN and host NQN. Its disk keeps /etc/iscsi
+(node records), /etc/multipath and /etc/nvme across the reboot; everything else starts afresh.
+\`restart-agent\` restarts a node's agent (the connector's process) and waits for the new one.
 `;
 
 class UsageError extends BrickError {
@@ -116,6 +123,8 @@ const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true
   exec: { options: ['name', 'timeout'], node: true, command: true },
   logs: { options: ['name', 'export'], node: true },
   outage: { options: ['name', 'seconds', 'network', 'end'], node: true },
+  reboot: { options: ['name', 'hard', 'json'], node: true },
+  'restart-agent': { options: ['name', 'json'], node: true },
   run: { options: ['topology', 'name', 'scenario', 'shard', 'results', 'keep', 'json', 'list'] },
   validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
   doctor: { options: ['json'] },
@@ -163,6 +172,7 @@ async function main(argv: string[]): Promise<number> {
         seconds: { type: 'string' },
         network: { type: 'string', multiple: true },
         end: { type: 'boolean', default: false },
+        hard: { type: 'boolean', default: false },
         scenario: { type: 'string', multiple: true },
         results: { type: 'string' },
         list: { type: 'boolean', default: false },
@@ -239,6 +249,22 @@ async function main(argv: string[]): Promise<number> {
       const client = await labClient(await requireLab(name), node);
       const r = o.end ? await client.endOutage() : await client.startOutage(seconds, o.network);
       process.stdout.write(o.end || r.down.length === 0 ? `${node}: every data network is up\n` : `${r.down.map((d) => `${node}: ${d.network} down until ${d.until}`).join('\n')}\n`);
+      return 0;
+    }
+    case 'reboot': {
+      const node = positionals[0];
+      if (!node) throw new UsageError('reboot needs a node: brick-lab reboot NODE [--hard]');
+      const r = await rebootNode(await requireLab(name), node, { hard: Boolean(o.hard) });
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${node}: ${r.hard ? 'hard reset' : 'clean reboot'}, ready again in ${r.seconds.toFixed(1)} s (boot ${r.bootId})\n`);
+      return 0;
+    }
+    case 'restart-agent': {
+      const node = positionals[0];
+      if (!node) throw new UsageError('restart-agent needs a node: brick-lab restart-agent NODE');
+      const client = await labClient(await requireLab(name), node);
+      const before = await client.health();
+      const h = await client.restartAgent();
+      process.stdout.write(o.json ? `${JSON.stringify({ node, fromPid: before.agent.pid, pid: h.agent.pid }, null, 2)}\n` : `${node}: the agent restarted (pid ${before.agent.pid} -> ${h.agent.pid})\n`);
       return 0;
     }
     case 'logs': {

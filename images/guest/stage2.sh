@@ -61,12 +61,6 @@ for nic in $BRICK_NICS; do
 done
 mark network
 
-# Identity of this node as an initiator: one IQN and one host NQN per node, stable per lab.
-mkdir -p /etc/iscsi /etc/nvme
-echo "InitiatorName=$BRICK_INITIATOR_IQN" >/etc/iscsi/initiatorname.iscsi
-echo "$BRICK_HOST_NQN" >/etc/nvme/hostnqn
-echo "$BRICK_HOST_ID" >/etc/nvme/hostid
-
 # The agent starts while udev settles; /v1/health says "booting" until the ready mark.
 BRICK_AGENT_READY_FILE=/run/brick-lab/ready
 export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT
@@ -74,7 +68,8 @@ BRICK_AGENT_TOKEN_FILE=/brick/token
 BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
 BRICK_LIO_HELPER=/brick/lio_helper.py
 BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
-export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY
+BRICK_REBOOT_SCRIPT=/brick/guest/reboot.sh
+export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY BRICK_REBOOT_SCRIPT
 # The agent loop: an agent that exits 75 (POST /v1/agent/restart) is started again, as a
 # restarted connector process would be; any other exit ends the loop.
 agent_loop() {
@@ -96,9 +91,43 @@ for m in kvm kvm_amd kvm_intel irqbypass ccp iTCO_wdt iTCO_vendor_support intel_
   echo "blacklist $m"
 done >/etc/modprobe.d/brick-lab-boot.conf
 
+disk_setup() {
+  # The node's disk (a host directory of the lab, read-write): what a real host keeps on disk and
+  # what decides what comes back after a reboot. /etc/iscsi (node records with their node.startup,
+  # send_targets, iscsid.conf), /etc/multipath (wwids, bindings, conf.d) and /etc/nvme (hostnqn,
+  # hostid, discovery.conf, config.json) are bound from it, and so are the connectors installed on
+  # the node (/var/lib/brick-lab/connectors: software on a host's disk); the first boot fills them
+  # from the image. Everything else starts from the image at every boot, as a host's /run and /tmp do.
+  disk=/var/lib/brick-lab/disk
+  mkdir -p "$disk"
+  if mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=262144 disk "$disk"; then
+    for d in etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors; do
+      if [ ! -d "$disk/$d" ]; then
+        mkdir -p "$disk/$d"
+        [ -d "/$d" ] && cp -a "/$d/." "$disk/$d/"
+      fi
+      mkdir -p "/$d"
+      mount --bind "$disk/$d" "/$d" || fail disk "cannot bind $disk/$d over /$d"
+    done
+    echo $(( $(cat "$disk/boots" 2>/dev/null || echo 0) + 1 )) >"$disk/boots.new" && mv "$disk/boots.new" "$disk/boots"
+    mark "disk:boot-$(cat "$disk/boots")"
+  else
+    fail disk "cannot mount the node's disk (9p tag disk)"
+  fi
+
+  # Identity of this node as an initiator: one IQN and one host NQN per node, stable per lab (the
+  # same at every boot).
+  mkdir -p /etc/iscsi /etc/nvme
+  echo "InitiatorName=$BRICK_INITIATOR_IQN" >/etc/iscsi/initiatorname.iscsi
+  echo "$BRICK_HOST_NQN" >/etc/nvme/hostnqn
+  echo "$BRICK_HOST_ID" >/etc/nvme/hostid
+}
+
 # The role's modules and daemons come up while udev works through coldplug: on one vCPU under
 # TCG both are slow, and neither waits on the other.
 role_setup() {
+  # Off the agent's path: nothing the agent does before ready reads these.
+  disk_setup
   case "$BRICK_ROLE" in
     target)
       modprobe -a configfs target_core_mod target_core_iblock target_core_file target_core_pscsi \
@@ -121,6 +150,20 @@ role_setup() {
       mkdir -p /etc/multipath
       printf 'defaults {\n  user_friendly_names no\n  find_multipaths strict\n}\nblacklist {\n  devnode "^(vd|loop|ram|nvme)"\n}\n' >/etc/multipath.conf
       multipathd || fail multipathd "multipathd did not start"
+      # What a Debian host does at boot with the records on its disk: open-iscsi.service logs in
+      # to every record marked node.startup=automatic, nvmf-autoconnect.service connects what
+      # /etc/nvme/discovery.conf lists. A login that fails does not stop the boot (nor does it on
+      # a real host): the console says so. On a first boot there is nothing to log in to.
+      if [ -n "$(ls -A /etc/iscsi/nodes 2>/dev/null)" ]; then
+        iscsiadm -m node --loginall=automatic >/dev/console 2>&1
+        rc=$?
+        case $rc in 0|15|21) ;; *) echo "brick-lab stage2: iscsiadm --loginall=automatic exited $rc" >/dev/console ;; esac
+        mark "iscsi-login:$rc"
+      fi
+      if grep -qv '^[[:space:]]*\(#\|$\)' /etc/nvme/discovery.conf 2>/dev/null || [ -e /etc/nvme/config.json ]; then
+        nvme connect-all >/dev/console 2>&1
+        mark "nvme-connect-all:$?"
+      fi
       ;;
   esac
   mark role

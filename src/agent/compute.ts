@@ -5,7 +5,7 @@ import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.j
 import type { Connector } from '../connectors/types.js';
 import { appeared, diffSnapshots } from '../inventory/diff.js';
 import { hostWideView } from '../inventory/hostwide.js';
-import type { DmLine, HostSnapshot, ScsiDevice } from '../inventory/model.js';
+import type { DmLine, HostSnapshot } from '../inventory/model.js';
 import { oracleAnswer } from '../inventory/oracle.js';
 import { fillScsiDetails } from '../inventory/read-scsi.js';
 import { takeSnapshot } from '../inventory/snapshot.js';

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js';
 import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
+import { exec } from '../system/exec.js';
 import { buildAgent } from './server.js';
 import { ROUTES } from './api/paths.js';
 
@@ -51,12 +52,15 @@ async function main(): Promise<void> {
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.
   const mpRelay = role === 'compute' ? process.env.BRICK_MULTIPATHD_RELAY : undefined;
   if (mpRelay) useMultipathdRelay({ argv: ['/usr/bin/python3', mpRelay] });
+  const rebootScript = process.env.BRICK_REBOOT_SCRIPT;
   let closing: Promise<unknown> | null = null;
   const app = await buildAgent({
     // Exit 75 once closed: stage 2's (or the container entry's) agent loop starts the agent again.
     restart: () => {
       closing ??= app.close().finally(() => process.exit(75));
     },
+    // A lab guest's reboot script (stage 2 names it); a host-kernel target has none.
+    ...(rebootScript ? { reboot: (hard: boolean) => void exec(['/bin/sh', rebootScript, hard ? 'hard' : 'clean'], { timeoutMs: 120_000, reject: false }) } : {}),
     lab,
     dataNetworks: networks,
     ...(targets ? { targets } : {}),

@@ -9,7 +9,7 @@ import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
 import { ROUTES } from './api/paths.js';
 import { systemSchemas } from './api/schemas/system.js';
-import type { ExecRequest, HealthReport, OutageRequest } from './api/types.js';
+import type { ExecRequest, HealthReport, OutageRequest, RebootReply, RebootRequest } from './api/types.js';
 import { Outages } from './outage.js';
 import type { DataNetwork } from '../targets/model.js';
 import { computeRoutes } from './compute.js';
@@ -48,6 +48,14 @@ export interface AgentOptions {
    * route refuses (AGENT_NOT_RESTARTABLE).
    */
   restart?: () => void;
+  /**
+   * How this node reboots (POST /v1/node/reboot), called once the answer is sent: in a lab guest,
+   * its reboot script (images/guest/reboot.sh). Without it (a target on the host's own kernel, a
+   * test) the route refuses (NODE_NOT_REBOOTABLE).
+   */
+  reboot?: (hard: boolean) => void;
+  /** This boot's identity (/proc/sys/kernel/random/boot_id): another after a reboot. */
+  bootIdFile?: string;
   /** The node's data networks, which POST /v1/node/outage takes down for a while (none: it refuses). */
   dataNetworks?: DataNetwork[];
 }
@@ -132,6 +140,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       state: isReady() ? 'ready' : 'booting',
       kernel: release(),
       uptimeSeconds: uptime,
+      bootId: readFileSync(opts.bootIdFile ?? '/proc/sys/kernel/random/boot_id', 'utf8').trim(),
       timeline: opts.timelineFile && existsSync(opts.timelineFile) ? parseTimeline(readFileSync(opts.timelineFile, 'utf8')) : [],
       tools,
       agent: { version: AGENT_VERSION, node: process.version, pid: process.pid },
@@ -172,6 +181,20 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   }, async (_req, reply) => {
     if (!opts.restart) throw new BrickError('AGENT_NOT_RESTARTABLE', 'this agent cannot restart: it was not started by a node\'s agent loop', { hint: 'only the agents of a lab\'s nodes restart' });
     return reply.code(202).send({ pid: process.pid, restarting: true });
+  });
+
+  // The node reboots (clean, or a reset at once): it answers first, with the boot it is leaving,
+  // then its reboot script runs; the host waits for another boot id to answer ready.
+  app.post<{ Body: RebootRequest }>(ROUTES.reboot, {
+    onRequest: requireToken,
+    schema: systemSchemas.reboot,
+    onResponse: async (req, reply) => {
+      if (reply.statusCode === 202) opts.reboot?.(req.body.hard === true);
+    },
+  }, async (req, reply) => {
+    if (!opts.reboot) throw new BrickError('NODE_NOT_REBOOTABLE', `node ${opts.node} cannot reboot: it has no kernel of its own (a target on the host's kernel) or no reboot script`, { hint: 'only nodes that boot the lab\'s guest kernel (QEMU, or QEMU in a container) reboot' });
+    const bootId = readFileSync(opts.bootIdFile ?? '/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return reply.code(202).send({ bootId, hard: req.body.hard === true } satisfies RebootReply);
   });
 
   // A node's own data paths down for N seconds (a compute's link; a target offline): the agent

@@ -34,6 +34,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
       'field-multipathd-claims',
       'field-shared-session',
       'field-host-cut-off',
+      'field-reboot-autologin',
     ],
     multipath: ['round-trip-iscsi-2path', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'],
   },

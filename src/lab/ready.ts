@@ -19,12 +19,14 @@ export function throwIfAborted(signal?: AbortSignal): void {
 
 /**
  * Wait until a node's agent reports ready. `alive` says whether the node's process (QEMU, or its
- * container) still runs, so that a node that died is reported at once with its console.
+ * container) still runs, so that a node that died is reported at once with its console. After a
+ * reboot, `notBoot` is the boot it left: an answer from that boot is not the node being back.
  */
-export async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal, alive: () => Promise<boolean> | boolean = () => !node.pid || processAlive(node.pid), clock?: Clock): Promise<void> {
+export async function waitReady(node: NodeRecord, token: string, timeoutMs: number, signal?: AbortSignal, alive: () => Promise<boolean> | boolean = () => !node.pid || processAlive(node.pid), clock?: Clock, notBoot?: string): Promise<void> {
   const client = new AgentClient(node.name, node.url, token);
   let last = 'no answer yet';
   let answered = true;
+  let oldBoot = false;
   const ask = async (): Promise<boolean> => {
     throwIfAborted(signal);
     if (!(await alive())) {
@@ -35,6 +37,11 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
     try {
       const h = await client.health(3000, 5000);
       answered = true;
+      oldBoot = notBoot !== undefined && h.bootId === notBoot;
+      if (oldBoot) {
+        last = `the boot it left (${notBoot}) still answers`;
+        return false;
+      }
       if (h.state === 'ready') return true;
       const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
       if (failed) {
@@ -47,13 +54,14 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
       if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;
       last = (e as Error).message;
       answered = false;
+      oldBoot = false;
     }
     return false;
   };
   const r = await poll(ask, {
     timeoutMs,
     // The health call itself waits for ready: ask again at once after an answer, 250 ms after none (agent not listening yet).
-    intervalMs: () => (answered ? 0 : 250),
+    intervalMs: () => (answered && !oldBoot ? 0 : 250),
     ...(clock ? { clock } : {}),
   });
   if (!r.ok) {

@@ -65,6 +65,15 @@ export interface DockerLabRecord {
   networks: Record<string, { name: string; bridge: string; subnet: string }>;
 }
 
+/**
+ * A node's disk state on the host (what a real host keeps on disk across a reboot: its iSCSI node
+ * records, multipath bindings and WWIDs, NVMe host files): under the lab's directory, so `down`
+ * removes it with the lab.
+ */
+export function nodeDiskDir(rec: Pick<LabRecord, 'dir'>, node: string): string {
+  return join(rec.dir, 'disks', node);
+}
+
 export function recordPath(name: string): string {
   return join(labDir(name), 'lab.json');
 }

@@ -14,7 +14,7 @@ import { preflight } from './preflight.js';
 import type { PreparedNodes, Provider, UpContext } from './provider.js';
 import { PROVIDER_ORDER, providerOf, providersOf } from './providers/registry.js';
 import { throwIfAborted } from './ready.js';
-import { recordPath, writeRecord, type LabRecord } from './state.js';
+import { nodeDiskDir, recordPath, writeRecord, type LabRecord } from './state.js';
 import type { Topology } from './topology.js';
 
 /** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
@@ -54,11 +54,14 @@ async function dryRun(name: string, topology: Topology, opts: UpOptions): Promis
   return rec;
 }
 
+/** The guest's scripts every node runs: its boot (stage 2) and its reboot (the agent's reboot route). */
+const GUEST_SCRIPTS = ['stage2.sh', 'reboot.sh'] as const;
+
 /** The lab share: what every guest reads at boot (stage 2, the agent, its own config, the token). */
 async function writeShare(rec: LabRecord, token: string): Promise<void> {
   await writeFile(rec.tokenFile, `${token}\n`, { mode: 0o600 });
   await mkdir(join(rec.shareDir, 'guest'), { recursive: true });
-  await copyFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh'), join(rec.shareDir, 'guest', 'stage2.sh'));
+  for (const f of GUEST_SCRIPTS) await copyFile(join(PROJECT_ROOT, 'images', 'guest', f), join(rec.shareDir, 'guest', f));
   const agentDir = join(PROJECT_ROOT, 'dist', 'agent');
   for (const f of AGENT_FILES) {
     if (!existsSync(join(agentDir, f))) {
@@ -70,6 +73,7 @@ async function writeShare(rec: LabRecord, token: string): Promise<void> {
   for (const n of rec.nodes) {
     await mkdir(join(rec.shareDir, 'nodes', n.name), { recursive: true });
     await writeFile(join(rec.shareDir, 'nodes', n.name, 'node.env'), nodeEnv(rec, n));
+    await mkdir(nodeDiskDir(rec, n.name), { recursive: true, mode: 0o700 });
   }
 }
 

@@ -2,6 +2,7 @@ import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, D
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
 import type { TargetClient } from '../agent/api/target-client.js';
+import { rebootNode } from '../lab/reboot.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv, type Signature } from '../volume/signature.js';
@@ -258,6 +259,16 @@ export class ScenarioContext {
   async restartAgent(node: ComputeHandle): Promise<void> {
     const h = await node.client.restartAgent();
     this.step(`${node.name}: the agent restarted (now pid ${h.agent.pid}): what it kept in memory is gone`);
+  }
+
+  /**
+   * The node reboots (clean, or with hard a reset at once) and the step waits until it is ready
+   * again; whileDown runs while it is down (the array acting meanwhile). What the node keeps on
+   * its disk (records, wwids, NVMe host files) decides what comes back.
+   */
+  async reboot(node: NodeHandle, opts: { hard?: boolean; whileDown?: () => Promise<void> } = {}): Promise<void> {
+    const r = await rebootNode(this.lab, node.name, opts);
+    this.step(`${node.name}: ${r.hard ? 'hard reset (nothing synced or logged out)' : 'clean reboot (sessions logged out first)'}; ready again after ${r.seconds.toFixed(1)} s`);
   }
 
   /** brick-lab's own lookup of a volume's paths and devices in sysfs. */

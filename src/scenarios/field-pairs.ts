@@ -6,6 +6,7 @@ import { attachIscsi, deviceState, firstNetwork, ISCSI_ALL, portalOf, resetConne
 import { detachedClean, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
 import { MULTIPATH_FIELD_PAIRS } from './field-multipath.js';
 import { NVME_FIELD_PAIRS } from './field-nvme.js';
+import { REBOOT_FIELD_PAIRS } from './field-reboot.js';
 
 /**
  * Orphan mechanisms users of real connectors reported (shared/docs/field-orphans.md, by row),
@@ -245,4 +246,4 @@ const hostCutOff = orphanPair('field-host-cut-off', {
 const [primaryPortalOnly, heldOpen, leftSuspended, partitionMaps, multipathdClaims] = MULTIPATH_FIELD_PAIRS as [Scenario, Scenario, Scenario, Scenario, Scenario];
 
 /** In the order of lab/scenarios.yaml's field set. */
-export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims, sharedSession, ...NVME_FIELD_PAIRS, hostCutOff];
+export const FIELD_PAIRS: Scenario[] = [byPathGone, autoScan, primaryPortalOnly, restartLostState, targetGone, heldOpen, leftSuspended, partitionMaps, multipathdClaims, sharedSession, ...NVME_FIELD_PAIRS, hostCutOff, ...REBOOT_FIELD_PAIRS];

@@ -55,6 +55,7 @@ export const ERROR_CATALOGUE = {
   ISCSI_DB_LOCKED: conflict("open-iscsi's record lock stayed taken"),
   SCSI_DEBUG_MISSING: conflict('scsi_debug is not loaded (local disks are on compute nodes only)'),
   NVMET_MISSING: conflict('nvmet is not loaded or configfs is not mounted'),
+  NODE_NOT_REBOOTABLE: conflict('the node has no kernel of its own to reboot (a target on the host\'s kernel) or no reboot script (an in-process agent)'),
   AGENT_NOT_RESTARTABLE: conflict('this agent was not started by a node\'s agent loop (an in-process agent): nothing would start it again'),
 
   // What the node asked of others failed (502) or took too long (504).
@@ -116,6 +117,7 @@ export const ERROR_CATALOGUE = {
   LOG_MISSING: host('the node has no console log yet'),
   NODE_BOOT_FAILED: host('a node failed to boot'),
   NODE_BOOT_TIMEOUT: host('a node was not ready in time'),
+  NODE_REBOOT_FAILED: host('a node asked to reboot kept running the boot it was asked to leave'),
   NODE_DIED: host("a node's VM ended while it booted"),
   NODE_UNKNOWN: host('the lab has no node of that name'),
   QEMU_START_FAILED: host('QEMU did not start'),

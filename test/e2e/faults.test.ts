@@ -75,6 +75,17 @@ describe('bad input and faults', () => {
     const notUp = await cli(['outage', '--name', 'e2e-stray', 'n1', '--seconds', '5']);
     expect(notUp.exitCode).toBe(1);
     expect(notUp.stderr).toContain('e2e-stray');
+    for (const [verb, extra] of [['reboot', ['--seconds', '5']], ['restart-agent', ['--hard']]] as const) {
+      const wrong = await cli([verb, '--name', 'e2e-stray', 'n1', ...extra]);
+      expect(wrong.exitCode, verb).toBe(2);
+      expect(wrong.stderr).toContain(`${verb} does not take ${extra[0]}`);
+      const noNode = await cli([verb, '--name', 'e2e-stray']);
+      expect(noNode.exitCode, verb).toBe(2);
+      expect(noNode.stderr).toContain(`${verb} needs a node`);
+      const down = await cli([verb, '--name', 'e2e-stray', 'n1']);
+      expect(down.exitCode, verb).toBe(1);
+      expect(down.stderr).toContain('LAB_NOT_UP: lab e2e-stray is not up');
+    }
     const two = await cli(['logs', '--name', 'e2e-stray', 'n1', 'n2']);
     expect(two.exitCode).toBe(2);
     expect(two.stderr).toContain('"n2"');

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import type { HostSnapshot } from '../../src/inventory/model.js';
 import { labClient } from '../../src/lab/lab.js';
 import type { Scenario } from '../../src/scenarios/catalog.js';
 import { ALL_SCENARIOS, runScenario } from '../../src/scenarios/runner.js';
@@ -72,4 +71,50 @@ describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
     expect(end.stdout).toBe('compute-1: every data network is up\n');
     expect(await operstate()).toBe('up');
   }, 120_000);
+
+  it('reboots a node (brick-lab reboot, hard then clean) in the same QEMU with the same identity and its disk kept, restarts an agent, and refuses an unknown node', async () => {
+    const name = lab().name;
+    const sh = async (script: string): Promise<string> => {
+      const r = await cli(['exec', '--name', name, 'compute-2', '--', 'sh', '-c', script]);
+      expect(r.exitCode, `${script}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    const identity = 'cat /etc/iscsi/initiatorname.iscsi /etc/nvme/hostnqn /etc/nvme/hostid; ip -o -4 addr show | awk \'{print $2, $4}\'';
+    const record = ['-m', 'node', '-T', 'iqn.2026-12.io.brick-lab:e2e.reboot', '-p', '10.10.1.10:3260'];
+    const before = await sh(identity);
+    expect(before).toContain(`InitiatorName=${lab().nodes.find((n) => n.name === 'compute-2')!.initiatorIqn}`);
+    const pid = lab().nodes.find((n) => n.name === 'compute-2')!.pid;
+    // On the node's disk: a node record (node.startup manual: nothing logs in at boot) and a file
+    // in /etc/multipath; off it: a file in /tmp.
+    await sh(`iscsiadm ${record.join(' ')} -o new >/dev/null && touch /etc/multipath/e2e-kept /tmp/e2e-gone`);
+    const unknown = await cli(['reboot', '--name', name, 'compute-9']);
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr).toContain(`NODE_UNKNOWN: lab ${name} has no node compute-9`);
+
+    const hard = await cli(['reboot', '--name', name, 'compute-2', '--hard']);
+    expect(hard.exitCode, hard.stderr).toBe(0);
+    expect(hard.stdout).toMatch(/^compute-2: hard reset, ready again in \d+\.\d s \(boot [0-9a-f-]{36}\)\n$/);
+    expect(await sh(identity)).toBe(before);
+    expect(await sh(`iscsiadm ${record.join(' ')} | grep '^node.startup'; test -e /etc/multipath/e2e-kept && echo kept; test -e /tmp/e2e-gone || echo gone; iscsiadm -m session 2>&1 | grep -c e2e.reboot || true`)).toBe('node.startup = manual\nkept\ngone\n0\n');
+    const timeline = await sh('cat /run/brick-lab/timeline');
+    expect(timeline).toMatch(/^disk:boot-\d+ /m);
+    expect(timeline).toMatch(/^ready /m);
+    // The same QEMU process: `down` finds it as before.
+    const after = JSON.parse((await cli(['status', '--name', name, '--json'])).stdout) as { nodes: Array<{ name: string; state: string; pid: number }> };
+    expect(after.nodes.find((n) => n.name === 'compute-2')).toMatchObject({ state: 'ready', pid });
+    expect(after.nodes.every((n) => n.state === 'ready')).toBe(true);
+
+    const clean = await cli(['reboot', '--name', name, 'compute-2', '--json']);
+    expect(clean.exitCode, clean.stderr).toBe(0);
+    const c = JSON.parse(clean.stdout) as { hard: boolean; fromBoot: string; bootId: string; seconds: number };
+    expect(c.hard).toBe(false);
+    expect(c.bootId).not.toBe(c.fromBoot);
+    expect(c.fromBoot).toBe(/\(boot ([0-9a-f-]{36})\)/.exec(hard.stdout)![1]);
+    expect(await sh(`iscsiadm ${record.join(' ')} -o delete && rm /etc/multipath/e2e-kept && echo removed`)).toBe('removed\n');
+
+    const restart = await cli(['restart-agent', '--name', name, 'compute-2', '--json']);
+    expect(restart.exitCode, restart.stderr).toBe(0);
+    const r = JSON.parse(restart.stdout) as { fromPid: number; pid: number };
+    expect(r.pid).not.toBe(r.fromPid);
+  }, 300_000);
 });

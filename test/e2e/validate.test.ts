@@ -2,7 +2,6 @@ import { chmod, copyFile, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostSnapshot } from '../../src/inventory/model.js';
 import { labClient, readLabOrNull } from '../../src/lab/lab.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
 import { ROOT, cli } from './helpers.js';

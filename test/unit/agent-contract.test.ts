@@ -68,9 +68,9 @@ async function operations(app: FastifyInstance): Promise<Array<[string, Operatio
 }
 
 describe('the OpenAPI document', () => {
-  it('lists every route once: 36 across the two roles, with /openapi.json itself 37', async () => {
+  it('lists every route once: 37 across the two roles, with /openapi.json itself 38', async () => {
     const all = new Set([...(await operations(compute)), ...(await operations(target))].map(([k]) => k));
-    expect(all.size).toBe(36);
+    expect(all.size).toBe(37);
   });
 
   it('gives every POST and PUT with a body its body schema, and every route a success reply schema', async () => {
@@ -127,6 +127,9 @@ describe('replies of real handlers, serialised through their schemas', () => {
     // An in-process agent has no agent loop to start it again: it refuses, as catalogued.
     const refused = (await same(compute, 'POST', ROUTES.restartAgent, {}, 409)) as Wire.ErrorReply;
     expect(refused.code).toBe('AGENT_NOT_RESTARTABLE');
+    // Nor has it a reboot script: it refuses to reboot, as catalogued.
+    const noReboot = (await same(compute, 'POST', ROUTES.reboot, { hard: true }, 409)) as Wire.ErrorReply;
+    expect(noReboot.code).toBe('NODE_NOT_REBOOTABLE');
   });
 
   it('the connectors: list, search paths, volume paths, a batch, available volumes', async () => {
@@ -277,6 +280,10 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     await keeps(systemSchemas.restartAgent, { pid: 4242, restarting: true } satisfies Wire.RestartAgentReply, 202);
   });
 
+  it('a reboot', async () => {
+    await keeps(systemSchemas.reboot, { bootId: '6c1f0a4e-8d6b-4f7e-9a51-2b3c4d5e6f70', hard: true } satisfies Wire.RebootReply, 202);
+  });
+
   it('an outage', async () => {
     const r: Wire.OutageReply = { down: [{ network: 'path-a', until: '2026-12-02T17:00:00.000Z' }] };
     await keeps(systemSchemas.startOutage, r);
@@ -292,7 +299,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
 
   it('every route schema answers errors as {code, message, hint}', async () => {
     const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
-    expect(all).toHaveLength(36);
+    expect(all).toHaveLength(37);
     for (const [name, schema] of all) {
       const statuses = Object.keys(schema.response).filter((s) => !s.startsWith('2'));
       expect(statuses.length, name).toBeGreaterThan(0);

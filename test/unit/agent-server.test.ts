@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent, parseTimeline } from '../../src/agent/server.js';
-import { parseServerTiming } from '../../src/agent/api/http.js';
+import { isStaleSocket, parseServerTiming, sendPastStaleSockets } from '../../src/agent/api/http.js';
 
 const FIXTURES = new URL('../fixtures/guest-6.1.0-56/', import.meta.url);
 const DPKG_STATUS = fileURLToPath(new URL('dpkg-status', FIXTURES));
@@ -126,6 +126,33 @@ describe('buildAgent', () => {
     });
   });
 
+  describe('a request on a kept-alive connection that died (the node rebooted)', () => {
+    const dead = (code: string): Error => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('other side closed'), { code }) });
+
+    it('is sent again on another connection, each dead one costing one try', async () => {
+      let calls = 0;
+      const res = await sendPastStaleSockets(async () => {
+        calls++;
+        if (calls <= 3) throw dead(calls % 2 ? 'UND_ERR_SOCKET' : 'ECONNRESET');
+        return new Response('ok');
+      });
+      expect(await res.text()).toBe('ok');
+      expect(calls).toBe(4);
+    });
+
+    it('gives up after its tries, and sends nothing again for any other failure (refused, timed out)', async () => {
+      let calls = 0;
+      await expect(sendPastStaleSockets(async () => ((calls++, Promise.reject(dead('UND_ERR_SOCKET')))), 3)).rejects.toThrow('fetch failed');
+      expect(calls).toBe(3);
+      for (const e of [dead('ECONNREFUSED'), new DOMException('timed out', 'TimeoutError')]) {
+        calls = 0;
+        expect(isStaleSocket(e)).toBe(false);
+        await expect(sendPastStaleSockets(async () => ((calls++, Promise.reject(e))))).rejects.toBe(e);
+        expect(calls).toBe(1);
+      }
+    });
+  });
+
   describe('POST /v1/agent/restart', () => {
     it('answers 202 with its pid, then restarts (after the answer is sent); without a token it refuses and does not', async () => {
       const calls: string[] = [];
@@ -141,6 +168,40 @@ describe('buildAgent', () => {
         expect((await a.inject({ method: 'GET', url: '/v1/health' })).json().agent.pid).toBe(process.pid);
       } finally {
         await a.close();
+      }
+    });
+  });
+
+  describe('POST /v1/node/reboot', () => {
+    it('answers 202 with the boot it leaves, then reboots clean or hard (after the answer); refuses a bad body, no token, and a node that cannot reboot', async () => {
+      const calls: string[] = [];
+      const dir = mkdtempSync(join(tmpdir(), 'brick-boot-'));
+      const bootIdFile = join(dir, 'boot_id');
+      writeFileSync(bootIdFile, 'b0a7e5c1-1111-4222-8333-944455556666\n');
+      const a = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS, bootIdFile, reboot: (hard) => calls.push(hard ? 'hard' : 'clean') });
+      const none = await buildAgent({ lab: 'unit', node: 'target-1', role: 'target', token: TOKEN, dpkgStatusFile: DPKG_STATUS });
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      try {
+        expect((await a.inject({ method: 'POST', url: '/v1/node/reboot', payload: {} })).statusCode).toBe(401);
+        for (const payload of [{ hard: 'yes' }, { hard: true, now: true }, '"reboot"']) {
+          const r = await a.inject({ method: 'POST', url: '/v1/node/reboot', headers: { ...auth, 'content-type': 'application/json' }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+          expect(r.statusCode, JSON.stringify(payload)).toBe(400);
+        }
+        expect(calls).toEqual([]);
+        const clean = await a.inject({ method: 'POST', url: '/v1/node/reboot', headers: auth, payload: {} });
+        expect(clean.statusCode).toBe(202);
+        expect(clean.json()).toEqual({ bootId: 'b0a7e5c1-1111-4222-8333-944455556666', hard: false });
+        const hard = await a.inject({ method: 'POST', url: '/v1/node/reboot', headers: auth, payload: { hard: true } });
+        expect(hard.json()).toEqual({ bootId: 'b0a7e5c1-1111-4222-8333-944455556666', hard: true });
+        expect(calls).toEqual(['clean', 'hard']);
+        expect((await a.inject({ method: 'GET', url: '/v1/health' })).json().bootId).toBe('b0a7e5c1-1111-4222-8333-944455556666');
+        const refused = await none.inject({ method: 'POST', url: '/v1/node/reboot', headers: auth, payload: { hard: true } });
+        expect(refused.statusCode).toBe(409);
+        expect(refused.json()).toMatchObject({ code: 'NODE_NOT_REBOOTABLE', message: expect.stringContaining('target-1') });
+      } finally {
+        await a.close();
+        await none.close();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { draftRecord } from '../../src/lab/plan.js';
 import { processAlive, stopProcesses } from '../../src/system/process.js';
@@ -98,6 +99,30 @@ describe('waitReady through system/wait', () => {
     expect((err as BrickError).message).toMatch(/^node compute-1 was not ready within 1 s \(.+\); last console lines:/);
     expect((err as BrickError).hint).toMatch(/raise bootTimeoutSeconds/);
     expect(clock.slept).toEqual([250, 250, 250, 250]);
+  });
+
+  it('after a reboot, takes an answer from the boot the node left for not back yet, and waits for another boot', async () => {
+    let asked = 0;
+    const srv = createHttpServer((_req, res) => {
+      asked++;
+      const bootId = asked <= 2 ? 'old-boot' : 'new-boot';
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ lab: 'mixed', node: 'compute-1', role: 'compute', state: 'ready', kernel: '6.1.0-56-amd64', uptimeSeconds: 9, bootId, timeline: [], tools: {}, agent: { version: '0.1.0', node: 'v20', pid: 1 } }));
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      const n = { ...(await node()), url: `http://127.0.0.1:${(srv.address() as { port: number }).port}` };
+      const clock = fakeClock();
+      await waitReady(n, 't', 10_000, undefined, () => true, clock, 'old-boot');
+      expect(asked).toBe(3);
+      expect(clock.slept).toEqual([250, 250]);
+      // Without a boot to leave, the first ready answer is enough.
+      asked = 0;
+      await waitReady(n, 't', 10_000, undefined, () => true, fakeClock());
+      expect(asked).toBe(1);
+    } finally {
+      srv.close();
+    }
   });
 
   it('reports a node that died at once, and an interrupt as LAB_INTERRUPTED', async () => {

@@ -4,7 +4,6 @@ import { hostWideView } from '../../src/inventory/hostwide.js';
 import { verdictWithTools } from '../../src/inventory/oracle.js';
 import { judgeVolume } from '../../src/inventory/orphans.js';
 import { staleReferences, stackedOn, stackIndex } from '../../src/inventory/stack.js';
-import { normalise } from '../../src/osbrick/index.js';
 import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
 import { fixtureTools, loadInventoryFixture, replaySnapshot, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
 

@@ -12,6 +12,7 @@ function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
     accel: 'tcg',
     image: TEST_IMAGE,
     shareDir: '/state/labs/unit/share',
+    diskDir: '/state/labs/unit/disks/compute-1',
     consoleLog: '/state/labs/unit/compute-1.console.log',
     pidFile: '/state/labs/unit/compute-1.pid',
     mgmtPort: 41234,
@@ -67,12 +68,15 @@ describe('qemuArgv', () => {
     expect(values(argv, '-device')).toContain('virtio-blk-pci,drive=root');
   });
 
-  it('shares host directories over 9p read-only only, and gives the guest nothing writable', () => {
+  it('shares the lab and the runtime over 9p read-only, and only the node\'s own disk writable', () => {
     const fsdevs = values(argv, '-fsdev').map(kv);
-    expect(fsdevs.map((f) => f.get('id'))).toEqual(['lab', 'node']);
+    expect(fsdevs.map((f) => f.get('id'))).toEqual(['lab', 'node', 'disk']);
     expect(fsdevs.find((f) => f.get('id') === 'lab')!.get('path')).toBe('/state/labs/unit/share');
     expect(fsdevs.find((f) => f.get('id') === 'node')!.get('path')).toBe('/cache/node/v20');
-    for (const f of [...fsdevs, ...values(argv, '-drive').map(kv)]) expect(f.get('readonly'), f.get('id')).toBe('on');
+    const disk = fsdevs.find((f) => f.get('id') === 'disk')!;
+    expect(disk.get('path')).toBe('/state/labs/unit/disks/compute-1');
+    expect(disk.get('readonly')).toBeUndefined();
+    for (const f of [...fsdevs.filter((f) => f !== disk), ...values(argv, '-drive').map(kv)]) expect(f.get('readonly'), f.get('id')).toBe('on');
     for (const f of fsdevs) expect(values(argv, '-device')).toContain(`virtio-9p-pci,fsdev=${f.get('id')},mount_tag=${f.get('id')}`);
   });
 
@@ -116,7 +120,12 @@ describe('qemuArgv', () => {
   it('starts no default devices and reads no user config', () => {
     expect(argv).toContain('-nodefaults');
     expect(argv).toContain('-no-user-config');
-    expect(argv).toContain('-no-reboot');
+  });
+
+  it('lets the guest reboot in the same QEMU but ends QEMU on a kernel panic', () => {
+    expect(argv).not.toContain('-no-reboot');
+    expect(values(argv, '-device')).toContain('pvpanic-pci');
+    expect(values(argv, '-action')).toEqual(['panic=exit-failure']);
   });
 });
 

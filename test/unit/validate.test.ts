@@ -40,6 +40,7 @@ describe('which checks validate runs', () => {
       'field-multipathd-claims',
       'field-shared-session',
       'field-host-cut-off',
+      'field-reboot-autologin',
       'agreement-iscsi',
     ]);
     const mp = conformanceChecks('iscsi', true).map((c) => c.name);

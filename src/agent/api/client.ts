@@ -2,7 +2,7 @@ import { BrickError } from '../../system/errors.js';
 import { waitFor } from '../../system/wait.js';
 import { AgentHttp, DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
-import type { ExecReply, ExecRequest, HealthReport, OutageReply, RestartAgentReply } from './types.js';
+import type { ExecReply, ExecRequest, HealthReport, OutageReply, RebootReply, RestartAgentReply } from './types.js';
 
 /**
  * A client of one node's agent: what every node answers (health, exec). ComputeClient and
@@ -63,10 +63,6 @@ export class AgentClient {
     return this.http.request('POST', ROUTES.exec, { argv, ...opts, timeoutMs: limit } satisfies ExecRequest, limit + 10_000);
   }
 
-  /**
-   * Restart the node's agent (its process ends and the node's agent loop starts it again) and
-   * wait until the new one answers ready: what it kept in memory is gone, the node is not touched.
-   */
   /** Take the node's data networks (all when none is named) down for `seconds`; the agent brings them back. */
   startOutage(seconds: number, networks?: string[]): Promise<OutageReply> {
     return this.http.request<OutageReply>('POST', ROUTES.outage, { seconds, ...(networks?.length ? { networks } : {}) });
@@ -77,6 +73,18 @@ export class AgentClient {
     return this.http.request<OutageReply>('DELETE', ROUTES.outage);
   }
 
+  /**
+   * Ask the node to reboot (clean, or with hard a reset at once). It answers with the boot it is
+   * leaving before it goes; lab/reboot.ts waits for the next one.
+   */
+  reboot(hard: boolean): Promise<RebootReply> {
+    return this.http.request<RebootReply>('POST', ROUTES.reboot, { hard }, 30_000);
+  }
+
+  /**
+   * Restart the node's agent (its process ends and the node's agent loop starts it again) and
+   * wait until the new one answers ready: what it kept in memory is gone, the node is not touched.
+   */
   async restartAgent(timeoutMs = 120_000): Promise<HealthReport> {
     const old = await this.http.request<RestartAgentReply>('POST', ROUTES.restartAgent, {}, 30_000);
     let last = 'no answer yet';

@@ -12,6 +12,33 @@ export function parseServerTiming(header: string | null): Record<string, number>
   return out;
 }
 
+/** How many kept-alive connections a request may find dead before it gives up. */
+const STALE_SOCKET_TRIES = 8;
+
+/**
+ * Whether a failed fetch died on a kept-alive connection closed before any answer: the agent's
+ * node rebooted (QEMU's user network keeps the host's side of the old connection open; the new
+ * boot's kernel resets it at the first byte), so the request never reached an agent.
+ */
+export function isStaleSocket(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: string } } | null)?.cause;
+  return cause?.code === 'UND_ERR_SOCKET' || cause?.code === 'ECONNRESET';
+}
+
+/**
+ * Send, and send again on another connection when the one fetch took from its pool turned out
+ * dead (each such try drops one dead connection from the pool); any other failure is thrown.
+ */
+export async function sendPastStaleSockets(send: () => Promise<Response>, tries = STALE_SOCKET_TRIES): Promise<Response> {
+  for (let i = 1; ; i++) {
+    try {
+      return await send();
+    } catch (e) {
+      if (i >= tries || !isStaleSocket(e)) throw e;
+    }
+  }
+}
+
 /** The default wait for an answer: long, because attach and detach wait on the kernel. */
 export const DEFAULT_TIMEOUT_MS = 120_000;
 
@@ -33,18 +60,22 @@ export class AgentHttp {
 
   async request<T>(method: Method, path: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
     let res: Response;
-    try {
-      res = await fetch(`${this.url}${path}`, {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const send = (): Promise<Response> =>
+      fetch(`${this.url}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal,
       });
+    try {
+      res = await sendPastStaleSockets(send);
     } catch (e) {
-      throw new BrickError('AGENT_UNREACHABLE', `agent of ${this.node} at ${this.url} did not answer ${method} ${path}: ${(e as Error).message}`, {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new BrickError('AGENT_UNREACHABLE', `agent of ${this.node} at ${this.url} did not answer ${method} ${path}: ${(e as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`, {
         hint: `check the node with \`brick-lab status\` and its console with \`brick-lab logs ${this.node}\``,
         cause: e,
       });

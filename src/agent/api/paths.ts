@@ -9,6 +9,7 @@ export const ROUTES = {
   exec: '/v1/exec',
   restartAgent: '/v1/agent/restart',
   outage: '/v1/node/outage',
+  reboot: '/v1/node/reboot',
   openapi: '/openapi.json',
 
   connectors: '/v1/connectors',

@@ -16,7 +16,6 @@ import type { NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';
 import type { AnaState } from '../../volume/protocol.js';
 import type { Signature } from '../../volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/model.js';
-import type { VolumeIdentity } from '../../volume/identity.js';
 import type { Protocol } from '../../volume/protocol.js';
 
 export type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths, SnapshotDiff, HostWideView, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
@@ -37,6 +36,8 @@ export interface HealthReport {
   state: 'booting' | 'ready';
   kernel: string;
   uptimeSeconds: number;
+  /** This boot's identity (the kernel's boot_id): another one after a reboot. */
+  bootId: string;
   timeline: Array<{ step: string; uptimeSeconds: number }>;
   tools: Record<string, string | null>;
   /** The agent's build, its Node.js, and its process (a restart gives another pid). */
@@ -47,6 +48,17 @@ export interface HealthReport {
 export interface RestartAgentReply {
   pid: number;
   restarting: true;
+}
+
+/** POST /v1/node/reboot: a clean reboot, or with hard a reset at once (nothing synced or logged out). */
+export interface RebootRequest {
+  hard?: boolean;
+}
+
+/** The boot the node is leaving (the next one answers health with another bootId). */
+export interface RebootReply {
+  bootId: string;
+  hard: boolean;
 }
 
 /** The longest outage a node takes (seconds): an hour outlasts any recovery or loss timeout worth testing. */

@@ -5,7 +5,7 @@ import { LOCAL_DISK_ERRORS } from './targets.js';
 
 export const healthReport: JsonSchema = {
   type: 'object',
-  required: ['lab', 'node', 'role', 'state', 'kernel', 'uptimeSeconds', 'timeline', 'tools', 'agent'],
+  required: ['lab', 'node', 'role', 'state', 'kernel', 'uptimeSeconds', 'bootId', 'timeline', 'tools', 'agent'],
   properties: {
     lab: { type: 'string' },
     node: { type: 'string' },
@@ -13,6 +13,7 @@ export const healthReport: JsonSchema = {
     state: { type: 'string', enum: ['booting', 'ready'] },
     kernel: { type: 'string' },
     uptimeSeconds: { type: 'number' },
+    bootId: { type: 'string', description: "the kernel's boot_id: another one after a reboot" },
     timeline: {
       type: 'array',
       items: { type: 'object', required: ['step', 'uptimeSeconds'], properties: { step: { type: 'string' }, uptimeSeconds: { type: 'number' } } },
@@ -84,6 +85,17 @@ export const systemSchemas = {
     response: replies(
       { 202: { type: 'object', required: ['pid', 'restarting'], properties: { pid: { type: 'integer' }, restarting: { type: 'boolean', const: true } } } },
       ['UNAUTHORIZED', 'AGENT_NOT_RESTARTABLE'],
+    ),
+  },
+  reboot: {
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { hard: { type: 'boolean', description: 'a reset at once: nothing synced, unmounted or logged out' } },
+    },
+    response: replies(
+      { 202: { type: 'object', required: ['bootId', 'hard'], properties: { bootId: { type: 'string' }, hard: { type: 'boolean' } } } },
+      ['UNAUTHORIZED', 'BAD_REQUEST', 'NODE_NOT_REBOOTABLE'],
     ),
   },
   startOutage: {

@@ -161,6 +161,7 @@ export async function startDockerNode(s: DockerNodeStart): Promise<{ id: string;
       { source: s.image.dir, target: s.image.dir, mode: 'ro' },
       { source: s.image.nodeDir, target: s.image.nodeDir, mode: 'ro' },
       { source: rec.shareDir, target: rec.shareDir, mode: 'ro' },
+      { source: q.diskDir, target: q.diskDir, mode: 'rw' },
       { source: logDir, target: logDir, mode: 'rw' },
     ])
       .withEnvironment({

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { accelArgs, type Accel } from '../../accel.js';
 import type { GuestImage } from '../../image/build.js';
-import type { LabRecord, NodeRecord } from '../../state.js';
+import { nodeDiskDir, type LabRecord, type NodeRecord } from '../../state.js';
 import { MGMT_GUEST_ADDRESS } from '../../topology.js';
 
 export const AGENT_PORT = 8080;
@@ -20,6 +20,8 @@ export interface QemuNodeSpec {
   accel: Accel;
   image: GuestImage;
   shareDir: string;
+  /** The node's own disk state (what a real host keeps across a reboot), read-write. */
+  diskDir: string;
   consoleLog: string;
   pidFile: string;
   mgmtPort: number;
@@ -58,7 +60,12 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     ...accelArgs(s.accel),
     '-m', String(s.memoryMiB),
     '-smp', String(s.cpus),
-    '-nodefaults', '-no-reboot', '-no-user-config',
+    // No -no-reboot: a guest's reboot (`brick-lab reboot`) resets the machine in the same QEMU,
+    // with its pid, taps and management forward. A kernel panic ends QEMU instead (pvpanic), so
+    // a node that dies is seen dead at once rather than booting again.
+    '-nodefaults', '-no-user-config',
+    '-device', 'pvpanic-pci',
+    '-action', 'panic=exit-failure',
     '-display', 'none',
     '-kernel', s.image.kernel,
     '-initrd', s.image.initramfs,
@@ -71,6 +78,10 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     '-device', 'virtio-9p-pci,fsdev=lab,mount_tag=lab',
     '-fsdev', `local,id=node,path=${s.image.nodeDir},security_model=none,readonly=on`,
     '-device', 'virtio-9p-pci,fsdev=node,mount_tag=node',
+    // The node's disk: the few directories a host keeps on disk that decide what comes back after
+    // a reboot (images/guest/stage2.sh binds them over /etc).
+    '-fsdev', `local,id=disk,path=${s.diskDir},security_model=passthrough`,
+    '-device', 'virtio-9p-pci,fsdev=disk,mount_tag=disk',
     // Management: user-mode networking, no way out (restrict=on), one forward from the host's
     // loopback to the agent.
     '-netdev', `user,id=mgmt,net=10.0.2.0/24,restrict=on,hostfwd=tcp:${s.mgmtHost ?? '127.0.0.1'}:${s.mgmtPort}-${MGMT_GUEST_ADDRESS}:${AGENT_PORT}`,
@@ -94,6 +105,7 @@ export function qemuSpec(rec: LabRecord, node: NodeRecord, image: GuestImage): Q
     accel: rec.accel,
     image,
     shareDir: rec.shareDir,
+    diskDir: nodeDiskDir(rec, node.name),
     consoleLog: node.consoleLog,
     pidFile: join(rec.dir, 'run', `${node.name}.pid`),
     mgmtPort: node.mgmtPort,
