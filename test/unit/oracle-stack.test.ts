@@ -4,8 +4,8 @@ import { hostWideView } from '../../src/inventory/hostwide.js';
 import { verdictWithTools } from '../../src/inventory/oracle.js';
 import { judgeVolume } from '../../src/inventory/orphans.js';
 import { staleReferences, stackedOn, stackIndex } from '../../src/inventory/stack.js';
-import { identityFromProperties, type VolumeIdentity } from '../../src/volume/identity.js';
-import { fixtureTools, loadInventoryFixture, replaySnapshot, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
+import type { VolumeIdentity } from '../../src/volume/identity.js';
+import { fixtureTools, loadInventoryFixture, replaySnapshot, fixtureIdentity } from './inventory-fixtures.js';
 
 /**
  * The oracle's rules about stacks, stale references, map states, discovery records and ifaces,

@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { orphansWithTools, verdictWithTools } from '../../src/inventory/oracle.js';
 import { findOrphans, type Orphan } from '../../src/inventory/orphans.js';
-import type { VolumeIdentity } from '../../src/volume/identity.js';
 import type { ToolViews } from '../../src/inventory/tools.js';
-import { normalise } from '../../src/osbrick/index.js';
-import { identityFromProperties } from '../../src/volume/identity.js';
 import { fixtureTools, iscsiadmSid, loadInventoryFixture, nvmeCliControllers, portalOf, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
 
 /**
