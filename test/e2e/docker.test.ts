@@ -154,6 +154,23 @@ describe('the docker provider: a target and a compute as containers beside a QEM
     ]);
   });
 
+  it('reboots the container compute\'s guest inside its container, which keeps running, with its identity and its disk kept', async () => {
+    const sh = async (script: string): Promise<string> => (await cli(['exec', '--name', LAB, 'compute-1', '--', 'sh', '-c', script])).stdout;
+    const identity = 'cat /etc/iscsi/initiatorname.iscsi /etc/nvme/hostnqn; ip -o -4 addr show | awk \'{print $2, $4}\'';
+    const before = await sh(identity);
+    await sh('touch /etc/iscsi/e2e-kept /tmp/e2e-gone');
+    const containerBefore = (await labContainers(LAB)).find((c) => c.node === 'compute-1');
+    const r = await cli(['reboot', '--name', LAB, 'compute-1', '--hard']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^compute-1: hard reset, ready again in /);
+    expect(await sh(identity)).toBe(before);
+    expect(await sh('test -e /etc/iscsi/e2e-kept && echo kept; test -e /tmp/e2e-gone || echo gone; rm -f /etc/iscsi/e2e-kept')).toBe('kept\ngone\n');
+    const containerAfter = (await labContainers(LAB)).find((c) => c.node === 'compute-1');
+    expect(containerBefore).toBeDefined();
+    expect(containerAfter).toMatchObject({ id: containerBefore!.id, running: true });
+    expect(await node('compute-1').health()).toMatchObject({ state: 'ready' });
+  });
+
   it('keeps the lab subnets off the host: Docker networks use subnets of their own', async () => {
     const host = await exec(['ip', '-o', '-4', 'addr', 'show'], { timeoutMs: 10_000 });
     for (const [key, net] of Object.entries(status.docker!.networks)) expect(net.subnet, key).not.toMatch(/^10\.10\.[12]\./);
@@ -246,6 +263,10 @@ describe('the docker provider: a target and a compute as containers beside a QEM
       expect(up.exitCode, up.stderr).toBe(0);
       const s = JSON.parse(up.stdout) as LabStatus;
       expect(s.nodes[0]!.container!.mode).toBe('host-kernel');
+      // Its kernel is this host's: it does not reboot.
+      const reboot = await cli(['reboot', '--name', 'e2e-docker-hk', 'target-1']);
+      expect(reboot.exitCode).toBe(1);
+      expect(reboot.stderr).toContain('NODE_NOT_REBOOTABLE: node target-1 is a target on the host\'s own kernel');
       const run = await cli(['run', '--name', 'e2e-docker-hk', '--topology', hk, '--keep', '--results', join(dir, 'hk-results'), '--scenario', 'round-trip-iscsi-1path,round-trip-nvme-1path']);
       expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     } finally {
