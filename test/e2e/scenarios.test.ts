@@ -6,6 +6,7 @@ import type { Scenario } from '../../src/scenarios/catalog.js';
 import { ALL_SCENARIOS, runScenario } from '../../src/scenarios/runner.js';
 import { cli, ROOT } from './helpers.js';
 import { describeScenarios } from './scenario-suite.js';
+import { describeValidate } from './validate-cases.js';
 
 // Every scenario of the suite on one lab of a target and two computes: the round trips per
 // protocol and path count, shared targets and live migration (two computes), then the orphan
@@ -117,4 +118,7 @@ describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
     const r = JSON.parse(restart.stdout) as { fromPid: number; pid: number };
     expect(r.pid).not.toBe(r.fromPid);
   }, 300_000);
+
+  // brick-lab validate on this same lab (the same target and two computes), after the suite.
+  describeValidate(lab);
 });

@@ -1,18 +1,22 @@
 import { chmod, copyFile, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labClient, readLabOrNull } from '../../src/lab/lab.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { labClient } from '../../src/lab/lab.js';
+import type { LabRecord } from '../../src/lab/state.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
 import { ROOT, cli } from './helpers.js';
 
 /**
- * `brick-lab validate` on one lab, reused by every call: a third-party connector in Python that
- * passes, its faulty variant that leaves an orphan and is caught, programs that misbehave in
- * every way the protocol names (each reported for its check, the lab left clean and usable),
- * a TypeScript module, and Debian's os-brick with what it was observed to do.
+ * `brick-lab validate` on the scenario suite's lab (scenarios.test.ts runs these cases after its
+ * own, on the same target and computes, instead of a lab boot of its own), reused by every call:
+ * a third-party connector in Python that passes, its faulty variant that leaves an orphan and is
+ * caught, programs that misbehave in every way the protocol names (each reported for its check,
+ * the lab left clean and usable), a TypeScript module, and Debian's os-brick with what it was
+ * observed to do.
  */
-const LAB = 'e2e-val';
+let LAB = '';
+let labRecord: () => LabRecord;
 let dir: string;
 
 async function validate(args: string[]): Promise<{ code: number; out: string; err: string; report: SuiteReport }> {
@@ -25,7 +29,7 @@ async function validate(args: string[]): Promise<{ code: number; out: string; er
 
 /** Nothing of any volume on the computes (after the runner's own clean-up). */
 async function computesClean(): Promise<void> {
-  const rec = (await readLabOrNull(LAB))!;
+  const rec = labRecord();
   for (const n of rec.nodes.filter((x) => x.role === 'compute')) {
     const s = await (await labClient(rec, n.name)).compute.inventory();
     expect({ node: n.name, sessions: s.iscsiSessions, records: s.iscsiNodes, nvme: s.nvmeControllers, maps: s.multipathMaps }).toEqual({ node: n.name, sessions: [], records: [], nvme: [], maps: [] });
@@ -35,15 +39,12 @@ async function computesClean(): Promise<void> {
 const statuses = (r: SuiteReport): Record<string, string> => Object.fromEntries(r.scenarios.map((s) => [s.name, s.status]));
 const leftKinds = (r: SuiteReport, check: string): string[] => [...new Set(r.scenarios.find((s) => s.name === check)!.rows.flatMap((x) => x.left.map((o) => o.kind)))].sort();
 
+export function describeValidate(lab: () => LabRecord): void {
 describe('brick-lab validate', () => {
   beforeAll(async () => {
+    labRecord = lab;
+    LAB = lab().name;
     dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
-    const up = await cli(['up', '--name', LAB]);
-    expect(up.exitCode, up.stderr).toBe(0);
-  }, 900_000);
-
-  afterAll(async () => {
-    await cli(['down', '--name', LAB]);
   });
 
   it('passes the example Python connector on every iSCSI check', async () => {
@@ -135,3 +136,4 @@ describe('brick-lab validate', () => {
     expect(r.err).toMatch(/installed module connector/);
   }, 900_000);
 });
+}
