@@ -314,7 +314,8 @@ export class ScenarioContext {
   }
 
   /**
-   * Wait (up to `timeoutMs`) until the node no longer shows an NVMe volume's namespace; a timeout
+   * Wait (up to `timeoutMs`) until the node no longer shows an NVMe volume's namespace, then until
+   * udev is done with its removal (its links go a moment after the kernel's namespace); a timeout
    * fails the step with the namespaces that lingered.
    */
   async waitGone(node: ComputeHandle, v: TargetVolume, timeoutMs = 10_000): Promise<void> {
@@ -330,6 +331,8 @@ export class ScenarioContext {
         onTimeout: (r) => new ScenarioFailure(`${node.name}: namespace ${v.nvme!.nsid} of ${v.nvme!.nqn} still shown ${Math.round(r.elapsedMs / 1000)} s after the target removed it: ${lingering.join(', ')}`),
       },
     );
+    const settle = await node.client.exec(['udevadm', 'settle', `--timeout=${Math.ceil(timeoutMs / 1000)}`], { timeoutMs: timeoutMs + 5000 });
+    if (settle.exitCode !== 0) throw new ScenarioFailure(`${node.name}: udev did not finish with the removal of namespace ${v.nvme!.nsid} of ${v.nvme!.nqn} within ${Math.round(timeoutMs / 1000)} s`);
   }
 
   snapshot(node: ComputeHandle): Promise<HostSnapshot> {
