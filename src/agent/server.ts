@@ -3,7 +3,7 @@ import { markHandlerStart, serverTiming, startTiming } from './timing.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { BrickError } from '../system/errors.js';
+import { BrickError, ERROR_CATALOGUE, type ErrorCode } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
@@ -17,6 +17,7 @@ import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
 import type { HostFs } from '../system/hostfs.js';
 import { parseDpkgStatus } from '../system/packages.js';
+import { refuseBody, schemaErrorFormatter, validatorCompiler } from './validation.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -60,6 +61,34 @@ export interface AgentOptions {
   dataNetworks?: DataNetwork[];
 }
 
+/** The largest request body the agent reads (an installed connector's file, base64, is the largest). */
+export const BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Fastify's own refusals (a body that is not JSON, too large, of another type), as coded answers
+ * like every other: the framework's FST_ERR_* codes are not the agent's contract.
+ */
+export function frameworkError(err: Error & { statusCode?: number; code?: string }): { code: ErrorCode; message: string; hint?: string } | null {
+  const code = err.code ?? '';
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { code: 'BODY_TOO_LARGE', message: `body: larger than ${BODY_LIMIT_BYTES} bytes`, hint: 'install a connector of at most 6 MiB (base64 adds a third)' };
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'body: the agent takes application/json only', hint: 'send "Content-Type: application/json"' };
+  }
+  if (code.startsWith('FST_ERR_CTP_') || (err.statusCode === 400 && err instanceof SyntaxError)) {
+    return {
+      code: 'BAD_REQUEST',
+      message: `body: not valid JSON, or JSON with a "__proto__" or "constructor.prototype" key (${err.message})`,
+      hint: 'send one JSON object, with "Content-Type: application/json"',
+    };
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return { code: 'BAD_REQUEST', message: err.message };
+  }
+  return null;
+}
+
 export function parseTimeline(text: string): HealthReport['timeline'] {
   return text
     .split('\n')
@@ -80,10 +109,14 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
-    bodyLimit: 8 * 1024 * 1024,
-    // Fastify's default strips unknown fields silently; additionalProperties: false must refuse them.
-    ajv: { customOptions: { removeAdditional: false } },
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Every refusal names its field and what was wrong with it (validation.ts).
+    schemaErrorFormatter: schemaErrorFormatter as never,
   });
+  // The body as JSON gives it (no conversion), unknown fields refused, not stripped.
+  app.setValidatorCompiler(validatorCompiler);
+  // JSON only: a text/plain body would otherwise reach the schemas as a string.
+  app.removeContentTypeParser('text/plain');
   let tools: Record<string, string | null> | undefined;
   // Every answer says how long the agent worked on it (Server-Timing), so a client can tell the
   // node's time from the network's and the host's.
@@ -101,9 +134,18 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   // Every route as registered (scoped plugins included), for /openapi.json.
   const routes: RouteInfo[] = [];
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) {
+    const methods = [r.method].flat();
+    // A route without a query string schema takes no parameters: one sent is refused, not ignored.
+    if (r.schema && !r.schema.querystring) r.schema = { ...r.schema, querystring: { type: 'object', additionalProperties: false, properties: {} } };
+    for (const method of methods) {
       if (method === 'HEAD') continue;
       routes.push({ method, url: r.url, schema: r.schema as RouteInfo['schema'] });
+    }
+    // A route without a body schema takes no body: one sent is refused, not ignored.
+    if (!r.schema?.body && methods.some((m) => m !== 'GET' && m !== 'HEAD')) {
+      const route = `${methods.join('/')} ${r.url}`;
+      const refuse = async (req: FastifyRequest): Promise<void> => refuseBody(req.body, route);
+      r.preValidation = [...[r.preValidation ?? []].flat(), refuse] as typeof r.preValidation;
     }
   });
 
@@ -114,9 +156,15 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     if (err.validation) {
       return reply.code(400).send({ code: 'BAD_REQUEST', message: err.message, hint: 'see /openapi.json for the request schema' });
     }
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    return reply.code(status).send({ code: err.code ?? 'INTERNAL', message: err.message });
+    const framework = frameworkError(err);
+    if (framework) return reply.code(ERROR_CATALOGUE[framework.code].status).send(framework);
+    return reply.code(500).send({ code: 'INTERNAL', message: err.message });
   });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({
+    code: 'ROUTE_UNKNOWN',
+    message: `no route ${req.method} ${req.url.split('?')[0]} on this agent`,
+    hint: 'GET /openapi.json lists the routes',
+  }));
 
   const requireToken = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!tokenMatches(req.headers.authorization, opts.token)) {

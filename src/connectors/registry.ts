@@ -39,6 +39,9 @@ const METHODS = ['normalise', 'connectVolume', 'disconnectVolume', 'getVolumePat
  * CommonJS modules whose `createConnector(protocol)` returns a Connector. The agent's connector
  * routes pick one with `?connector=NAME`.
  */
+/** Installed connectors a node keeps at once: each is a file on the node's disk and a loaded module. */
+export const MAX_INSTALLED_CONNECTORS = 32;
+
 export class ConnectorRegistry {
   private readonly installed = new Map<string, InstalledConnector>();
   private readonly instances = new Map<string, Connector>();
@@ -72,6 +75,12 @@ export class ConnectorRegistry {
     }
     const content = Buffer.from(req.content, 'base64');
     if (content.length === 0) throw new BrickError('BAD_CONNECTOR', `connector ${name} is empty`, { hint: 'send the file base64-encoded in "content"' });
+    if (!this.installed.has(name) && this.installed.size >= MAX_INSTALLED_CONNECTORS) {
+      throw new BrickError('LIMIT_REACHED', `name: ${MAX_INSTALLED_CONNECTORS} connectors are installed on this node already, the most it keeps`, {
+        details: { field: 'name' },
+        hint: 'remove one (DELETE /v1/connectors/programs/NAME), or install under a name already used to replace it',
+      });
+    }
     await mkdir(this.dir, { recursive: true });
     const file = join(this.dir, req.kind === 'module' ? `${name}.cjs` : name);
     this.remove(name);

@@ -37,6 +37,8 @@ export const ERROR_CATALOGUE = {
   CONNECTOR_BAD_REQUEST: bad('not a request of the external connector protocol'),
   LIO_REFUSED: bad('rtslib refused the LIO change asked for'),
   UNAUTHORIZED: { status: 401, meaning: 'missing or wrong lab token' },
+  BODY_TOO_LARGE: { status: 413, meaning: 'the request body is larger than the agent takes' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the request body is not application/json' },
 
   // Things that are not there (404).
   VOLUME_UNKNOWN: missing('no volume of that name on the target'),
@@ -44,6 +46,7 @@ export const ERROR_CATALOGUE = {
   DEVICE_MISSING: missing('the device path does not exist on the node'),
   CONNECTOR_NOT_INSTALLED: missing('no installed connector of that name on the node'),
   ISCSI_NO_NODE: missing('no iSCSI node record for that target and portal'),
+  ROUTE_UNKNOWN: missing('no route of that method and path on this agent (GET /openapi.json lists them)'),
   BASELINE_UNKNOWN: missing('no baseline of that id is kept on the node (the agent restarted, or it was one of the oldest): send the snapshot itself'),
 
   // The node's state does not allow it now (409).
@@ -55,6 +58,7 @@ export const ERROR_CATALOGUE = {
   ISCSI_DB_LOCKED: conflict("open-iscsi's record lock stayed taken"),
   SCSI_DEBUG_MISSING: conflict('scsi_debug is not loaded (local disks are on compute nodes only)'),
   NVMET_MISSING: conflict('nvmet is not loaded or configfs is not mounted'),
+  LIMIT_REACHED: conflict('the node holds as many of these as it can afford (memory, devices): remove some first'),
   NODE_NOT_REBOOTABLE: conflict('the node has no kernel of its own to reboot (a target on the host\'s kernel) or no reboot script (an in-process agent)'),
   AGENT_NOT_RESTARTABLE: conflict('this agent was not started by a node\'s agent loop (an in-process agent): nothing would start it again'),
 

@@ -41,6 +41,16 @@ export interface ExecOptions {
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
+let programsStartedSoFar = 0;
+
+/**
+ * How many programs this process has started (exec and startLineWorker alike): the agent's fuzz
+ * tests check that a refused request started none.
+ */
+export function programsStarted(): number {
+  return programsStartedSoFar;
+}
+
 /** One argument as a POSIX shell word: as is when it is plain, else in single quotes with ' escaped. */
 export function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
@@ -77,6 +87,7 @@ export async function exec(argv: readonly string[], opts: ExecOptions = {}): Pro
     encoding: 'utf8',
   };
   const started = performance.now();
+  programsStartedSoFar++;
   const r = await execa(file, args, execaOpts);
   const result: ExecResult = {
     argv: [...argv],
@@ -156,6 +167,7 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
   const [file, ...args] = argv as [string, ...string[]];
   const command = renderCommand(argv);
   debug(`worker: ${command}`);
+  programsStartedSoFar++;
   const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
   let nextId = 1;
   let buffer = '';

@@ -26,7 +26,8 @@ export function createIscsiVolume(w: VolumeWorkbench, req: IscsiVolumeRequest): 
   const unitSerial = req.unitSerial === undefined ? randomUUID() : checkUuid(req.unitSerial, 'unitSerial');
   const nets = w.pickNetworks(req.networks);
   return w.serial(async () => {
-    if (w.exists(req.name)) refuse('name', `a volume named ${req.name} already exists`, 'VOLUME_EXISTS');
+    // Again in turn: requests queued behind others passed the first check against fewer volumes.
+    w.checkNew(req.name);
     const undo: Array<() => Promise<unknown>> = [];
     try {
       let file: string | undefined;

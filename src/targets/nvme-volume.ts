@@ -21,7 +21,8 @@ export function createNvmeVolume(w: VolumeWorkbench, req: NvmeVolumeRequest): Pr
   const nets = w.pickNetworks(req.networks);
   w.nvmet.requireAvailable();
   return w.serial(async () => {
-    if (w.exists(req.name)) refuse('name', `a volume named ${req.name} already exists`, 'VOLUME_EXISTS');
+    // Again in turn: requests queued behind others passed the first check against fewer volumes.
+    w.checkNew(req.name);
     const undo: Array<() => Promise<unknown>> = [];
     try {
       const existing = w.nvmet.subsystemExists(nqn);

@@ -52,11 +52,39 @@ export async function listLocalDisks(fs: HostFs = realHostFs): Promise<LocalDisk
   return hostsOfDriver(fs).flatMap((h) => disksOfHost(fs, h));
 }
 
+/**
+ * What a local disk may not leave the node below: its store is allocated in full when the disk is
+ * made (vzalloc of dev_size_mb), so five 32 MiB disks once drove a 384 MiB compute out of memory
+ * and the kernel killed the agent. The agent, multipathd and iscsid need about this much.
+ */
+export const LOCAL_DISK_RESERVE_MIB = 128;
+
+/** kB from a /proc/meminfo line, or null. */
+function meminfoKiB(text: string, key: string): number | null {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** Refuses (LIMIT_REACHED) a disk whose store would leave less than the reserve available. */
+export function checkRoomForDisk(fs: HostFs): void {
+  const sizeMiB = Number(fs.readText('/sys/module/scsi_debug/parameters/dev_size_mb') ?? '8');
+  const meminfo = fs.readText('/proc/meminfo') ?? '';
+  const availableKiB = meminfoKiB(meminfo, 'MemAvailable');
+  if (availableKiB === null || !Number.isFinite(sizeMiB)) return;
+  const leftMiB = Math.floor(availableKiB / 1024) - sizeMiB;
+  if (leftMiB < LOCAL_DISK_RESERVE_MIB) {
+    throw new BrickError('LIMIT_REACHED', `local disks: another ${sizeMiB} MiB disk would leave ${Math.max(0, leftMiB)} MiB of this node's memory available, under the ${LOCAL_DISK_RESERVE_MIB} MiB its agent and daemons need`, {
+      hint: 'remove a local disk (DELETE /v1/local-disks/HOST), or give the node more memory (memoryMiB in the topology)',
+    });
+  }
+}
+
 /** Add one disk (one scsi_debug host) and wait until its block device exists and udev settled. */
 export async function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> {
   if (!fs.exists(DRIVER)) {
     throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { hint: 'local disks exist on compute nodes only' });
   }
+  checkRoomForDisk(fs);
   const before = new Set(hostsOfDriver(fs));
   await fs.write(join(DRIVER, 'add_host'), '1');
   const host = hostsOfDriver(fs).find((h) => !before.has(h));

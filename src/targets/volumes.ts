@@ -15,6 +15,13 @@ import type { VolumeWorkbench } from './workbench.js';
 const VOLUME_DIR = '/var/lib/brick-lab/volumes';
 
 /**
+ * Volumes a target serves at once. Each is a sparse file in the target's memory, a LIO backstore
+ * or an nvmet namespace on a loop device: far more than any scenario needs, far fewer than would
+ * exhaust the node's loop devices or its memory with their metadata.
+ */
+export const MAX_TARGET_VOLUMES = 128;
+
+/**
  * The target node's volumes: backing storage, LIO (through the rtslib worker) and nvmet (through
  * configfs), and the connection properties a connector needs. Each create either completes or
  * undoes every step it made.
@@ -91,6 +98,12 @@ export class TargetVolumes implements VolumeWorkbench {
   checkNew(name: string): void {
     checkVolumeName(name);
     if (this.byName.has(name)) refuse('name', `a volume named ${name} already exists`, 'VOLUME_EXISTS');
+    if (this.byName.size >= MAX_TARGET_VOLUMES) {
+      throw new BrickError('LIMIT_REACHED', `name: this target holds ${MAX_TARGET_VOLUMES} volumes already, the most it serves at once`, {
+        details: { field: 'name' },
+        hint: 'delete volumes no test uses any more (DELETE /v1/targets/volumes/NAME, or POST /v1/targets/cleanup)',
+      });
+    }
   }
 
   async makeFile(name: string, sizeMiB: number): Promise<string> {

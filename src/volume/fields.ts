@@ -11,6 +11,30 @@ export function refuse(field: string, message: string, code: ErrorCode = 'BAD_RE
   throw new BrickError(code, `${field}: ${message}`, { details: { field }, hint: 'see /openapi.json for the request schema' });
 }
 
+/**
+ * The characters of a value that its kind of field cannot hold, each named so that a reader sees
+ * it: "';'", "' ' (a space)", and anything outside printable ASCII by its code point ("U+0456 'і'"),
+ * since a look-alike letter or a NUL byte is invisible in a message. Empty when there are none.
+ */
+export function strangeCharacters(value: string, allowed: RegExp): string {
+  const seen: string[] = [];
+  for (const ch of new Set(value)) {
+    if (allowed.test(ch)) continue;
+    const cp = ch.codePointAt(0)!;
+    if (ch === ' ') seen.push("' ' (a space)");
+    else if (cp > 0x20 && cp < 0x7f) seen.push(`'${ch}'`);
+    else seen.push(`U+${cp.toString(16).toUpperCase().padStart(4, '0')}${cp > 0x9f ? ` '${ch}'` : ''}`);
+  }
+  return seen.slice(0, 8).join(', ') + (seen.length > 8 ? ', ...' : '');
+}
+
+/** " (it contains X, which ... cannot hold)" or nothing. */
+function holding(value: unknown, allowed: RegExp, what: string): string {
+  if (typeof value !== 'string') return '';
+  const odd = strangeCharacters(value, allowed);
+  return odd ? ` (it contains ${odd}, which ${what} cannot hold)` : '';
+}
+
 /** An installed connector's name (a file name on the compute node, and ?connector= of the agent's routes). */
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
@@ -19,7 +43,7 @@ export const VOLUME_NAME = /^[a-z0-9][a-z0-9-]{0,39}$/;
 
 export function checkVolumeName(name: unknown, field = 'name'): string {
   if (typeof name !== 'string' || !VOLUME_NAME.test(name)) {
-    refuse(field, `${JSON.stringify(name)} is not a volume name: 1-40 of a-z, 0-9 and '-', starting with a letter or digit (no '.', '/' or '..')`);
+    refuse(field, `${describe(name)} is not a volume name${holding(name, /[a-z0-9-]/, 'a volume name')}: 1-40 of a-z, 0-9 and '-', starting with a letter or digit (no '.', '/' or '..')`);
   }
   return name;
 }
@@ -30,7 +54,7 @@ const IQN = /^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a
 
 export function checkIqn(iqn: unknown, field = 'iqn'): string {
   if (typeof iqn !== 'string' || iqn.length > 223 || !IQN.test(iqn)) {
-    refuse(field, `${JSON.stringify(iqn)} is not an iSCSI qualified name: iqn.YYYY-MM.reversed.domain[:unique], lowercase, and the domain needs at least one dot`, 'BAD_IQN');
+    refuse(field, `${describe(iqn)} is not an iSCSI qualified name${holding(iqn, /[a-z0-9.:_-]/, 'an IQN')}: iqn.YYYY-MM.reversed.domain[:unique], lowercase, and the domain needs at least one dot`, 'BAD_IQN');
   }
   return iqn;
 }
@@ -42,7 +66,7 @@ const NQN = /^nqn\.[A-Za-z0-9._:-]+$/;
 
 export function checkNqn(nqn: unknown, field = 'nqn'): string {
   if (typeof nqn !== 'string' || nqn.length > 223 || !NQN.test(nqn)) {
-    refuse(field, `${JSON.stringify(nqn)} is not an NVMe qualified name: "nqn." then letters, digits, '.', ':', '-' or '_' (at most 223 characters, no '/' or spaces)`, 'BAD_NQN');
+    refuse(field, `${describe(nqn)} is not an NVMe qualified name${holding(nqn, /[A-Za-z0-9._:-]/, 'an NQN')}: "nqn." then letters, digits, '.', ':', '-' or '_' (at most 223 characters, no '/' or spaces)`, 'BAD_NQN');
   }
   return nqn;
 }
@@ -73,7 +97,8 @@ export function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (Array.isArray(v)) return 'a list';
   if (v === null) return 'null';
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? JSON.stringify(v) : typeof v;
+  if (typeof v === 'string') return v.length > 80 ? `${JSON.stringify(v.slice(0, 60))}... (${v.length} characters)` : JSON.stringify(v);
+  return typeof v === 'number' || typeof v === 'boolean' ? JSON.stringify(v) : typeof v === 'object' ? 'an object' : typeof v;
 }
 
 /** Control characters: a newline in a value would write other keys into iscsiadm's records. */
@@ -109,7 +134,10 @@ export function checkPort(v: unknown, field: string, acceptString: boolean): num
  */
 export function parsePortal(portal: unknown, field: string): { host: string; port: number; ipv6: boolean } {
   if (typeof portal !== 'string' || portal === '') refuse(field, `must be a portal "host:port" (got ${describe(portal)})`, 'BAD_PORTAL');
-  if (/\s/.test(portal) || CONTROL.test(portal)) refuse(field, `${JSON.stringify(portal)} contains white space`, 'BAD_PORTAL');
+  const odd = strangeCharacters(portal, /[A-Za-z0-9.:[\]%_-]/);
+  if (odd) {
+    refuse(field, `${describe(portal)} contains ${odd}, which a portal cannot hold: a portal is "host:port", the host an IPv4 address, a host name or "[IPv6 address]"`, 'BAD_PORTAL');
+  }
 
   if (portal.startsWith('[')) {
     const m = /^\[([^\]]*)\](?::(.*))?$/.exec(portal);

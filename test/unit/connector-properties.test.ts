@@ -296,6 +296,22 @@ describe('parsePortal', () => {
   ])('refuses %j (%s)', (portal, _why) => {
     expectRefused(() => parsePortal(portal, 'target_portals[1]'), 'BAD_PORTAL', 'target_portals[1]');
   });
+
+  it.each([
+    ['10.10.1.10:3260;touch /tmp/x', ["';'", "' ' (a space)", "'/'"]],
+    ['10.10.1.10:3260\u0000', ['U+0000']],
+    ['１0.10.1.10:3260', ["U+FF11 '１'"]],
+    ['10.10.1.10:3260$(id)', ["'$'", "'('", "')'"]],
+  ])('names the characters a portal cannot hold in %j', (portal, named) => {
+    let message = '';
+    try {
+      parsePortal(portal, 'target_portal');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^target_portal: .* which a portal cannot hold: a portal is "host:port"/);
+    for (const n of named) expect(message).toContain(n);
+  });
 });
 
 describe('refusals', () => {

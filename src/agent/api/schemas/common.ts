@@ -70,7 +70,13 @@ export function errorReplies(codes: readonly ErrorCode[]): Record<string, JsonSc
   return out;
 }
 
-/** A route's answers: its success replies, then its errors. */
+/**
+ * What any route may answer before its handler runs: a field, a query parameter or a body it does
+ * not take (400), a body too large (413) or not JSON (415).
+ */
+export const REQUEST_REFUSALS: ErrorCode[] = ['BAD_REQUEST', 'BODY_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'];
+
+/** A route's answers: its success replies, then its errors (the request refusals among them). */
 export function replies(ok: Record<string, JsonSchema>, errors: readonly ErrorCode[]): Record<string, JsonSchema> {
-  return { ...ok, ...errorReplies(errors) };
+  return { ...ok, ...errorReplies([...REQUEST_REFUSALS, ...errors]) };
 }

@@ -109,7 +109,7 @@ export const computeSchemas = {
         timeoutMs: { type: 'integer', minimum: 1000, maximum: 3_600_000 },
       },
     },
-    response: replies({ 201: installedConnector }, [...ON_HOST, 'BAD_REQUEST', 'BAD_CONNECTOR', 'BAD_CONNECTOR_NAME', 'CONNECTOR_MODULE_FAILED']),
+    response: replies({ 201: installedConnector }, [...ON_HOST, 'BAD_REQUEST', 'BAD_CONNECTOR', 'BAD_CONNECTOR_NAME', 'CONNECTOR_MODULE_FAILED', 'LIMIT_REACHED']),
   },
   listConnectorPrograms: {
     response: replies({ 200: { type: 'object', required: ['connectors'], properties: { connectors: { type: 'array', items: installedConnector } } } }, ON_HOST),
@@ -146,7 +146,7 @@ export const computeSchemas = {
   availableVolumes: withProtocol(true, {
     // Optional, as before: no body (or an empty object) asks for every volume the connector sees;
     // whatever else is sent, the connector checks as connection properties.
-    body: { description: 'optional: connection properties to narrow the answer to one volume', anyOf: [connectionProperties, { description: 'no body: every volume the connector sees' }] },
+    body: { type: 'object', description: 'optional: connection properties to narrow the answer to one volume (no body, or {}, asks for every volume the connector sees)', anyOf: [connectionProperties] },
     response: replies({ 200: { type: 'object', properties: { volumes: { type: 'array', items: availableVolume } } } }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS]),
   }),
   connect: withProtocol(true, {
@@ -173,7 +173,7 @@ export const computeSchemas = {
     response: replies({ 200: disconnectReply }, [...ON_HOST, ...PROPERTY_ERRORS, ...EXTERNAL_ERRORS, ...DISCONNECT_ERRORS]),
   }),
   inventory: {
-    querystring: { type: 'object', properties: { record: { type: 'string', description: '"1": answer {snapshot, recording}, the reads behind the snapshot' } } },
+    querystring: { type: 'object', additionalProperties: false, properties: { record: { type: 'string', enum: ['0', '1'], description: '"1": answer {snapshot, recording}, the reads behind the snapshot' } } },
     response: replies({ 200: inventoryReply }, ON_HOST),
   },
   inventoryDiff: {

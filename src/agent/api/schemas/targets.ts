@@ -7,7 +7,7 @@ const names = { type: 'array', items: { type: 'string' }, maxItems: 64 } as cons
 const ON_HOST: ErrorCode[] = [...GUARDED, ...HOST_FAILURES, 'LIO_INTERNAL', 'NVMET_MISSING'];
 const UNKNOWN: ErrorCode[] = ['BAD_REQUEST', 'VOLUME_UNKNOWN'];
 const CREATE_ERRORS: ErrorCode[] = [
-  'BAD_REQUEST', 'BAD_IQN', 'BAD_NQN', 'VOLUME_EXISTS', 'NSID_IN_USE', 'LUN_IN_USE', 'UNKNOWN_TARGET', 'NO_BACKING_FILE', 'LIO_REFUSED',
+  'BAD_REQUEST', 'BAD_IQN', 'BAD_NQN', 'VOLUME_EXISTS', 'NSID_IN_USE', 'LUN_IN_USE', 'UNKNOWN_TARGET', 'NO_BACKING_FILE', 'LIO_REFUSED', 'LIMIT_REACHED',
   'LOOP_CTL_GET_FREE', 'LOOP_SET_FD', 'LOOP_CLR_FD',
 ];
 
@@ -199,4 +199,4 @@ export const targetSchemas = {
   cleanup: { response: replies({ 200: { type: 'object', required: ['removed'], properties: { removed: strings } } }, [...ON_HOST, 'LIO_REFUSED', 'LOOP_CLR_FD']) },
 } satisfies Record<string, RouteSchema>;
 
-export const LOCAL_DISK_ERRORS: ErrorCode[] = [...GUARDED, ...HOST_FAILURES, 'SCSI_DEBUG_MISSING', 'SCSI_DEBUG_FAILED'];
+export const LOCAL_DISK_ERRORS: ErrorCode[] = [...GUARDED, ...HOST_FAILURES, 'SCSI_DEBUG_MISSING', 'SCSI_DEBUG_FAILED', 'LIMIT_REACHED'];
