@@ -101,6 +101,8 @@ export class ConnectorRegistry {
   }
 
   async uninstall(name: string): Promise<boolean> {
+    // The name becomes a path: never one that leaves the connectors' directory.
+    if (!CONNECTOR_NAME.test(name)) return false;
     const e = this.installed.get(name);
     const had = this.remove(name);
     if (e) await rm(e.file, { force: true });

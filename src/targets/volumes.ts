@@ -157,8 +157,8 @@ export class TargetVolumes implements VolumeWorkbench {
    * volume's record and backing stay, so the test can delete it afterwards.
    */
   unmap(name: string, initiator?: string): Promise<{ volume: string; removed: number }> {
-    const v = this.get(name);
     if (initiator !== undefined) checkIqn(initiator, 'initiator');
+    const v = this.get(name);
     return this.serial(async () => {
       if (v.iscsi) {
         if (v.iscsi.demoMode) {

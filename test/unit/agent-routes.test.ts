@@ -106,7 +106,7 @@ describe('agent routes', () => {
       expect(Object.keys(doc.paths).filter((p) => p.includes(':'))).toEqual([]);
       const byName = doc.paths['/v1/targets/volumes/{name}']!;
       expect(Object.keys(byName).sort()).toEqual(['delete', 'get']);
-      expect(byName.get!.parameters).toContainEqual({ name: 'name', in: 'path', required: true, schema: { type: 'string' } });
+      expect(byName.get!.parameters).toContainEqual({ name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,39}$' } });
       // Role-specific routes stay on their role.
       expect(doc.paths['/v1/connectors']).toBeUndefined();
     });

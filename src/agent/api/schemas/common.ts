@@ -8,7 +8,7 @@
  */
 import { ERROR_CATALOGUE, type ErrorCode } from '../../../system/errors.js';
 import { PROTOCOLS } from '../../../volume/protocol.js';
-import { CONNECTOR_NAME } from '../../../volume/fields.js';
+import { CONNECTOR_NAME, VOLUME_NAME } from '../../../volume/fields.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -29,7 +29,8 @@ export const protocolParam = {
   properties: { protocol: { type: 'string', enum: [...PROTOCOLS] } },
 } as const;
 
-export const nameParam = { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } as const;
+/** A target volume's name in a path (the names volumes are made with). */
+export const nameParam = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: VOLUME_NAME.source } } } as const;
 
 export const strings = { type: 'array', items: { type: 'string' } } as const;
 export const nullableString = { type: ['string', 'null'] } as const;

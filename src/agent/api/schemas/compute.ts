@@ -115,7 +115,7 @@ export const computeSchemas = {
     response: replies({ 200: { type: 'object', required: ['connectors'], properties: { connectors: { type: 'array', items: installedConnector } } } }, ON_HOST),
   },
   deleteConnectorProgram: {
-    params: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+    params: { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: CONNECTOR_NAME_PATTERN } } },
     response: replies({ 204: { description: 'removed', type: 'null' } }, [...ON_HOST, 'BAD_CONNECTOR_NAME', 'CONNECTOR_NOT_INSTALLED']),
   },
   connectors: {
@@ -177,7 +177,7 @@ export const computeSchemas = {
     response: replies({ 200: inventoryReply }, ON_HOST),
   },
   inventoryDiff: {
-    body: { type: 'object', required: ['before'], properties: { before: snapshotBody } },
+    body: { type: 'object', additionalProperties: false, required: ['before'], properties: { before: snapshotBody } },
     response: replies({ 200: snapshotDiff }, [...ON_HOST, 'BAD_REQUEST']),
   },
   orphans: {

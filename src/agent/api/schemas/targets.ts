@@ -4,6 +4,8 @@ import { ANA_STATES, TARGET_PROTOCOLS } from '../../../volume/protocol.js';
 import { anything, GUARDED, HOST_FAILURES, nameParam, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 
 const names = { type: 'array', items: { type: 'string' }, maxItems: 64 } as const;
+/** A data network's name: an interface name in the node. */
+const NETWORK_NAME = { type: 'string', pattern: '^[a-z0-9-]{1,15}$', description: "a data network of the node (its interface's name)" } as const;
 const ON_HOST: ErrorCode[] = [...GUARDED, ...HOST_FAILURES, 'LIO_INTERNAL', 'NVMET_MISSING'];
 const UNKNOWN: ErrorCode[] = ['BAD_REQUEST', 'VOLUME_UNKNOWN'];
 const CREATE_ERRORS: ErrorCode[] = [
@@ -164,7 +166,7 @@ export const targetSchemas = {
     response: replies({ 200: signatureReply }, [...ON_HOST, ...UNKNOWN]),
   },
   setNetwork: {
-    params: { type: 'object', required: ['network'], properties: { network: { type: 'string' } } },
+    params: { type: 'object', required: ['network'], properties: { network: NETWORK_NAME } },
     body: { type: 'object', additionalProperties: false, required: ['up'], properties: { up: { type: 'boolean' } } },
     response: replies({ 200: { type: 'object', required: ['network', 'up'], properties: { network: { type: 'string' }, up: { type: 'boolean' } } } }, [...ON_HOST, 'BAD_REQUEST']),
   },
@@ -173,7 +175,7 @@ export const targetSchemas = {
       type: 'object',
       additionalProperties: false,
       required: ['network', 'group', 'state'],
-      properties: { network: { type: 'string' }, group: { type: 'number' }, state: { type: 'string', enum: [...ANA_STATES] } },
+      properties: { network: NETWORK_NAME, group: { type: 'integer', minimum: 1, maximum: 128 }, state: { type: 'string', enum: [...ANA_STATES] } },
     },
     response: replies({
       200: { type: 'object', required: ['network', 'group', 'state'], properties: { network: { type: 'string' }, group: { type: 'number' }, state: { type: 'string', enum: [...ANA_STATES] } } },
