@@ -21,10 +21,33 @@ const common = { allErrors: false, verbose: true, strict: false, removeAdditiona
 const forBody = new Ajv({ ...common, coerceTypes: false });
 const forText = new Ajv({ ...common, coerceTypes: 'array' });
 
-/** Fastify's validator compiler: the body's schemas without type conversion, the rest with. */
+/** Decimal digits only: Ajv's conversion would take "0x1", "1e3" and " 1" for numbers. */
+const DECIMAL: Record<string, RegExp> = { integer: /^-?[0-9]+$/, number: /^-?[0-9]+(\.[0-9]+)?$/ };
+
+/**
+ * Fastify's validator compiler: the body's schemas without type conversion, the rest with, after
+ * a check that what becomes a number was written as a plain decimal one.
+ */
 export const validatorCompiler: FastifySchemaCompiler<Record<string, unknown>> = ({ schema, httpPart }) => {
-  const ajv = httpPart === 'body' ? forBody : forText;
-  return ajv.compile(schema) as ValidateFunction;
+  if (httpPart === 'body') return forBody.compile(schema) as ValidateFunction;
+  const validate = forText.compile(schema);
+  const props = ((schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {});
+  const numeric = Object.entries(props).flatMap(([k, s]) => (typeof s.type === 'string' && DECIMAL[s.type] ? [[k, s.type, DECIMAL[s.type]!] as const] : []));
+  if (numeric.length === 0) return validate as ValidateFunction;
+  const checked = ((data: Record<string, unknown> | undefined) => {
+    for (const [k, type, re] of numeric) {
+      const raw = data?.[k];
+      if (typeof raw === 'string' && !re.test(raw)) {
+        checked.errors = [{ keyword: 'type', instancePath: `/${k}`, schemaPath: `#/properties/${k}/type`, params: { type }, message: `must be ${type}`, data: raw }];
+        return false;
+      }
+    }
+    const ok = validate(data);
+    checked.errors = validate.errors ?? null;
+    return ok;
+  }) as ((data: Record<string, unknown> | undefined) => boolean) & { errors: ErrorObject[] | null };
+  checked.errors = null;
+  return checked as unknown as ValidateFunction;
 };
 
 /** Where a part of the request is, as a message says it. */
