@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { doctor, formatDoctor } from './lab/doctor.js';
 import { ensureImage } from './lab/image/build.js';
-import { DEFAULT_TOPOLOGY, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
+import { DEFAULT_TOPOLOGY, describeAgentDeath, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
 import { loadTopology, type Topology } from './lab/topology.js';
 import { rebootNode } from './lab/reboot.js';
 import { up } from './lab/up.js';
@@ -108,7 +108,11 @@ function formatStatus(s: LabStatus): string {
   for (const n of s.nodes) {
     rows.push([n.container ? `${n.name} (container)` : n.name, n.role, n.state, n.kernel ?? '-', n.url, Object.entries(n.addresses).map(([k, v]) => `${k}=${v}`).join(' ')]);
   }
-  return `${head.join('\n')}\n${table(rows)}`;
+  const deaths = s.nodes.filter((n) => n.agentDeaths.length > 0).map((n) => {
+    const last = n.agentDeaths.at(-1)!;
+    return `${n.name}: its agent ended ${n.agentDeaths.length} time${n.agentDeaths.length === 1 ? '' : 's'} this boot and was started again (last: ${describeAgentDeath(last)}); \`brick-lab logs ${n.name}\` has its console`;
+  });
+  return `${head.join('\n')}\n${table(rows)}${deaths.length ? `\n${deaths.join('\n')}` : ''}`;
 }
 
 /**

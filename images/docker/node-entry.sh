@@ -90,16 +90,21 @@ case "$mode" in
     BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
     export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT \
       BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY
-    # The agent loop (see images/guest/stage2.sh): exit 75 starts the agent again. The shell
-    # stays PID 1 and hands a stop on to the agent.
+    # The agent loop (see images/guest/stage2.sh): the agent starts again whenever it ends; an end
+    # other than exit 75 (a restart asked for) is marked agent-died-<status>. The shell stays
+    # PID 1 and hands a stop on to the agent.
     agent=
     trap 'if [ -n "$agent" ]; then kill -TERM "$agent" 2>/dev/null; wait "$agent" || true; fi; exit 143' TERM INT
     while :; do
       /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs &
       agent=$!
+      echo -900 >"/proc/$agent/oom_score_adj" 2>/dev/null || true
       rc=0
       wait "$agent" || rc=$?
-      [ "$rc" -eq 75 ] || exit "$rc"
+      [ "$rc" -eq 75 ] && continue
+      mark "agent-died-$rc"
+      echo "brick-lab node-entry: the agent ended with status $rc; starting it again" >&2
+      sleep 1
     done
     ;;
   *)

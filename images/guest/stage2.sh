@@ -70,12 +70,20 @@ BRICK_LIO_HELPER=/brick/lio_helper.py
 BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
 BRICK_REBOOT_SCRIPT=/brick/guest/reboot.sh
 export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY BRICK_REBOOT_SCRIPT
-# The agent loop: an agent that exits 75 (POST /v1/agent/restart) is started again, as a
-# restarted connector process would be; any other exit ends the loop.
+# The agent loop: the agent is started again whenever it ends. Exit 75 is POST /v1/agent/restart
+# (a connector process restarting). Any other end (the OOM killer's SIGKILL, a crash) is marked
+# in the timeline as agent-died-<status>, which /v1/health carries and `brick-lab status` shows,
+# and is said on the console; a second later it starts again. The agent is the node's only way
+# in, so the OOM killer is told to take nearly anything else first (oom_score_adj -900; the
+# programs it runs inherit that while they run).
 agent_loop() {
   while :; do
-    /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs
-    [ $? -eq 75 ] || return
+    (echo -900 >/proc/self/oom_score_adj; exec /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs)
+    rc=$?
+    [ "$rc" -eq 75 ] && continue
+    mark "agent-died-$rc"
+    echo "brick-lab stage2: the agent ended with status $rc; starting it again" >/dev/console
+    sleep 1
   done
 }
 agent_loop >/dev/console 2>&1 &

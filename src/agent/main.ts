@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js';
 import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
-import { exec } from '../system/exec.js';
+import { exec, setChildOomScoreAdj } from '../system/exec.js';
 import { buildAgent } from './server.js';
 import { ROUTES } from './api/paths.js';
 
@@ -47,6 +47,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const lab = need('BRICK_LAB');
+  // The node's agent loop asks the OOM killer to spare the agent; what it runs must not be spared.
+  const ownAdj = Number(readFileSync('/proc/self/oom_score_adj', 'utf8').trim());
+  if (ownAdj < 0) setChildOomScoreAdj(0);
   const networks = dataNetworks(process.env.BRICK_DATA_NETWORKS ?? '');
   const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER')) : undefined;
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { progress } from '../system/log.js';
@@ -71,6 +72,34 @@ export interface NodeStatus {
   pid: number | null;
   consoleLog: string;
   addresses: Record<string, string>;
+  /** Each time the agent ended this boot and the node's agent loop started it again (not a restart asked for). */
+  agentDeaths: AgentDeath[];
+}
+
+export interface AgentDeath {
+  /** The shell's status for the agent: 137 is SIGKILL (the OOM killer, kill -9), 134 SIGABRT. */
+  status: number;
+  uptimeSeconds: number;
+}
+
+/** The agent-died-<status> marks of a node's boot timeline. */
+export function agentDeaths(timeline: Array<{ step: string; uptimeSeconds: number }>): AgentDeath[] {
+  return timeline.flatMap((t) => {
+    const m = /^agent-died-(\d+)$/.exec(t.step);
+    return m ? [{ status: Number(m[1]), uptimeSeconds: t.uptimeSeconds }] : [];
+  });
+}
+
+/** "status 137 (SIGKILL: the OOM killer or kill -9)". */
+export function describeAgentDeath(d: AgentDeath): string {
+  const signal = d.status > 128 ? signalName(d.status - 128) : null;
+  const how = signal === 'SIGKILL' ? 'SIGKILL: the OOM killer or kill -9' : signal ?? 'its own exit';
+  return `status ${d.status} (${how}) at ${d.uptimeSeconds.toFixed(1)} s of uptime`;
+}
+
+function signalName(n: number): string | null {
+  for (const [name, value] of Object.entries(osConstants.signals)) if (value === n) return name;
+  return null;
 }
 
 export interface LabStatus {
@@ -121,12 +150,12 @@ export async function status(name: string): Promise<LabStatus> {
         consoleLog: n.consoleLog,
         addresses: n.addresses,
       };
-      if (!providerOf(n).alive(n)) return { ...base, state: 'stopped', kernel: null };
+      if (!providerOf(n).alive(n)) return { ...base, state: 'stopped', kernel: null, agentDeaths: [] };
       try {
         const h = await new AgentClient(n.name, n.url, token).health(3000);
-        return { ...base, state: h.state, kernel: h.kernel };
+        return { ...base, state: h.state, kernel: h.kernel, agentDeaths: agentDeaths(h.timeline) };
       } catch {
-        return { ...base, state: 'unreachable', kernel: null };
+        return { ...base, state: 'unreachable', kernel: null, agentDeaths: [] };
       }
     }),
   );

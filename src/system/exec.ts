@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, writeFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options as ExecaOptions } from 'execa';
@@ -42,6 +42,25 @@ export interface ExecOptions {
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
 let programsStartedSoFar = 0;
+let childOomScoreAdj: number | null = null;
+
+/**
+ * In the node agent, which the OOM killer is told to spare (oom_score_adj -900, set by the node's
+ * agent loop): the programs it starts get this value instead of inheriting the agent's, so that a
+ * memory hog it runs is not spared with it. null (the default): children inherit.
+ */
+export function setChildOomScoreAdj(adj: number | null): void {
+  childOomScoreAdj = adj;
+}
+
+function adjustChild(pid: number | undefined): void {
+  if (childOomScoreAdj === null || pid === undefined) return;
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(childOomScoreAdj));
+  } catch {
+    // It ended already.
+  }
+}
 
 /**
  * How many programs this process has started (exec and startLineWorker alike): the agent's fuzz
@@ -88,7 +107,9 @@ export async function exec(argv: readonly string[], opts: ExecOptions = {}): Pro
   };
   const started = performance.now();
   programsStartedSoFar++;
-  const r = await execa(file, args, execaOpts);
+  const subprocess = execa(file, args, execaOpts);
+  adjustChild(subprocess.pid);
+  const r = await subprocess;
   const result: ExecResult = {
     argv: [...argv],
     command,
@@ -169,6 +190,7 @@ export async function startLineWorker(argv: readonly string[], opts: { startTime
   debug(`worker: ${command}`);
   programsStartedSoFar++;
   const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
+  adjustChild(child.pid);
   let nextId = 1;
   let buffer = '';
   let stderr = '';

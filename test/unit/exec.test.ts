@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { exec, renderCommand } from '../../src/system/exec.js';
+import { exec, programsStarted, renderCommand, setChildOomScoreAdj, startLineWorker } from '../../src/system/exec.js';
 import { rejection } from './refusal.js';
 
 describe('exec', () => {
@@ -100,5 +100,28 @@ describe('renderCommand', () => {
     const argv = ['printf', '%s\n', 'a b', "it's", '"q"', '$HOME', 'a;b', '', '*'];
     const r = await exec(['sh', '-c', renderCommand(argv)]);
     expect(r.stdout).toBe('a b\nit\'s\n"q"\n$HOME\na;b\n\n*\n');
+  });
+});
+
+describe('what the programs it starts inherit', () => {
+  const ownAdj = async (): Promise<string> => (await exec(['cat', '/proc/self/oom_score_adj'])).stdout.trim();
+
+  it('gives them the oom_score_adj set for children, not its own, and counts them', async () => {
+    const inherited = await exec(['sh', '-c', 'sleep 0.3; cat /proc/self/oom_score_adj']);
+    const started = programsStarted();
+    setChildOomScoreAdj(600);
+    try {
+      const r = await exec(['sh', '-c', 'sleep 0.3; cat /proc/self/oom_score_adj']);
+      expect(r.stdout.trim()).toBe('600');
+      expect(r.stdout.trim()).not.toBe(inherited.stdout.trim());
+      // A worker announces itself with id 0, then answers id 1.
+      const worker = await startLineWorker(['sh', '-c', 'sleep 0.3; echo \'{"id":0,"ok":true}\'; read -r line; echo "{\\"id\\":1,\\"ok\\":true,\\"result\\":$(cat /proc/self/oom_score_adj)}"']);
+      expect(await worker.request<number>('adj', {})).toBe(600);
+      await worker.stop();
+    } finally {
+      setChildOomScoreAdj(null);
+    }
+    expect(programsStarted() - started).toBe(2);
+    expect(await ownAdj()).toBe(inherited.stdout.trim());
   });
 });
