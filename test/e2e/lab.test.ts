@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabStatus } from '../../src/lab/lab.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { AgentClient } from '../../src/agent/api/client.js';
+import fc from 'fast-check';
+import { answerProblem } from '../fuzz/answers.js';
+import { badRequests, oversizeRequest } from '../fuzz/agent-requests.js';
 import { cli, hostTraces, labClients, NOTHING, recipeKernel, unreachablePairs } from './helpers.js';
 
 const LAB = 'e2e-lab';
@@ -162,6 +165,72 @@ describe('the default three-node lab', () => {
     expect(await readFile(join(dir, 'target-1', 'configfs-nvmet.txt'), 'utf8')).toContain('/sys/kernel/config/nvmet');
     expect(await readFile(join(dir, 'compute-1', 'iscsiadm-session-P3.txt'), 'utf8')).toContain('$ iscsiadm -m session -P 3');
     expect(JSON.parse(await readFile(join(dir, 'compute-1', 'inventory.json'), 'utf8'))).toHaveProperty('scsiDevices');
+  });
+
+  it('answers 1,000 generated bad requests to a compute and the target with coded 4xx, and neither node changes', async () => {
+    const token = (await readFile(status.tokenFile!, 'utf8')).trim();
+    const url = { compute: status.nodes[1]!.url, target: status.nodes[0]!.url } as const;
+    const auth = { authorization: `Bearer ${token}` };
+    const get = async (u: string): Promise<unknown> => (await fetch(u, { headers: auth })).json();
+    // What each node holds, without the time it was read.
+    const state = async (): Promise<unknown> => {
+      const { takenAt: _t, ...inventory } = (await get(`${url.compute}/v1/inventory`)) as Record<string, unknown>;
+      return { inventory, disks: await get(`${url.compute}/v1/local-disks`), connectors: await get(`${url.compute}/v1/connectors/programs`), volumes: await get(`${url.target}/v1/targets/volumes`), leftovers: await get(`${url.target}/v1/targets/leftovers`) };
+    };
+    const pids = async (): Promise<number[]> => Promise.all([url.compute, url.target].map(async (u) => ((await get(`${u}/v1/health`)) as { agent: { pid: number } }).agent.pid));
+    const before = await state();
+    const pidsBefore = await pids();
+    const seed = Date.now() % 2 ** 31;
+    const requests = [...fc.sample(badRequests(token), { numRuns: 1000, seed }), oversizeRequest(token, 'compute'), oversizeRequest(token, 'target')];
+    const problems: string[] = [];
+    for (const req of requests) {
+      const r = await fetch(`${url[req.role]}${req.url}`, { method: req.method, headers: req.headers, ...(req.payload !== undefined ? { body: req.payload } : {}) });
+      const problem = answerProblem(req, { status: r.status, body: await r.text() });
+      if (problem) problems.push(problem);
+    }
+    expect(problems, `seed ${seed}`).toEqual([]);
+    expect(await pids()).toEqual(pidsBefore);
+    for (const u of [url.compute, url.target]) expect(((await get(`${u}/v1/health`)) as { state: string }).state).toBe('ready');
+    expect(await state()).toEqual(before);
+  });
+
+  it('keeps the agent through memory pressure: the OOM killer takes the hog the agent runs, not the agent', async () => {
+    const c = node('compute-2');
+    const h = await c.health();
+    expect((await c.run(['cat', `/proc/${h.agent.pid}/oom_score_adj`])).stdout.trim()).toBe('-900');
+    // A program the agent starts does not inherit that: it is the one the kernel kills.
+    const hog = await c.exec(['python3', '-c', 'a = []\nwhile True: a.append(bytearray(8 << 20))'], { timeoutMs: 180_000 });
+    expect(hog.signal === 'SIGKILL' || hog.exitCode === 137, `the hog ended with ${hog.signal ?? hog.exitCode}: ${hog.stderr.slice(-300)}`).toBe(true);
+    const dmesg = await c.run(['dmesg']);
+    expect(dmesg.stdout).toMatch(/Out of memory: Killed process \d+ \(python3\)/);
+    expect(dmesg.stdout).not.toMatch(/Killed process \d+ \(node\)/);
+    const after = await c.health();
+    expect(after.agent.pid).toBe(h.agent.pid);
+    expect(after.state).toBe('ready');
+  });
+
+  it('starts the agent again when it dies anyway, and status says so', async () => {
+    const c = node('compute-2');
+    const h = await c.health();
+    // Killed a moment after exec answered (the agent runs the kill, so it must not wait for it).
+    await c.run(['sh', '-c', `(sleep 1; kill -9 ${h.agent.pid}) >/dev/null 2>&1 &`]);
+    let back: Awaited<ReturnType<AgentClient['health']>> | null = null;
+    for (let i = 0; i < 60 && !back; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      back = await c.health(2000).then((x) => (x.agent.pid !== h.agent.pid ? x : null), () => null);
+    }
+    expect(back, 'the agent did not come back within 30 s').not.toBeNull();
+    expect(back!.state).toBe('ready');
+    expect(back!.bootId).toBe(h.bootId);
+    expect(back!.timeline.filter((t) => t.step.startsWith('agent-died-')).map((t) => t.step)).toEqual(['agent-died-137']);
+    const s = await cli(['status', '--name', LAB]);
+    expect(s.exitCode, s.stderr).toBe(0);
+    expect(s.stdout).toMatch(/compute-2: its agent ended 1 time this boot and was started again \(last: status 137 \(SIGKILL: the OOM killer or kill -9\) at [\d.]+ s of uptime\)/);
+    const json = JSON.parse((await cli(['status', '--name', LAB, '--json'])).stdout) as LabStatus;
+    expect(json.nodes.find((n) => n.name === 'compute-2')!.agentDeaths).toEqual([{ status: 137, uptimeSeconds: expect.any(Number) }]);
+    expect(json.nodes.find((n) => n.name === 'compute-1')!.agentDeaths).toEqual([]);
+    const logs = await cli(['logs', '--name', LAB, 'compute-2']);
+    expect(logs.stdout).toContain('the agent ended with status 137; starting it again');
   });
 
   it('refuses to bring up a lab whose name is already up', async () => {
