@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { doctor, formatDoctor } from './lab/doctor.js';
 import { ensureImage } from './lab/image/build.js';
+import { claimAlive, markInterrupted, readClaim } from './scenarios/job.js';
 import { DEFAULT_TOPOLOGY, describeAgentDeath, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
 import { loadTopology, type Topology } from './lab/topology.js';
 import { rebootNode } from './lab/reboot.js';
@@ -217,7 +218,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'down': {
       const names = o.all ? await listLabs() : [name];
-      for (const n of names) await down(n);
+      for (const n of names) {
+        // A run killed on this lab left its claim: its report is marked interrupted before the
+        // lab's state (and the claim with it) goes.
+        const claim = await readClaim(n);
+        if (claim && !claimAlive(claim)) {
+          const report = await markInterrupted(claim, 'brick-lab down');
+          if (report) process.stderr.write(`[down] the ${claim.tag} started at ${claim.startedAt} (pid ${claim.pid}) on lab ${n} was interrupted; its report now says so: ${report}\n`);
+        }
+        await down(n);
+      }
       return 0;
     }
     case 'status': {

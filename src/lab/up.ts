@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { failpoint } from '../system/failpoint.js';
 import { BrickError } from '../system/errors.js';
 import { progress, warn } from '../system/log.js';
 import { labDir, PROJECT_ROOT } from '../system/paths.js';
@@ -122,18 +123,21 @@ export async function up(topology: Topology, opts: UpOptions): Promise<LabRecord
     const current = draftRecord(name, opts.topologyFile, topology, dir, accel.accel, accel.reason, image);
     rec = current;
     await writeRecord(current);
+    await failpoint('up:record');
 
     const token = randomBytes(24).toString('base64url');
     const ctx: UpContext = { rec: current, image, token, ...(signal ? { signal } : {}) };
     const prepared = new Map<Provider, PreparedNodes>();
     for (const { provider, nodes } of providersOf(current.nodes)) prepared.set(provider, await provider.prepare(ctx, nodes));
     await writeShare(current, token);
+    await failpoint('up:networks');
     const of = (n: LabRecord['nodes'][number]): PreparedNodes => prepared.get(providerOf(n))!;
 
     progress('boot', `starting ${current.nodes.length} nodes (${accel.accel.toUpperCase()}): ${current.nodes.map((n) => `${n.name}${n.container ? ` (container, ${n.container.mode === 'guest' ? 'own kernel' : 'host kernel'})` : ''}`).join(', ')}`);
     await settleAll(current.nodes.map((n) => of(n).start(n)));
     await writeRecord(current);
     throwIfAborted(signal);
+    await failpoint('up:started');
 
     await settleAll(
       current.nodes.map(async (n) => {
@@ -142,6 +146,7 @@ export async function up(topology: Topology, opts: UpOptions): Promise<LabRecord
         progress('boot', `${n.name} ready after ${since()}`);
       }),
     );
+    await failpoint('up:ready');
     current.phase = 'up';
     await writeRecord(current);
     progress('up', `lab ${name} is up in ${since()}: ${current.nodes.map((n) => `${n.name} ${n.url}`).join(', ')}`);

@@ -1,3 +1,4 @@
+import { failpoint } from '../system/failpoint.js';
 import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, DisconnectReply, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
@@ -244,6 +245,7 @@ export class ScenarioContext {
     this.undo.push({ what: `${node.name}: data networks back up`, fn: () => node.client.endOutage() });
     const r = await node.client.startOutage(seconds, networks);
     this.step(`${node.name}: ${r.down.map((d) => d.network).join(', ')} down for ${seconds} s`);
+    await failpoint('scenario:outage');
   }
 
   /** End a node's outage now: every data network it has down comes back up. */

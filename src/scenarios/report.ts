@@ -1,9 +1,22 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { progress } from '../system/log.js';
-import type { ScenarioResult, SuiteReport } from './runner.js';
+import type { ScenarioResult, SuiteReport } from './results.js';
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/**
+ * A run that did not finish, in words (null for a finished one): under way, or interrupted and
+ * found so by a later run or `down`.
+ */
+export function unfinished(report: SuiteReport): string | null {
+  const during = report.current ? ` during ${report.current}` : '';
+  if (report.state === 'interrupted') {
+    return `INTERRUPTED${during}: the run's process (pid ${report.pid ?? '?'}) ended without finishing, found by ${report.interrupted?.by ?? 'a later command'} at ${report.interrupted?.detectedAt ?? '?'}; only the scenarios listed finished`;
+  }
+  if (report.state === 'running') return `RUNNING${report.current ? `: ${report.current} under way` : ''} (pid ${report.pid ?? '?'}); this report is rewritten as each scenario ends`;
+  return null;
+}
 
 /**
  * Every finding of a scenario, one line each: per verdict what was left (volume-scoped), kept for
@@ -37,6 +50,8 @@ export function renderTable(report: SuiteReport): string {
   const out: string[] = [];
   if (report.subject) out.push(report.subject);
   out.push(`lab ${report.lab} (${report.accel.toUpperCase()}, kernel ${report.kernel}): ${report.scenarios.length} scenarios in ${secs(report.durationMs)}`);
+  const notDone = unfinished(report);
+  if (notDone) out.push(notDone);
   for (const s of report.scenarios) {
     out.push('');
     out.push(`${s.status === 'passed' ? 'PASS' : 'FAIL'}  ${s.name}  (${secs(s.durationMs)})`);
@@ -67,15 +82,21 @@ export function renderJunit(report: SuiteReport): string {
     const failure = s.status === 'failed' ? `<failure message="${xml((s.failure ?? s.problems[0] ?? 'failed').split('\n')[0]!)}">${xml([s.failure, ...s.problems].filter(Boolean).join('\n'))}</failure>` : '';
     return `  <testcase classname="brick-lab.${s.kind}" name="${xml(s.name)}" time="${(s.durationMs / 1000).toFixed(3)}">${failure}<system-out>${xml(out)}</system-out></testcase>`;
   });
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="brick-lab ${report.subject ? `validate: ${xml(report.subject)}` : `scenarios (${xml(report.lab)})`}" tests="${report.scenarios.length}" failures="${report.failed}" errors="0" time="${(report.durationMs / 1000).toFixed(3)}" timestamp="${report.startedAt}">\n${cases.join('\n')}\n</testsuite>\n`;
+  // The scenario a run did not finish counts as an error (no verdict), so no CI reads it as green.
+  const notDone = unfinished(report);
+  if (notDone) cases.push(`  <testcase classname="brick-lab.run" name="${xml(report.current ?? 'the run')}" time="0"><error message="${xml(notDone)}"/></testcase>`);
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="brick-lab ${report.subject ? `validate: ${xml(report.subject)}` : `scenarios (${xml(report.lab)})`}" tests="${cases.length}" failures="${report.failed}" errors="${notDone ? 1 : 0}" time="${(report.durationMs / 1000).toFixed(3)}" timestamp="${report.startedAt}">\n${cases.join('\n')}\n</testsuite>\n`;
 }
 
 const md = (s: string): string => s.replace(/[<>&]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;' })[c]!).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function renderMarkdown(report: SuiteReport): string {
   const out: string[] = [];
-  out.push(`## brick-lab: ${report.failed === 0 ? 'no orphans' : `${report.failed} scenario${report.failed > 1 ? 's' : ''} failed`}`);
+  const notDone = unfinished(report);
+  const verdict = report.failed === 0 ? 'no orphans' : `${report.failed} scenario${report.failed > 1 ? 's' : ''} failed`;
+  out.push(`## brick-lab: ${report.state === 'interrupted' ? 'interrupted' : report.state === 'running' ? 'running' : verdict}`);
   out.push('');
+  if (notDone) out.push(`**${md(notDone)}.**`, '');
   if (report.subject) out.push(`${md(report.subject)}.`, '');
   out.push(`Lab \`${report.lab}\`, ${report.accel.toUpperCase()}, guest kernel ${report.kernel}; ${report.passed} passed, ${report.failed} failed in ${secs(report.durationMs)}.`);
   out.push('');
@@ -123,5 +144,5 @@ export async function emitReport(report: SuiteReport, resultsDir: string, json: 
   const files = await writeReport(report, resultsDir);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report));
   progress(tag, `results: ${files.join(', ')}`);
-  return report.failed === 0 ? 0 : 1;
+  return report.failed === 0 && unfinished(report) === null ? 0 : 1;
 }

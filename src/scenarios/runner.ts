@@ -9,8 +9,10 @@ import { BrickError } from '../system/errors.js';
 import { progress } from '../system/log.js';
 import { PROJECT_ROOT } from '../system/paths.js';
 import { SCENARIOS, type Scenario } from './catalog.js';
-import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type ReportRow, type TargetHandle } from './context.js';
+import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type ComputeHandle, type NodeHandle, type TargetHandle } from './context.js';
 import { collectEvidence } from './evidence.js';
+import { claimLab, releaseLab } from './job.js';
+import { writeReport } from './report.js';
 import { inspectVolume } from './inspect.js';
 import { FIELD_PAIRS } from './field-pairs.js';
 import { ORPHAN_PAIRS } from './orphan-pairs.js';
@@ -75,39 +77,9 @@ export function checkNeeds(topo: Topology, scenarios: Scenario[]): void {
   }
 }
 
-export interface ScenarioResult {
-  name: string;
-  title: string;
-  kind: Scenario['kind'];
-  refs: string[];
-  status: 'passed' | 'failed';
-  durationMs: number;
-  /** The first thing that went wrong, if anything. */
-  failure: string | null;
-  /** Problems found after the scenario: what it did not clean up, kernel warnings. */
-  problems: string[];
-  steps: string[];
-  rows: ReportRow[];
-  /**
-   * Per compute node, the host-wide view at the end against its snapshot from before the
-   * scenario: what appeared and stayed, what existed before and went. Either fails the scenario.
-   */
-  hostWide: Array<{ node: string; orphans: Orphan[]; collateral: Orphan[] }>;
-  evidenceDir: string | null;
-}
+import type { ScenarioResult, SuiteReport } from './results.js';
 
-export interface SuiteReport {
-  lab: string;
-  /** What was judged, when not brick-lab's own connectors (brick-lab validate). */
-  subject?: string;
-  accel: string;
-  kernel: string;
-  startedAt: string;
-  durationMs: number;
-  scenarios: ScenarioResult[];
-  passed: number;
-  failed: number;
-}
+export type { ScenarioResult, SuiteReport };
 
 /** Kernel messages that fail a scenario (blktests' dmesg check). */
 const KERNEL_TROUBLE = /(WARNING:|BUG:|Oops|general protection fault|blocked for more than \d+ seconds|Kernel panic|list_del corruption|refcount_t:)/;
@@ -247,16 +219,12 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
 export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunScenariosOptions & { tag: string; kernel: string; subject?: string; signal?: AbortSignal }): Promise<SuiteReport> {
   const started = Date.now();
   const results: ScenarioResult[] = [];
-  for (const [i, s] of scenarios.entries()) {
-    if (opts.signal?.aborted) throw opts.signal.reason;
-    progress(opts.tag, `${i + 1}/${scenarios.length} ${s.name}: ${s.title}`);
-    const r = await runScenario(rec, s, { ...opts, onProgress: (line) => progress(opts.tag, line) });
-    progress(opts.tag, `${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
-    results.push(r);
-  }
-  return {
+  const report = (state: 'running' | 'finished', current: string | null): SuiteReport => ({
     lab: rec.name,
     ...(opts.subject ? { subject: opts.subject } : {}),
+    state,
+    pid: process.pid,
+    current,
     accel: rec.accel,
     kernel: opts.kernel,
     startedAt: new Date(started).toISOString(),
@@ -264,7 +232,52 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
     scenarios: results,
     passed: results.filter((r) => r.status === 'passed').length,
     failed: results.filter((r) => r.status === 'failed').length,
-  };
+  });
+  const say = (line: string): void => progress(opts.tag, line);
+  await claimLab(rec.name, { tag: opts.tag === 'check' ? 'validate' : 'run', resultsDir: opts.resultsDir }, () => restoreLab(rec), say);
+  try {
+    for (const [i, s] of scenarios.entries()) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      say(`${i + 1}/${scenarios.length} ${s.name}: ${s.title}`);
+      // What is under way, on disk: a run killed now leaves a report that says where it stopped.
+      await writeReport(report('running', s.name), opts.resultsDir);
+      const r = await runScenario(rec, s, { ...opts, onProgress: say });
+      say(`${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
+      results.push(r);
+    }
+    return report('finished', null);
+  } finally {
+    await releaseLab(rec.name);
+  }
+}
+
+/**
+ * Put a lab back as a fresh one is, after a run was interrupted on it: every node's outage ended
+ * and the target's data networks up, every compute swept (sessions logged out, records deleted,
+ * NVMe disconnected, maps flushed), its local disks and installed connectors removed, the
+ * target's LIO and nvmet objects, loop devices and files removed. Then checked: anything still
+ * there fails with LAB_NOT_RESTORED naming it. Returns what it did, one line each.
+ */
+export async function restoreLab(rec: LabRecord): Promise<string[]> {
+  const { target, computes } = await handles(rec);
+  const did: string[] = [];
+  for (const n of [target, ...computes]) await n.client.endOutage();
+  did.push('every node: outages ended');
+  const targetNode = rec.nodes.find((n) => n.name === target.name)!;
+  for (const net of Object.keys(targetNode.addresses)) await target.client.setNetwork(net, true).catch(() => undefined);
+  for (const c of computes) {
+    await sweepCompute(c);
+    for (const d of (await c.client.localDisks().catch(() => ({ disks: [] }))).disks.reverse()) await c.client.removeLocalDisk(d.host).catch(() => undefined);
+    for (const p of (await c.client.installedConnectors().catch(() => ({ connectors: [] }))).connectors) await c.client.removeConnector(p.name).catch(() => undefined);
+    did.push(`${c.name}: sessions, records, NVMe controllers, maps, local disks and installed connectors removed`);
+  }
+  const cleaned = await target.client.cleanup();
+  did.push(`${target.name}: ${cleaned.removed.length} target objects removed`);
+  const left = [...(await Promise.all(computes.map(async (c) => computeLeftovers(await c.client.inventory()).map((x) => `${c.name}: ${x}`)))).flat(), ...(await targetLeftovers(target)).map((x) => `${target.name}: ${x}`)];
+  if (left.length > 0) {
+    throw new BrickError('LAB_NOT_RESTORED', `lab ${rec.name} still holds what an interrupted run left: ${left.join('; ')}`, { hint: `take it down and bring it up again (brick-lab down --name ${rec.name})` });
+  }
+  return did;
 }
 
 export type { Orphan };

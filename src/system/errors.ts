@@ -117,6 +117,8 @@ export const ERROR_CATALOGUE = {
   LAB_INTERRUPTED: host('up was interrupted; what it made was removed'),
   LAB_NAME_INVALID: host('not a lab name'),
   LAB_NOT_UP: host('the lab is not up'),
+  LAB_BUSY: host('another run is using the lab'),
+  LAB_NOT_RESTORED: host('a lab left by an interrupted run could not be put back'),
   LAB_RECORD_CORRUPT: host("the lab's state file cannot be read"),
   LOG_MISSING: host('the node has no console log yet'),
   NODE_BOOT_FAILED: host('a node failed to boot'),

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -5,31 +6,72 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
-import { NOTHING, cli, hostTraces } from './helpers.js';
+import { CLI, NOTHING, cli, hostTraces, waitFor } from './helpers.js';
 
 /** The main job through the real CLI, as the README's first command runs it. */
 describe('brick-lab run', () => {
-  it('brings a lab up, runs the quick set, prints the table, writes the reports, tears down', async () => {
+  it('brings a lab up, runs the quick set, prints the table, writes the reports; a run killed mid-scenario is found, reported and cleaned by the next', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
     const topo = join(dir, 'e2e-run.yaml');
     await writeFile(topo, renderTopology({ name: 'e2e-run', nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute' }] }));
+
+    // First a run killed (SIGKILL) in the middle of a scenario: a volume attached over two paths,
+    // one path down for 300 s. A failpoint holds it there.
+    const killed = join(dir, 'killed');
+    const child = spawn(process.execPath, [CLI, 'run', '--topology', topo, '--scenario', 'orphan-multipath-path-fails', '--results', killed], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BRICK_LAB_FAILPOINT: 'scenario:outage' },
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<string | null>((resolve) => child.on('exit', (_c, signal) => resolve(signal)));
+    await waitFor('the run to reach the outage', async () => stderr.includes('failpoint scenario:outage reached'), 10 * 60_000);
+    const during = JSON.parse(await readFile(join(killed, 'report.json'), 'utf8')) as SuiteReport;
+    expect(during).toMatchObject({ state: 'running', current: 'orphan-multipath-path-fails', pid: child.pid });
+    const sessions = await cli(['exec', '--name', 'e2e-run', 'compute-1', '--', 'iscsiadm', '-m', 'session']);
+    expect(sessions.stdout.trim().split('\n')).toHaveLength(2);
+    const link = await cli(['exec', '--name', 'e2e-run', 'compute-1', '--', 'ip', '-br', 'link', 'show', 'path-b']);
+    expect(link.stdout).toMatch(/^path-b\s+DOWN/);
+    child.kill('SIGKILL');
+    expect(await exit).toBe('SIGKILL');
+
+    // The next run on the lab finds the claim of a process that is gone: it marks that report
+    // interrupted, puts the lab back (outage ended, volume detached, target emptied), then runs.
     const results = join(dir, 'results');
     const r = await cli(['run', '--topology', topo, '--scenario', 'quick', '--results', results]);
     expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`the run started at \\S+ \\(pid ${child.pid}\\) on this lab was interrupted; its report now says so: ${join(killed, 'report.json')}; putting the lab back first`));
+    const after = JSON.parse(await readFile(join(killed, 'report.json'), 'utf8')) as SuiteReport;
+    expect(after).toMatchObject({ state: 'interrupted', current: 'orphan-multipath-path-fails', interrupted: { by: 'a run on lab e2e-run' } });
+    expect(await readFile(join(killed, 'summary.md'), 'utf8')).toMatch(/^## brick-lab: interrupted/);
+    expect(await readFile(join(killed, 'junit.xml'), 'utf8')).toMatch(/errors="1"/);
     for (const name of ['round-trip-iscsi-1path', 'round-trip-nvme-1path', 'round-trip-local']) {
       expect(r.stdout).toMatch(new RegExp(`PASS  ${name}`));
       expect(r.stderr).toMatch(new RegExp(`\\[scenario\\] \\d/3 ${name}`));
     }
     expect(r.stdout).toMatch(/3 passed, 0 failed/);
     const report = JSON.parse(await readFile(join(results, 'report.json'), 'utf8')) as SuiteReport;
+    expect(report.state).toBe('finished');
     expect(report.scenarios.map((s) => s.status)).toEqual(['passed', 'passed', 'passed']);
     expect(report.scenarios[0]!.rows[0]!.device).toMatch(/^\/dev\/sd[a-z]+$/);
     const junit = await readFile(join(results, 'junit.xml'), 'utf8');
-    expect(junit).toMatch(/<testsuite [^>]*tests="3" failures="0"/);
+    expect(junit).toMatch(/<testsuite [^>]*tests="3" failures="0" errors="0"/);
     expect((junit.match(/<testcase /g) ?? []).length).toBe(3);
     expect(await readFile(join(results, 'summary.md'), 'utf8')).toMatch(/^## brick-lab: no orphans/);
+    // The lab as the guests' own tools see it: nothing of the killed run.
+    const check = await cli(['exec', '--name', 'e2e-run', 'compute-1', '--', 'sh', '-c', 'iscsiadm -m session; iscsiadm -m node; dmsetup ls; ip -br link show path-b']);
+    expect(check.stdout).toMatch(/No devices found/);
+    expect(check.stdout).toMatch(/^path-b\s+UP/m);
+    expect(check.stderr).toMatch(/No active sessions/);
+    expect(check.stderr).toMatch(/No records found/);
+    const target = await cli(['exec', '--name', 'e2e-run', 'target-1', '--', 'sh', '-c', 'ls /sys/kernel/config/target/iscsi | grep -c ^iqn; ls /sys/kernel/config/nvmet/subsystems | wc -l']);
+    expect(target.stdout.trim().split('\n')).toEqual(['0', '0']);
+    // The lab the killed run brought up was left to the next, which reused it: down takes it.
+    expect(r.stderr).toContain('reusing running lab e2e-run');
+    const d = await cli(['down', '--name', 'e2e-run']);
+    expect(d.exitCode, d.stderr).toBe(0);
     expect(await hostTraces('e2e-run')).toEqual(NOTHING);
-  }, 900_000);
+  }, 1_800_000);
 
   it('prints the usage for --help after any verb, and lists the scenarios', async () => {
     for (const verb of ['run', 'exec', 'logs']) {

@@ -66,7 +66,6 @@ function badInt(min: number, max: number): fc.Arbitrary<unknown> {
     fc.integer({ min: min - 1_000_000, max: min - 1 }),
   );
 }
-const tooLong = (n: number): fc.Arbitrary<unknown> => fc.integer({ min: n + 1, max: n + 2000 }).map((k) => 'a'.repeat(k));
 
 const bad = {
   iqn: fc.oneof(
