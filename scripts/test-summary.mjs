@@ -18,3 +18,12 @@ for (const file of report.testResults ?? []) {
     if (t.status === 'skipped' || t.status === 'pending' || t.status === 'todo') console.log(`  skipped: ${t.fullName}`);
   }
 }
+// Where the time went: each test file's wall time (vitest's start and end of the file), longest first.
+const files = (report.testResults ?? [])
+  .filter((f) => typeof f.startTime === 'number' && typeof f.endTime === 'number')
+  .map((f) => ({ name: f.name.replace(`${process.cwd()}/`, ''), seconds: (f.endTime - f.startTime) / 1000 }))
+  .sort((a, b) => b.seconds - a.seconds);
+if (files.length > 0) {
+  console.log('test files by wall time:');
+  for (const f of files) console.log(`  ${f.seconds.toFixed(1).padStart(7)} s  ${f.name}`);
+}
