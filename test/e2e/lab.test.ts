@@ -7,6 +7,8 @@ import type { LabStatus } from '../../src/lab/lab.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { AgentClient } from '../../src/agent/api/client.js';
 import fc from 'fast-check';
+import { runSoak, soakReport } from '../../bench/soak-cycles.js';
+import { readLabOrNull } from '../../src/lab/lab.js';
 import { answerProblem } from '../fuzz/answers.js';
 import { badRequests, oversizeRequest } from '../fuzz/agent-requests.js';
 import { cli, hostTraces, labClients, NOTHING, recipeKernel, unreachablePairs } from './helpers.js';
@@ -231,6 +233,26 @@ describe('the default three-node lab', () => {
     expect(json.nodes.find((n) => n.name === 'compute-1')!.agentDeaths).toEqual([]);
     const logs = await cli(['logs', '--name', LAB, 'compute-2']);
     expect(logs.stdout).toContain('the agent ended with status 137; starting it again');
+  });
+
+  it('soaks: 50 attach and detach cycles over both computes (iSCSI and NVMe/TCP, one and two paths), nothing left after any', async () => {
+    const rec = (await readLabOrNull(LAB))!;
+    const r = await runSoak(rec, { cycles: 50, prefix: 'e2e-soak' });
+    // The figures, for the log (their goals are the benchmark's: npm run bench:soak).
+    for (const line of soakReport(r)) process.stderr.write(`[soak] ${line}\n`);
+    expect(r.cycles).toHaveLength(50);
+    expect(r.cycles.filter((c) => c.findings.length > 0)).toEqual([]);
+    expect(new Set(r.cycles.map((c) => `${c.kind} on ${c.node}`)).size).toBe(4);
+    expect(new Set(r.cycles.map((c) => c.node))).toEqual(new Set(['compute-1', 'compute-2']));
+    expect(r.agentsAfter.map((a) => a.pid)).toEqual(r.agentsBefore.map((a) => a.pid));
+    for (const a of [...r.agentsBefore, ...r.agentsAfter]) expect(a.rssKiB).toBeGreaterThan(0);
+    // The guests' own tools agree that nothing is left on either compute.
+    for (const n of ['compute-1', 'compute-2']) {
+      const left = await node(n).exec(['sh', '-c', 'iscsiadm -m session 2>&1; iscsiadm -m node 2>&1; nvme list-subsys 2>&1; dmsetup ls']);
+      expect(left.stdout, n).toMatch(/No active sessions[\s\S]*No records found[\s\S]*No devices found/);
+      expect(left.stdout, n).not.toMatch(/nqn\./);
+    }
+    expect(await node('target-1').exec(['sh', '-c', 'ls /sys/kernel/config/nvmet/subsystems | wc -l'])).toMatchObject({ stdout: '0\n' });
   });
 
   it('refuses to bring up a lab whose name is already up', async () => {

@@ -1,0 +1,136 @@
+/**
+ * Attach and detach cycles on a running lab, judged by the host-wide oracle after every one: the
+ * soak benchmark (bench/soak.ts) and its CI-sized run in the e2e tests share this loop.
+ *
+ * Cycle i runs on compute i mod (number of computes) and takes the i-th of four kinds in turn:
+ * iSCSI on one path, iSCSI on two (dm-multipath), NVMe/TCP on one path, NVMe/TCP on two (native
+ * multipath). Each cycle: a new volume on the target, a baseline kept on the compute, connect,
+ * the volume's paths (must be there), disconnect, the oracle with the baseline (volume-scoped and
+ * host-wide: nothing may be left, nothing else may have gone), the volume deleted. The cycle's
+ * time is from connect to the oracle's answer.
+ */
+import type { ComputeClient } from '../src/agent/api/compute-client.js';
+import type { TargetClient } from '../src/agent/api/target-client.js';
+import type { DeviceInfo, Orphan, TargetVolume } from '../src/agent/api/types.js';
+import { labClient } from '../src/lab/lab.js';
+import type { LabRecord } from '../src/lab/state.js';
+
+export const SOAK_KINDS = [
+  { protocol: 'iscsi', paths: 1 },
+  { protocol: 'iscsi', paths: 2 },
+  { protocol: 'nvmeof', paths: 1 },
+  { protocol: 'nvmeof', paths: 2 },
+] as const;
+
+export interface AgentUse {
+  node: string;
+  pid: number;
+  rssKiB: number;
+  openFiles: number;
+}
+
+export interface SoakCycle {
+  index: number;
+  node: string;
+  kind: string;
+  ms: number;
+  /** What the oracle found: orphans of the volume, then host-wide orphans and collateral. */
+  findings: string[];
+}
+
+export interface SoakResult {
+  cycles: SoakCycle[];
+  agentsBefore: AgentUse[];
+  agentsAfter: AgentUse[];
+}
+
+interface Node {
+  name: string;
+  run: (argv: string[]) => Promise<{ stdout: string }>;
+  health: () => Promise<{ agent: { pid: number } }>;
+}
+
+/** The agent's resident memory and open files, read from /proc in its node. */
+export async function agentUse(n: Node): Promise<AgentUse> {
+  const { pid } = (await n.health()).agent;
+  const out = (await n.run(['sh', '-c', `grep '^VmRSS:' /proc/${pid}/status; ls /proc/${pid}/fd | wc -l`])).stdout;
+  const rss = /VmRSS:\s+(\d+) kB/.exec(out);
+  const files = out.trim().split('\n').pop();
+  return { node: n.name, pid, rssKiB: rss ? Number(rss[1]) : Number.NaN, openFiles: Number(files) };
+}
+
+const kindName = (k: (typeof SOAK_KINDS)[number]): string => `${k.protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP'} ${k.paths} path${k.paths > 1 ? 's' : ''}`;
+
+/** One percentile of a list of numbers (nearest rank). */
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: string; onCycle?: (c: SoakCycle) => void }): Promise<SoakResult> {
+  const targetRec = rec.nodes.find((n) => n.role === 'target');
+  if (!targetRec) throw new Error(`lab ${rec.name} has no target`);
+  const target: TargetClient = (await labClient(rec, targetRec.name)).target;
+  const computes: Array<{ name: string; client: ComputeClient }> = [];
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: (await labClient(rec, n.name)).compute });
+  if (computes.length === 0) throw new Error(`lab ${rec.name} has no compute`);
+  const nodes: Node[] = [
+    { name: targetRec.name, run: (argv) => target.run(argv), health: () => target.health() },
+    ...computes.map((c) => ({ name: c.name, run: (argv: string[]) => c.client.run(argv), health: () => c.client.health() })),
+  ];
+  const agentsBefore = await Promise.all(nodes.map(agentUse));
+  const cycles: SoakCycle[] = [];
+  const prefix = opts.prefix ?? 'soak';
+  for (let i = 0; i < opts.cycles; i++) {
+    const kind = SOAK_KINDS[i % SOAK_KINDS.length]!;
+    const c = computes[i % computes.length]!;
+    const name = `${prefix}-${i}`;
+    const v: TargetVolume = kind.protocol === 'iscsi' ? await target.createIscsiVolume({ name, sizeMiB: 8 }) : await target.createNvmeVolume({ name, sizeMiB: 8 });
+    let device: DeviceInfo | null = null;
+    try {
+      const baseline = await c.client.takeBaseline();
+      const t0 = performance.now();
+      device = await c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 });
+      const paths = await c.client.volumePaths(kind.protocol, v.connectionInfo);
+      if (paths.paths.length === 0) throw new Error(`cycle ${i}: ${name} attached on ${c.name} as ${device.path}, but volume-paths answers none`);
+      await c.client.disconnect(kind.protocol, v.connectionInfo, device);
+      const answer = await c.client.orphans({ protocol: kind.protocol, properties: v.connectionInfo, devices: device.devices, baselineId: baseline.id, ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}) });
+      const ms = performance.now() - t0;
+      const say = (label: string, xs: Orphan[]): string[] => xs.map((o) => `${label}${o.kind} ${o.id}: ${o.evidence}`);
+      const findings = [...say('', answer.orphans), ...say('host-wide ', answer.hostWide?.orphans ?? []), ...say('collateral ', answer.hostWide?.collateral ?? [])];
+      const cycle = { index: i, node: c.name, kind: kindName(kind), ms, findings };
+      cycles.push(cycle);
+      opts.onCycle?.(cycle);
+      device = null;
+    } finally {
+      if (device) await c.client.disconnect(kind.protocol, v.connectionInfo, device, { force: true, ignoreErrors: true }).catch(() => undefined);
+      await target.deleteVolume(name);
+    }
+  }
+  const agentsAfter = await Promise.all(nodes.map(agentUse));
+  return { cycles, agentsBefore, agentsAfter };
+}
+
+/** The figures a soak prints, as lines. */
+export function soakReport(r: SoakResult): string[] {
+  const ms = r.cycles.map((c) => c.ms);
+  const found = r.cycles.filter((c) => c.findings.length > 0);
+  const lines = [
+    `cycles done: ${r.cycles.length}`,
+    `orphans found: ${found.reduce((n, c) => n + c.findings.length, 0)} (in ${found.length} cycles; goal 0)`,
+    `cycle time (connect to the oracle's answer): p50 ${(percentile(ms, 50) / 1000).toFixed(2)} s, p99 ${(percentile(ms, 99) / 1000).toFixed(2)} s`,
+    ...[...new Set(r.cycles.map((c) => c.kind))].map((k) => {
+      const xs = r.cycles.filter((c) => c.kind === k).map((c) => c.ms);
+      return `  ${k}: ${xs.length} cycles, p50 ${(percentile(xs, 50) / 1000).toFixed(2)} s, p99 ${(percentile(xs, 99) / 1000).toFixed(2)} s`;
+    }),
+    'agents at the start and at the end (goal: flat within 10%):',
+  ];
+  for (const b of r.agentsBefore) {
+    const a = r.agentsAfter.find((x) => x.node === b.node)!;
+    const pct = (x: number, y: number): string => `${y >= x ? '+' : ''}${(((y - x) / x) * 100).toFixed(1)}%`;
+    lines.push(`  ${b.node.padEnd(10)} RSS ${(b.rssKiB / 1024).toFixed(1)} -> ${(a.rssKiB / 1024).toFixed(1)} MiB (${pct(b.rssKiB, a.rssKiB)}), open files ${b.openFiles} -> ${a.openFiles} (${pct(b.openFiles, a.openFiles)})${a.pid !== b.pid ? `, RESTARTED (pid ${b.pid} -> ${a.pid})` : ''}`);
+  }
+  for (const c of found) for (const f of c.findings) lines.push(`  cycle ${c.index} (${c.kind} on ${c.node}): ${f}`);
+  return lines;
+}
