@@ -55,9 +55,10 @@ export async function listLocalDisks(fs: HostFs = realHostFs): Promise<LocalDisk
 /**
  * What a local disk may not leave the node below: its store is allocated in full when the disk is
  * made (vzalloc of dev_size_mb), so five 32 MiB disks once drove a 384 MiB compute out of memory
- * and the kernel killed the agent. The agent, multipathd and iscsid need about this much.
+ * and the kernel killed the agent. With this much left (three disks on a fresh 384 MiB compute),
+ * a multipath attach, a full inventory and a detach ran without the OOM killer stirring.
  */
-export const LOCAL_DISK_RESERVE_MIB = 128;
+export const LOCAL_DISK_RESERVE_MIB = 64;
 
 /** kB from a /proc/meminfo line, or null. */
 function meminfoKiB(text: string, key: string): number | null {

@@ -42,15 +42,19 @@ describe('local disks fit the node memory', () => {
     expect(codeOf(() => checkRoomForDisk(node('meminfo-compute-no-local-disk')))).toBeUndefined();
   });
 
-  it('refuses a third on a 384 MiB compute holding two (129 MiB available), saying why and what to do', () => {
+  it('makes a third on a compute holding two (129 MiB available)', () => {
+    expect(codeOf(() => checkRoomForDisk(node('meminfo-compute-two-local-disks')))).toBeUndefined();
+  });
+
+  it('refuses a fourth on a 384 MiB compute holding three (84 MiB available), saying why and what to do', () => {
     let err: BrickError | undefined;
     try {
-      checkRoomForDisk(node('meminfo-compute-two-local-disks'));
+      checkRoomForDisk(node('meminfo-compute-three-local-disks'));
     } catch (e) {
       err = e as BrickError;
     }
     expect(err?.code).toBe('LIMIT_REACHED');
-    expect(err?.message).toMatch(/another 32 MiB disk would leave 97 MiB .* under the 128 MiB/);
+    expect(err?.message).toMatch(/another 32 MiB disk would leave 52 MiB .* under the 64 MiB/);
     expect(err?.hint).toMatch(/DELETE \/v1\/local-disks\/HOST.*memoryMiB/);
   });
 });
