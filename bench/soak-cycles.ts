@@ -2,10 +2,11 @@
  * Attach and detach cycles on a running lab, judged by the host-wide oracle after every one: the
  * soak benchmark (bench/soak.ts) and its CI-sized run in the e2e tests share this loop.
  *
- * Cycle i runs on compute i mod (number of computes) and takes the i-th of four kinds in turn:
- * iSCSI on one path, iSCSI on two (dm-multipath), NVMe/TCP on one path, NVMe/TCP on two (native
- * multipath). Each cycle: a new volume on the target, a baseline kept on the compute, connect,
- * the volume's paths (must be there), disconnect, the oracle with the baseline (volume-scoped and
+ * The computes churn at once, each through its own share of the cycles: cycle i runs on compute
+ * i mod n (n computes), and each compute takes the four kinds in turn (cycle i is kind
+ * floor(i / n) mod 4): iSCSI on one path, iSCSI on two (dm-multipath), NVMe/TCP on one path,
+ * NVMe/TCP on two (native multipath). The target serves both at once. Each cycle: a new volume on the target, a baseline kept on the compute, connect,
+ * udev settled, the volume's paths (must be there), disconnect, the oracle with the baseline (volume-scoped and
  * host-wide: nothing may be left, nothing else may have gone), the volume deleted. The cycle's
  * time is from connect to the oracle's answer.
  */
@@ -41,7 +42,11 @@ export interface SoakCycle {
 export interface SoakResult {
   cycles: SoakCycle[];
   agentsBefore: AgentUse[];
+  /** Right after the last cycle. */
   agentsAfter: AgentUse[];
+  /** After settleMs with nothing asked (the agent's sysfs descriptors unread 10-20 s are closed by then); null without. */
+  agentsSettled: AgentUse[] | null;
+  settleMs: number;
 }
 
 interface Node {
@@ -68,7 +73,7 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
-export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: string; onCycle?: (c: SoakCycle) => void }): Promise<SoakResult> {
+export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: string; settleMs?: number; onCycle?: (c: SoakCycle) => void }): Promise<SoakResult> {
   const targetRec = rec.nodes.find((n) => n.role === 'target');
   if (!targetRec) throw new Error(`lab ${rec.name} has no target`);
   const target: TargetClient = (await labClient(rec, targetRec.name)).target;
@@ -82,8 +87,8 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
   const agentsBefore = await Promise.all(nodes.map(agentUse));
   const cycles: SoakCycle[] = [];
   const prefix = opts.prefix ?? 'soak';
-  for (let i = 0; i < opts.cycles; i++) {
-    const kind = SOAK_KINDS[i % SOAK_KINDS.length]!;
+  const one = async (i: number): Promise<void> => {
+    const kind = SOAK_KINDS[Math.floor(i / computes.length) % SOAK_KINDS.length]!;
     const c = computes[i % computes.length]!;
     const name = `${prefix}-${i}`;
     const v: TargetVolume = kind.protocol === 'iscsi' ? await target.createIscsiVolume({ name, sizeMiB: 8 }) : await target.createNvmeVolume({ name, sizeMiB: 8 });
@@ -92,6 +97,8 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
       const baseline = await c.client.takeBaseline();
       const t0 = performance.now();
       device = await c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 });
+      // The by-path links volume-paths answers with are udev's, made after connect returns.
+      await c.client.run(['udevadm', 'settle', '--timeout=60']);
       const paths = await c.client.volumePaths(kind.protocol, v.connectionInfo);
       if (paths.paths.length === 0) throw new Error(`cycle ${i}: ${name} attached on ${c.name} as ${device.path}, but volume-paths answers none`);
       await c.client.disconnect(kind.protocol, v.connectionInfo, device);
@@ -107,9 +114,18 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
       if (device) await c.client.disconnect(kind.protocol, v.connectionInfo, device, { force: true, ignoreErrors: true }).catch(() => undefined);
       await target.deleteVolume(name);
     }
-  }
+  };
+  await Promise.all(
+    computes.map(async (_c, k) => {
+      for (let i = k; i < opts.cycles; i += computes.length) await one(i);
+    }),
+  );
+  cycles.sort((a, b) => a.index - b.index);
   const agentsAfter = await Promise.all(nodes.map(agentUse));
-  return { cycles, agentsBefore, agentsAfter };
+  const settleMs = opts.settleMs ?? 0;
+  if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
+  const agentsSettled = settleMs > 0 ? await Promise.all(nodes.map(agentUse)) : null;
+  return { cycles, agentsBefore, agentsAfter, agentsSettled, settleMs };
 }
 
 /** The figures a soak prints, as lines. */
@@ -124,12 +140,16 @@ export function soakReport(r: SoakResult): string[] {
       const xs = r.cycles.filter((c) => c.kind === k).map((c) => c.ms);
       return `  ${k}: ${xs.length} cycles, p50 ${(percentile(xs, 50) / 1000).toFixed(2)} s, p99 ${(percentile(xs, 99) / 1000).toFixed(2)} s`;
     }),
-    'agents at the start and at the end (goal: flat within 10%):',
+    `agents at the start -> right after the last cycle${r.agentsSettled ? ` -> ${(r.settleMs / 1000).toFixed(0)} s later, nothing asked` : ''} (goal: flat within 10%):`,
   ];
+  const pct = (x: number, y: number): string => `${y >= x ? '+' : ''}${(((y - x) / x) * 100).toFixed(1)}%`;
   for (const b of r.agentsBefore) {
     const a = r.agentsAfter.find((x) => x.node === b.node)!;
-    const pct = (x: number, y: number): string => `${y >= x ? '+' : ''}${(((y - x) / x) * 100).toFixed(1)}%`;
-    lines.push(`  ${b.node.padEnd(10)} RSS ${(b.rssKiB / 1024).toFixed(1)} -> ${(a.rssKiB / 1024).toFixed(1)} MiB (${pct(b.rssKiB, a.rssKiB)}), open files ${b.openFiles} -> ${a.openFiles} (${pct(b.openFiles, a.openFiles)})${a.pid !== b.pid ? `, RESTARTED (pid ${b.pid} -> ${a.pid})` : ''}`);
+    const s = r.agentsSettled?.find((x) => x.node === b.node);
+    const rss = [b, a, ...(s ? [s] : [])].map((x) => (x.rssKiB / 1024).toFixed(1)).join(' -> ');
+    const files = [b, a, ...(s ? [s] : [])].map((x) => x.openFiles).join(' -> ');
+    const last = s ?? a;
+    lines.push(`  ${b.node.padEnd(10)} RSS ${rss} MiB (${pct(b.rssKiB, last.rssKiB)}), open files ${files} (${pct(b.openFiles, last.openFiles)})${last.pid !== b.pid ? `, RESTARTED (pid ${b.pid} -> ${last.pid})` : ''}`);
   }
   for (const c of found) for (const f of c.findings) lines.push(`  cycle ${c.index} (${c.kind} on ${c.node}): ${f}`);
   return lines;

@@ -34,6 +34,8 @@ const t0 = performance.now();
 try {
   const r = await runSoak(rec, {
     cycles,
+    // The agent closes sysfs descriptors unread for 10-20 s: measured again once that has passed.
+    settleMs: 25_000,
     onCycle: (c) => {
       if (c.findings.length > 0 || (c.index + 1) % 25 === 0) process.stderr.write(`[soak] ${c.index + 1}/${cycles} ${c.kind} on ${c.node}: ${(c.ms / 1000).toFixed(2)} s${c.findings.length ? `, ${c.findings.length} FOUND` : ''}\n`);
     },

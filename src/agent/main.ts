@@ -3,6 +3,7 @@ import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js
 import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
 import { exec, setChildOomScoreAdj } from '../system/exec.js';
+import { tidySysfsReader } from '../system/hostfs.js';
 import { buildAgent } from './server.js';
 import { ROUTES } from './api/paths.js';
 
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
   // The node's agent loop asks the OOM killer to spare the agent; what it runs must not be spared.
   const ownAdj = Number(readFileSync('/proc/self/oom_score_adj', 'utf8').trim());
   if (ownAdj < 0) setChildOomScoreAdj(0);
+  tidySysfsReader();
   const networks = dataNetworks(process.env.BRICK_DATA_NETWORKS ?? '');
   const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER')) : undefined;
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.

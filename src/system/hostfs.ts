@@ -40,6 +40,16 @@ export interface HostFsWrite {
 }
 
 const sysfs = new SysfsReader();
+let sweeping: NodeJS.Timeout | null = null;
+
+/**
+ * In a long-lived process (the node agent): let go of sysfs descriptors unread for 10-20 s on a
+ * timer, so that those of devices removed since (never read again) do not stay open until the
+ * next reads come.
+ */
+export function tidySysfsReader(): void {
+  sweeping ??= sysfs.sweepEvery();
+}
 const linkDirs = new LinkDirCache();
 
 /**

@@ -59,8 +59,9 @@ export function readOnce(path: string): number | null {
  * one, never a copy; and once the device behind it is gone, its kernfs node is deactivated and
  * every read of a descriptor opened on it fails with ENODEV, even when a new device has since
  * appeared at the same path. A failed read closes the descriptor and the path is opened again,
- * so it reaches the new device or finds nothing. Descriptors not used for a minute are closed,
- * and at most `cap` are kept (the open-file limit less 1024, or half a small one; when full, further paths are read
+ * so it reaches the new device or finds nothing. Descriptors not used for 10-20 s are closed (a
+ * removed device's are never read again, so that is when they go; `sweepEvery` runs the sweep on
+ * a timer, else it runs as reads come), and at most `cap` are kept (the open-file limit less 1024, or half a small one; when full, further paths are read
  * the plain way).
  */
 export class SysfsReader {
@@ -69,7 +70,12 @@ export class SysfsReader {
   private reads = 0;
   private lastSweep = Date.now();
 
-  constructor(private readonly cap = SysfsReader.defaultCap(), private readonly idleMs = 60_000) {}
+  constructor(private readonly cap = SysfsReader.defaultCap(), private readonly idleMs = 10_000) {}
+
+  /** Sweep on a timer as well as on reads, so an idle process lets go of what it held (unref'd). */
+  sweepEvery(): NodeJS.Timeout {
+    return setInterval(() => this.sweep(), this.idleMs).unref();
+  }
 
   static defaultCap(): number {
     const n = readOnce('/proc/self/limits');

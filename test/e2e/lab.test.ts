@@ -242,7 +242,7 @@ describe('the default three-node lab', () => {
     for (const line of soakReport(r)) process.stderr.write(`[soak] ${line}\n`);
     expect(r.cycles).toHaveLength(50);
     expect(r.cycles.filter((c) => c.findings.length > 0)).toEqual([]);
-    expect(new Set(r.cycles.map((c) => `${c.kind} on ${c.node}`)).size).toBe(4);
+    expect(new Set(r.cycles.map((c) => `${c.kind} on ${c.node}`)).size).toBe(8);
     expect(new Set(r.cycles.map((c) => c.node))).toEqual(new Set(['compute-1', 'compute-2']));
     expect(r.agentsAfter.map((a) => a.pid)).toEqual(r.agentsBefore.map((a) => a.pid));
     for (const a of [...r.agentsBefore, ...r.agentsAfter]) expect(a.rssKiB).toBeGreaterThan(0);

@@ -75,6 +75,22 @@ describe.skipIf(why !== null)(`SysfsReader on real kernfs${why ? ` (skipped: ${w
     }
   });
 
+  it('lets go of descriptors on a timer too, once they were unread for its idle time', async () => {
+    const reader = new SysfsReader(16, 50);
+    const timer = reader.sweepEvery();
+    try {
+      reader.read('/sys/class/net/lo/mtu');
+      expect(reader.size).toBe(1);
+      // No read comes: the first tick marks it unread since, a later one closes it.
+      await new Promise((r) => setTimeout(r, 250));
+      expect(reader.size).toBe(0);
+      expect(text(reader.read('/sys/class/net/lo/mtu'))).toBe('65536');
+    } finally {
+      clearInterval(timer);
+      reader.close();
+    }
+  });
+
   it('holds nothing under /sys/kernel or /sys/fs, where configfs and other file systems sit', () => {
     const reader = new SysfsReader(16);
     try {
