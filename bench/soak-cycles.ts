@@ -93,14 +93,21 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
     const name = `${prefix}-${i}`;
     const v: TargetVolume = kind.protocol === 'iscsi' ? await target.createIscsiVolume({ name, sizeMiB: 8 }) : await target.createNvmeVolume({ name, sizeMiB: 8 });
     let device: DeviceInfo | null = null;
+    const t0 = performance.now();
     try {
       const baseline = await c.client.takeBaseline();
-      const t0 = performance.now();
       device = await c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 });
       // The by-path links volume-paths answers with are udev's, made after connect returns.
       await c.client.run(['udevadm', 'settle', '--timeout=60']);
       const paths = await c.client.volumePaths(kind.protocol, v.connectionInfo);
-      if (paths.paths.length === 0) throw new Error(`cycle ${i}: ${name} attached on ${c.name} as ${device.path}, but volume-paths answers none`);
+      if (paths.paths.length === 0) {
+        // What the node shows, for the report: the links udev made, what udev knows of the device,
+        // and the answer again a moment later.
+        const dev = device.path;
+        const seen = await c.client.run(['sh', '-c', `ls -l /dev/disk/by-path; udevadm info --query=all --name=${dev}; sleep 2; udevadm settle`]);
+        const again = await c.client.volumePaths(kind.protocol, v.connectionInfo);
+        throw new Error(`${name} attached as ${dev}, but volume-paths answered no path (2 s later: ${again.paths.length ? again.paths.join(' ') : 'still none'})\n${seen.stdout}${seen.stderr}`);
+      }
       await c.client.disconnect(kind.protocol, v.connectionInfo, device);
       const answer = await c.client.orphans({ protocol: kind.protocol, properties: v.connectionInfo, devices: device.devices, baselineId: baseline.id, ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}) });
       const ms = performance.now() - t0;
@@ -110,6 +117,11 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
       cycles.push(cycle);
       opts.onCycle?.(cycle);
       device = null;
+    } catch (e) {
+      // A cycle that fails is a finding of the soak, with what the node showed; the soak goes on.
+      const cycle = { index: i, node: c.name, kind: kindName(kind), ms: performance.now() - t0, findings: [`cycle failed: ${(e as Error).message}`] };
+      cycles.push(cycle);
+      opts.onCycle?.(cycle);
     } finally {
       if (device) await c.client.disconnect(kind.protocol, v.connectionInfo, device, { force: true, ignoreErrors: true }).catch(() => undefined);
       await target.deleteVolume(name);
