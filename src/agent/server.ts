@@ -149,12 +149,10 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     }
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
+  // Schema refusals arrive as the BrickError schemaErrorFormatter made (validation.ts).
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     if (err instanceof BrickError) {
       return reply.code(err.statusCode).send({ code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) });
-    }
-    if (err.validation) {
-      return reply.code(400).send({ code: 'BAD_REQUEST', message: err.message, hint: 'see /openapi.json for the request schema' });
     }
     const framework = frameworkError(err);
     if (framework) return reply.code(ERROR_CATALOGUE[framework.code].status).send(framework);

@@ -13,7 +13,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
 import { BrickError } from '../system/errors.js';
-import { describe } from '../volume/fields.js';
+import { describe, SCHEMA_HINT } from '../volume/fields.js';
 
 type HttpPart = 'body' | 'querystring' | 'params' | 'headers';
 
@@ -121,12 +121,12 @@ export function schemaErrorFormatter(errors: ErrorObject[], dataVar: string): Er
   // anyOf reports each branch's error, then its own "must match a schema in anyOf": the branch
   // errors say more.
   const first = errors.find((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf') ?? errors[0];
-  return new BrickError('BAD_REQUEST', first ? explain(first, part) : `${part}: is not valid`, { hint: 'see /openapi.json for the request schema' });
+  return new BrickError('BAD_REQUEST', first ? explain(first, part) : `${part}: is not valid`, { hint: SCHEMA_HINT });
 }
 
 /** A route that takes no body: refuse one, rather than ignore what a client thought it asked for. */
 export function refuseBody(body: unknown, route: string): void {
   if (body === undefined) return;
   if (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0) return;
-  throw new BrickError('BAD_REQUEST', `body: ${route} takes no body (got ${describe(body)}); send none, or {}`, { hint: 'see /openapi.json for the request schema' });
+  throw new BrickError('BAD_REQUEST', `body: ${route} takes no body (got ${describe(body)}); send none, or {}`, { hint: SCHEMA_HINT });
 }

@@ -1,3 +1,4 @@
+import { serialQueue, type Serial } from '../system/serial.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
 import type { HostSnapshot } from '../inventory/model.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
@@ -92,8 +93,8 @@ export class Detach implements DetachResult {
  * What the built-in connectors share: the host reached through one HostFs (sysfs reads and
  * writes; a replayed recording in tests), a 'paths' snapshot of it, and the detach record.
  */
-/** Per protocol, the end of the chain of attaches and detaches on this host (see ConnectorBase.serially). */
-const lastCall = new Map<string, Promise<unknown>>();
+/** Per protocol, the chain of attaches and detaches on this host (see ConnectorBase.serially). */
+const chains = new Map<string, Serial>();
 
 export abstract class ConnectorBase<P extends ConnectionProperties> implements Connector<P> {
   abstract readonly protocol: P['protocol'];
@@ -123,10 +124,9 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
    * every instance in the process, as os-brick shares one external lock per host.
    */
   protected serially<T>(fn: () => Promise<T>): Promise<T> {
-    const before = lastCall.get(this.protocol) ?? Promise.resolve();
-    const run = before.then(fn, fn);
-    lastCall.set(this.protocol, run.catch(() => undefined));
-    return run;
+    let chain = chains.get(this.protocol);
+    if (!chain) chains.set(this.protocol, (chain = serialQueue()));
+    return chain(fn);
   }
 
   protected detach(opts: DisconnectOptions): Detach {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { serialQueue } from '../system/serial.js';
 import { waitFor } from '../system/wait.js';
 import { scsiWwid } from '../volume/ids.js';
 
@@ -81,7 +82,18 @@ export function checkRoomForDisk(fs: HostFs): void {
 }
 
 /** Add one disk (one scsi_debug host) and wait until its block device exists and udev settled. */
-export async function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> {
+export function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> {
+  return oneAtATime(() => addNow(fs));
+}
+
+/**
+ * Disk changes one at a time: the memory check and telling the new host from the others by what
+ * was there before both assume no other add runs in between (two requests at once would both
+ * pass the check, and could each take the other's host for its own).
+ */
+const oneAtATime = serialQueue();
+
+async function addNow(fs: HostFs): Promise<LocalDisk> {
   if (!fs.exists(DRIVER)) {
     throw new BrickError('SCSI_DEBUG_MISSING', 'scsi_debug is not loaded on this node', { hint: 'local disks exist on compute nodes only' });
   }
@@ -106,7 +118,11 @@ export async function addLocalDisk(fs: HostFs = realHostFs): Promise<LocalDisk> 
  * Remove a local disk: its SCSI devices are deleted, then scsi_debug hosts are removed from the
  * newest down while they hold no device (the driver can only remove its newest host).
  */
-export async function removeLocalDisk(host: number, fs: HostFs = realHostFs): Promise<{ removed: string[] }> {
+export function removeLocalDisk(host: number, fs: HostFs = realHostFs): Promise<{ removed: string[] }> {
+  return oneAtATime(() => removeNow(host, fs));
+}
+
+async function removeNow(host: number, fs: HostFs): Promise<{ removed: string[] }> {
   const hosts = hostsOfDriver(fs);
   if (!hosts.includes(host)) {
     throw new BrickError('DISK_UNKNOWN', `host: no scsi_debug host ${host} on this node`, { details: { field: 'host' } });

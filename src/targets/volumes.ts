@@ -3,6 +3,7 @@ import { mkdir, open, readdir, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
+import { serialQueue } from '../system/serial.js';
 import { checkInt, checkIqn, checkVolumeName, refuse } from '../volume/fields.js';
 import { nguidHex } from '../volume/ids.js';
 import type { AnaState } from '../volume/protocol.js';
@@ -31,7 +32,7 @@ export class TargetVolumes implements VolumeWorkbench {
   private lio: Promise<LineWorker> | null = null;
   readonly nvmet = new Nvmet();
   /** Serialises changes: configfs and LUN/NSID picking are not safe to interleave. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = serialQueue();
 
   constructor(
     readonly lab: string,
@@ -40,9 +41,7 @@ export class TargetVolumes implements VolumeWorkbench {
   ) {}
 
   serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue(fn);
   }
 
   /** Start the LIO worker (python3 + rtslib import: seconds under TCG) once, ahead of need. */

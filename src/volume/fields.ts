@@ -7,8 +7,11 @@ import { BrickError, type ErrorCode } from '../system/errors.js';
  * kin, a 400 at the agent) whose message starts with the field it is about and says what would
  * be accepted; nothing is made before every field passed.
  */
+/** What every refusal of a request's field points to. */
+export const SCHEMA_HINT = 'see /openapi.json for the request schema';
+
 export function refuse(field: string, message: string, code: ErrorCode = 'BAD_REQUEST'): never {
-  throw new BrickError(code, `${field}: ${message}`, { details: { field }, hint: 'see /openapi.json for the request schema' });
+  throw new BrickError(code, `${field}: ${message}`, { details: { field }, hint: SCHEMA_HINT });
 }
 
 /**
