@@ -56,6 +56,13 @@ function almost(valid: string, chars: string[]): fc.Arbitrary<string> {
     .map(([i, c, n]) => valid.slice(0, i) + c.repeat(n) + valid.slice(i));
 }
 
+/**
+ * Any JSON value without a "__proto__" or "constructor" key at any depth: the agent refuses those
+ * as a bad body before it looks at fields (a case of its own below), so a value meant to test one
+ * unknown field must not carry one (a live run's seed 983363825 nested a "__proto__" key in one).
+ */
+const plainJson = fc.jsonValue().filter((v) => !/"(__proto__|constructor)":/.test(JSON.stringify(v)));
+
 const notString = fc.constantFrom<unknown>(5, -1, 1.5, true, false, null, [], {}, ['x'], { a: 1 });
 const notBoolean = fc.constantFrom<unknown>('true', 'false', 1, 0, null, 'yes', [], {}, [true]);
 const notObject = fc.constantFrom<unknown>('$(id)', '`reboot`', 5, true, null, [], ['x'], [{}]);
@@ -378,7 +385,7 @@ function badRequestsOf(r: Route, token: string): Array<fc.Arbitrary<BadRequest>>
     if (r.closed) {
       out.push(
         fc
-          .tuple(fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('__proto_', '$(id)', 'a\u0000b', 'ＮＡＭＥ', 'nаme')), fc.jsonValue())
+          .tuple(fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constantFrom('__proto_', '$(id)', 'a\u0000b', 'ＮＡＭＥ', 'nаme')), plainJson)
           .filter(([k]) => !(k in valid) && k !== '__proto__' && k !== 'constructor' && !(r.rules ?? []).some((x) => x.field === k))
           .map(([k, v]) => asBody('an unknown field', k, body({ ...valid, [k]: v }))),
       );

@@ -71,6 +71,20 @@ describe('the agent under 10,000 bad requests', () => {
     expect(volumes.json()).toEqual({ volumes: [] });
   });
 
+  it('replays the live run of seed 983363825: an unknown field whose value nested a "__proto__" key is now generated without one, and every answer is as expected', async () => {
+    // The live e2e run samples 1,000 requests from a seed; this one once generated an unknown
+    // field "ＮＡＭＥ" whose value held {"__proto__": ...}, which the agent rightly refused as a
+    // bad body rather than naming the field.
+    const requests = fc.sample(badRequests(TOKEN), { numRuns: 1000, seed: 983363825 });
+    const problems: string[] = [];
+    for (const req of requests) {
+      const problem = answerProblem(req, await send(req));
+      if (problem) problems.push(problem);
+    }
+    expect(problems).toEqual([]);
+    expect(requests.filter((r) => r.why === 'an unknown field' && /"__proto__":/.test(r.payload ?? ''))).toEqual([]);
+  });
+
   it('refuses a body past the 8 MiB limit with BODY_TOO_LARGE', async () => {
     for (const role of ['compute', 'target'] as const) {
       const req = oversizeRequest(TOKEN, role);
