@@ -31,10 +31,10 @@ usage:
   brick-lab logs [--name NAME] NODE
   brick-lab logs [--name NAME] --export DIR
   brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
-                [--results DIR] [--keep] [--json]
+                [--jobs N] [--results DIR] [--keep] [--json]
   brick-lab run --list
   brick-lab validate --connector PATH|os-brick|builtin [--protocol iscsi|nvmeof|local]...
-                [--multipath] [--check NAME]... [--connector-timeout SECONDS]
+                [--multipath] [--check NAME]... [--connector-timeout SECONDS] [--jobs N]
                 [--topology FILE] [--name NAME] [--results DIR] [--keep] [--json]
   brick-lab validate --list [--protocol iscsi|nvmeof|local]... [--multipath]
   brick-lab doctor [--json]
@@ -45,7 +45,9 @@ Caches live in $BRICK_LAB_CACHE (default ~/.cache/brick-lab), lab state and cons
 $BRICK_LAB_STATE (default ~/.local/state/brick-lab). BRICK_LAB_ACCEL=kvm|tcg skips the KVM probe.
 \`run\` runs the "standard" scenario set of lab/scenarios.yaml unless --scenario says otherwise and
 writes report.json, junit.xml and summary.md (plus node evidence for failures) to --results
-(default results/run); it exits 1 when a scenario failed or left something behind.
+(default results/run); it exits 1 when a scenario failed or left something behind. With --jobs N,
+up to N scenarios (or checks) run at once, each on a compute node of its own while the target
+serves them all; one that needs two computes or the whole target runs alone (default 1).
 \`validate\` runs the conformance checks of each --protocol (default iscsi) against a connector
 program (any language; docs/connector-protocol.md), a JavaScript/TypeScript module implementing
 the Connector interface, Debian's os-brick ("os-brick") or brick-lab's own ("builtin"), and
@@ -130,8 +132,8 @@ const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true
   outage: { options: ['name', 'seconds', 'network', 'end'], node: true },
   reboot: { options: ['name', 'hard', 'json'], node: true },
   'restart-agent': { options: ['name', 'json'], node: true },
-  run: { options: ['topology', 'name', 'scenario', 'shard', 'results', 'keep', 'json', 'list'] },
-  validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
+  run: { options: ['topology', 'name', 'scenario', 'shard', 'jobs', 'results', 'keep', 'json', 'list'] },
+  validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'jobs', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
   doctor: { options: ['json'] },
   image: { options: ['json'] },
 };
@@ -183,6 +185,7 @@ async function main(argv: string[]): Promise<number> {
         list: { type: 'boolean', default: false },
         export: { type: 'string' },
         shard: { type: 'string' },
+        jobs: { type: 'string' },
         connector: { type: 'string' },
         protocol: { type: 'string', multiple: true },
         multipath: { type: 'boolean', default: false },
@@ -314,8 +317,9 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(listScenarios());
         return 0;
       }
+      const jobs = parseJobs(o.jobs);
       const ac = abortOnSignals();
-      return runMain({ topology: await topology(), topologyFile: topologyPath, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), signal: ac.signal });
+      return runMain({ topology: await topology(), topologyFile: topologyPath, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), ...(jobs ? { jobs } : {}), signal: ac.signal });
     }
     case 'validate': {
       if (o.list) {
@@ -325,6 +329,7 @@ async function main(argv: string[]): Promise<number> {
       if (!o.connector) throw new UsageError('validate needs --connector PATH|os-brick|builtin');
       const t = o['connector-timeout'];
       if (t !== undefined && !/^[1-9][0-9]{0,4}$/.test(t)) throw new UsageError(`--connector-timeout must be whole seconds from 1 (got ${JSON.stringify(t)})`);
+      const jobs = parseJobs(o.jobs);
       const ac = abortOnSignals();
       return validateMain({
         connector: o.connector,
@@ -338,12 +343,20 @@ async function main(argv: string[]): Promise<number> {
         json: o.json,
         ...(o.results ? { resultsDir: o.results } : {}),
         ...(t ? { timeoutMs: Number(t) * 1000 } : {}),
+        ...(jobs ? { jobs } : {}),
         signal: ac.signal,
       });
     }
     default:
       throw new UsageError(`unknown verb ${verb}`);
   }
+}
+
+/** --jobs N: a whole number from 1 to 64 (the lab's computes bound it further, at run time). */
+function parseJobs(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[1-9][0-9]?$/.test(v) || Number(v) > 64) throw new UsageError(`--jobs must be a whole number from 1 to 64, scenarios at once (got ${JSON.stringify(v)})`);
+  return Number(v);
 }
 
 export async function cli(argv: string[]): Promise<number> {

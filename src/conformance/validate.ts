@@ -31,6 +31,8 @@ export interface ValidateOptions {
   resultsDir?: string;
   /** Per call to an external connector (default 120 s). */
   timeoutMs?: number;
+  /** At most this many checks at once, each on a compute of its own (default 1). */
+  jobs?: number;
   signal?: AbortSignal;
 }
 
@@ -150,7 +152,7 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
     const firstCompute = rec.nodes.find((n) => n.role === 'compute')!;
     const kernel = (await (await labClient(rec, firstCompute.name)).health()).kernel;
     progress('validate', `${subject}: ${checks.length} checks`);
-    const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, subject, ...(o.signal ? { signal: o.signal } : {}) });
+    const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, subject, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     return emitReport(report, resultsDir, o.json, 'validate');
   });
 }

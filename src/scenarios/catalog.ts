@@ -7,6 +7,11 @@ export interface ScenarioNeeds {
   computes: number;
   /** Data networks between target and computes (multipath needs two). */
   dataNetworks: number;
+  /**
+   * It acts on the target as a whole (takes all its ports down, say), so that scenarios beside it
+   * on other computes would feel it: it runs alone (see schedule.ts).
+   */
+  wholeLab?: boolean;
 }
 
 export interface Scenario {

@@ -98,6 +98,11 @@ export class ScenarioContext {
   readonly steps: string[] = [];
   /** Volumes made on the target, to delete afterwards. */
   readonly volumes = new Map<string, TargetVolume>();
+  /**
+   * The name of every volume the scenario made on the target, deleted since or not: what of the
+   * target is this scenario's when others run beside it (their objects are named after them).
+   */
+  readonly made = new Set<string>();
   /** What is attached where, to detach afterwards (with force) when the scenario did not. */
   readonly attached: Array<{ node: ComputeHandle; volume: TargetVolume; device: DeviceInfo | null }> = [];
   /**
@@ -159,6 +164,7 @@ export class ScenarioContext {
     const initiators = body.initiators ?? (body.demoMode ? undefined : this.computes.map((c) => c.initiatorIqn));
     const v = await this.target.client.createIscsiVolume({ sizeMiB: 8, ...body, name: this.name(body.name), ...(initiators ? { initiators } : {}) });
     this.volumes.set(v.name, v);
+    this.made.add(v.name);
     this.step(`target: iSCSI volume ${v.name} = ${v.iscsi!.iqn} LUN ${v.iscsi!.lun} (wwid ${v.iscsi!.wwid})`);
     return v;
   }
@@ -166,6 +172,7 @@ export class ScenarioContext {
   async createNvme(body: Omit<NvmeVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
     const v = await this.target.client.createNvmeVolume({ sizeMiB: 8, ...body, name: this.name(body.name) });
     this.volumes.set(v.name, v);
+    this.made.add(v.name);
     this.step(`target: NVMe/TCP volume ${v.name} = ${v.nvme!.nqn} nsid ${v.nvme!.nsid} (uuid ${v.nvme!.uuid})`);
     return v;
   }

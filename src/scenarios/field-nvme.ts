@@ -30,6 +30,8 @@ async function controllersAre({ ctx, node }: Half, v: TargetVolume, state: strin
 const nvmeTargetOffline = orphanPair('field-nvme-target-offline', {
   title: 'the NVMe target is offline at detach: a disconnect that picks the subsystem\'s live paths finds none and disconnects nothing, and the controller reconnects forever (caught); a forced detach disconnects every controller, live or not, and leaves nothing, also once the target is back',
   refs: ['field-orphans.md row 18', 'https://github.com/linux-nvme/nvme-cli/issues/2603', 'https://github.com/linux-nvme/libnvme/issues/431'],
+  // Every port of the target goes down: a scenario beside it on another compute would lose its paths too.
+  wholeLab: true,
   async setup(h) {
     const { ctx, node, phase } = h;
     const v = await ctx.createNvme({ name: phase, networks: firstNetwork(ctx) });

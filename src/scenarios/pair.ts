@@ -22,6 +22,8 @@ export interface Half {
 export interface OrphanPair<S, P> extends Omit<Scenario, 'name' | 'kind' | 'needs' | 'run'> {
   /** Data networks the pair's volumes are exported on (1 unless said); a pair runs on one compute node. */
   dataNetworks?: number;
+  /** The pair acts on the target as a whole (its ports down): it runs alone (ScenarioNeeds.wholeLab). */
+  wholeLab?: boolean;
   /**
    * 'separate' (the default): each half makes, attaches and judges volumes of its own, so setup
    * runs once a half. 'continued': one setup, and the correct half repairs what the faulty half left.
@@ -40,8 +42,8 @@ export interface OrphanPair<S, P> extends Omit<Scenario, 'name' | 'kind' | 'need
 }
 
 export function orphanPair<S, P = undefined>(name: string, pair: OrphanPair<S, P>): Scenario {
-  const { title, refs, dataNetworks = 1, halves = 'separate', prepare, setup, faulty, correct, teardown } = pair;
-  return onCompute({ name, title, kind: 'orphan-pair', needs: { computes: 1, dataNetworks }, refs }, async (ctx, node) => {
+  const { title, refs, dataNetworks = 1, wholeLab, halves = 'separate', prepare, setup, faulty, correct, teardown } = pair;
+  return onCompute({ name, title, kind: 'orphan-pair', needs: { computes: 1, dataNetworks, ...(wholeLab ? { wholeLab } : {}) }, refs }, async (ctx, node) => {
     const prepared = (prepare ? await prepare(ctx, node) : undefined) as P;
     const half = (phase: Phase): Half => ({ ctx, node, phase });
     if (halves === 'continued') {

@@ -19,6 +19,8 @@ export interface RunOptions {
   resultsDir?: string;
   /** "K/N": run only the K-th of N interleaved shares of the chosen scenarios (CI matrices). */
   shard?: string;
+  /** At most this many scenarios at once, each on a compute of its own (default 1). */
+  jobs?: number;
   signal?: AbortSignal;
 }
 
@@ -60,7 +62,7 @@ export async function runMain(o: RunOptions): Promise<number> {
   return labFor(session, async (rec) => {
     const firstCompute = rec.nodes.find((n) => n.role === 'compute');
     const kernel = firstCompute ? (await (await labClient(rec, firstCompute.name)).health()).kernel : rec.image.kernelRelease;
-    const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, ...(o.signal ? { signal: o.signal } : {}) });
+    const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     return emitReport(report, resultsDir, o.json, 'run');
   });
 }

@@ -13,6 +13,8 @@ import { protocolOf, ScenarioContext, ScenarioFailure, sharedNetworks, type Comp
 import { collectEvidence } from './evidence.js';
 import { claimLab, releaseLab } from './job.js';
 import { writeReport } from './report.js';
+import { runScheduled } from './schedule.js';
+import { serialQueue } from '../system/serial.js';
 import { inspectVolume } from './inspect.js';
 import { FIELD_PAIRS } from './field-pairs.js';
 import { ORPHAN_PAIRS } from './orphan-pairs.js';
@@ -100,14 +102,26 @@ function computeLeftovers(s: HostSnapshot): string[] {
   ];
 }
 
-async function targetLeftovers(target: TargetHandle): Promise<string[]> {
+/** Whether a target object's name (an IQN, NQN, backstore, loop device line or file) is one of these volumes'. */
+export function namedAfter(object: string, volumes: ReadonlySet<string>): boolean {
+  return object.split(/[^A-Za-z0-9_-]+/).some((w) => volumes.has(w));
+}
+
+/**
+ * What the target holds of LIO, nvmet, loop devices and backing files. With `only`, just the
+ * objects named after one of those volumes: an IQN or NQN ends in ".<volume>", a backstore is the
+ * volume's name, a backing file "<volume>.img" (volume names hold no dot, so a name is one of the
+ * words of the object's name). The volume names of a scenario are its own (scenario-prefixed).
+ */
+async function targetLeftovers(target: TargetHandle, only?: ReadonlySet<string>): Promise<string[]> {
   const t = await target.client.leftovers();
+  const ours = (name: string): boolean => !only || namedAfter(name, only);
   return [
-    ...t.lio.targets.map((x) => `LIO target ${x.iqn}`),
-    ...t.lio.backstores.map((x) => `LIO backstore ${x.name}`),
-    ...t.nvmet.subsystems.map((x) => `nvmet subsystem ${typeof x === 'string' ? x : x.nqn}`),
-    ...t.loopDevices.map((x) => `loop device ${x}`),
-    ...t.files.map((x) => `backing file ${x}`),
+    ...t.lio.targets.filter((x) => ours(x.iqn)).map((x) => `LIO target ${x.iqn}`),
+    ...t.lio.backstores.filter((x) => ours(x.name)).map((x) => `LIO backstore ${x.name}`),
+    ...t.nvmet.subsystems.map((x) => (typeof x === 'string' ? x : x.nqn)).filter(ours).map((x) => `nvmet subsystem ${x}`),
+    ...t.loopDevices.filter(ours).map((x) => `loop device ${x}`),
+    ...t.files.filter(ours).map((x) => `backing file ${x}`),
   ];
 }
 
@@ -135,6 +149,13 @@ export interface RunScenariosOptions {
    * true): the oracle's clean must meet nothing there, its leftovers something.
    */
   inspect?: boolean;
+  /**
+   * Other scenarios run beside this one on the same lab (runSuite with jobs > 1), each on computes
+   * of its own: the target is judged by this scenario's own objects, and a target left unclean
+   * is marked here for the scheduler to clean once nothing else runs, rather than cleaned from
+   * under the others.
+   */
+  beside?: { targetDirty: boolean };
 }
 
 async function handles(rec: LabRecord): Promise<{ target: TargetHandle; computes: ComputeHandle[] }> {
@@ -192,10 +213,11 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
     if (left.length > 0) problems.push(`${c.name} not clean after the scenario: ${left.join('; ')}`);
     if (left.length > 0 || view.orphans.length > 0) await sweepCompute(c);
   }
-  const tl = await targetLeftovers(target);
+  const tl = await targetLeftovers(target, opts.beside ? ctx.made : undefined);
   if (tl.length > 0) {
     problems.push(`${target.name} not clean after the scenario: ${tl.join('; ')}`);
-    await target.client.cleanup().catch(() => undefined);
+    if (opts.beside) opts.beside.targetDirty = true;
+    else await target.client.cleanup().catch(() => undefined);
   }
   for (const n of nodes) {
     const lines = await dmesgLines(n);
@@ -213,39 +235,74 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
 }
 
 /**
- * Run scenarios in order, one progress line as each starts and ends (under `tag`), and return
- * the suite's report. `brick-lab run` and `brick-lab validate` both go through here.
+ * Run scenarios, one progress line as each starts and ends (under `tag`), and return the suite's
+ * report, its scenarios in the order given. With `jobs` > 1, up to that many run at once, each on
+ * a compute of its own (schedule.ts; a scenario that needs the whole lab runs alone), their step
+ * lines prefixed with their names; `onResult` hears of each as it ends. Progress goes to
+ * `onProgress` when given. `brick-lab run` and `brick-lab validate` both go through here.
  */
-export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunScenariosOptions & { tag: string; kernel: string; subject?: string; signal?: AbortSignal }): Promise<SuiteReport> {
+export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunScenariosOptions & { tag: string; kernel: string; subject?: string; signal?: AbortSignal; jobs?: number; onResult?: (r: ScenarioResult) => void }): Promise<SuiteReport> {
   const started = Date.now();
-  const results: ScenarioResult[] = [];
-  const report = (state: 'running' | 'finished', current: string | null): SuiteReport => ({
-    lab: rec.name,
-    ...(opts.subject ? { subject: opts.subject } : {}),
-    state,
-    pid: process.pid,
-    current,
-    accel: rec.accel,
-    kernel: opts.kernel,
-    startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    scenarios: results,
-    passed: results.filter((r) => r.status === 'passed').length,
-    failed: results.filter((r) => r.status === 'failed').length,
-  });
-  const say = (line: string): void => progress(opts.tag, line);
+  const done: Array<ScenarioResult | undefined> = [];
+  const under: string[] = [];
+  const report = (state: 'running' | 'finished'): SuiteReport => {
+    const results = done.filter((r): r is ScenarioResult => r !== undefined);
+    return {
+      lab: rec.name,
+      ...(opts.subject ? { subject: opts.subject } : {}),
+      state,
+      pid: process.pid,
+      current: state === 'running' && under.length > 0 ? under.join(', ') : null,
+      accel: rec.accel,
+      kernel: opts.kernel,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      scenarios: results,
+      passed: results.filter((r) => r.status === 'passed').length,
+      failed: results.filter((r) => r.status === 'failed').length,
+    };
+  };
+  const say = opts.onProgress ?? ((line: string): void => progress(opts.tag, line));
+  const computeNames = rec.nodes.filter((n) => n.role === 'compute').map((n) => n.name);
+  const jobs = Math.max(1, Math.min(opts.jobs ?? 1, computeNames.length));
+  if ((opts.jobs ?? 1) > jobs) say(`the lab has ${computeNames.length} compute node${computeNames.length === 1 ? '' : 's'}: ${jobs} scenario${jobs === 1 ? '' : 's'} at once`);
+  const beside = jobs > 1 ? { targetDirty: false } : undefined;
+  // Reports are rewritten as scenarios start and end, which with jobs > 1 happens side by side.
+  const writeSerially = serialQueue();
+  const writeRunning = async (): Promise<void> => {
+    await writeSerially(() => writeReport(report('running'), opts.resultsDir));
+  };
   await claimLab(rec.name, { tag: opts.tag === 'check' ? 'validate' : 'run', resultsDir: opts.resultsDir }, () => restoreLab(rec), say);
   try {
-    for (const [i, s] of scenarios.entries()) {
-      if (opts.signal?.aborted) throw opts.signal.reason;
-      say(`${i + 1}/${scenarios.length} ${s.name}: ${s.title}`);
-      // What is under way, on disk: a run killed now leaves a report that says where it stopped.
-      await writeReport(report('running', s.name), opts.resultsDir);
-      const r = await runScenario(rec, s, { ...opts, onProgress: say });
-      say(`${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
-      results.push(r);
-    }
-    return report('finished', null);
+    await runScheduled(
+      scenarios,
+      computeNames,
+      jobs,
+      async (s, turn) => {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        const on = jobs > 1 ? ` (on ${turn.computes.join(', ')}${turn.alone ? ', alone' : ''})` : '';
+        say(`${turn.index + 1}/${scenarios.length} ${s.name}${on}: ${s.title}`);
+        // What is under way, on disk: a run killed now leaves a report that says where it stopped.
+        under.push(s.name);
+        await writeRunning();
+        const all = await handles(rec);
+        const nodes = { target: all.target, computes: turn.computes.map((n) => all.computes.find((c) => c.name === n)!) };
+        const r = await runScenarioOn(rec, nodes, s, { ...opts, onProgress: jobs > 1 ? (line) => say(`${s.name}:${line}`) : say, ...(beside ? { beside } : {}) });
+        say(`${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
+        under.splice(under.indexOf(s.name), 1);
+        done[turn.index] = r;
+        opts.onResult?.(r);
+        if (jobs > 1) await writeRunning();
+        return r;
+      },
+      // Nothing else runs: the target objects a scenario left (reported as its problem) go now.
+      async () => {
+        if (!beside?.targetDirty) return;
+        beside.targetDirty = false;
+        await (await handles(rec)).target.client.cleanup().catch(() => undefined);
+      },
+    );
+    return report('finished');
   } finally {
     await releaseLab(rec.name);
   }

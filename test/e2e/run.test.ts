@@ -38,8 +38,10 @@ describe('brick-lab run', () => {
     // The next run on the lab finds the claim of a process that is gone: it marks that report
     // interrupted, puts the lab back (outage ended, volume detached, target emptied), then runs.
     const results = join(dir, 'results');
-    const r = await cli(['run', '--topology', topo, '--scenario', 'quick', '--results', results]);
+    const r = await cli(['run', '--topology', topo, '--scenario', 'quick', '--jobs', '2', '--results', results]);
     expect(r.exitCode, r.stderr).toBe(0);
+    // One compute: one scenario at a time, and it says so.
+    expect(r.stderr).toContain('[scenario] the lab has 1 compute node: 1 scenario at once');
     expect(r.stderr).toMatch(new RegExp(`the run started at \\S+ \\(pid ${child.pid}\\) on this lab was interrupted; its report now says so: ${join(killed, 'report.json')}; putting the lab back first`));
     const after = JSON.parse(await readFile(join(killed, 'report.json'), 'utf8')) as SuiteReport;
     expect(after).toMatchObject({ state: 'interrupted', current: 'orphan-multipath-path-fails', interrupted: { by: 'a run on lab e2e-run' } });

@@ -88,15 +88,33 @@ class RecordedHost {
   };
 }
 
-function recordedTarget(): TargetHandle {
+/** What the target still holds after a scenario: nothing, unless given (names as the target agent reports them). */
+interface TargetHeld {
+  targets?: string[];
+  backstores?: string[];
+  subsystems?: string[];
+  loopDevices?: string[];
+  files?: string[];
+  cleanups?: number;
+}
+
+function recordedTarget(held: TargetHeld = {}): TargetHandle {
   const a = ATTACHED.volumes.a;
   return {
     name: 'target-1',
     client: {
       createIscsiVolume: async (req: { name: string }): Promise<TargetVolume> => ({ ...(a as FixtureVolume), name: req.name }) as unknown as TargetVolume,
       deleteVolume: async (name: string) => ({ deleted: name }),
-      leftovers: async () => ({ lio: { targets: [], backstores: [] }, nvmet: { subsystems: [], ports: [], hosts: [] }, loopDevices: [], files: [] }),
-      cleanup: async () => ({ removed: [] }),
+      leftovers: async () => ({
+        lio: { targets: (held.targets ?? []).map((iqn) => ({ iqn })), backstores: (held.backstores ?? []).map((name) => ({ name })) },
+        nvmet: { subsystems: (held.subsystems ?? []).map((nqn) => ({ nqn })), ports: [], hosts: [] },
+        loopDevices: held.loopDevices ?? [],
+        files: held.files ?? [],
+      }),
+      cleanup: async () => {
+        held.cleanups = (held.cleanups ?? 0) + 1;
+        return { removed: [] };
+      },
       exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
     } as unknown as TargetClient,
   };
@@ -230,6 +248,38 @@ describe('runScenario on recorded hosts', () => {
     expect(r.status).toBe('failed');
     expect(r.failure).toMatch(/^compute-1: for recorded-a the oracle found nothing, the sequence leaves scsi-device, block-device, by-path-link, by-id-link, multipathd-path; missed: /);
     expect(r.rows.map((x) => x.phase)).toEqual(['faulty']);
+  });
+
+  it('beside other scenarios, judges the target by its own objects only, and leaves the clean-up to the scheduler', async () => {
+    // What another scenario running at the same time holds on the target (names as the agent gives them).
+    const others: TargetHeld = {
+      targets: ['iqn.2026-11.io.brick-lab:dev.orphan-rescan-during-detach-correct-gone'],
+      backstores: ['orp-res-dur-det-correct-third', 'recorded-a-2'],
+      subsystems: ['nqn.2026-11.io.brick-lab:dev.field-nvme-ctrl-loss-faulty'],
+      loopDevices: ['/dev/loop3 /var/lib/brick-lab/volumes/orp-res-dur-det-correct-third.img'],
+      files: ['orp-res-dur-det-correct-third.img'],
+    };
+    const beside = { targetDirty: false };
+    const first = new RecordedHost();
+    const clean = await runScenarioOn(LAB, { target: recordedTarget(others), computes: [first.handle] }, pairOn(first, () => {}), { resultsDir: '/nonexistent', evidence: false, inspect: false, beside });
+    expect(clean).toMatchObject({ status: 'passed', problems: [] });
+    expect(beside.targetDirty).toBe(false);
+    expect(others.cleanups).toBeUndefined();
+
+    // Its own volume's objects left behind: named (and only they), marked for the scheduler, not cleaned now.
+    const held: TargetHeld = { ...others, targets: [...others.targets!, 'iqn.2026-11.io.brick-lab:dev.recorded-a'], backstores: [...others.backstores!, 'recorded-a'], files: [...others.files!, 'recorded-a.img'] };
+    const host = new RecordedHost();
+    const dirty = await runScenarioOn(LAB, { target: recordedTarget(held), computes: [host.handle] }, pairOn(host, () => {}), { resultsDir: '/nonexistent', evidence: false, inspect: false, beside });
+    expect(dirty.status).toBe('failed');
+    expect(dirty.problems).toEqual(['target-1 not clean after the scenario: LIO target iqn.2026-11.io.brick-lab:dev.recorded-a; LIO backstore recorded-a; backing file recorded-a.img']);
+    expect(beside.targetDirty).toBe(true);
+    expect(held.cleanups).toBeUndefined();
+
+    // Alone (no one beside it), anything on the target is its own: named, and cleaned at once.
+    const third = new RecordedHost();
+    const alone = await runScenarioOn(LAB, { target: recordedTarget(others), computes: [third.handle] }, pairOn(third, () => {}), { resultsDir: '/nonexistent', evidence: false, inspect: false });
+    expect(alone.problems.join('\n')).toMatch(/^target-1 not clean after the scenario: LIO target iqn\.2026-11\.io\.brick-lab:dev\.orphan-rescan-during-detach-correct-gone; LIO backstore orp-res-dur-det-correct-third; LIO backstore recorded-a-2; nvmet subsystem /);
+    expect(others.cleanups).toBe(1);
   });
 
   it('fails a scenario that leaves the host other than it found it, host-wide', async () => {

@@ -125,6 +125,13 @@ describe('brick-lab validate refuses bad input before anything boots', () => {
     const t = await cli(['validate', '--connector', 'builtin', '--connector-timeout', '0']);
     expect(t.exitCode).toBe(2);
     expect(t.stderr).toMatch(/--connector-timeout must be whole seconds/);
+    for (const verb of [['validate', '--connector', 'builtin'], ['run']]) {
+      for (const bad of ['0', 'two', '65', '1.5', '', ' 2']) {
+        const j = await cli([...verb, '--jobs', bad]);
+        expect(j.exitCode, `${verb[0]} --jobs ${bad}`).toBe(2);
+        expect(j.stderr).toContain(`--jobs must be a whole number from 1 to 64, scenarios at once (got ${JSON.stringify(bad)})`);
+      }
+    }
     const check = await cli(['validate', '--connector', 'builtin', '--check', 'nope']);
     expect(check.exitCode).toBe(1);
     expect(check.stderr).toMatch(/UNKNOWN_CHECK: no check nope for iscsi/);

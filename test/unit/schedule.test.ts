@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { runScheduled, runsAlone, type Schedulable, type Turn } from '../../src/scenarios/schedule.js';
+
+/** A scenario for the scheduler: how long it runs (in event-loop turns), whether it needs the whole lab. */
+const item = (name: string, ticks: number, needs: Schedulable['needs'] = { computes: 1 }): Schedulable & { ticks: number } => ({ name, ticks, needs });
+
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Runs `items` and records, at each start, what else was running and on which computes. */
+async function trace(items: Array<Schedulable & { ticks: number }>, computes: string[], jobs: number) {
+  const running = new Map<string, Turn<string>>();
+  const log: string[] = [];
+  let most = 0;
+  const results = await runScheduled(
+    items,
+    computes,
+    jobs,
+    async (s, turn) => {
+      for (const [other, t] of running) {
+        // Never two on one compute, and nothing beside one that runs alone.
+        expect(t.computes.some((c) => turn.computes.includes(c)), `${s.name} shares a compute with ${other}`).toBe(false);
+        expect(t.alone || turn.alone, `${s.name} started beside ${other}`).toBe(false);
+      }
+      running.set(s.name, turn);
+      most = Math.max(most, running.size);
+      log.push(`start ${s.name} on ${turn.computes.join('+')}`);
+      await turns(s.ticks);
+      running.delete(s.name);
+      log.push(`end ${s.name}`);
+      return `${s.name}@${turn.index}`;
+    },
+    async () => {
+      expect(running.size, 'quiet while something runs').toBe(0);
+      log.push('quiet');
+    },
+  );
+  return { results, log, most };
+}
+
+describe('scenarios side by side (schedule.ts)', () => {
+  it('runs up to `jobs` at once, each on a compute of its own, and returns results in catalogue order', async () => {
+    const items = [item('a', 30), item('b', 5), item('c', 5), item('d', 5)];
+    const { results, log, most } = await trace(items, ['compute-1', 'compute-2'], 2);
+    expect(results).toEqual(['a@0', 'b@1', 'c@2', 'd@3']);
+    expect(most).toBe(2);
+    // b ends before a, and c takes the compute b gave back while a still runs.
+    expect(log.slice(0, 4)).toEqual(['start a on compute-1', 'start b on compute-2', 'end b', 'start c on compute-2']);
+    expect(log.at(-1)).toBe('quiet');
+  });
+
+  it('runs a scenario that needs two computes or the whole target alone, with every compute, after the quiet turn, and not overtaken', async () => {
+    const items = [item('a', 10), item('both', 3, { computes: 2 }), item('b', 1), item('offline', 3, { computes: 1, wholeLab: true }), item('c', 1)];
+    const { results, log } = await trace(items, ['compute-1', 'compute-2'], 2);
+    expect(results).toEqual(['a@0', 'both@1', 'b@2', 'offline@3', 'c@4']);
+    expect(log).toEqual([
+      'start a on compute-1',
+      'end a',
+      'quiet',
+      'start both on compute-1+compute-2',
+      'end both',
+      'start b on compute-1',
+      'end b',
+      'quiet',
+      'start offline on compute-1+compute-2',
+      'end offline',
+      'start c on compute-1',
+      'end c',
+      'quiet',
+    ]);
+    expect(runsAlone(items[1]!)).toBe(true);
+    expect(runsAlone(items[3]!)).toBe(true);
+    expect(runsAlone(items[0]!)).toBe(false);
+  });
+
+  it('with jobs 1 (or one compute) runs one after another, each with every compute', async () => {
+    for (const [computes, jobs] of [[['compute-1', 'compute-2'], 1], [['compute-1'], 4]] as const) {
+      const { results, most, log } = await trace([item('a', 3), item('b', 1)], [...computes], jobs);
+      expect(results).toEqual(['a@0', 'b@1']);
+      expect(most).toBe(1);
+      expect(log).toEqual(['quiet', `start a on ${computes.join('+')}`, 'end a', 'quiet', `start b on ${computes.join('+')}`, 'end b', 'quiet']);
+    }
+  });
+
+  it('stops starting new scenarios when one throws, waits for those under way, then throws its error', async () => {
+    const started: string[] = [];
+    const ended: string[] = [];
+    const run = runScheduled([item('long', 20), item('boom', 1), item('never', 1)], ['compute-1', 'compute-2'], 2, async (s) => {
+      started.push(s.name);
+      await turns((s as { ticks: number }).ticks);
+      if (s.name === 'boom') throw new Error('aborted');
+      ended.push(s.name);
+      return s.name;
+    });
+    await expect(run).rejects.toThrow('aborted');
+    expect(started).toEqual(['long', 'boom']);
+    expect(ended).toEqual(['long']);
+  });
+});
