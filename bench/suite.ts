@@ -1,9 +1,11 @@
 /**
  * The whole scenario suite as users run it (`brick-lab run`), first with a cold cache (a new,
  * empty BRICK_LAB_CACHE: image build and KVM probe included) and then warm (the same cache):
- * wall time, time to a ready lab, and each scenario's time, from the run's own report.
+ * wall time, time to a ready lab, and each scenario's time, from the run's own report. With
+ * `--jobs 1,2` the warm run is made once per value (`run --jobs N`: scenarios side by side, each
+ * on a compute of its own), so that the gain is measured in the same run on the same machine.
  *
- *   node dist/bench/suite.js [--scenario standard] [--warm-only]
+ *   node dist/bench/suite.js [--scenario standard] [--warm-only] [--jobs 1,2]
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -13,7 +15,12 @@ import type { SuiteReport } from '../src/scenarios/runner.js';
 import { exec } from '../src/system/exec.js';
 import { cacheDir, PROJECT_ROOT } from '../src/system/paths.js';
 
-const { values } = parseArgs({ options: { scenario: { type: 'string', default: 'standard' }, 'warm-only': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { scenario: { type: 'string', default: 'standard' }, 'warm-only': { type: 'boolean', default: false }, jobs: { type: 'string', default: '1' } } });
+const jobs = values.jobs.split(',').map(Number);
+if (jobs.some((j) => !Number.isInteger(j) || j < 1)) {
+  process.stderr.write(`bench:suite: --jobs takes whole numbers from 1, comma-separated (got ${values.jobs})\n`);
+  process.exit(2);
+}
 const work = await mkdtemp(join(tmpdir(), 'brick-bench-suite-'));
 const cold = join(work, 'cache');
 
@@ -24,10 +31,10 @@ interface Run {
   report: SuiteReport;
 }
 
-async function runSuite(label: string, cache: string): Promise<Run> {
+async function runSuite(label: string, cache: string, j: number): Promise<Run> {
   const results = join(work, label);
   const t0 = performance.now();
-  const r = await exec([process.execPath, join(PROJECT_ROOT, 'bin', 'brick-lab.js'), 'run', '--name', 'bench-suite', '--scenario', values.scenario, '--results', results], {
+  const r = await exec([process.execPath, join(PROJECT_ROOT, 'bin', 'brick-lab.js'), 'run', '--name', 'bench-suite', '--scenario', values.scenario, '--jobs', String(j), '--results', results], {
     timeoutMs: 3 * 3600_000,
     reject: false,
     env: { ...process.env, BRICK_LAB_CACHE: cache },
@@ -41,8 +48,9 @@ async function runSuite(label: string, cache: string): Promise<Run> {
 
 try {
   const runs: Run[] = [];
-  if (!values['warm-only']) runs.push(await runSuite('cold', cold));
-  runs.push(await runSuite('warm', values['warm-only'] ? cacheDir() : cold));
+  const label = (what: string, j: number): string => (jobs.length > 1 ? `${what} -j${j}` : what);
+  if (!values['warm-only']) runs.push(await runSuite(label('cold', jobs[0]!), cold, jobs[0]!));
+  for (const j of jobs) runs.push(await runSuite(label('warm', j), values['warm-only'] ? cacheDir() : cold, j));
   process.stdout.write(`scenario suite (${values.scenario}): ${cpus().length} cores, ${runs[0]!.report.accel.toUpperCase()}, guest kernel ${runs[0]!.report.kernel}\n`);
   const head = ['', ...runs.map((r) => r.label)];
   const rows: string[][] = [

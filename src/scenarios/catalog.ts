@@ -9,7 +9,9 @@ export interface ScenarioNeeds {
   dataNetworks: number;
   /**
    * It acts on the target as a whole (takes all its ports down, say), so that scenarios beside it
-   * on other computes would feel it: it runs alone (see schedule.ts).
+   * on other computes would feel it, or it leaves iscsid to log in by itself (after an outage, at
+   * a reboot), a login that no target change beside it may abort (login-guard.ts): it runs alone
+   * (see schedule.ts).
    */
   wholeLab?: boolean;
 }

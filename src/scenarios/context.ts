@@ -1,3 +1,4 @@
+import type { LoginGuard } from './login-guard.js';
 import { failpoint } from '../system/failpoint.js';
 import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, DisconnectReply, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
@@ -103,6 +104,8 @@ export class ScenarioContext {
    * target is this scenario's when others run beside it (their objects are named after them).
    */
   readonly made = new Set<string>();
+  /** Set by the runner when scenarios run side by side: iSCSI logins and target changes kept apart. */
+  guard: LoginGuard | null = null;
   /** What is attached where, to detach afterwards (with force) when the scenario did not. */
   readonly attached: Array<{ node: ComputeHandle; volume: TargetVolume; device: DeviceInfo | null }> = [];
   /**
@@ -160,9 +163,19 @@ export class ScenarioContext {
     return volumeName(this.scenario, suffix);
   }
 
+  /** An iSCSI login this scenario makes itself (an iscsiadm login in its steps), kept from target changes beside it. */
+  loggingIn<T>(fn: () => Promise<T>): Promise<T> {
+    return this.guard ? this.guard.login(fn) : fn();
+  }
+
+  /** A change of LIO's targets (made, deleted), kept from logins beside it. */
+  private targetChange<T>(fn: () => Promise<T>): Promise<T> {
+    return this.guard ? this.guard.change(fn) : fn();
+  }
+
   async createIscsi(body: Omit<IscsiVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
     const initiators = body.initiators ?? (body.demoMode ? undefined : this.computes.map((c) => c.initiatorIqn));
-    const v = await this.target.client.createIscsiVolume({ sizeMiB: 8, ...body, name: this.name(body.name), ...(initiators ? { initiators } : {}) });
+    const v = await this.targetChange(() => this.target.client.createIscsiVolume({ sizeMiB: 8, ...body, name: this.name(body.name), ...(initiators ? { initiators } : {}) }));
     this.volumes.set(v.name, v);
     this.made.add(v.name);
     this.step(`target: iSCSI volume ${v.name} = ${v.iscsi!.iqn} LUN ${v.iscsi!.lun} (wwid ${v.iscsi!.wwid})`);
@@ -178,7 +191,7 @@ export class ScenarioContext {
   }
 
   async deleteVolume(v: TargetVolume): Promise<void> {
-    await this.target.client.deleteVolume(v.name);
+    await this.deleteOnTarget(v.name);
     this.volumes.delete(v.name);
     this.step(`target: deleted ${v.name}`);
   }
@@ -188,13 +201,20 @@ export class ScenarioContext {
     // An attach starts a new round of detaches on the node (dropped first, so that a detach run at
     // the same time, see together(), keeps the baseline it takes).
     this.baselines.delete(node.name);
-    const d = await node.client.connect(protocolOf(v), v.connectionInfo, { ...this.via(opts.builtin), multipath, timeoutMs: 300_000 });
+    const attach = (): Promise<DeviceInfo> => node.client.connect(protocolOf(v), v.connectionInfo, { ...this.via(opts.builtin), multipath, timeoutMs: 300_000 });
+    const d = protocolOf(v) === 'iscsi' ? await this.loggingIn(attach) : await attach();
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
     await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
     this.attached.push({ node, volume: v, device: d });
     this.attachedDevices.set(`${node.name} ${v.name}`, d.devices);
     this.step(`${node.name}: attached ${v.name} as ${d.path} (${d.devices.join(', ')})`);
     return d;
+  }
+
+  /** Delete a volume on the target by name (an iSCSI one as a target change: see LoginGuard). */
+  deleteOnTarget(name: string): Promise<unknown> {
+    const v = this.volumes.get(name);
+    return v && protocolOf(v) !== 'iscsi' ? this.target.client.deleteVolume(name) : this.targetChange(() => this.target.client.deleteVolume(name));
   }
 
   forget(node: ComputeHandle, v: TargetVolume): void {

@@ -58,7 +58,7 @@ const autoScan = orphanPair('field-auto-scan', {
     await node.client.run([...record, '-o', 'new'], { timeoutMs: 60_000 });
     await node.client.run([...record, '-o', 'update', '-n', 'node.session.scan', '-v', 'auto'], { timeoutMs: 60_000 });
     ctx.attached.push({ node, volume: asked, device: null }, { node, volume: other, device: null });
-    await node.client.run([...record, '--login'], { timeoutMs: 120_000 });
+    await ctx.loggingIn(() => node.client.run([...record, '--login'], { timeoutMs: 120_000 }));
     // Both LUNs on the host: the disk of LUN 0, once LUN 1's device is there too.
     const dev = await waitFor(
       async () => {
@@ -216,6 +216,8 @@ const sharedSession = orphanPair('field-shared-session', {
 const hostCutOff = orphanPair('field-host-cut-off', {
   title: 'the host is cut off from the array past the orchestrator\'s force-detach, the array unmaps the LUN, the host comes back: its session logs in again and the device of a LUN it no longer has stays (caught); a detach on its return, from the volume\'s properties, leaves nothing',
   refs: ['field-orphans.md row 4', 'https://github.com/kubernetes/kubernetes/issues/104493'],
+  // iscsid logs the session in again by itself when the link comes back (see LoginGuard).
+  wholeLab: true,
   async setup(h) {
     const { ctx, node } = h;
     const a = await attachIscsi(h, h.phase);

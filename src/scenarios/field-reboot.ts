@@ -25,6 +25,8 @@ async function hasSession(node: ComputeHandle, v: TargetVolume): Promise<boolean
 const rebootAutologin = orphanPair('field-reboot-autologin', {
   title: 'the host goes down (a reset) past the orchestrator\'s force-detach and the array unmaps the LUN meanwhile; at boot its node record (node.startup = automatic) logs the session in again: nothing on the host detaches it (caught); a detach on its return deletes the record, and the next boot\'s login step logs in to nothing',
   refs: ['field-orphans.md rows 23 and 4', 'https://github.com/claytono/infra/pull/576', 'https://github.com/kubernetes/kubernetes/issues/104493'],
+  // The boot logs the session in by itself (see LoginGuard).
+  wholeLab: true,
   async setup(h) {
     const { ctx, node } = h;
     const a = await attachIscsi(h, h.phase);

@@ -198,7 +198,7 @@ const severalSessions = orphanPair('orphan-several-sessions', {
     const { ctx, node } = h;
     const { v, d } = await attachIscsi(h, h.phase);
     const first = await sessionOf(ctx, node, v);
-    await node.client.run(['iscsiadm', '-m', 'session', '-r', String(first.sid), '--op', 'new'], { timeoutMs: 60_000 });
+    await ctx.loggingIn(() => node.client.run(['iscsiadm', '-m', 'session', '-r', String(first.sid), '--op', 'new'], { timeoutMs: 60_000 }));
     const sessions = (await ctx.snapshot(node)).iscsiSessions.filter((s) => s.targetIqn === v.iscsi!.iqn);
     check(sessions.length === 2, `${node.name}: expected two sessions to ${v.iscsi!.iqn}, found ${sessions.length}`);
     const second = sessions.find((s) => s.sid !== first.sid)!;

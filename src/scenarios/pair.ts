@@ -22,7 +22,7 @@ export interface Half {
 export interface OrphanPair<S, P> extends Omit<Scenario, 'name' | 'kind' | 'needs' | 'run'> {
   /** Data networks the pair's volumes are exported on (1 unless said); a pair runs on one compute node. */
   dataNetworks?: number;
-  /** The pair acts on the target as a whole (its ports down): it runs alone (ScenarioNeeds.wholeLab). */
+  /** The pair acts on the target as a whole, or leaves iscsid to log in by itself: it runs alone (ScenarioNeeds.wholeLab). */
   wholeLab?: boolean;
   /**
    * 'separate' (the default): each half makes, attaches and judges volumes of its own, so setup

@@ -14,6 +14,7 @@ import { collectEvidence } from './evidence.js';
 import { claimLab, releaseLab } from './job.js';
 import { writeReport } from './report.js';
 import { runScheduled } from './schedule.js';
+import { LoginGuard } from './login-guard.js';
 import { serialQueue } from '../system/serial.js';
 import { inspectVolume } from './inspect.js';
 import { FIELD_PAIRS } from './field-pairs.js';
@@ -155,7 +156,7 @@ export interface RunScenariosOptions {
    * is marked here for the scheduler to clean once nothing else runs, rather than cleaned from
    * under the others.
    */
-  beside?: { targetDirty: boolean };
+  beside?: { targetDirty: boolean; guard: LoginGuard };
 }
 
 async function handles(rec: LabRecord): Promise<{ target: TargetHandle; computes: ComputeHandle[] }> {
@@ -176,6 +177,7 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
   const nodes: NodeHandle[] = [target, ...computes];
   const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`), opts.connector ?? null);
   if (opts.inspect !== false) ctx.inspect = inspectVolume;
+  if (opts.beside) ctx.guard = opts.beside.guard;
   const marks = new Map<string, number>();
   for (const n of nodes) marks.set(n.name, (await dmesgLines(n)).length);
   const baselines = new Map<string, HostSnapshot>();
@@ -197,7 +199,7 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
     await a.node.client.disconnect(protocolOf(a.volume), a.volume.connectionInfo, a.device, { force: true, ignoreErrors: true, timeoutMs: 300_000 }).catch(() => undefined);
   }
   for (const u of [...ctx.undo].reverse()) await u.fn().catch((e: Error) => problems.push(`undo ${u.what}: ${e.message}`));
-  for (const v of ctx.volumes.keys()) await target.client.deleteVolume(v).catch(() => undefined);
+  for (const v of [...ctx.volumes.keys()]) await ctx.deleteOnTarget(v).catch(() => undefined);
   // Then the lab must be as it was: nothing on any compute, nothing on the target. Host-wide:
   // against the snapshot from before the scenario, nothing new, nothing gone.
   const hostWide: ScenarioResult['hostWide'] = [];
@@ -266,7 +268,9 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
   const computeNames = rec.nodes.filter((n) => n.role === 'compute').map((n) => n.name);
   const jobs = Math.max(1, Math.min(opts.jobs ?? 1, computeNames.length));
   if ((opts.jobs ?? 1) > jobs) say(`the lab has ${computeNames.length} compute node${computeNames.length === 1 ? '' : 's'}: ${jobs} scenario${jobs === 1 ? '' : 's'} at once`);
-  const beside = jobs > 1 ? { targetDirty: false } : undefined;
+  // The target left unclean (by a scenario beside others, or one whose checks failed): cleaned at the next quiet turn.
+  const lab = { targetDirty: false, guard: new LoginGuard() };
+  const beside = jobs > 1 ? lab : undefined;
   // Reports are rewritten as scenarios start and end, which with jobs > 1 happens side by side.
   const writeSerially = serialQueue();
   const writeRunning = async (): Promise<void> => {
@@ -287,7 +291,15 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
         await writeRunning();
         const all = await handles(rec);
         const nodes = { target: all.target, computes: turn.computes.map((n) => all.computes.find((c) => c.name === n)!) };
-        const r = await runScenarioOn(rec, nodes, s, { ...opts, onProgress: jobs > 1 ? (line) => say(`${s.name}:${line}`) : say, ...(beside ? { beside } : {}) });
+        const began = performance.now();
+        const r = await runScenarioOn(rec, nodes, s, { ...opts, onProgress: jobs > 1 ? (line) => say(`${s.name}:${line}`) : say, ...(beside ? { beside } : {}) }).catch(
+          // The runner's own checks could not be made (an agent did not answer): this scenario
+          // failed, and the next ones still run; the target is cleaned at the next quiet turn.
+          (e: Error): ScenarioResult => {
+            lab.targetDirty = true;
+            return { name: s.name, title: s.title, kind: s.kind, refs: s.refs, status: 'failed', durationMs: Math.round(performance.now() - began), failure: `the runner's checks after the scenario failed: ${e instanceof BrickError ? `${e.code}: ` : ''}${e.message}`, problems: [], steps: [], rows: [], hostWide: [], evidenceDir: null };
+          },
+        );
         say(`${r.status === 'passed' ? 'PASS' : 'FAIL'} ${s.name} in ${(r.durationMs / 1000).toFixed(1)} s${r.failure ? `: ${r.failure.split('\n')[0]}` : r.problems[0] ? `: ${r.problems[0]}` : ''}`);
         under.splice(under.indexOf(s.name), 1);
         done[turn.index] = r;
@@ -297,8 +309,8 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
       },
       // Nothing else runs: the target objects a scenario left (reported as its problem) go now.
       async () => {
-        if (!beside?.targetDirty) return;
-        beside.targetDirty = false;
+        if (!lab.targetDirty) return;
+        lab.targetDirty = false;
         await (await handles(rec)).target.client.cleanup().catch(() => undefined);
       },
     );

@@ -214,8 +214,16 @@ export class TargetVolumes implements VolumeWorkbench {
     });
   }
 
-  /** Everything LIO and nvmet hold right now, read from the kernel (the blktests check). */
-  async leftovers(): Promise<{ lio: unknown; nvmet: { subsystems: unknown[]; ports: unknown[]; hosts: string[] }; loopDevices: string[]; files: string[] }> {
+  /**
+   * Everything LIO and nvmet hold right now, read from the kernel (the blktests check). Read in
+   * the serial queue, between changes: a port or subsystem another request is taking away would
+   * otherwise vanish under the walk of configfs (ENOENT on a port's addr_trtype).
+   */
+  leftovers(): Promise<{ lio: unknown; nvmet: { subsystems: unknown[]; ports: unknown[]; hosts: string[] }; loopDevices: string[]; files: string[] }> {
+    return this.serial(() => this.leftoversNow());
+  }
+
+  private async leftoversNow(): Promise<{ lio: unknown; nvmet: { subsystems: unknown[]; ports: unknown[]; hosts: string[] }; loopDevices: string[]; files: string[] }> {
     const lio = await this.lioRequest('inventory', {});
     const loops = await exec(['losetup', '--list', '--noheadings', '--output', 'NAME,BACK-FILE'], { timeoutMs: 10_000, reject: false });
     const files = existsSync(VOLUME_DIR) ? await readdir(VOLUME_DIR) : [];

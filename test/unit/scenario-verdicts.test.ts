@@ -10,6 +10,7 @@ import type { LabRecord } from '../../src/lab/state.js';
 import { normalise } from '../../src/osbrick/index.js';
 import { ScenarioContext, ScenarioFailure, type ComputeHandle, type Expected, type TargetHandle } from '../../src/scenarios/context.js';
 import { expectFailure, orphanPair } from '../../src/scenarios/pair.js';
+import { LoginGuard } from '../../src/scenarios/login-guard.js';
 import { runScenarioOn } from '../../src/scenarios/runner.js';
 import { BrickError, RemoteError } from '../../src/system/errors.js';
 import { replayHostFs } from '../../src/system/hostfs-record.js';
@@ -259,7 +260,7 @@ describe('runScenario on recorded hosts', () => {
       loopDevices: ['/dev/loop3 /var/lib/brick-lab/volumes/orp-res-dur-det-correct-third.img'],
       files: ['orp-res-dur-det-correct-third.img'],
     };
-    const beside = { targetDirty: false };
+    const beside = { targetDirty: false, guard: new LoginGuard() };
     const first = new RecordedHost();
     const clean = await runScenarioOn(LAB, { target: recordedTarget(others), computes: [first.handle] }, pairOn(first, () => {}), { resultsDir: '/nonexistent', evidence: false, inspect: false, beside });
     expect(clean).toMatchObject({ status: 'passed', problems: [] });
