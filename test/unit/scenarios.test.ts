@@ -622,10 +622,16 @@ describe('listScenarios', () => {
     for (const s of ALL_SCENARIOS) {
       const at = lines.flatMap((l, i) => (l.split(/\s+/)[0] === s.name ? [i] : []));
       expect(at, s.name).toHaveLength(1);
-      expect(lines[at[0]!]!.split(/\s+/).slice(1).join(' ')).toBe(`${s.kind} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}`);
+      const alone = s.needs.computes > 1 || s.needs.wholeLab === true;
+      expect(lines[at[0]!]!.split(/\s+/).slice(1).join(' ')).toBe(`${s.kind} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}${alone ? ', runs alone with --jobs' : ''}`);
       expect(lines[at[0]! + 1]!.trim()).toBe(s.title);
       if (s.refs.length > 0) expect(lines[at[0]! + 2]!.trim()).toBe(`see: ${s.refs.join('; ')}`);
     }
+  });
+
+  it('says which run alone beside others: two computes, the target offline, iscsid logging in by itself', () => {
+    const alone = lines.filter((l) => l.endsWith(', runs alone with --jobs')).map((l) => l.split(/\s+/)[0]).sort();
+    expect(alone).toEqual(['field-host-cut-off', 'field-nvme-target-offline', 'field-reboot-autologin', 'live-migration-iscsi', 'live-migration-nvme']);
   });
 
   it('has nothing else', () => {
