@@ -308,10 +308,16 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
         return r;
       },
       // Nothing else runs: the target objects a scenario left (reported as its problem) go now.
+      // Side by side, each scenario judged only what is named after its volumes: the whole target
+      // is read here, so that nothing named otherwise stays unseen (said, then cleaned).
       async () => {
-        if (!lab.targetDirty) return;
+        if (!lab.targetDirty && !beside) return;
+        const { target } = await handles(rec);
+        const left = lab.targetDirty ? [] : await targetLeftovers(target);
+        if (left.length > 0) say(`the target holds what no scenario's check named, cleaned now: ${left.join('; ')}`);
+        if (!lab.targetDirty && left.length === 0) return;
         lab.targetDirty = false;
-        await (await handles(rec)).target.client.cleanup().catch(() => undefined);
+        await target.client.cleanup().catch(() => undefined);
       },
     );
     return report('finished');
