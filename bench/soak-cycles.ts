@@ -28,6 +28,8 @@ export interface AgentUse {
   pid: number;
   rssKiB: number;
   openFiles: number;
+  /** The JavaScript heap in use, from the agent's own process.memoryUsage() (null: an agent without it). */
+  heapUsedKiB: number | null;
 }
 
 export interface SoakCycle {
@@ -52,16 +54,16 @@ export interface SoakResult {
 interface Node {
   name: string;
   run: (argv: string[]) => Promise<{ stdout: string }>;
-  health: () => Promise<{ agent: { pid: number } }>;
+  health: () => Promise<{ agent: { pid: number; memory?: { heapUsed: number } } }>;
 }
 
 /** The agent's resident memory and open files, read from /proc in its node. */
 export async function agentUse(n: Node): Promise<AgentUse> {
-  const { pid } = (await n.health()).agent;
+  const { pid, memory } = (await n.health()).agent;
   const out = (await n.run(['sh', '-c', `grep '^VmRSS:' /proc/${pid}/status; ls /proc/${pid}/fd | wc -l`])).stdout;
   const rss = /VmRSS:\s+(\d+) kB/.exec(out);
   const files = out.trim().split('\n').pop();
-  return { node: n.name, pid, rssKiB: rss ? Number(rss[1]) : Number.NaN, openFiles: Number(files) };
+  return { node: n.name, pid, rssKiB: rss ? Number(rss[1]) : Number.NaN, openFiles: Number(files), heapUsedKiB: memory ? Math.round(memory.heapUsed / 1024) : null };
 }
 
 const kindName = (k: (typeof SOAK_KINDS)[number]): string => `${k.protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP'} ${k.paths} path${k.paths > 1 ? 's' : ''}`;
@@ -161,7 +163,9 @@ export function soakReport(r: SoakResult): string[] {
     const rss = [b, a, ...(s ? [s] : [])].map((x) => (x.rssKiB / 1024).toFixed(1)).join(' -> ');
     const files = [b, a, ...(s ? [s] : [])].map((x) => x.openFiles).join(' -> ');
     const last = s ?? a;
-    lines.push(`  ${b.node.padEnd(10)} RSS ${rss} MiB (${pct(b.rssKiB, last.rssKiB)}), open files ${files} (${pct(b.openFiles, last.openFiles)})${last.pid !== b.pid ? `, RESTARTED (pid ${b.pid} -> ${last.pid})` : ''}`);
+    // The JavaScript heap beside the RSS: a heap that stays flat while the RSS grows is the allocator's, not a leak of the agent's.
+    const heap = b.heapUsedKiB !== null && last.heapUsedKiB !== null ? `, JS heap used ${[b, a, ...(s ? [s] : [])].map((x) => ((x.heapUsedKiB ?? 0) / 1024).toFixed(1)).join(' -> ')} MiB (${pct(b.heapUsedKiB, last.heapUsedKiB)})` : '';
+    lines.push(`  ${b.node.padEnd(10)} RSS ${rss} MiB (${pct(b.rssKiB, last.rssKiB)}), open files ${files} (${pct(b.openFiles, last.openFiles)})${heap}${last.pid !== b.pid ? `, RESTARTED (pid ${b.pid} -> ${last.pid})` : ''}`);
   }
   for (const c of found) for (const f of c.findings) lines.push(`  cycle ${c.index} (${c.kind} on ${c.node}): ${f}`);
   return lines;

@@ -41,7 +41,7 @@ export interface HealthReport {
   timeline: Array<{ step: string; uptimeSeconds: number }>;
   tools: Record<string, string | null>;
   /** The agent's build, its Node.js, and its process (a restart gives another pid). */
-  agent: { version: string; node: string; pid: number };
+  agent: { version: string; node: string; pid: number; memory?: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number } };
 }
 
 /** POST /v1/agent/restart: the agent answers, then ends and its node's agent loop starts it again. */

@@ -19,7 +19,17 @@ export const healthReport: JsonSchema = {
       items: { type: 'object', required: ['step', 'uptimeSeconds'], properties: { step: { type: 'string' }, uptimeSeconds: { type: 'number' } } },
     },
     tools: { type: 'object', additionalProperties: nullableString, description: 'installed package versions by name, null when missing' },
-    agent: { type: 'object', required: ['version', 'node', 'pid'], properties: { version: { type: 'string' }, node: { type: 'string' }, pid: { type: 'integer' } } },
+    agent: {
+      type: 'object',
+      required: ['version', 'node', 'pid'],
+      properties: {
+        version: { type: 'string' },
+        node: { type: 'string' },
+        pid: { type: 'integer' },
+        // process.memoryUsage() in bytes: a soak tells a growing JavaScript heap from the allocator's.
+        memory: { type: 'object', required: ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'], properties: { rss: { type: 'integer' }, heapTotal: { type: 'integer' }, heapUsed: { type: 'integer' }, external: { type: 'integer' }, arrayBuffers: { type: 'integer' } } },
+      },
+    },
   },
 };
 
