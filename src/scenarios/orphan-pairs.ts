@@ -224,12 +224,21 @@ const noUdev = orphanPair('orphan-no-udev', {
   title: 'no udev: no by-path link, yet the device exists; a by-path-only check calls a skipped detach clean, the oracle does not (caught); the connector detaches from sysfs',
   refs: ['domain.md sequence 9'],
   async prepare(ctx, node) {
+    // The events of what ran before are processed first, with udevd running (a worker busy with
+    // one held udevd past 60 s after --exit once, in a CI run with a scenario on the other compute).
+    await node.client.exec(['udevadm', 'settle', '--timeout=120'], { timeoutMs: 150_000 });
     await node.client.run(['udevadm', 'control', '--exit'], { timeoutMs: 30_000 });
-    // udevadm returns once udevd was told; a udevd still busy with an event of the scenario
-    // before goes on a moment, and would make the links of the device attached next. Wait until
-    // no udevd process is left, or say that it would not go: 60 s at most, as a worker finishes
-    // the event it has (a CI run under TCG saw one outlive 10 s).
-    await ctx.sh(node, 'for i in $(seq 600); do grep -qsx systemd-udevd /proc/[0-9]*/comm || exit 0; sleep 0.1; done; echo "udevd still runs 60 s after udevadm control --exit" >&2; exit 1');
+    // udevadm returns once udevd was told; a udevd still busy with an event goes on a moment, and
+    // would make the links of the device attached next. Wait until no udevd process is left, or
+    // say that it would not go and what each udevd process was doing: 60 s at most.
+    await ctx.sh(
+      node,
+      // A deadline by the clock: under TCG each round's grep over /proc takes about 0.1 s itself.
+      'end=$(($(date +%s) + 60)); while [ "$(date +%s)" -lt "$end" ]; do grep -qsx systemd-udevd /proc/[0-9]*/comm || exit 0; sleep 0.1; done; ' +
+        'echo "udevd still runs 60 s after udevadm control --exit:" >&2; ' +
+        'for p in $(pgrep -x systemd-udevd); do echo "pid $p: $(tr "\\0" " " < /proc/$p/cmdline) state $(awk \'/^State/{print $2}\' /proc/$p/status) wchan $(cat /proc/$p/wchan) children $(pgrep -P $p | tr "\\n" " ")" >&2; ' +
+        'for c in $(pgrep -P $p); do echo "  child $c: $(tr "\\0" " " < /proc/$c/cmdline) wchan $(cat /proc/$c/wchan)" >&2; done; done; exit 1',
+    );
     ctx.undo.push({
       what: `${node.name}: udevd restarted`,
       fn: async () => {
