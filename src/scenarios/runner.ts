@@ -313,9 +313,11 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
       async () => {
         if (!lab.targetDirty && !beside) return;
         const { target } = await handles(rec);
-        const left = lab.targetDirty ? [] : await targetLeftovers(target);
-        if (left.length > 0) say(`the target holds what no scenario's check named, cleaned now: ${left.join('; ')}`);
-        if (!lab.targetDirty && left.length === 0) return;
+        if (!lab.targetDirty) {
+          const left = await targetLeftovers(target);
+          if (left.length === 0) return;
+          say(`the target holds what no scenario's check named, cleaned now: ${left.join('; ')}`);
+        }
         lab.targetDirty = false;
         await target.client.cleanup().catch(() => undefined);
       },
