@@ -9,11 +9,20 @@
  * udev settled, the volume's paths (must be there), disconnect, the oracle with the baseline (volume-scoped and
  * host-wide: nothing may be left, nothing else may have gone), the volume deleted. The cycle's
  * time is from connect to the oracle's answer.
+ *
+ * Two things the soak keeps apart, as `run --jobs` does (src/scenarios/login-guard.ts): an iSCSI
+ * login on one compute and an LIO target made or deleted for the other's cycle. LIO aborts a login
+ * on a portal whose thread is told of another target's change; a 200-cycle soak without the guard
+ * met it once, and that connect took 122 s (iscsid's retries) while the caller had given up at
+ * 120 s. That is the target's doing, not the connector's, and what the soak measures is the
+ * connector and the oracle. A connect that fails is still undone by the volume's properties: the
+ * agent may finish it after the caller stopped waiting, and its disconnect runs after it.
  */
 import type { ComputeClient } from '../src/agent/api/compute-client.js';
 import type { TargetClient } from '../src/agent/api/target-client.js';
-import type { DeviceInfo, Orphan, TargetVolume } from '../src/agent/api/types.js';
+import type { AgentMemoryReply, DeviceInfo, Orphan, TargetVolume } from '../src/agent/api/types.js';
 import { labClient } from '../src/lab/lab.js';
+import { LoginGuard } from '../src/scenarios/login-guard.js';
 import type { LabRecord } from '../src/lab/state.js';
 
 export const SOAK_KINDS = [
@@ -28,8 +37,14 @@ export interface AgentUse {
   pid: number;
   rssKiB: number;
   openFiles: number;
-  /** The JavaScript heap in use, from the agent's own process.memoryUsage() (null: an agent without it). */
-  heapUsedKiB: number | null;
+  /** The JavaScript heap the agent holds: in use after a full collection (POST /v1/agent/memory). */
+  heapUsedKiB: number;
+  /** What V8 has taken for its heap spaces (in use or not), after that collection; the new space on its own. */
+  heapTotalKiB: number;
+  newSpaceKiB: number;
+  /** Held in the old space (objects that lived) and in the code space (compiled code, which grows as V8 optimises more of the agent). */
+  oldHeldKiB: number;
+  codeHeldKiB: number;
 }
 
 export interface SoakCycle {
@@ -54,16 +69,33 @@ export interface SoakResult {
 interface Node {
   name: string;
   run: (argv: string[]) => Promise<{ stdout: string }>;
-  health: () => Promise<{ agent: { pid: number; memory?: { heapUsed: number } } }>;
+  health: () => Promise<{ agent: { pid: number } }>;
+  memory: () => Promise<AgentMemoryReply>;
 }
 
-/** The agent's resident memory and open files, read from /proc in its node. */
+/**
+ * The agent's resident memory and open files, read from /proc in its node as it runs, then the
+ * JavaScript heap it holds (in use after a full collection, which the RSS read comes before).
+ */
 export async function agentUse(n: Node): Promise<AgentUse> {
-  const { pid, memory } = (await n.health()).agent;
+  const { pid } = (await n.health()).agent;
   const out = (await n.run(['sh', '-c', `grep '^VmRSS:' /proc/${pid}/status; ls /proc/${pid}/fd | wc -l`])).stdout;
   const rss = /VmRSS:\s+(\d+) kB/.exec(out);
   const files = out.trim().split('\n').pop();
-  return { node: n.name, pid, rssKiB: rss ? Number(rss[1]) : Number.NaN, openFiles: Number(files), heapUsedKiB: memory ? Math.round(memory.heapUsed / 1024) : null };
+  const m = await n.memory();
+  const kib = (bytes: number): number => Math.round(bytes / 1024);
+  const space = (name: string): { sizeBytes: number; usedBytes: number } => m.heapSpaces.find((x) => x.name === name) ?? { sizeBytes: 0, usedBytes: 0 };
+  return {
+    node: n.name,
+    pid,
+    rssKiB: rss ? Number(rss[1]) : Number.NaN,
+    openFiles: Number(files),
+    heapUsedKiB: kib(m.memory.heapUsed),
+    heapTotalKiB: kib(m.memory.heapTotal),
+    newSpaceKiB: kib(space('new_space').sizeBytes),
+    oldHeldKiB: kib(space('old_space').usedBytes),
+    codeHeldKiB: kib(space('code_space').usedBytes),
+  };
 }
 
 const kindName = (k: (typeof SOAK_KINDS)[number]): string => `${k.protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP'} ${k.paths} path${k.paths > 1 ? 's' : ''}`;
@@ -83,22 +115,28 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
   for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: (await labClient(rec, n.name)).compute });
   if (computes.length === 0) throw new Error(`lab ${rec.name} has no compute`);
   const nodes: Node[] = [
-    { name: targetRec.name, run: (argv) => target.run(argv), health: () => target.health() },
-    ...computes.map((c) => ({ name: c.name, run: (argv: string[]) => c.client.run(argv), health: () => c.client.health() })),
+    { name: targetRec.name, run: (argv) => target.run(argv), health: () => target.health(), memory: () => target.memory() },
+    ...computes.map((c) => ({ name: c.name, run: (argv: string[]) => c.client.run(argv), health: () => c.client.health(), memory: () => c.client.memory() })),
   ];
   const agentsBefore = await Promise.all(nodes.map(agentUse));
   const cycles: SoakCycle[] = [];
   const prefix = opts.prefix ?? 'soak';
+  const guard = new LoginGuard();
   const one = async (i: number): Promise<void> => {
     const kind = SOAK_KINDS[Math.floor(i / computes.length) % SOAK_KINDS.length]!;
     const c = computes[i % computes.length]!;
     const name = `${prefix}-${i}`;
-    const v: TargetVolume = kind.protocol === 'iscsi' ? await target.createIscsiVolume({ name, sizeMiB: 8 }) : await target.createNvmeVolume({ name, sizeMiB: 8 });
+    const iscsi = kind.protocol === 'iscsi';
+    const v: TargetVolume = iscsi ? await guard.change(() => target.createIscsiVolume({ name, sizeMiB: 8 })) : await target.createNvmeVolume({ name, sizeMiB: 8 });
     let device: DeviceInfo | null = null;
+    let attaching = false;
     const t0 = performance.now();
     try {
       const baseline = await c.client.takeBaseline();
-      device = await c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 });
+      attaching = true;
+      const connect = (): Promise<DeviceInfo> => c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 });
+      device = iscsi ? await guard.login(connect) : await connect();
+      attaching = false;
       // The by-path links volume-paths answers with are udev's, made after connect returns.
       await c.client.run(['udevadm', 'settle', '--timeout=60']);
       const paths = await c.client.volumePaths(kind.protocol, v.connectionInfo);
@@ -125,8 +163,11 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
       cycles.push(cycle);
       opts.onCycle?.(cycle);
     } finally {
-      if (device) await c.client.disconnect(kind.protocol, v.connectionInfo, device, { force: true, ignoreErrors: true }).catch(() => undefined);
-      await target.deleteVolume(name);
+      // After a failure: undone by what the attach gave, or by the properties alone when the
+      // connect itself failed (the agent runs this disconnect after a connect it is still in).
+      if (device || attaching) await c.client.disconnect(kind.protocol, v.connectionInfo, device, { force: true, ignoreErrors: true, timeoutMs: 600_000 }).catch(() => undefined);
+      if (iscsi) await guard.change(() => target.deleteVolume(name));
+      else await target.deleteVolume(name);
     }
   };
   await Promise.all(
@@ -163,8 +204,10 @@ export function soakReport(r: SoakResult): string[] {
     const rss = [b, a, ...(s ? [s] : [])].map((x) => (x.rssKiB / 1024).toFixed(1)).join(' -> ');
     const files = [b, a, ...(s ? [s] : [])].map((x) => x.openFiles).join(' -> ');
     const last = s ?? a;
-    // The JavaScript heap beside the RSS: a heap that stays flat while the RSS grows is the allocator's, not a leak of the agent's.
-    const heap = b.heapUsedKiB !== null && last.heapUsedKiB !== null ? `, JS heap used ${[b, a, ...(s ? [s] : [])].map((x) => ((x.heapUsedKiB ?? 0) / 1024).toFixed(1)).join(' -> ')} MiB (${pct(b.heapUsedKiB, last.heapUsedKiB)})` : '';
+    // The JavaScript heap held beside the RSS: a held heap that stays flat while the RSS grows is V8's
+    // or the allocator's keeping of free memory, not a leak of the agent's.
+    const mib = (f: (x: AgentUse) => number): string => [b, a, ...(s ? [s] : [])].map((x) => (f(x) / 1024).toFixed(1)).join(' -> ');
+    const heap = `, JS heap held ${mib((x) => x.heapUsedKiB)} MiB (${pct(b.heapUsedKiB, last.heapUsedKiB)}) of ${mib((x) => x.heapTotalKiB)} MiB taken (held in old space ${mib((x) => x.oldHeldKiB)}, in code ${mib((x) => x.codeHeldKiB)}; new space ${mib((x) => x.newSpaceKiB)})`;
     lines.push(`  ${b.node.padEnd(10)} RSS ${rss} MiB (${pct(b.rssKiB, last.rssKiB)}), open files ${files} (${pct(b.openFiles, last.openFiles)})${heap}${last.pid !== b.pid ? `, RESTARTED (pid ${b.pid} -> ${last.pid})` : ''}`);
   }
   for (const c of found) for (const f of c.findings) lines.push(`  cycle ${c.index} (${c.kind} on ${c.node}): ${f}`);

@@ -9,7 +9,8 @@ import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
 import { ROUTES } from './api/paths.js';
 import { systemSchemas } from './api/schemas/system.js';
-import type { ExecRequest, HealthReport, OutageRequest, RebootReply, RebootRequest } from './api/types.js';
+import type { AgentMemoryRequest, ExecRequest, HealthReport, OutageRequest, RebootReply, RebootRequest } from './api/types.js';
+import { agentMemory } from './memory.js';
 import { Outages } from './outage.js';
 import type { DataNetwork } from '../targets/model.js';
 import { computeRoutes } from './compute.js';
@@ -213,6 +214,12 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       throw e;
     }
   });
+
+  // Behind the token: a full collection stops the agent for a while, which an open route must not let anyone do.
+  app.post<{ Body: AgentMemoryRequest | undefined }>(ROUTES.agentMemory, {
+    onRequest: requireToken,
+    schema: systemSchemas.agentMemory,
+  }, async (req) => agentMemory(req.body?.collect !== false));
 
   // The connector's process restarting between attach and detach, as a kubelet or a driver
   // container restarts: everything the agent kept in memory (kept baselines, identities, the

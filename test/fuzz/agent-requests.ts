@@ -238,6 +238,7 @@ const ROUTES: Route[] = [
       ],
     },
     { role, method: 'POST', path: '/v1/agent/restart' },
+    { role, method: 'POST', path: '/v1/agent/memory', valid: {}, closed: true, rules: [top('collect', notBoolean)] },
     { role, method: 'DELETE', path: '/v1/node/outage' },
   ]),
 

@@ -68,9 +68,9 @@ async function operations(app: FastifyInstance): Promise<Array<[string, Operatio
 }
 
 describe('the OpenAPI document', () => {
-  it('lists every route once: 37 across the two roles, with /openapi.json itself 38', async () => {
+  it('lists every route once: 38 across the two roles, with /openapi.json itself 39', async () => {
     const all = new Set([...(await operations(compute)), ...(await operations(target))].map(([k]) => k));
-    expect(all.size).toBe(37);
+    expect(all.size).toBe(38);
   });
 
   it('gives every POST and PUT with a body its body schema, and every route a success reply schema', async () => {
@@ -280,6 +280,14 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     await keeps(systemSchemas.restartAgent, { pid: 4242, restarting: true } satisfies Wire.RestartAgentReply, 202);
   });
 
+  it("the agent's memory", async () => {
+    await keeps(systemSchemas.agentMemory, {
+      collected: true,
+      memory: { rss: 71_000_000, heapTotal: 24_000_000, heapUsed: 14_000_000, external: 2_000_000, arrayBuffers: 100_000 },
+      heapSpaces: [{ name: 'new_space', sizeBytes: 1_048_576, usedBytes: 4096 }],
+    } satisfies Wire.AgentMemoryReply);
+  });
+
   it('a reboot', async () => {
     await keeps(systemSchemas.reboot, { bootId: '6c1f0a4e-8d6b-4f7e-9a51-2b3c4d5e6f70', hard: true } satisfies Wire.RebootReply, 202);
   });
@@ -299,7 +307,7 @@ describe('reply schemas of routes that need a lab keep every field', () => {
 
   it('every route schema answers errors as {code, message, hint}', async () => {
     const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
-    expect(all).toHaveLength(37);
+    expect(all).toHaveLength(38);
     for (const [name, schema] of all) {
       const statuses = Object.keys(schema.response).filter((s) => !s.startsWith('2'));
       expect(statuses.length, name).toBeGreaterThan(0);

@@ -172,6 +172,35 @@ describe('buildAgent', () => {
     });
   });
 
+  describe('POST /v1/agent/memory', () => {
+    it('answers the memory after a full collection (garbage gone), without one when asked; refuses no token and a bad body', async () => {
+      const a = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, dpkgStatusFile: DPKG_STATUS });
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      try {
+        expect((await a.inject({ method: 'POST', url: '/v1/agent/memory', payload: {} })).statusCode).toBe(401);
+        const bad = await a.inject({ method: 'POST', url: '/v1/agent/memory', headers: auth, payload: { collect: 'yes' } });
+        expect(bad.statusCode).toBe(400);
+        expect(bad.json().message).toContain('collect');
+        // 32 MiB in large arrays no one holds: only a full (mark-compact) collection frees them.
+        let garbage: number[][] | null = Array.from({ length: 32 }, () => new Array<number>(128 * 1024).fill(1.5));
+        expect(garbage.length).toBe(32);
+        garbage = null;
+        const before = await a.inject({ method: 'POST', url: '/v1/agent/memory', headers: auth, payload: { collect: false } });
+        expect(before.statusCode).toBe(200);
+        expect(before.json().collected).toBe(false);
+        const after = await a.inject({ method: 'POST', url: '/v1/agent/memory', headers: auth, payload: {} });
+        expect(after.statusCode).toBe(200);
+        const m = after.json();
+        expect(m.collected).toBe(true);
+        expect(before.json().memory.heapUsed - m.memory.heapUsed).toBeGreaterThan(24 * 1024 * 1024);
+        expect(m.heapSpaces.map((x: { name: string }) => x.name)).toEqual(expect.arrayContaining(['new_space', 'old_space', 'code_space', 'large_object_space']));
+        for (const x of m.heapSpaces) expect(x.usedBytes).toBeLessThanOrEqual(x.sizeBytes);
+      } finally {
+        await a.close();
+      }
+    });
+  });
+
   describe('POST /v1/node/reboot', () => {
     it('answers 202 with the boot it leaves, then reboots clean or hard (after the answer); refuses a bad body, no token, and a node that cannot reboot', async () => {
       const calls: string[] = [];

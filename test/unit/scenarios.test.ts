@@ -499,14 +499,14 @@ describe('renderJunit', () => {
   });
 
   it('is one testsuite with the counts', () => {
-    const { els, suite, cases, failures } = read();
+    const { suite } = read();
     expect(suite.name).toBe('testsuite');
     expect(suite.parent).toBeNull();
     expect(suite.attrs).toMatchObject({ name: 'brick-lab scenarios (unit)', tests: '2', failures: '1', errors: '0', time: '61.000', timestamp: REPORT.startedAt });
   });
 
   it('has a testcase per scenario, named and classed by kind', () => {
-    const { els, suite, cases, failures } = read();
+    const { suite, cases } = read();
     expect(cases.map((c) => [c.parent, c.attrs])).toEqual([
       [suite, { classname: 'brick-lab.round-trip', name: 'round-trip-iscsi-1path', time: '12.345' }],
       [suite, { classname: 'brick-lab.orphan-pair', name: 'orphan-flush-failure', time: '45.600' }],
@@ -514,7 +514,7 @@ describe('renderJunit', () => {
   });
 
   it('has exactly one failure, in the failed scenario, with the first line as its message', () => {
-    const { els, suite, cases, failures } = read();
+    const { cases, failures } = read();
     expect(failures).toHaveLength(1);
     expect(failures[0]!.parent).toBe(cases[1]);
     expect(failures[0]!.attrs).toEqual({ message: FAILURE.split('\n')[0] });
@@ -522,7 +522,7 @@ describe('renderJunit', () => {
   });
 
   it('puts the steps and the orphans with their evidence in system-out', () => {
-    const { els, suite, cases, failures } = read();
+    const { els, cases } = read();
     const outs = els.filter((e) => e.name === 'system-out');
     expect(outs.map((o) => o.parent)).toEqual(cases);
     expect(outs[0]!.text).toBe('create vol\nconnect vol on compute-1');

@@ -2,7 +2,7 @@ import { BrickError } from '../../system/errors.js';
 import { waitFor } from '../../system/wait.js';
 import { AgentHttp, DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
-import type { ExecReply, ExecRequest, HealthReport, OutageReply, RebootReply, RestartAgentReply } from './types.js';
+import type { AgentMemoryReply, AgentMemoryRequest, ExecReply, ExecRequest, HealthReport, OutageReply, RebootReply, RestartAgentReply } from './types.js';
 
 /**
  * A client of one node's agent: what every node answers (health, exec). ComputeClient and
@@ -55,6 +55,11 @@ export class AgentClient {
   /** With waitReadyMs the agent holds the answer until the node is ready or the wait ends. */
   health(timeoutMs = 5000, waitReadyMs = 0): Promise<HealthReport> {
     return this.http.request('GET', paths.health(waitReadyMs), undefined, timeoutMs + waitReadyMs);
+  }
+
+  /** The agent's memory, after a full garbage collection unless `collect` is false (a soak's figure of what the agent holds). */
+  memory(collect = true): Promise<AgentMemoryReply> {
+    return this.http.request<AgentMemoryReply>('POST', ROUTES.agentMemory, { collect } satisfies AgentMemoryRequest, 60_000);
   }
 
   /** Run a command in the node; a non-zero exit is a result, not an error. */

@@ -8,6 +8,7 @@ export const ROUTES = {
   health: '/v1/health',
   exec: '/v1/exec',
   restartAgent: '/v1/agent/restart',
+  agentMemory: '/v1/agent/memory',
   outage: '/v1/node/outage',
   reboot: '/v1/node/reboot',
   openapi: '/openapi.json',

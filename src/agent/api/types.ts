@@ -44,6 +44,18 @@ export interface HealthReport {
   agent: { version: string; node: string; pid: number; memory?: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number } };
 }
 
+/** POST /v1/agent/memory: the agent's memory, after a full garbage collection when `collect` (the default). */
+export interface AgentMemoryRequest {
+  collect?: boolean;
+}
+
+/** process.memoryUsage() in bytes, and each V8 heap space's size and use (new space, old space, code...). */
+export interface AgentMemoryReply {
+  collected: boolean;
+  memory: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+  heapSpaces: Array<{ name: string; sizeBytes: number; usedBytes: number }>;
+}
+
 /** POST /v1/agent/restart: the agent answers, then ends and its node's agent loop starts it again. */
 export interface RestartAgentReply {
   pid: number;

@@ -3,6 +3,13 @@ import { OUTAGE_MAX_SECONDS } from '../types.js';
 import { HOST_FAILURES, nullableNumber, nullableString, replies, strings, type JsonSchema, type RouteSchema } from './common.js';
 import { LOCAL_DISK_ERRORS } from './targets.js';
 
+/** process.memoryUsage(), in bytes. */
+const processMemory: JsonSchema = {
+  type: 'object',
+  required: ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'],
+  properties: { rss: { type: 'integer' }, heapTotal: { type: 'integer' }, heapUsed: { type: 'integer' }, external: { type: 'integer' }, arrayBuffers: { type: 'integer' } },
+};
+
 export const healthReport: JsonSchema = {
   type: 'object',
   required: ['lab', 'node', 'role', 'state', 'kernel', 'uptimeSeconds', 'bootId', 'timeline', 'tools', 'agent'],
@@ -27,7 +34,7 @@ export const healthReport: JsonSchema = {
         node: { type: 'string' },
         pid: { type: 'integer' },
         // process.memoryUsage() in bytes: a soak tells a growing JavaScript heap from the allocator's.
-        memory: { type: 'object', required: ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'], properties: { rss: { type: 'integer' }, heapTotal: { type: 'integer' }, heapUsed: { type: 'integer' }, external: { type: 'integer' }, arrayBuffers: { type: 'integer' } } },
+        memory: processMemory,
       },
     },
   },
@@ -95,6 +102,27 @@ export const systemSchemas = {
     response: replies(
       { 202: { type: 'object', required: ['pid', 'restarting'], properties: { pid: { type: 'integer' }, restarting: { type: 'boolean', const: true } } } },
       ['UNAUTHORIZED', 'AGENT_NOT_RESTARTABLE'],
+    ),
+  },
+  agentMemory: {
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { collect: { type: 'boolean', description: 'a full garbage collection first (default true): what stays is what the agent holds' } },
+    },
+    response: replies(
+      {
+        200: {
+          type: 'object',
+          required: ['collected', 'memory', 'heapSpaces'],
+          properties: {
+            collected: { type: 'boolean' },
+            memory: processMemory,
+            heapSpaces: { type: 'array', items: { type: 'object', required: ['name', 'sizeBytes', 'usedBytes'], properties: { name: { type: 'string' }, sizeBytes: { type: 'integer' }, usedBytes: { type: 'integer' } } } },
+          },
+        },
+      },
+      ['UNAUTHORIZED', 'BAD_REQUEST'],
     ),
   },
   reboot: {
