@@ -56,12 +56,12 @@ async function round(name: string, topologyFile: string): Promise<{ total: numbe
 
 function print(label: string, r: { total: number; nodes: NodeFigure[]; accel: string }): void {
   process.stdout.write(`\n${label} (${r.accel.toUpperCase()}): all nodes ready ${r.total.toFixed(1)} s after up\n`);
-  process.stdout.write('  node        ready_s  rss_MiB  peak_MiB  guest uptime at: stage2 network agent udev role ready\n');
+  process.stdout.write('  node        ready_s  rss_MiB  peak_MiB  guest uptime at: stage2 network agent listening udev role ready\n');
   for (const n of r.nodes) {
     const t = n.timeline;
     const f = (k: string): string => (t[k] === undefined ? '-' : t[k]!.toFixed(1)).padStart(6);
     process.stdout.write(
-      `  ${n.node.padEnd(11)} ${n.readySeconds.toFixed(1).padStart(7)}  ${String(n.rssMiB).padStart(7)}  ${String(n.hwmMiB).padStart(8)}  ${' '.repeat(16)}${f('stage2')}${f('network')}${f('agent-started')}${f('udev')}${f('role')}${f('ready')}\n`,
+      `  ${n.node.padEnd(11)} ${n.readySeconds.toFixed(1).padStart(7)}  ${String(n.rssMiB).padStart(7)}  ${String(n.hwmMiB).padStart(8)}  ${' '.repeat(16)}${f('stage2')}${f('network')}${f('agent-started')}${f('agent-listening')}${f('udev')}${f('role')}${f('ready')}\n`,
     );
   }
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js';
 import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
@@ -16,6 +16,15 @@ function dataNetworks(text: string): DataNetwork[] {
       const [name, address] = pair.split('=');
       return { name: name!, address: address! };
     });
+}
+
+/** A step in the node's timeline file, as stage 2's mark writes them ("STEP UPTIME"); a failure to write is not the agent's to die of. */
+function markTimeline(file: string, step: string): void {
+  try {
+    appendFileSync(file, `${step} ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}\n`);
+  } catch (e) {
+    console.error(`brick-lab agent: cannot mark ${step} in ${file}: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -82,6 +91,10 @@ async function main(): Promise<void> {
   const host = need('BRICK_AGENT_HOST');
   const port = Number(need('BRICK_AGENT_PORT'));
   await app.listen({ host, port });
+  // In the boot timeline beside stage 2's steps: under TCG the agent's own start (Node.js, the
+  // bundle, fastify and its schemas) shares the booting guest's one vCPU, and the host can only
+  // see ready once it listens.
+  markTimeline(need('BRICK_AGENT_TIMELINE'), 'agent-listening');
   // python3 (+ rtslib on a target) takes seconds to start under TCG: pay it once the node is ready
   // (not while it boots, when the vCPU is busiest, and after stage 2 started multipathd), and not
   // on the first volume or the first oracle call.

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../src/agent/api/paths.js';
@@ -303,6 +304,25 @@ describe('reply schemas of routes that need a lab keep every field', () => {
     await keeps(systemSchemas.addLocalDisk, disk, 201);
     await keeps(systemSchemas.localDisks, { disks: [disk, { ...disk, host: 4, device: null, wwid: null, sizeBytes: null }] } satisfies Wire.LocalDisksReply);
     await keeps(systemSchemas.removeLocalDisk, { removed: ['sdc'] } satisfies Wire.RemoveLocalDiskReply);
+  });
+
+  it('every route schema is valid JSON Schema (the agent compiles them without checking: validateSchema false)', () => {
+    const meta = new Ajv({ strict: false });
+    const all: Array<[string, RouteSchema]> = [...Object.entries(computeSchemas), ...Object.entries(targetSchemas), ...Object.entries(systemSchemas)];
+    let checked = 0;
+    for (const [name, schema] of all) {
+      const parts: Array<[string, unknown]> = [
+        ...(['body', 'querystring', 'params'] as const).flatMap((k) => ((schema as unknown as Record<string, unknown>)[k] ? [[k, (schema as unknown as Record<string, unknown>)[k]] as [string, unknown]] : [])),
+        ...Object.entries(schema.response).map(([status, s]) => [`response ${status}`, s] as [string, unknown]),
+      ];
+      for (const [part, s] of parts) {
+        expect(meta.validateSchema(s as object), `${name} ${part}: ${meta.errorsText(meta.errors)}`).toBe(true);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+    // And the check itself can fail: a schema with a wrong type name is refused.
+    expect(meta.validateSchema({ type: 'object', properties: { a: { type: 'intger' } } })).toBe(false);
   });
 
   it('every route schema answers errors as {code, message, hint}', async () => {
