@@ -9,15 +9,19 @@ const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
-const v8 = require('node:v8');
 
-// Every full collection also compacts, so the old space gives back the pages its garbage left
-// instead of keeping them taken. Without it a soak of 150 cycles left the compute agents' heap
-// at 27 MiB taken for 15 MiB held and their RSS +13% (the held heap flat after ~100 cycles: no
-// leak, only pages V8 kept); with it 16.4 MiB taken and RSS +5-6% once the soak ended, at no
-// measurable cost to the cycle times. Set here, before the bundle compiles, so that the code
-// cache (made by this loader too) is made and used under the same flags.
-v8.setFlagsFromString('--compact-on-every-full-gc');
+// The agent runs with --compact-on-every-full-gc on node's command line (images/guest/stage2.sh,
+// images/docker/node-entry.sh, and scripts/bundle-agent.mjs when it makes the code cache, which
+// V8 only accepts under the flags it was made with): every full collection also compacts, so the
+// old space gives back the pages its garbage left instead of keeping them taken. Without it a
+// soak of 150 cycles left the compute agents' heap at 27 MiB taken for 15 MiB held and their RSS
+// +13% (the held heap flat after ~100 cycles: no leak, only pages V8 kept); with it 16.4 MiB
+// taken and RSS +5-6% once the soak ended, at no measurable cost to the cycle times. On the
+// command line, where V8 reads it before anything runs.
+const AGENT_NODE_FLAGS = ['--compact-on-every-full-gc'];
+for (const f of AGENT_NODE_FLAGS) {
+  if (!process.execArgv.includes(f)) console.error(`brick-lab agent: started without ${f}: the code cache will not be used, and the heap keeps what it once took`);
+}
 
 const file = path.resolve(process.argv[2] || '');
 const makeCache = process.argv.includes('--make-cache');

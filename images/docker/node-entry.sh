@@ -96,7 +96,7 @@ case "$mode" in
     agent=
     trap 'if [ -n "$agent" ]; then kill -TERM "$agent" 2>/dev/null; wait "$agent" || true; fi; exit 143' TERM INT
     while :; do
-      /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs &
+      /opt/brick-lab/node/node --compact-on-every-full-gc /brick/agent-loader.cjs /brick/agent.cjs &
       agent=$!
       echo -900 >"/proc/$agent/oom_score_adj" 2>/dev/null || true
       rc=0

@@ -78,7 +78,7 @@ export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO
 # programs it runs inherit that while they run).
 agent_loop() {
   while :; do
-    (echo -900 >/proc/self/oom_score_adj; exec /opt/brick-lab/node/node /brick/agent-loader.cjs /brick/agent.cjs)
+    (echo -900 >/proc/self/oom_score_adj; exec /opt/brick-lab/node/node --compact-on-every-full-gc /brick/agent-loader.cjs /brick/agent.cjs)
     rc=$?
     [ "$rc" -eq 75 ] && continue
     mark "agent-died-$rc"

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,10 +46,20 @@ async function bootId(): Promise<string> {
 }
 
 /** Boot the guest kernel with KVM into stage 1's probe mode; proof is a line on the second serial port. */
-export async function probeKvm(image: GuestImage, timeoutMs = 12_000): Promise<KvmProbe> {
+export function probeKvm(image: GuestImage, timeoutMs = 12_000): Promise<KvmProbe> {
+  return probeBoot(image, 'kvm', timeoutMs);
+}
+
+/**
+ * Boot the guest kernel and initramfs into stage 1's probe mode under `accel`: stage 1 loads its
+ * modules, writes a line on the second serial port and powers off, with nothing else to do.
+ * `seconds` is from QEMU's start to its end. The KVM probe, and bench:boot's floor (three at once,
+ * under the lab's accelerator).
+ */
+export async function probeBoot(image: GuestImage, accel: Accel, timeoutMs = 12_000): Promise<KvmProbe> {
   const dir = join(cacheDir(), 'probe');
   await mkdir(dir, { recursive: true });
-  const out = join(dir, `kvm-${process.pid}.out`);
+  const out = join(dir, `${accel}-${process.pid}-${randomUUID().slice(0, 8)}.out`);
   await rm(out, { force: true });
   const started = performance.now();
   const r = await exec(
@@ -56,12 +67,12 @@ export async function probeKvm(image: GuestImage, timeoutMs = 12_000): Promise<K
       'qemu-system-x86_64',
       '-name', 'brick-lab-probe',
       '-machine', 'q35',
-      ...accelArgs('kvm'),
+      ...accelArgs(accel),
       '-m', '256',
       '-nodefaults', '-no-reboot', '-display', 'none',
       '-kernel', image.kernel,
       '-initrd', image.initramfs,
-      '-append', 'console=ttyS0 quiet panic=-1 brick.probe=kvm',
+      '-append', `console=ttyS0 quiet panic=-1 brick.probe=${accel}`,
       '-serial', 'null',
       '-serial', `file:${out}`,
     ],
@@ -70,7 +81,7 @@ export async function probeKvm(image: GuestImage, timeoutMs = 12_000): Promise<K
   const seconds = Math.round((performance.now() - started) / 100) / 10;
   const text = existsSync(out) ? await readFile(out, 'utf8') : '';
   await rm(out, { force: true });
-  if (text.includes('brick-probe-ok kvm')) return { ok: true, detail: 'guest userland ran', seconds };
+  if (text.includes(`brick-probe-ok ${accel}`)) return { ok: true, detail: 'guest userland ran', seconds };
   const why = r.timedOut
     ? `no sign of life within ${timeoutMs / 1000} s`
     : `qemu exited ${r.exitCode}: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 200)}`;

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,10 +57,24 @@ describe('the default three-node lab', () => {
     }
   });
 
-  it('runs udev, settled, in every node', async () => {
+  it('runs udev, settled, in every node, with the boot disk coldplugged (its by-path link made)', async () => {
     for (const n of status.nodes) {
       await node(n.name).run(['pgrep', '-x', 'systemd-udevd']);
       await node(n.name).run(['udevadm', 'settle', '--timeout=30']);
+      // Coldplug is of block, SCSI and NVMe devices only: the image disk (vda) got its rules run.
+      const links = await node(n.name).run(['ls', '/dev/disk/by-path']);
+      expect(links.stdout, n.name).toMatch(/pci-0000:00:02\.0/);
+    }
+  });
+
+  it('starts every agent with its node flags and its code cache, and marks when it listens', async () => {
+    for (const n of status.nodes) {
+      const h = await node(n.name).health();
+      const cmd = await node(n.name).run(['cat', `/proc/${h.agent.pid}/cmdline`]);
+      expect(cmd.stdout.split('\0'), n.name).toContain('--compact-on-every-full-gc');
+      expect(h.timeline.map((t) => t.step), n.name).toContain('agent-listening');
+      const logs = await cli(['logs', '--name', LAB, n.name]);
+      expect(logs.stdout, n.name).not.toMatch(/code cache rejected|started without/);
     }
   });
 
@@ -183,11 +198,30 @@ describe('the default three-node lab', () => {
     const before = await state();
     const pidsBefore = await pids();
     const seed = Date.now() % 2 ** 31;
-    const requests = [...fc.sample(badRequests(token), { numRuns: 1000, seed }), oversizeRequest(token, 'compute'), oversizeRequest(token, 'target')];
+    const requests = fc.sample(badRequests(token), { numRuns: 1000, seed });
     const problems: string[] = [];
     for (const req of requests) {
       const r = await fetch(`${url[req.role]}${req.url}`, { method: req.method, headers: req.headers, ...(req.payload !== undefined ? { body: req.payload } : {}) });
       const problem = answerProblem(req, { status: r.status, body: await r.text() });
+      if (problem) problems.push(problem);
+    }
+    // The oversize bodies: the agent answers 413 from the declared length and closes the
+    // connection (fastify does, as the client may go on sending), so a client still writing 9 MiB
+    // can meet EPIPE before it reads the answer (fetch then fails as a whole: seen once). The
+    // request declares its whole length and sends its first 64 KiB, then reads the answer.
+    for (const req of [oversizeRequest(token, 'compute'), oversizeRequest(token, 'target')]) {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const body = Buffer.from(req.payload!);
+        const r = httpRequest(`${url[req.role]}${req.url}`, { method: req.method, headers: { ...req.headers, 'content-length': String(body.length) } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        r.on('error', reject);
+        r.write(body.subarray(0, 64 * 1024));
+      });
+      const problem = answerProblem(req, answer);
       if (problem) problems.push(problem);
     }
     expect(problems, `seed ${seed}`).toEqual([]);
