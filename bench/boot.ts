@@ -31,7 +31,7 @@ async function rss(pid: number): Promise<{ rss: number; hwm: number }> {
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
 }
 
-async function round(name: string, topologyFile: string): Promise<{ total: number; nodes: NodeFigure[]; accel: string }> {
+async function round(name: string, topologyFile: string): Promise<{ total: number; nodes: NodeFigure[]; accel: Accel }> {
   const topology = await loadTopology(topologyFile);
   const t0 = Date.now();
   const rec = await up(topology, { topologyFile, name });
@@ -89,7 +89,7 @@ print('one-node lab (same host, same run)', one);
 // reach stage 1's userland (its modules loaded) and power off: what no change to stage 2, udev or
 // the agent can go below. QEMU start to end, under the lab's accelerator.
 const image = await ensureImage();
-const floors = await Promise.all([1, 2, 3].map(() => probeBoot(image, one.accel as Accel, 120_000)));
+const floors = await Promise.all([1, 2, 3].map(() => probeBoot(image, one.accel, 120_000)));
 const floor = Math.max(...floors.map((f) => f.seconds));
 const mean = totals.reduce((a, b) => a + b, 0) / totals.length;
 process.stdout.write(

@@ -6,7 +6,7 @@
  * i mod n (n computes), and each compute takes the four kinds in turn (cycle i is kind
  * floor(i / n) mod 4): iSCSI on one path, iSCSI on two (dm-multipath), NVMe/TCP on one path,
  * NVMe/TCP on two (native multipath). The target serves both at once. Each cycle: a new volume on the target, a baseline kept on the compute, connect,
- * udev settled, the volume's paths (must be there), disconnect, the oracle with the baseline (volume-scoped and
+ * the volume's paths (must come within 60 s: by-path links are udev's), disconnect, the oracle with the baseline (volume-scoped and
  * host-wide: nothing may be left, nothing else may have gone), the volume deleted. The cycle's
  * time is from connect to the oracle's answer.
  *
@@ -23,6 +23,7 @@ import type { TargetClient } from '../src/agent/api/target-client.js';
 import type { AgentMemoryReply, DeviceInfo, Orphan, TargetVolume } from '../src/agent/api/types.js';
 import { labClient } from '../src/lab/lab.js';
 import { LoginGuard } from '../src/scenarios/login-guard.js';
+import { poll } from '../src/system/wait.js';
 import type { LabRecord } from '../src/lab/state.js';
 
 export const SOAK_KINDS = [
@@ -127,26 +128,31 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
     const c = computes[i % computes.length]!;
     const name = `${prefix}-${i}`;
     const iscsi = kind.protocol === 'iscsi';
-    const v: TargetVolume = iscsi ? await guard.change(() => target.createIscsiVolume({ name, sizeMiB: 8 })) : await target.createNvmeVolume({ name, sizeMiB: 8 });
+    // iSCSI volumes are LIO targets (a change on the portal) and their connects log in; NVMe/TCP needs no guard.
+    const lio = <T>(fn: () => Promise<T>, hold: 'change' | 'login'): Promise<T> => (iscsi ? guard[hold](fn) : fn());
+    const v: TargetVolume = await lio(() => (iscsi ? target.createIscsiVolume({ name, sizeMiB: 8 }) : target.createNvmeVolume({ name, sizeMiB: 8 })), 'change');
     let device: DeviceInfo | null = null;
     let attaching = false;
     const t0 = performance.now();
     try {
       const baseline = await c.client.takeBaseline();
       attaching = true;
-      const connect = (): Promise<DeviceInfo> => c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 });
-      device = iscsi ? await guard.login(connect) : await connect();
+      device = await lio(() => c.client.connect(kind.protocol, v.connectionInfo, { multipath: kind.paths > 1 }), 'login');
       attaching = false;
-      // The by-path links volume-paths answers with are udev's, made after connect returns.
-      await c.client.run(['udevadm', 'settle', '--timeout=60']);
-      const paths = await c.client.volumePaths(kind.protocol, v.connectionInfo);
-      if (paths.paths.length === 0) {
-        // What the node shows, for the report: the links udev made, what udev knows of the device,
-        // and the answer again a moment later.
+      // The by-path links volume-paths answers with are udev's, made after connect returns. Asked
+      // until they are there (60 s at most), not after one `udevadm settle`: settle looks at
+      // udevd's queue only, and returns at once while udevd has not yet read the device's event
+      // (seen twice in soaks under TCG: `udevadm info` showed the disk without links, and the
+      // path was there 2 s later).
+      const found = await poll(async () => {
+        const p = await c.client.volumePaths(kind.protocol, v.connectionInfo);
+        return p.paths.length > 0 ? p : null;
+      }, { timeoutMs: 60_000, intervalMs: 200 });
+      if (!found.ok) {
+        // What the node shows, for the report: the links udev made and what udev knows of the device.
         const dev = device.path;
-        const seen = await c.client.run(['sh', '-c', `ls -l /dev/disk/by-path; udevadm info --query=all --name=${dev}; sleep 2; udevadm settle`]);
-        const again = await c.client.volumePaths(kind.protocol, v.connectionInfo);
-        throw new Error(`${name} attached as ${dev}, but volume-paths answered no path (2 s later: ${again.paths.length ? again.paths.join(' ') : 'still none'})\n${seen.stdout}${seen.stderr}`);
+        const seen = await c.client.run(['sh', '-c', `ls -l /dev/disk/by-path; udevadm info --query=all --name=${dev}`]);
+        throw new Error(`${name} attached as ${dev}, but volume-paths answered no path within 60 s\n${seen.stdout}${seen.stderr}`);
       }
       await c.client.disconnect(kind.protocol, v.connectionInfo, device);
       const answer = await c.client.orphans({ protocol: kind.protocol, properties: v.connectionInfo, devices: device.devices, baselineId: baseline.id, ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}) });
@@ -166,8 +172,7 @@ export async function runSoak(rec: LabRecord, opts: { cycles: number; prefix?: s
       // After a failure: undone by what the attach gave, or by the properties alone when the
       // connect itself failed (the agent runs this disconnect after a connect it is still in).
       if (device || attaching) await c.client.disconnect(kind.protocol, v.connectionInfo, device, { force: true, ignoreErrors: true, timeoutMs: 600_000 }).catch(() => undefined);
-      if (iscsi) await guard.change(() => target.deleteVolume(name));
-      else await target.deleteVolume(name);
+      await lio(() => target.deleteVolume(name), 'change');
     }
   };
   await Promise.all(

@@ -190,7 +190,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       bootId: readFileSync(opts.bootIdFile ?? '/proc/sys/kernel/random/boot_id', 'utf8').trim(),
       timeline: opts.timelineFile && existsSync(opts.timelineFile) ? parseTimeline(readFileSync(opts.timelineFile, 'utf8')) : [],
       tools,
-      agent: { version: AGENT_VERSION, node: process.version, pid: process.pid, memory: process.memoryUsage() },
+      agent: { version: AGENT_VERSION, node: process.version, pid: process.pid },
     };
   });
 

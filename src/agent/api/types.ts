@@ -41,7 +41,16 @@ export interface HealthReport {
   timeline: Array<{ step: string; uptimeSeconds: number }>;
   tools: Record<string, string | null>;
   /** The agent's build, its Node.js, and its process (a restart gives another pid). */
-  agent: { version: string; node: string; pid: number; memory?: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number } };
+  agent: { version: string; node: string; pid: number };
+}
+
+/** process.memoryUsage(), in bytes. */
+export interface ProcessMemory {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
 }
 
 /** POST /v1/agent/memory: the agent's memory, after a full garbage collection when `collect` (the default). */
@@ -52,7 +61,7 @@ export interface AgentMemoryRequest {
 /** process.memoryUsage() in bytes, and each V8 heap space's size and use (new space, old space, code...). */
 export interface AgentMemoryReply {
   collected: boolean;
-  memory: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+  memory: ProcessMemory;
   heapSpaces: Array<{ name: string; sizeBytes: number; usedBytes: number }>;
 }
 

@@ -33,8 +33,6 @@ export const healthReport: JsonSchema = {
         version: { type: 'string' },
         node: { type: 'string' },
         pid: { type: 'integer' },
-        // process.memoryUsage() in bytes: a soak tells a growing JavaScript heap from the allocator's.
-        memory: processMemory,
       },
     },
   },
