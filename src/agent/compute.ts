@@ -9,13 +9,14 @@ import type { DmLine, HostSnapshot } from '../inventory/model.js';
 import { oracleAnswer } from '../inventory/oracle.js';
 import { fillScsiDetails } from '../inventory/read-scsi.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
+import { pathsView } from '../inventory/paths-view.js';
 import { readDmTables, readToolViews } from '../inventory/tools.js';
 import { BrickError } from '../system/errors.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { recordingHostFs } from '../system/hostfs-record.js';
 import { identityFromProperties, type VolumeIdentity } from '../volume/identity.js';
 import { KeptBaselines } from './baselines.js';
-import { phase } from './timing.js';
+import { phase, recordPhase } from './timing.js';
 import type { Protocol } from '../volume/protocol.js';
 import { ROUTES } from './api/paths.js';
 import { computeSchemas } from './api/schemas/compute.js';
@@ -24,7 +25,8 @@ import type { ConnectRequest, DiffRequest, DisconnectRequest, HostCheckRequest, 
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
 export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs } = {}): Promise<void> {
-  const all = builtinConnectors(opts.fs);
+  const hostFs = opts.fs ?? realHostFs;
+  const all = builtinConnectors(hostFs);
   const pick = (p: string): Connector => all[p as Protocol];
   const registry = new ConnectorRegistry(opts.connectorsDir);
   /** brick-lab's own connector, or with ?connector=NAME an installed one (brick-lab validate). */
@@ -57,16 +59,20 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   // Many volumes from one read of sysfs: what a gate job checking every attachment of a host needs.
   app.post<{ Params: { protocol: string }; Body: VolumePathsBatchRequest }>(ROUTES.volumePathsBatch, { schema: computeSchemas.volumePathsBatch }, async (req) => {
     const c = pick(req.params.protocol);
-    const props = req.body.volumes.map((v, i) => {
+    const props = await phase(req, 'normalise', () => req.body.volumes.map((v, i) => {
       try {
         return c.normalise(v);
       } catch (e) {
         if (e instanceof Error) e.message = `volumes[${i}].${e.message}`;
         throw e;
       }
-    });
-    const snapshot = await takeSnapshot(undefined, { scope: 'paths' });
-    return { results: await Promise.all(props.map((p) => c.getVolumePaths(p, snapshot))) };
+    }));
+    // One view of the host for every volume: kept from an earlier call while the kernel shows no
+    // change ('kept'), else read now ('snapshot').
+    const t0 = performance.now();
+    const view = pathsView(hostFs).take({ wwids: props.some((p) => p.protocol === 'iscsi' && Boolean(p.deviceWwid)) });
+    recordPhase(req, view.kept ? 'kept' : 'snapshot', performance.now() - t0);
+    return { results: await phase(req, 'answer', () => Promise.all(props.map((p) => c.getVolumePaths(p, view.snapshot)))) };
   });
 
   app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: unknown }>(ROUTES.availableVolumes, { schema: computeSchemas.availableVolumes }, async (req) => {

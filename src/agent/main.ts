@@ -4,6 +4,7 @@ import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
 import { exec, setChildOomScoreAdj } from '../system/exec.js';
 import { tidySysfsReader } from '../system/hostfs.js';
+import { pathsView } from '../inventory/paths-view.js';
 import { buildAgent } from './server.js';
 import { ROUTES } from './api/paths.js';
 
@@ -61,6 +62,9 @@ async function main(): Promise<void> {
   const ownAdj = Number(readFileSync('/proc/self/oom_score_adj', 'utf8').trim());
   if (ownAdj < 0) setChildOomScoreAdj(0);
   tidySysfsReader();
+  // The fetch-paths answers' view of the host, read again in the background once the kernel is
+  // quiet after a change, for as long as they are asked for (PathsView).
+  if (role === 'compute') pathsView().keepWarm();
   const networks = dataNetworks(process.env.BRICK_DATA_NETWORKS ?? '');
   const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER')) : undefined;
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.

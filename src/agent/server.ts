@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { markHandlerStart, serverTiming, startTiming } from './timing.js';
+import { markBodyReceived, markBodyWait, markHandlerStart, serverTiming, startTiming } from './timing.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -122,7 +122,15 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   // Every answer says how long the agent worked on it (Server-Timing), so a client can tell the
   // node's time from the network's and the host's.
   app.addHook('onRequest', async (req) => startTiming(req));
+  app.addHook('preParsing', async (req) => markBodyWait(req));
   app.addHook('preHandler', async (req) => markHandlerStart(req));
+  // fastify's own JSON parser (a "__proto__" or "constructor.prototype" key refused), told when the whole body is in.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    markBodyReceived(req);
+    json(req, body as string, done);
+  });
   app.addHook('onSend', async (req, reply) => {
     const start = (req as unknown as { brickStart?: number }).brickStart;
     const timing = serverTiming(req);

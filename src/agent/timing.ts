@@ -2,16 +2,33 @@ import type { FastifyRequest } from 'fastify';
 
 /**
  * Where an agent's time went on a request, for its Server-Timing header: `agent` is the whole,
- * `request` the reading and checking of the body before the handler ran, and a route adds a
- * phase per step it times (`snapshot`, `tools`, `judge`). A benchmark prints them apart.
+ * `request` the reading and checking of the body before the handler ran, `receive` the part of
+ * it spent waiting for the body to arrive, and a route adds a phase per step it times
+ * (`snapshot`, `tools`, `judge`). A benchmark prints them apart.
  */
 interface Timed {
   brickStart?: number;
+  brickBodyWait?: number;
   brickPhases?: Array<[string, number]>;
 }
 
 export function startTiming(req: FastifyRequest): void {
   (req as unknown as Timed).brickStart = performance.now();
+}
+
+/** The body is about to be read off the socket (fastify's preParsing). */
+export function markBodyWait(req: FastifyRequest): void {
+  (req as unknown as Timed).brickBodyWait = performance.now();
+}
+
+/**
+ * The whole body has arrived (called as the JSON parser starts): the time since markBodyWait is
+ * the `receive` phase, which is the network's (the client sends its body after the headers, and
+ * under TCG the second packet can come a millisecond later) more than the agent's.
+ */
+export function markBodyReceived(req: FastifyRequest): void {
+  const t = req as unknown as Timed;
+  if (t.brickBodyWait !== undefined) (t.brickPhases ??= []).push(['receive', performance.now() - t.brickBodyWait]);
 }
 
 /** The time from the request's start to now, as the `request` phase (called as the handler starts). */
@@ -28,6 +45,11 @@ export async function phase<T>(req: FastifyRequest, name: string, step: () => T 
   } finally {
     ((req as unknown as Timed).brickPhases ??= []).push([name, performance.now() - t0]);
   }
+}
+
+/** Keeps a step's time measured by the caller under `name` (when the name depends on the outcome). */
+export function recordPhase(req: FastifyRequest, name: string, ms: number): void {
+  ((req as unknown as Timed).brickPhases ??= []).push([name, ms]);
 }
 
 /** The Server-Timing header's value: "agent;dur=12.3, request;dur=1.0, snapshot;dur=8.1", or null before the request started. */

@@ -1,5 +1,6 @@
 import { serialQueue, type Serial } from '../system/serial.js';
 import { takeSnapshot } from '../inventory/snapshot.js';
+import { pathsView } from '../inventory/paths-view.js';
 import type { HostSnapshot } from '../inventory/model.js';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { normalise } from '../osbrick/index.js';
@@ -112,9 +113,18 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
   abstract getAllAvailableVolumes(props?: P): Promise<AvailableVolume[]>;
   abstract getSearchPath(): string | null;
 
-  /** What locating volumes needs, read once (see SnapshotOptions' 'paths'). */
+  /** What locating volumes needs, read once (see SnapshotOptions' 'paths'): for an attach or a detach, always afresh. */
   protected snapshot(): Promise<HostSnapshot> {
     return takeSnapshot(this.fs, { scope: 'paths' });
+  }
+
+  /**
+   * The same for a read-only answer (volume paths, available volumes): the host's kept view while
+   * the kernel shows nothing changed (PathsView); `wwids` when the answer matches or names
+   * devices by WWID.
+   */
+  view(opts: { wwids?: boolean } = {}): HostSnapshot {
+    return pathsView(this.fs).take(opts).snapshot;
   }
 
   /**

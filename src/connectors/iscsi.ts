@@ -234,21 +234,24 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
   }
 
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
-    const snap = snapshot ?? (await this.snapshot());
+    const snap = snapshot ?? this.view({ wwids: Boolean(props.deviceWwid) });
     const { byPath, mapsBySlave } = linkIndex(snap);
+    const disks = new Set<string>();
+    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) disks.add(d.block);
+    // A link names a (portal, target, LUN), not a volume: when the properties carry the volume's
+    // WWID, a link to a device that now holds another volume at that LUN is not its path.
     const paths = new Set<string>();
     for (const p of props.paths) {
       const l = byPath.get(byPathName(p));
-      if (l && !l.dangling) paths.add(`/dev/disk/by-path/${l.name}`);
+      if (l && !l.dangling && (!props.deviceWwid || disks.has(l.target!))) paths.add(`/dev/disk/by-path/${l.name}`);
     }
-    const devices = new Set<string>();
-    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) devices.add(d.block);
-    for (const d of [...devices]) for (const m of mapsBySlave.get(d) ?? []) devices.add(m.dm);
+    const devices = new Set(disks);
+    for (const d of disks) for (const m of mapsBySlave.get(d) ?? []) devices.add(m.dm);
     return { paths: [...paths].sort(), devices: [...devices].sort() };
   }
 
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
-    const snap = await this.snapshot();
+    const snap = this.view({ wwids: true });
     const sessions = new Map(snap.iscsiSessions.map((s) => [s.sid, s]));
     const linksTo = new Map<string, string[]>();
     for (const l of snap.links) if (l.dir === 'by-path' && l.target) linksTo.set(l.target, [...(linksTo.get(l.target) ?? []), `/dev/disk/by-path/${l.name}`]);

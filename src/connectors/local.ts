@@ -37,7 +37,7 @@ export class LocalConnector extends ConnectorBase<LocalProperties> {
 
   /** Local SCSI disks: SCSI devices with a block device that hang under no iSCSI session. */
   async getAllAvailableVolumes(): Promise<AvailableVolume[]> {
-    const snap = await this.snapshot();
+    const snap = this.view({ wwids: true });
     return snap.scsiDevices
       .filter((d) => d.session === null && d.block)
       .map((d) => ({ protocol: 'local' as const, identity: { wwid: d.wwid }, paths: [`/dev/${d.block}`], devices: [d.block!] }));

@@ -95,7 +95,7 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
   }
 
   async getVolumePaths(props: NvmeProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
-    const snap = snapshot ?? (await this.snapshot());
+    const snap = snapshot ?? this.view();
     const mine = nvmeNamespacesOf(snap, nvmeIdentity(props));
     const paths: string[] = [];
     for (const n of mine) if (await this.fs.exists(`/dev/${n.name}`)) paths.push(`/dev/${n.name}`);
@@ -103,7 +103,7 @@ export class NvmeConnector extends ConnectorBase<NvmeProperties> {
   }
 
   async getAllAvailableVolumes(props?: NvmeProperties): Promise<AvailableVolume[]> {
-    const snap = await this.snapshot();
+    const snap = this.view();
     const fabric = new Set(snap.nvmeControllers.filter((c) => c.transport === 'tcp').map((c) => c.subsysNqn));
     return snap.nvmeNamespaces
       .filter((n) => n.subsysNqn && fabric.has(n.subsysNqn) && (!props || n.subsysNqn === props.nqn))

@@ -285,6 +285,7 @@ export function blockDevices(fs: HostFs, blocks: BlockIndex, stack: Stacking, fu
 const madeLinks = new WeakMap<ReadonlyArray<DirLink>, { all: ReadonlySet<string>; out: DevLink[] }>();
 
 const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => {
+  if (a === b) return true;
   if (a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
   return true;

@@ -1,5 +1,5 @@
 import { realHostFs, type HostFs } from '../system/hostfs.js';
-import { blockDevices, blockIndex, links, stacking } from './read-block.js';
+import { blockDevices, blockIndex, links, stacking, type BlockIndex } from './read-block.js';
 import { nvme } from './read-nvme.js';
 import { iscsiDiscovery, iscsiIfaces, iscsiNodes, iscsiSessions, scsiDevices } from './read-scsi.js';
 import type { DmLine, HostSnapshot } from './model.js';
@@ -30,6 +30,11 @@ export async function takeSnapshot(fs: HostFs = realHostFs, opts: SnapshotOption
 
 /** The same, for callers that want no await per snapshot. */
 export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions = {}): HostSnapshot {
+  return readHost(fs, opts).snapshot;
+}
+
+/** A snapshot and the index of block devices it was made from (what links() checks /dev links against). */
+export function readHost(fs: HostFs, opts: SnapshotOptions = {}): { snapshot: HostSnapshot; blocks: BlockIndex } {
   const full = (opts.scope ?? 'full') === 'full';
   const blocks = blockIndex(fs);
   const stack = stacking(fs, blocks);
@@ -47,7 +52,7 @@ export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions 
   const multipathMaps = blockList
     .filter((b) => b.dm?.uuid?.startsWith('mpath-'))
     .map((b) => ({ dm: b.name, name: b.dm!.name, wwid: b.dm!.uuid!.slice('mpath-'.length), slaves: b.slaves }));
-  return {
+  const snapshot: HostSnapshot = {
     takenAt: new Date().toISOString(),
     scope: full ? 'full' : 'paths',
     scsiDevices: scsi,
@@ -61,4 +66,5 @@ export function takeSnapshotSync(fs: HostFs = realHostFs, opts: SnapshotOptions 
     links: devLinks,
     multipathMaps,
   };
+  return { snapshot, blocks };
 }

@@ -1,4 +1,5 @@
 import type { HostFs, HostFsWrite } from './hostfs.js';
+import { UEVENT_SEQNUM } from './sysfs-read.js';
 
 export interface HostFsRecording {
   text: Record<string, string | null>;
@@ -68,6 +69,8 @@ export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrit
       // A recording made before snapshots read diskseq replays as a kernel without it (before
       // 5.15): every disk's link is read, as it was then. Any other read missing is stale.
       if (p.startsWith('/sys/block/') && p.endsWith('/diskseq')) return null;
+      // Likewise the uevent counter (PathsView): replayed as a host without one, read afresh every time.
+      if (p === UEVENT_SEQNUM) return null;
       return miss('read', p);
     },
     readBinary(p) {

@@ -7,6 +7,9 @@ import { closeSync, openSync, readSync } from 'node:fs';
 
 let buffer = Buffer.allocUnsafe(64 * 1024);
 
+/** The number of the last uevent the kernel sent: one more for every device added, removed or changed. */
+export const UEVENT_SEQNUM = '/sys/kernel/uevent_seqnum';
+
 /**
  * Read from an open descriptor at offset 0 until the end. A sysfs attribute hands over its whole
  * value in the first read, so a short read (under a page) under /sys is the end; anything else
@@ -86,10 +89,12 @@ export class SysfsReader {
   /**
    * Whether a path is sysfs's own (kernfs) and may be held. /sys/kernel and /sys/fs are where
    * other file systems sit (configfs, debugfs, securityfs, tracefs, cgroup, bpf, pstore): configfs,
-   * for one, fills a file's buffer once per open and would hand a held descriptor old text.
+   * for one, fills a file's buffer once per open and would hand a held descriptor old text. The
+   * kernel's uevent counter is sysfs's own (an attribute of the kernel kobject) and read on every
+   * answer made from a kept view (PathsView): it is held.
    */
   static holds(path: string): boolean {
-    return path.startsWith('/sys/') && !path.startsWith('/sys/kernel/') && !path.startsWith('/sys/fs/');
+    return path.startsWith('/sys/') && ((!path.startsWith('/sys/kernel/') && !path.startsWith('/sys/fs/')) || path === UEVENT_SEQNUM);
   }
 
   /** The value's length in the shared buffer, or null when there is none to read. */

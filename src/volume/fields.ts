@@ -14,12 +14,24 @@ export function refuse(field: string, message: string, code: ErrorCode = 'BAD_RE
   throw new BrickError(code, `${field}: ${message}`, { details: { field }, hint: SCHEMA_HINT });
 }
 
+/** Per class of allowed characters (one character), the test of a whole string made of them. */
+const wholeOf = new Map<string, RegExp>();
+
 /**
  * The characters of a value that its kind of field cannot hold, each named so that a reader sees
  * it: "';'", "' ' (a space)", and anything outside printable ASCII by its code point ("U+0456 'і'"),
  * since a look-alike letter or a NUL byte is invisible in a message. Empty when there are none.
  */
+/** What a portal may hold: an IPv4 address, a host name or a bracketed IPv6 address (with a zone), a colon and a port. */
+const PORTAL_CHARACTERS = /[A-Za-z0-9.:[\]%_-]/;
+
 export function strangeCharacters(value: string, allowed: RegExp): string {
+  // Most values hold nothing strange: one test of the whole string says so.
+  // Keyed by the class's text: a regular expression literal is a new object each time it is met.
+  const key = `${allowed.source}/${allowed.flags}`;
+  let whole = wholeOf.get(key);
+  if (!whole) wholeOf.set(key, (whole = new RegExp(`^(?:${allowed.source})*$`, allowed.flags.replace(/[gy]/g, ''))));
+  if (whole.test(value)) return '';
   const seen: string[] = [];
   for (const ch of new Set(value)) {
     if (allowed.test(ch)) continue;
@@ -137,7 +149,7 @@ export function checkPort(v: unknown, field: string, acceptString: boolean): num
  */
 export function parsePortal(portal: unknown, field: string): { host: string; port: number; ipv6: boolean } {
   if (typeof portal !== 'string' || portal === '') refuse(field, `must be a portal "host:port" (got ${describe(portal)})`, 'BAD_PORTAL');
-  const odd = strangeCharacters(portal, /[A-Za-z0-9.:[\]%_-]/);
+  const odd = strangeCharacters(portal, PORTAL_CHARACTERS);
   if (odd) {
     refuse(field, `${describe(portal)} contains ${odd}, which a portal cannot hold: a portal is "host:port", the host an IPv4 address, a host name or "[IPv6 address]"`, 'BAD_PORTAL');
   }

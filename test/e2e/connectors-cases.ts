@@ -356,6 +356,56 @@ describe('connectors and the orphan oracle', () => {
     expect(await orphans(v)).toEqual([]);
   });
 
+  it('answers paths from a view kept while the kernel is quiet, and sees at once an attach, a LUN the target reused rescanned in place (a new WWID and no uevent), and a detach', async () => {
+    const first = await volume('iscsi', { name: 'view-1', sizeMiB: 8, lun: 0, initiators: [computeIqn], networks: ['path-a'] });
+    // A second LUN keeps the session when LUN 0 goes, as on a shared array.
+    await volume('iscsi', { name: 'view-anchor', sizeMiB: 8, iqn: first.iscsi!.iqn, lun: 1, initiators: [computeIqn], networks: ['path-a'] });
+    const withWwid = (v: TargetVolume, wwid: string): Record<string, unknown> => ({ ...v.connectionInfo, data: { ...(v.connectionInfo.data as object), device_wwid: wwid } });
+    /** One volume's paths through the batch route, and whether they came from a kept view (its Server-Timing says 'kept'). */
+    const ask = async (props: Record<string, unknown>): Promise<{ p: VolumePaths; kept: boolean }> => {
+      const r = await compute.volumePathsBatch('iscsi', [props]);
+      return { p: r.results[0]!, kept: 'kept' in compute.lastServerTimings };
+    };
+    /** Ask until the answer comes from a kept view (the kernel quiet for a second before it was read). */
+    const askQuiet = async (props: Record<string, unknown>): Promise<VolumePaths> => {
+      for (let i = 0; i < 60; i++) {
+        const r = await ask(props);
+        if (r.kept) return r.p;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      throw new Error('no answer came from a kept view in 15 s: the uevent counter kept moving');
+    };
+    expect(await askQuiet(first.connectionInfo)).toEqual({ paths: [], devices: [] });
+    // An attach moves the counter: the very next answer is read afresh and has the device (its link may come later: udev's).
+    const d = await compute.connect('iscsi', first.connectionInfo);
+    expect((await ask(first.connectionInfo)).p.devices).toEqual(d.devices);
+    await compute.run(['udevadm', 'settle']);
+    expect((await askQuiet(withWwid(first, first.iscsi!.wwid))).devices).toEqual(d.devices);
+    // The target gives LUN 0 to another volume while the host keeps the device (a detach that
+    // skipped the delete). A rescan of the device reads the LUN's new identity in place: the
+    // kernel sends no uevent for it, so the kept view stands, and its WWIDs are read again.
+    await target.deleteVolume(first.name);
+    const next = await volume('iscsi', { name: 'view-2', sizeMiB: 8, iqn: first.iscsi!.iqn, lun: 0, initiators: [computeIqn], networks: ['path-a'] });
+    expect((await askQuiet(withWwid(first, first.iscsi!.wwid))).devices).toEqual(d.devices);
+    const counter = await sh('cat /sys/kernel/uevent_seqnum');
+    await sh(`echo 1 > /sys/block/${d.devices[0]}/device/rescan`);
+    // first's WWID is on no device now, and the LUN's link leads to next's.
+    expect(await ask(withWwid(first, first.iscsi!.wwid))).toEqual({ p: { paths: [], devices: [] }, kept: true });
+    const nextPaths = (await ask(withWwid(next, next.iscsi!.wwid))).p;
+    expect(nextPaths.devices).toEqual(d.devices);
+    expect(nextPaths.paths).toHaveLength(1);
+    const avail = (await compute.availableVolumes('iscsi')).volumes.find((a) => a.devices.includes(d.devices[0]!));
+    expect(avail?.identity.wwid).toBe(next.iscsi!.wwid);
+    // The premise: the rescan sent no uevent (else the view was simply read again).
+    expect(await sh('cat /sys/kernel/uevent_seqnum')).toBe(counter);
+    // A detach moves the counter again: nothing of the device in the next answer.
+    await compute.disconnect('iscsi', next.connectionInfo, { ...d, identity: next.iscsi!.wwid });
+    expect((await ask(next.connectionInfo)).p).toEqual({ paths: [], devices: [] });
+    expect(await orphans(next)).toEqual([]);
+    await target.deleteVolume('view-2');
+    await target.deleteVolume('view-anchor');
+  });
+
   it('refuses malformed connection properties with the field named', async () => {
     const bad = await compute.volumePaths('iscsi', { target_portal: '10.10.1.10:3260', target_iqn: 'iqn.2026-11.lab:x', target_lun: 0 }).catch((e: Error) => e);
     expect(String(bad)).toMatch(/target_iqn:/);

@@ -77,7 +77,7 @@ describe('buildAgent', () => {
     });
 
   describe('Server-Timing', () => {
-    it('says where the time went: the whole, the request before the handler, and each step a route times', async () => {
+    it('says where the time went: the whole, the request before the handler (the wait for its body apart), and each step a route times', async () => {
       const auth = { authorization: `Bearer ${TOKEN}` };
       const compute = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, readyFile, timelineFile, dpkgStatusFile: DPKG_STATUS, compute: true });
       const inv = await compute.inject({ method: 'GET', url: '/v1/inventory', headers: auth });
@@ -88,9 +88,11 @@ describe('buildAgent', () => {
       await compute.close();
       expect(r.statusCode, r.body).toBe(200);
       const t = parseServerTiming(r.headers['server-timing'] as string);
-      expect(Object.keys(t).sort()).toEqual(['agent', 'hostwide', 'request', 'snapshot', 'tools', 'volumes']);
+      expect(Object.keys(t).sort()).toEqual(['agent', 'hostwide', 'receive', 'request', 'snapshot', 'tools', 'volumes']);
       for (const ms of Object.values(t)) expect(ms).toBeGreaterThanOrEqual(0);
       expect(t.agent).toBeGreaterThanOrEqual(t.snapshot!);
+      // The wait for the body is a part of the request's phase.
+      expect(t.request).toBeGreaterThanOrEqual(t.receive!);
     });
 
     it('keeps a baseline and names it by id: host-check against it, and a clear refusal for an id it does not keep, for both or for neither', async () => {

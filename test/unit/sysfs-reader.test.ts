@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exec } from '../../src/system/exec.js';
-import { SysfsReader } from '../../src/system/sysfs-read.js';
+import { SysfsReader, UEVENT_SEQNUM } from '../../src/system/sysfs-read.js';
 
 /**
  * The descriptor-keeping sysfs reader against this host's real kernfs: a tap interface is a sysfs
@@ -91,15 +91,32 @@ describe.skipIf(why !== null)(`SysfsReader on real kernfs${why ? ` (skipped: ${w
     }
   });
 
-  it('holds nothing under /sys/kernel or /sys/fs, where configfs and other file systems sit', () => {
+  it('holds nothing under /sys/kernel or /sys/fs, where configfs and other file systems sit, but the uevent counter', () => {
     const reader = new SysfsReader(16);
     try {
-      expect(text(reader.read('/sys/kernel/uevent_seqnum'))).toMatch(/^\d+$/);
+      expect(text(reader.read('/sys/kernel/mm/transparent_hugepage/enabled') ?? Buffer.from('absent'))).toBeTruthy();
       expect(reader.size).toBe(0);
       expect(SysfsReader.holds('/sys/kernel/config/target/iscsi/discovery_auth/enforce_discovery_auth')).toBe(false);
+      expect(SysfsReader.holds('/sys/kernel/mm/transparent_hugepage/enabled')).toBe(false);
+      expect(SysfsReader.holds(UEVENT_SEQNUM)).toBe(true);
       expect(SysfsReader.holds('/sys/fs/cgroup/cgroup.procs')).toBe(false);
       expect(SysfsReader.holds('/sys/class/net/lo/mtu')).toBe(true);
       expect(SysfsReader.holds('/proc/partitions')).toBe(false);
+    } finally {
+      reader.close();
+    }
+  });
+
+  // A uevent asked of the loopback device (what `udevadm trigger` does): root only.
+  it.skipIf(process.getuid?.() !== 0)('reads each new number of the uevent counter through its held descriptor', () => {
+    const reader = new SysfsReader(16);
+    try {
+      const before = Number(text(reader.read(UEVENT_SEQNUM)!));
+      expect(reader.size).toBe(1);
+      writeFileSync('/sys/class/net/lo/uevent', 'change');
+      const after = Number(text(reader.read(UEVENT_SEQNUM)!));
+      expect(reader.size).toBe(1);
+      expect(after).toBeGreaterThan(before);
     } finally {
       reader.close();
     }

@@ -1,0 +1,151 @@
+import { realHostFs, type HostFs } from '../system/hostfs.js';
+import { UEVENT_SEQNUM } from '../system/sysfs-read.js';
+import { scsiWwid } from '../volume/ids.js';
+import { links, type BlockIndex } from './read-block.js';
+import { readHost } from './snapshot.js';
+import type { HostSnapshot } from './model.js';
+
+/**
+ * The 'paths' snapshot that the read-only answers of the fetch-paths API (volume paths, all
+ * available volumes) are made from, read once and kept for as long as the kernel shows that
+ * nothing it describes changed; never used by an attach, a detach or the oracle, which read afresh.
+ *
+ * Why a kept view is the kernel's current state:
+ * - Every device the kernel adds, removes, renames or changes (a SCSI device or disk, an iSCSI
+ *   session or connection, an NVMe controller or namespace, a dm map made, reloaded and resumed,
+ *   renamed) goes out as a uevent, and each uevent adds one to /sys/kernel/uevent_seqnum. It is
+ *   read (one pread of a held descriptor) before every answer: another number, and the view is
+ *   read afresh.
+ * - A few attributes are set right after their device's uevent (an iSCSI connection's portal is
+ *   set by iscsid once the connection exists; dm holder links come with a table load, the map's
+ *   uevent with its resume): a view is kept only when the counter had not moved for `quietMs`
+ *   before its reading started, so these have landed by then; one read sooner is used once.
+ * - What changes with no uevent at all is left out or read again at every answer: iSCSI
+ *   sessions' and NVMe controllers' states are null in a view (no answer made from it uses them),
+ *   and each SCSI device's WWID, which a rescan of a LUN the array gave to another volume changes
+ *   in place, is read again for the answers that match or name devices by WWID.
+ * - /dev/disk/by-path is udev's, not the kernel's: it is listed again whenever the directory's
+ *   stat changed (HostFs.readLinks).
+ * A host without the counter (a recording in tests, a kernel without sysfs) is read afresh on
+ * every call.
+ *
+ * `watch` keeps the view warm while someone asks: every `intervalMs` it reads the counter, and
+ * once it has been quiet for `quietMs` after a change, it reads the view again in the background,
+ * so that the first answer after an attach does not pay for it. It stops after `idleMs` without
+ * a call.
+ */
+export class PathsView {
+  private kept: { seq: string; snapshot: HostSnapshot; blocks: BlockIndex } | null = null;
+  private seq: string | null = null;
+  private seqSince = 0;
+  private lastCall = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private reads = 0;
+  private hits = 0;
+  private warmWhenAsked = false;
+
+  constructor(
+    private readonly fs: HostFs = realHostFs,
+    private readonly quietMs = 1000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /**
+   * The host's 'paths' snapshot now: the kept one when the counter says it still holds (with its
+   * changing attributes read again), else read afresh. `wwids`: the SCSI devices' WWIDs are read
+   * again too (for an answer that matches or reports devices by WWID). The object is shared with
+   * later calls while nothing changed: never change it.
+   */
+  take(opts: { wwids?: boolean } = {}): { snapshot: HostSnapshot; kept: boolean } {
+    this.lastCall = this.now();
+    if (this.warmWhenAsked && !this.timer) this.watch();
+    const seq = this.counter();
+    const k = this.kept;
+    if (seq !== null && k !== null && k.seq === seq) {
+      this.hits++;
+      const snapshot = this.refreshed(k.snapshot, k.blocks, opts.wwids === true);
+      if (snapshot !== k.snapshot) k.snapshot = snapshot;
+      return { snapshot, kept: true };
+    }
+    return { snapshot: this.read(seq), kept: false };
+  }
+
+  /** How many views were read afresh, and how many answers were made from a kept one. */
+  get stats(): { reads: number; hits: number } {
+    return { reads: this.reads, hits: this.hits };
+  }
+
+  /** From now on, every call starts `watch` when it is not running (the node agent's setting). */
+  keepWarm(): void {
+    this.warmWhenAsked = true;
+  }
+
+  /** Keep the view warm in the background while calls come (see the class); unref'd, stops by itself. */
+  watch(intervalMs = 500, idleMs = 300_000): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.now() - this.lastCall > idleMs) {
+        this.stop();
+        return;
+      }
+      const seq = this.counter();
+      if (seq !== null && this.kept?.seq !== seq && this.now() - this.seqSince >= this.quietMs) this.read(seq);
+    }, intervalMs).unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** The kernel's uevent counter, noting when it was first seen at its value. */
+  private counter(): string | null {
+    const seq = this.fs.readText(UEVENT_SEQNUM);
+    if (seq !== this.seq) {
+      this.seq = seq;
+      this.seqSince = this.now();
+    }
+    return seq;
+  }
+
+  /** Read the host afresh (the counter `seq` read just before); kept when the counter was quiet long enough before. */
+  private read(seq: string | null): HostSnapshot {
+    const quiet = seq !== null && this.now() - this.seqSince >= this.quietMs;
+    const { snapshot, blocks } = readHost(this.fs, { scope: 'paths' });
+    // States change with no uevent: a view says nothing of them rather than something old.
+    for (const x of snapshot.iscsiSessions) x.state = null;
+    for (const c of snapshot.nvmeControllers) c.state = null;
+    this.reads++;
+    this.kept = quiet ? { seq: seq!, snapshot, blocks } : null;
+    return snapshot;
+  }
+
+  /** The kept snapshot with what changes without a uevent read again: the same object when nothing did. */
+  private refreshed(s: HostSnapshot, blocks: BlockIndex, wwids: boolean): HostSnapshot {
+    const fs = this.fs;
+    const byPath = links(fs, blocks, ['by-path']);
+    let changed = byPath !== s.links && !sameLinks(byPath, s.links);
+    let devices = s.scsiDevices;
+    if (wwids) {
+      devices = s.scsiDevices.map((d) => {
+        const wwid = scsiWwid(fs.readText(blocks.scsiPaths.get(d.hctl)?.wwid ?? `${d.sysfs}/device/wwid`));
+        if (wwid === d.wwid) return d;
+        changed = true;
+        return { ...d, wwid };
+      });
+    }
+    return changed ? { ...s, scsiDevices: devices, links: byPath } : s;
+  }
+}
+
+const sameLinks = (a: HostSnapshot['links'], b: HostSnapshot['links']): boolean =>
+  a.length === b.length && a.every((l, i) => l.name === b[i]!.name && l.target === b[i]!.target && l.dangling === b[i]!.dangling && l.dir === b[i]!.dir);
+
+/** One view per host, shared by every connector of the process (the agent's). */
+const views = new WeakMap<HostFs, PathsView>();
+
+export function pathsView(fs: HostFs = realHostFs): PathsView {
+  let v = views.get(fs);
+  if (!v) views.set(fs, (v = new PathsView(fs)));
+  return v;
+}

@@ -1,0 +1,175 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { IscsiConnector } from '../../src/connectors/iscsi.js';
+import { PathsView } from '../../src/inventory/paths-view.js';
+import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
+import { normalise } from '../../src/osbrick/index.js';
+import { replayHostFs } from '../../src/system/hostfs-record.js';
+import type { HostFs } from '../../src/system/hostfs.js';
+import { UEVENT_SEQNUM } from '../../src/system/sysfs-read.js';
+import type { IscsiProperties } from '../../src/volume/properties.js';
+import { blockOf, loadInventoryFixture } from './inventory-fixtures.js';
+
+/**
+ * The view the fetch-paths answers are made from (PathsView), on the reads a real guest answered
+ * (the attached capture, test/fixtures/README.md) with the kernel's uevent counter played by the
+ * test: kept while the counter stands still and was quiet before the view was read, read afresh
+ * when it moves, and the WWIDs read again when an answer needs them. e2e (lab.test.ts) shows the
+ * same on a live guest: attaches, detaches and a rescan after a LUN reuse each seen at once.
+ */
+const ATTACHED = loadInventoryFixture('inventory-attached.json');
+const D = ATTACHED.devices!;
+
+/** The capture, with the uevent counter and any reads a test changes played on top. */
+function host(): { fs: HostFs; counter: { value: string | null }; changed: Map<string, string>; reads: { n: number } } {
+  const replay = replayHostFs(ATTACHED.recording);
+  const counter = { value: '100' as string | null };
+  const changed = new Map<string, string>();
+  const reads = { n: 0 };
+  const fs: HostFs = {
+    ...replay,
+    readText(p) {
+      if (p === UEVENT_SEQNUM) return counter.value;
+      reads.n++;
+      return changed.get(p) ?? replay.readText(p);
+    },
+  };
+  return { fs, counter, changed, reads };
+}
+
+/** A clock the test moves. */
+function clock(): { now: () => number; at: number } {
+  const c = { at: 0, now: () => c.at };
+  return c;
+}
+
+const views: PathsView[] = [];
+afterEach(() => {
+  for (const v of views.splice(0)) v.stop();
+});
+
+describe('PathsView', () => {
+  it('reads the host afresh while the counter has not been quiet for quietMs, then keeps the view until it moves', () => {
+    const h = host();
+    const c = clock();
+    const view = new PathsView(h.fs, 1000, c.now);
+    const first = view.take();
+    expect(first.kept).toBe(false);
+    // The counter was first seen just now: the next read is not kept either.
+    c.at = 500;
+    expect(view.take().kept).toBe(false);
+    // Quiet for a second: this read is kept, and answers from then on come from it, the same object.
+    c.at = 1000;
+    const read = view.take();
+    expect(read.kept).toBe(false);
+    c.at = 5000;
+    const again = view.take();
+    expect(again).toEqual({ snapshot: read.snapshot, kept: true });
+    expect(view.stats).toEqual({ reads: 3, hits: 1 });
+    // A uevent: read afresh, and not kept until quiet again.
+    h.counter.value = '101';
+    expect(view.take().kept).toBe(false);
+    expect(view.take().kept).toBe(false);
+    c.at = 6000;
+    view.take();
+    expect(view.take().kept).toBe(true);
+  });
+
+  it('never keeps a view of a host without the counter', () => {
+    const h = host();
+    h.counter.value = null;
+    const c = clock();
+    const view = new PathsView(h.fs, 0, c.now);
+    for (let i = 0; i < 3; i++) {
+      c.at += 10_000;
+      expect(view.take().kept).toBe(false);
+    }
+    expect(view.stats).toEqual({ reads: 3, hits: 0 });
+  });
+
+  it('is the paths snapshot of the host, with session and controller states left out (they change with no uevent)', () => {
+    const h = host();
+    const view = new PathsView(h.fs, 0, clock().now);
+    const s = view.take().snapshot;
+    const fresh = takeSnapshotSync(h.fs, { scope: 'paths' });
+    expect(s.iscsiSessions.length).toBeGreaterThan(0);
+    expect(s.iscsiSessions.every((x) => x.state === null)).toBe(true);
+    expect(s.nvmeControllers.every((x) => x.state === null)).toBe(true);
+    const noStates = (x: typeof fresh): unknown => ({
+      ...x,
+      takenAt: null,
+      iscsiSessions: x.iscsiSessions.map((y) => ({ ...y, state: null })),
+      nvmeControllers: x.nvmeControllers.map((y) => ({ ...y, state: null })),
+    });
+    expect(noStates(s)).toEqual(noStates(fresh));
+  });
+
+  it('reads no sysfs attribute for a kept view, and the WWIDs again when asked: a LUN rescanned in place shows its new WWID', () => {
+    const h = host();
+    const c = clock();
+    const view = new PathsView(h.fs, 0, c.now);
+    view.take();
+    const kept = view.take();
+    expect(kept.kept).toBe(true);
+    const before = h.reads.n;
+    expect(view.take().snapshot).toBe(kept.snapshot);
+    expect(h.reads.n).toBe(before);
+    // The array gave da's LUN to another volume and the host rescanned it: no uevent, a new WWID.
+    const da = kept.snapshot.scsiDevices.find((d) => d.block === blockOf(D.da))!;
+    const wwidPath = Object.keys(ATTACHED.recording.text).find((p) => p.endsWith('/wwid') && p.includes(`/${da.hctl}/`))!;
+    expect(wwidPath).toBeDefined();
+    h.changed.set(wwidPath, 'naa.60014050000000000000000000000001');
+    const withWwids = view.take({ wwids: true });
+    expect(withWwids.kept).toBe(true);
+    expect(withWwids.snapshot).not.toBe(kept.snapshot);
+    expect(withWwids.snapshot.scsiDevices.find((d) => d.hctl === da.hctl)!.wwid).toBe('360014050000000000000000000000001');
+    // The other devices are the same objects; the view keeps the new WWID from now on.
+    expect(withWwids.snapshot.scsiDevices.filter((d) => d.hctl !== da.hctl).every((d) => kept.snapshot.scsiDevices.includes(d))).toBe(true);
+    expect(view.take().snapshot.scsiDevices.find((d) => d.hctl === da.hctl)!.wwid).toBe('360014050000000000000000000000001');
+  });
+
+  it('answers a volume carrying its WWID by the WWID read now, not the one kept', async () => {
+    const h = host();
+    const iscsi = new IscsiConnector(h.fs);
+    const a = ATTACHED.volumes.a;
+    const props = normalise('iscsi', a.connectionInfo) as IscsiProperties;
+    const view = new PathsView(h.fs, 0, clock().now);
+    view.take();
+    const kept = view.take().snapshot;
+    const da = kept.scsiDevices.find((d) => d.block === blockOf(D.da))!;
+    expect(da.wwid).toBeTruthy();
+    const before = await iscsi.getVolumePaths({ ...props, deviceWwid: da.wwid }, view.take({ wwids: true }).snapshot);
+    expect(before.devices).toEqual([blockOf(D.da)]);
+    expect(before.paths).toHaveLength(1);
+    // Rescanned after a LUN reuse: the same session and LUN now hold another volume, which is not this one.
+    const wwidPath = Object.keys(ATTACHED.recording.text).find((p) => p.endsWith('/wwid') && p.includes(`/${da.hctl}/`))!;
+    h.changed.set(wwidPath, 'naa.60014050000000000000000000000002');
+    // Its by-path link names the LUN, which leads to the other volume's device: not this volume's path either.
+    expect(await iscsi.getVolumePaths({ ...props, deviceWwid: da.wwid }, view.take({ wwids: true }).snapshot)).toEqual({ paths: [], devices: [] });
+  });
+
+  it('reads the view again in the background once the counter is quiet after a change, while calls come, and stops when they do not', async () => {
+    const h = host();
+    const c = clock();
+    const view = new PathsView(h.fs, 1000, c.now);
+    views.push(view);
+    view.watch(10, 60_000);
+    c.at = 2000;
+    view.take();
+    expect(view.stats.reads).toBe(1);
+    // A change, then quiet: read by the watch, so the next answer is made from a kept view.
+    h.counter.value = '200';
+    await new Promise((r) => setTimeout(r, 40));
+    expect(view.stats.reads).toBe(1); // first seen now; not quiet yet
+    c.at = 3500;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(view.stats.reads).toBe(2);
+    expect(view.take().kept).toBe(true);
+    // No call for longer than idleMs: the watch stops, and reads nothing more.
+    c.at = 100_000;
+    await new Promise((r) => setTimeout(r, 40));
+    h.counter.value = '201';
+    c.at = 200_000;
+    await new Promise((r) => setTimeout(r, 40));
+    expect(view.stats.reads).toBe(2);
+  });
+});
