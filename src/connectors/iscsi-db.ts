@@ -1,4 +1,5 @@
-import { link, mkdir, open, readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { link, mkdir, open, readdir, readFile, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { waitFor } from '../system/wait.js';
@@ -113,4 +114,96 @@ export async function deleteNodeRecord(rec: IscsiNodeRecord, opts: NodeDbOptions
     const target = dirname(rec.path);
     if ((await readdir(target).catch(() => ['?'])).length === 0) await rmdir(target).catch(() => undefined);
   }, opts);
+}
+
+/** Where a static record (what `--op new` makes) lives: nodes/IQN/IP,PORT. */
+export function staticRecordPath(root: string, iqn: string, address: string, port: number): string {
+  return `${root}/${iqn}/${address},${port}`;
+}
+
+interface LearnedRecord {
+  /** What iscsiadm's defaults came from when it was learned (iscsid.conf's stat). */
+  source: string;
+  lines: string[];
+  name: number;
+  address: number;
+  port: number;
+}
+
+/**
+ * The static node record `iscsiadm -m node -T IQN -p IP:PORT --op new` writes, learned from one it
+ * wrote on this host, and written again for other targets without an iscsiadm process (about
+ * 200 ms under TCG). Such a record is iscsid.conf's defaults and the default iface, with three
+ * lines of its own: `node.name`, `node.conn[0].address` and `node.conn[0].port` (compare the two
+ * records captured in test/fixtures). So a record learned after iscsid.conf last changed, with
+ * those three lines replaced, is what iscsiadm would write; a changed iscsid.conf (its stat) makes
+ * the connector ask iscsiadm again and learn anew. Only IPv4 portals are written this way: how a
+ * host name or an IPv6 address is kept is iscsiadm's to say.
+ */
+export class NodeRecordTemplate {
+  private learned: LearnedRecord | null = null;
+
+  constructor(
+    private readonly root: string,
+    private readonly conf = `${dirname(root)}/iscsid.conf`,
+  ) {}
+
+  /**
+   * Learn from the text of a record iscsiadm has just made for (iqn, address, port), before
+   * anything else changed it. A record whose other lines name the target or the address too is
+   * not learned (a later iscsiadm that wrote them elsewhere as well would be copied wrong).
+   */
+  async learn(iqn: string, address: string, port: number, text: string): Promise<boolean> {
+    const source = await this.source();
+    const lines = text.split('\n');
+    const at = (line: string): number[] => lines.flatMap((l, i) => (l === line ? [i] : []));
+    const name = at(`node.name = ${iqn}`);
+    const addr = at(`node.conn[0].address = ${address}`);
+    const prt = at(`node.conn[0].port = ${port}`);
+    const mentions = lines.filter((l) => l.includes(iqn) || l.includes(address)).length;
+    const framed = lines[0]?.startsWith('# BEGIN RECORD') === true && lines.includes('# END RECORD');
+    if (source === null || !framed || name.length !== 1 || addr.length !== 1 || prt.length !== 1 || mentions !== 2) {
+      this.learned = null;
+      return false;
+    }
+    this.learned = { source, lines, name: name[0]!, address: addr[0]!, port: prt[0]! };
+    return true;
+  }
+
+  /** Whether a record for this portal's address can be written from what was learned, iscsid.conf unchanged since. */
+  async ready(address: string): Promise<boolean> {
+    return this.learned !== null && isIP(address) === 4 && this.learned.source === (await this.source());
+  }
+
+  /**
+   * The record for (iqn, address, port) with `settings` set, as iscsiadm would write it and then
+   * change it: written under open-iscsi's lock, unless a record is already there (then left as
+   * it is). Returns whether a record is there now; false when nothing was learned for this
+   * iscsid.conf (ask iscsiadm).
+   */
+  async write(iqn: string, address: string, port: number, settings: ReadonlyArray<readonly [string, string]>, opts: NodeDbOptions = {}): Promise<boolean> {
+    if (!(await this.ready(address))) return false;
+    const t = this.learned!;
+    const lines = [...t.lines];
+    lines[t.name] = `node.name = ${iqn}`;
+    lines[t.address] = `node.conn[0].address = ${address}`;
+    lines[t.port] = `node.conn[0].port = ${port}`;
+    const text = setRecordValues(lines.join('\n'), settings);
+    const file = staticRecordPath(this.root, iqn, address, port);
+    await withNodeDbLock(async () => {
+      // iscsiadm's own modes: the target's directory 0700, the record 0600.
+      await mkdir(dirname(file), { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+      await writeFile(file, text, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+    }, opts);
+    return true;
+  }
+
+  private async source(): Promise<string | null> {
+    const st = await stat(this.conf).catch(() => null);
+    return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : null;
+  }
 }

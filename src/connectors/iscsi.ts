@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
@@ -5,7 +6,8 @@ import { iscsiDevicesOf } from '../inventory/orphans.js';
 import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
 import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
 import { readMultipathdPaths } from '../inventory/tools.js';
-import { deleteNodeRecord, isRecordFile, updateNodeRecord } from './iscsi-db.js';
+import { deleteNodeRecord, isRecordFile, NodeRecordTemplate, updateNodeRecord } from './iscsi-db.js';
+import { parsePortal } from '../volume/fields.js';
 import { ConnectorBase } from './base.js';
 import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
 import { flushMultipathMap, multipathMapFor, type MapFlush } from './multipath.js';
@@ -29,6 +31,9 @@ function linkIndex(snap: HostSnapshot): { byPath: Map<string, DevLink>; mapsBySl
   }
   return idx;
 }
+/** The static node record iscsiadm writes on this host, learned from its last one (one per process, like the database). */
+const recordTemplate = new NodeRecordTemplate(ISCSI_NODE_DB);
+
 /** iscsiadm's "no records/sessions found" and "session already exists". */
 const NO_OBJS = 21;
 const SESSION_EXISTS = 15;
@@ -84,13 +89,24 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
       return;
     }
     let rec = await this.nodeRecordOf(p);
+    let made = false;
     if (!rec) {
-      await iscsiadm([...node, '--op', 'new']);
+      // As iscsiadm would write it, from the record it wrote last (NodeRecordTemplate); else by iscsiadm, and learnt.
+      const { host, port } = parsePortal(p.portal, 'portal');
+      if (!(await recordTemplate.write(p.iqn, host, port, settings))) {
+        await iscsiadm([...node, '--op', 'new']);
+        made = true;
+      }
       rec = await this.nodeRecordOf(p);
       if (!rec) throw new BrickError('ISCSI_NODE_NOT_MADE', `iscsiadm made no node record for ${p.iqn} at ${p.portal} in ${ISCSI_NODE_DB}`);
     }
     // "ip,port" is the record file itself; "ip,port,tpgt" is a directory with one file per iface.
     const text = (isRecordFile(rec) ? await this.fs.readText(rec.path) : await this.fs.readText(`${rec.path}/default`)) ?? '';
+    if (made && isRecordFile(rec)) {
+      // Its bytes as iscsiadm wrote them (readText trims the last line break).
+      const { host, port } = parsePortal(p.portal, 'portal');
+      await recordTemplate.learn(p.iqn, host, port, await readFile(rec.path, 'utf8'));
+    }
     const has = (k: string, v: string): boolean => text.split('\n').some((l) => l.trim() === `${k} = ${v}`);
     const missing = settings.filter(([k, v]) => !has(k, v));
     if (missing.length > 0) await updateNodeRecord(rec, missing);

@@ -356,6 +356,23 @@ describe('connectors and the orphan oracle', () => {
     expect(await orphans(v)).toEqual([]);
   });
 
+  it('writes the node record iscsiadm writes (with os-brick\'s settings), byte for byte', async () => {
+    // Attaches before this one had iscsiadm make a record, which the connector learned; this
+    // attach writes its record from it, and iscsiadm then makes the same record for comparison.
+    const v = await volume('iscsi', { name: 'rec1', sizeMiB: 8, initiators: [computeIqn], networks: ['path-a'] });
+    const portal = `${v.portals[0]!.address}:${v.portals[0]!.port}`;
+    const file = `/etc/iscsi/nodes/${v.iscsi!.iqn}/${v.portals[0]!.address},${v.portals[0]!.port}`;
+    const d = await connect(v);
+    const ours = await sh(`cat ${file}; stat -c %a ${file} $(dirname ${file})`);
+    await disconnect(v, d);
+    expect(await sh(`ls ${file} 2>&1; true`)).toMatch(/No such file/);
+    const node = `-m node -T ${v.iscsi!.iqn} -p ${portal}`;
+    const theirs = await sh(`iscsiadm ${node} --op new >/dev/null && iscsiadm ${node} --op update -n node.session.scan -v manual -n node.startup -v automatic && cat ${file}; stat -c %a ${file} $(dirname ${file}); iscsiadm ${node} --op delete`);
+    expect(ours).toMatch(/^# BEGIN RECORD/);
+    expect(ours).toBe(theirs);
+    await target.deleteVolume(v.name);
+  });
+
   it('answers paths from a view kept while the kernel is quiet, and sees at once an attach, a LUN the target reused rescanned in place (a new WWID and no uevent), and a detach', async () => {
     const first = await volume('iscsi', { name: 'view-1', sizeMiB: 8, lun: 0, initiators: [computeIqn], networks: ['path-a'] });
     // A second LUN keeps the session when LUN 0 goes, as on a shared array.

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { deleteNodeRecord, isRecordFile, setRecordValues, updateNodeRecord, withNodeDbLock } from '../../src/connectors/iscsi-db.js';
+import { deleteNodeRecord, isRecordFile, NodeRecordTemplate, setRecordValues, staticRecordPath, updateNodeRecord, withNodeDbLock } from '../../src/connectors/iscsi-db.js';
 import { iscsiNodes } from '../../src/inventory/read-scsi.js';
 import { realHostFs } from '../../src/system/hostfs.js';
 
@@ -135,5 +135,71 @@ describe('node records in a copy of the database', () => {
     await rm(rec!.path);
     await expect(updateNodeRecord(rec!, [['node.startup', 'automatic']], { lockDir })).rejects.toMatchObject({ code: 'ISCSI_NO_NODE' });
     expect(existsSync(join(lockDir, 'lock.write'))).toBe(false);
+  });
+});
+
+// The same, for another target, address and port (test/fixtures/README.md): what the template
+// learned from FIXTURE must write byte for byte.
+const OTHER = join(import.meta.dirname, '..', 'fixtures', 'guest-6.1.0-56', 'iscsi-node-record-other');
+const OTHER_IQN = 'iqn.2003-01.org.linux-iscsi.array:sn.4f2a9e';
+
+describe('NodeRecordTemplate: the record iscsiadm --op new writes, learned and written again', () => {
+  const conf = (): string => join(dir, 'iscsid.conf');
+  beforeEach(async () => {
+    await writeFile(conf(), 'node.startup = manual\n');
+  });
+
+  it('writes for another target what iscsiadm wrote for it (the captured pair), under the lock, with its modes', async () => {
+    const t = new NodeRecordTemplate(db, conf());
+    expect(await t.ready('10.10.2.10')).toBe(false);
+    expect(await t.write(OTHER_IQN, '10.10.2.10', 3261, [], { lockDir })).toBe(false);
+    expect(await t.learn(IQN, '10.10.1.10', 3260, await readFile(FIXTURE, 'utf8'))).toBe(true);
+    expect(await t.write(OTHER_IQN, '10.10.2.10', 3261, [], { lockDir })).toBe(true);
+    const file = staticRecordPath(db, OTHER_IQN, '10.10.2.10', 3261);
+    expect(await readFile(file, 'utf8')).toBe(await readFile(OTHER, 'utf8'));
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(db, OTHER_IQN))).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(lockDir, 'lock.write'))).toBe(false);
+    // The inventory reads it as the record iscsiadm made.
+    const rec = iscsiNodes(realHostFs, db).find((r) => r.iqn === OTHER_IQN)!;
+    expect(rec).toMatchObject({ portal: '10.10.2.10:3261', tpgt: '-1', startup: 'manual', iface: 'default' });
+  });
+
+  it("writes os-brick's settings into it at once, as an update after iscsiadm would", async () => {
+    const t = new NodeRecordTemplate(db, conf());
+    await t.learn(IQN, '10.10.1.10', 3260, await readFile(FIXTURE, 'utf8'));
+    const settings = [['node.session.scan', 'manual'], ['node.startup', 'automatic']] as const;
+    await t.write(OTHER_IQN, '10.10.2.10', 3261, settings, { lockDir });
+    expect(await readFile(staticRecordPath(db, OTHER_IQN, '10.10.2.10', 3261), 'utf8')).toBe(setRecordValues(await readFile(OTHER, 'utf8'), settings));
+  });
+
+  it('leaves a record that is already there as it is', async () => {
+    const t = new NodeRecordTemplate(db, conf());
+    await t.learn(IQN, '10.10.1.10', 3260, await readFile(FIXTURE, 'utf8'));
+    const file = staticRecordPath(db, IQN, '10.10.1.10', 3260);
+    await writeFile(file, 'changed by hand\n');
+    expect(await t.write(IQN, '10.10.1.10', 3260, [['node.startup', 'automatic']], { lockDir })).toBe(true);
+    expect(await readFile(file, 'utf8')).toBe('changed by hand\n');
+  });
+
+  it('asks iscsiadm again once iscsid.conf changed, for an IPv6 or named portal, and learns nothing from a record it cannot tell apart', async () => {
+    const t = new NodeRecordTemplate(db, conf());
+    const text = await readFile(FIXTURE, 'utf8');
+    await t.learn(IQN, '10.10.1.10', 3260, text);
+    expect(await t.ready('fd00::10')).toBe(false);
+    expect(await t.ready('array.example.com')).toBe(false);
+    expect(await t.ready('10.10.2.10')).toBe(true);
+    await writeFile(conf(), 'node.startup = automatic\n');
+    expect(await t.ready('10.10.2.10')).toBe(false);
+    expect(await t.write(OTHER_IQN, '10.10.2.10', 3261, [], { lockDir })).toBe(false);
+    expect(existsSync(join(db, OTHER_IQN))).toBe(false);
+    // Learnt again: ready. A record naming the address on another line too is not learnt.
+    expect(await t.learn(IQN, '10.10.1.10', 3260, text)).toBe(true);
+    expect(await t.ready('10.10.2.10')).toBe(true);
+    expect(await t.learn(IQN, '10.10.1.10', 3260, text.replace('node.discovery_port = 0', 'node.discovery_address = 10.10.1.10\nnode.discovery_port = 0'))).toBe(false);
+    expect(await t.ready('10.10.2.10')).toBe(false);
+    // Nor one that is not iscsiadm's record (no markers), nor one for another target.
+    expect(await t.learn(IQN, '10.10.1.10', 3260, text.replace('# END RECORD', ''))).toBe(false);
+    expect(await t.learn(OTHER_IQN, '10.10.1.10', 3260, text)).toBe(false);
   });
 });
