@@ -8,6 +8,28 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * fastify loads node:https and node:http2 as it starts, for servers the agent never makes (it
+ * serves plain HTTP/1.1): with TLS behind them, a few hundred milliseconds of a booting guest's one
+ * vCPU under TCG. In fastify's server module they become objects that load the real module on
+ * first use, so an HTTPS or HTTP/2 server still works; everything else is untouched.
+ */
+function lazyServerModules() {
+  return {
+    name: 'lazy-server-modules',
+    setup(b) {
+      b.onResolve({ filter: /^node:(https|http2)$/ }, (args) =>
+        /[\\/]fastify[\\/]lib[\\/]server\.js$/.test(args.importer) ? { path: args.path, namespace: 'lazy-builtin' } : undefined,
+      );
+      b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+        contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(args.path)}));\nmodule.exports = new Proxy({}, { get: (_, k) => load()[k], has: (_, k) => k in load(), ownKeys: () => Reflect.ownKeys(load()), getOwnPropertyDescriptor: (_, k) => Object.getOwnPropertyDescriptor(load(), k) });\n`,
+        loader: 'js',
+        resolveDir: root,
+      }));
+    },
+  };
+}
 const out = join(root, 'dist/agent/agent.cjs');
 await build({
   entryPoints: [join(root, 'src/agent/main.ts')],
@@ -20,6 +42,7 @@ await build({
   sourcemap: false,
   legalComments: 'none',
   logLevel: 'warning',
+  plugins: [lazyServerModules()],
 });
 copyFileSync(join(root, 'scripts/agent-loader.cjs'), join(root, 'dist/agent/agent-loader.cjs'));
 // The Python workers import line_worker.py from their own folder.

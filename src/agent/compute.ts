@@ -82,9 +82,31 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     return { volumes: await c.getAllAvailableVolumes(props) };
   });
 
-  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: ConnectRequest }>(ROUTES.connect, { schema: computeSchemas.connect }, async (req) => {
+  app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: ConnectRequest }>(ROUTES.connect, { schema: computeSchemas.connect }, async (req, reply) => {
     const c = await choose(req.params.protocol, req.query.connector);
-    return c.connectVolume(c.normalise(req.body.properties), { multipath: req.body.multipath ?? false });
+    const props = c.normalise(req.body.properties);
+    // A caller that stops waiting (its timeout, a CSI call's deadline) never learns of the device
+    // an attach that ends later makes, and so never detaches it: the connection closing before
+    // the answer is sent is that caller leaving.
+    let leftAt: number | null = null;
+    const started = performance.now();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) leftAt ??= performance.now() - started;
+    });
+    // Read by brick-lab's own connector (the kernel's view, for any connector's volume).
+    const own = pick(req.params.protocol);
+    const before = (await own.getVolumePaths(own.normalise(req.body.properties))).devices.length > 0;
+    const d = await c.connectVolume(props, { multipath: req.body.multipath ?? false });
+    if (leftAt === null && req.raw.socket?.destroyed === true) leftAt = performance.now() - started;
+    if (leftAt !== null && !before) {
+      // Undone as a forced detach would: nobody holds what it made. A volume that was attached
+      // before this connect is someone else's, and stays.
+      const undo = await c.disconnectVolume(props, d, { force: true, ignoreErrors: true }).catch((e: Error) => ({ removed: [], errors: [e.message] }));
+      process.stderr.write(
+        `brick-lab agent: ${props.protocol} connect of ${d.path} ended ${((performance.now() - started) / 1000).toFixed(1)} s after it began, its caller gone since ${(leftAt / 1000).toFixed(1)} s: undone (removed ${undo.removed.join(', ') || 'nothing'}${undo.errors.length > 0 ? `; errors: ${undo.errors.join('; ')}` : ''})\n`,
+      );
+    }
+    return d;
   });
 
   app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: DisconnectRequest }>(ROUTES.disconnect, { schema: computeSchemas.disconnect }, async (req) => {

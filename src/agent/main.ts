@@ -6,7 +6,8 @@ import { exec, setChildOomScoreAdj } from '../system/exec.js';
 import { tidySysfsReader } from '../system/hostfs.js';
 import { pathsView } from '../inventory/paths-view.js';
 import { buildAgent } from './server.js';
-import { ROUTES } from './api/paths.js';
+import { paths, ROUTES } from './api/paths.js';
+import type { Protocol } from '../volume/protocol.js';
 
 /** "path-a=10.10.1.10 path-b=10.10.2.10" from stage 2. */
 function dataNetworks(text: string): DataNetwork[] {
@@ -42,12 +43,35 @@ function need(name: string): string {
   return v;
 }
 
-/** Build time only: exercise the startup path once so the code cache covers it, then stop. */
+/** Connection properties of each shape the fetch-paths routes take, for the warm-up (nothing is attached by them). */
+const WARMUP_IQN = 'iqn.2026-11.io.brick-lab:warmup.none';
+const WARMUP_VOLUMES: Array<[Protocol, Record<string, unknown>]> = [
+  ['iscsi', { target_portal: '10.10.1.10:3260', target_iqn: WARMUP_IQN, target_lun: 0, target_portals: ['10.10.1.10:3260', '10.10.2.10:3260'], target_iqns: [WARMUP_IQN, WARMUP_IQN], target_luns: [0, 0], volume_id: 'warmup' }],
+  ['iscsi', { driver_volume_type: 'iscsi', data: { target_portal: '10.10.1.10:3260', target_iqn: WARMUP_IQN, target_lun: 1, device_wwid: '36001405000000000000000000000000a' } }],
+  ['nvmeof', { target_nqn: 'nqn.2026-11.io.brick-lab:warmup.none', portals: [['10.10.1.10', 4420, 'tcp']], vol_uuid: '00000000-0000-4000-8000-000000000000' }],
+  ['local', { device_path: '/dev/brick-lab-warmup-none' }],
+];
+
+/**
+ * Build time only: exercise the startup path and the read-only routes a gate job asks most (the
+ * fetch-paths API, the inventory) once, so that the code cache holds their compiled bytecode and
+ * their first call in a guest does not compile them. They read this host's sysfs; nothing here
+ * attaches, detaches or writes anything. Then stop.
+ */
 async function warmup(): Promise<void> {
-  const app = await buildAgent({ lab: 'warmup', node: 'warmup', role: 'compute', token: 'warmup' });
+  const app = await buildAgent({ lab: 'warmup', node: 'warmup', role: 'compute', token: 'warmup', compute: true });
   await app.ready();
+  const headers = { authorization: 'Bearer warmup' };
   await app.inject({ method: 'GET', url: ROUTES.health }).catch(() => undefined);
-  await app.inject({ method: 'POST', url: ROUTES.exec, headers: { authorization: 'Bearer warmup' }, payload: { argv: ['true'] } });
+  await app.inject({ method: 'POST', url: ROUTES.exec, headers, payload: { argv: ['true'] } });
+  await app.inject({ method: 'GET', url: ROUTES.connectors, headers });
+  for (const [protocol, props] of WARMUP_VOLUMES) {
+    await app.inject({ method: 'GET', url: paths.searchPath(protocol), headers });
+    await app.inject({ method: 'POST', url: paths.volumePaths(protocol), headers, payload: props });
+    await app.inject({ method: 'POST', url: paths.volumePathsBatch(protocol), headers, payload: { volumes: [props, props] } });
+    await app.inject({ method: 'POST', url: paths.availableVolumes(protocol), headers, payload: {} });
+  }
+  await app.inject({ method: 'GET', url: paths.inventory(), headers });
   await app.close();
 }
 

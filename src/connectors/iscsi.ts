@@ -253,7 +253,14 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     const snap = snapshot ?? this.view({ wwids: Boolean(props.deviceWwid) });
     const { byPath, mapsBySlave } = linkIndex(snap);
     const disks = new Set<string>();
-    for (const p of props.paths) for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) disks.add(d.block);
+    // One lookup per (target, LUN): the paths of a multipath volume over one target share it (its identity covers every portal).
+    const looked = new Set<string>();
+    for (const p of props.paths) {
+      const key = `${p.iqn} ${p.lun}`;
+      if (looked.has(key)) continue;
+      looked.add(key);
+      for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) disks.add(d.block);
+    }
     // A link names a (portal, target, LUN), not a volume: when the properties carry the volume's
     // WWID, a link to a device that now holds another volume at that LUN is not its path.
     const paths = new Set<string>();

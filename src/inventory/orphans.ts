@@ -53,7 +53,7 @@ export interface SnapshotIndex {
   stale: StaleReference[];
 }
 
-const snapshotIndexes = new WeakMap<HostSnapshot, { sizes: string; index: SnapshotIndex }>();
+const snapshotIndexes = new WeakMap<HostSnapshot, { lists: ReadonlyArray<unknown[]>; sizes: number[]; index: SnapshotIndex }>();
 
 const push = <K, V>(m: Map<K, V[]>, k: K, v: V): void => {
   const list = m.get(k);
@@ -61,13 +61,28 @@ const push = <K, V>(m: Map<K, V[]>, k: K, v: V): void => {
   else m.set(k, [v]);
 };
 
-/** The lengths of a snapshot's lists: a snapshot edited in place (a test's) is indexed again. */
-const sizesOf = (s: HostSnapshot): string => [s.scsiDevices, s.iscsiSessions, s.iscsiNodes, s.blockDevices, s.links, s.nvmeNamespaces].map((l) => l.length).join(',');
+/** A snapshot's lists and their lengths: one edited in place (a test's), a list replaced or grown, is indexed again. */
+const listsOf = (s: HostSnapshot): ReadonlyArray<unknown[]> => [s.scsiDevices, s.iscsiSessions, s.iscsiNodes, s.blockDevices, s.links, s.nvmeNamespaces];
+
+/** Whether the index made for a snapshot still fits it: the same lists, of the same lengths (checked on every lookup, so without a new array). */
+function fits(s: HostSnapshot, known: { lists: ReadonlyArray<unknown[]>; sizes: number[] }): boolean {
+  const l = known.lists;
+  const n = known.sizes;
+  return (
+    l[0] === s.scsiDevices && n[0] === s.scsiDevices.length &&
+    l[1] === s.iscsiSessions && n[1] === s.iscsiSessions.length &&
+    l[2] === s.iscsiNodes && n[2] === s.iscsiNodes.length &&
+    l[3] === s.blockDevices && n[3] === s.blockDevices.length &&
+    l[4] === s.links && n[4] === s.links.length &&
+    l[5] === s.nvmeNamespaces && n[5] === s.nvmeNamespaces.length
+  );
+}
 
 export function snapshotIndex(s: HostSnapshot): SnapshotIndex {
-  const sizes = sizesOf(s);
   const known = snapshotIndexes.get(s);
-  if (known && known.sizes === sizes) return known.index;
+  if (known && fits(s, known)) return known.index;
+  const lists = listsOf(s);
+  const sizes = lists.map((l) => l.length);
   const stack = stackIndex(s);
   const x: SnapshotIndex = {
     stack,
@@ -97,7 +112,7 @@ export function snapshotIndex(s: HostSnapshot): SnapshotIndex {
     if (l.target) push(x.linksTo, l.target, l);
     else if (l.dir === 'by-id' && l.dangling) x.danglingById.push(l);
   });
-  snapshotIndexes.set(s, { sizes, index: x });
+  snapshotIndexes.set(s, { lists, sizes, index: x });
   return x;
 }
 

@@ -7,7 +7,8 @@ import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { parseSignature, readSignatureArgv, signatureText, writeSignatureArgv } from '../../src/volume/signature.js';
 import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
 import type { RemoteError } from '../../src/system/errors.js';
-import { storageLab } from './storage-lab.js';
+import { cli } from './helpers.js';
+import { STORAGE_LAB, storageLab } from './storage-lab.js';
 
 /**
  * The connectors and the orphan oracle on a real compute node: attach, paths equal to what the
@@ -421,6 +422,25 @@ describe('connectors and the orphan oracle', () => {
     expect(await orphans(next)).toEqual([]);
     await target.deleteVolume('view-2');
     await target.deleteVolume('view-anchor');
+  });
+
+  it('undoes an attach that ends after its caller gave up waiting, so that nothing is left that nobody will detach', async () => {
+    const v = await volume('iscsi', { name: 'late1', sizeMiB: 8, initiators: [computeIqn], networks: ['path-a'] });
+    // The target's path-a down for 8 s: the compute's login waits on TCP's retries, and goes through once it is back.
+    await target.startOutage(8, ['path-a']);
+    const gaveUp = await compute.connect('iscsi', v.connectionInfo, { timeoutMs: 3000 }).catch((e: Error) => e);
+    expect(String(gaveUp)).toMatch(/did not answer POST \/v1\/connectors\/iscsi\/connect/);
+    let log = '';
+    for (let i = 0; i < 90 && !/its caller gone/.test(log); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      log = (await cli(['logs', '--name', STORAGE_LAB, 'compute-1'])).stdout;
+    }
+    const line = log.split('\n').find((l) => l.includes('its caller gone')) ?? '';
+    expect(line).toMatch(/^brick-lab agent: iscsi connect of \/dev\/sd[a-z]+ ended [\d.]+ s after it began, its caller gone since [\d.]+ s: undone \(removed .*session/);
+    expect(await orphans(v)).toEqual([]);
+    expect(await kernelDevices(v)).toEqual([]);
+    expect((await snapshot()).iscsiSessions).toEqual([]);
+    await target.deleteVolume(v.name);
   });
 
   it('refuses malformed connection properties with the field named', async () => {
