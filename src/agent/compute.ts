@@ -95,7 +95,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     });
     // Read by brick-lab's own connector (the kernel's view, for any connector's volume).
     const own = pick(req.params.protocol);
-    const before = (await own.getVolumePaths(own.normalise(req.body.properties))).devices.length > 0;
+    const before = (await own.getVolumePaths(own === c ? props : own.normalise(req.body.properties))).devices.length > 0;
     const d = await c.connectVolume(props, { multipath: req.body.multipath ?? false });
     if (leftAt === null && req.raw.socket?.destroyed === true) leftAt = performance.now() - started;
     if (leftAt !== null && !before) {

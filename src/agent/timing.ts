@@ -27,14 +27,14 @@ export function markBodyWait(req: FastifyRequest): void {
  * under TCG the second packet can come a millisecond later) more than the agent's.
  */
 export function markBodyReceived(req: FastifyRequest): void {
-  const t = req as unknown as Timed;
-  if (t.brickBodyWait !== undefined) (t.brickPhases ??= []).push(['receive', performance.now() - t.brickBodyWait]);
+  const wait = (req as unknown as Timed).brickBodyWait;
+  if (wait !== undefined) recordPhase(req, 'receive', performance.now() - wait);
 }
 
 /** The time from the request's start to now, as the `request` phase (called as the handler starts). */
 export function markHandlerStart(req: FastifyRequest): void {
   const t = req as unknown as Timed;
-  if (t.brickStart !== undefined) (t.brickPhases ??= []).push(['request', performance.now() - t.brickStart]);
+  if (t.brickStart !== undefined) recordPhase(req, 'request', performance.now() - t.brickStart);
 }
 
 /** Runs one step of a handler and keeps its time under `name`. */
@@ -43,7 +43,7 @@ export async function phase<T>(req: FastifyRequest, name: string, step: () => T 
   try {
     return await step();
   } finally {
-    ((req as unknown as Timed).brickPhases ??= []).push([name, performance.now() - t0]);
+    recordPhase(req, name, performance.now() - t0);
   }
 }
 

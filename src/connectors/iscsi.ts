@@ -90,9 +90,9 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     }
     let rec = await this.nodeRecordOf(p);
     let made = false;
+    const { host, port } = parsePortal(p.portal, 'portal');
     if (!rec) {
       // As iscsiadm would write it, from the record it wrote last (NodeRecordTemplate); else by iscsiadm, and learnt.
-      const { host, port } = parsePortal(p.portal, 'portal');
       if (!(await recordTemplate.write(p.iqn, host, port, settings))) {
         await iscsiadm([...node, '--op', 'new']);
         made = true;
@@ -104,7 +104,6 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     const text = (isRecordFile(rec) ? await this.fs.readText(rec.path) : await this.fs.readText(`${rec.path}/default`)) ?? '';
     if (made && isRecordFile(rec)) {
       // Its bytes as iscsiadm wrote them (readText trims the last line break).
-      const { host, port } = parsePortal(p.portal, 'portal');
       await recordTemplate.learn(p.iqn, host, port, await readFile(rec.path, 'utf8'));
     }
     const has = (k: string, v: string): boolean => text.split('\n').some((l) => l.trim() === `${k} = ${v}`);

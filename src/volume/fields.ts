@@ -17,14 +17,14 @@ export function refuse(field: string, message: string, code: ErrorCode = 'BAD_RE
 /** Per class of allowed characters (one character), the test of a whole string made of them. */
 const wholeOf = new Map<string, RegExp>();
 
+/** What a portal may hold: an IPv4 address, a host name or a bracketed IPv6 address (with a zone), a colon and a port. */
+const PORTAL_CHARACTERS = /[A-Za-z0-9.:[\]%_-]/;
+
 /**
  * The characters of a value that its kind of field cannot hold, each named so that a reader sees
  * it: "';'", "' ' (a space)", and anything outside printable ASCII by its code point ("U+0456 'і'"),
  * since a look-alike letter or a NUL byte is invisible in a message. Empty when there are none.
  */
-/** What a portal may hold: an IPv4 address, a host name or a bracketed IPv6 address (with a zone), a colon and a port. */
-const PORTAL_CHARACTERS = /[A-Za-z0-9.:[\]%_-]/;
-
 export function strangeCharacters(value: string, allowed: RegExp): string {
   // Most values hold nothing strange: one test of the whole string says so.
   // Keyed by the class's text: a regular expression literal is a new object each time it is met.
