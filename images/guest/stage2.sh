@@ -9,6 +9,12 @@ HOME=/root
 export HOME
 export PATH
 
+# Run from a copy on the root overlay: the shell keeps its script open, and a template boot (see
+# below) unmounts the lab share this one comes from.
+case "$0" in
+  /brick/*) cp "$0" /stage2.sh && exec /bin/sh /stage2.sh ;;
+esac
+
 mark() {
   read -r up _ </proc/uptime
   echo "$1 $up" >>/run/brick-lab/timeline
@@ -28,57 +34,75 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mark stage2
 
 node=""
+template=""
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     brick.node=*) node="${arg#brick.node=}" ;;
+    brick.template=*) template="${arg#brick.template=}" ;;
   esac
 done
-env_file="/brick/nodes/$node/node.env"
-[ -r "$env_file" ] || { fail config "no $env_file (brick.node=$node)"; exec sleep infinity; }
-. "$env_file"
 
-hostname "$BRICK_NODE"
-echo "$BRICK_NODE" >/etc/hostname
-printf '127.0.0.1 localhost\n::1 localhost\n%s\n' "$BRICK_HOSTS" >/etc/hosts
+load_env() {
+  env_file="/brick/nodes/$node/node.env"
+  [ -r "$env_file" ] || { fail config "no $env_file (brick.node=$node)"; exec sleep infinity; }
+  . "$env_file"
+}
 
 # Addresses first, so the agent can bind its management address before udev is done.
-modprobe virtio_net 2>/dev/null
-# Path A and path B must stay two paths: without these a node answers ARP for its path-a address
-# on path-b too, and a "path down" test would still reach it over the other network.
-echo 1 >/proc/sys/net/ipv4/conf/all/arp_ignore
-echo 2 >/proc/sys/net/ipv4/conf/all/arp_announce
-ip link set lo up
-for nic in $BRICK_NICS; do
-  name="${nic%%=*}"; rest="${nic#*=}"; mac="${rest%%=*}"; addr="${rest#*=}"
-  dev=""
-  for d in /sys/class/net/*; do
-    [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && dev="${d##*/}"
+network_setup() {
+  echo "$BRICK_NODE" >/proc/sys/kernel/hostname
+  echo "$BRICK_NODE" >/etc/hostname
+  printf '127.0.0.1 localhost\n::1 localhost\n%s\n' "$BRICK_HOSTS" >/etc/hosts
+  [ -d /sys/module/virtio_net ] || modprobe virtio_net 2>/dev/null
+  # Path A and path B must stay two paths: without these a node answers ARP for its path-a address
+  # on path-b too, and a "path down" test would still reach it over the other network.
+  echo 1 >/proc/sys/net/ipv4/conf/all/arp_ignore
+  echo 2 >/proc/sys/net/ipv4/conf/all/arp_announce
+  # One ip process for every link (under TCG each program started costs a good part of a second
+  # on a restored node, whose translated code is gone): the commands go to `ip -batch`.
+  batch="link set lo up"
+  for nic in $BRICK_NICS; do
+    name="${nic%%=*}"; rest="${nic#*=}"; mac="${rest%%=*}"; addr="${rest#*=}"
+    dev=""
+    # A node restored from a template still has the template's MACs (52:54:00:4c:ff:<NIC index>):
+    # the NIC of the same index takes this node's MAC.
+    for want in "$mac" "52:54:00:4c:ff:${mac##*:}"; do
+      for d in /sys/class/net/*; do
+        read -r a <"$d/address" 2>/dev/null && [ "$a" = "$want" ] && dev="${d##*/}"
+      done
+      [ -n "$dev" ] && break
+    done
+    [ -n "$dev" ] || { fail nic "no interface with MAC $mac for network $name"; continue; }
+    [ "$want" = "$mac" ] || batch="$batch
+link set dev $dev address $mac"
+    batch="$batch
+link set dev $dev name $name
+addr add $addr dev $name
+link set dev $name up"
   done
-  [ -n "$dev" ] || { fail nic "no interface with MAC $mac for network $name"; continue; }
-  ip link set "$dev" name "$name"
-  ip addr add "$addr" dev "$name"
-  ip link set "$name" up
-done
-mark network
+  printf '%s\n' "$batch" | ip -batch - || fail network "ip -batch failed: $batch"
+  mark network
+}
 
 # The agent starts while udev settles; /v1/health says "booting" until the ready mark.
-BRICK_AGENT_READY_FILE=/run/brick-lab/ready
-export BRICK_AGENT_READY_FILE BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT
-BRICK_AGENT_TOKEN_FILE=/brick/token
-BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
-BRICK_LIO_HELPER=/brick/lio_helper.py
-BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
-BRICK_REBOOT_SCRIPT=/brick/guest/reboot.sh
-export BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_DATA_NETWORKS BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY BRICK_REBOOT_SCRIPT
 # The agent loop: the agent is started again whenever it ends. Exit 75 is POST /v1/agent/restart
 # (a connector process restarting). Any other end (the OOM killer's SIGKILL, a crash) is marked
 # in the timeline as agent-died-<status>, which /v1/health carries and `brick-lab status` shows,
 # and is said on the console; a second later it starts again. The agent is the node's only way
 # in, so the OOM killer is told to take nearly anything else first (oom_score_adj -900; the
 # programs it runs inherit that while they run).
+AGENT_ENV=/run/brick-lab/agent.env
+AGENT_WAKE=/run/brick-lab/agent-wake
 agent_loop() {
   while :; do
-    (echo -900 >/proc/self/oom_score_adj; exec /opt/brick-lab/node/node --compact-on-every-full-gc /brick/agent-loader.cjs /brick/agent.cjs)
+    if [ -r "$AGENT_ENV" ]; then
+      (. "$AGENT_ENV"; echo -900 >/proc/self/oom_score_adj; exec /opt/brick-lab/node/node --compact-on-every-full-gc /brick/agent-loader.cjs /brick/agent.cjs)
+    else
+      # A template boot: the agent from the runtime disk (the 9p shares are let go before the
+      # save), waiting on $AGENT_WAKE for the node it becomes.
+      (BRICK_AGENT_TEMPLATE="$template" BRICK_AGENT_WAKE="$AGENT_WAKE"; export BRICK_AGENT_TEMPLATE BRICK_AGENT_WAKE
+       echo -900 >/proc/self/oom_score_adj; exec /run/brick-lab/runtime/node --compact-on-every-full-gc /run/brick-lab/runtime/agent-loader.cjs /run/brick-lab/runtime/agent.cjs)
+    fi
     rc=$?
     [ "$rc" -eq 75 ] && continue
     mark "agent-died-$rc"
@@ -86,8 +110,25 @@ agent_loop() {
     sleep 1
   done
 }
-agent_loop >/dev/console 2>&1 &
-mark agent-started
+# The agent's environment, in $AGENT_ENV: what every start of the agent reads (and, written to
+# $AGENT_WAKE, what a template's waiting agent becomes).
+agent_env() {
+  BRICK_AGENT_READY_FILE=/run/brick-lab/ready
+  BRICK_AGENT_TOKEN_FILE=/brick/token
+  BRICK_AGENT_TIMELINE=/run/brick-lab/timeline
+  BRICK_LIO_HELPER=/brick/lio_helper.py
+  BRICK_MULTIPATHD_RELAY=/brick/multipathd_relay.py
+  BRICK_REBOOT_SCRIPT=/brick/guest/reboot.sh
+  for v in BRICK_LAB BRICK_NODE BRICK_ROLE BRICK_AGENT_HOST BRICK_AGENT_PORT BRICK_DATA_NETWORKS BRICK_AGENT_READY_FILE \
+           BRICK_AGENT_TOKEN_FILE BRICK_AGENT_TIMELINE BRICK_LIO_HELPER BRICK_MULTIPATHD_RELAY BRICK_REBOOT_SCRIPT; do
+    eval "printf \"export %s='%s'\\n\" $v \"\${$v:-}\""
+  done >"$AGENT_ENV.new" && mv "$AGENT_ENV.new" "$AGENT_ENV"
+}
+agent_start() {
+  agent_env
+  agent_loop >/dev/console 2>&1 &
+  mark agent-started
+}
 
 # Coldplug would load drivers for virtual hardware the lab never uses (KVM inside a TCG guest,
 # watchdogs, SMBus, CPU-accelerated crypto and hash modules): each load costs a signature check
@@ -109,38 +150,37 @@ disk_setup() {
   disk=/var/lib/brick-lab/disk
   mkdir -p "$disk"
   if mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=262144 disk "$disk"; then
+    mkdir -p /etc/iscsi /etc/multipath /etc/nvme /var/lib/brick-lab/connectors
     for d in etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors; do
       if [ ! -d "$disk/$d" ]; then
         mkdir -p "$disk/$d"
-        [ -d "/$d" ] && cp -a "/$d/." "$disk/$d/"
+        cp -a "/$d/." "$disk/$d/"
       fi
-      mkdir -p "/$d"
       mount --bind "$disk/$d" "/$d" || fail disk "cannot bind $disk/$d over /$d"
     done
-    echo $(( $(cat "$disk/boots" 2>/dev/null || echo 0) + 1 )) >"$disk/boots.new" && mv "$disk/boots.new" "$disk/boots"
-    mark "disk:boot-$(cat "$disk/boots")"
+    boots=0
+    [ -r "$disk/boots" ] && read -r boots <"$disk/boots"
+    boots=$((boots + 1))
+    echo "$boots" >"$disk/boots.new" && mv "$disk/boots.new" "$disk/boots"
+    mark "disk:boot-$boots"
   else
     fail disk "cannot mount the node's disk (9p tag disk)"
   fi
 
   # Identity of this node as an initiator: one IQN and one host NQN per node, stable per lab (the
   # same at every boot).
-  mkdir -p /etc/iscsi /etc/nvme
   echo "InitiatorName=$BRICK_INITIATOR_IQN" >/etc/iscsi/initiatorname.iscsi
   echo "$BRICK_HOST_NQN" >/etc/nvme/hostnqn
   echo "$BRICK_HOST_ID" >/etc/nvme/hostid
 }
 
-# The role's modules and daemons come up while udev works through coldplug: on one vCPU under
-# TCG both are slow, and neither waits on the other.
-role_setup() {
-  # Off the agent's path: nothing the agent does before ready reads these.
-  disk_setup
-  case "$BRICK_ROLE" in
+# The role's kernel modules (and the target's system bus): the same on every node of a role, so a
+# template boot does them before it is saved.
+role_modules() {
+  case "$1" in
     target)
       modprobe -a configfs target_core_mod target_core_iblock target_core_file target_core_pscsi \
         iscsi_target_mod nvmet nvmet_tcp loop || fail modules "modprobe of the target modules failed"
-      mark modules
       # configfs is a module here: mount it now that it is loaded (LIO and nvmet live in it).
       mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config || fail configfs "cannot mount configfs"
       # targetcli-fb probes tcmu over D-Bus and fails every command without a system bus.
@@ -153,7 +193,15 @@ role_setup() {
       # has its own data (the default shares one store between all of them).
       modprobe scsi_debug add_host=0 per_host_store=1 dev_size_mb=32 || fail modules "modprobe scsi_debug failed"
       modprobe -a sd_mod sg iscsi_tcp nvme_tcp nvme_fabrics dm_multipath || fail modules "modprobe of the initiator modules failed"
-      mark modules
+      ;;
+  esac
+  mark modules
+}
+
+# The role's daemons, which read this node's identity and its disk.
+role_daemons() {
+  case "$BRICK_ROLE" in
+    compute)
       iscsid || fail iscsid "iscsid did not start"
       # multipathd makes maps only for WWIDs a connector adds (find_multipaths strict), as
       # os-brick does with `multipath -a`: a single-path volume stays a plain disk.
@@ -179,21 +227,107 @@ role_setup() {
   esac
   mark role
 }
-role_setup &
-role_pid=$!
 
-/lib/systemd/systemd-udevd --daemon --resolve-names=never 2>/dev/null
+udev_start() {
+  "$@" /lib/systemd/systemd-udevd --daemon --resolve-names=never 2>/dev/null
+}
 # Coldplug of what the lab reads: block devices (the image disk, and after a reboot whatever an
 # automatic login or connect-all brought in before udevd listened) with their SCSI and NVMe
 # parents, so their links and udev database entries are there at ready. The rest of the guest's
 # ~280 devices (71 ttys, ACPI, PCI, the SATA controller) would only load drivers the lab never
 # uses: under TCG that coldplug kept udev busy 10-15 s of a boot, beside the role's setup on the
 # one vCPU. Everything added from here on gets its events as usual.
-udevadm trigger --type=subsystems --action=add
-udevadm trigger --type=devices --action=add --subsystem-match=block --subsystem-match=scsi --subsystem-match=nvme --subsystem-match=nvme-subsystem
-udevadm settle --timeout=120 || fail udev "udevadm settle timed out"
-mark udev
-wait "$role_pid"
+udev_coldplug() {
+  "$@" udevadm trigger --type=subsystems --action=add
+  "$@" udevadm trigger --type=devices --action=add --subsystem-match=block --subsystem-match=scsi --subsystem-match=nvme --subsystem-match=nvme-subsystem
+  "$@" udevadm settle --timeout=120 || fail udev "udevadm settle timed out"
+  mark udev
+}
+# udev (udevd and udevadm) reads the kernel's boot_id, which the kernel makes at its first read: in
+# a template that would make one boot id for every node restored from it. There they run in a
+# mount namespace of their own with a stand-in file over boot_id; the node starts udevd again,
+# beside everything else, once it is restored (the database in /run/udev stays).
+TEMPLATE_BOOT_ID=/run/brick-lab/template-boot-id
+# The namespace lets go of its copies of the 9p mounts at once: they too would block the save.
+template_ns() {
+  unshare -m sh -c 'umount -l /opt/brick-lab/node /brick; mount --bind "$0" /proc/sys/kernel/random/boot_id && exec "$@"' "$TEMPLATE_BOOT_ID" "$@"
+}
+
+if [ -z "$template" ]; then
+  load_env
+  network_setup
+  agent_start
+  # The role's modules and daemons come up while udev works through coldplug: on one vCPU under
+  # TCG both are slow, and neither waits on the other. Off the agent's path: nothing the agent
+  # does before ready reads these.
+  (disk_setup; role_modules "$BRICK_ROLE"; role_daemons) &
+  role_pid=$!
+  udev_start
+  udev_coldplug
+  wait "$role_pid"
+else
+  # A template boot (brick-lab's `up` makes one per role and machine shape, and keeps it): what
+  # every node of a role does alike (udev's coldplug, the role's modules, the agent's start), then
+  # the host saves the machine's state. A node of that role starts from the saved state in its own
+  # QEMU, with the kernel and everything below still running, and carries on from the read of
+  # the control line below, as itself.
+  mkdir -p /run/brick-lab/runtime
+  mount -t erofs -o ro /dev/vdb /run/brick-lab/runtime || { fail template "cannot mount the runtime disk (/dev/vdb)"; exec sleep infinity; }
+  rm -f "$AGENT_WAKE"
+  mkfifo "$AGENT_WAKE"
+  agent_loop >/dev/console 2>&1 &
+  echo 00000000-0000-4000-8000-000000000000 >"$TEMPLATE_BOOT_ID"
+  role_modules "$template" &
+  role_pid=$!
+  udev_start template_ns
+  udev_coldplug template_ns
+  wait "$role_pid"
+  i=0
+  while [ ! -e "$AGENT_WAKE.waiting" ]; do
+    i=$((i + 1))
+    [ "$i" -le 1200 ] || { fail template "the agent did not start within 120 s"; exec sleep infinity; }
+    sleep 0.1
+  done
+  # What a node's first boot copies from the image onto its disk (disk_setup), made once here
+  # into the template's own disk and kept with it: the host puts it on a new node's disk.
+  seed=/run/brick-lab/seed
+  mkdir -p "$seed"
+  if mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=262144 disk "$seed"; then
+    for d in etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors; do
+      mkdir -p "$seed/$d" "/$d" && cp -a "/$d/." "$seed/$d/"
+    done
+    umount "$seed"
+  fi
+  template_ns udevadm settle --timeout=60
+  # A mounted 9p share blocks QEMU's migration: let go of the lab share and the node runtime (the
+  # node mounts them again).
+  umount /opt/brick-lab/node /brick || { fail template "cannot unmount the 9p shares"; exec sleep infinity; }
+  mark template
+  # ttyS1 is the host's control line, kept open across the save (a serial port opened later
+  # drops what arrived before). The node's line: "brick-node NAME EPOCH".
+  exec 3<>/dev/ttyS1
+  stty -echo <&3 2>/dev/null
+  echo "brick-template-ready" >&3
+  while read -r word node now <&3; do
+    [ "$word" = brick-node ] && [ -n "$node" ] && break
+  done
+  echo "brick-node-ok $node" >&3
+  exec 3>&-
+  # The clock stood still while the state was kept; the node's time is the host's.
+  date -s "@$now" >/dev/null
+  mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144 lab /brick || { fail restore "cannot mount the lab share (9p tag lab)"; exec sleep infinity; }
+  mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose node /opt/brick-lab/node || { fail restore "cannot mount the node runtime (9p tag node)"; exec sleep infinity; }
+  mark "restored:$template"
+  udevadm control --exit
+  udev_start
+  load_env
+  network_setup
+  agent_env
+  cat "$AGENT_ENV" >"$AGENT_WAKE"
+  mark agent-woken
+  disk_setup
+  role_daemons
+fi
 
 udevadm settle --timeout=60
 mark ready

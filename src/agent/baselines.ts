@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { kernelRandomUUID } from '../system/random.js';
 import type { HostSnapshot } from '../inventory/model.js';
 import { BrickError } from '../system/errors.js';
 
@@ -13,7 +13,7 @@ export class KeptBaselines {
   constructor(private readonly size = 16) {}
 
   keep(s: HostSnapshot): string {
-    const id = randomUUID();
+    const id = kernelRandomUUID();
     this.kept.set(id, s);
     while (this.kept.size > this.size) this.kept.delete(this.kept.keys().next().value!);
     return id;

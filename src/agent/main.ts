@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js';
 import { TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
@@ -6,6 +6,7 @@ import { exec, setChildOomScoreAdj } from '../system/exec.js';
 import { tidySysfsReader } from '../system/hostfs.js';
 import { pathsView } from '../inventory/paths-view.js';
 import { buildAgent } from './server.js';
+import { parseAgentEnv } from './agent-env.js';
 import { paths, ROUTES } from './api/paths.js';
 import type { Protocol } from '../volume/protocol.js';
 
@@ -58,11 +59,11 @@ const WARMUP_VOLUMES: Array<[Protocol, Record<string, unknown>]> = [
  * their first call in a guest does not compile them. They read this host's sysfs; nothing here
  * attaches, detaches or writes anything. Then stop.
  */
-async function warmup(): Promise<void> {
+async function warmup(opts: { health: boolean } = { health: true }): Promise<void> {
   const app = await buildAgent({ lab: 'warmup', node: 'warmup', role: 'compute', token: 'warmup', compute: true });
   await app.ready();
   const headers = { authorization: 'Bearer warmup' };
-  await app.inject({ method: 'GET', url: ROUTES.health }).catch(() => undefined);
+  if (opts.health) await app.inject({ method: 'GET', url: ROUTES.health }).catch(() => undefined);
   await app.inject({ method: 'POST', url: ROUTES.exec, headers, payload: { argv: ['true'] } });
   await app.inject({ method: 'GET', url: ROUTES.connectors, headers });
   for (const [protocol, props] of WARMUP_VOLUMES) {
@@ -139,7 +140,39 @@ async function main(): Promise<void> {
   console.error(`brick-lab agent: ${process.env.BRICK_NODE} listening on ${host}:${port}`);
 }
 
-export const started: Promise<void> = (process.env.BRICK_AGENT_WARMUP ? warmup() : main()).catch((e: unknown) => {
+/**
+ * A template boot's agent (BRICK_AGENT_TEMPLATE=ROLE): started from the runtime disk before the
+ * machine's state is saved, it loads the bundle and runs the role's startup and read routes once
+ * (what costs a restored node's vCPU most under TCG: Node.js, the bundle, fastify and its
+ * schemas), then waits on BRICK_AGENT_WAKE (a FIFO) for the node it becomes. Stage 2 writes that
+ * node's environment there once the node restored from the template has its name and addresses;
+ * from then on this is the node's agent, started as any other.
+ */
+async function template(role: string): Promise<void> {
+  // Not the health route: it reads the kernel's boot_id, which the kernel makes at its first read,
+  // and every node restored from this template would then report the same boot.
+  if (role === 'compute') await warmup({ health: false });
+  else {
+    const app = await buildAgent({ lab: 'template', node: 'template', role: 'target', token: 'template', compute: false, targets: new TargetVolumes('template', [], '/nonexistent') });
+    await app.ready();
+    await app.inject({ method: 'GET', url: ROUTES.openapi });
+    await app.close();
+  }
+  const wake = need('BRICK_AGENT_WAKE');
+  writeFileSync(`${wake}.waiting`, '');
+  // Opening a FIFO for reading blocks until stage 2 opens it to write: nothing else runs meanwhile.
+  const env = parseAgentEnv(readFileSync(wake, 'utf8'));
+  if (!env.BRICK_NODE) {
+    console.error(`brick-lab agent: ${wake} gave no node`);
+    process.exit(2);
+  }
+  Object.assign(process.env, env);
+  delete process.env.BRICK_AGENT_TEMPLATE;
+  await main();
+}
+
+const templateRole = process.env.BRICK_AGENT_TEMPLATE;
+export const started: Promise<void> = (process.env.BRICK_AGENT_WARMUP ? warmup() : templateRole ? template(templateRole) : main()).catch((e: unknown) => {
   console.error(`brick-lab agent: ${(e as Error).stack ?? String(e)}`);
   process.exit(1);
 });

@@ -6,7 +6,7 @@
  * BRICK_LAB_FAILPOINT=NAME: on reaching NAME the process says so on stderr and waits, doing
  * nothing, until it is killed. Unset (always, outside those tests), a failpoint is nothing.
  */
-export const FAILPOINTS = ['up:record', 'up:networks', 'up:started', 'up:ready', 'scenario:outage'] as const;
+export const FAILPOINTS = ['up:record', 'up:template', 'up:networks', 'up:started', 'up:ready', 'scenario:outage'] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 export async function failpoint(name: Failpoint): Promise<void> {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { kernelRandomUUID } from '../system/random.js';
 import { rm } from 'node:fs/promises';
 import { iscsiConnectionInfo } from '../osbrick/index.js';
 import { checkInt, checkIqn, checkSize, checkUuid, refuse } from '../volume/fields.js';
@@ -23,7 +23,7 @@ export function createIscsiVolume(w: VolumeWorkbench, req: IscsiVolumeRequest): 
   if (req.chap && (!/^[\x21-\x7e]{1,255}$/.test(req.chap.username) || !/^[\x21-\x7e]{12,255}$/.test(req.chap.password))) {
     refuse('chap', 'username must be 1-255 printable characters and password 12-255 (no spaces)');
   }
-  const unitSerial = req.unitSerial === undefined ? randomUUID() : checkUuid(req.unitSerial, 'unitSerial');
+  const unitSerial = req.unitSerial === undefined ? kernelRandomUUID() : checkUuid(req.unitSerial, 'unitSerial');
   const nets = w.pickNetworks(req.networks);
   return w.serial(async () => {
     // Again in turn: requests queued behind others passed the first check against fewer volumes.
@@ -56,7 +56,7 @@ export function createIscsiVolume(w: VolumeWorkbench, req: IscsiVolumeRequest): 
         demoMode,
         chap: req.chap ?? null,
       });
-      const id = randomUUID();
+      const id = kernelRandomUUID();
       const volume: TargetVolume = {
         name: req.name,
         protocol: 'iscsi',

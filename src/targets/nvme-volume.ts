@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { kernelRandomUUID } from '../system/random.js';
 import { rm } from 'node:fs/promises';
 import { nvmeofConnectionInfo } from '../osbrick/index.js';
 import { checkInt, checkNqn, checkSize, checkUuid, refuse } from '../volume/fields.js';
@@ -14,7 +14,7 @@ export function createNvmeVolume(w: VolumeWorkbench, req: NvmeVolumeRequest): Pr
   const nsidWanted = req.nsid === undefined ? null : checkInt(req.nsid, 'nsid', 1, 1024);
   const hosts = (req.hosts ?? []).map((h, i) => checkNqn(h, `hosts[${i}]`));
   const allowAnyHost = req.allowAnyHost ?? hosts.length === 0;
-  const uuid = req.uuid === undefined ? randomUUID() : checkUuid(req.uuid, 'uuid');
+  const uuid = req.uuid === undefined ? kernelRandomUUID() : checkUuid(req.uuid, 'uuid');
   const nguid = req.nguid === undefined ? nguidFromUuid(uuid) : req.nguid;
   if (!/^[0-9a-f]{32}$/.test(nguid)) refuse('nguid', `must be 32 lowercase hex digits (got ${JSON.stringify(nguid)})`);
   const anaGroup = req.anaGroup === undefined ? 1 : checkInt(req.anaGroup, 'anaGroup', 1, 128);

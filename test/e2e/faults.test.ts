@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findQemuProcesses } from '../../src/lab/providers/qemu/processes.js';
-import { labDir } from '../../src/system/paths.js';
+import { cacheDir, labDir } from '../../src/system/paths.js';
 import { CLI, cli, hostTraces, NOTHING, waitFor } from './helpers.js';
 
 type Traces = Awaited<ReturnType<typeof hostTraces>>;
@@ -135,13 +135,17 @@ describe('bad input and faults', () => {
   // process: nothing of the lab is left on the host, whatever the stage.
   const STAGES = [
     { at: 'up:record', made: (t: Traces) => t.record && t.netns.length === 0 && t.qemu.length === 0 },
+    // While its node's template boots (a shape of its own, so that it has none yet).
+    { at: 'up:template', made: (t: Traces) => t.record && t.qemu.length === 1 },
     { at: 'up:networks', made: (t: Traces) => t.record && t.netns.length === 1 && t.qemu.length === 0 },
     { at: 'up:started', made: (t: Traces) => t.qemu.length >= 1 },
     { at: 'up:ready', made: (t: Traces) => t.qemu.length === 1 },
   ] as const;
   it.each(STAGES)('takes a lab down after up was killed with SIGKILL at $at', async ({ at, made }) => {
     const name = `e2e-kill-${at.split(':')[1]}`;
-    const topo = await topologyFile(name, ONE_NODE(name));
+    const shape = at === 'up:template' ? ', memoryMiB: 400' : '';
+    if (shape) await rm(join(cacheDir(), 'templates', 'compute-400m-1c-1n'), { recursive: true, force: true });
+    const topo = await topologyFile(name, ONE_NODE(name, shape));
     const child = spawn(process.execPath, [CLI, 'up', '--topology', topo], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BRICK_LAB_FAILPOINT: at } });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -155,6 +159,8 @@ describe('bad input and faults', () => {
     const d = await cli(['down', '--name', name]);
     expect(d.exitCode, d.stderr).toBe(0);
     expect(await hostTraces(name)).toEqual(NOTHING);
+    // Nor the template build's directory in the cache.
+    expect((await readdir(join(cacheDir(), 'templates')).catch(() => [])).filter((f) => f.startsWith('build-'))).toEqual([]);
     const st = await cli(['status', '--name', name, '--json']);
     expect(JSON.parse(st.stdout)).toMatchObject({ phase: 'down' });
   });

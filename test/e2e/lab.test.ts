@@ -57,6 +57,25 @@ describe('the default three-node lab', () => {
     }
   });
 
+  it('starts every node from its role\'s template as a machine of its own: its boot, its random numbers, name, MACs and clock', async () => {
+    const rec = (await readLabOrNull(LAB))!;
+    const boots = new Set<string>();
+    for (const n of rec.nodes) {
+      const h = await node(n.name).health();
+      // BRICK_LAB_TEMPLATES=0 boots every node: then there is no template to check.
+      if (process.env.BRICK_LAB_TEMPLATES !== '0') expect(h.timeline.map((t) => t.step), n.name).toContain(`restored:${n.role}`);
+      boots.add(h.bootId);
+      const r = await node(n.name).run(['sh', '-c', 'hostname; cat /sys/class/net/path-a/address /sys/class/net/path-b/address; date +%s; dmesg | grep -c "crng reseeded due to virtual machine fork" || true']);
+      const [hostname, macA, macB, clock, reseeded] = r.stdout.trim().split('\n');
+      expect(hostname).toBe(n.name);
+      expect([macA, macB]).toEqual(n.taps.map((t) => t.mac));
+      expect(Math.abs(Number(clock) - Date.now() / 1000), `${n.name} clock`).toBeLessThan(30);
+      if (process.env.BRICK_LAB_TEMPLATES !== '0') expect(reseeded, `${n.name}: the kernel reseeded at the restore`).toBe('1');
+    }
+    // Two computes from one template are two boots (the kernel makes boot_id at its first read, after the restore).
+    expect(boots.size).toBe(rec.nodes.length);
+  });
+
   it('runs udev, settled, in every node, with the boot disk coldplugged (its by-path link made)', async () => {
     for (const n of status.nodes) {
       await node(n.name).run(['pgrep', '-x', 'systemd-udevd']);

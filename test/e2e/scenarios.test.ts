@@ -100,6 +100,9 @@ describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
     const timeline = await sh('cat /run/brick-lab/timeline');
     expect(timeline).toMatch(/^disk:boot-\d+ /m);
     expect(timeline).toMatch(/^ready /m);
+    // A reboot is a real boot, whatever the node started from.
+    expect(timeline).toMatch(/^stage2 /m);
+    expect(timeline).not.toMatch(/^(template|restored)/m);
     // The same QEMU process: `down` finds it as before.
     const after = JSON.parse((await cli(['status', '--name', name, '--json'])).stdout) as { nodes: Array<{ name: string; state: string; pid: number }> };
     expect(after.nodes.find((n) => n.name === 'compute-2')).toMatchObject({ state: 'ready', pid });

@@ -1,29 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { macFor, qemuArgv, qemuName, type QemuNodeSpec } from '../../src/lab/providers/qemu/argv.js';
+import { macFor, qemuArgv, qemuName } from '../../src/lab/providers/qemu/argv.js';
 import { tapName, tapPrefix } from '../../src/lab/providers/qemu/network.js';
-import { TEST_IMAGE } from './lab-fixtures.js';
+import { qemuSpecFixture } from './lab-fixtures.js';
 
-function spec(over: Partial<QemuNodeSpec> = {}): QemuNodeSpec {
-  return {
-    lab: 'unit',
-    node: 'compute-1',
-    memoryMiB: 384,
-    cpus: 1,
-    accel: 'tcg',
-    image: TEST_IMAGE,
-    shareDir: '/state/labs/unit/share',
-    diskDir: '/state/labs/unit/disks/compute-1',
-    consoleLog: '/state/labs/unit/compute-1.console.log',
-    pidFile: '/state/labs/unit/compute-1.pid',
-    mgmtPort: 41234,
-    mgmtMac: macFor(1, 0),
-    nics: [
-      { network: 'path-a', tap: tapName('unit', 1, 0), mac: macFor(1, 1) },
-      { network: 'path-b', tap: tapName('unit', 1, 1), mac: macFor(1, 2) },
-    ],
-    ...over,
-  };
-}
+const spec = qemuSpecFixture;
 
 /** Values that follow each occurrence of an option. */
 function values(argv: string[], opt: string): string[] {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { kernelRandomBytes } from '../../system/random.js';
 import { constants } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -115,7 +115,7 @@ export async function runConnectorProgram<R extends ConnectorRequest>(program: s
   const graceMs = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new BrickError('CONNECTOR_BAD_REQUEST', `timeoutMs must be a positive number of milliseconds (got ${timeoutMs})`);
   const path = await locateProgram(program);
-  const callId = randomBytes(12).toString('hex');
+  const callId = kernelRandomBytes(12).toString('hex');
 
   let timedOut = false;
   let killTimer: NodeJS.Timeout | undefined;

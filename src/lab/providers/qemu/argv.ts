@@ -8,7 +8,8 @@ export const AGENT_PORT = 8080;
 
 export interface QemuNic {
   network: string;
-  tap: string;
+  /** The tap it is plugged into; none in a template's machine (a NIC with no backend). */
+  tap: string | null;
   mac: string;
 }
 
@@ -31,7 +32,21 @@ export interface QemuNodeSpec {
   mgmtHost?: string;
   /** In a container QEMU is the main process: no -daemonize, no pid file. */
   foreground?: boolean;
+  /**
+   * A VM that is, or starts from, a template (template.ts): the control line (a socket on the
+   * guest's ttyS1), QMP, the runtime disk, and a VM generation ID (new at every start, so a
+   * restored guest's kernel reseeds its random numbers). A template and the nodes restored from
+   * it must have the same devices, so every VM of the qemu provider gets them when templates are on.
+   */
+  templated?: { control: string; qmp: string; runtimeDisk: string };
+  /** Boot as the template of this role (brick.template=ROLE) instead of as the node. */
+  templateRole?: string;
+  /** Start from this saved state (a template) instead of booting. */
+  incoming?: string;
 }
+
+/** What QEMU's `exec:` migration hands to /bin/sh: a path of these characters only. */
+export const SHELL_SAFE_PATH = /^[A-Za-z0-9._/+-]+$/;
 
 /** The -name every lab VM carries; `down` finds a crashed lab's VMs by it. */
 export function qemuName(lab: string, node: string): string {
@@ -51,8 +66,9 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     'quiet',
     'panic=-1',
     'mitigations=off',
-    `brick.node=${s.node}`,
+    s.templateRole ? `brick.template=${s.templateRole}` : `brick.node=${s.node}`,
   ].join(' ');
+  const t = s.templated;
   const argv = [
     'qemu-system-x86_64',
     '-name', qemuName(s.lab, s.node),
@@ -71,9 +87,12 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     '-initrd', s.image.initramfs,
     '-append', cmdline,
     '-serial', `file:${s.consoleLog}`,
+    ...(t ? ['-chardev', `socket,id=ctl,path=${t.control},server=on,wait=off`, '-serial', 'chardev:ctl', '-qmp', `unix:${t.qmp},server=on,wait=off`, '-device', 'vmgenid,guid=auto'] : []),
     // The image, read-only (an EROFS file system); the guest puts a tmpfs overlay on top.
     '-drive', `file=${s.image.rootImage},if=none,id=root,format=raw,readonly=on,cache=unsafe`,
     '-device', 'virtio-blk-pci,drive=root',
+    // The runtime disk (Node.js and the agent, EROFS): /dev/vdb, where a template's agent runs from.
+    ...(t ? ['-drive', `file=${t.runtimeDisk},if=none,id=runtime,format=raw,readonly=on,cache=unsafe`, '-device', 'virtio-blk-pci,drive=runtime'] : []),
     '-fsdev', `local,id=lab,path=${s.shareDir},security_model=none,readonly=on`,
     '-device', 'virtio-9p-pci,fsdev=lab,mount_tag=lab',
     '-fsdev', `local,id=node,path=${s.image.nodeDir},security_model=none,readonly=on`,
@@ -84,13 +103,21 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     '-device', 'virtio-9p-pci,fsdev=disk,mount_tag=disk',
     // Management: user-mode networking, no way out (restrict=on), one forward from the host's
     // loopback to the agent.
-    '-netdev', `user,id=mgmt,net=10.0.2.0/24,restrict=on,hostfwd=tcp:${s.mgmtHost ?? '127.0.0.1'}:${s.mgmtPort}-${MGMT_GUEST_ADDRESS}:${AGENT_PORT}`,
+    '-netdev', `user,id=mgmt,net=10.0.2.0/24,restrict=on${s.templateRole ? '' : `,hostfwd=tcp:${s.mgmtHost ?? '127.0.0.1'}:${s.mgmtPort}-${MGMT_GUEST_ADDRESS}:${AGENT_PORT}`}`,
     '-device', `virtio-net-pci,netdev=mgmt,mac=${s.mgmtMac}`,
   ];
   s.nics.forEach((nic, i) => {
+    if (nic.tap === null) {
+      argv.push('-device', `virtio-net-pci,mac=${nic.mac}`);
+      return;
+    }
     argv.push('-netdev', `tap,id=net${i},ifname=${nic.tap},script=no,downscript=no`);
     argv.push('-device', `virtio-net-pci,netdev=net${i},mac=${nic.mac}`);
   });
+  if (s.incoming) {
+    if (!SHELL_SAFE_PATH.test(s.incoming)) throw new Error(`a saved state's path must match ${SHELL_SAFE_PATH} (QEMU hands it to /bin/sh): ${s.incoming}`);
+    argv.push('-incoming', `exec:cat ${s.incoming}`);
+  }
   if (!s.foreground) argv.push('-daemonize', '-pidfile', s.pidFile);
   return argv;
 }

@@ -2,13 +2,16 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { BrickError } from '../../../system/errors.js';
 import { exec, renderCommand } from '../../../system/exec.js';
-import { progress } from '../../../system/log.js';
-import { processAlive } from '../../../system/process.js';
+import { progress, warn } from '../../../system/log.js';
+import { processAlive, stopProcesses } from '../../../system/process.js';
 import type { PreparedNodes, Provider, UpContext } from '../../provider.js';
 import { throwIfAborted, waitReady } from '../../ready.js';
 import type { LabRecord, NodeRecord } from '../../state.js';
 import type { GuestImage } from '../../image/build.js';
-import { qemuArgv, qemuSpec } from './argv.js';
+import { qemuArgv, qemuSpec, type QemuNodeSpec } from './argv.js';
+import { buildTemplate, ensureRuntimeDisk, pruneTemplateBuilds, seedNodeDisk, shapeName, shapeOf, templateFor, templatesEnabled, wakeRestoredNode, type TemplateContext } from './template.js';
+import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, plugTapInto, tapPrefix } from './network.js';
 import { findQemuProcesses, stopLabVms } from './processes.js';
 
@@ -25,17 +28,47 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Start one VM (QEMU daemonizes) and plug its taps into the lab's bridges. */
-async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage): Promise<void> {
+/** What a node of the lab starts from when templates are on: the devices they need, and its template's saved state (if any). */
+interface Templated {
+  runtimeDisk: string;
+  /** Saved state per shape name; absent: no template of that shape (the node boots). */
+  states: Map<string, string>;
+}
+
+function templatedSpec(rec: LabRecord, node: NodeRecord, image: GuestImage, t: Templated | null): QemuNodeSpec {
+  const spec = qemuSpec(rec, node, image);
+  if (!t) return spec;
+  return { ...spec, templated: { control: join(rec.dir, 'run', `${node.name}.ctl`), qmp: join(rec.dir, 'run', `${node.name}.qmp`), runtimeDisk: t.runtimeDisk } };
+}
+
+/** Start one VM (QEMU daemonizes), from its template's state when it has one, and plug its taps into the lab's bridges. */
+async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage, t: Templated | null): Promise<void> {
+  let from = t?.states.get(shapeName(shapeOf(node)));
   // A port found free can be taken before QEMU binds it; retry with another.
   for (let attempt = 1; ; attempt++) {
     node.mgmtPort = await freePort();
     node.url = `http://127.0.0.1:${node.mgmtPort}`;
-    const spec = qemuSpec(rec, node, image);
+    const spec = { ...templatedSpec(rec, node, image, t), ...(from ? { incoming: from } : {}) };
+    if (spec.templated) for (const f of [spec.templated.control, spec.templated.qmp]) await rm(f, { force: true });
+    if (from) await seedNodeDisk(from, spec.diskDir);
     const r = await exec(qemuArgv(spec), { timeoutMs: 60_000, reject: false });
     if (r.exitCode === 0) {
       node.pid = Number.parseInt((await readFile(spec.pidFile, 'utf8')).trim(), 10);
       node.startedAt = new Date().toISOString();
+      if (from) {
+        try {
+          await wakeRestoredNode(spec, node.pid);
+        } catch (e) {
+          // A state QEMU cannot load (or a guest that does not take its name) is not kept: the node boots.
+          warn(`${node.name}: starting from template ${from} failed (${(e as Error).message}); removing that template and booting the node`);
+          if (processAlive(node.pid)) await stopProcesses([node.pid], 3000);
+          await rm(from, { force: true });
+          t?.states.delete(shapeName(shapeOf(node)));
+          from = undefined;
+          attempt = 0;
+          continue;
+        }
+      }
       break;
     }
     const err = r.stderr.trim();
@@ -52,11 +85,45 @@ async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage): Pro
   }
 }
 
+/**
+ * The templates this lab's VMs start from: the runtime disk, and a template per role and shape
+ * among `nodes`, made (side by side) where the cache has none. A template that cannot be made is
+ * said and its nodes boot; nothing of it is left.
+ */
+async function prepareTemplates(ctx: UpContext, nodes: NodeRecord[]): Promise<Templated | null> {
+  if (!templatesEnabled() || nodes.length === 0) return null;
+  const { rec, image, signal } = ctx;
+  await pruneTemplateBuilds();
+  const runtime = await ensureRuntimeDisk(image.nodeDir);
+  const tctx: TemplateContext = { lab: rec.name, image, accel: rec.accel, runtime, bootTimeoutMs: Math.max(...nodes.map((n) => n.bootTimeoutSeconds)) * 1000 };
+  const shapes = new Map(nodes.map((n) => [shapeName(shapeOf(n)), shapeOf(n)]));
+  const states = new Map<string, string>();
+  const missing: Array<{ name: string; shape: ReturnType<typeof shapeOf>; state: string }> = [];
+  for (const [name, shape] of shapes) {
+    const t = await templateFor(tctx, shape);
+    if (t.exists) states.set(name, t.state);
+    else missing.push({ name, shape, state: t.state });
+  }
+  if (missing.length > 0) {
+    progress('template', `booting ${missing.map((m) => m.name).join(', ')} once to save ${missing.length === 1 ? 'its state' : 'their states'} (nodes start from them; kept in the cache)`);
+    const t0 = performance.now();
+    const made = await Promise.allSettled(missing.map((m) => buildTemplate(tctx, m.shape, m.state, signal)));
+    throwIfAborted(signal);
+    made.forEach((r, i) => {
+      const m = missing[i]!;
+      if (r.status === 'fulfilled') states.set(m.name, m.state);
+      else warn(`template ${m.name} could not be made (${(r.reason as Error).message}); its nodes boot instead`);
+    });
+    progress('template', `made in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return { runtimeDisk: runtime.path, states };
+}
+
 /** Nodes as QEMU VMs on the host: a network namespace with a bridge per data network, a tap per NIC. */
 export const qemuProvider: Provider = {
   name: 'qemu',
 
-  async prepare(ctx: UpContext): Promise<PreparedNodes> {
+  async prepare(ctx: UpContext, nodes: NodeRecord[]): Promise<PreparedNodes> {
     const { rec, image, token, signal } = ctx;
     // With docker nodes in the lab, the data networks are Docker's (prepared first): no namespace.
     if (!rec.docker) {
@@ -64,8 +131,10 @@ export const qemuProvider: Provider = {
       await createLabNetwork(rec.name, rec.topology.networks.map((n) => n.name));
       throwIfAborted(signal);
     }
+    const templated = await prepareTemplates(ctx, nodes);
+    throwIfAborted(signal);
     return {
-      start: (node) => startVm(rec, node, image),
+      start: (node) => startVm(rec, node, image, templated),
       ready: (node) => waitReady(node, token, node.bootTimeoutSeconds * 1000, signal),
     };
   },
@@ -87,7 +156,7 @@ export const qemuProvider: Provider = {
   },
 
   async remove({ name, rec }) {
-    return [...(await stopLabVms(name, rec)), ...(await destroyLabNetwork(name))];
+    return [...(await stopLabVms(name, rec)), ...(await destroyLabNetwork(name)), ...(await pruneTemplateBuilds())];
   },
 
   async leftovers(name) {
