@@ -280,6 +280,7 @@ else
   role_modules "$template" &
   role_pid=$!
   udev_start template_ns
+  pgrep -x -P 1 systemd-udevd >"$TEMPLATE_BOOT_ID.udevd"
   udev_coldplug template_ns
   wait "$role_pid"
   i=0
@@ -318,7 +319,17 @@ else
   mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144 lab /brick || { fail restore "cannot mount the lab share (9p tag lab)"; exec sleep infinity; }
   mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose node /opt/brick-lab/node || { fail restore "cannot mount the node runtime (9p tag node)"; exec sleep infinity; }
   mark "restored:$template"
-  udevadm control --exit
+  # The template's udevd (its namespace, its boot id) goes, and the node's own starts. A SIGTERM:
+  # a restored udevd does not act on `udevadm control --exit`.
+  for p in $(cat "$TEMPLATE_BOOT_ID.udevd"); do
+    kill -TERM "$p" 2>/dev/null
+    i=0
+    while kill -0 "$p" 2>/dev/null; do
+      i=$((i + 1))
+      [ "$i" -le 100 ] || { kill -KILL "$p"; break; }
+      sleep 0.1
+    done
+  done
   udev_start
   load_env
   network_setup

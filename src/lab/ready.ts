@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { BrickError } from '../system/errors.js';
-import { poll, type Clock } from '../system/wait.js';
+import { poll, realClock, type Clock } from '../system/wait.js';
 import { AgentClient } from '../agent/api/client.js';
 import { processAlive } from '../system/process.js';
 import type { NodeRecord } from './state.js';
@@ -27,6 +27,8 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
   let last = 'no answer yet';
   let answered = true;
   let oldBoot = false;
+  const now = (): number => (clock ?? realClock).now();
+  const deadline = now() + timeoutMs;
   const ask = async (): Promise<boolean> => {
     throwIfAborted(signal);
     if (!(await alive())) {
@@ -35,7 +37,8 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
       });
     }
     try {
-      const h = await client.health(3000, 5000);
+      // The agent holds the answer until it is ready (5 s at most), but not past this wait's own end.
+      const h = await client.health(3000, Math.max(0, Math.min(5000, deadline - now())));
       answered = true;
       oldBoot = notBoot !== undefined && h.bootId === notBoot;
       if (oldBoot) {

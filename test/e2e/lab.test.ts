@@ -78,7 +78,11 @@ describe('the default three-node lab', () => {
 
   it('runs udev, settled, in every node, with the boot disk coldplugged (its by-path link made)', async () => {
     for (const n of status.nodes) {
-      await node(n.name).run(['pgrep', '-x', 'systemd-udevd']);
+      // One udevd (its workers aside), beside everything else (a template's own is gone).
+      const udevd = await node(n.name).run(['sh', '-c', 'for p in $(pgrep -x -P 1 systemd-udevd); do echo "$p $(readlink /proc/$p/ns/mnt)"; done; readlink /proc/1/ns/mnt']);
+      const lines = udevd.stdout.trim().split('\n');
+      expect(lines, n.name).toHaveLength(2);
+      expect(lines[0]!.split(' ')[1], `${n.name}: udevd's mount namespace is PID 1's`).toBe(lines[1]);
       await node(n.name).run(['udevadm', 'settle', '--timeout=30']);
       // Coldplug is of block, SCSI and NVMe devices only: the image disk (vda) got its rules run.
       const links = await node(n.name).run(['ls', '/dev/disk/by-path']);

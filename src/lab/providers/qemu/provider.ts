@@ -62,7 +62,7 @@ async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage, t: T
           // A state QEMU cannot load (or a guest that does not take its name) is not kept: the node boots.
           warn(`${node.name}: starting from template ${from} failed (${(e as Error).message}); removing that template and booting the node`);
           if (processAlive(node.pid)) await stopProcesses([node.pid], 3000);
-          await rm(from, { force: true });
+          for (const f of [from, `${from}.json`, `${from}.seed`]) await rm(f, { recursive: true, force: true });
           t?.states.delete(shapeName(shapeOf(node)));
           from = undefined;
           attempt = 0;
@@ -93,6 +93,12 @@ async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage, t: T
 async function prepareTemplates(ctx: UpContext, nodes: NodeRecord[]): Promise<Templated | null> {
   if (!templatesEnabled() || nodes.length === 0) return null;
   const { rec, image, signal } = ctx;
+  // A unix socket's path has room for 107 bytes: with a long BRICK_LAB_STATE the control and QMP sockets would not fit.
+  const long = nodes.map((n) => join(rec.dir, 'run', `${n.name}.ctl`)).find((p) => Buffer.byteLength(p) > 100);
+  if (long) {
+    warn(`nodes boot without templates: the control socket ${long} is too long a path for a unix socket (set BRICK_LAB_STATE to a shorter directory)`);
+    return null;
+  }
   await pruneTemplateBuilds();
   const runtime = await ensureRuntimeDisk(image.nodeDir);
   const tctx: TemplateContext = { lab: rec.name, image, accel: rec.accel, runtime, bootTimeoutMs: Math.max(...nodes.map((n) => n.bootTimeoutSeconds)) * 1000 };

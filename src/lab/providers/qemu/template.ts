@@ -92,8 +92,10 @@ async function qemuIdentity(): Promise<string> {
  * template must be running when its state is saved.
  */
 export async function ensureRuntimeDisk(nodeDir: string, agentDir = join(PROJECT_ROOT, 'dist', 'agent')): Promise<{ path: string; key: string }> {
+  // Keyed by the bundle and its loader, not by the code cache made from them (its bytes differ
+  // from one build to the next, and any of them serves the same bundle).
   const parts: Array<string | Buffer> = [nodeDir];
-  for (const f of RUNTIME_AGENT_FILES) parts.push(f, await readFile(join(agentDir, f)));
+  for (const f of RUNTIME_AGENT_FILES) if (!f.endsWith('.cache')) parts.push(f, await readFile(join(agentDir, f)));
   const key = sha(parts);
   const dir = join(cacheDir(), 'runtime');
   const path = join(dir, `${key}.erofs`);
@@ -121,8 +123,9 @@ export async function ensureRuntimeDisk(nodeDir: string, agentDir = join(PROJECT
 /** A minimal QMP client: one command at a time, events skipped. */
 export class Qmp {
   private buf = '';
-  private waiting: Array<(v: Record<string, unknown>) => void> = [];
+  private waiting: Array<{ resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
   private replies: Array<Record<string, unknown>> = [];
+  private closed = false;
   private constructor(private readonly sock: Socket) {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
@@ -134,11 +137,15 @@ export class Qmp {
         const msg = JSON.parse(line) as Record<string, unknown>;
         if ('event' in msg) continue;
         const w = this.waiting.shift();
-        if (w) w(msg);
+        if (w) w.resolve(msg);
         else this.replies.push(msg);
       }
     });
     sock.on('error', () => undefined);
+    sock.on('close', () => {
+      this.closed = true;
+      for (const w of this.waiting.splice(0)) w.reject(new Error('QMP: QEMU closed its monitor'));
+    });
   }
 
   static async open(path: string, timeoutMs: number): Promise<Qmp> {
@@ -151,12 +158,18 @@ export class Qmp {
   private next(timeoutMs: number): Promise<Record<string, unknown>> {
     const r = this.replies.shift();
     if (r) return Promise.resolve(r);
+    if (this.closed) return Promise.reject(new Error('QMP: QEMU closed its monitor'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`QMP: no answer within ${timeoutMs} ms`)), timeoutMs);
-      this.sock.once('close', () => reject(new Error('QMP: QEMU closed its monitor')));
-      this.waiting.push((v) => {
-        clearTimeout(timer);
-        resolve(v);
+      this.waiting.push({
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
     });
   }
@@ -251,6 +264,7 @@ export async function buildTemplate(ctx: TemplateContext, shape: TemplateShape, 
     throw new Error(`it would be kept at ${state}, a path QEMU cannot take (it hands it to /bin/sh): point BRICK_LAB_CACHE at a path of letters, digits and ._/+- only, or set BRICK_LAB_TEMPLATES=0`);
   }
   const dir = join(templatesDir(), `build-${shapeName(shape)}-${process.pid}`);
+  if (Buffer.byteLength(join(dir, 'qmp')) > 100) throw new Error(`its build directory ${dir} is too long a path for QEMU's sockets (set BRICK_LAB_CACHE to a shorter directory)`);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'share', 'guest'), { recursive: true });
   await mkdir(join(dir, 'disk'), { recursive: true });
