@@ -64,6 +64,12 @@ describe('a templated VM', () => {
     }
   });
 
+  it("gives a template the MACs stage 2 looks for when it hands a restored node's NICs their own", () => {
+    const script = readFileSync(join(__dirname, '..', '..', 'images', 'guest', 'stage2.sh'), 'utf8');
+    const prefix = macFor(TEMPLATE_NODE_INDEX, 0).slice(0, -2);
+    expect(script).toContain(`"${prefix}\${mac##*:}"`);
+  });
+
   it('is left alone for a VM without templates (and docker nodes): one serial port, no QMP, no runtime disk', () => {
     const plain = qemuArgv(spec({ templated: undefined }));
     expect(plain).not.toContain('-qmp');

@@ -9,7 +9,7 @@ import { throwIfAborted, waitReady } from '../../ready.js';
 import type { LabRecord, NodeRecord } from '../../state.js';
 import type { GuestImage } from '../../image/build.js';
 import { qemuArgv, qemuSpec, type QemuNodeSpec } from './argv.js';
-import { buildTemplate, ensureRuntimeDisk, pruneTemplateBuilds, seedNodeDisk, shapeName, shapeOf, templateFor, templatesEnabled, wakeRestoredNode, type TemplateContext } from './template.js';
+import { buildTemplate, ensureRuntimeDisk, pruneTemplateBuilds, seedNodeDisk, shapeName, shapeOf, templateContext, templateFor, templatesEnabled, wakeRestoredNode } from './template.js';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { createLabNetwork, destroyLabNetwork, listLinks, netnsExists, netnsName, plugTap, plugTapInto, tapPrefix } from './network.js';
@@ -101,12 +101,12 @@ async function prepareTemplates(ctx: UpContext, nodes: NodeRecord[]): Promise<Te
   }
   await pruneTemplateBuilds();
   const runtime = await ensureRuntimeDisk(image.nodeDir);
-  const tctx: TemplateContext = { lab: rec.name, image, accel: rec.accel, runtime, bootTimeoutMs: Math.max(...nodes.map((n) => n.bootTimeoutSeconds)) * 1000 };
+  const tctx = await templateContext({ lab: rec.name, image, accel: rec.accel, runtime, bootTimeoutMs: Math.max(...nodes.map((n) => n.bootTimeoutSeconds)) * 1000 });
   const shapes = new Map(nodes.map((n) => [shapeName(shapeOf(n)), shapeOf(n)]));
   const states = new Map<string, string>();
   const missing: Array<{ name: string; shape: ReturnType<typeof shapeOf>; state: string }> = [];
   for (const [name, shape] of shapes) {
-    const t = await templateFor(tctx, shape);
+    const t = templateFor(tctx, shape);
     if (t.exists) states.set(name, t.state);
     else missing.push({ name, shape, state: t.state });
   }

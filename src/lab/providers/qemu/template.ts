@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, cp, link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { exec, which } from '../../../system/exec.js';
 import { cacheDir, PROJECT_ROOT } from '../../../system/paths.js';
 import { processAlive, stopProcesses } from '../../../system/process.js';
@@ -244,12 +244,19 @@ export interface TemplateContext {
   accel: Accel;
   runtime: { path: string; key: string };
   bootTimeoutMs: number;
+  /** Stage 2 as read once: what the key is made of is what a template boot runs. */
+  stage2: Buffer;
+  qemu: string;
+}
+
+/** A lab's template context: stage 2 and QEMU's identity read once for all its shapes. */
+export async function templateContext(c: Omit<TemplateContext, 'stage2' | 'qemu'>): Promise<TemplateContext> {
+  return { ...c, stage2: await readFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh')), qemu: await qemuIdentity() };
 }
 
 /** Where a shape's template is kept, and its key. */
-export async function templateFor(ctx: TemplateContext, shape: TemplateShape): Promise<{ key: string; state: string; exists: boolean }> {
-  const stage2 = await readFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh'));
-  const key = templateKey({ image: ctx.image.key, stage2: sha([stage2]), runtime: ctx.runtime.key, qemu: await qemuIdentity(), accel: ctx.accel, shape });
+export function templateFor(ctx: TemplateContext, shape: TemplateShape): { key: string; state: string; exists: boolean } {
+  const key = templateKey({ image: ctx.image.key, stage2: sha([ctx.stage2]), runtime: ctx.runtime.key, qemu: ctx.qemu, accel: ctx.accel, shape });
   const state = join(templatesDir(), shapeName(shape), `${key}.state`);
   return { key, state, exists: existsSync(state) };
 }
@@ -268,7 +275,7 @@ export async function buildTemplate(ctx: TemplateContext, shape: TemplateShape, 
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'share', 'guest'), { recursive: true });
   await mkdir(join(dir, 'disk'), { recursive: true });
-  await copyFile(join(PROJECT_ROOT, 'images', 'guest', 'stage2.sh'), join(dir, 'share', 'guest', 'stage2.sh'));
+  await writeFile(join(dir, 'share', 'guest', 'stage2.sh'), ctx.stage2);
   const spec: QemuNodeSpec = {
     lab: ctx.lab,
     node: `template-${shapeName(shape)}`,
@@ -328,7 +335,7 @@ export async function buildTemplate(ctx: TemplateContext, shape: TemplateShape, 
   }
   // The older templates of this shape are dead weight (~90 MB each).
   for (const f of await readdir(join(templatesDir(), shapeName(shape)))) {
-    if (!f.startsWith(state.split('/').pop()!.replace(/\.state$/, ''))) await rm(join(templatesDir(), shapeName(shape), f), { recursive: true, force: true });
+    if (!f.startsWith(basename(state, '.state'))) await rm(join(templatesDir(), shapeName(shape), f), { recursive: true, force: true });
   }
 }
 
