@@ -5,6 +5,7 @@ import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BrickError, ERROR_CATALOGUE, type ErrorCode } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import { readKernelLog } from '../system/kmsg.js';
 import { poll } from '../system/wait.js';
 import type { TargetVolumes } from '../targets/volumes.js';
 import { ROUTES } from './api/paths.js';
@@ -31,6 +32,8 @@ export interface AgentOptions {
   readyFile?: string;
   timelineFile?: string;
   dpkgStatusFile?: string;
+  /** The kernel's log device (tests give a file of their own). */
+  kmsgFile?: string;
   logger?: boolean;
   /** Target nodes: the volume manager behind /v1/targets. */
   targets?: TargetVolumes;
@@ -228,6 +231,12 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     onRequest: requireToken,
     schema: systemSchemas.agentMemory,
   }, async (req) => agentMemory(req.body?.collect !== false));
+
+  // The kernel's log by sequence number: what a scenario's check reads before and after it, with no process started.
+  app.get<{ Querystring: { since?: number } }>(ROUTES.kernelLog, {
+    onRequest: requireToken,
+    schema: systemSchemas.kernelLog,
+  }, async (req) => readKernelLog(req.query.since, opts.kmsgFile));
 
   // The connector's process restarting between attach and detach, as a kubelet or a driver
   // container restarts: everything the agent kept in memory (kept baselines, identities, the

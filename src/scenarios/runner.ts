@@ -87,9 +87,9 @@ export type { ScenarioResult, SuiteReport };
 /** Kernel messages that fail a scenario (blktests' dmesg check). */
 const KERNEL_TROUBLE = /(WARNING:|BUG:|Oops|general protection fault|blocked for more than \d+ seconds|Kernel panic|list_del corruption|refcount_t:)/;
 
-async function dmesgLines(node: NodeHandle): Promise<string[]> {
-  const r = await node.client.exec(['dmesg'], { timeoutMs: 30_000 });
-  return r.stdout.split('\n');
+/** Where each node's kernel log is now: the sequence number its next record will have. */
+async function kernelLogMarks(nodes: NodeHandle[]): Promise<Map<string, number>> {
+  return new Map(await Promise.all(nodes.map(async (n) => [n.name, (await n.client.kernelLog()).next] as const)));
 }
 
 /** What a compute node still holds that a scenario must not leave (after its own teardown). */
@@ -178,10 +178,8 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
   const ctx = new ScenarioContext(rec, target, computes, s.name, s.needs.computes, (line) => say(`  ${line}`), opts.connector ?? null);
   if (opts.inspect !== false) ctx.inspect = inspectVolume;
   if (opts.beside) ctx.guard = opts.beside.guard;
-  const marks = new Map<string, number>();
-  for (const n of nodes) marks.set(n.name, (await dmesgLines(n)).length);
-  const baselines = new Map<string, HostSnapshot>();
-  for (const c of computes) baselines.set(c.name, await c.client.inventory());
+  // Each node's kernel log mark and each compute's snapshot, asked of every node at once.
+  const [marks, baselines] = await Promise.all([kernelLogMarks(nodes), Promise.all(computes.map(async (c) => [c.name, await c.client.inventory()] as const)).then((xs) => new Map<string, HostSnapshot>(xs))]);
   const started = performance.now();
   let failure: string | null = null;
   const problems: string[] = [];
@@ -221,12 +219,13 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
     if (opts.beside) opts.beside.targetDirty = true;
     else await target.client.cleanup().catch(() => undefined);
   }
-  for (const n of nodes) {
-    const lines = await dmesgLines(n);
-    const from = marks.get(n.name)! <= lines.length ? marks.get(n.name)! : 0; // the ring buffer wrapped: scan it all
-    const bad = lines.slice(from).filter((l) => KERNEL_TROUBLE.test(l));
+  // Every record each kernel logged since the mark (by sequence number: a ring buffer that
+  // wrapped meanwhile hides nothing still in it), read on every node at once.
+  const logs = await Promise.all(nodes.map((n) => n.client.kernelLog(marks.get(n.name)!)));
+  nodes.forEach((n, i) => {
+    const bad = logs[i]!.records.filter((r) => KERNEL_TROUBLE.test(r.text)).map((r) => r.text);
     if (bad.length > 0) problems.push(`${n.name} kernel: ${bad.slice(0, 5).join(' | ')}`);
-  }
+  });
   const status = failure || problems.length > 0 ? 'failed' : 'passed';
   let evidenceDir: string | null = null;
   if (status === 'failed' && opts.evidence !== false) {

@@ -60,6 +60,7 @@ export const ERROR_CATALOGUE = {
   NVMET_MISSING: conflict('nvmet is not loaded or configfs is not mounted'),
   LIMIT_REACHED: conflict('the node holds as many of these as it can afford (memory, devices): remove some first'),
   NODE_NOT_REBOOTABLE: conflict('the node has no kernel of its own to reboot (a target on the host\'s kernel) or no reboot script (an in-process agent)'),
+  KERNEL_LOG_UNREADABLE: host('the agent could not open the kernel\'s log (/dev/kmsg): not root, or a container without it'),
   AGENT_NOT_RESTARTABLE: conflict('this agent was not started by a node\'s agent loop (an in-process agent): nothing would start it again'),
 
   // What the node asked of others failed (502) or took too long (504).

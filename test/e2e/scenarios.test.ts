@@ -22,6 +22,8 @@ const sloppy: Scenario = {
   async run(ctx) {
     const v = await ctx.createIscsi({ name: 'vol', networks: ctx.networks(1) });
     await ctx.connect(ctx.compute, v);
+    // And a line in the guest's kernel log that the runner's kernel check must catch.
+    await ctx.sh(ctx.compute, 'echo "<4>brick-lab e2e: WARNING: written by the sloppy scenario" > /dev/kmsg');
   },
 };
 
@@ -32,6 +34,7 @@ describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
     expect(r.status).toBe('failed');
     expect(r.failure).toBeNull();
     expect(r.problems[0]).toMatch(/^did not clean up: sloppy-vol still attached on compute-1; volume sloppy-vol still on the target$/);
+    expect(r.problems).toContain('compute-1 kernel: brick-lab e2e: WARNING: written by the sloppy scenario');
     expect(r.evidenceDir).toBe(join(resultsDir, 'evidence', 'sloppy'));
     for (const f of ['compute-1/iscsiadm-session-P3.txt', 'compute-1/dmesg.txt', 'compute-1/console.log', 'target-1/targetcli-ls.txt']) {
       expect(existsSync(join(r.evidenceDir!, f)), f).toBe(true);

@@ -240,6 +240,7 @@ const ROUTES: Route[] = [
     { role, method: 'POST', path: '/v1/agent/restart' },
     { role, method: 'POST', path: '/v1/agent/memory', valid: {}, closed: true, rules: [top('collect', notBoolean)] },
     { role, method: 'DELETE', path: '/v1/node/outage' },
+    { role, method: 'GET', path: '/v1/node/kernel-log', query: [{ field: 'since', value: fc.constantFrom('-1', 'abc', '1.5', '1e99', '1;id', '') }] },
   ]),
 
   // The compute role.

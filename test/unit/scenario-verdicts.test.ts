@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ComputeClient } from '../../src/agent/api/compute-client.js';
 import type { TargetClient } from '../../src/agent/api/target-client.js';
+import type { KernelLogRecord } from '../../src/system/kmsg.js';
 import type { DeviceInfo, HostCheckRequest, HostSnapshot, OrphansRequest, TargetVolume } from '../../src/agent/api/types.js';
 import { diffSnapshots } from '../../src/inventory/diff.js';
 import { hostWideView } from '../../src/inventory/hostwide.js';
@@ -48,6 +49,8 @@ const A_ATTACHED: Expected = ['scsi-device', 'block-device', 'by-path-link', 'by
 class RecordedHost {
   attached = false;
   readonly calls: string[] = [];
+  /** The host's kernel log (/dev/kmsg records); a scenario's check reads what came after its mark. */
+  readonly kmsg: KernelLogRecord[] = [{ seq: 40, level: 6, usec: 1000, text: 'sd 0:0:0:0: [sda] Attached SCSI disk' }];
 
   private now(): HostSnapshot {
     return this.attached ? ATTACHED.snapshot : EMPTY;
@@ -85,6 +88,7 @@ class RecordedHost {
         return { removed: ['everything'], errors: [] };
       },
       exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+      kernelLog: async (since?: number) => ({ next: this.kmsg.at(-1)!.seq + 1, records: since === undefined ? [] : this.kmsg.filter((r) => r.seq >= since) }),
     } as unknown as ComputeClient,
   };
 }
@@ -117,6 +121,7 @@ function recordedTarget(held: TargetHeld = {}): TargetHandle {
         return { removed: [] };
       },
       exec: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+      kernelLog: async () => ({ next: 7, records: [] }),
     } as unknown as TargetClient,
   };
 }
@@ -303,5 +308,30 @@ describe('runScenario on recorded hosts', () => {
     expect(r.failure).toBeNull();
     expect(r.problems.join('\n')).toMatch(/compute-1 host-wide, left after the scenario: .*scsi-device/);
     expect(r.problems.join('\n')).toMatch(/compute-1 not clean after the scenario: iSCSI session/);
+  });
+
+  it('fails a scenario during which a kernel logged trouble, naming the node and the line, and not for what came before it', async () => {
+    const host = new RecordedHost();
+    // Logged before the scenario: not the scenario's.
+    host.kmsg.push({ seq: 41, level: 4, usec: 2000, text: 'WARNING: CPU: 0 PID: 1 at an earlier test' });
+    const warns = orphanPair('warns', {
+      title: 'a kernel warning while it runs',
+      refs: [],
+      halves: 'continued',
+      setup: async ({ ctx, node }) => {
+        const v = await ctx.createIscsi({ name: 'a' });
+        await ctx.connect(node, v);
+        return v;
+      },
+      faulty: async ({ ctx, node }, v) => {
+        host.kmsg.push({ seq: 42, level: 4, usec: 3000, text: 'WARNING: CPU: 0 PID: 812 at drivers/scsi/scsi_lib.c:1234 scsi_queue_rq' });
+        await ctx.faultyDetach(node, v, 'nothing', async () => {});
+      },
+      correct: async ({ ctx, node }, v) => ctx.disconnect(node, v, null),
+    });
+    const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, warns, { resultsDir: '/nonexistent', evidence: false, inspect: false });
+    expect(r.status).toBe('failed');
+    const kernel = r.problems.filter((p) => p.includes('kernel:'));
+    expect(kernel).toEqual(['compute-1 kernel: WARNING: CPU: 0 PID: 812 at drivers/scsi/scsi_lib.c:1234 scsi_queue_rq']);
   });
 });

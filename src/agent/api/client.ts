@@ -2,7 +2,7 @@ import { BrickError } from '../../system/errors.js';
 import { waitFor } from '../../system/wait.js';
 import { AgentHttp, DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
-import type { AgentMemoryReply, AgentMemoryRequest, ExecReply, ExecRequest, HealthReport, OutageReply, RebootReply, RestartAgentReply } from './types.js';
+import type { AgentMemoryReply, AgentMemoryRequest, ExecReply, ExecRequest, HealthReport, KernelLogReply, OutageReply, RebootReply, RestartAgentReply } from './types.js';
 
 /**
  * A client of one node's agent: what every node answers (health, exec). ComputeClient and
@@ -60,6 +60,11 @@ export class AgentClient {
   /** The agent's memory, after a full garbage collection unless `collect` is false (a soak's figure of what the agent holds). */
   memory(collect = true): Promise<AgentMemoryReply> {
     return this.http.request<AgentMemoryReply>('POST', ROUTES.agentMemory, { collect } satisfies AgentMemoryRequest, 60_000);
+  }
+
+  /** The kernel's log: with `since`, the records from that sequence number on; without, only the next one's number (a mark). */
+  kernelLog(since?: number): Promise<KernelLogReply> {
+    return this.http.request<KernelLogReply>('GET', paths.kernelLog(since), undefined, 30_000);
   }
 
   /** Run a command in the node; a non-zero exit is a result, not an error. */

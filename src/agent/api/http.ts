@@ -1,4 +1,5 @@
 import { BrickError, RemoteError } from '../../system/errors.js';
+import { debug } from '../../system/log.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -60,6 +61,7 @@ export class AgentHttp {
 
   async request<T>(method: Method, path: string, body?: unknown, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<T> {
     let res: Response;
+    const t0 = performance.now();
     const signal = AbortSignal.timeout(timeoutMs);
     const send = (): Promise<Response> =>
       fetch(`${this.url}${path}`, {
@@ -83,6 +85,7 @@ export class AgentHttp {
     this.lastServerTimings = parseServerTiming(res.headers.get('server-timing'));
     this.lastServerMs = this.lastServerTimings.agent ?? null;
     const text = await res.text();
+    debug(`${this.node}: ${method} ${path} ${res.status} in ${(performance.now() - t0).toFixed(0)} ms (agent ${this.lastServerMs?.toFixed(0) ?? '-'} ms)${Array.isArray((body as { argv?: unknown } | undefined)?.argv) ? `: ${(body as { argv: string[] }).argv.join(' ').slice(0, 160)}` : ''}`);
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;

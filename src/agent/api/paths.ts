@@ -9,6 +9,7 @@ export const ROUTES = {
   exec: '/v1/exec',
   restartAgent: '/v1/agent/restart',
   agentMemory: '/v1/agent/memory',
+  kernelLog: '/v1/node/kernel-log',
   outage: '/v1/node/outage',
   reboot: '/v1/node/reboot',
   openapi: '/openapi.json',
@@ -56,6 +57,7 @@ function connectorQuery(connector: string | undefined): string {
 
 /** The URLs of parameterised routes, with their parameters encoded. */
 export const paths = {
+  kernelLog: (since?: number): string => (since === undefined ? ROUTES.kernelLog : `${ROUTES.kernelLog}?since=${since}`),
   health: (waitReadyMs = 0): string => (waitReadyMs > 0 ? `${ROUTES.health}?waitReadyMs=${waitReadyMs}` : ROUTES.health),
   searchPath: (p: Protocol, connector?: string): string => `/v1/connectors/${seg(p)}/search-path${connectorQuery(connector)}`,
   volumePaths: (p: Protocol, connector?: string): string => `/v1/connectors/${seg(p)}/volume-paths${connectorQuery(connector)}`,

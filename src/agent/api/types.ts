@@ -65,6 +65,9 @@ export interface AgentMemoryReply {
   heapSpaces: Array<{ name: string; sizeBytes: number; usedBytes: number }>;
 }
 
+/** GET /v1/node/kernel-log: the next record's sequence number, and with `since` the records from it on (/dev/kmsg). */
+export type { KernelLog as KernelLogReply, KernelLogRecord } from '../../system/kmsg.js';
+
 /** POST /v1/agent/restart: the agent answers, then ends and its node's agent loop starts it again. */
 export interface RestartAgentReply {
   pid: number;

@@ -123,6 +123,29 @@ export const systemSchemas = {
       ['UNAUTHORIZED', 'BAD_REQUEST'],
     ),
   },
+  kernelLog: {
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { since: { type: 'integer', minimum: 0, description: 'the records from this sequence number on (a `next` from an earlier answer); without it only `next`' } },
+    },
+    response: replies(
+      {
+        200: {
+          type: 'object',
+          required: ['next', 'records'],
+          properties: {
+            next: { type: 'integer', description: 'the sequence number the next record will have' },
+            records: {
+              type: 'array',
+              items: { type: 'object', required: ['seq', 'level', 'usec', 'text'], properties: { seq: { type: 'integer' }, level: { type: 'integer' }, usec: { type: 'integer' }, text: { type: 'string' } } },
+            },
+          },
+        },
+      },
+      ['UNAUTHORIZED', 'BAD_REQUEST', 'KERNEL_LOG_UNREADABLE'],
+    ),
+  },
   reboot: {
     body: {
       type: 'object',
