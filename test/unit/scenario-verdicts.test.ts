@@ -327,7 +327,9 @@ describe('runScenario on recorded hosts', () => {
         host.kmsg.push({ seq: 42, level: 4, usec: 3000, text: 'WARNING: CPU: 0 PID: 812 at drivers/scsi/scsi_lib.c:1234 scsi_queue_rq' });
         await ctx.faultyDetach(node, v, 'nothing', async () => {});
       },
-      correct: async ({ ctx, node }, v) => ctx.disconnect(node, v, null),
+      correct: async ({ ctx, node }, v) => {
+        await ctx.disconnect(node, v, null);
+      },
     });
     const r = await runScenarioOn(LAB, { target: recordedTarget(), computes: [host.handle] }, warns, { resultsDir: '/nonexistent', evidence: false, inspect: false });
     expect(r.status).toBe('failed');
