@@ -288,6 +288,13 @@ describe('runScenario on recorded hosts', () => {
     expect(others.cleanups).toBe(1);
   });
 
+  /** A pair's setup: fixture volume `a` made and attached. */
+  const attachA = async ({ ctx, node }: { ctx: ScenarioContext; node: ComputeHandle }): Promise<TargetVolume> => {
+    const v = await ctx.createIscsi({ name: 'a' });
+    await ctx.connect(node, v);
+    return v;
+  };
+
   it('fails a scenario that leaves the host other than it found it, host-wide', async () => {
     const host = new RecordedHost();
     // Attached once and then forgotten, as a connector that reports a detach it did not make.
@@ -295,11 +302,7 @@ describe('runScenario on recorded hosts', () => {
       title: 'leaves its volume attached',
       refs: [],
       halves: 'continued',
-      setup: async ({ ctx, node }) => {
-        const v = await ctx.createIscsi({ name: 'a' });
-        await ctx.connect(node, v);
-        return v;
-      },
+      setup: attachA,
       faulty: async () => {},
       correct: async ({ ctx, node }, v) => ctx.forget(node, v),
     });
@@ -318,11 +321,7 @@ describe('runScenario on recorded hosts', () => {
       title: 'a kernel warning while it runs',
       refs: [],
       halves: 'continued',
-      setup: async ({ ctx, node }) => {
-        const v = await ctx.createIscsi({ name: 'a' });
-        await ctx.connect(node, v);
-        return v;
-      },
+      setup: attachA,
       faulty: async ({ ctx, node }, v) => {
         host.kmsg.push({ seq: 42, level: 4, usec: 3000, text: 'WARNING: CPU: 0 PID: 812 at drivers/scsi/scsi_lib.c:1234 scsi_queue_rq' });
         await ctx.faultyDetach(node, v, 'nothing', async () => {});
