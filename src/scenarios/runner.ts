@@ -179,7 +179,8 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
   if (opts.inspect !== false) ctx.inspect = inspectVolume;
   if (opts.beside) ctx.guard = opts.beside.guard;
   // Each node's kernel log mark and each compute's snapshot, asked of every node at once.
-  const [marks, baselines] = await Promise.all([kernelLogMarks(nodes), Promise.all(computes.map(async (c) => [c.name, await c.client.inventory()] as const)).then((xs) => new Map<string, HostSnapshot>(xs))]);
+  const [marks, snapshots] = await Promise.all([kernelLogMarks(nodes), Promise.all(computes.map((c) => c.client.inventory()))]);
+  const baselines = new Map<string, HostSnapshot>(computes.map((c, i) => [c.name, snapshots[i]!]));
   const started = performance.now();
   let failure: string | null = null;
   const problems: string[] = [];

@@ -15,8 +15,9 @@ export function progress(stage: string, message: string): void {
 
 const started = performance.now();
 
-export function debug(message: string): void {
-  if (process.env.BRICK_LAB_DEBUG) process.stderr.write(`[debug +${((performance.now() - started) / 1000).toFixed(2)}s] ${message}\n`);
+/** A debug line; pass a function when the line costs something to build (it runs only with BRICK_LAB_DEBUG set). */
+export function debug(message: string | (() => string)): void {
+  if (process.env.BRICK_LAB_DEBUG) process.stderr.write(`[debug +${((performance.now() - started) / 1000).toFixed(2)}s] ${typeof message === 'function' ? message() : message}\n`);
 }
 
 export function warn(message: string): void {

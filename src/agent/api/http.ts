@@ -85,7 +85,11 @@ export class AgentHttp {
     this.lastServerTimings = parseServerTiming(res.headers.get('server-timing'));
     this.lastServerMs = this.lastServerTimings.agent ?? null;
     const text = await res.text();
-    debug(`${this.node}: ${method} ${path} ${res.status} in ${(performance.now() - t0).toFixed(0)} ms (agent ${this.lastServerMs?.toFixed(0) ?? '-'} ms)${Array.isArray((body as { argv?: unknown } | undefined)?.argv) ? `: ${(body as { argv: string[] }).argv.join(' ').slice(0, 160)}` : ''}`);
+    debug(() => {
+      // An exec's command line says what the request was for.
+      const argv = (body as { argv?: unknown } | undefined)?.argv;
+      return `${this.node}: ${method} ${path} ${res.status} in ${(performance.now() - t0).toFixed(0)} ms (agent ${this.lastServerMs?.toFixed(0) ?? '-'} ms)${Array.isArray(argv) ? `: ${argv.join(' ').slice(0, 160)}` : ''}`;
+    });
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
