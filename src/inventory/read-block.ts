@@ -304,6 +304,9 @@ export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLin
     }
     const mine: DevLink[] = [];
     for (const { name, target: to } of listing) {
+      // udev makes each link as a temporary ".#NAME…" and renames it into place: a read in that
+      // moment sees a name that is no link anyone uses, gone a moment later.
+      if (name.startsWith('.#')) continue;
       const target = base(to);
       // Dangling when what it points at is no block device the kernel has (disk or partition).
       const dangling = !target || !blocks.all.has(target);

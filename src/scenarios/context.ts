@@ -385,10 +385,10 @@ export class ScenarioContext {
 
   /** Record what the oracle said for the report, and check it against what was expected. */
   async verdict(node: ComputeHandle, v: TargetVolume, o: { phase?: string; device?: DeviceInfo | null; paths?: string[]; stillAttached?: TargetVolume[]; expect: Expected }): Promise<Orphan[]> {
-    const r = await this.oracle(node, v, o.stillAttached ?? []);
+    // The oracle and the guest's own tools read the same moment's state, asked at once.
+    const [r, seen] = await Promise.all([this.oracle(node, v, o.stillAttached ?? []), this.inspect ? this.inspect(node, v, o.stillAttached ?? []) : null]);
     const left = r.orphans;
     const wide = r.hostWide ? [...r.hostWide.orphans, ...r.hostWide.collateral] : [];
-    const seen = this.inspect ? await this.inspect(node, v, o.stillAttached ?? []) : null;
     // A faulty sequence that only took what was not its own leaves nothing of the volume for the
     // guest's tools to show: their second opinion is then that the volumes still attached are gone.
     const collateralOnly = o.expect !== 'clean' && left.length === 0 && (r.hostWide?.orphans.length ?? 0) === 0 && (r.hostWide?.collateral.length ?? 0) > 0;

@@ -5,7 +5,6 @@ import type { Topology } from '../lab/topology.js';
 import type { Scenario } from './catalog.js';
 import { emitReport } from './report.js';
 import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './runner.js';
-import { runsAlone } from './schedule.js';
 import { BrickError } from '../system/errors.js';
 
 export interface RunOptions {
@@ -43,7 +42,7 @@ export function listScenarios(): string {
   const w = Math.max(...ALL_SCENARIOS.map((s) => s.name.length));
   const indent = ' '.repeat(w + 2);
   const lines = (s: Scenario): string[] => [
-    `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}${runsAlone(s) ? ', runs alone with --jobs' : ''}`,
+    `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}${s.needs.wholeLab ? ', runs alone with --jobs' : s.needs.computes > 1 ? `, runs alone with --jobs on a lab of ${s.needs.computes} computes` : ''}`,
     `${indent}${s.title}`,
     ...(s.refs.length > 0 ? [`${indent}see: ${s.refs.join('; ')}`] : []),
   ];

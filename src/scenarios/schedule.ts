@@ -1,10 +1,11 @@
 /**
- * Scenarios side by side on one lab (brick-lab run --jobs N): each scenario that uses one compute
- * node gets one of its own for its whole run, up to N at once, while the target serves them all;
- * a scenario that needs the whole lab (two computes, or the target itself taken down) waits until
- * nothing else runs and runs alone. Scenarios start in catalogue order (first come, first served:
- * a scenario that must run alone is not overtaken by those after it), and their results come back
- * in that order, whatever order they end in.
+ * Scenarios side by side on one lab (brick-lab run --jobs N): each scenario gets the computes it
+ * needs (one, or two for a live migration) to itself for its whole run, up to N scenarios at once,
+ * while the target serves them all. A scenario that needs the target as a whole, or every compute
+ * of the lab, runs alone: those run first, one after another, so that no lane stands idle waiting
+ * for the others to end before each of them; the rest then start in catalogue order (one waiting
+ * for two computes is not overtaken). Results come back in catalogue order, whatever order they
+ * ran and ended in.
  */
 
 export interface Schedulable {
@@ -12,9 +13,12 @@ export interface Schedulable {
   needs: { computes: number; wholeLab?: boolean };
 }
 
-/** A scenario that cannot share the lab: it uses more than one compute, or the target as a whole. */
-export function runsAlone(s: Schedulable): boolean {
-  return s.needs.computes > 1 || s.needs.wholeLab === true;
+/**
+ * A scenario that cannot share a lab of `computes` compute nodes (2, the default lab's, unless
+ * told): it acts on the target as a whole, or needs every compute there is.
+ */
+export function runsAlone(s: Schedulable, computes = 2): boolean {
+  return s.needs.wholeLab === true || s.needs.computes >= computes;
 }
 
 export interface Turn<N> {
@@ -28,9 +32,10 @@ export interface Turn<N> {
 
 /**
  * Run `items` over `computes` with at most `jobs` at once (jobs <= 1: one after another, each
- * with every compute, as before). `quiet` runs when nothing else does: before a scenario that
- * runs alone and at the end (the runner cleans a target a scenario left unclean there). A `run`
- * that throws stops the starting of new ones; those under way are waited for, then it is thrown.
+ * with every compute, in catalogue order). `quiet` runs when nothing else does: before a scenario
+ * that runs alone and at the end (the runner cleans a target a scenario left unclean there). A
+ * `run` that throws stops the starting of new ones; those under way are waited for, then it is
+ * thrown.
  */
 export async function runScheduled<S extends Schedulable, N, R>(
   items: S[],
@@ -59,19 +64,20 @@ export async function runScheduled<S extends Schedulable, N, R>(
     running.add(p);
     return p;
   };
-  for (const [index, s] of items.entries()) {
+  const indexed = items.map((s, index) => ({ s, index }));
+  const sideBySide = jobs > 1 && computes.length > 1;
+  const alone = sideBySide ? indexed.filter(({ s }) => runsAlone(s, computes.length)) : indexed;
+  for (const { s, index } of alone) {
     if (failed) break;
-    if (jobs <= 1 || computes.length <= 1 || runsAlone(s)) {
-      await Promise.all(running);
-      if (failed) break;
-      await quiet();
-      await start(s, { computes: [...computes], alone: true, index }, []);
-      continue;
-    }
-    while (free.length === 0 || running.size >= jobs) await Promise.race(running);
+    await quiet();
+    await start(s, { computes: [...computes], alone: true, index }, []);
+  }
+  for (const { s, index } of sideBySide ? indexed.filter(({ s }) => !runsAlone(s, computes.length)) : []) {
+    const want = Math.max(1, s.needs.computes);
+    while (!failed && (free.length < want || running.size >= jobs)) await Promise.race(running);
     if (failed) break;
-    const c = free.shift()!;
-    void start(s, { computes: [computes[c]!], alone: false, index }, [c]);
+    const held = free.splice(0, want);
+    void start(s, { computes: held.map((c) => computes[c]!), alone: false, index }, held);
   }
   await Promise.all(running);
   if (failed) throw (failed as { error: unknown }).error;

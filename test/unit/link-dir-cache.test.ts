@@ -238,4 +238,15 @@ describe('links() over readLinks', () => {
     ]);
     expect(links(fs, index([]), ['by-id']).every((l) => l.dangling)).toBe(true);
   });
+
+  it("skips udev's temporary name of a link being made (.#NAME, renamed into place a moment later)", () => {
+    // Seen in a compute's /dev/disk/by-id while udev handled a new NVMe namespace (kernel
+    // 6.1.0-56, systemd-udevd 252): a baseline read in that moment held it, the next read not.
+    const listing = [
+      { name: '.#nvme-Linux_55035553369ba7d89aaa1141bf5bc0e0ad19', target: '../../nvme0n2' },
+      { name: 'nvme-Linux_550355533', target: '../../nvme0n2' },
+    ];
+    const fs = { ...replayHostFs(LEFTOVERS.recording), readLinks: () => listing };
+    expect(links(fs, index(['nvme0n2']), ['by-id'])).toEqual([{ dir: 'by-id', name: 'nvme-Linux_550355533', target: 'nvme0n2', dangling: false }]);
+  });
 });

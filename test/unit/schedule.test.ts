@@ -50,28 +50,39 @@ describe('scenarios side by side (schedule.ts)', () => {
     expect(log.at(-1)).toBe('quiet');
   });
 
-  it('runs a scenario that needs two computes or the whole target alone, with every compute, after the quiet turn, and not overtaken', async () => {
+  it('runs the scenarios that need every compute or the whole target first, alone, each after the quiet turn, then the rest side by side', async () => {
     const items = [item('a', 10), item('both', 3, { computes: 2 }), item('b', 1), item('offline', 3, { computes: 1, wholeLab: true }), item('c', 1)];
-    const { results, log } = await trace(items, ['compute-1', 'compute-2'], 2);
+    const { results, log, most } = await trace(items, ['compute-1', 'compute-2'], 2);
+    // Results in catalogue order, whatever order they ran in.
     expect(results).toEqual(['a@0', 'both@1', 'b@2', 'offline@3', 'c@4']);
-    expect(log).toEqual([
-      'start a on compute-1',
-      'end a',
-      'quiet',
-      'start both on compute-1+compute-2',
-      'end both',
-      'start b on compute-1',
-      'end b',
-      'quiet',
-      'start offline on compute-1+compute-2',
-      'end offline',
-      'start c on compute-1',
-      'end c',
-      'quiet',
-    ]);
+    // No lane waits for the others to end before a scenario that runs alone: those go first.
+    expect(log.slice(0, 6)).toEqual(['quiet', 'start both on compute-1+compute-2', 'end both', 'quiet', 'start offline on compute-1+compute-2', 'end offline']);
+    expect(log.slice(6, 8)).toEqual(['start a on compute-1', 'start b on compute-2']);
+    expect(log.at(-1)).toBe('quiet');
+    expect(most).toBe(2);
     expect(runsAlone(items[1]!)).toBe(true);
     expect(runsAlone(items[3]!)).toBe(true);
     expect(runsAlone(items[0]!)).toBe(false);
+  });
+
+  it('on a lab with more computes than a live migration needs, runs it on two of them beside a scenario on the third', async () => {
+    const items = [item('a', 10), item('both', 3, { computes: 2 }), item('b', 1), item('offline', 2, { computes: 1, wholeLab: true })];
+    const { results, log, most } = await trace(items, ['compute-1', 'compute-2', 'compute-3'], 3);
+    expect(results).toEqual(['a@0', 'both@1', 'b@2', 'offline@3']);
+    expect(runsAlone(items[1]!, 3)).toBe(false);
+    expect(runsAlone(items[3]!, 3)).toBe(true);
+    expect(log.slice(0, 6)).toEqual(['quiet', 'start offline on compute-1+compute-2+compute-3', 'end offline', 'start a on compute-1', 'start both on compute-2+compute-3', 'end both']);
+    // b waits for a compute of its own: both gives back two.
+    expect(log[6]).toBe('start b on compute-2');
+    expect(most).toBe(2);
+  });
+
+  it('at jobs 2 on three computes runs at most two at once, and a scenario waiting for two computes is not overtaken', async () => {
+    const items = [item('a', 20), item('b', 2), item('both', 3, { computes: 2 }), item('c', 1)];
+    const { log, most } = await trace(items, ['compute-1', 'compute-2', 'compute-3'], 2);
+    expect(most).toBe(2);
+    expect(log.indexOf('start both on compute-2+compute-3')).toBeLessThan(log.indexOf('start c on compute-2'));
+    expect(log.indexOf('start both on compute-2+compute-3')).toBeGreaterThan(log.indexOf('end b'));
   });
 
   it('with jobs 1 (or one compute) runs one after another, each with every compute', async () => {
