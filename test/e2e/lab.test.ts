@@ -330,7 +330,13 @@ describe('the default three-node lab', () => {
     const topo = join(dir, 'solo.yaml');
     await writeFile(
       topo,
-      renderTopology({ name: 'e2e-second', networks: [{ name: 'path-a', subnet: '10.10.1.0/24' }], nodes: [{ name: 'solo', role: 'compute', addresses: { 'path-a': '10.10.1.20' } }] }),
+      // The same subnets as the first lab, and a compute of the default's shape (two NICs), so
+      // that it starts from the template the first lab's computes came from.
+      renderTopology({
+        name: 'e2e-second',
+        networks: [{ name: 'path-a', subnet: '10.10.1.0/24' }, { name: 'path-b', subnet: '10.10.2.0/24' }],
+        nodes: [{ name: 'solo', role: 'compute', addresses: { 'path-a': '10.10.1.20', 'path-b': '10.10.2.20' } }],
+      }),
     );
     const up = await cli(['up', '--topology', topo, '--json']);
     try {
