@@ -46,8 +46,8 @@ $BRICK_LAB_STATE (default ~/.local/state/brick-lab). BRICK_LAB_ACCEL=kvm|tcg ski
 \`run\` runs the "standard" scenario set of lab/scenarios.yaml unless --scenario says otherwise and
 writes report.json, junit.xml and summary.md (plus node evidence for failures) to --results
 (default results/run); it exits 1 when a scenario failed or left something behind. With --jobs N,
-up to N scenarios (or checks) run at once, each on a compute node of its own while the target
-serves them all; one that needs two computes or the whole target runs alone (default 1).
+up to N scenarios (or checks) run at once, each on compute nodes of its own while the target
+serves them all; one that needs every compute or the whole target runs alone, first (default 1).
 \`validate\` runs the conformance checks of each --protocol (default iscsi) against a connector
 program (any language; docs/connector-protocol.md), a JavaScript/TypeScript module implementing
 the Connector interface, Debian's os-brick ("os-brick") or brick-lab's own ("builtin"), and
