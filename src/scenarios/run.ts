@@ -5,6 +5,7 @@ import type { Topology } from '../lab/topology.js';
 import type { Scenario } from './catalog.js';
 import { emitReport } from './report.js';
 import { ALL_SCENARIOS, checkNeeds, runSuite, selectScenarios } from './runner.js';
+import { runsAlone } from './schedule.js';
 import { BrickError } from '../system/errors.js';
 
 export interface RunOptions {
@@ -37,12 +38,18 @@ export function shardOf<T>(items: T[], shard: string): T[] {
 
 export const DEFAULT_RESULTS = 'results/run';
 
+/** When a scenario runs alone with --jobs (schedule.ts): on a lab of any size, or on the default lab of two computes. */
+function alone(s: Scenario): string {
+  if (runsAlone(s, Number.POSITIVE_INFINITY)) return ', runs alone with --jobs';
+  return runsAlone(s) ? `, runs alone with --jobs on a lab of ${s.needs.computes} computes` : '';
+}
+
 /** `brick-lab run --list`: every scenario with what it needs, and where its sequence comes from. */
 export function listScenarios(): string {
   const w = Math.max(...ALL_SCENARIOS.map((s) => s.name.length));
   const indent = ' '.repeat(w + 2);
   const lines = (s: Scenario): string[] => [
-    `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}${s.needs.wholeLab ? ', runs alone with --jobs' : s.needs.computes > 1 ? `, runs alone with --jobs on a lab of ${s.needs.computes} computes` : ''}`,
+    `${s.name.padEnd(w)}  ${s.kind.padEnd(12)} computes ${s.needs.computes}, data networks ${s.needs.dataNetworks}${alone(s)}`,
     `${indent}${s.title}`,
     ...(s.refs.length > 0 ? [`${indent}see: ${s.refs.join('; ')}`] : []),
   ];
