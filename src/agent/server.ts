@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { markBodyReceived, markBodyWait, markHandlerStart, serverTiming, startTiming } from './timing.js';
+import { markBodyReceived, markBodyWait, markHandlerStart, markSerializeStart, serverTiming, startTiming } from './timing.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -124,9 +124,23 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   let tools: Record<string, string | null> | undefined;
   // Every answer says how long the agent worked on it (Server-Timing), so a client can tell the
   // node's time from the network's and the host's.
-  app.addHook('onRequest', async (req) => startTiming(req));
-  app.addHook('preParsing', async (req) => markBodyWait(req));
-  app.addHook('preHandler', async (req) => markHandlerStart(req));
+  // Callback hooks, not async ones: no promise per hook on every request.
+  app.addHook('onRequest', (req, _reply, done) => {
+    startTiming(req);
+    done();
+  });
+  app.addHook('preParsing', (req, _reply, _payload, done) => {
+    markBodyWait(req);
+    done();
+  });
+  app.addHook('preHandler', (req, _reply, done) => {
+    markHandlerStart(req);
+    done();
+  });
+  app.addHook('preSerialization', (req, _reply, payload, done) => {
+    markSerializeStart(req);
+    done(null, payload);
+  });
   // fastify's own JSON parser (a "__proto__" or "constructor.prototype" key refused), told when the whole body is in.
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -134,7 +148,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     markBodyReceived(req);
     json(req, body as string, done);
   });
-  app.addHook('onSend', async (req, reply) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
     const start = (req as unknown as { brickStart?: number }).brickStart;
     const timing = serverTiming(req);
     if (timing) reply.header('server-timing', timing);
@@ -142,6 +156,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     if (opts.requestLog && req.url !== ROUTES.health && !req.url.startsWith(`${ROUTES.health}?`)) {
       process.stderr.write(`brick-lab agent: ${req.method} ${req.url} ${reply.statusCode} ${start !== undefined ? (performance.now() - start).toFixed(0) : '?'} ms\n`);
     }
+    done(null, payload);
   });
   // Every route as registered (scoped plugins included), for /openapi.json.
   const routes: RouteInfo[] = [];

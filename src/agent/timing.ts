@@ -4,10 +4,12 @@ import type { FastifyRequest } from 'fastify';
  * Where an agent's time went on a request, for its Server-Timing header: `agent` is the whole,
  * `request` the reading and checking of the body before the handler ran, `receive` the part of
  * it spent waiting for the body to arrive, and a route adds a phase per step it times
- * (`snapshot`, `tools`, `judge`). A benchmark prints them apart.
+ * (`snapshot`, `tools`, `judge`), and `serialize` is the writing of the answer as JSON. A benchmark
+ * prints them apart.
  */
 interface Timed {
   brickStart?: number;
+  brickSerialize?: number;
   brickBodyWait?: number;
   brickPhases?: Array<[string, number]>;
 }
@@ -37,6 +39,11 @@ export function markHandlerStart(req: FastifyRequest): void {
   if (t.brickStart !== undefined) recordPhase(req, 'request', performance.now() - t.brickStart);
 }
 
+/** The handler's answer is about to be turned into JSON (fastify's preSerialization). */
+export function markSerializeStart(req: FastifyRequest): void {
+  (req as unknown as Timed).brickSerialize = performance.now();
+}
+
 /** Runs one step of a handler and keeps its time under `name`. */
 export async function phase<T>(req: FastifyRequest, name: string, step: () => T | Promise<T>): Promise<T> {
   const t0 = performance.now();
@@ -56,5 +63,8 @@ export function recordPhase(req: FastifyRequest, name: string, ms: number): void
 export function serverTiming(req: FastifyRequest): string | null {
   const t = req as unknown as Timed;
   if (t.brickStart === undefined) return null;
-  return [['agent', performance.now() - t.brickStart] as [string, number], ...(t.brickPhases ?? [])].map(([n, ms]) => `${n};dur=${ms.toFixed(1)}`).join(', ');
+  const now = performance.now();
+  // Called as the answer is sent: the time since preSerialization is the JSON writing.
+  if (t.brickSerialize !== undefined) recordPhase(req, 'serialize', now - t.brickSerialize);
+  return [['agent', now - t.brickStart] as [string, number], ...(t.brickPhases ?? [])].map(([n, ms]) => `${n};dur=${ms.toFixed(1)}`).join(', ');
 }

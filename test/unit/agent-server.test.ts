@@ -77,20 +77,21 @@ describe('buildAgent', () => {
     });
 
   describe('Server-Timing', () => {
-    it('says where the time went: the whole, the request before the handler (the wait for its body apart), and each step a route times', async () => {
+    it('says where the time went: the whole, the request before the handler (the wait for its body apart), each step a route times, and the writing of the answer', async () => {
       const auth = { authorization: `Bearer ${TOKEN}` };
       const compute = await buildAgent({ lab: 'unit', node: 'compute-1', role: 'compute', token: TOKEN, readyFile, timelineFile, dpkgStatusFile: DPKG_STATUS, compute: true });
       const inv = await compute.inject({ method: 'GET', url: '/v1/inventory', headers: auth });
       expect(inv.statusCode, inv.body).toBe(200);
-      expect(Object.keys(parseServerTiming(inv.headers['server-timing'] as string))).toEqual(['agent', 'request']);
+      expect(Object.keys(parseServerTiming(inv.headers['server-timing'] as string))).toEqual(['agent', 'request', 'serialize']);
       // This host's own sysfs, checked against itself: every step of the host-wide view is timed.
       const r = await compute.inject({ method: 'POST', url: '/v1/inventory/host-check', headers: auth, payload: { baseline: inv.json(), stillAttached: [] } });
       await compute.close();
       expect(r.statusCode, r.body).toBe(200);
       const t = parseServerTiming(r.headers['server-timing'] as string);
-      expect(Object.keys(t).sort()).toEqual(['agent', 'hostwide', 'receive', 'request', 'snapshot', 'tools', 'volumes']);
+      expect(Object.keys(t).sort()).toEqual(['agent', 'hostwide', 'receive', 'request', 'serialize', 'snapshot', 'tools', 'volumes']);
       for (const ms of Object.values(t)) expect(ms).toBeGreaterThanOrEqual(0);
       expect(t.agent).toBeGreaterThanOrEqual(t.snapshot!);
+      expect(t.agent).toBeGreaterThanOrEqual(t.serialize!);
       // The wait for the body is a part of the request's phase.
       expect(t.request).toBeGreaterThanOrEqual(t.receive!);
     });
