@@ -94,6 +94,9 @@ export class Detach implements DetachResult {
  * What the built-in connectors share: the host reached through one HostFs (sysfs reads and
  * writes; a replayed recording in tests), a 'paths' snapshot of it, and the detach record.
  */
+/** Answers kept with the view they were made from (ConnectorBase.fromView). */
+const answersOfViews = new WeakMap<HostSnapshot, Map<string, unknown>>();
+
 /** Per protocol, the chain of attaches and detaches on this host (see ConnectorBase.serially). */
 const chains = new Map<string, Serial>();
 
@@ -125,6 +128,21 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
    */
   view(opts: { wwids?: boolean } = {}): HostSnapshot {
     return pathsView(this.fs).take(opts).snapshot;
+  }
+
+  /**
+   * An answer made from a view alone, kept with that view object: a view is never changed once
+   * made, and PathsView hands out another object whenever anything it holds differs from the
+   * kernel's state (a uevent, a by-path link, a WWID read again), so an answer kept with the one
+   * it gets is the answer it would make again. The answer is shared: never change it.
+   */
+  protected fromView<T>(snap: HostSnapshot, key: string, make: () => T): T {
+    let kept = answersOfViews.get(snap);
+    if (!kept) answersOfViews.set(snap, (kept = new Map()));
+    if (kept.has(key)) return kept.get(key) as T;
+    const out = make();
+    kept.set(key, out);
+    return out;
   }
 
   /**

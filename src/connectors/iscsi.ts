@@ -250,45 +250,57 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
 
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
     const snap = snapshot ?? this.view({ wwids: Boolean(props.deviceWwid) });
-    const { byPath, mapsBySlave } = linkIndex(snap);
-    const disks = new Set<string>();
-    // One lookup per (target, LUN): the paths of a multipath volume over one target share it (its identity covers every portal).
-    const looked = new Set<string>();
-    for (const p of props.paths) {
-      const key = `${p.iqn} ${p.lun}`;
-      if (looked.has(key)) continue;
-      looked.add(key);
-      for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) disks.add(d.block);
-    }
-    // A link names a (portal, target, LUN), not a volume: when the properties carry the volume's
-    // WWID, a link to a device that now holds another volume at that LUN is not its path.
-    const paths = new Set<string>();
-    for (const p of props.paths) {
-      const l = byPath.get(byPathName(p));
-      if (l && !l.dangling && (!props.deviceWwid || disks.has(l.target!))) paths.add(`/dev/disk/by-path/${l.name}`);
-    }
-    const devices = new Set(disks);
-    for (const d of disks) for (const m of mapsBySlave.get(d) ?? []) devices.add(m.dm);
-    return { paths: [...paths].sort(), devices: [...devices].sort() };
+    // What the answer depends on: the paths and the WWID (a gate job asks for the same volumes again and again).
+    let key = props.deviceWwid ?? '';
+    for (const p of props.paths) key += `\n${p.portal} ${p.iqn} ${p.lun}`;
+    return this.fromView(snap, key, () => pathsOn(snap, props));
   }
-
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
     const snap = this.view({ wwids: true });
-    const sessions = new Map(snap.iscsiSessions.map((s) => [s.sid, s]));
-    const linksTo = new Map<string, string[]>();
-    for (const l of snap.links) if (l.dir === 'by-path' && l.target) linksTo.set(l.target, [...(linksTo.get(l.target) ?? []), `/dev/disk/by-path/${l.name}`]);
-    const byWwid = new Map<string, AvailableVolume>();
-    for (const d of snap.scsiDevices) {
-      if (d.session === null || !d.block) continue;
-      const s = sessions.get(d.session);
-      if (props && !props.paths.some((p) => p.iqn === s?.targetIqn && p.lun === d.lun)) continue;
-      const key = d.wwid ?? d.hctl;
-      const v = byWwid.get(key) ?? { protocol: 'iscsi' as const, identity: { wwid: d.wwid, target: s?.targetIqn ?? null, lun: d.lun, portals: [] as string[] }, paths: [] as string[], devices: [] as string[] };
-      if (s?.portal && !v.identity.portals!.includes(s.portal)) v.identity.portals!.push(s.portal);
-      v.devices.push(d.block);
-      v.paths.push(...(linksTo.get(d.block) ?? []));
-      byWwid.set(key, v);
-    }
-    return [...byWwid.values()];
+    return props ? availableOn(snap, props) : this.fromView(snap, 'available', () => availableOn(snap));
   }
+}
+
+/** The iSCSI volumes a snapshot shows (of the properties' target and LUNs, when given), one per WWID. */
+function availableOn(snap: HostSnapshot, props?: IscsiProperties): AvailableVolume[] {
+  const sessions = new Map(snap.iscsiSessions.map((s) => [s.sid, s]));
+  const linksTo = new Map<string, string[]>();
+  for (const l of snap.links) if (l.dir === 'by-path' && l.target) linksTo.set(l.target, [...(linksTo.get(l.target) ?? []), `/dev/disk/by-path/${l.name}`]);
+  const byWwid = new Map<string, AvailableVolume>();
+  for (const d of snap.scsiDevices) {
+    if (d.session === null || !d.block) continue;
+    const s = sessions.get(d.session);
+    if (props && !props.paths.some((p) => p.iqn === s?.targetIqn && p.lun === d.lun)) continue;
+    const key = d.wwid ?? d.hctl;
+    const v = byWwid.get(key) ?? { protocol: 'iscsi' as const, identity: { wwid: d.wwid, target: s?.targetIqn ?? null, lun: d.lun, portals: [] as string[] }, paths: [] as string[], devices: [] as string[] };
+    if (s?.portal && !v.identity.portals!.includes(s.portal)) v.identity.portals!.push(s.portal);
+    v.devices.push(d.block);
+    v.paths.push(...(linksTo.get(d.block) ?? []));
+    byWwid.set(key, v);
+  }
+  return [...byWwid.values()];
+}
+
+/** The paths and devices of an iSCSI volume in a snapshot (ISCSIConnector.getVolumePaths). */
+function pathsOn(snap: HostSnapshot, props: IscsiProperties): VolumePaths {
+  const { byPath, mapsBySlave } = linkIndex(snap);
+  const disks = new Set<string>();
+  // One lookup per (target, LUN): the paths of a multipath volume over one target share it (its identity covers every portal).
+  const looked = new Set<string>();
+  for (const p of props.paths) {
+    const key = `${p.iqn} ${p.lun}`;
+    if (looked.has(key)) continue;
+    looked.add(key);
+    for (const d of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (d.block) disks.add(d.block);
+  }
+  // A link names a (portal, target, LUN), not a volume: when the properties carry the volume's
+  // WWID, a link to a device that now holds another volume at that LUN is not its path.
+  const paths = new Set<string>();
+  for (const p of props.paths) {
+    const l = byPath.get(byPathName(p));
+    if (l && !l.dangling && (!props.deviceWwid || disks.has(l.target!))) paths.add(`/dev/disk/by-path/${l.name}`);
+  }
+  const devices = new Set(disks);
+  for (const d of disks) for (const m of mapsBySlave.get(d) ?? []) devices.add(m.dm);
+  return { paths: [...paths].sort(), devices: [...devices].sort() };
 }

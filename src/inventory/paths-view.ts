@@ -127,12 +127,15 @@ export class PathsView {
     let changed = byPath !== s.links && !sameLinks(byPath, s.links);
     let devices = s.scsiDevices;
     if (wwids) {
-      devices = s.scsiDevices.map((d) => {
+      // A new list only when a WWID differs (a LUN rescanned in place).
+      for (let i = 0; i < s.scsiDevices.length; i++) {
+        const d = s.scsiDevices[i]!;
         const wwid = scsiWwid(fs.readText(blocks.scsiPaths.get(d.hctl)?.wwid ?? `${d.sysfs}/device/wwid`));
-        if (wwid === d.wwid) return d;
+        if (wwid === d.wwid) continue;
+        if (devices === s.scsiDevices) devices = [...s.scsiDevices];
+        devices[i] = { ...d, wwid };
         changed = true;
-        return { ...d, wwid };
-      });
+      }
     }
     return changed ? { ...s, scsiDevices: devices, links: byPath } : s;
   }

@@ -291,6 +291,7 @@ const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => {
   return true;
 };
 
+/** The links of these /dev/disk directories. The array may be shared with later calls: never change it. */
 export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLink['dir']>): DevLink[] {
   const out: DevLink[] = [];
   for (const dir of dirs) {
@@ -299,6 +300,9 @@ export function links(fs: HostFs, blocks: BlockIndex, dirs: ReadonlyArray<DevLin
     const listing = fs.readLinks(`/dev/disk/${dir}`);
     const made = madeLinks.get(listing);
     if (made && sameSet(made.all, blocks.all)) {
+      // One directory: the very array made before, so that a caller holding it (PathsView) sees
+      // nothing changed without comparing every link.
+      if (dirs.length === 1) return made.out;
       out.push(...made.out);
       continue;
     }

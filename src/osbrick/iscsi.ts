@@ -1,4 +1,4 @@
-import { checkIqn, checkLun, CONTROL, describe, formatPortal, parsePortal, refuse } from '../volume/fields.js';
+import { checkIqn, checkLun, CONTROL, describe, normalPortal, refuse } from '../volume/fields.js';
 import type { ChapCredentials, IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { asPayload, attachmentKeys, get, given, need, type AttachmentKeys, type EncodeOptions, type Payload } from './payload.js';
 
@@ -47,47 +47,58 @@ export function decode(data: unknown): IscsiProperties {
  * target_luns or else target_lun for every portal; otherwise the singular keys.
  */
 function iscsiPaths(d: Payload): IscsiTargetPath[] {
-  const triples: Array<[string, string, number]> = [];
+  // Plain loops and arrays built by push: the agent decodes every volume of a batch here, and
+  // arrays made by map() and by push() differ to V8's optimised code, which is thrown away and
+  // made again (seconds of a TCG guest's only vCPU) each time it meets the other kind.
+  const paths: IscsiTargetPath[] = [];
   if (given(d, 'target_portals') && given(d, 'target_iqns')) {
     const portals = nonEmptyList(d, 'target_portals');
     const iqns = nonEmptyList(d, 'target_iqns');
     sameLength('target_iqns', iqns, 'target_portals', portals);
-    let luns: number[];
     const rawLuns = get(d, 'target_luns');
     // os-brick: `target_luns or [target_lun] * n`, so an empty list falls back too.
+    let lunOfAll: number | null = null;
     if (Array.isArray(rawLuns) && rawLuns.length > 0) {
       sameLength('target_luns', rawLuns, 'target_portals', portals);
-      luns = rawLuns.map((l, i) => checkLun(l, `target_luns[${i}]`));
     } else if (rawLuns !== undefined && rawLuns !== null && !Array.isArray(rawLuns)) {
       refuse('target_luns', `must be a list of LUNs, one per portal (got ${describe(rawLuns)})`, 'BAD_LUN');
     } else if (given(d, 'target_lun')) {
-      const lun = checkLun(d.target_lun, 'target_lun');
-      luns = portals.map(() => lun);
+      lunOfAll = checkLun(d.target_lun, 'target_lun');
     } else {
       refuse('target_luns', 'missing: with target_portals and target_iqns give target_luns (one per portal) or target_lun (used for every portal)');
     }
-    portals.forEach((p, i) => {
-      triples.push([formatPortal(parsePortal(p, `target_portals[${i}]`)), checkIqn(iqns[i], `target_iqns[${i}]`), luns[i]!]);
-    });
+    const seen = portals.length > 16 ? new Set<string>() : null;
+    for (let i = 0; i < portals.length; i++) {
+      const portal = normalPortal(portals[i], `target_portals[${i}]`);
+      const iqn = checkIqn(iqns[i], `target_iqns[${i}]`);
+      const lun = lunOfAll ?? checkLun((rawLuns as unknown[])[i], `target_luns[${i}]`);
+      addPath(paths, portal, iqn, lun, seen);
+    }
   } else {
     const alone = given(d, 'target_portals') ? ' (target_portals is only used together with target_iqns)' : given(d, 'target_iqns') ? ' (target_iqns is only used together with target_portals)' : '';
-    const portal = parsePortal(need(d, 'target_portal', `the target's portal "host:port"${alone}`), 'target_portal');
+    const portal = normalPortal(need(d, 'target_portal', `the target's portal "host:port"${alone}`), 'target_portal');
     const iqn = checkIqn(need(d, 'target_iqn', `the target's IQN${alone}`), 'target_iqn');
     // os-brick would take LUN 0 here; a missing LUN is refused instead, as LIO answers for an
     // unmapped LUN 0 and a guessed 0 would find a device that is not the volume.
     const lun = checkLun(need(d, 'target_lun', 'the LUN number of the volume'), 'target_lun');
-    triples.push([formatPortal(portal), iqn, lun]);
-  }
-
-  const seen = new Set<string>();
-  const paths: IscsiTargetPath[] = [];
-  for (const [portal, iqn, lun] of triples) {
-    const key = `${portal} ${iqn} ${lun}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    paths.push({ portal, iqn, lun });
+    addPath(paths, portal, iqn, lun, null);
   }
   return paths;
+}
+
+/**
+ * A (portal, target, LUN) once: a payload that lists one twice has one path there. A few paths
+ * are compared one by one; a long list (a payload of thousands) through a set of keys.
+ */
+function addPath(paths: IscsiTargetPath[], portal: string, iqn: string, lun: number, seen: Set<string> | null): void {
+  if (seen) {
+    const key = `${portal} ${iqn} ${lun}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+  } else {
+    for (const p of paths) if (p.portal === portal && p.iqn === iqn && p.lun === lun) return;
+  }
+  paths.push({ portal, iqn, lun });
 }
 
 function nonEmptyList(d: Payload, key: string): unknown[] {

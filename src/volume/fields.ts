@@ -67,10 +67,34 @@ export function checkVolumeName(name: unknown, field = 'name'): string {
 // one dot (rtslib refuses "iqn.2026-11.lab:x"), then an optional unique part.
 const IQN = /^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+(?::[a-z0-9.:_-]+)?$/;
 
+/**
+ * Values that passed a check, remembered. A host's volumes come from a few targets, so a batch of
+ * volumes, or a gate job asking again, names the same portals and IQNs over and over, and under
+ * TCG each pattern test of them costs tens of microseconds. A check is a pure function of its
+ * value, so a value that passed once passes again: only passes are kept (a refusal is worked out
+ * afresh, with the field's name in its message); at most `max` values, emptied when full.
+ */
+class Passed<T> {
+  private readonly values = new Map<string, T>();
+  constructor(private readonly max = 4096) {}
+  get(v: string): T | undefined {
+    return this.values.get(v);
+  }
+  keep(v: string, out: T): T {
+    if (this.values.size >= this.max) this.values.clear();
+    this.values.set(v, out);
+    return out;
+  }
+}
+
+const passedIqns = new Passed<true>();
+
 export function checkIqn(iqn: unknown, field = 'iqn'): string {
+  if (typeof iqn === 'string' && passedIqns.get(iqn)) return iqn;
   if (typeof iqn !== 'string' || iqn.length > 223 || !IQN.test(iqn)) {
     refuse(field, `${describe(iqn)} is not an iSCSI qualified name${holding(iqn, /[a-z0-9.:_-]/, 'an IQN')}: iqn.YYYY-MM.reversed.domain[:unique], lowercase, and the domain needs at least one dot`, 'BAD_IQN');
   }
+  passedIqns.keep(iqn, true);
   return iqn;
 }
 
@@ -147,8 +171,24 @@ export function checkPort(v: unknown, field: string, acceptString: boolean): num
  * (iscsiadm then uses 3260). Unbracketed IPv6 is refused even without a port: in "fe80::1:3260"
  * nobody can tell the port from the last group.
  */
-export function parsePortal(portal: unknown, field: string): { host: string; port: number; ipv6: boolean } {
+export interface Portal {
+  readonly host: string;
+  readonly port: number;
+  readonly ipv6: boolean;
+}
+
+const passedPortals = new Passed<Portal>();
+
+export function parsePortal(portal: unknown, field: string): Portal {
+  if (typeof portal === 'string') {
+    const known = passedPortals.get(portal);
+    if (known) return known;
+  }
   if (typeof portal !== 'string' || portal === '') refuse(field, `must be a portal "host:port" (got ${describe(portal)})`, 'BAD_PORTAL');
+  return passedPortals.keep(portal, Object.freeze(checkPortal(portal, field)));
+}
+
+function checkPortal(portal: string, field: string): Portal {
   const odd = strangeCharacters(portal, PORTAL_CHARACTERS);
   if (odd) {
     refuse(field, `${describe(portal)} contains ${odd}, which a portal cannot hold: a portal is "host:port", the host an IPv4 address, a host name or "[IPv6 address]"`, 'BAD_PORTAL');
@@ -182,8 +222,20 @@ function portOf(text: string, portal: string, field: string): number {
   return Number(text);
 }
 
-export function formatPortal(p: { host: string; port: number; ipv6: boolean }): string {
+export function formatPortal(p: Portal): string {
   return p.ipv6 ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
+}
+
+const normalPortals = new Passed<string>();
+
+/** A portal as brick-lab writes it ("host:port", the port always given): parsePortal then formatPortal, remembered. */
+export function normalPortal(portal: unknown, field: string): string {
+  if (typeof portal === 'string') {
+    const known = normalPortals.get(portal);
+    if (known !== undefined) return known;
+  }
+  const out = formatPortal(parsePortal(portal, field));
+  return normalPortals.keep(portal as string, out);
 }
 
 /** os-brick passes target_lun(s) through as ints; a numeric string is a driver bug, so say so. */
