@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { byPathName, lunForPath } from '../../src/volume/bypath.js';
-import { parsePortal } from '../../src/volume/fields.js';
+import { checkIqn, normalPortal, parsePortal } from '../../src/volume/fields.js';
 import { iscsiConnectionInfo, normalise, nvmeofConnectionInfo } from '../../src/osbrick/index.js';
 import type { IscsiProperties, NvmeProperties } from '../../src/volume/properties.js';
 import { decode as normaliseIscsi } from '../../src/osbrick/iscsi.js';
@@ -311,6 +311,21 @@ describe('parsePortal', () => {
     }
     expect(message).toMatch(/^target_portal: .* which a portal cannot hold: a portal is "host:port"/);
     for (const n of named) expect(message).toContain(n);
+  });
+
+  it('remembers what passed (the same answer, frozen) and never what was refused: a refusal is made again, with the field it is asked for', () => {
+    const first = parsePortal('10.0.9.9:3260', 'target_portal');
+    expect(parsePortal('10.0.9.9:3260', 'target_portals[3]')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(normalPortal('10.0.9.9', 'target_portal')).toBe('10.0.9.9:3260');
+    expect(normalPortal('10.0.9.9', 'target_portal')).toBe('10.0.9.9:3260');
+    expect(checkIqn('iqn.2026-11.io.brick-lab:remembered', 'target_iqn')).toBe('iqn.2026-11.io.brick-lab:remembered');
+    expect(checkIqn('iqn.2026-11.io.brick-lab:remembered', 'target_iqns[1]')).toBe('iqn.2026-11.io.brick-lab:remembered');
+    for (const field of ['target_portal', 'target_portals[2]']) {
+      expectRefused(() => parsePortal('10.0.9.9:3260;id', field), 'BAD_PORTAL', field);
+      expectRefused(() => normalPortal('10.0.9.9:0', field), 'BAD_PORTAL', field);
+      expectRefused(() => checkIqn('iqn.2026-11.lab:x', field), 'BAD_IQN', field);
+    }
   });
 });
 

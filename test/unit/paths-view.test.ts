@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IscsiConnector } from '../../src/connectors/iscsi.js';
 import { PathsView } from '../../src/inventory/paths-view.js';
 import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
@@ -145,6 +145,53 @@ describe('PathsView', () => {
     h.changed.set(wwidPath, 'naa.60014050000000000000000000000002');
     // Its by-path link names the LUN, which leads to the other volume's device: not this volume's path either.
     expect(await iscsi.getVolumePaths({ ...props, deviceWwid: da.wwid }, view.take({ wwids: true }).snapshot)).toEqual({ paths: [], devices: [] });
+  });
+
+  it('keeps an answer with the view it was made from: the same view gives the same answer, a view read again or changed gives one made afresh', async () => {
+    const h = host();
+    const iscsi = new IscsiConnector(h.fs);
+    const props = normalise('iscsi', ATTACHED.volumes.a.connectionInfo) as IscsiProperties;
+    const view = new PathsView(h.fs, 0, clock().now);
+    view.take();
+    const kept = view.take({ wwids: true }).snapshot;
+    const first = await iscsi.getVolumePaths(props, kept);
+    expect(first.devices).toEqual([blockOf(D.da)]);
+    expect(await iscsi.getVolumePaths(props, kept)).toBe(first);
+    // Other properties, another answer: the key is what the answer depends on (paths, WWID).
+    const other = await iscsi.getVolumePaths({ ...props, deviceWwid: 'naa.60014050000000000000000000000003' }, kept);
+    expect(other).toEqual({ paths: [], devices: [] });
+    // A view read afresh (the counter moved) is another object: the answer is made again, equal while the host is.
+    h.counter.value = '101';
+    const fresh = view.take().snapshot;
+    expect(fresh).not.toBe(kept);
+    const again = await iscsi.getVolumePaths(props, fresh);
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
+  });
+
+  it('answers the available volumes from the kept view while it holds, and afresh once a WWID read again differs (a LUN rescanned in place, no uevent)', async () => {
+    // The connector's own view (one per host, on performance.now's clock, quiet for a second).
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      const h = host();
+      const iscsi = new IscsiConnector(h.fs);
+      await iscsi.getAllAvailableVolumes();
+      vi.advanceTimersByTime(2000);
+      await iscsi.getAllAvailableVolumes();
+      const before = await iscsi.getAllAvailableVolumes();
+      expect(await iscsi.getAllAvailableVolumes()).toBe(before);
+      const da = before.find((v) => v.devices.includes(blockOf(D.da)))!;
+      expect(da.identity.wwid).toBeTruthy();
+      const hctl = takeSnapshotSync(h.fs, { scope: 'paths' }).scsiDevices.find((d) => d.block === blockOf(D.da))!.hctl;
+      const wwidPath = Object.keys(ATTACHED.recording.text).find((p) => p.endsWith('/wwid') && p.includes(`/${hctl}/`))!;
+      h.changed.set(wwidPath, 'naa.60014050000000000000000000000004');
+      const after = await iscsi.getAllAvailableVolumes();
+      expect(after).not.toBe(before);
+      expect(after.find((v) => v.devices.includes(blockOf(D.da)))!.identity.wwid).toBe('360014050000000000000000000000004');
+      expect(after.filter((v) => !v.devices.includes(blockOf(D.da)))).toEqual(before.filter((v) => v !== da));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('reads the view again in the background once the counter is quiet after a change, while calls come, and stops when they do not', async () => {
