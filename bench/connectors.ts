@@ -64,10 +64,11 @@ async function osBrick(job: Record<string, unknown>): Promise<OsBrickAnswer> {
  * more; `phases` is the median of each step the route timed (Server-Timing: request, snapshot,
  * tools, judge, hostwide).
  */
-async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; warm: number; phases: string; spread: string }> {
+async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; firstPhases: string; warm: number; phases: string; spread: string }> {
   const own = (): number => (c.lastServerMs ?? Number.NaN) - (c.lastServerTimings.receive ?? 0);
   await call();
   const first = own();
+  const firstPhases = Object.entries(c.lastServerTimings).filter(([k]) => k !== 'agent').map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
   for (let i = 0; i < warm; i++) await call();
   const xs: number[] = [];
   const byPhase = new Map<string, number[]>();
@@ -78,7 +79,7 @@ async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; w
   }
   // The spread of the calls measured: under TCG a host's other work shows as a long tail.
   const at = (q: number): string => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!.toFixed(1);
-  return { first, warm: median(xs), phases: [...byPhase].map(([k, v]) => `${k} ${median(v).toFixed(1)}${v.length < repeat ? ` (in ${v.length} of ${repeat})` : ''}`).join(', '), spread: `p10 ${at(0.1)}, p90 ${at(0.9)}` };
+  return { first, firstPhases, warm: median(xs), phases: [...byPhase].map(([k, v]) => `${k} ${median(v).toFixed(1)}${v.length < repeat ? ` (in ${v.length} of ${repeat})` : ''}`).join(', '), spread: `p10 ${at(0.1)}, p90 ${at(0.9)}` };
 }
 
 /**
@@ -125,6 +126,7 @@ async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean)
   row(`${label}: paths of every volume (${oursFound} paths)`, ours.warm / 1000, theirs.paths!.seconds);
   rows.push([`    where it went (ms): ${ours.phases}; spread of the ${repeat}: ${ours.spread}`, '', '', '']);
   row('  the same, first call', ours.first / 1000, theirs.paths!.seconds);
+  rows.push([`    where it went (ms): ${ours.firstPhases}`, '', '', '']);
 }
 
 try {
@@ -201,7 +203,9 @@ try {
   const availMs = await agentMs(() => c.availableVolumes('iscsi', {}, { timeoutMs: 600_000 }));
   const theirsAll = await osBrick({ protocol: 'ISCSI', all: true });
   row(`all available volumes (${attached} attached)`, availMs.warm / 1000, theirsAll.all!.seconds);
+  rows.push([`    where it went (ms): ${availMs.phases}; spread of the ${repeat}: ${availMs.spread}`, '', '', '']);
   row('  the same, first call', availMs.first / 1000, theirsAll.all!.seconds);
+  rows.push([`    where it went (ms): ${availMs.firstPhases}`, '', '', '']);
   row(`full inventory snapshot (${attached} volumes, ${many.length + one.length + 2 * mp.length} SCSI disks)`, snapMs.warm / 1000, null);
   row('  the same, first call', snapMs.first / 1000, null);
 

@@ -79,7 +79,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     const c = await choose(req.params.protocol, req.query.connector);
     const body = req.body as Record<string, unknown> | undefined;
     const props = body && Object.keys(body).length > 0 ? c.normalise(body) : undefined;
-    return { volumes: await c.getAllAvailableVolumes(props) };
+    return { volumes: await phase(req, 'answer', () => c.getAllAvailableVolumes(props)) };
   });
 
   app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: ConnectRequest }>(ROUTES.connect, { schema: computeSchemas.connect }, async (req, reply) => {

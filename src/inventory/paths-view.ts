@@ -75,9 +75,17 @@ export class PathsView {
     return { reads: this.reads, hits: this.hits };
   }
 
-  /** From now on, every call starts `watch` when it is not running (the node agent's setting). */
-  keepWarm(): void {
+  /**
+   * Watch from now on, as if a call had just come, and from then on every call starts `watch`
+   * when it is not running (the node agent's setting, from its start: the counter's quiet is
+   * measured from when it is first read, so a view read in the agent's first second could not be
+   * kept, and the first calls after a start or a restart would each read the host afresh).
+   */
+  keepWarm(intervalMs?: number): void {
     this.warmWhenAsked = true;
+    this.lastCall = this.now();
+    this.counter();
+    this.watch(intervalMs);
   }
 
   /** Keep the view warm in the background while calls come (see the class); unref'd, stops by itself. */
