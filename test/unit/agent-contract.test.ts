@@ -11,6 +11,7 @@ import { systemSchemas } from '../../src/agent/api/schemas/system.js';
 import { targetSchemas } from '../../src/agent/api/schemas/targets.js';
 import type * as Wire from '../../src/agent/api/types.js';
 import { buildAgent } from '../../src/agent/server.js';
+import { builtinConnectors } from '../../src/connectors/builtin.js';
 import { diffSnapshots } from '../../src/inventory/diff.js';
 import { hostWideView } from '../../src/inventory/hostwide.js';
 import { judgeVolume } from '../../src/inventory/orphans.js';
@@ -117,6 +118,18 @@ describe('replies of real handlers, serialised through their schemas', () => {
     return sent;
   }
 
+  /** A reply the handler wrote as JSON itself: sent as JSON, fitting the route's reply schema. */
+  async function writtenReply(app: FastifyInstance, url: string, payload: Record<string, unknown>, schema: RouteSchema): Promise<unknown> {
+    const r = await app.inject({ method: 'POST', url, headers: AUTH, payload });
+    expect(r.statusCode, `${url}: ${r.body}`).toBe(200);
+    expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(answered.has(`POST ${url}`), `${url} went through the serializer`).toBe(false);
+    const sent: unknown = r.json();
+    const fits = new Ajv({ strict: false }).compile(schema.response['200'] as object);
+    expect(fits(sent), `${url}: ${JSON.stringify(fits.errors)}`).toBe(true);
+    return sent;
+  }
+
   it('health, exec (a result and a missing program), openapi', async () => {
     const h = (await same(compute, 'GET', ROUTES.health)) as Wire.HealthReport;
     expect(Object.keys(h.tools).length).toBeGreaterThan(0);
@@ -138,8 +151,14 @@ describe('replies of real handlers, serialised through their schemas', () => {
     for (const p of ['iscsi', 'nvmeof', 'local']) await same(compute, 'GET', `/v1/connectors/${p}/search-path`);
     await same(compute, 'POST', '/v1/connectors/iscsi/volume-paths', ISCSI);
     await same(compute, 'POST', '/v1/connectors/local/volume-paths', { device_path: '/dev/null' });
-    await same(compute, 'POST', '/v1/connectors/iscsi/volume-paths-batch', { volumes: [ISCSI, { driver_volume_type: 'iscsi', data: ISCSI }] });
-    await same(compute, 'POST', '/v1/connectors/iscsi/available-volumes', {});
+    // The fetch-paths reads write their own JSON (JSON.stringify, each answer once): the reply is
+    // JSON, fits the route's reply schema, and is what the connector answers when asked directly.
+    const iscsi = builtinConnectors().iscsi;
+    const batch = await writtenReply(compute, '/v1/connectors/iscsi/volume-paths-batch', { volumes: [ISCSI, { driver_volume_type: 'iscsi', data: ISCSI }] }, computeSchemas.volumePathsBatch);
+    const direct = await iscsi.getVolumePaths(iscsi.normalise(ISCSI));
+    expect(batch).toEqual({ results: [direct, direct] });
+    const available = await writtenReply(compute, '/v1/connectors/iscsi/available-volumes', {}, computeSchemas.availableVolumes);
+    expect(available).toEqual({ volumes: JSON.parse(JSON.stringify(await iscsi.getAllAvailableVolumes())) });
   });
 
   it('installed connectors: install, list, remove', async () => {
