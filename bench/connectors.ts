@@ -3,17 +3,21 @@
  * every attached volume, all available volumes, a full inventory snapshot, and one attach +
  * detach cycle with the same end state (checked by the orphan oracle for both).
  *
- *   node dist/bench/connectors.js [--single 64,256] [--multi 64] [--warm 15] [--repeat 10] [--cycles 3]
+ *   node dist/bench/connectors.js [--single 64,256] [--multi 64] [--warm 15] [--warm-seconds 2] [--repeat 10] [--cycles 3]
  *
  * --single is a list of sizes reached in turn on one path (64 attached, measured, then more
  * attached up to 256, measured); --multi volumes are attached on both paths (dm-multipath).
  * brick-lab's figures are the agent's own time (Server-Timing): the first call to a route, then
- * the median of --repeat calls after --warm more; the time the agent waited for a request's body
- * to arrive over the network (its `receive` phase, about a millisecond under TCG) is not counted,
- * as os-brick's calls have no network, and its median is printed beside. The agent's JavaScript is compiled to optimised
- * code only once it has run a while, and under TCG that compilation shares the guest's one vCPU:
- * the first calls are slower and vary, and both figures are printed. os-brick's are timed inside
- * its Python process (imports done), one call per volume as a caller would make.
+ * the median of --repeat calls after more calls to warm it (at least --warm of them, and for at
+ * least --warm-seconds); the time the agent waited for a request's body to arrive over the network
+ * (its `receive` phase, about a millisecond under TCG) is not counted, as os-brick's calls have no
+ * network, and its median is printed beside. The agent's JavaScript is compiled to optimised code
+ * only once it has run a while, on a background thread that under TCG shares the guest's one vCPU:
+ * a route's first hundred or so calls are slower and vary as those compiles land in them (and
+ * `first call` shows the coldest), so a warm figure is taken once they are done, by time as well as
+ * by count (a fast route makes hundreds of calls in two seconds, a full inventory a dozen).
+ * os-brick's are timed inside its Python process (imports done), one call per volume as a caller
+ * would make.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -26,11 +30,12 @@ import { setQuiet } from '../src/system/log.js';
 import { PROJECT_ROOT } from '../src/system/paths.js';
 import type { TargetVolume } from '../src/targets/model.js';
 
-const { values } = parseArgs({ options: { single: { type: 'string', default: '64,256' }, multi: { type: 'string', default: '64' }, warm: { type: 'string', default: '15' }, repeat: { type: 'string', default: '10' }, cycles: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { single: { type: 'string', default: '64,256' }, multi: { type: 'string', default: '64' }, warm: { type: 'string', default: '15' }, 'warm-seconds': { type: 'string', default: '2' }, repeat: { type: 'string', default: '10' }, cycles: { type: 'string', default: '3' } } });
 const singles = values.single.split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 const multi = Number(values.multi);
 const repeat = Math.max(1, Number(values.repeat));
 const warm = Math.max(0, Number(values.warm));
+const warmMs = Math.max(0, Number(values['warm-seconds'])) * 1000;
 const cycles = Math.max(1, Number(values.cycles));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 setQuiet(true);
@@ -60,8 +65,8 @@ async function osBrick(job: Record<string, unknown>): Promise<OsBrickAnswer> {
 }
 
 /**
- * The agent's own time for a route: its first call, and the median of `repeat` calls after `warm`
- * more; `phases` is the median of each step the route timed (Server-Timing: request, snapshot,
+ * The agent's own time for a route: its first call, and the median of `repeat` calls after warming
+ * it (`warm` calls and `warmMs` at least); `phases` is the median of each step the route timed (Server-Timing: request, snapshot,
  * tools, judge, hostwide).
  */
 async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; firstPhases: string; warm: number; phases: string; spread: string }> {
@@ -69,7 +74,8 @@ async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; f
   await call();
   const first = own();
   const firstPhases = Object.entries(c.lastServerTimings).filter(([k]) => k !== 'agent').map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
-  for (let i = 0; i < warm; i++) await call();
+  const warmFrom = performance.now();
+  for (let i = 0; i < warm || performance.now() - warmFrom < warmMs; i++) await call();
   const xs: number[] = [];
   const byPhase = new Map<string, number[]>();
   for (let i = 0; i < repeat; i++) {
@@ -131,7 +137,7 @@ async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean)
 
 try {
   await c.run(['tee', '/tmp/os_brick_driver.py'], { input: await readFile(join(PROJECT_ROOT, 'bench', 'os_brick_driver.py'), 'utf8') });
-  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, first call and median of ${repeat} after ${warm} more; os-brick: one python3 process per measure (import not counted)\n`);
+  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, first call and median of ${repeat} after at least ${warm} more and ${warmMs / 1000} s of them; os-brick: one python3 process per measure (import not counted)\n`);
 
   // Attach + detach cycles, both ends clean.
   const cyc = await t.createIscsiVolume({ name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });

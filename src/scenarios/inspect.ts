@@ -4,21 +4,27 @@ import type { ComputeHandle } from './context.js';
 
 /**
  * A second opinion on every verdict: what the guest's own tools show of a volume, read with the
- * commands an operator would type (iscsiadm, nvme-cli, dmsetup, ls), not through brick-lab's
- * snapshot. The oracle's "clean" must meet nothing here, and its leftovers must meet something.
+ * commands an operator would type (iscsiadm, nvme-cli, dmsetup, a listing of /dev/disk/by-path),
+ * not through brick-lab's snapshot. The oracle's "clean" must meet nothing here, and its
+ * leftovers must meet something.
  *
- * One fixed script, no argument: the volume is matched in its output here, so nothing taken from
- * a request reaches a shell.
+ * One fixed script per protocol, no argument: the volume is matched in its output here, so
+ * nothing taken from a request reaches a shell. A protocol's script runs only the tools that can
+ * show its volumes (under TCG each program started costs tens of milliseconds), and attributes
+ * and the by-path listing are read with the shell's own read and glob, not a program each.
  */
-const SCRIPT = [
+const ISCSI_SCRIPT = [
   'echo "## iscsiadm -m session"; iscsiadm -m session 2>/dev/null',
   'echo "## iscsiadm -m node"; iscsiadm -m node 2>/dev/null',
-  'echo "## nvme list-subsys -o json"; nvme list-subsys -o json 2>/dev/null',
   'echo "## dmsetup info"; dmsetup info -c --noheadings -o name,uuid 2>/dev/null',
-  'echo "## ls /dev/disk/by-path"; ls /dev/disk/by-path 2>/dev/null',
-  // The attributes with the shell's own read, not a cat per device: under TCG each program the
-  // script starts costs tens of milliseconds.
+  // What ls would list (dangling links too, no dot names); an empty directory lists nothing.
+  'echo "## ls /dev/disk/by-path"; for l in /dev/disk/by-path/*; do { [ -L "$l" ] || [ -e "$l" ]; } && echo "${l##*/}"; done 2>/dev/null',
   'echo "## scsi_device wwid"; for d in /sys/class/scsi_device/*; do w=; [ -e "$d/device" ] && { read -r w < "$d/device/wwid"; echo "${d##*/} $w"; }; done 2>/dev/null',
+  'true',
+].join('\n');
+
+const NVME_SCRIPT = [
+  'echo "## nvme list-subsys -o json"; nvme list-subsys -o json 2>/dev/null',
   'echo "## nvme namespace uuid"; for b in /sys/block/nvme*; do u=; [ -e "$b/uuid" ] && { read -r u < "$b/uuid"; echo "${b##*/} $u"; }; done 2>/dev/null',
   'true',
 ].join('\n');
@@ -85,6 +91,8 @@ export function subsystemControllers(json: string, nqn: string): string[] {
 
 /** Run the tools on the node and say what they show of `v`. */
 export async function inspectVolume(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[]): Promise<string[]> {
-  const r = await node.client.exec(['sh', '-c', SCRIPT], { timeoutMs: 60_000 });
+  const script = v.iscsi ? ISCSI_SCRIPT : v.nvme ? NVME_SCRIPT : null;
+  if (script === null) return volumeInTools('', v, stillAttached);
+  const r = await node.client.exec(['sh', '-c', script], { timeoutMs: 60_000 });
   return volumeInTools(r.stdout, v, stillAttached);
 }
