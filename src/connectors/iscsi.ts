@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
-import { iscsiDevicesOf } from '../inventory/orphans.js';
+import { iscsiDevicesOf, snapshotIndex } from '../inventory/orphans.js';
+import { pathsView } from '../inventory/paths-view.js';
+import type { HostFs } from '../system/hostfs.js';
 import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
 import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
 import { readMultipathdPaths } from '../inventory/tools.js';
@@ -48,6 +50,16 @@ function iscsiadm(args: string[], reject = true): ReturnType<typeof exec> {
  * of exactly this volume's devices and a logout only from sessions no other LUN still uses.
  */
 export class IscsiConnector extends ConnectorBase<IscsiProperties> {
+  constructor(fs?: HostFs) {
+    super(fs);
+    // A view read in the background comes with its indexes and the available volumes made.
+    pathsView(this.fs).prepare('iscsi', (s) => {
+      snapshotIndex(s);
+      linkIndex(s);
+      this.fromView(s, 'available', () => availableOn(s));
+    });
+  }
+
   readonly protocol = 'iscsi' as const;
 
   getSearchPath(): string {

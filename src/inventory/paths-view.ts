@@ -43,6 +43,7 @@ export class PathsView {
   private reads = 0;
   private hits = 0;
   private warmWhenAsked = false;
+  private readonly preparers = new Map<string, (s: HostSnapshot) => void>();
 
   constructor(
     private readonly fs: HostFs = realHostFs,
@@ -88,6 +89,16 @@ export class PathsView {
     this.watch(intervalMs);
   }
 
+  /**
+   * Work the answers do on a new view (indexes, an answer that takes no arguments), done when the
+   * watch reads one in the background, so that the first answer after a change does not pay for
+   * it. By key: a connector made again replaces its own. A preparer that throws is ignored (the
+   * answer does the work itself then, and meets the error there).
+   */
+  prepare(key: string, fn: (s: HostSnapshot) => void): void {
+    this.preparers.set(key, fn);
+  }
+
   /** Keep the view warm in the background while calls come (see the class); unref'd, stops by itself. */
   watch(intervalMs = 500, idleMs = 300_000): void {
     if (this.timer) return;
@@ -97,7 +108,17 @@ export class PathsView {
         return;
       }
       const seq = this.counter();
-      if (seq !== null && this.kept?.seq !== seq && this.now() - this.seqSince >= this.quietMs) this.read(seq);
+      if (seq !== null && this.kept?.seq !== seq && this.now() - this.seqSince >= this.quietMs) {
+        const read = this.read(seq);
+        if (this.kept?.snapshot !== read) return;
+        for (const fn of this.preparers.values()) {
+          try {
+            fn(read);
+          } catch {
+            // the answer will do it, and report what fails
+          }
+        }
+      }
     }, intervalMs).unref();
   }
 

@@ -426,8 +426,9 @@ describe('connectors and the orphan oracle', () => {
 
   it('undoes an attach that ends after its caller gave up waiting, so that nothing is left that nobody will detach', async () => {
     const v = await volume('iscsi', { name: 'late1', sizeMiB: 8, initiators: [computeIqn], networks: ['path-a'] });
-    // The target's path-a down for 8 s: the compute's login waits on TCP's retries, and goes through once it is back.
-    await target.startOutage(8, ['path-a']);
+    // The target's path-a down for 4 s: the compute's login waits on TCP's retries of its SYN (at
+    // 1 and 3 s, lost; at 7 s, answered), well after the caller's 3 s, and goes through.
+    await target.startOutage(4, ['path-a']);
     const gaveUp = await compute.connect('iscsi', v.connectionInfo, { timeoutMs: 3000 }).catch((e: Error) => e);
     expect(String(gaveUp)).toMatch(/did not answer POST \/v1\/connectors\/iscsi\/connect/);
     let log = '';

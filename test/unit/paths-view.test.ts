@@ -194,19 +194,28 @@ describe('PathsView', () => {
     }
   });
 
-  it('keeps the view warm from the start when told to (the agent): read once the counter is quiet, with no call, so the first answer comes from a kept view', async () => {
+  it('keeps the view warm from the start when told to (the agent): read once the counter is quiet, with no call, its answers\' work done with it, so the first answer comes from a kept view', async () => {
     const h = host();
     const c = clock();
     const view = new PathsView(h.fs, 1000, c.now);
     views.push(view);
+    // What answers need of a new view is made with it (a preparer that throws is let be).
+    const prepared: unknown[] = [];
+    view.prepare('fails', () => {
+      throw new Error('no');
+    });
+    view.prepare('indexes', (s) => prepared.push(s));
     view.keepWarm(10);
     await new Promise((r) => setTimeout(r, 40));
     expect(view.stats.reads).toBe(0); // the counter was first read just now
     c.at = 1500;
     await new Promise((r) => setTimeout(r, 40));
     expect(view.stats.reads).toBe(1);
-    expect(view.take().kept).toBe(true);
+    const first = view.take();
+    expect(first.kept).toBe(true);
     expect(view.stats).toEqual({ reads: 1, hits: 1 });
+    expect(prepared).toEqual([first.snapshot]);
+    expect(prepared[0]).toBe(first.snapshot);
   });
 
   it('reads the view again in the background once the counter is quiet after a change, while calls come, and stops when they do not', async () => {
