@@ -90,16 +90,17 @@ export class Detach implements DetachResult {
   }
 }
 
-/**
- * What the built-in connectors share: the host reached through one HostFs (sysfs reads and
- * writes; a replayed recording in tests), a 'paths' snapshot of it, and the detach record.
- */
 /** Answers kept with the view they were made from (ConnectorBase.fromView). */
 const answersOfViews = new WeakMap<HostSnapshot, Map<string, unknown>>();
 
 /** Per protocol, the chain of attaches and detaches on this host (see ConnectorBase.serially). */
 const chains = new Map<string, Serial>();
 
+/**
+ * What the built-in connectors share: the host reached through one HostFs (sysfs reads and
+ * writes; a replayed recording in tests), a 'paths' snapshot of it, the answers kept with it, and
+ * the detach record.
+ */
 export abstract class ConnectorBase<P extends ConnectionProperties> implements Connector<P> {
   abstract readonly protocol: P['protocol'];
 

@@ -50,6 +50,8 @@ function iscsiadm(args: string[], reject = true): ReturnType<typeof exec> {
  * of exactly this volume's devices and a logout only from sessions no other LUN still uses.
  */
 export class IscsiConnector extends ConnectorBase<IscsiProperties> {
+  readonly protocol = 'iscsi' as const;
+
   constructor(fs?: HostFs) {
     super(fs);
     // A view read in the background comes with its indexes and the available volumes made.
@@ -59,8 +61,6 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
       this.fromView(s, 'available', () => availableOn(s));
     });
   }
-
-  readonly protocol = 'iscsi' as const;
 
   getSearchPath(): string {
     return '/dev/disk/by-path';
@@ -267,6 +267,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     for (const p of props.paths) key += `\n${p.portal} ${p.iqn} ${p.lun}`;
     return this.fromView(snap, key, () => pathsOn(snap, props));
   }
+
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {
     const snap = this.view({ wwids: true });
     return props ? availableOn(snap, props) : this.fromView(snap, 'available', () => availableOn(snap));
