@@ -92,7 +92,8 @@ export function subsystemControllers(json: string, nqn: string): string[] {
 /** Run the tools on the node and say what they show of `v`. */
 export async function inspectVolume(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[]): Promise<string[]> {
   const script = v.iscsi ? ISCSI_SCRIPT : v.nvme ? NVME_SCRIPT : null;
-  if (script === null) return volumeInTools('', v, stillAttached);
+  // A local disk: no tool of its own to ask (its device is the oracle's to judge).
+  if (script === null) return [];
   const r = await node.client.exec(['sh', '-c', script], { timeoutMs: 60_000 });
   return volumeInTools(r.stdout, v, stillAttached);
 }

@@ -72,16 +72,15 @@ const IQN = /^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a
  * volumes, or a gate job asking again, names the same portals and IQNs over and over, and under
  * TCG each pattern test of them costs tens of microseconds. A check is a pure function of its
  * value, so a value that passed once passes again: only passes are kept (a refusal is worked out
- * afresh, with the field's name in its message); at most `max` values, emptied when full.
+ * afresh, with the field's name in its message); at most 4096 values, emptied when full.
  */
 class Passed<T> {
   private readonly values = new Map<string, T>();
-  constructor(private readonly max = 4096) {}
   get(v: string): T | undefined {
     return this.values.get(v);
   }
   keep(v: string, out: T): T {
-    if (this.values.size >= this.max) this.values.clear();
+    if (this.values.size >= 4096) this.values.clear();
     this.values.set(v, out);
     return out;
   }
@@ -177,15 +176,21 @@ export interface Portal {
   readonly ipv6: boolean;
 }
 
-const passedPortals = new Passed<Portal>();
+/** Each portal that passed, parsed and as brick-lab writes it. */
+const passedPortals = new Passed<{ parsed: Portal; text: string }>();
 
-export function parsePortal(portal: unknown, field: string): Portal {
+function passedPortal(portal: unknown, field: string): { parsed: Portal; text: string } {
   if (typeof portal === 'string') {
     const known = passedPortals.get(portal);
     if (known) return known;
   }
   if (typeof portal !== 'string' || portal === '') refuse(field, `must be a portal "host:port" (got ${describe(portal)})`, 'BAD_PORTAL');
-  return passedPortals.keep(portal, Object.freeze(checkPortal(portal, field)));
+  const parsed = Object.freeze(checkPortal(portal, field));
+  return passedPortals.keep(portal, { parsed, text: formatPortal(parsed) });
+}
+
+export function parsePortal(portal: unknown, field: string): Portal {
+  return passedPortal(portal, field).parsed;
 }
 
 function checkPortal(portal: string, field: string): Portal {
@@ -226,16 +231,9 @@ export function formatPortal(p: Portal): string {
   return p.ipv6 ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
 }
 
-const normalPortals = new Passed<string>();
-
-/** A portal as brick-lab writes it ("host:port", the port always given): parsePortal then formatPortal, remembered. */
+/** A portal as brick-lab writes it ("host:port", the port always given). */
 export function normalPortal(portal: unknown, field: string): string {
-  if (typeof portal === 'string') {
-    const known = normalPortals.get(portal);
-    if (known !== undefined) return known;
-  }
-  const out = formatPortal(parsePortal(portal, field));
-  return normalPortals.keep(portal as string, out);
+  return passedPortal(portal, field).text;
 }
 
 /** os-brick passes target_lun(s) through as ints; a numeric string is a driver bug, so say so. */

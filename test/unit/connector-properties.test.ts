@@ -29,6 +29,16 @@ describe('normaliseIscsi', () => {
     } satisfies IscsiProperties);
   });
 
+  it('keeps each (portal, target, LUN) once, in the order first listed, in a short list and in a long one', () => {
+    const portals = ['10.0.1.1:3260', '10.0.2.1', '10.0.1.1'];
+    const short = normaliseIscsi({ target_portals: portals, target_iqns: portals.map(() => IQN), target_lun: 3 });
+    expect(short.paths).toEqual([{ portal: '10.0.1.1:3260', iqn: IQN, lun: 3 }, { portal: '10.0.2.1:3260', iqn: IQN, lun: 3 }]);
+    // 40 entries, 20 paths each listed twice: the long list is matched through a set of keys.
+    const many = Array.from({ length: 20 }, (_, i) => `10.0.3.${i + 1}:3260`);
+    const long = normaliseIscsi({ target_portals: [...many, ...many], target_iqns: [...many, ...many].map(() => IQN), target_luns: [...many, ...many].map(() => 5) });
+    expect(long.paths).toEqual(many.map((portal) => ({ portal, iqn: IQN, lun: 5 })));
+  });
+
   it('writes out the default port 3260 when the portal has none', () => {
     expect(normaliseIscsi({ target_portal: '10.0.1.1', target_iqn: IQN, target_lun: 0 }).paths).toEqual([{ portal: '10.0.1.1:3260', iqn: IQN, lun: 0 }]);
   });
