@@ -24,6 +24,8 @@ for (const f of AGENT_NODE_FLAGS) {
 }
 
 const file = path.resolve(process.argv[2] || '');
+// What the agent keeps beside its bundle (the template's training file) is found from here.
+process.env.BRICK_AGENT_DIR = path.dirname(file);
 const makeCache = process.argv.includes('--make-cache');
 const cacheFile = `${file}.cache`;
 const source = fs.readFileSync(file, 'utf8');

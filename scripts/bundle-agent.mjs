@@ -50,6 +50,8 @@ copyFileSync(join(root, 'src/system/line_worker.py'), join(root, 'dist/agent/lin
 copyFileSync(join(root, 'src/targets/lio_helper.py'), join(root, 'dist/agent/lio_helper.py'));
 copyFileSync(join(root, 'src/inventory/multipathd_relay.py'), join(root, 'dist/agent/multipathd_relay.py'));
 copyFileSync(join(root, 'src/conformance/os_brick_connector.py'), join(root, 'dist/agent/os_brick_connector.py'));
+// A compute template's training (src/agent/train.ts): a real compute's recorded host and volumes.
+copyFileSync(join(root, 'test/fixtures/guest-6.1.0-56/inventory-attached.json'), join(root, 'dist/agent/agent-training.json'));
 // The agent's node flags (see agent-loader.cjs): V8 takes a code cache only under the flags it was made with.
 execFileSync(process.execPath, ['--compact-on-every-full-gc', join(root, 'dist/agent/agent-loader.cjs'), out, '--make-cache'], {
   env: { ...process.env, BRICK_AGENT_WARMUP: '1' },

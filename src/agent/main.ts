@@ -8,6 +8,7 @@ import { pathsView } from '../inventory/paths-view.js';
 import { buildAgent } from './server.js';
 import { parseAgentEnv } from './agent-env.js';
 import { paths, ROUTES } from './api/paths.js';
+import { loadTraining, trainAnswers, trainRequests } from './train.js';
 import type { Protocol } from '../volume/protocol.js';
 
 /** "path-a=10.10.1.10 path-b=10.10.2.10" from stage 2. */
@@ -59,7 +60,7 @@ const WARMUP_VOLUMES: Array<[Protocol, Record<string, unknown>]> = [
  * their first call in a guest does not compile them. They read this host's sysfs; nothing here
  * attaches, detaches or writes anything. Then stop.
  */
-async function warmup(opts: { health: boolean } = { health: true }): Promise<void> {
+async function warmup(opts: { health: boolean; trainMs: number } = { health: true, trainMs: 0 }): Promise<void> {
   const app = await buildAgent({ lab: 'warmup', node: 'warmup', role: 'compute', token: 'warmup', compute: true });
   await app.ready();
   const headers = { authorization: 'Bearer warmup' };
@@ -73,6 +74,13 @@ async function warmup(opts: { health: boolean } = { health: true }): Promise<voi
     await app.inject({ method: 'POST', url: paths.availableVolumes(protocol), headers, payload: {} });
   }
   await app.inject({ method: 'GET', url: paths.inventory(), headers });
+  // The fetch-paths code trained on real shapes (src/agent/train.ts): in a template for as long as
+  // V8 takes to optimise it, at build time a few dozen rounds, so that the code cache holds it.
+  const training = loadTraining();
+  if (training) {
+    await trainRequests(app, training, 'warmup', opts.trainMs);
+    await trainAnswers(training, opts.trainMs);
+  } else if (opts.trainMs > 0) console.error('brick-lab agent: no training file beside the agent: its first calls will be slower');
   await app.close();
 }
 
@@ -151,7 +159,7 @@ async function main(): Promise<void> {
 async function template(role: string): Promise<void> {
   // Not the health route: it reads the kernel's boot_id, which the kernel makes at its first read,
   // and every node restored from this template would then report the same boot.
-  if (role === 'compute') await warmup({ health: false });
+  if (role === 'compute') await warmup({ health: false, trainMs: 1500 });
   else {
     const app = await buildAgent({ lab: 'template', node: 'template', role: 'target', token: 'template', compute: false, targets: new TargetVolumes('template', [], '/nonexistent') });
     await app.ready();

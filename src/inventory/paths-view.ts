@@ -110,16 +110,20 @@ export class PathsView {
       const seq = this.counter();
       if (seq !== null && this.kept?.seq !== seq && this.now() - this.seqSince >= this.quietMs) {
         const read = this.read(seq);
-        if (this.kept?.snapshot !== read) return;
-        for (const fn of this.preparers.values()) {
-          try {
-            fn(read);
-          } catch {
-            // the answer will do it, and report what fails
-          }
-        }
+        if (this.kept?.snapshot === read) this.prepareOn(read);
       }
     }, intervalMs).unref();
+  }
+
+  /** Run the preparers on a view (the watch's, or a template agent's training view). */
+  prepareOn(s: HostSnapshot): void {
+    for (const fn of this.preparers.values()) {
+      try {
+        fn(s);
+      } catch {
+        // the answer will do it, and report what fails
+      }
+    }
   }
 
   stop(): void {

@@ -62,7 +62,7 @@ describe('provider selection', () => {
     expect(qemu).toHaveLength(1);
     expect(qemu[0]).toMatch(/^qemu-system-x86_64 -name brick-lab:mixed:compute-1 /);
     expect(qemu[0]).toContain('hostfwd=tcp:127.0.0.1:40001-10.0.2.15:8080');
-    expect(qemu[0]).toContain("-append 'console=ttyS0 quiet panic=-1 mitigations=off brick.node=compute-1'");
+    expect(qemu[0]).toContain("-append 'console=ttyS0 quiet panic=-1 mitigations=off norandmaps brick.node=compute-1'");
   });
 
   it('a node is alive while its pid is', () => {

@@ -32,6 +32,10 @@ describe('qemuArgv', () => {
     expect(values(argv, '-serial')).toEqual(['file:/state/labs/unit/compute-1.console.log']);
   });
 
+  it('turns off address space randomisation in the guest (TCG finds its translations by virtual address)', () => {
+    expect(values(argv, '-append')[0]!.split(' ')).toContain('norandmaps');
+  });
+
   it('uses the accelerator arguments for the chosen accel', () => {
     expect(values(argv, '-accel')).toEqual(['tcg,tb-size=128']);
     expect(values(qemuArgv(spec({ accel: 'kvm' })), '-cpu')).toEqual(['host']);

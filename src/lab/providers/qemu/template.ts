@@ -35,13 +35,13 @@ import { macFor, qemuArgv, SHELL_SAFE_PATH, type QemuNodeSpec } from './argv.js'
  */
 
 /** Bumped when what a template holds changes with the same inputs. */
-export const TEMPLATE_FORMAT = 1;
+export const TEMPLATE_FORMAT = 2;
 
 /** A template's MACs carry this node index; stage 2 gives a restored node's NIC of the same index its own MAC. */
 export const TEMPLATE_NODE_INDEX = 255;
 
 /** Files of dist/agent a template's agent runs from (the runtime disk). */
-const RUNTIME_AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs'] as const;
+const RUNTIME_AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'agent-training.json'] as const;
 
 export interface TemplateShape {
   role: string;
