@@ -53,9 +53,9 @@ describe('decideAccel', () => {
 });
 
 describe('accelArgs', () => {
-  it('TCG uses a 128 MiB translation cache and -cpu max', () => {
+  it('TCG uses a 512 MiB translation cache and -cpu max', () => {
     const a = accelArgs('tcg');
-    expect(a[a.indexOf('-accel') + 1]).toBe('tcg,tb-size=128');
+    expect(a[a.indexOf('-accel') + 1]).toBe('tcg,tb-size=512');
     expect(a[a.indexOf('-cpu') + 1]).toBe('max');
   });
 

@@ -37,7 +37,7 @@ describe('qemuArgv', () => {
   });
 
   it('uses the accelerator arguments for the chosen accel', () => {
-    expect(values(argv, '-accel')).toEqual(['tcg,tb-size=128']);
+    expect(values(argv, '-accel')).toEqual(['tcg,tb-size=512']);
     expect(values(qemuArgv(spec({ accel: 'kvm' })), '-cpu')).toEqual(['host']);
   });
 

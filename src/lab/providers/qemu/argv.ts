@@ -69,7 +69,7 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     // No address space randomisation in the guest: under TCG, QEMU's translations are found by
     // the guest's virtual addresses, so every process mapping its libraries at new ones (each
     // iscsiadm, udev helper, python3) had all of its code translated again (1.3 MB of host code
-    // per `true` run by the agent), which filled the 128 MiB translation cache every ~100 runs and
+    // per `true` run by the agent), which filled a 128 MiB translation cache every ~100 runs and
     // threw away every translation, the kernel's and the agent's too, each time. A lab guest is
     // a disposable test machine.
     'norandmaps',
