@@ -78,8 +78,13 @@ async function warmup(opts: { health: boolean; trainMs: number } = { health: tru
   // V8 takes to optimise it, at build time a few dozen rounds, so that the code cache holds it.
   const training = loadTraining();
   if (training) {
-    await trainRequests(app, training, 'warmup', opts.trainMs);
-    await trainAnswers(training, opts.trainMs);
+    // A training that fails costs the first calls their speed, not the node (or the template) its agent.
+    try {
+      await trainRequests(app, training, 'warmup', opts.trainMs);
+      await trainAnswers(training, opts.trainMs);
+    } catch (e) {
+      console.error(`brick-lab agent: training stopped, the first calls will be slower: ${(e as Error).message}`);
+    }
   } else if (opts.trainMs > 0) console.error('brick-lab agent: no training file beside the agent: its first calls will be slower');
   await app.close();
 }
