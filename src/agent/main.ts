@@ -76,16 +76,17 @@ async function warmup(opts: { health: boolean; trainMs: number } = { health: tru
   await app.inject({ method: 'GET', url: paths.inventory(), headers });
   // The fetch-paths code trained on real shapes (src/agent/train.ts): in a template for as long as
   // V8 takes to optimise it, at build time a few dozen rounds, so that the code cache holds it.
-  const training = loadTraining();
-  if (training) {
-    // A training that fails costs the first calls their speed, not the node (or the template) its agent.
-    try {
+  // A training that fails (its file unreadable too) costs the first calls their speed, not the
+  // node (or the template) its agent.
+  try {
+    const training = loadTraining();
+    if (training) {
       await trainRequests(app, training, 'warmup', opts.trainMs);
       await trainAnswers(training, opts.trainMs);
-    } catch (e) {
-      console.error(`brick-lab agent: training stopped, the first calls will be slower: ${(e as Error).message}`);
-    }
-  } else if (opts.trainMs > 0) console.error('brick-lab agent: no training file beside the agent: its first calls will be slower');
+    } else if (opts.trainMs > 0) console.error('brick-lab agent: no training file beside the agent: its first calls will be slower');
+  } catch (e) {
+    console.error(`brick-lab agent: training stopped, the first calls will be slower: ${(e as Error).message}`);
+  }
   await app.close();
 }
 

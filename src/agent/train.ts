@@ -51,11 +51,11 @@ export function loadTraining(dir = process.env.BRICK_AGENT_DIR): TrainingFile | 
 const MIN_MS = 1500;
 const MIN_ROUNDS = 40;
 
-async function forAWhile(round: () => Promise<void> | void, minMs: number): Promise<number> {
+async function forAWhile(round: (n: number) => Promise<void> | void, minMs: number): Promise<number> {
   const from = performance.now();
   let n = 0;
   while (n < MIN_ROUNDS || performance.now() - from < minMs) {
-    await round();
+    await round(n);
     n++;
   }
   return n;
@@ -114,14 +114,14 @@ export async function trainAnswers(t: TrainingFile, minMs = MIN_MS): Promise<{ r
   const view = pathsView(fs);
   const base: HostSnapshot = view.take().snapshot;
   const props = bodies(t).iscsi.map((b) => c.normalise(b));
-  let first: VolumePaths[] | null = null;
-  const rounds = await forAWhile(async () => {
+  let first: VolumePaths[] = [];
+  const rounds = await forAWhile(async (n) => {
     // A new object each round: the indexes and answers kept per view are made again.
     const s = { ...base };
     view.prepareOn(s);
     const answers: VolumePaths[] = [];
     for (const p of props) answers.push(await c.getVolumePaths(p, s));
-    first ??= answers;
+    if (n === 0) first = answers;
   }, minMs);
-  return { rounds, first: first ?? [] };
+  return { rounds, first };
 }
