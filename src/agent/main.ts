@@ -8,6 +8,7 @@ import { pathsView } from '../inventory/paths-view.js';
 import { buildAgent } from './server.js';
 import { parseAgentEnv } from './agent-env.js';
 import { paths, ROUTES } from './api/paths.js';
+import { rehearseOn } from './rehearse.js';
 import { loadTraining, trainAnswers, trainRequests } from './train.js';
 import type { Protocol } from '../volume/protocol.js';
 
@@ -111,6 +112,7 @@ async function main(): Promise<void> {
   if (mpRelay) useMultipathdRelay({ argv: ['/usr/bin/python3', mpRelay] });
   const rebootScript = process.env.BRICK_REBOOT_SCRIPT;
   let closing: Promise<unknown> | null = null;
+  const token = readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim();
   const app = await buildAgent({
     // Exit 75 once closed: stage 2's (or the container entry's) agent loop starts the agent again.
     restart: () => {
@@ -126,11 +128,13 @@ async function main(): Promise<void> {
     requestLog: true,
     node: need('BRICK_NODE'),
     role,
-    token: readFileSync(need('BRICK_AGENT_TOKEN_FILE'), 'utf8').trim(),
+    token,
     readyFile: need('BRICK_AGENT_READY_FILE'),
     timelineFile: need('BRICK_AGENT_TIMELINE'),
     logger: false,
   });
+  // After each change, the fetch-paths routes asked about the volumes the host shows (rehearse.ts).
+  if (role === 'compute') rehearseOn(pathsView(), app, token);
   const host = need('BRICK_AGENT_HOST');
   const port = Number(need('BRICK_AGENT_PORT'));
   await app.listen({ host, port });

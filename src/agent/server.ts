@@ -15,6 +15,7 @@ import { agentMemory } from './memory.js';
 import { Outages } from './outage.js';
 import type { DataNetwork } from '../targets/model.js';
 import { computeRoutes } from './compute.js';
+import { inRehearsal } from '../inventory/paths-view.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
 import type { HostFs } from '../system/hostfs.js';
@@ -153,7 +154,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     const timing = serverTiming(req);
     if (timing) reply.header('server-timing', timing);
     // One line per request on the node's console: the console log is the request log.
-    if (opts.requestLog && req.url !== ROUTES.health && !req.url.startsWith(`${ROUTES.health}?`)) {
+    if (opts.requestLog && req.url !== ROUTES.health && !req.url.startsWith(`${ROUTES.health}?`) && !inRehearsal()) {
       process.stderr.write(`brick-lab agent: ${req.method} ${req.url} ${reply.statusCode} ${start !== undefined ? (performance.now() - start).toFixed(0) : '?'} ms\n`);
     }
     done(null, payload);

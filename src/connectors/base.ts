@@ -146,6 +146,11 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
     return out;
   }
 
+  /** How many answers are kept with a view (the rehearsal's tests; a diagnosis). */
+  static keptAnswers(snap: HostSnapshot): number {
+    return answersOfViews.get(snap)?.size ?? 0;
+  }
+
   /**
    * Run an attach or a detach after every one before it on this host has ended, whatever its
    * outcome: a detach that decides a session is unused while an attach scans its LUN under that

@@ -263,8 +263,9 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
     const snap = snapshot ?? this.view({ wwids: Boolean(props.deviceWwid) });
     // What the answer depends on: the paths and the WWID (a gate job asks for the same volumes again and again).
-    let key = props.deviceWwid ?? '';
-    for (const p of props.paths) key += `\n${p.portal} ${p.iqn} ${p.lun}`;
+    const lines = props.paths.map((p) => `${p.portal} ${p.iqn} ${p.lun}`);
+    if (lines.length > 1) lines.sort();
+    const key = `${props.deviceWwid ?? ''}\n${lines.join('\n')}`;
     return this.fromView(snap, key, () => pathsOn(snap, props));
   }
 

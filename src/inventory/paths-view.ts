@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { UEVENT_SEQNUM } from '../system/sysfs-read.js';
 import { scsiWwid } from '../volume/ids.js';
@@ -31,8 +32,9 @@ import type { HostSnapshot } from './model.js';
  *
  * `watch` keeps the view warm while someone asks: every `intervalMs` it reads the counter, and
  * once it has been quiet for `quietMs` after a change, it reads the view again in the background,
- * so that the first answer after an attach does not pay for it. It stops after `idleMs` without
- * a call.
+ * runs the preparers on it and then the rehearsal (`rehearse`), so that the first answer after an
+ * attach does not pay for any of it. It stops after `idleMs` without a call; the rehearsal's own
+ * calls are not calls.
  */
 export class PathsView {
   private kept: { seq: string; snapshot: HostSnapshot; blocks: BlockIndex } | null = null;
@@ -44,6 +46,10 @@ export class PathsView {
   private hits = 0;
   private warmWhenAsked = false;
   private readonly preparers = new Map<string, (s: HostSnapshot) => void>();
+  private rehearsal: ((s: HostSnapshot) => Promise<void>) | null = null;
+  private rehearsing = false;
+  private pending: HostSnapshot | null = null;
+  private rehearsals = 0;
 
   constructor(
     private readonly fs: HostFs = realHostFs,
@@ -58,12 +64,15 @@ export class PathsView {
    * later calls while nothing changed: never change it.
    */
   take(opts: { wwids?: boolean } = {}): { snapshot: HostSnapshot; kept: boolean } {
-    this.lastCall = this.now();
-    if (this.warmWhenAsked && !this.timer) this.watch();
+    const asked = rehearsalCalls.getStore() !== this;
+    if (asked) {
+      this.lastCall = this.now();
+      if (this.warmWhenAsked && !this.timer) this.watch();
+    }
     const seq = this.counter();
     const k = this.kept;
     if (seq !== null && k !== null && k.seq === seq) {
-      this.hits++;
+      if (asked) this.hits++;
       const snapshot = this.refreshed(k.snapshot, k.blocks, opts.wwids === true);
       if (snapshot !== k.snapshot) k.snapshot = snapshot;
       return { snapshot, kept: true };
@@ -71,9 +80,9 @@ export class PathsView {
     return { snapshot: this.read(seq), kept: false };
   }
 
-  /** How many views were read afresh, and how many answers were made from a kept one. */
-  get stats(): { reads: number; hits: number } {
-    return { reads: this.reads, hits: this.hits };
+  /** How many views were read afresh, how many callers' answers were made from a kept one, and how many rehearsals ran. */
+  get stats(): { reads: number; hits: number; rehearsals: number } {
+    return { reads: this.reads, hits: this.hits, rehearsals: this.rehearsals };
   }
 
   /**
@@ -110,9 +119,47 @@ export class PathsView {
       const seq = this.counter();
       if (seq !== null && this.kept?.seq !== seq && this.now() - this.seqSince >= this.quietMs) {
         const read = this.read(seq);
-        if (this.kept?.snapshot === read) this.prepareOn(read);
+        if (this.kept?.snapshot === read) {
+          this.prepareOn(read);
+          void this.rehearseOn(read);
+        }
       }
     }, intervalMs).unref();
+  }
+
+  /**
+   * What to run once the watch has read and prepared a new view: the node agent asks its own
+   * fetch-paths routes about the volumes the view shows (src/agent/rehearse.ts), so that the
+   * first caller after a change finds their code optimised on this host's objects, run by QEMU
+   * from translations it already made, and the answers kept with the view. Its calls to take()
+   * neither count as calls nor keep the watch going; one rehearsal at a time (a view read while
+   * one runs is rehearsed after it, if still the kept one); a rehearsal that throws is ignored
+   * (the callers' own answers meet the error).
+   */
+  rehearse(fn: ((s: HostSnapshot) => Promise<void>) | null): void {
+    this.rehearsal = fn;
+  }
+
+  /** Run the rehearsal on a view now (the watch's; a test's). Resolves when it ended, whatever its outcome. */
+  async rehearseOn(s: HostSnapshot): Promise<void> {
+    const fn = this.rehearsal;
+    if (!fn) return;
+    if (this.rehearsing) {
+      this.pending = s;
+      return;
+    }
+    this.rehearsing = true;
+    this.rehearsals++;
+    try {
+      await rehearsalCalls.run(this, () => fn(s));
+    } catch {
+      // the callers' own answers meet it
+    } finally {
+      this.rehearsing = false;
+    }
+    const next = this.pending;
+    this.pending = null;
+    if (next && next === this.kept?.snapshot) await this.rehearseOn(next);
   }
 
   /** Run the preparers on a view (the watch's, or a template agent's training view). */
@@ -176,6 +223,14 @@ export class PathsView {
 
 const sameLinks = (a: HostSnapshot['links'], b: HostSnapshot['links']): boolean =>
   a.length === b.length && a.every((l, i) => l.name === b[i]!.name && l.target === b[i]!.target && l.dangling === b[i]!.dangling && l.dir === b[i]!.dir);
+
+/** The view whose rehearsal the current call belongs to (its take() calls are not callers'). */
+const rehearsalCalls = new AsyncLocalStorage<PathsView>();
+
+/** Whether the current call is a view's rehearsal (the agent leaves those out of its request log). */
+export function inRehearsal(): boolean {
+  return rehearsalCalls.getStore() !== undefined;
+}
 
 /** One view per host, shared by every connector of the process (the agent's). */
 const views = new WeakMap<HostFs, PathsView>();

@@ -64,7 +64,7 @@ describe('PathsView', () => {
     c.at = 5000;
     const again = view.take();
     expect(again).toEqual({ snapshot: read.snapshot, kept: true });
-    expect(view.stats).toEqual({ reads: 3, hits: 1 });
+    expect(view.stats).toEqual({ reads: 3, hits: 1, rehearsals: 0 });
     // A uevent: read afresh, and not kept until quiet again.
     h.counter.value = '101';
     expect(view.take().kept).toBe(false);
@@ -83,7 +83,7 @@ describe('PathsView', () => {
       c.at += 10_000;
       expect(view.take().kept).toBe(false);
     }
-    expect(view.stats).toEqual({ reads: 3, hits: 0 });
+    expect(view.stats).toEqual({ reads: 3, hits: 0, rehearsals: 0 });
   });
 
   it('is the paths snapshot of the host, with session and controller states left out (they change with no uevent)', () => {
@@ -204,7 +204,17 @@ describe('PathsView', () => {
     view.prepare('fails', () => {
       throw new Error('no');
     });
-    view.prepare('indexes', (s) => prepared.push(s));
+    const order: string[] = [];
+    view.prepare('indexes', (s) => {
+      prepared.push(s);
+      order.push('prepare');
+    });
+    // Then the rehearsal (the agent's routes asked about the view's volumes, src/agent/rehearse.ts).
+    const rehearsed: unknown[] = [];
+    view.rehearse(async (s) => {
+      rehearsed.push(s);
+      order.push('rehearse');
+    });
     view.keepWarm(10);
     await new Promise((r) => setTimeout(r, 40));
     expect(view.stats.reads).toBe(0); // the counter was first read just now
@@ -213,9 +223,36 @@ describe('PathsView', () => {
     expect(view.stats.reads).toBe(1);
     const first = view.take();
     expect(first.kept).toBe(true);
-    expect(view.stats).toEqual({ reads: 1, hits: 1 });
+    expect(view.stats).toEqual({ reads: 1, hits: 1, rehearsals: 1 });
     expect(prepared).toEqual([first.snapshot]);
     expect(prepared[0]).toBe(first.snapshot);
+    expect(rehearsed[0]).toBe(first.snapshot);
+    expect(order).toEqual(['prepare', 'rehearse']);
+  });
+
+  it('does not take a rehearsal\'s calls for callers: they keep no watch going', async () => {
+    const h = host();
+    const c = clock();
+    const view = new PathsView(h.fs, 1000, c.now);
+    views.push(view);
+    view.rehearse(async () => {
+      view.take();
+      view.take();
+    });
+    view.watch(10, 2000);
+    view.take();
+    c.at = 1500;
+    await new Promise((r) => setTimeout(r, 40));
+    // Kept on the watch's read after the counter was quiet, and rehearsed: no caller since 0.
+    expect(view.stats).toMatchObject({ reads: 2, hits: 0, rehearsals: 1 });
+    h.counter.value = '200';
+    c.at = 1600;
+    await new Promise((r) => setTimeout(r, 40));
+    c.at = 3000;
+    await new Promise((r) => setTimeout(r, 40));
+    // Two seconds since the last caller (the rehearsal's calls at 1500 are not callers'): the
+    // watch stopped, and the change is not read.
+    expect(view.stats).toMatchObject({ reads: 2, hits: 0, rehearsals: 1 });
   });
 
   it('reads the view again in the background once the counter is quiet after a change, while calls come, and stops when they do not', async () => {
