@@ -21,17 +21,49 @@ import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, Volu
 
 const ISCSIADM_TIMEOUT = 120_000;
 
-/** A snapshot's by-path links by name and its multipath maps by member device, made once per snapshot. */
-const linkIndexes = new WeakMap<HostSnapshot, { byPath: Map<string, DevLink>; mapsBySlave: Map<string, MultipathMap[]> }>();
-function linkIndex(snap: HostSnapshot): { byPath: Map<string, DevLink>; mapsBySlave: Map<string, MultipathMap[]> } {
+/**
+ * A snapshot's by-path links by name, its multipath maps by member device, and its sessions by
+ * "portal IQN" (and the IQNs of sessions whose portal is not known yet), made once per snapshot.
+ */
+interface LinkIndex {
+  byPath: Map<string, DevLink>;
+  mapsBySlave: Map<string, MultipathMap[]>;
+  sessionAt: Set<string>;
+  portalUnknown: Set<string>;
+}
+const linkIndexes = new WeakMap<HostSnapshot, LinkIndex>();
+function linkIndex(snap: HostSnapshot): LinkIndex {
   let idx = linkIndexes.get(snap);
   if (!idx) {
-    idx = { byPath: new Map(), mapsBySlave: new Map() };
+    idx = { byPath: new Map(), mapsBySlave: new Map(), sessionAt: new Set(), portalUnknown: new Set() };
     for (const l of snap.links) if (l.dir === 'by-path') idx.byPath.set(l.name, l);
     for (const m of snap.multipathMaps) for (const sl of m.slaves) idx.mapsBySlave.set(sl, [...(idx.mapsBySlave.get(sl) ?? []), m]);
+    for (const x of snap.iscsiSessions) {
+      if (!x.targetIqn) continue;
+      if (x.portal) idx.sessionAt.add(`${x.portal} ${x.targetIqn}`);
+      else idx.portalUnknown.add(x.targetIqn);
+    }
     linkIndexes.set(snap, idx);
   }
   return idx;
+}
+
+/**
+ * What an answer of pathsOn depends on, as a key for the answers kept with a view: the WWID and
+ * the paths the view has something at, in any order. A path whose portal the host has no session
+ * with for its IQN (and no session of that IQN with its portal unknown) and no by-path link named
+ * for adds nothing to the answer (no session of it matches, no link is found), so a volume handed
+ * out with every portal of its target but attached through one (Cinder's properties, os-brick's
+ * single-path attach) has the same key as its attached paths alone.
+ */
+function answerKey(snap: HostSnapshot, props: IscsiProperties): string {
+  const { byPath, sessionAt, portalUnknown } = linkIndex(snap);
+  const lines: string[] = [];
+  for (const p of props.paths) {
+    if (sessionAt.has(`${p.portal} ${p.iqn}`) || portalUnknown.has(p.iqn) || byPath.has(byPathName(p))) lines.push(`${p.portal} ${p.iqn} ${p.lun}`);
+  }
+  if (lines.length > 1) lines.sort();
+  return `${props.deviceWwid ?? ''}\n${lines.join('\n')}`;
 }
 /** The static node record iscsiadm writes on this host, learned from its last one (one per process, like the database). */
 const recordTemplate = new NodeRecordTemplate(ISCSI_NODE_DB);
@@ -262,11 +294,8 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
 
   async getVolumePaths(props: IscsiProperties, snapshot?: HostSnapshot): Promise<VolumePaths> {
     const snap = snapshot ?? this.view({ wwids: Boolean(props.deviceWwid) });
-    // What the answer depends on: the paths and the WWID (a gate job asks for the same volumes again and again).
-    const lines = props.paths.map((p) => `${p.portal} ${p.iqn} ${p.lun}`);
-    if (lines.length > 1) lines.sort();
-    const key = `${props.deviceWwid ?? ''}\n${lines.join('\n')}`;
-    return this.fromView(snap, key, () => pathsOn(snap, props));
+    // Kept by what the answer depends on (a gate job asks for the same volumes again and again).
+    return this.fromView(snap, answerKey(snap, props), () => pathsOn(snap, props));
   }
 
   async getAllAvailableVolumes(props?: IscsiProperties): Promise<AvailableVolume[]> {

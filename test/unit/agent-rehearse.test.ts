@@ -99,10 +99,11 @@ describe('the agent\'s rehearsal', () => {
     // node at every call and are not kept; its rehearsal runs the code only).
     expect(made).toBe(4 + 1);
 
-    // A caller's batch of the volumes on the paths they are attached through (os-brick's
-    // properties as the target hands them out for the multipath one): every answer was kept.
-    const iscsi = Object.keys(volumes).map(asAttached).filter((ci) => ci.driver_volume_type === 'iscsi');
-    expect(iscsi).toHaveLength(4);
+    // A caller's batch of the volumes as the target hands them out (every portal, also for the
+    // three attached through one) and on the paths they are attached through: every answer was kept.
+    const given = Object.values(volumes).map((v) => v.connectionInfo).filter((ci) => ci.driver_volume_type === 'iscsi');
+    const iscsi = [...given, ...Object.keys(volumes).map(asAttached).filter((ci) => ci.driver_volume_type === 'iscsi')];
+    expect(iscsi).toHaveLength(8);
     const r = await app.inject({ method: 'POST', url: '/v1/connectors/iscsi/volume-paths-batch', headers: { authorization: 'Bearer tok' }, payload: { volumes: iscsi } });
     expect(r.statusCode).toBe(200);
     expect((JSON.parse(r.body) as { results: Array<{ paths: string[] }> }).results.every((x) => x.paths.length > 0)).toBe(true);

@@ -169,6 +169,34 @@ describe('PathsView', () => {
     expect(again).toEqual(first);
   });
 
+  it('keeps one answer for a volume however its paths are listed: in any order, and with portals the host has nothing at', async () => {
+    const h = host();
+    const iscsi = new IscsiConnector(h.fs);
+    const view = new PathsView(h.fs, 0, clock().now);
+    view.take();
+    const kept = view.take().snapshot;
+    const p = (ci: unknown): IscsiProperties => normalise('iscsi', ci) as IscsiProperties;
+    // a: handed out with both portals (as Cinder does), attached through the first only.
+    const a = ATTACHED.volumes.a.connectionInfo;
+    const given = await iscsi.getVolumePaths(p(a), kept);
+    const one = p({ ...a, data: { ...a.data, target_portals: undefined, target_iqns: undefined, target_luns: undefined } });
+    expect(one.paths).toHaveLength(1);
+    expect(await iscsi.getVolumePaths(one, kept)).toBe(given);
+    expect(given.paths).toHaveLength(1);
+    // m, on both: the portals listed the other way round, the same answer; one of its portals
+    // alone is another answer (one link), as both hold a session.
+    const m = ATTACHED.volumes.m.connectionInfo;
+    const both = await iscsi.getVolumePaths(p(m), kept);
+    expect(both.paths).toHaveLength(2);
+    const d = m.data as { target_portals: string[]; target_iqns: string[]; target_luns: number[] };
+    const turned = p({ ...m, data: { ...m.data, target_portals: [...d.target_portals].reverse(), target_iqns: [...d.target_iqns].reverse(), target_luns: [...d.target_luns].reverse() } });
+    expect(turned.paths[0]!.portal).not.toBe(p(m).paths[0]!.portal);
+    expect(await iscsi.getVolumePaths(turned, kept)).toBe(both);
+    const alone = await iscsi.getVolumePaths(p({ ...m, data: { ...m.data, target_portals: [d.target_portals[1]], target_iqns: [d.target_iqns[1]], target_luns: [d.target_luns[1]] } }), kept);
+    expect(alone.paths).toHaveLength(1);
+    expect(alone).not.toEqual(both);
+  });
+
   it('answers the available volumes from the kept view while it holds, and afresh once a WWID read again differs (a LUN rescanned in place, no uevent)', async () => {
     // The connector's own view (one per host, on performance.now's clock, quiet for a second).
     vi.useFakeTimers({ toFake: ['performance'] });
