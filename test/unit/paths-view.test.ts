@@ -177,7 +177,8 @@ describe('PathsView', () => {
     const kept = view.take().snapshot;
     const p = (ci: unknown): IscsiProperties => normalise('iscsi', ci) as IscsiProperties;
     // a: handed out with both portals (as Cinder does), attached through the first only.
-    const a = ATTACHED.volumes.a.connectionInfo;
+    type Ci = { driver_volume_type: string; data: Record<string, unknown> };
+    const a = ATTACHED.volumes.a.connectionInfo as Ci;
     const given = await iscsi.getVolumePaths(p(a), kept);
     const one = p({ ...a, data: { ...a.data, target_portals: undefined, target_iqns: undefined, target_luns: undefined } });
     expect(one.paths).toHaveLength(1);
@@ -185,7 +186,7 @@ describe('PathsView', () => {
     expect(given.paths).toHaveLength(1);
     // m, on both: the portals listed the other way round, the same answer; one of its portals
     // alone is another answer (one link), as both hold a session.
-    const m = ATTACHED.volumes.m.connectionInfo;
+    const m = ATTACHED.volumes.m!.connectionInfo as Ci;
     const both = await iscsi.getVolumePaths(p(m), kept);
     expect(both.paths).toHaveLength(2);
     const d = m.data as { target_portals: string[]; target_iqns: string[]; target_luns: number[] };
