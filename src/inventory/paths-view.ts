@@ -117,11 +117,22 @@ export class PathsView {
         return;
       }
       const seq = this.counter();
-      if (seq !== null && this.kept?.seq !== seq && this.now() - this.seqSince >= this.quietMs) {
+      const k = this.kept;
+      if (seq !== null && k?.seq !== seq && this.now() - this.seqSince >= this.quietMs) {
         const read = this.read(seq);
         if (this.kept?.snapshot === read) {
           this.prepareOn(read);
           void this.rehearseOn(read);
+        }
+      } else if (k && k.seq === seq) {
+        // udev makes and removes by-path links after the kernel's uevents (under TCG, seconds
+        // after them when many came): a listing that changed since is taken in here, as a
+        // caller's take() would, and the view that holds it prepared and rehearsed.
+        const now = this.refreshed(k.snapshot, k.blocks, false);
+        if (now !== k.snapshot) {
+          k.snapshot = now;
+          this.prepareOn(now);
+          void this.rehearseOn(now);
         }
       }
     }, intervalMs).unref();

@@ -20,11 +20,13 @@ const ATTACHED = loadInventoryFixture('inventory-attached.json');
 const D = ATTACHED.devices!;
 
 /** The capture, with the uevent counter and any reads a test changes played on top. */
-function host(): { fs: HostFs; counter: { value: string | null }; changed: Map<string, string>; reads: { n: number } } {
+function host(): { fs: HostFs; counter: { value: string | null }; changed: Map<string, string>; reads: { n: number }; gone: Set<string> } {
   const replay = replayHostFs(ATTACHED.recording);
   const counter = { value: '100' as string | null };
   const changed = new Map<string, string>();
   const reads = { n: 0 };
+  // Links udev has taken away since the capture.
+  const gone = new Set<string>();
   const fs: HostFs = {
     ...replay,
     readText(p) {
@@ -32,8 +34,12 @@ function host(): { fs: HostFs; counter: { value: string | null }; changed: Map<s
       reads.n++;
       return changed.get(p) ?? replay.readText(p);
     },
+    readLinks(dir) {
+      const all = replay.readLinks(dir);
+      return gone.size === 0 ? all : all.filter((l) => !gone.has(l.name));
+    },
   };
-  return { fs, counter, changed, reads };
+  return { fs, counter, changed, reads, gone };
 }
 
 /** A clock the test moves. */
@@ -257,6 +263,35 @@ describe('PathsView', () => {
     expect(prepared[0]).toBe(first.snapshot);
     expect(rehearsed[0]).toBe(first.snapshot);
     expect(order).toEqual(['prepare', 'rehearse']);
+  });
+
+  it('takes in by-path links udev changed after the kernel was quiet, in the background, and prepares and rehearses that view', async () => {
+    const h = host();
+    const c = clock();
+    const view = new PathsView(h.fs, 1000, c.now);
+    views.push(view);
+    const prepared: unknown[] = [];
+    const rehearsed: unknown[] = [];
+    view.prepare('p', (s) => prepared.push(s));
+    view.rehearse(async (s) => void rehearsed.push(s));
+    view.watch(10, 60_000);
+    view.take();
+    c.at = 1500;
+    await new Promise((r) => setTimeout(r, 40));
+    const before = view.take();
+    expect(before.kept).toBe(true);
+    expect(view.stats).toMatchObject({ reads: 2, rehearsals: 1 });
+    // udev takes a link away with no uevent of the kernel's since: the watch sees the listing change.
+    const link = before.snapshot.links.find((l) => l.dir === 'by-path')!;
+    h.gone.add(link.name);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(view.stats).toMatchObject({ reads: 2, rehearsals: 2 });
+    expect(prepared).toHaveLength(2);
+    expect(rehearsed[1]).toBe(prepared[1]);
+    const after = view.take();
+    expect(after.kept).toBe(true);
+    expect(after.snapshot).toBe(prepared[1]);
+    expect(after.snapshot.links.some((l) => l.name === link.name)).toBe(false);
   });
 
   it('does not take a rehearsal\'s calls for callers: they keep no watch going', async () => {
