@@ -8,7 +8,8 @@
  *
  * --single is a list of sizes reached in turn on one path (64 attached, measured, then more
  * attached up to 256, measured); --multi volumes are attached on both paths (dm-multipath).
- * brick-lab's figures are the agent's own time (Server-Timing): the first call to a route, then
+ * brick-lab's figures are the agent's own time (Server-Timing): the first call to a route (once the
+ * guest is idle, and half a second after the last request), then
  * the median of --repeat calls after more calls to warm it (at least --warm of them, and for at
  * least --warm-seconds); the time the agent waited for a request's body to arrive over the network
  * (its `receive` phase, about a millisecond under TCG) is not counted, as os-brick's calls have no
@@ -72,6 +73,11 @@ async function osBrick(job: Record<string, unknown>): Promise<OsBrickAnswer> {
  */
 async function agentMs(call: () => Promise<unknown>): Promise<{ first: number; firstPhases: string; warm: number; phases: string; spread: string }> {
   const own = (): number => (c.lastServerMs ?? Number.NaN) - (c.lastServerTimings.receive ?? 0);
+  // The first call on a quiet guest, as a gate job's check comes after its attach has settled:
+  // not in the wake of the row before (a full inventory's warm-up leaves megabytes of garbage,
+  // which the agent collects once it has been idle for a moment, src/agent/idle-gc.ts).
+  await waitIdle();
+  await new Promise((r) => setTimeout(r, 500));
   await call();
   const first = own();
   const firstPhases = Object.entries(c.lastServerTimings).filter(([k]) => k !== 'agent').map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');

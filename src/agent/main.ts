@@ -9,6 +9,7 @@ import { buildAgent } from './server.js';
 import { parseAgentEnv } from './agent-env.js';
 import { paths, ROUTES } from './api/paths.js';
 import { rehearseOn } from './rehearse.js';
+import { IdleScavenger } from './idle-gc.js';
 import { loadTraining, trainAnswers, trainRequests } from './train.js';
 import type { Protocol } from '../volume/protocol.js';
 
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
     localDisks: role === 'compute',
     compute: role === 'compute',
     requestLog: true,
+    idleScavenger: new IdleScavenger(),
     node: need('BRICK_NODE'),
     role,
     token,

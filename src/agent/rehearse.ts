@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { HostSnapshot } from '../inventory/model.js';
 import type { PathsView } from '../inventory/paths-view.js';
 import { iscsiVolumeProperties, nvmeofVolumeProperties, TARGET_ENCODING, toConnectionInfo, type ConnectionInfo } from '../osbrick/index.js';
 import { paths } from './api/paths.js';
+import { scavenge } from './idle-gc.js';
 
 /**
  * The compute agent's rehearsal (PathsView.rehearse): once the watch has read a new view of the
@@ -24,7 +23,7 @@ import { paths } from './api/paths.js';
  */
 
 /** How many times each call is made per rehearsal: V8 optimises a function after some calls, and the optimised code must run once too. */
-export const REHEARSAL_ROUNDS = 5;
+export const REHEARSAL_ROUNDS = 3;
 
 /** The iSCSI and NVMe/TCP volumes a view shows, as connection_info. */
 export function rehearsalVolumes(s: HostSnapshot): { iscsi: ConnectionInfo[]; nvmeof: ConnectionInfo[] } {
@@ -54,21 +53,6 @@ export function rehearsalVolumes(s: HostSnapshot): { iscsi: ConnectionInfo[]; nv
 
 /** The volume id the rehearsal's volumes carry (a view does not know Cinder's ids; answers do not depend on it). */
 const REHEARSAL_VOLUME_ID = '00000000-0000-4000-8000-000000000000';
-
-let youngGc: (() => void) | null | undefined;
-/** V8's scavenge on demand (the flag set at run time; V8 keeps `gc` for contexts made after it). */
-function scavenge(): void {
-  if (youngGc === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const gc = runInNewContext('gc') as (o: { type: 'minor' }) => void;
-      youngGc = () => gc({ type: 'minor' });
-    } catch {
-      youngGc = null;
-    }
-  }
-  youngGc?.();
-}
 
 /** Install the rehearsal on a view, asking `app`'s routes with the agent's token. */
 export function rehearseOn(view: PathsView, app: FastifyInstance, token: string, rounds = REHEARSAL_ROUNDS): void {

@@ -15,6 +15,7 @@ import { agentMemory } from './memory.js';
 import { Outages } from './outage.js';
 import type { DataNetwork } from '../targets/model.js';
 import { computeRoutes } from './compute.js';
+import type { IdleScavenger } from './idle-gc.js';
 import { inRehearsal } from '../inventory/paths-view.js';
 import { openApiDocument, type RouteInfo } from './openapi.js';
 import { localDiskRoutes, targetRoutes } from './targets.js';
@@ -42,6 +43,8 @@ export interface AgentOptions {
   localDisks?: boolean;
   /** One line per request on stderr (the node's console). */
   requestLog?: boolean;
+  /** A node's agent: the young generation emptied once no request has come for a moment (idle-gc.ts). */
+  idleScavenger?: IdleScavenger;
   /** Compute nodes: the connectors' fetch-paths API and the inventory. */
   compute?: boolean;
   /** Where installed connectors go (default /var/lib/brick-lab/connectors). */
@@ -128,8 +131,21 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   // Callback hooks, not async ones: no promise per hook on every request.
   app.addHook('onRequest', (req, _reply, done) => {
     startTiming(req);
+    opts.idleScavenger?.started();
     done();
   });
+  if (opts.idleScavenger) {
+    const s = opts.idleScavenger;
+    app.addHook('onResponse', (_req, _reply, done) => {
+      s.ended();
+      done();
+    });
+    // A request whose client went away gets no response: it ended all the same.
+    app.addHook('onRequestAbort', (_req, done) => {
+      s.ended();
+      done();
+    });
+  }
   app.addHook('preParsing', (req, _reply, _payload, done) => {
     markBodyWait(req);
     done();
