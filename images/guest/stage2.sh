@@ -79,17 +79,6 @@ link set dev $dev address $mac"
 link set dev $dev name $name
 addr add $addr dev $name
 link set dev $name up"
-    # The host reaches the agent through QEMU's user-mode network, whose TCP holds a request's
-    # last partial segment until the guest acknowledges the ones before it, and the guest delays
-    # that acknowledgement (40 ms) unless its route says quickack: measured, a 16-volume batch
-    # waited 43 ms for its body without it and 3-4 ms with it.
-    if [ "$name" = mgmt ]; then
-      ip="${addr%/*}"
-      case "$addr" in
-        */24) batch="$batch
-route replace ${ip%.*}.0/24 dev mgmt proto kernel scope link src $ip quickack 1" ;;
-      esac
-    fi
   done
   printf '%s\n' "$batch" | ip -batch - || fail network "ip -batch failed: $batch"
   mark network
