@@ -3,14 +3,14 @@ import type { HostSnapshot } from '../inventory/model.js';
 import type { PathsView } from '../inventory/paths-view.js';
 import { iscsiVolumeProperties, nvmeofVolumeProperties, TARGET_ENCODING, toConnectionInfo, type ConnectionInfo } from '../osbrick/index.js';
 import { paths } from './api/paths.js';
-import { scavenge } from './idle-gc.js';
 
 /**
  * The compute agent's rehearsal (PathsView.rehearse): once the watch has read a new view of the
  * host after a change (an attach, a detach), the agent asks its own fetch-paths routes, through
  * `inject`, about every volume that view shows, in the shape Cinder hands volumes out
- * (TARGET_ENCODING, as brick-lab's target does), a few times over, then empties V8's young
- * generation. So the first caller after a change finds:
+ * (TARGET_ENCODING, as brick-lab's target does), a few times over; its requests end like any
+ * other, so the agent's idle scavenge (idle-gc.ts) empties V8's young generation after them. So
+ * the first caller after a change finds:
  * - the answers for those volumes kept with the view (the same answers it would make: they are
  *   made from the view by the same code, and a caller's view is the kept one only while the
  *   kernel shows nothing changed, see PathsView);
@@ -67,6 +67,5 @@ export function rehearseOn(view: PathsView, app: FastifyInstance, token: string,
         await app.inject({ method: 'POST', url: paths.availableVolumes(protocol), headers, payload: {} });
       }
     }
-    scavenge();
   });
 }

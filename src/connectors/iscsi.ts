@@ -22,26 +22,26 @@ import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, Volu
 const ISCSIADM_TIMEOUT = 120_000;
 
 /**
- * A snapshot's by-path links by name, its multipath maps by member device, and its sessions by
- * "portal IQN" (and the IQNs of sessions whose portal is not known yet), made once per snapshot.
+ * A snapshot's by-path links by name, its multipath maps by member device, and per target IQN the
+ * portals of its sessions (null for a session whose portal is not known yet), made once per snapshot.
  */
 interface LinkIndex {
   byPath: Map<string, DevLink>;
   mapsBySlave: Map<string, MultipathMap[]>;
-  sessionAt: Set<string>;
-  portalUnknown: Set<string>;
+  sessionPortals: Map<string, Set<string | null>>;
 }
 const linkIndexes = new WeakMap<HostSnapshot, LinkIndex>();
 function linkIndex(snap: HostSnapshot): LinkIndex {
   let idx = linkIndexes.get(snap);
   if (!idx) {
-    idx = { byPath: new Map(), mapsBySlave: new Map(), sessionAt: new Set(), portalUnknown: new Set() };
+    idx = { byPath: new Map(), mapsBySlave: new Map(), sessionPortals: new Map() };
     for (const l of snap.links) if (l.dir === 'by-path') idx.byPath.set(l.name, l);
     for (const m of snap.multipathMaps) for (const sl of m.slaves) idx.mapsBySlave.set(sl, [...(idx.mapsBySlave.get(sl) ?? []), m]);
     for (const x of snap.iscsiSessions) {
       if (!x.targetIqn) continue;
-      if (x.portal) idx.sessionAt.add(`${x.portal} ${x.targetIqn}`);
-      else idx.portalUnknown.add(x.targetIqn);
+      let portals = idx.sessionPortals.get(x.targetIqn);
+      if (!portals) idx.sessionPortals.set(x.targetIqn, (portals = new Set()));
+      portals.add(x.portal || null);
     }
     linkIndexes.set(snap, idx);
   }
@@ -57,10 +57,11 @@ function linkIndex(snap: HostSnapshot): LinkIndex {
  * single-path attach) has the same key as its attached paths alone.
  */
 function answerKey(snap: HostSnapshot, props: IscsiProperties): string {
-  const { byPath, sessionAt, portalUnknown } = linkIndex(snap);
+  const { byPath, sessionPortals } = linkIndex(snap);
   const lines: string[] = [];
   for (const p of props.paths) {
-    if (sessionAt.has(`${p.portal} ${p.iqn}`) || portalUnknown.has(p.iqn) || byPath.has(byPathName(p))) lines.push(`${p.portal} ${p.iqn} ${p.lun}`);
+    const portals = sessionPortals.get(p.iqn);
+    if (portals?.has(p.portal) || portals?.has(null) || byPath.has(byPathName(p))) lines.push(`${p.portal} ${p.iqn} ${p.lun}`);
   }
   if (lines.length > 1) lines.sort();
   return `${props.deviceWwid ?? ''}\n${lines.join('\n')}`;

@@ -120,20 +120,13 @@ export class PathsView {
       const k = this.kept;
       if (seq !== null && k?.seq !== seq && this.now() - this.seqSince >= this.quietMs) {
         const read = this.read(seq);
-        if (this.kept?.snapshot === read) {
-          this.prepareOn(read);
-          void this.rehearseOn(read);
-        }
+        if (this.kept?.snapshot === read) this.madeReady(read);
       } else if (k && k.seq === seq) {
         // udev makes and removes by-path links after the kernel's uevents (under TCG, seconds
         // after them when many came): a listing that changed since is taken in here, as a
-        // caller's take() would, and the view that holds it prepared and rehearsed.
+        // caller's take() would, and the view that holds it made ready.
         const now = this.refreshed(k.snapshot, k.blocks, false);
-        if (now !== k.snapshot) {
-          k.snapshot = now;
-          this.prepareOn(now);
-          void this.rehearseOn(now);
-        }
+        if (now !== k.snapshot) this.madeReady((k.snapshot = now));
       }
     }, intervalMs).unref();
   }
@@ -171,6 +164,12 @@ export class PathsView {
     const next = this.pending;
     this.pending = null;
     if (next && next === this.kept?.snapshot) await this.rehearseOn(next);
+  }
+
+  /** A view the watch now keeps: its preparers run, then its rehearsal. */
+  private madeReady(s: HostSnapshot): void {
+    this.prepareOn(s);
+    void this.rehearseOn(s);
   }
 
   /** Run the preparers on a view (the watch's, or a template agent's training view). */

@@ -53,6 +53,15 @@ afterEach(() => {
   for (const v of views.splice(0)) v.stop();
 });
 
+/** A view of the capture on the test's clock (quiet after a second), stopped after the test. */
+function watched(): { h: ReturnType<typeof host>; c: ReturnType<typeof clock>; view: PathsView } {
+  const h = host();
+  const c = clock();
+  const view = new PathsView(h.fs, 1000, c.now);
+  views.push(view);
+  return { h, c, view };
+}
+
 describe('PathsView', () => {
   it('reads the host afresh while the counter has not been quiet for quietMs, then keeps the view until it moves', () => {
     const h = host();
@@ -230,10 +239,7 @@ describe('PathsView', () => {
   });
 
   it('keeps the view warm from the start when told to (the agent): read once the counter is quiet, with no call, its answers\' work done with it, so the first answer comes from a kept view', async () => {
-    const h = host();
-    const c = clock();
-    const view = new PathsView(h.fs, 1000, c.now);
-    views.push(view);
+    const { h, c, view } = watched();
     // What answers need of a new view is made with it (a preparer that throws is let be).
     const prepared: unknown[] = [];
     view.prepare('fails', () => {
@@ -266,10 +272,7 @@ describe('PathsView', () => {
   });
 
   it('takes in by-path links udev changed after the kernel was quiet, in the background, and prepares and rehearses that view', async () => {
-    const h = host();
-    const c = clock();
-    const view = new PathsView(h.fs, 1000, c.now);
-    views.push(view);
+    const { h, c, view } = watched();
     const prepared: unknown[] = [];
     const rehearsed: unknown[] = [];
     view.prepare('p', (s) => prepared.push(s));
@@ -295,10 +298,7 @@ describe('PathsView', () => {
   });
 
   it('does not take a rehearsal\'s calls for callers: they keep no watch going', async () => {
-    const h = host();
-    const c = clock();
-    const view = new PathsView(h.fs, 1000, c.now);
-    views.push(view);
+    const { h, c, view } = watched();
     view.rehearse(async () => {
       view.take();
       view.take();
@@ -320,10 +320,7 @@ describe('PathsView', () => {
   });
 
   it('reads the view again in the background once the counter is quiet after a change, while calls come, and stops when they do not', async () => {
-    const h = host();
-    const c = clock();
-    const view = new PathsView(h.fs, 1000, c.now);
-    views.push(view);
+    const { h, c, view } = watched();
     view.watch(10, 60_000);
     c.at = 2000;
     view.take();
