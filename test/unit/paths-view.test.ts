@@ -239,7 +239,7 @@ describe('PathsView', () => {
   });
 
   it('keeps the view warm from the start when told to (the agent): read once the counter is quiet, with no call, its answers\' work done with it, so the first answer comes from a kept view', async () => {
-    const { h, c, view } = watched();
+    const { c, view } = watched();
     // What answers need of a new view is made with it (a preparer that throws is let be).
     const prepared: unknown[] = [];
     view.prepare('fails', () => {
