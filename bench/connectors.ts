@@ -19,7 +19,9 @@
  * `first call` shows the coldest), so a warm figure is taken once they are done, by time as well as
  * by count (a fast route makes hundreds of calls in two seconds, a full inventory a dozen).
  * os-brick's are timed inside its Python process (imports done), one call per volume as a caller
- * would make.
+ * would make, and the same way: the first call once the process has slept as long as the agent's
+ * first call waits (a resident caller such as nova-compute answering a check after a quiet spell),
+ * then the median of up to --repeat more; the call right after its import is printed beside.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -55,14 +57,29 @@ const row = (what: string, ours: number, theirs: number | null): void => {
   rows.push([what, fmt(ours), theirs === null ? '-' : fmt(theirs), theirs === null ? '-' : `${(theirs / ours).toFixed(1)}x`]);
 };
 
+/** A read timed as the driver does (bench/os_brick_driver.py): fresh, first after idle, warm. */
+interface OsBrickRead {
+  fresh: number;
+  first: number;
+  warm: number;
+  calls: number;
+}
+
 interface OsBrickAnswer {
-  paths?: { seconds: number };
-  all?: { seconds: number; count: number };
+  paths?: OsBrickRead;
+  all?: OsBrickRead & { count: number };
   cycle?: Array<{ attachSeconds: number; detachSeconds: number }>;
 }
 
+/**
+ * One os-brick process for a job. Its reads are timed like the agent's (agentMs): the first call
+ * once the process and the guest have been idle as long as the agent's first call waits (two
+ * seconds of an idle guest and half a second more), then the median of up to `repeat` calls; the
+ * call right after the import (a one-shot process's figure, which comes with the guest wide awake
+ * from seconds of importing) is printed beside.
+ */
 async function osBrick(job: Record<string, unknown>): Promise<OsBrickAnswer> {
-  const r = await c.run(['python3', '/tmp/os_brick_driver.py'], { input: JSON.stringify(job), timeoutMs: 1_800_000 });
+  const r = await c.run(['python3', '/tmp/os_brick_driver.py'], { input: JSON.stringify({ idleSeconds: 2.5, repeat, budgetSeconds: 15, ...job }), timeoutMs: 1_800_000 });
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as OsBrickAnswer;
 }
 
@@ -115,6 +132,32 @@ async function waitIdle(): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * What the available volumes' answer cannot go below while it tells the truth: every SCSI
+ * device's WWID read again (a LUN rescanned in place changes it with no uevent), here alone,
+ * one pread per device through descriptors held open as the agent holds them, by the agent's own
+ * Node in the compute guest; the median of 30 rounds after 30 not counted.
+ */
+const WWID_FLOOR_JS = `
+const fs = require('fs');
+const dir = '/sys/class/scsi_device';
+const fds = fs.readdirSync(dir).map((d) => { try { return fs.openSync(dir + '/' + d + '/device/wwid', 'r'); } catch { return -1; } }).filter((fd) => fd >= 0);
+const b = Buffer.alloc(4096);
+const xs = [];
+for (let i = 0; i < 60; i++) {
+  const t = performance.now();
+  for (const fd of fds) b.toString('utf8', 0, fs.readSync(fd, b, 0, b.length, 0)).trim();
+  xs.push(performance.now() - t);
+}
+const w = xs.slice(30).sort((a, b) => a - b);
+process.stdout.write(JSON.stringify({ devices: fds.length, ms: w[w.length >> 1] }));
+`;
+
+async function wwidFloor(): Promise<{ devices: number; ms: number }> {
+  const r = await c.run(['/run/brick-lab/runtime/node', '-e', WWID_FLOOR_JS]);
+  return JSON.parse(r.stdout) as { devices: number; ms: number };
+}
+
 async function setUp(n: number, multipath: boolean, prefix: string, from = 0): Promise<TargetVolume[]> {
   const vols: TargetVolume[] = [];
   const target = `iqn.2026-11.io.brick-lab:bench.${prefix}`;
@@ -136,15 +179,16 @@ async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean)
     oursFound = res.results.reduce((a, r) => a + r.paths.length, 0);
   });
   const theirs = await osBrick({ protocol: 'ISCSI', multipath, paths: vols.map((v) => v.connectionInfo.data) });
-  row(`${label}: paths of every volume (${oursFound} paths)`, ours.warm / 1000, theirs.paths!.seconds);
+  row(`${label}: paths of every volume (${oursFound} paths)`, ours.warm / 1000, theirs.paths!.warm);
   rows.push([`    where it went (ms): ${ours.phases}; spread of the ${repeat}: ${ours.spread}`, '', '', '']);
-  row('  the same, first call', ours.first / 1000, theirs.paths!.seconds);
+  row('  the same, first call after a quiet spell', ours.first / 1000, theirs.paths!.first);
   rows.push([`    where it went (ms): ${ours.firstPhases}`, '', '', '']);
+  rows.push([`    os-brick's call right after its import: ${fmt(theirs.paths!.fresh)}; its warm figure: median of ${theirs.paths!.calls}`, '', '', '']);
 }
 
 try {
   await c.run(['tee', '/tmp/os_brick_driver.py'], { input: await readFile(join(PROJECT_ROOT, 'bench', 'os_brick_driver.py'), 'utf8') });
-  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, first call and median of ${repeat} after at least ${warm} more and ${warmMs / 1000} s of them; os-brick: one python3 process per measure (import not counted)\n`);
+  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, first call and median of ${repeat} after at least ${warm} more and ${warmMs / 1000} s of them; os-brick: one python3 process per measure (import not counted), timed the same way (first call after 2.5 s asleep, median of up to ${repeat})\n`);
 
   // Attach + detach cycles, both ends clean.
   const cyc = await t.createIscsiVolume({ name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });
@@ -221,10 +265,13 @@ try {
   const snapMs = await agentMs(() => c.inventory({ timeoutMs: 600_000 }));
   const availMs = await agentMs(() => c.availableVolumes('iscsi', {}, { timeoutMs: 600_000 }));
   const theirsAll = await osBrick({ protocol: 'ISCSI', all: true });
-  row(`all available volumes (${attached} attached)`, availMs.warm / 1000, theirsAll.all!.seconds);
+  row(`all available volumes (${attached} attached)`, availMs.warm / 1000, theirsAll.all!.warm);
   rows.push([`    where it went (ms): ${availMs.phases}; spread of the ${repeat}: ${availMs.spread}`, '', '', '']);
-  row('  the same, first call', availMs.first / 1000, theirsAll.all!.seconds);
+  row('  the same, first call after a quiet spell', availMs.first / 1000, theirsAll.all!.first);
   rows.push([`    where it went (ms): ${availMs.firstPhases}`, '', '', '']);
+  rows.push([`    os-brick's call right after its import: ${fmt(theirsAll.all!.fresh)}; its warm figure: median of ${theirsAll.all!.calls}`, '', '', '']);
+  const floor = await wwidFloor();
+  rows.push([`    the floor of a true answer: the ${floor.devices} WWIDs alone, read again in the agent's Node: ${fmt(floor.ms / 1000)}`, '', '', '']);
   row(`full inventory snapshot (${attached} volumes, ${many.length + one.length + 2 * mp.length} SCSI disks)`, snapMs.warm / 1000, null);
   row('  the same, first call', snapMs.first / 1000, null);
 
