@@ -54,10 +54,10 @@ module.exports = {
     apiModelRule,
     {
       name: 'commands-on-the-contract',
-      comment: 'the CLI sits on agent/api and the host layers, never on the node code',
+      comment: 'the CLI sits on agent/api and the host layers, never on the node code (but `brick-lab agent`, which runs the compute agent on this host, starts it through its entry)',
       severity: 'error',
       from: { path: '^src/cli\\.ts$' },
-      to: { path: anyOf(['inventory', 'connectors', 'targets', 'agent']) },
+      to: { path: anyOf(['inventory', 'connectors', 'targets', 'agent']), pathNot: '^src/agent/host-agent\\.ts$' },
     },
     {
       name: 'no-lower-to-top',

@@ -3,7 +3,7 @@
 // modules would, and the code cache spares the guest compiling it (scripts/agent-loader.cjs).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { chmodSync, copyFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -44,6 +44,19 @@ await build({
   logLevel: 'warning',
   plugins: [lazyServerModules()],
 });
+// The agent for a host the user already has (brick-lab agent), one file that needs only Node.js.
+await build({
+  entryPoints: [join(root, 'src/agent/host-main.ts')],
+  outfile: join(root, 'dist/brick-lab-agent.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  banner: { js: '#!/usr/bin/env node' },
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+chmodSync(join(root, 'dist/brick-lab-agent.cjs'), 0o755);
 copyFileSync(join(root, 'scripts/agent-loader.cjs'), join(root, 'dist/agent/agent-loader.cjs'));
 // The Python workers import line_worker.py from their own folder.
 copyFileSync(join(root, 'src/system/line_worker.py'), join(root, 'dist/agent/line_worker.py'));

@@ -37,6 +37,8 @@ usage:
                 [--multipath] [--check NAME]... [--connector-timeout SECONDS] [--jobs N]
                 [--topology FILE] [--name NAME] [--results DIR] [--keep] [--json]
   brick-lab validate --list [--protocol iscsi|nvmeof|local]... [--multipath]
+  brick-lab agent [--test-host] [--listen ADDR:PORT] [--token-file FILE]
+                [--tls-cert FILE --tls-key FILE] [--allow-attach]
   brick-lab doctor [--json]
   brick-lab image [--json]
 
@@ -59,6 +61,10 @@ when the time is up; --end brings them back now.
 waits until it is ready again, with the same addresses, IQN and host NQN. Its disk keeps /etc/iscsi
 (node records), /etc/multipath and /etc/nvme across the reboot; everything else starts afresh.
 \`restart-agent\` restarts a node's agent (the connector's process) and waits for the new one.
+\`agent\` serves the compute agent on this host, outside any lab (a devstack compute, a
+Kubernetes node): the fetch-paths API, the inventory and the orphan oracle behind a token,
+read-only unless --allow-attach. It runs only on a host marked as a test host (--test-host, or
+the file /etc/brick-lab/test-host); \`brick-lab agent --help\` says more.
 `;
 
 class UsageError extends BrickError {
@@ -160,6 +166,8 @@ async function main(argv: string[]): Promise<number> {
     return verb ? 0 : 2;
   }
   const rest = argv.slice(1);
+  // The agent on this host, outside any lab: options of its own (src/agent/host-agent.ts).
+  if (verb === 'agent') return (await import('./agent/host-agent.js')).hostAgentMain(rest);
   const dashdash = rest.indexOf('--');
   const optsPart = dashdash >= 0 ? rest.slice(0, dashdash) : rest;
   const command = dashdash >= 0 ? rest.slice(dashdash + 1) : [];

@@ -46,24 +46,23 @@ function listReply(key: string, items: readonly object[]): string {
 }
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
-export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs } = {}): Promise<void> {
+export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs; host?: { allowAttach: boolean } } = {}): Promise<void> {
   const hostFs = opts.fs ?? realHostFs;
   const all = builtinConnectors(hostFs);
   const pick = (p: string): Connector => all[p as Protocol];
   const registry = new ConnectorRegistry(opts.connectorsDir);
   /** brick-lab's own connector, or with ?connector=NAME an installed one (brick-lab validate). */
-  const choose = (p: string, name: string | undefined): Promise<Connector> | Connector => (name && name !== 'builtin' ? registry.get(name, p as Protocol) : pick(p));
+  const choose = (p: string, name: string | undefined): Promise<Connector> | Connector => {
+    if (!name || name === 'builtin') return pick(p);
+    if (opts.host) throw new BrickError('CONNECTOR_NOT_INSTALLED', `connector ${name}: a host agent runs brick-lab's own connectors only`, { hint: 'leave ?connector out (or say builtin); installed connectors are for lab nodes (brick-lab validate)' });
+    return registry.get(name, p as Protocol);
+  };
+  // A host agent started without --allow-attach changes nothing on its host.
+  const mayAttach = (what: string): void => {
+    if (opts.host && !opts.host.allowAttach) throw new BrickError('AGENT_READ_ONLY', `${what}: this agent is read-only`, { hint: 'start brick-lab agent with --allow-attach to let it attach and detach volumes on this host' });
+  };
 
-  app.put<{ Params: { name: string }; Body: InstallRequest }>(ROUTES.connectorProgram, { schema: computeSchemas.installConnector }, async (req, reply) => reply.code(201).send(await registry.install(req.params.name, req.body)));
-
-  app.get(ROUTES.connectorPrograms, { schema: computeSchemas.listConnectorPrograms }, async () => ({ connectors: registry.list() }));
-
-  app.delete<{ Params: { name: string } }>(ROUTES.connectorProgram, { schema: computeSchemas.deleteConnectorProgram }, async (req, reply) => {
-    if (!(await registry.uninstall(req.params.name))) {
-      throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(req.params.name)} is installed on this node`);
-    }
-    return reply.code(204).send();
-  });
+  if (!opts.host) programRoutes(app, registry);
 
   app.get(ROUTES.connectors, { schema: computeSchemas.connectors }, async () => ({
     connectors: Object.values(all).map((c) => ({ protocol: c.protocol, searchPath: c.getSearchPath() })),
@@ -107,6 +106,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   });
 
   app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: ConnectRequest }>(ROUTES.connect, { schema: computeSchemas.connect }, async (req, reply) => {
+    mayAttach('connect');
     const c = await choose(req.params.protocol, req.query.connector);
     const props = c.normalise(req.body.properties);
     // A caller that stops waiting (its timeout, a CSI call's deadline) never learns of the device
@@ -134,6 +134,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   });
 
   app.post<{ Params: { protocol: string }; Querystring: { connector?: string }; Body: DisconnectRequest }>(ROUTES.disconnect, { schema: computeSchemas.disconnect }, async (req) => {
+    mayAttach('disconnect');
     const c = await choose(req.params.protocol, req.query.connector);
     return c.disconnectVolume(c.normalise(req.body.properties), req.body.deviceInfo ?? null, { force: req.body.force ?? false, ignoreErrors: req.body.ignoreErrors ?? false });
   });
@@ -268,4 +269,18 @@ function checkedBaseline(b: HostSnapshot): HostSnapshot {
     throw new BrickError('BAD_REQUEST', 'the baseline must be a full snapshot as GET /v1/inventory answers it', { hint: 'take it with GET /v1/inventory before the detach and send it back unchanged' });
   }
   return b;
+}
+
+/** Connector programs installed on a lab node (brick-lab validate): a vendor's code, never on a host agent. */
+function programRoutes(app: FastifyInstance, registry: ConnectorRegistry): void {
+  app.put<{ Params: { name: string }; Body: InstallRequest }>(ROUTES.connectorProgram, { schema: computeSchemas.installConnector }, async (req, reply) => reply.code(201).send(await registry.install(req.params.name, req.body)));
+
+  app.get(ROUTES.connectorPrograms, { schema: computeSchemas.listConnectorPrograms }, async () => ({ connectors: registry.list() }));
+
+  app.delete<{ Params: { name: string } }>(ROUTES.connectorProgram, { schema: computeSchemas.deleteConnectorProgram }, async (req, reply) => {
+    if (!(await registry.uninstall(req.params.name))) {
+      throw new BrickError('CONNECTOR_NOT_INSTALLED', `no connector ${JSON.stringify(req.params.name)} is installed on this node`);
+    }
+    return reply.code(204).send();
+  });
 }

@@ -25,6 +25,8 @@ import { refuseBody, schemaErrorFormatter, validatorCompiler } from './validatio
 
 export const AGENT_VERSION = '0.1.0';
 
+const DPKG_STATUS = '/var/lib/dpkg/status';
+
 export interface AgentOptions {
   lab: string;
   node: string;
@@ -67,6 +69,17 @@ export interface AgentOptions {
   bootIdFile?: string;
   /** The node's data networks, which POST /v1/node/outage takes down for a while (none: it refuses). */
   dataNetworks?: DataNetwork[];
+  /**
+   * An agent on a host the user already has (`brick-lab agent`, src/agent/host-agent.ts), not a
+   * lab's node: every route behind the token (health and /openapi.json too); the compute role's
+   * reads only (connectors, search path, volume paths, available volumes, inventory, diff,
+   * orphans, baselines, host check) and brick-lab's own connectors only; attach and detach
+   * refused unless `allowAttach`; no exec, node control (restart, reboot, outage, kernel log,
+   * memory), local disks, targets or connector programs.
+   */
+  host?: { allowAttach: boolean };
+  /** Serve HTTPS with this certificate and key (PEM): a host agent's --tls-cert and --tls-key. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 /** The largest request body the agent reads (an installed connector's file, base64, is the largest). */
@@ -116,6 +129,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 /** The node agent: the only network surface of a node. */
 export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
     logger: opts.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
     // Every refusal names its field and what was wrong with it (validation.ts).
@@ -212,16 +226,22 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     if (!tokenMatches(req.headers.authorization, opts.token)) {
       await reply.code(401).send({
         code: 'UNAUTHORIZED',
-        message: 'missing or wrong lab token',
-        hint: 'send "Authorization: Bearer <token>"; `brick-lab status` shows where the token file is',
+        message: opts.host ? 'missing or wrong agent token' : 'missing or wrong lab token',
+        hint: opts.host
+          ? 'send "Authorization: Bearer <token>" with the token of the file this agent was started with (--token-file, default /etc/brick-lab/agent-token)'
+          : 'send "Authorization: Bearer <token>"; `brick-lab status` shows where the token file is',
       });
     }
   };
 
+  // A host agent answers nobody without the token, not even its health or its route list.
+  if (opts.host) app.addHook('onRequest', requireToken);
+
   app.get<{ Querystring: { waitReadyMs?: number } }>(ROUTES.health, { schema: systemSchemas.health }, async (req): Promise<HealthReport> => {
     const isReady = (): boolean => !opts.readyFile || existsSync(opts.readyFile);
     await poll(isReady, { timeoutMs: req.query.waitReadyMs ?? 0, intervalMs: 100 });
-    tools ??= parseDpkgStatus(readFileSync(opts.dpkgStatusFile ?? '/var/lib/dpkg/status', 'utf8'));
+    // A host that is not Debian's has no dpkg status: no package versions, not an error.
+    tools ??= existsSync(opts.dpkgStatusFile ?? DPKG_STATUS) ? parseDpkgStatus(readFileSync(opts.dpkgStatusFile ?? DPKG_STATUS, 'utf8')) : {};
     const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
     return {
       lab: opts.lab,
@@ -237,6 +257,25 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
     };
   });
 
+  if (!opts.host) nodeRoutes(app, opts, requireToken);
+
+  if (opts.targets || opts.localDisks || opts.compute) {
+    const targets = opts.host ? undefined : opts.targets;
+    await app.register(async (scoped) => {
+      if (!opts.host) scoped.addHook('onRequest', requireToken);
+      if (targets) await targetRoutes(scoped, targets);
+      if (opts.localDisks && !opts.host) await localDiskRoutes(scoped);
+      if (opts.compute) await computeRoutes(scoped, { ...(opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {}), ...(opts.connectorFs ? { fs: opts.connectorFs } : {}), ...(opts.host ? { host: opts.host } : {}) });
+    });
+  }
+
+  app.get(ROUTES.openapi, async () => openApiDocument(routes, AGENT_VERSION));
+
+  return app;
+}
+
+/** A lab node's own routes: exec, the agent's memory and restart, the node's reboot, outages and kernel log. */
+function nodeRoutes(app: FastifyInstance, opts: AgentOptions, requireToken: (req: FastifyRequest, reply: FastifyReply) => Promise<void>): void {
   app.post<{ Body: ExecRequest }>(ROUTES.exec, {
     onRequest: requireToken,
     schema: systemSchemas.exec,
@@ -305,18 +344,4 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => void (await outages.restore()));
   app.post<{ Body: OutageRequest }>(ROUTES.outage, { onRequest: requireToken, schema: systemSchemas.startOutage }, async (req) => outages.start(req.body.networks, req.body.seconds));
   app.delete(ROUTES.outage, { onRequest: requireToken, schema: systemSchemas.endOutage }, async () => outages.restore());
-
-  if (opts.targets || opts.localDisks || opts.compute) {
-    const targets = opts.targets;
-    await app.register(async (scoped) => {
-      scoped.addHook('onRequest', requireToken);
-      if (targets) await targetRoutes(scoped, targets);
-      if (opts.localDisks) await localDiskRoutes(scoped);
-      if (opts.compute) await computeRoutes(scoped, { ...(opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {}), ...(opts.connectorFs ? { fs: opts.connectorFs } : {}) });
-    });
-  }
-
-  app.get(ROUTES.openapi, async () => openApiDocument(routes, AGENT_VERSION));
-
-  return app;
 }

@@ -37,6 +37,7 @@ export const ERROR_CATALOGUE = {
   CONNECTOR_BAD_REQUEST: bad('not a request of the external connector protocol'),
   LIO_REFUSED: bad('rtslib refused the LIO change asked for'),
   UNAUTHORIZED: { status: 401, meaning: 'missing or wrong lab token' },
+  AGENT_READ_ONLY: { status: 403, meaning: 'a host agent started without --allow-attach does not attach or detach' },
   BODY_TOO_LARGE: { status: 413, meaning: 'the request body is larger than the agent takes' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the request body is not application/json' },
 
@@ -101,6 +102,10 @@ export const ERROR_CATALOGUE = {
   // The host side: CLI, lab, scenarios, conformance kit (never sent by an agent).
   USAGE: host('the command line is wrong'),
   AGENT_NOT_BUILT: host('dist/agent is missing: run npm run build'),
+  NOT_A_TEST_HOST: host('brick-lab agent runs only on a host marked as a test host'),
+  AGENT_TOKEN_FILE: host("the host agent's token file cannot be made, read or is open to others"),
+  AGENT_TLS: host("the host agent's TLS certificate or key cannot be read"),
+  AGENT_LISTEN: host('not an address and port to listen on, or it is taken'),
   AGENT_UNREACHABLE: host("a node's agent did not answer"),
   NODE_COMMAND_FAILED: host('a command run in a node exited non-zero'),
   BAD_SCENARIO_SETS: host('lab/scenarios.yaml is malformed'),
