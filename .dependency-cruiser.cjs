@@ -20,6 +20,8 @@ const MAY_IMPORT = {
   lab: ['system', 'volume', 'osbrick', 'agent/api'],
   scenarios: ['system', 'volume', 'osbrick', 'agent/api', 'lab'],
   conformance: ['system', 'volume', 'osbrick', 'agent/api', 'lab', 'scenarios'],
+  // The client verbs (paths, volumes, inventory, orphans, check): agents of a lab or at a URL.
+  client: ['system', 'volume', 'osbrick', 'agent/api', 'lab'],
 };
 const LAYERS = Object.keys(MAY_IMPORT);
 const NODE_MODEL = ['inventory', 'connectors', 'targets'];

@@ -16,6 +16,8 @@ import { listScenarios, runMain } from './scenarios/run.js';
 import { listChecks, parseProtocols, validateMain } from './conformance/validate.js';
 import { collectEvidence } from './scenarios/evidence.js';
 import { join, resolve } from 'node:path';
+import { checkExitCode, gateCheck, readProperties, resolveHost, volumeOf, type GateCheck, type HostRef } from './client/gate.js';
+import { PROTOCOLS, type Protocol } from './volume/protocol.js';
 
 const USAGE = `brick-lab: a lab of real kernels for proving storage connectors leave no orphans
 
@@ -39,6 +41,14 @@ usage:
   brick-lab validate --list [--protocol iscsi|nvmeof|local]... [--multipath]
   brick-lab agent [--test-host] [--listen ADDR:PORT] [--token-file FILE]
                 [--tls-cert FILE --tls-key FILE] [--allow-attach]
+  brick-lab paths (--node NODE [--name LAB] | --url URL --token-file F) --properties FILE|-
+                [--protocol P] [--json]
+  brick-lab volumes (--node NODE [--name LAB] | --url URL --token-file F) [--protocol P] [--json]
+  brick-lab inventory (--node NODE [--name LAB] | --url URL --token-file F) [--json]
+  brick-lab orphans (--node NODE [--name LAB] | --url URL --token-file F) --properties FILE|-
+                [--protocol P] [--json]
+  brick-lab check --properties FILE|- [--protocol P] [--attached-on HOST]... [--gone-from HOST]...
+                [--name LAB] [--token-file F] [--json]
   brick-lab doctor [--json]
   brick-lab image [--json]
 
@@ -61,6 +71,14 @@ when the time is up; --end brings them back now.
 waits until it is ready again, with the same addresses, IQN and host NQN. Its disk keeps /etc/iscsi
 (node records), /etc/multipath and /etc/nvme across the reboot; everything else starts afresh.
 \`restart-agent\` restarts a node's agent (the connector's process) and waits for the new one.
+\`paths\`, \`volumes\`, \`inventory\` and \`orphans\` ask one compute agent (a lab's node, or any
+\`brick-lab agent\` by URL with its token file) for a volume's paths, the available volumes, the
+host's snapshot, or what the orphan oracle finds left of a volume (exit 1 when something is).
+A volume is its connection properties as JSON (os-brick's connection_info as Cinder hands it,
+or its data with --protocol). \`check\` is the os-brick spec's gate check: the volume must be
+attached on every --attached-on host and gone from every --gone-from host (no path, no device,
+no orphan); a HOST is a compute node of the lab or an agent URL. It exits 0 when every host
+holds, 1 when one does not, 3 when none fails but one could not be asked.
 \`agent\` serves the compute agent on this host, outside any lab (a devstack compute, a
 Kubernetes node): the fetch-paths API, the inventory and the orphan oracle behind a token,
 read-only unless --allow-attach. It runs only on a host marked as a test host (--test-host, or
@@ -140,6 +158,11 @@ const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true
   'restart-agent': { options: ['name', 'json'], node: true },
   run: { options: ['topology', 'name', 'scenario', 'shard', 'jobs', 'results', 'keep', 'json', 'list'] },
   validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'jobs', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
+  paths: { options: ['node', 'name', 'url', 'token-file', 'properties', 'protocol', 'json'] },
+  volumes: { options: ['node', 'name', 'url', 'token-file', 'protocol', 'json'] },
+  inventory: { options: ['node', 'name', 'url', 'token-file', 'json'] },
+  orphans: { options: ['node', 'name', 'url', 'token-file', 'properties', 'protocol', 'json'] },
+  check: { options: ['properties', 'protocol', 'attached-on', 'gone-from', 'name', 'token-file', 'json'] },
   doctor: { options: ['json'] },
   image: { options: ['json'] },
 };
@@ -199,6 +222,12 @@ async function main(argv: string[]): Promise<number> {
         multipath: { type: 'boolean', default: false },
         check: { type: 'string', multiple: true },
         'connector-timeout': { type: 'string' },
+        node: { type: 'string' },
+        url: { type: 'string' },
+        'token-file': { type: 'string' },
+        properties: { type: 'string' },
+        'attached-on': { type: 'string', multiple: true },
+        'gone-from': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -355,6 +384,12 @@ async function main(argv: string[]): Promise<number> {
         signal: ac.signal,
       });
     }
+    case 'paths':
+    case 'volumes':
+    case 'inventory':
+    case 'orphans':
+    case 'check':
+      return clientVerb(verb, o, name);
     default:
       throw new UsageError(`unknown verb ${verb}`);
   }
@@ -377,5 +412,106 @@ export async function cli(argv: string[]): Promise<number> {
     }
     process.stderr.write(`brick-lab: unexpected error: ${(e as Error).stack ?? String(e)}\n`);
     return 1;
+  }
+}
+
+interface ClientOptions {
+  node?: string | undefined;
+  url?: string | undefined;
+  'token-file'?: string | undefined;
+  properties?: string | undefined;
+  protocol?: string[] | undefined;
+  'attached-on'?: string[] | undefined;
+  'gone-from'?: string[] | undefined;
+  json: boolean;
+}
+
+/** The one agent a client verb asks: --node of the lab, or --url with --token-file. */
+async function oneHost(verb: string, o: ClientOptions, labName: string): Promise<HostRef> {
+  if (Boolean(o.node) === Boolean(o.url)) throw new UsageError(`${verb} asks one agent: give --node NODE (a lab's compute) or --url URL (with --token-file)${o.node ? ', not both' : ''}`);
+  if (o.node && o['token-file']) throw new UsageError(`${verb}: --token-file goes with --url (a lab's node uses the lab's token)`);
+  return resolveHost(o.node ?? o.url!, { labName, ...(o['token-file'] ? { tokenFile: o['token-file'] } : {}) });
+}
+
+function oneProtocol(verb: string, o: ClientOptions): string | undefined {
+  if ((o.protocol?.length ?? 0) > 1) throw new UsageError(`${verb} takes one --protocol, got ${o.protocol!.join(', ')}`);
+  return o.protocol?.[0];
+}
+
+function needProperties(verb: string, o: ClientOptions): Record<string, unknown> {
+  if (!o.properties) throw new UsageError(`${verb} needs --properties FILE (the volume's connection_info as JSON; - for standard input)`);
+  return readProperties(o.properties);
+}
+
+const list = (xs: readonly string[]): string => (xs.length > 0 ? xs.join(' ') : '-');
+
+function formatCheck(c: GateCheck): string {
+  const rows = [['HOST', 'EXPECTED', 'VERDICT', 'DETAIL'], ...c.hosts.map((h) => [h.host, h.expect, h.verdict === 'error' ? `error ${h.code ?? ''}`.trim() : h.verdict, h.detail])];
+  const n = c.hosts.length;
+  const hosts = `host${n === 1 ? '' : 's'}`;
+  const fails = c.hosts.filter((h) => h.verdict === 'fails').length;
+  const errors = c.hosts.filter((h) => h.verdict === 'error').length;
+  const why = [...(fails > 0 ? [`${fails} of ${n} ${hosts} ${fails === 1 ? 'does' : 'do'} not hold`] : []), ...(errors > 0 ? [`${errors} of ${n} ${hosts} could not be asked`] : [])];
+  return `${table(rows)}\n${c.ok ? `check holds on all ${n} ${hosts}` : `check FAILED: ${why.join('; ')}`}`;
+}
+
+/** paths, volumes, inventory, orphans, check: clients of compute agents (src/client/gate.ts). */
+async function clientVerb(verb: string, o: ClientOptions, labName: string): Promise<number> {
+  const out = (json: unknown, text: string): void => void process.stdout.write(o.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
+  if (verb === 'check') {
+    const volume = volumeOf(needProperties(verb, o), oneProtocol(verb, o));
+    const attached = o['attached-on'] ?? [];
+    const gone = o['gone-from'] ?? [];
+    if (attached.length + gone.length === 0) throw new UsageError('check needs at least one --attached-on HOST or --gone-from HOST');
+    // Every host resolved (lab, node, URL, token) before any is asked.
+    const opts = { labName, ...(o['token-file'] ? { tokenFile: o['token-file'] } : {}) };
+    const on = await Promise.all(attached.map((h) => resolveHost(h, opts)));
+    const from = await Promise.all(gone.map((h) => resolveHost(h, opts)));
+    const c = await gateCheck(volume, on, from);
+    out(c, formatCheck(c));
+    return checkExitCode(c);
+  }
+  const host = await oneHost(verb, o, labName);
+  switch (verb) {
+    case 'paths': {
+      const v = volumeOf(needProperties(verb, o), oneProtocol(verb, o));
+      const r = await host.client.volumePaths(v.protocol, v.properties);
+      out(r, `paths:   ${list(r.paths)}\ndevices: ${list(r.devices)}`);
+      return 0;
+    }
+    case 'volumes': {
+      const p = oneProtocol(verb, o);
+      if (p !== undefined && !(PROTOCOLS as readonly string[]).includes(p)) throw new UsageError(`--protocol ${JSON.stringify(p)}: one of ${PROTOCOLS.join(', ')}`);
+      const protocols = p ? [p as Protocol] : [...PROTOCOLS];
+      const found: Record<string, Awaited<ReturnType<typeof host.client.availableVolumes>>['volumes']> = {};
+      for (const q of protocols) found[q] = (await host.client.availableVolumes(q, {})).volumes;
+      const rows = [['PROTOCOL', 'IDENTITY', 'PATHS', 'DEVICES']];
+      for (const [q, vs] of Object.entries(found)) for (const v of vs) rows.push([q, Object.entries(v.identity).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => `${k}=${Array.isArray(x) ? x.join(',') : String(x)}`).join(' '), list(v.paths), list(v.devices)]);
+      out(found, rows.length > 1 ? table(rows) : `no volume of ${protocols.join(', ')} on ${host.spec}`);
+      return 0;
+    }
+    case 'inventory': {
+      const s = await host.client.inventory();
+      const lines = [
+        `${host.spec}: taken at ${s.takenAt}`,
+        `scsi devices (${s.scsiDevices.length}): ${list(s.scsiDevices.map((d) => `${d.hctl}${d.block ? `=${d.block}` : ''}`))}`,
+        `iscsi sessions (${s.iscsiSessions.length}): ${list(s.iscsiSessions.map((x) => `${x.sid} ${x.targetIqn ?? '?'} ${x.portal ?? '?'}`))}`,
+        `iscsi node records (${s.iscsiNodes.length}): ${list(s.iscsiNodes.map((x) => `${x.iqn} ${x.portal}`))}`,
+        `nvme controllers (${s.nvmeControllers.length}): ${list(s.nvmeControllers.map((x) => `${x.name} ${x.subsysNqn ?? '?'}`))}`,
+        `nvme namespaces (${s.nvmeNamespaces.length}): ${list(s.nvmeNamespaces.map((x) => x.name))}`,
+        `multipath maps (${s.multipathMaps.length}): ${list(s.multipathMaps.map((m) => `${m.dm}${m.name ? `=${m.name}` : ''}`))}`,
+        `by-path and by-id links: ${s.links.length}`,
+      ];
+      out(s, lines.join('\n'));
+      return 0;
+    }
+    case 'orphans': {
+      const v = volumeOf(needProperties(verb, o), oneProtocol(verb, o));
+      const r = await host.client.orphans({ protocol: v.protocol, properties: v.properties });
+      out(r, r.clean ? `${host.spec}: clean, nothing of the volume is left` : `${host.spec}: ${r.orphans.length} orphan${r.orphans.length === 1 ? '' : 's'}\n${r.orphans.map((x) => `  ${x.kind} ${x.id}: ${x.evidence}`).join('\n')}`);
+      return r.clean ? 0 : 1;
+    }
+    default:
+      throw new UsageError(`unknown verb ${verb}`);
   }
 }
