@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
-import { CLI, NOTHING, cli, hostTraces, waitFor } from './helpers.js';
+import { exec } from '../../src/system/exec.js';
+import { CLI, NOTHING, ROOT, cli, hostTraces, waitFor } from './helpers.js';
 
-/** The main job through the real CLI, as the README's first command runs it. */
+/** The main job through the real CLI, as the README's first command runs it, and as the reusable action runs it. */
 describe('brick-lab run', () => {
   it('brings a lab up, runs the quick set, prints the table, writes the reports; a run killed mid-scenario is found, reported and cleaned by the next', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
@@ -37,9 +38,26 @@ describe('brick-lab run', () => {
 
     // The next run on the lab finds the claim of a process that is gone: it marks that report
     // interrupted, puts the lab back (outage ended, volume detached, target emptied), then runs.
+    // This run goes through the reusable action's own steps (action.yml), as a connector
+    // repository's workflow runs them: its inputs as INPUT_* variables into scripts/action/run.mjs
+    // (the CLI, in that process), then scripts/action/summary.mjs onto the job summary.
     const results = join(dir, 'results');
-    const r = await cli(['run', '--topology', topo, '--scenario', 'quick', '--jobs', '2', '--results', results]);
+    const outputs = join(dir, 'github-output');
+    const jobSummary = join(dir, 'step-summary.md');
+    await writeFile(outputs, '');
+    await writeFile(jobSummary, '');
+    const github = { ...process.env, GITHUB_OUTPUT: outputs, GITHUB_STEP_SUMMARY: jobSummary };
+    const r = await exec([process.execPath, join(ROOT, 'scripts', 'action', 'run.mjs')], {
+      timeoutMs: 15 * 60_000,
+      reject: false,
+      env: { ...github, INPUT_COMMAND: 'run', INPUT_TOPOLOGY: topo, INPUT_SCENARIOS: 'quick', INPUT_JOBS: '2', INPUT_RESULTS: results },
+    });
     expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe(`brick-lab run --results ${results} --topology ${topo} --jobs 2 --scenario quick`);
+    expect(await readFile(outputs, 'utf8')).toBe(`results=${results}\nexit-code=0\n`);
+    const summaryStep = await exec([process.execPath, join(ROOT, 'scripts', 'action', 'summary.mjs'), results], { env: github, reject: false });
+    expect(summaryStep.exitCode).toBe(0);
+    expect(await readFile(jobSummary, 'utf8')).toMatch(/^## brick-lab: no orphans/);
     // One compute: one scenario at a time, and it says so.
     expect(r.stderr).toContain('[scenario] the lab has 1 compute node: 1 scenario at once');
     expect(r.stderr).toMatch(new RegExp(`the run started at \\S+ \\(pid ${child.pid}\\) on this lab was interrupted; its report now says so: ${join(killed, 'report.json')}; putting the lab back first`));
