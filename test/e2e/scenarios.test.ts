@@ -6,6 +6,7 @@ import type { Scenario } from '../../src/scenarios/catalog.js';
 import { ALL_SCENARIOS, runScenario } from '../../src/scenarios/runner.js';
 import { cli, ROOT } from './helpers.js';
 import { describeScenarios } from './scenario-suite.js';
+import { describeHostAgent } from './host-agent-cases.js';
 import { describeValidate } from './validate-cases.js';
 
 // Every scenario of the suite on one lab of a target and two computes: the round trips per
@@ -127,4 +128,6 @@ describeScenarios('suite', 'e2e-scen', ALL_SCENARIOS, 2, (lab) => {
 
   // brick-lab validate on this same lab (the same target and two computes), after the suite.
   describeValidate(lab);
+  // brick-lab agent on two of its computes playing a user's own hosts: the gate check of a live migration.
+  describeHostAgent(lab);
 });
