@@ -154,7 +154,7 @@ process.stdout.write(JSON.stringify({ devices: fds.length, ms: w[w.length >> 1] 
 `;
 
 async function wwidFloor(): Promise<{ devices: number; ms: number }> {
-  const r = await c.run(['/run/brick-lab/runtime/node', '-e', WWID_FLOOR_JS]);
+  const r = await c.run(['/opt/brick-lab/node/node', '-e', WWID_FLOOR_JS]);
   return JSON.parse(r.stdout) as { devices: number; ms: number };
 }
 

@@ -22,8 +22,10 @@ import { ROOT, cli } from './helpers.js';
  * passing after the migration and failing, naming what is left, while the source keeps a device.
  */
 
-const GUEST_NODE = '/run/brick-lab/runtime/node';
-const AGENT = '/opt/brick-lab/brick-lab-agent.cjs';
+// The guest's Node.js: the lab's own runtime share, there in a booted node and in one restored from a template alike.
+const GUEST_NODE = '/opt/brick-lab/node/node';
+const AGENT_DIR = '/usr/local/lib/brick-lab-agent';
+const AGENT = `${AGENT_DIR}/brick-lab-agent.cjs`;
 const PIDFILE = '/run/brick-lab-host-agent.pid';
 const GUEST_PORT = 8470;
 
@@ -69,7 +71,7 @@ export function describeHostAgent(lab: () => LabRecord): void {
       // Both hosts at once (each guest has its own vCPU): the same steps a user takes on each.
       await Promise.all(hosts.map(async (h) => {
         const c = node[h]!;
-        await c.run(['mkdir', '-p', '/opt/brick-lab']);
+        await c.run(['mkdir', '-p', AGENT_DIR]);
         await c.run(['dd', `of=${AGENT}`, 'status=none'], { input: bundle, timeoutMs: 120_000 });
         // Not a test host yet: refused, saying how to mark it, and nothing made.
         const refused = await c.exec([GUEST_NODE, AGENT, '--listen', `0.0.0.0:${GUEST_PORT}`], { timeoutMs: 60_000 });
@@ -113,6 +115,13 @@ export function describeHostAgent(lab: () => LabRecord): void {
       const heldPy = await python();
       expect(heldPy.exitCode, `${heldPy.stdout}${heldPy.stderr}`).toBe(0);
       expect(JSON.parse(heldPy.stdout)).toMatchObject({ ok: true });
+      // The same hosts as the lab's own nodes (their lab agents, the lab's token): the verbs by --node and --name.
+      const byNode = await cli(['check', '--name', rec.name, '--properties', props, '--attached-on', 'compute-2', '--gone-from', 'compute-1', '--json']);
+      expect(byNode.exitCode, byNode.stderr).toBe(0);
+      expect(JSON.parse(byNode.stdout)).toMatchObject({ ok: true, hosts: [{ host: 'compute-2', verdict: 'holds' }, { host: 'compute-1', verdict: 'holds' }] });
+      const listed = await cli(['volumes', '--name', rec.name, '--node', 'compute-2', '--protocol', 'iscsi', '--json']);
+      expect(listed.exitCode, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as { iscsi: Array<{ devices: string[] }> }).iscsi.map((x) => x.devices)).toEqual([onDestination.devices]);
 
       // The source attached again and kept: the check fails and names what the source still has.
       const kept = await agent('compute-1').connect('iscsi', v.connectionInfo);
@@ -139,7 +148,7 @@ export function describeHostAgent(lab: () => LabRecord): void {
       await Promise.all(hosts.map(async (h) => {
         const c = node[h]!;
         await c.exec(['start-stop-daemon', '--stop', '--oknodo', '--retry', '5', '--remove-pidfile', '--pidfile', PIDFILE]).catch(() => undefined);
-        await c.exec(['rm', '-rf', '/etc/brick-lab', '/opt/brick-lab', '/var/log/brick-lab-agent.log']).catch(() => undefined);
+        await c.exec(['rm', '-rf', '/etc/brick-lab', AGENT_DIR, '/var/log/brick-lab-agent.log']).catch(() => undefined);
       }));
       await target.deleteVolume(volumeName).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });

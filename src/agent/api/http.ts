@@ -77,8 +77,12 @@ export class AgentHttp {
       res = await sendPastStaleSockets(send);
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new BrickError('AGENT_UNREACHABLE', `agent of ${this.node} at ${this.url} did not answer ${method} ${path}: ${(e as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`, {
-        hint: `check the node with \`brick-lab status\` and its console with \`brick-lab logs ${this.node}\``,
+      // A lab's node, or an agent named by its URL (brick-lab agent on a user's host).
+      const byUrl = /^https?:\/\//.test(this.node);
+      throw new BrickError('AGENT_UNREACHABLE', `${byUrl ? `agent at ${this.url}` : `agent of ${this.node} at ${this.url}`} did not answer ${method} ${path}: ${(e as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''}`, {
+        hint: byUrl
+          ? 'check that brick-lab agent runs there and listens on that address and port (its --listen); for a certificate a private CA signed, set NODE_EXTRA_CA_CERTS to that CA'
+          : `check the node with \`brick-lab status\` and its console with \`brick-lab logs ${this.node}\``,
         cause: e,
       });
     }
