@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { ROUTES } from '../../src/agent/api/paths.js';
 import { checkTestHost, DEFAULT_LISTEN, DEFAULT_TOKEN_FILE, ensureToken, parseHostAgentArgs, parseListen, startHostAgent, type HostAgentOptions, type RunningHostAgent } from '../../src/agent/host-agent.js';
 import { pathsView } from '../../src/inventory/paths-view.js';
 import { BrickError } from '../../src/system/errors.js';
+import { exec } from '../../src/system/exec.js';
 
 const TLS = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 
@@ -222,3 +224,51 @@ describe('brick-lab agent on this host', () => {
     }
   });
 });
+
+/** `brick-lab agent` as a user runs it: the CLI verb (from dist/, built before the tests). */
+describe('brick-lab agent, the CLI verb', () => {
+  const BIN = fileURLToPath(new URL('../../bin/brick-lab.js', import.meta.url));
+
+  it('prints its usage for --help, and refuses an unmarked host and a bad option with exit 1 and 2', async () => {
+    const help = await exec([process.execPath, BIN, 'agent', '--help'], { timeoutMs: 60_000, reject: false });
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain('usage: brick-lab agent [--test-host] [--listen ADDR:PORT] [--token-file FILE]');
+    const env = { ...process.env, BRICK_LAB_TEST_HOST_FILE: join(dir, 'no-marker') };
+    const tokenFile = join(dir, 'cli-refused-token');
+    const refused = await exec([process.execPath, BIN, 'agent', '--listen', '127.0.0.1:0', '--token-file', tokenFile], { timeoutMs: 60_000, reject: false, env });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain(`brick-lab: NOT_A_TEST_HOST: this host is not marked as a test host`);
+    expect(refused.stderr).toContain(`create ${join(dir, 'no-marker')}`);
+    expect(existsSync(tokenFile)).toBe(false);
+    const bad = await exec([process.execPath, BIN, 'agent', '--test-host', '--exec'], { timeoutMs: 60_000, reject: false, env });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/USAGE: brick-lab agent: .*--exec/);
+  });
+
+  it('serves until SIGTERM, then closes and exits 0', async () => {
+    const tokenFile = join(dir, 'cli-token');
+    const child = spawn(process.execPath, [BIN, 'agent', '--test-host', '--listen', '127.0.0.1:0', '--token-file', tokenFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no serving line: ${stderr}`)), 30_000);
+        child.stderr.on('data', () => {
+          const m = /serving (http:\/\/127\.0\.0\.1:\d+) \(read-only\); token in (\S+) \(made now\)/.exec(stderr);
+          if (m) {
+            clearTimeout(t);
+            resolve(m[1]!);
+          }
+        });
+      });
+      const client = new ComputeClient('cli', url, readFileSync(tokenFile, 'utf8').trim());
+      expect((await client.health()).state).toBe('ready');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(stderr).toContain('brick-lab agent: SIGTERM: closing');
+  });
+});
+
