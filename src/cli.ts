@@ -17,7 +17,7 @@ import { listChecks, parseProtocols, validateMain } from './conformance/validate
 import { collectEvidence } from './scenarios/evidence.js';
 import { join, resolve } from 'node:path';
 import { checkExitCode, gateCheck, readProperties, resolveHost, volumeOf, type GateCheck, type HostRef } from './client/gate.js';
-import { PROTOCOLS, type Protocol } from './volume/protocol.js';
+import { isProtocol, PROTOCOLS, type Protocol } from './volume/protocol.js';
 
 const USAGE = `brick-lab: a lab of real kernels for proving storage connectors leave no orphans
 
@@ -481,8 +481,8 @@ async function clientVerb(verb: string, o: ClientOptions, labName: string): Prom
     }
     case 'volumes': {
       const p = oneProtocol(verb, o);
-      if (p !== undefined && !(PROTOCOLS as readonly string[]).includes(p)) throw new UsageError(`--protocol ${JSON.stringify(p)}: one of ${PROTOCOLS.join(', ')}`);
-      const protocols = p ? [p as Protocol] : [...PROTOCOLS];
+      if (p !== undefined && !isProtocol(p)) throw new UsageError(`--protocol ${JSON.stringify(p)}: one of ${PROTOCOLS.join(', ')}`);
+      const protocols: Protocol[] = p ? [p] : [...PROTOCOLS];
       const found: Record<string, Awaited<ReturnType<typeof host.client.availableVolumes>>['volumes']> = {};
       for (const q of protocols) found[q] = (await host.client.availableVolumes(q, {})).volumes;
       const rows = [['PROTOCOL', 'IDENTITY', 'PATHS', 'DEVICES']];

@@ -3,7 +3,8 @@
 // it and the action's run step (run.mjs) and the e2e test use the one function.
 
 const COMMANDS = ['run', 'validate'];
-const PROTOCOLS = ['iscsi', 'nvmeof', 'local'];
+/** src/volume/protocol.ts's PROTOCOLS (test/unit/action.test.ts holds them equal). */
+export const PROTOCOLS = ['iscsi', 'nvmeof', 'local'];
 
 export class InputError extends Error {}
 
@@ -31,7 +32,8 @@ export function actionArgv(env) {
   if (topology) argv.push('--topology', topology);
   const jobs = (env.INPUT_JOBS ?? '').trim();
   if (jobs) {
-    if (!/^[1-9][0-9]?$/.test(jobs)) throw new InputError(`input jobs: "${jobs}" is not a whole number from 1 to 99`);
+    // The CLI's own bound (--jobs, src/cli.ts).
+    if (!/^[1-9][0-9]?$/.test(jobs) || Number(jobs) > 64) throw new InputError(`input jobs: "${jobs}" is not a whole number from 1 to 64`);
     argv.push('--jobs', jobs);
   }
   const scenarios = words(env.INPUT_SCENARIOS);

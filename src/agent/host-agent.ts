@@ -78,7 +78,6 @@ export function parseHostAgentArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   if (values.help) return null;
   if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) throw usage(`brick-lab agent: --tls-cert and --tls-key go together (got only ${values['tls-cert'] ? '--tls-cert' : '--tls-key'})`);
   if (!values['token-file']) throw usage('brick-lab agent: --token-file is empty');
-  parseListen(values.listen);
   return {
     testHost: values['test-host'],
     markerFile: env.BRICK_LAB_TEST_HOST_FILE || TEST_HOST_MARKER,

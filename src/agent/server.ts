@@ -75,7 +75,7 @@ export interface AgentOptions {
    * reads only (connectors, search path, volume paths, available volumes, inventory, diff,
    * orphans, baselines, host check) and brick-lab's own connectors only; attach and detach
    * refused unless `allowAttach`; no exec, node control (restart, reboot, outage, kernel log,
-   * memory), local disks, targets or connector programs.
+   * memory) or connector programs. startHostAgent builds it with neither targets nor local disks.
    */
   host?: { allowAttach: boolean };
   /** Serve HTTPS with this certificate and key (PEM): a host agent's --tls-cert and --tls-key. */
@@ -260,11 +260,11 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
   if (!opts.host) nodeRoutes(app, opts, requireToken);
 
   if (opts.targets || opts.localDisks || opts.compute) {
-    const targets = opts.host ? undefined : opts.targets;
+    const targets = opts.targets;
     await app.register(async (scoped) => {
       if (!opts.host) scoped.addHook('onRequest', requireToken);
       if (targets) await targetRoutes(scoped, targets);
-      if (opts.localDisks && !opts.host) await localDiskRoutes(scoped);
+      if (opts.localDisks) await localDiskRoutes(scoped);
       if (opts.compute) await computeRoutes(scoped, { ...(opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {}), ...(opts.connectorFs ? { fs: opts.connectorFs } : {}), ...(opts.host ? { host: opts.host } : {}) });
     });
   }

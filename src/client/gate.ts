@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { ComputeClient } from '../agent/api/compute-client.js';
 import type { ConnectionPayload, VolumePathsReply } from '../agent/api/types.js';
 import { labClient, requireLab } from '../lab/lab.js';
+import { NODE_NAME } from '../lab/topology.js';
 import { normalise } from '../osbrick/index.js';
 import { BrickError } from '../system/errors.js';
-import { PROTOCOLS, type Protocol } from '../volume/protocol.js';
+import { isProtocol, PROTOCOLS, type Protocol } from '../volume/protocol.js';
 
 /*
  * The client verbs' side of brick-lab (`paths`, `volumes`, `inventory`, `orphans`, `check`): a
@@ -51,14 +52,15 @@ export async function resolveHost(spec: string, opts: { labName: string; tokenFi
     if (!opts.tokenFile) throw new BrickError('USAGE', `${spec}: an agent at a URL needs --token-file`, { hint: 'give the token file the agent was started with (brick-lab agent --token-file, default /etc/brick-lab/agent-token)' });
     return { spec, client: new ComputeClient(spec, `${url.protocol}//${url.host}`, readTokenFile(opts.tokenFile)) };
   }
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(spec)) {
+  if (!NODE_NAME.test(spec)) {
     throw new BrickError('USAGE', `${JSON.stringify(spec)} is neither a node name nor an http(s) URL`, { hint: 'name a compute node of the lab (brick-lab status lists them) or give the URL of a brick-lab agent' });
   }
   const rec = await requireLab(opts.labName);
-  const node = rec.nodes.find((n) => n.name === spec);
-  if (!node) throw new BrickError('NODE_UNKNOWN', `lab ${rec.name} has no node ${spec}`, { hint: `its nodes: ${rec.nodes.map((n) => n.name).join(', ')}` });
+  // labClient refuses a node the lab does not have (NODE_UNKNOWN); a compute is asked, nothing else.
+  const client = await labClient(rec, spec);
+  const node = rec.nodes.find((n) => n.name === spec)!;
   if (node.role !== 'compute') throw new BrickError('USAGE', `${spec} is the lab's ${node.role}, not a compute node`, { hint: `its computes: ${rec.nodes.filter((n) => n.role === 'compute').map((n) => n.name).join(', ')}` });
-  return { spec, client: (await labClient(rec, spec)).compute };
+  return { spec, client: client.compute };
 }
 
 /** A volume's connection properties from a file (or "-", standard input): os-brick's JSON as Cinder hands it, or its bare data. */
@@ -88,9 +90,9 @@ export function volumeOf(properties: Record<string, unknown>, protocol?: string)
   const declared = typeof properties.driver_volume_type === 'string' ? properties.driver_volume_type.toLowerCase() : undefined;
   const p = protocol ?? declared;
   if (!p) throw new BrickError('USAGE', 'the properties carry no driver_volume_type and no --protocol was given', { hint: `say --protocol ${PROTOCOLS.join('|')}, or give the connection_info whole` });
-  if (!(PROTOCOLS as readonly string[]).includes(p)) throw new BrickError('USAGE', `${protocol ? '--protocol' : 'driver_volume_type'} ${JSON.stringify(p)}: not a protocol brick-lab knows`, { hint: `one of ${PROTOCOLS.join(', ')}` });
-  normalise(p as Protocol, properties);
-  return { protocol: p as Protocol, properties: properties as ConnectionPayload };
+  if (!isProtocol(p)) throw new BrickError('USAGE', `${protocol ? '--protocol' : 'driver_volume_type'} ${JSON.stringify(p)}: not a protocol brick-lab knows`, { hint: `one of ${PROTOCOLS.join(', ')}` });
+  normalise(p, properties);
+  return { protocol: p, properties: properties as ConnectionPayload };
 }
 
 /** One host's verdict in a gate check. */

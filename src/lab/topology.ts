@@ -36,7 +36,8 @@ export interface Topology {
 }
 
 export const LAB_NAME = /^[a-z][a-z0-9-]{0,19}$/;
-const NODE_NAME = /^[a-z][a-z0-9-]{0,19}$/;
+/** A node's name in a topology (and so in a lab). */
+export const NODE_NAME = /^[a-z][a-z0-9-]{0,19}$/;
 // Network names become guest interface names (IFNAMSIZ 16) and bridge names "br-<name>".
 const NET_NAME = /^[a-z][a-z0-9-]{0,11}$/;
 const RESERVED_NETS = new Set(['mgmt', 'lo']);

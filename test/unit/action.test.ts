@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 // @ts-expect-error: a plain ES module of the action's scripts, without types
-import { actionArgv, InputError } from '../../scripts/action/inputs.mjs';
+import { actionArgv, InputError, PROTOCOLS as ACTION_PROTOCOLS } from '../../scripts/action/inputs.mjs';
+import { PROTOCOLS } from '../../src/volume/protocol.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ACTION = join(ROOT, 'action.yml');
@@ -103,6 +104,10 @@ describe("the action's inputs (scripts/action/inputs.mjs)", () => {
     expect(argvOf({ INPUT_COMMAND: 'validate', INPUT_CONNECTOR: '$(id); rm -rf /' }).argv).toContain('$(id); rm -rf /');
   });
 
+  it('know the protocols brick-lab knows', () => {
+    expect(ACTION_PROTOCOLS).toEqual([...PROTOCOLS]);
+  });
+
   it('refuse what does not fit, naming the input and what is wrong', () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ INPUT_COMMAND: 'deploy' }, 'input command: "deploy" is not one of run, validate'],
@@ -112,7 +117,8 @@ describe("the action's inputs (scripts/action/inputs.mjs)", () => {
       [{ INPUT_COMMAND: 'validate', INPUT_CONNECTOR: 'x', INPUT_SCENARIOS: 'quick' }, 'input scenarios: only the run command takes scenarios (validate runs the checks of its protocols)'],
       [{ INPUT_COMMAND: 'validate', INPUT_CONNECTOR: 'x', INPUT_PROTOCOLS: 'iscsi fc' }, 'input protocols: "fc" is not one of iscsi, nvmeof, local'],
       [{ INPUT_MULTIPATH: 'yes' }, 'input multipath: "yes" is not true or false'],
-      [{ INPUT_JOBS: '0' }, 'input jobs: "0" is not a whole number from 1 to 99'],
+      [{ INPUT_JOBS: '0' }, 'input jobs: "0" is not a whole number from 1 to 64'],
+      [{ INPUT_JOBS: '65' }, 'input jobs: "65" is not a whole number from 1 to 64'],
     ];
     for (const [env, message] of cases) {
       let caught: unknown;
