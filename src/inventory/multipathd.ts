@@ -21,6 +21,12 @@ export const MULTIPATHD_REPLY_TIMEOUT_MS = 4100;
 const MULTIPATHD_PIDFILE = '/run/multipathd.pid';
 
 /**
+ * Replies that are no answer: "fail" for a command that failed, "timeout" when multipathd could
+ * not take its own lock in time (uxlsnr.c, 0.9.4); the CLI prints them and exits 1.
+ */
+const UNANSWERED = new Set(['fail\n', 'timeout\n']);
+
+/**
  * The request the CLI sends for `multipathd WORD...` (multipathd/main.c, 0.9.4): each word followed
  * by a space, a word holding a space in double quotes, then a newline. Sending the same bytes gets
  * the same reply, so the parsers read the same text over the socket as from the CLI.
@@ -75,9 +81,10 @@ export class MultipathdRelay {
 
   /**
    * multipathd's reply to one request (see multipathdCommand), as the CLI would print it; '' when
-   * the CLI would have failed: multipathd not running, "fail", no answer in `timeoutMs`.
+   * nothing listens on its socket (it does not run); null when it runs but gave no answer: "fail"
+   * or "timeout" (its own lock wait), no answer in `timeoutMs`, a connection it closed.
    */
-  query(command: string, timeoutMs = MULTIPATHD_REPLY_TIMEOUT_MS): Promise<string> {
+  query(command: string, timeoutMs = MULTIPATHD_REPLY_TIMEOUT_MS): Promise<string | null> {
     const run = this.queue.then(() => this.ask(command, timeoutMs));
     this.queue = run.catch(() => undefined);
     return run;
@@ -89,24 +96,25 @@ export class MultipathdRelay {
     if (this.live) this.forget(this.live);
   }
 
-  private async ask(command: string, timeoutMs: number): Promise<string> {
+  private async ask(command: string, timeoutMs: number): Promise<string | null> {
     let w: LineWorker;
     try {
       w = await this.started();
     } catch (e) {
+      // No relay (no python3): nothing can be learnt of multipathd here, running or not.
       debug(`multipathd relay: ${(e as Error).message}`);
-      return '';
+      return existsSync(MULTIPATHD_PIDFILE) ? null : '';
     }
     try {
       // The relay gives up on multipathd first and says so; our own limit is for a relay that hangs.
       const { reply } = await w.request<{ reply: string }>('query', { command, timeoutMs }, timeoutMs + (this.opts.answerGraceMs ?? 1000));
-      // The CLI exits 1 after printing "fail": a tool that failed has nothing to say.
-      return reply === 'fail\n' ? '' : reply;
+      // The CLI exits 1 after printing "fail" or "timeout": multipathd runs and did not answer.
+      return UNANSWERED.has(reply) ? null : reply;
     } catch (e) {
       // A RemoteError is the relay's own answer (multipathd absent or silent): it is still fine.
       if (!(e instanceof RemoteError)) this.forget(w);
       debug(`multipathd relay: ${(e as Error).message}`);
-      return '';
+      return e instanceof RemoteError && e.code === 'MULTIPATHD_NOT_RUNNING' ? '' : null;
     }
   }
 
@@ -156,12 +164,14 @@ export function warmUpMultipathd(): void {
 }
 
 /**
- * What `multipathd WORDS...` prints, through the relay when there is one, or '' when it has
- * nothing to say (not running, failed, not installed): the same text either way.
+ * What `multipathd WORDS...` prints, through the relay when there is one: the same text either
+ * way. '' when multipathd does not run (or is not installed): it holds nothing. null when it runs
+ * and gave no answer (busy past the CLI's wait, "fail", "timeout"): what it holds is not known,
+ * and must not be taken for nothing.
  */
-export async function multipathdQuery(words: readonly string[], timeoutMs = MULTIPATHD_REPLY_TIMEOUT_MS): Promise<string> {
+export async function multipathdQuery(words: readonly string[], timeoutMs = MULTIPATHD_REPLY_TIMEOUT_MS): Promise<string | null> {
   if (relay) return relay.query(multipathdCommand(words), timeoutMs);
-  return exec(['multipathd', ...words], { timeoutMs: 30_000, reject: false })
-    .then((r) => (r.exitCode === 0 ? r.stdout : ''))
-    .catch(() => '');
+  const r = await exec(['multipathd', ...words], { timeoutMs: 30_000, reject: false }).catch(() => null);
+  if (r && r.exitCode === 0 && !UNANSWERED.has(r.stdout)) return r.stdout;
+  return r && existsSync(MULTIPATHD_PIDFILE) ? null : '';
 }

@@ -1,6 +1,8 @@
+import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
+import { sleep } from '../system/wait.js';
 import type { DmLine } from './model.js';
-import { multipathdQuery } from './multipathd.js';
+import { MULTIPATHD_REPLY_TIMEOUT_MS, multipathdQuery } from './multipathd.js';
 
 /**
  * The tools' own views, where they hold what sysfs does not: multipathd's (the paths it monitors
@@ -58,9 +60,25 @@ export async function readDmTables(): Promise<DmLine[]> {
 export const MULTIPATHD_SHOW_PATHS = ['multipathd', 'show', 'paths', 'raw', 'format', '%d %w %t %T %o'] as const;
 export const MULTIPATHD_SHOW_MAPS = ['multipathd', 'show', 'maps', 'raw', 'format', '%n %w %d %N'] as const;
 
-/** What multipathd prints for one of the queries above, or nothing. */
-function multipathdOutput(query: readonly string[]): Promise<string> {
-  return multipathdQuery(query.slice(1));
+/** How many times a running multipathd is asked before its silence is an error. */
+export const MULTIPATHD_TRIES = 3;
+
+/**
+ * What multipathd prints for one of the queries above; nothing when it does not run. A multipathd
+ * that runs and does not answer (busy past the CLI's wait: a checker or uevent burst holding its
+ * lock) is asked again; still silent, it is an error. Its silence is never read as "it tracks
+ * nothing": that would call a host clean whose multipathd may still hold the volume's paths.
+ */
+async function multipathdOutput(query: readonly string[]): Promise<string> {
+  for (let i = 1; ; i++) {
+    const out = await multipathdQuery(query.slice(1));
+    if (out !== null) return out;
+    if (i === MULTIPATHD_TRIES) break;
+    await sleep(250 * i);
+  }
+  throw new BrickError('MULTIPATHD_SILENT', `multipathd runs but gave no answer to \`${query.join(' ')}\` (${MULTIPATHD_TRIES} tries, each waiting ${MULTIPATHD_REPLY_TIMEOUT_MS / 1000} s as its CLI does): what it holds cannot be read, so the host cannot be judged`, {
+    hint: "ask again once multipathd answers `multipathd show daemon`; look at its log (journalctl -u multipathd) for what keeps it busy",
+  });
 }
 
 /** A tool's stdout, or nothing when it failed or is not installed (it has nothing to say). */
@@ -70,7 +88,7 @@ async function toolOutput(argv: readonly string[]): Promise<string> {
     .catch(() => '');
 }
 
-/** The paths multipathd tracks now. */
+/** The paths multipathd tracks now (MULTIPATHD_SILENT when it runs and does not answer). */
 export async function readMultipathdPaths(): Promise<ToolMultipathPath[]> {
   return parseMultipathdPaths(await multipathdOutput(MULTIPATHD_SHOW_PATHS));
 }
@@ -119,24 +137,32 @@ export interface ToolMultipathMap {
   line: string;
 }
 
-/** `multipathd show paths raw format "%d %w %t %T %o"`: device, WWID, dm state, checker, device state. */
+/**
+ * `multipathd show paths raw format "%d %w %t %T %o"`: device, WWID, dm state, checker, device
+ * state. Raw output pads nothing, so the fields are split on single spaces: a path multipathd took
+ * while its device was offline has an empty WWID ("sda  undef undef unknown"), and it is still a
+ * path multipathd holds. The checker state alone may hold a space ("i/o pending", "i/o timeout"):
+ * it is what lies between the dm state and the last field.
+ */
 export function parseMultipathdPaths(text: string): ToolMultipathPath[] {
   const out: ToolMultipathPath[] = [];
   for (const raw of text.split('\n')) {
-    const f = raw.trim().split(/\s+/);
-    if (f.length < 5 || !/^[a-z]/.test(f[0]!)) continue;
-    out.push({ dev: f[0]!, wwid: f[1]!, dmState: f[2]!, checkerState: f[3]!, devState: f[4]!, line: raw.trim() });
+    const line = raw.trim();
+    const f = line.split(' ');
+    if (f.length < 5 || !/^[a-z][a-z0-9!:_-]*$/.test(f[0]!) || /\s/.test(f[1]!)) continue;
+    out.push({ dev: f[0]!, wwid: f[1]!, dmState: f[2]!, checkerState: f.slice(3, -1).join(' '), devState: f[f.length - 1]!, line });
   }
   return out;
 }
 
-/** `multipathd show maps raw format "%n %w %d %N"`: name, WWID, dm device, number of paths. */
+/** `multipathd show maps raw format "%n %w %d %N"`: name, WWID, dm device, number of paths (single spaces, as above). */
 export function parseMultipathdMaps(text: string): ToolMultipathMap[] {
   const out: ToolMultipathMap[] = [];
   for (const raw of text.split('\n')) {
-    const f = raw.trim().split(/\s+/);
-    if (f.length < 4 || !/^dm-\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
-    out.push({ name: f[0]!, wwid: f[1]!, dm: f[2]!, paths: Number(f[3]), line: raw.trim() });
+    const line = raw.trim();
+    const f = line.split(' ');
+    if (f.length !== 4 || !f[0] || !/^dm-\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
+    out.push({ name: f[0], wwid: f[1]!, dm: f[2]!, paths: Number(f[3]), line });
   }
   return out;
 }

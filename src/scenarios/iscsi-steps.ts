@@ -75,6 +75,25 @@ export async function waitAttrs(node: ComputeHandle, files: string[], ok: (value
   );
 }
 
+/**
+ * Wait until multipathd holds these disks with their WWID. It learns of a disk from udev a moment
+ * after the attach returned (later on a busy host); a disk that goes offline before then is taken
+ * with no WWID. A fault meant for an attached disk is injected after this.
+ */
+export async function multipathdHolds(node: ComputeHandle, devs: string[], timeoutMs = 30_000): Promise<void> {
+  let last = '';
+  await waitFor(
+    async () => {
+      // Raw output pads nothing: a path taken with no WWID reads "sda " and an empty field.
+      const r = await node.client.exec(['multipathd', 'show', 'paths', 'raw', 'format', '%d %w']);
+      last = r.stdout.trim();
+      const held = r.exitCode === 0 ? r.stdout.split('\n').map((l) => l.trim().split(' ')).filter((f) => f.length === 2 && f[1] !== '') : [];
+      return devs.every((d) => held.some((f) => f[0] === d));
+    },
+    { timeoutMs, intervalMs: 200, onTimeout: () => new ScenarioFailure(`${node.name}: multipathd did not take ${devs.join(', ')} within ${timeoutMs / 1000} s; it shows: ${last || 'nothing'}`) },
+  );
+}
+
 /** The device files of a SCSI disk's state and of a session's state. */
 export const deviceState = (dev: string): string => `/sys/block/${dev}/device/state`;
 export const sessionState = (sid: number): string => `/sys/class/iscsi_session/session${sid}/state`;

@@ -2,7 +2,7 @@ import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check } from './context.js';
 import { detachedClean, expectFailure, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
-import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, portalOf, resetConnections, sessionOf, shortRecovery, waitAttrs } from './iscsi-steps.js';
+import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, multipathdHolds, portalOf, resetConnections, sessionOf, shortRecovery, waitAttrs } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -23,6 +23,8 @@ const flushFailure = orphanPair('orphan-flush-failure', {
   setup: (h) => attachIscsi(h, 'vol'),
   async faulty({ ctx, node }, { v, d }) {
     const dev = d.devices[0]!;
+    // The disk goes offline once attached, multipathd's watch included.
+    await multipathdHolds(node, [dev]);
     // An offline SCSI device refuses to open (sd_open: ENXIO), so blockdev --flushbufs fails.
     await ctx.sh(node, `echo offline > /sys/block/${dev}/device/state`);
     ctx.step(`${node.name}: ${dev} set offline, so that the flush cannot reach it`);

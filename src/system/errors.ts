@@ -76,6 +76,7 @@ export const ERROR_CATALOGUE = {
   CONNECTOR_CRASHED: upstream('an external connector was killed by a signal or ended without a reply'),
   CONNECTOR_MODULE_FAILED: upstream('a connector module did not load or has not the Connector methods'),
   DEVICE_TIMEOUT: { status: 504, meaning: 'a device, session or map did not appear in time' },
+  MULTIPATHD_SILENT: { status: 503, meaning: 'multipathd runs but did not answer, asked three times: its view of the host cannot be read, so the host is not judged' },
 
   // Failures inside the node (500).
   INTERNAL: host('an error the agent did not expect'),

@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MULTIPATHD_SHOW_MAPS, MULTIPATHD_SHOW_PATHS, parseMultipathdMaps, parseMultipathdPaths } from '../../src/inventory/tools.js';
+import { MULTIPATHD_SHOW_MAPS, MULTIPATHD_SHOW_PATHS, MULTIPATHD_TRIES, parseMultipathdMaps, parseMultipathdPaths, readMultipathdPaths, readToolViews } from '../../src/inventory/tools.js';
 import { multipathdCommand, multipathdQuery, MultipathdRelay, useMultipathdRelay } from '../../src/inventory/multipathd.js';
 import { startLineWorker } from '../../src/system/exec.js';
 
@@ -12,7 +12,8 @@ import { startLineWorker } from '../../src/system/exec.js';
  * abstract unix socket of its own, speaking libmpathcmd's framing (native size_t length, then the
  * NUL-terminated text). It answers the two queries with the captured multipathd output, and a few
  * test words: "slow X" (X after 40 ms), "nul" (a reply with a NUL inside), "silent" (no answer),
- * "bye" (closes the connection). Every request it reads is logged as [connection, text, NUL-ended].
+ * "bye" (closes the connection), "busy" ("timeout", multipathd's reply when it could not take its
+ * lock in time). While the file LOG.busy holds a number N > 0, the next N queries get "timeout". Every request it reads is logged as [connection, text, NUL-ended].
  */
 const FAKE_MULTIPATHD = String.raw`
 import json, socket, struct, sys, threading, time
@@ -24,6 +25,18 @@ ANSWERS = {
     'show maps raw format "%n %w %d %N" \n': fixture["maps"],
 }
 lock = threading.Lock()
+
+def busy_once():
+    try:
+        with open(log + ".busy") as f:
+            n = int(f.read() or 0)
+    except FileNotFoundError:
+        return False
+    if n <= 0:
+        return False
+    with open(log + ".busy", "w") as f:
+        f.write(str(n - 1))
+    return True
 
 def exactly(c, n):
     buf = b""
@@ -53,6 +66,8 @@ def serve(c, no):
             reply = text[5:]
         elif text == "nul":
             reply = "before\0after"
+        elif text == "busy" or busy_once():
+            reply = "timeout\n"
         else:
             reply = ANSWERS.get(text, "fail\n")
         body = reply.encode() + b"\0"
@@ -181,8 +196,8 @@ describe('multipathdCommand', () => {
 describe('the multipathd relay', () => {
   it('answers the queries with the text multipathd sent, as the CLI prints it, over one connection', async () => {
     const r = relay();
-    const paths = await r.query(multipathdCommand(MULTIPATHD_SHOW_PATHS.slice(1)));
-    const maps = await r.query(multipathdCommand(MULTIPATHD_SHOW_MAPS.slice(1)));
+    const paths = (await r.query(multipathdCommand(MULTIPATHD_SHOW_PATHS.slice(1))))!;
+    const maps = (await r.query(multipathdCommand(MULTIPATHD_SHOW_MAPS.slice(1))))!;
     expect(paths).toBe(fixture.paths);
     expect(maps).toBe(fixture.maps);
     expect(parseMultipathdPaths(paths).map((p) => p.wwid)).toEqual([fixture.multipathWwid, fixture.multipathWwid]);
@@ -205,13 +220,14 @@ describe('the multipathd relay', () => {
     ]);
   });
 
-  it('gives nothing for "fail" (the CLI exits 1 then), and a reply up to its first NUL', async () => {
+  it('gives no answer (null) for "fail" and "timeout" (the CLI exits 1 then), and a reply up to its first NUL', async () => {
     const r = relay();
-    expect(await r.query('no such command')).toBe('');
+    expect(await r.query('no such command')).toBeNull();
+    expect(await r.query('busy')).toBeNull();
     expect(await r.query('nul')).toBe('before');
   });
 
-  it('gives nothing when nothing listens, and answers once multipathd is there, with the same relay', async () => {
+  it('gives nothing ("") when nothing listens, and answers once multipathd is there, with the same relay', async () => {
     await stopServer();
     const r = relay();
     expect(await r.query('slow x')).toBe('');
@@ -222,11 +238,11 @@ describe('the multipathd relay', () => {
     expect(r.pid).toBe(pid);
   });
 
-  it('gives nothing when multipathd closes the connection, and asks again on a new one', async () => {
+  it('gives no answer when multipathd closes the connection, and asks again on a new one', async () => {
     const r = relay();
     expect(await r.query('slow a')).toBe('a');
     const pid = r.pid;
-    expect(await r.query('bye')).toBe('');
+    expect(await r.query('bye')).toBeNull();
     expect(await r.query('slow b')).toBe('b');
     expect(r.pid).toBe(pid);
     expect(requests().map(([conn, text]) => [conn, text])).toEqual([
@@ -244,12 +260,12 @@ describe('the multipathd relay', () => {
     expect(await r.query('slow after')).toBe('after');
   });
 
-  it('gives nothing when multipathd does not answer in time, and keeps the relay (it gave up itself)', async () => {
+  it('gives no answer when multipathd does not answer in time, and keeps the relay (it gave up itself)', async () => {
     const r = relay();
     expect(await r.query('slow a')).toBe('a');
     const pid = r.pid;
     const t0 = performance.now();
-    expect(await r.query('silent', 100)).toBe('');
+    expect(await r.query('silent', 100)).toBeNull();
     expect(performance.now() - t0).toBeLessThan(1000);
     // The late answer must not be taken for the next question's: that connection is dropped.
     expect(await r.query('slow b')).toBe('b');
@@ -262,7 +278,7 @@ describe('the multipathd relay', () => {
     const pid = r.pid!;
     process.kill(pid, 'SIGSTOP');
     try {
-      expect(await r.query('slow never', 100)).toBe('');
+      expect(await r.query('slow never', 100)).toBeNull();
     } finally {
       if (alive(pid)) process.kill(pid, 'SIGCONT');
     }
@@ -301,5 +317,33 @@ describe('the multipathd relay', () => {
     useMultipathdRelay({ argv: [PYTHON, relayScript, socketName], startTimeoutMs: 10_000 });
     expect(await multipathdQuery(MULTIPATHD_SHOW_PATHS.slice(1))).toBe(fixture.paths);
     expect(requests().map(([, text]) => text)).toEqual(['show paths raw format "%d %w %t %T %o" \n']);
+  });
+
+  it('asks a multipathd that answered "timeout" again, and reads its answer (the oracle tool views)', async () => {
+    useMultipathdRelay({ argv: [PYTHON, relayScript, socketName], startTimeoutMs: 10_000 });
+    writeFileSync(`${logFile}.busy`, '2');
+    try {
+      expect((await readMultipathdPaths()).map((p) => p.wwid)).toEqual([fixture.multipathWwid, fixture.multipathWwid]);
+    } finally {
+      rmSync(`${logFile}.busy`, { force: true });
+    }
+    expect(requests().map(([, text]) => text)).toEqual(Array(3).fill('show paths raw format "%d %w %t %T %o" \n'));
+  });
+
+  it('never reads a multipathd that keeps giving no answer as one that tracks nothing: MULTIPATHD_SILENT after three tries', async () => {
+    useMultipathdRelay({ argv: [PYTHON, relayScript, socketName], startTimeoutMs: 10_000 });
+    writeFileSync(`${logFile}.busy`, String(MULTIPATHD_TRIES));
+    try {
+      await expect(readToolViews({ multipathd: true })).rejects.toMatchObject({ code: 'MULTIPATHD_SILENT', message: expect.stringContaining('show paths') });
+    } finally {
+      rmSync(`${logFile}.busy`, { force: true });
+    }
+    expect(requests()).toHaveLength(MULTIPATHD_TRIES);
+  });
+
+  it('reads a multipathd that does not run as one that holds nothing, asking once', async () => {
+    await stopServer();
+    useMultipathdRelay({ argv: [PYTHON, relayScript, socketName], startTimeoutMs: 10_000 });
+    expect(await readToolViews({ multipathd: true, multipathdMaps: true })).toMatchObject({ multipathPaths: [], multipathMaps: [] });
   });
 });

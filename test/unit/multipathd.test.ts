@@ -33,3 +33,37 @@ describe('multipathd output', () => {
     expect(parseMultipathdPaths('multipathd: error receiving packet\n')).toEqual([]);
   });
 });
+
+// multipathd-offline.json: a single-path iSCSI disk (kernel 6.1.0-56-amd64, multipath-tools
+// 0.9.4-3+deb12u2) that went offline before multipathd took its add event, then the same disk
+// taken while running; see test/fixtures/README.md.
+const offline = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'guest-6.1.0-56', 'multipathd-offline.json'), 'utf8')) as {
+  wwid: string;
+  takenWhileOffline: string;
+  takenWhileRunning: string;
+  takenWhileRunningThenOffline: string;
+};
+
+describe('multipathd output of a path taken while its device was offline', () => {
+  it('keeps the path with an empty WWID: multipathd still holds sda', () => {
+    expect(offline.takenWhileOffline).toContain('sda  ');
+    expect(parseMultipathdPaths(offline.takenWhileOffline).map((p) => [p.dev, p.wwid, p.dmState, p.checkerState, p.devState])).toEqual([['sda', '', 'undef', 'undef', 'unknown']]);
+  });
+
+  it('reads the same disk taken while running with its WWID, also once it went offline', () => {
+    for (const text of [offline.takenWhileRunning, offline.takenWhileRunningThenOffline]) {
+      expect(parseMultipathdPaths(text).map((p) => [p.dev, p.wwid, p.devState])).toEqual([['sda', offline.wwid, 'unknown']]);
+    }
+  });
+
+  it('takes a checker state of two words whole (multipathd prints "i/o pending" for a check still running)', () => {
+    // The running-disk line with its checker field replaced: raw output does not pad, so only that field holds a space.
+    const line = offline.takenWhileRunning.replace(' undef undef ', ' active i/o pending ');
+    expect(parseMultipathdPaths(line).map((p) => [p.dev, p.wwid, p.dmState, p.checkerState, p.devState])).toEqual([['sda', offline.wwid, 'active', 'i/o pending', 'unknown']]);
+  });
+
+  it('reads a map line with the fields in place, and no line of another shape', () => {
+    expect(parseMultipathdMaps(`${offline.wwid} ${offline.wwid} dm-3 2\n`).map((m) => [m.name, m.wwid, m.dm, m.paths])).toEqual([[offline.wwid, offline.wwid, 'dm-3', 2]]);
+    expect(parseMultipathdMaps(`${offline.wwid}  dm-3 2 extra\n`)).toEqual([]);
+  });
+});

@@ -205,7 +205,7 @@ export const computeSchemas = {
         },
       },
     },
-    response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST', 'BASELINE_UNKNOWN']),
+    response: replies({ 200: orphansReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST', 'BASELINE_UNKNOWN', 'MULTIPATHD_SILENT']),
   },
   hostCheck: {
     body: {
@@ -213,7 +213,7 @@ export const computeSchemas = {
       additionalProperties: false,
       properties: { baseline: snapshotBody, baselineId, stillAttached },
     },
-    response: replies({ 200: hostCheckReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST', 'BASELINE_UNKNOWN']),
+    response: replies({ 200: hostCheckReply }, [...ON_HOST, ...PROPERTY_ERRORS, 'BAD_REQUEST', 'BASELINE_UNKNOWN', 'MULTIPATHD_SILENT']),
   },
   takeBaseline: {
     response: replies({ 201: baselineReply }, ON_HOST),
