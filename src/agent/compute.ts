@@ -1,3 +1,4 @@
+import { ensureFcoePorts } from '../system/fcoe.js';
 import { availableParallelism } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { builtinConnectors } from '../connectors/builtin.js';
@@ -46,7 +47,12 @@ function listReply(key: string, items: readonly object[]): string {
 }
 
 /** The compute role's routes: the fetch-paths API over every connector, and the inventory. */
-export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs; host?: { allowAttach: boolean } } = {}): Promise<void> {
+/**
+ * `fcoeNetworks`: a lab compute's data networks, on which it brings up its FCoE ports (one
+ * fabric each) before its first FC attach, whichever connector makes it: the lab's stand-in for
+ * a host's FC HBAs. A host agent has its own HBAs, and none is made.
+ */
+export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs; host?: { allowAttach: boolean }; fcoeNetworks?: string[] } = {}): Promise<void> {
   const hostFs = opts.fs ?? realHostFs;
   const all = builtinConnectors(hostFs);
   const pick = (p: string): Connector => all[p as Protocol];
@@ -117,6 +123,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) leftAt ??= performance.now() - started;
     });
+    if (props.protocol === 'fc' && opts.fcoeNetworks && opts.fcoeNetworks.length > 0) await phase(req, 'fabric', () => ensureFcoePorts(opts.fcoeNetworks!));
     // Read by brick-lab's own connector (the kernel's view, for any connector's volume).
     const own = pick(req.params.protocol);
     const before = (await own.getVolumePaths(own === c ? props : own.normalise(req.body.properties))).devices.length > 0;

@@ -107,7 +107,8 @@ async function main(): Promise<void> {
   // quiet after a change, for as long as they are asked for (PathsView).
   if (role === 'compute') pathsView().keepWarm();
   const networks = dataNetworks(process.env.BRICK_DATA_NETWORKS ?? '');
-  const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER')) : undefined;
+  const fcInitiators = (process.env.BRICK_FC_INITIATORS ?? '').split(/\s+/).filter(Boolean);
+  const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER'), fcInitiators) : undefined;
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.
   const mpRelay = role === 'compute' ? process.env.BRICK_MULTIPATHD_RELAY : undefined;
   if (mpRelay) useMultipathdRelay({ argv: ['/usr/bin/python3', mpRelay] });

@@ -1,18 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import { parseSignature, signatureText } from '../volume/signature.js';
 import type { TargetVolumes } from '../targets/volumes.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest } from '../targets/model.js';
+import type { FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest } from '../targets/model.js';
 import { addLocalDisk, listLocalDisks, removeLocalDisk } from '../targets/scsi-debug.js';
 import { ROUTES } from './api/paths.js';
 import { systemSchemas } from './api/schemas/system.js';
 import { targetSchemas } from './api/schemas/targets.js';
 import type { AnaRequest, NetworkRequest, SignatureRequest, UnmapRequest } from './api/types.js';
 
-/** The target role's routes: volumes over iSCSI (LIO) and NVMe/TCP (nvmet), and the fault knobs. */
+/** The target role's routes: volumes over iSCSI (LIO), NVMe/TCP (nvmet) and FC (LIO tcm_fc on FCoE), and the fault knobs. */
 export async function targetRoutes(app: FastifyInstance, volumes: TargetVolumes): Promise<void> {
   app.post<{ Body: IscsiVolumeRequest }>(ROUTES.iscsiVolumes, { schema: targetSchemas.createIscsiVolume }, async (req, reply) => reply.code(201).send(await volumes.createIscsi(req.body)));
 
   app.post<{ Body: NvmeVolumeRequest }>(ROUTES.nvmeVolumes, { schema: targetSchemas.createNvmeVolume }, async (req, reply) => reply.code(201).send(await volumes.createNvme(req.body)));
+
+  app.post<{ Body: FcVolumeRequest }>(ROUTES.fcVolumes, { schema: targetSchemas.createFcVolume }, async (req, reply) => reply.code(201).send(await volumes.createFc(req.body)));
 
   app.get(ROUTES.volumes, { schema: targetSchemas.listVolumes }, async () => ({ volumes: volumes.list() }));
 

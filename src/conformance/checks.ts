@@ -42,6 +42,8 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
     single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'field-nvme-ctrl-loss'],
     multipath: ['round-trip-nvme-2path'],
   },
+  // FC's scenarios come with its catalogue entries; until then validate --protocol fc runs the agreement checks only.
+  fc: { single: [], multipath: [] },
   local: { single: ['round-trip-local'], multipath: [] },
 };
 

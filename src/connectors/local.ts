@@ -35,11 +35,11 @@ export class LocalConnector extends ConnectorBase<LocalProperties> {
     return { paths: there ? [props.devicePath] : [], devices: there ? [props.devicePath.split('/').pop()!] : [] };
   }
 
-  /** Local SCSI disks: SCSI devices with a block device that hang under no iSCSI session. */
+  /** Local SCSI disks: SCSI devices with a block device that hang under no iSCSI session and no FC remote port. */
   async getAllAvailableVolumes(): Promise<AvailableVolume[]> {
     const snap = this.view({ wwids: true });
     return snap.scsiDevices
-      .filter((d) => d.session === null && d.block)
+      .filter((d) => d.session === null && !d.rport && d.block)
       .map((d) => ({ protocol: 'local' as const, identity: { wwid: d.wwid }, paths: [`/dev/${d.block}`], devices: [d.block!] }));
   }
 }

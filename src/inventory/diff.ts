@@ -12,7 +12,11 @@ export interface SnapshotDiff {
   removed: DiffEntry[];
 }
 
-const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt' | 'scope'>]: (x: HostSnapshot[K][number]) => string } = {
+/**
+ * The FC transport's ports are left out: they are the fabric's (the lab's FCoE ports and the logins
+ * between them), which no attach or detach makes or takes away.
+ */
+const KEYS: { [K in keyof Omit<HostSnapshot, 'takenAt' | 'scope' | 'fcHosts' | 'fcRemotePorts'>]: (x: HostSnapshot[K][number]) => string } = {
   scsiDevices: (d) => `${d.hctl} ${d.wwid ?? ''} ${d.block ?? ''}`,
   iscsiSessions: (x) => `session${x.sid} ${x.targetIqn ?? ''} ${x.portal ?? ''}`,
   iscsiNodes: (n) => `${n.iqn} ${n.portal}`,

@@ -153,6 +153,8 @@ export class Accounting {
           for (const p of a.iscsi.portals) add(`portal ${p}`, a);
         }
         if (a.nvme) add('nvme', a);
+        // Every FC volume shares the key 'fc' (a host has few): its devices and links are then checked one by one.
+        if (a.fc) add('fc', a);
         if (a.local) add('local', a);
       }
       this.index = m;
@@ -160,7 +162,10 @@ export class Accounting {
     if (key.startsWith('name ')) {
       // A dangling by-id link is a volume's when its name carries the volume's WWID.
       const name = key.slice(5);
-      return this.attached.filter((a) => a.iscsi?.wwid && (name.includes(a.iscsi.wwid) || name.includes(a.iscsi.wwid.slice(1))));
+      return this.attached.filter((a) => {
+        const wwid = a.iscsi?.wwid ?? a.fc?.wwid;
+        return wwid && (name.includes(wwid) || name.includes(wwid.slice(1)));
+      });
     }
     return this.index.get(key) ?? [];
   }
@@ -168,6 +173,7 @@ export class Accounting {
   private scsiKeys(d: ScsiDevice): string[] {
     const keys = ['local'];
     if (d.wwid) keys.push(`wwid ${d.wwid}`);
+    if (d.rport) keys.push('fc');
     const iqn = d.session === null ? null : this.s.iscsiSessions.find((y) => y.sid === d.session)?.targetIqn;
     if (iqn) keys.push(`lun ${iqn} ${d.lun}`);
     return keys;
@@ -192,6 +198,7 @@ export class Accounting {
   /** "ip-P-iscsi-IQN-lun-L": the target and LUN a by-path name is for (every LUN of the target when L is not decimal). */
   private linkNameKeys(l: DevLink): string[] {
     if (l.dir !== 'by-path') return [`name ${l.name}`];
+    if (l.name.includes('-fc-0x')) return ['fc'];
     const at = l.name.indexOf('-iscsi-');
     const lunAt = l.name.lastIndexOf('-lun-');
     if (at < 0 || lunAt < at) return [];

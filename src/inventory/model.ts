@@ -17,6 +17,34 @@ export interface ScsiDevice {
   holders: string[];
   /** iSCSI session number when the device hangs under one. */
   session: number | null;
+  /** The Fibre Channel remote port ("rport-2:0-1") when the device hangs under one (fc_remote_ports). */
+  rport?: string | null;
+  sysfs: string;
+}
+
+/** A Fibre Channel HBA port of this host (/sys/class/fc_host/hostN): an FCoE port in the lab. */
+export interface FcHost {
+  host: number;
+  /** 16 lowercase hex digits, without 0x (as os-brick and Cinder write WWPNs). */
+  portName: string | null;
+  nodeName: string | null;
+  /** "Online", "Linkdown", ... */
+  portState: string | null;
+  sysfs: string;
+}
+
+/** A port the host's FC port has logged in to (/sys/class/fc_remote_ports/rport-H:B-R). */
+export interface FcRemotePort {
+  name: string;
+  host: number;
+  portName: string | null;
+  nodeName: string | null;
+  /** "FCP Target", "FCP Initiator", "unknown"... as sysfs lists them. */
+  roles: string | null;
+  /** "Online", "Blocked", "Not Present"... */
+  portState: string | null;
+  /** The SCSI target id the transport gave it (-1: none, so no scan reaches it). */
+  scsiTargetId: number | null;
   sysfs: string;
 }
 
@@ -151,6 +179,9 @@ export interface HostSnapshot {
   iscsiIfaces: IscsiIface[];
   nvmeControllers: NvmeController[];
   nvmeNamespaces: NvmeNamespace[];
+  /** Fibre Channel HBA ports and the remote ports they see (absent in snapshots made before FC). */
+  fcHosts?: FcHost[];
+  fcRemotePorts?: FcRemotePort[];
   blockDevices: BlockDevice[];
   links: DevLink[];
   multipathMaps: MultipathMap[];

@@ -1,4 +1,4 @@
-import { byPathName } from '../volume/bypath.js';
+import { byPathName, fcByPathSuffix } from '../volume/bypath.js';
 import type { OrphanKind } from '../volume/orphan-kinds.js';
 import { nguidHex } from '../volume/ids.js';
 import type { VolumeIdentity } from '../volume/identity.js';
@@ -135,6 +135,38 @@ export function iscsiDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['i
   return inOrder([...hits], x.scsiOrder);
 }
 
+/** Per remote port (rport-H:B-R), the WWPN of the port it is. */
+function rportNames(s: HostSnapshot): Map<string, string | null> {
+  return new Map((s.fcRemotePorts ?? []).map((r) => [r.name, r.portName]));
+}
+
+/** The SCSI devices at an FC volume's (target port, LUN) pairs, whatever WWID they read, in snapshot order. */
+function fcDevicesAt(s: HostSnapshot, v: NonNullable<VolumeIdentity['fc']>): ScsiDevice[] {
+  const ports = rportNames(s);
+  return s.scsiDevices.filter((d) => {
+    if (!d.rport) return false;
+    const wwpn = ports.get(d.rport);
+    return v.targets.some((t) => t.wwpn === wwpn && t.lun === d.lun);
+  });
+}
+
+/**
+ * The devices of an FC volume: at its target ports and LUN, or by WWID wherever they hang. Same
+ * target and LUN but another WWID is a later volume that reuses the LUN id, not this one.
+ */
+export function fcDevicesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['fc']>): ScsiDevice[] {
+  const x = snapshotIndex(s);
+  const hits = new Set<ScsiDevice>(v.wwid ? x.byWwid.get(v.wwid) ?? [] : []);
+  for (const d of fcDevicesAt(s, v)) if (!(v.wwid && d.wwid && d.wwid !== v.wwid)) hits.add(d);
+  return inOrder([...hits], x.scsiOrder);
+}
+
+/** The by-path links named for an FC volume's (target port, LUN) pairs, on any HBA. */
+function fcLinksOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['fc']>): DevLink[] {
+  const ends = v.targets.map(fcByPathSuffix);
+  return s.links.filter((l) => l.dir === 'by-path' && l.name.includes('-fc-0x') && ends.some((e) => l.name.endsWith(e)));
+}
+
 const inOrder = <T>(items: T[], order: Map<T, number>): T[] => (items.length < 2 ? items : items.sort((a, b) => order.get(a)! - order.get(b)!));
 
 export function nvmeNamespacesOf(s: HostSnapshot, v: NonNullable<VolumeIdentity['nvme']>): NvmeNamespace[] {
@@ -190,6 +222,7 @@ export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: Vo
   for (const other of stillAttached) {
     if (other.iscsi) for (const d of iscsiDevicesOf(s, other.iscsi)) if (d.block) claimed.add(d.block);
     if (other.nvme) for (const n of nvmeNamespacesOf(s, other.nvme)) claimed.add(n.name);
+    if (other.fc) for (const d of fcDevicesOf(s, other.fc)) if (d.block) claimed.add(d.block);
   }
   const free = (d: ScsiDevice): boolean => !(d.block && claimed.has(d.block));
   const blocks = r.blocks;
@@ -226,6 +259,25 @@ export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: Vo
     }
   }
 
+  if (v.fc) {
+    const fv = v.fc;
+    const mine = new Set(fcDevicesOf(s, fv).filter(free));
+    // As for iSCSI: a device at this volume's target port and LUN that reads another WWID and
+    // that no attached volume claims is the stale path of a reused LUN id.
+    if (fv.wwid) for (const d of fcDevicesAt(s, fv)) if (d.wwid && d.wwid !== fv.wwid && free(d) && !mine.has(d)) r.mismatch.add(d);
+    r.scsi = [...mine, ...inOrder([...r.mismatch], x.scsiOrder)];
+    for (const d of r.scsi) if (d.block) blocks.add(d.block);
+    for (const l of fcLinksOf(s, fv)) {
+      if (l.target && claimed.has(l.target)) continue; // a later volume's, at the same LUN
+      if (l.target) blocks.add(l.target);
+      r.namedLinks.push(l);
+    }
+    if (fv.wwid) {
+      const bare = fv.wwid.slice(1);
+      for (const l of x.danglingById) if (l.name.includes(fv.wwid) || l.name.includes(bare)) r.namedLinks.push(l);
+    }
+  }
+
   if (v.nvme) {
     r.namespaces = nvmeNamespacesOf(s, v.nvme).filter((n) => !claimed.has(n.name));
     for (const n of r.namespaces) blocks.add(n.name);
@@ -240,7 +292,7 @@ export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: Vo
   }
 
   // Multipath maps built on the volume's devices, or carrying its WWID.
-  const wwid = v.iscsi?.wwid ?? v.local?.wwid ?? null;
+  const wwid = v.iscsi?.wwid ?? v.fc?.wwid ?? v.local?.wwid ?? null;
   const maps = new Set<string>();
   for (const m of s.multipathMaps) {
     if (m.slaves.length > 0 && m.slaves.every((y) => claimed.has(y))) continue; // another attached volume's map
@@ -308,14 +360,14 @@ export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
   const kept: Kept[] = [];
   const keep = (o: Orphan, why: string | null): void => void (why ? kept.push({ ...o, evidence: `${o.evidence}: ${why}` }) : out.push(o));
 
-  if (v.iscsi) {
-    const iv = v.iscsi;
+  /** A SCSI device of the volume and its disk; `at` names where the volume was ("LUN 1 of iqn..."), `was` its WWID. */
+  const scsiFindings = (at: (d: ScsiDevice) => string, was: string | null | undefined): void => {
     for (const d of r.scsi) {
       if (r.mismatch.has(d)) {
         out.push({
           kind: 'scsi-device',
           id: d.hctl,
-          evidence: `${d.sysfs}: identity mismatch: LUN ${iv.lun} of ${iv.iqn} now reads WWID ${d.wwid}, not the detached volume's ${iv.wwid}, and no attached volume claims it (a reused LUN id: this path reads another volume's data, CVE-2023-2088)`,
+          evidence: `${d.sysfs}: identity mismatch: ${at(d)} now reads WWID ${d.wwid}, not the detached volume's ${was}, and no attached volume claims it (a reused LUN id: this path reads another volume's data, CVE-2023-2088)`,
         });
       } else out.push({ kind: 'scsi-device', id: d.hctl, evidence: evidenceOf.scsi(d) });
       if (d.block) {
@@ -323,6 +375,17 @@ export function judgeVolume(s: HostSnapshot, v: VolumeIdentity, stillAttached: V
         out.push({ kind: 'block-device', id: d.block, evidence: evidenceOf.disk({ name: d.block, devt: idx.disks.get(d.block)?.devt ?? null }, what) });
       }
     }
+  };
+
+  if (v.fc) {
+    const ports = rportNames(s);
+    scsiFindings((d) => `LUN ${d.lun} of target port 0x${(d.rport && ports.get(d.rport)) ?? '?'}`, v.fc.wwid);
+    for (const l of r.namedLinks) out.push({ kind: l.dir === 'by-path' ? 'by-path-link' : 'by-id-link', id: l.name, evidence: evidenceOf.link(l) });
+  }
+
+  if (v.iscsi) {
+    const iv = v.iscsi;
+    scsiFindings(() => `LUN ${iv.lun} of ${iv.iqn}`, iv.wwid);
     // Whom a session (or the record of its portal) is kept for: the volumes declared attached on
     // that target and portal, else the LUNs the kernel shows under it that are not this volume's.
     const mine = new Set(r.scsi);

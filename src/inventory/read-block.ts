@@ -22,6 +22,7 @@ export interface BlockIndex {
 /** A SCSI device's attributes and its session, from its directory under /sys/devices. */
 export interface ScsiPaths {
   session: number | null;
+  rport: string | null;
   wwid: string;
   state: string;
   inquiry: string;
@@ -30,7 +31,9 @@ export interface ScsiPaths {
 export function scsiPathsOf(dir: string): ScsiPaths {
   const at = dir.indexOf('/session');
   const session = at >= 0 ? Number.parseInt(dir.slice(at + 8), 10) : Number.NaN;
-  return { session: Number.isNaN(session) ? null : session, wwid: `${dir}/wwid`, state: `${dir}/state`, inquiry: `${dir}/inquiry` };
+  // An FC disk hangs under its remote port: .../host2/rport-2:0-1/target2:0:0/2:0:0:0.
+  const r = dir.includes('/rport-') ? /\/(rport-\d+:\d+-\d+)\//.exec(dir) : null;
+  return { session: Number.isNaN(session) ? null : session, rport: r ? r[1]! : null, wwid: `${dir}/wwid`, state: `${dir}/state`, inquiry: `${dir}/inquiry` };
 }
 
 /**

@@ -39,6 +39,7 @@ export function scsiDevices(fs: HostFs, blocks: BlockIndex, holders: Map<string,
       block,
       holders: block ? holders.get(block) ?? [] : [],
       session: at.session,
+      rport: at.rport,
       sysfs: `/sys/class/scsi_device/${hctl}`,
     });
     if (details) Object.assign(out[out.length - 1]!, inquiryStrings(fs.readBinary(at.inquiry)));

@@ -1,5 +1,6 @@
 import { realHostFs, type HostFs } from '../system/hostfs.js';
 import { blockDevices, blockIndex, links, stacking, type BlockIndex } from './read-block.js';
+import { fcHosts, fcRemotePorts } from './read-fc.js';
 import { nvme } from './read-nvme.js';
 import { iscsiDiscovery, iscsiIfaces, iscsiNodes, iscsiSessions, scsiDevices } from './read-scsi.js';
 import type { DmLine, HostSnapshot } from './model.js';
@@ -62,6 +63,8 @@ export function readHost(fs: HostFs, opts: SnapshotOptions = {}): { snapshot: Ho
     iscsiIfaces: full ? iscsiIfaces(fs) : [],
     nvmeControllers: nv.controllers,
     nvmeNamespaces: nv.namespaces,
+    fcHosts: fcHosts(fs),
+    fcRemotePorts: fcRemotePorts(fs),
     blockDevices: blockList,
     links: devLinks,
     multipathMaps,

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { shellQuote } from '../system/exec.js';
+import { fcoeWwpn } from '../system/fcoe.js';
 import type { Accel } from './accel.js';
 import type { GuestImage } from './image/build.js';
 import { AGENT_PORT, macFor } from './providers/qemu/argv.js';
@@ -77,6 +78,9 @@ export function nodeEnv(rec: LabRecord, node: NodeRecord): string {
     BRICK_HOST_NQN: node.hostNqn,
     BRICK_HOST_ID: node.hostNqn.split(':uuid:')[1]!,
     BRICK_DATA_NETWORKS: node.taps.map((t) => `${t.network}=${node.addresses[t.network]}`).join(' '),
+    // A target's FC ports give the computes' ports (named after their data NICs' MACs) their ACLs
+    // before they log in (targets/fc-volume.ts).
+    BRICK_FC_INITIATORS: node.role === 'target' ? rec.nodes.filter((n) => n.role === 'compute').flatMap((n) => n.taps.map((t) => fcoeWwpn(t.mac))).join(' ') : '',
     BRICK_AGENT_HOST: node.container?.mode === 'host-kernel' ? node.container.mgmtAddress : MGMT_GUEST_ADDRESS,
     BRICK_AGENT_PORT: String(AGENT_PORT),
   };

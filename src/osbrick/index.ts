@@ -1,6 +1,7 @@
 import { describe, refuse } from '../volume/fields.js';
-import type { ConnectionProperties, IscsiProperties, NvmeProperties } from '../volume/properties.js';
+import type { ConnectionProperties, FcProperties, IscsiProperties, NvmeProperties } from '../volume/properties.js';
 import type { Protocol } from '../volume/protocol.js';
+import * as fc from './fc.js';
 import * as iscsi from './iscsi.js';
 import * as local from './local.js';
 import * as nvmeof from './nvmeof.js';
@@ -16,15 +17,31 @@ import { asPayload, given, type EncodeOptions } from './payload.js';
 export type { IscsiConnectionData } from './iscsi.js';
 export type { NvmeofConnectionData } from './nvmeof.js';
 export type { LocalConnectionData } from './local.js';
+export type { FcConnectionData } from './fc.js';
 export type { AttachmentKeys, EncodeOptions } from './payload.js';
 
 /** Type aliases rather than interfaces (here and in the codecs), so that they fit Record<string, unknown>. */
 export type ConnectionInfo =
   | { driver_volume_type: 'iscsi'; data: iscsi.IscsiConnectionData }
   | { driver_volume_type: 'nvmeof'; data: nvmeof.NvmeofConnectionData }
+  | { driver_volume_type: 'fibre_channel'; data: fc.FcConnectionData }
   | { driver_volume_type: 'local'; data: local.LocalConnectionData };
 
-export type ConnectionInfoFor<P extends Protocol> = Extract<ConnectionInfo, { driver_volume_type: P }>;
+/**
+ * Cinder's driver_volume_type per protocol: the name os-brick's connector factory is asked for
+ * (it upper-cases it). Only Fibre Channel's differs from brick-lab's protocol name.
+ */
+export const DRIVER_VOLUME_TYPE = { iscsi: 'iscsi', nvmeof: 'nvmeof', fc: 'fibre_channel', local: 'local' } as const satisfies Record<Protocol, string>;
+export type DriverVolumeType = (typeof DRIVER_VOLUME_TYPE)[Protocol];
+
+/** The protocol of a driver_volume_type (any case, as os-brick's factory takes it), or null. */
+export function protocolOfDriverType(type: string): Protocol | null {
+  const t = type.toLowerCase();
+  for (const [p, d] of Object.entries(DRIVER_VOLUME_TYPE)) if (d === t) return p as Protocol;
+  return null;
+}
+
+export type ConnectionInfoFor<P extends Protocol> = Extract<ConnectionInfo, { driver_volume_type: (typeof DRIVER_VOLUME_TYPE)[P] }>;
 type ProtocolOf<T extends ConnectionProperties> = T['protocol'];
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +50,7 @@ type ProtocolOf<T extends ConnectionProperties> = T['protocol'];
 const DECODERS = {
   iscsi: iscsi.decode,
   nvmeof: nvmeof.decode,
+  fc: fc.decode,
   local: local.decode,
 } as const satisfies Record<Protocol, (data: unknown) => ConnectionProperties>;
 
@@ -46,8 +64,8 @@ export function normalise(protocol: Protocol, payload: unknown): ConnectionPrope
   if (Object.hasOwn(p, 'driver_volume_type')) {
     const type = p.driver_volume_type;
     // os-brick's connector factory upper-cases the name, so "iSCSI" and "NVMEOF" count.
-    if (typeof type !== 'string' || type.toLowerCase() !== protocol) {
-      refuse('driver_volume_type', `is ${describe(type)}, but these properties were sent to the ${protocol} connector`, 'WRONG_VOLUME_TYPE');
+    if (typeof type !== 'string' || type.toLowerCase() !== DRIVER_VOLUME_TYPE[protocol]) {
+      refuse('driver_volume_type', `is ${describe(type)}, but these properties were sent to the ${protocol} connector (which takes "${DRIVER_VOLUME_TYPE[protocol]}")`, 'WRONG_VOLUME_TYPE');
     }
     if (!given(p, 'data')) refuse('data', 'missing: connection_info carries the properties in data');
     data = p.data;
@@ -77,6 +95,8 @@ function encodeAny(p: ConnectionProperties, opts: EncodeOptions): ConnectionInfo
       return { driver_volume_type: 'iscsi', data: iscsi.encode(p, opts) };
     case 'nvmeof':
       return { driver_volume_type: 'nvmeof', data: nvmeof.encode(p, opts) };
+    case 'fc':
+      return { driver_volume_type: 'fibre_channel', data: fc.encode(p, opts) };
     case 'local':
       return { driver_volume_type: 'local', data: local.encode(p, opts) };
   }
@@ -136,6 +156,23 @@ export function nvmeofVolumeProperties(v: NvmeofVolumeFacts): NvmeProperties {
     nsid: v.nsid,
     hostNqn: v.hostNqn ? v.hostNqn : null,
   };
+}
+
+export interface FcVolumeFacts {
+  id: string;
+  /** The target's port names, one per fabric, in the order of its data networks. */
+  wwpns: string[];
+  lun: number;
+  /** Host port -> the target ports it is zoned to (Cinder's FC zone manager's map), when known. */
+  initiatorTargetMap?: Record<string, string[]> | undefined;
+}
+
+export function fcVolumeProperties(v: FcVolumeFacts): FcProperties {
+  return { protocol: 'fc', volumeId: v.id, targets: v.wwpns.map((wwpn) => ({ wwpn, lun: v.lun })), initiatorTargetMap: v.initiatorTargetMap ?? null, deviceWwid: null };
+}
+
+export function fcConnectionInfo(v: FcVolumeFacts, opts: EncodeOptions = TARGET_ENCODING): ConnectionInfoFor<'fc'> {
+  return toConnectionInfo(fcVolumeProperties(v), opts);
 }
 
 export function iscsiConnectionInfo(v: IscsiVolumeFacts, opts: EncodeOptions = TARGET_ENCODING): ConnectionInfoFor<'iscsi'> {

@@ -120,6 +120,7 @@ async function targetLeftovers(target: TargetHandle, only?: ReadonlySet<string>)
   return [
     ...t.lio.targets.filter((x) => ours(x.iqn)).map((x) => `LIO target ${x.iqn}`),
     ...t.lio.backstores.filter((x) => ours(x.name)).map((x) => `LIO backstore ${x.name}`),
+    ...(t.lio.fcPorts ?? []).flatMap((p) => p.luns.filter((l) => ours(l.storageObject)).map((l) => `LIO FC LUN ${l.lun} of port ${p.wwpn} (${l.storageObject})`)),
     ...t.nvmet.subsystems.map((x) => (typeof x === 'string' ? x : x.nqn)).filter(ours).map((x) => `nvmet subsystem ${x}`),
     ...t.loopDevices.filter(ours).map((x) => `loop device ${x}`),
     ...t.files.filter(ours).map((x) => `backing file ${x}`),

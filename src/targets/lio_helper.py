@@ -23,6 +23,8 @@ from rtslib_fb.utils import RTSLibError, RTSLibNotInCFS
 from line_worker import serve
 
 ISCSI = FabricModule("iscsi")
+# tcm_fc: LIO's FC target over libfc, here on the lab's FCoE ports. Its WWNs are "naa.<16 hex>".
+FC = FabricModule("tcm_fc")
 
 
 class Refused(Exception):
@@ -60,14 +62,7 @@ def create(a):
     made = []  # (kind, object), undone in reverse order on failure
     try:
         kind = a["backstore"]
-        if kind == "fileio":
-            so = FileIOStorageObject(name, dev=a["path"], size=a["sizeBytes"], wwn=a["wwn"], write_back=False)
-        elif kind == "block":
-            so = BlockStorageObject(name, dev=a["path"], wwn=a["wwn"])
-        elif kind == "ramdisk":
-            so = RDMCPStorageObject(name, size=a["sizeBytes"], wwn=a["wwn"])
-        else:
-            raise Refused("BAD_REQUEST", "backstore must be fileio, block or ramdisk", "backstore")
+        so = make_so(a)
         made.append(so)
 
         target = find_target(a["iqn"])
@@ -125,6 +120,131 @@ def create(a):
             except Exception:
                 pass
         raise
+
+
+def make_so(a):
+    kind = a["backstore"]
+    if kind == "fileio":
+        return FileIOStorageObject(a["name"], dev=a["path"], size=a["sizeBytes"], wwn=a["wwn"], write_back=False)
+    if kind == "block":
+        return BlockStorageObject(a["name"], dev=a["path"], wwn=a["wwn"])
+    if kind == "ramdisk":
+        return RDMCPStorageObject(a["name"], size=a["sizeBytes"], wwn=a["wwn"])
+    raise Refused("BAD_REQUEST", "backstore must be fileio, block or ramdisk", "backstore")
+
+
+def fc_tpg(wwpn):
+    """The TPG of the tcm_fc target of one local FC port (naa.<wwpn>), or None."""
+    for t in FC.targets:
+        if t.wwn == "naa." + wwpn:
+            return tpg_of(t)
+    return None
+
+
+def fc_port(a):
+    """The tcm_fc target of a local FC port, with an ACL (no LUN yet) per initiator port.
+
+    Made before the port logs in to the fabric: an initiator whose login (PRLI) this port refused
+    for want of a target or an ACL keeps a remote port without the FCP target role, and no scan
+    reaches it afterwards. The ACLs are the zoning: which host ports may log in; LUN masking is
+    per volume (MappedLUN)."""
+    made = []
+    try:
+        tpg = fc_tpg(a["wwpn"])
+        if tpg is None:
+            target = Target(FC, "naa." + a["wwpn"], mode="create")
+            made.append(target)
+            tpg = TPG(target, 1, mode="create")
+        have = {acl.node_wwn for acl in tpg.node_acls}
+        for initiator in a["initiators"]:
+            if "naa." + initiator not in have:
+                made.append(NodeACL(tpg, "naa." + initiator, mode="create"))
+        return {"wwpn": a["wwpn"], "acls": sorted(acl.node_wwn[4:] for acl in tpg.node_acls)}
+    except Exception:
+        for obj in reversed(made):
+            try:
+                obj.delete()
+            except Exception:
+                pass
+        raise
+
+
+def fc_create(a):
+    """One FC volume: a backstore, the same LUN id in the TPG of every local FC port named, mapped
+    to the initiators named (their ACLs exist: fc_port)."""
+    if find_so(a["name"]) is not None:
+        raise Refused("VOLUME_EXISTS", "a backstore named %s already exists" % a["name"], "name")
+    tpgs = []
+    for wwpn in a["wwpns"]:
+        tpg = fc_tpg(wwpn)
+        if tpg is None:
+            raise Refused("UNKNOWN_TARGET", "no tcm_fc target for the FC port %s" % wwpn, "wwpns")
+        tpgs.append(tpg)
+    used = set()
+    for tpg in tpgs:
+        used |= {lun.lun for lun in tpg.luns}
+    lun_id = a["lun"]
+    if lun_id is None:
+        lun_id = next(i for i in range(0, 256) if i not in used)
+    elif lun_id in used:
+        raise Refused("LUN_IN_USE", "LUN %d is already used on this target's FC ports" % lun_id, "lun")
+    made = []
+    try:
+        so = make_so(a)
+        made.append(so)
+        for tpg in tpgs:
+            lun = LUN(tpg, lun=lun_id, storage_object=so)
+            made.append(lun)
+            for acl in tpg.node_acls:
+                if acl.node_wwn[4:] in a["initiators"]:
+                    made.append(MappedLUN(acl, lun_id, lun))
+        return {"lun": lun_id, "wwn": so.wwn}
+    except Exception:
+        for obj in reversed(made):
+            try:
+                obj.delete()
+            except Exception:
+                pass
+        raise
+
+
+def fc_remove_lun(a):
+    """Take one LUN out of every local FC port (its mappings first); ports and ACLs stay."""
+    removed = 0
+    for t in FC.targets:
+        tpg = tpg_of(t)
+        for lun in list(tpg.luns) if tpg else []:
+            if lun.lun != a["lun"]:
+                continue
+            for acl in tpg.node_acls:
+                for ml in list(acl.mapped_luns):
+                    if ml.tpg_lun.lun == lun.lun:
+                        ml.delete()
+            lun.delete()
+            removed += 1
+    return {"removed": removed}
+
+
+def fc_delete(a):
+    fc_remove_lun(a)
+    so = find_so(a["name"])
+    if so is not None:
+        so.delete()
+    return {"deleted": a["name"]}
+
+
+def fc_unmap(a):
+    """Take a LUN away from one initiator port (or all) on every local FC port; the LUN stays."""
+    removed = 0
+    for t in FC.targets:
+        for acl in tpg_of(t).node_acls:
+            if a.get("initiator") and acl.node_wwn != "naa." + a["initiator"]:
+                continue
+            for ml in list(acl.mapped_luns):
+                if ml.tpg_lun.lun == a["lun"]:
+                    ml.delete()
+                    removed += 1
+    return {"unmapped": removed}
 
 
 def remove_lun(a):
@@ -187,9 +307,20 @@ def inventory(_a):
             })
     backstores = [{"name": so.name, "plugin": so.plugin, "wwn": so.wwn, "udevPath": getattr(so, "udev_path", "")}
                   for so in root.storage_objects]
+    fc_ports = []
+    for t in FC.targets:
+        tpg = tpg_of(t)
+        fc_ports.append({
+            "wwpn": t.wwn[4:],
+            "luns": sorted(({"lun": lun.lun, "storageObject": lun.storage_object.name} for lun in tpg.luns),
+                           key=lambda x: x["lun"]) if tpg else [],
+            "acls": [{"initiator": acl.node_wwn[4:], "mappedLuns": [ml.mapped_lun for ml in acl.mapped_luns]}
+                     for acl in tpg.node_acls] if tpg else [],
+        })
     targets.sort(key=lambda t: t["iqn"])
     backstores.sort(key=lambda b: b["name"])
-    return {"targets": targets, "backstores": backstores}
+    fc_ports.sort(key=lambda p: p["wwpn"])
+    return {"targets": targets, "backstores": backstores, "fcPorts": fc_ports}
 
 
 def save(_a):
@@ -202,7 +333,19 @@ def restore(a):
 
 
 def clear(_a):
-    RTSRoot().clear_existing(confirm=True)
+    """Everything of the volumes goes; the FC ports' targets and ACLs stay (see fc_port): taking
+    them away would leave the hosts' remote ports without the target role once they came back."""
+    for t in ISCSI.targets:
+        t.delete()
+    for t in FC.targets:
+        tpg = tpg_of(t)
+        for lun in list(tpg.luns) if tpg else []:
+            for acl in tpg.node_acls:
+                for ml in list(acl.mapped_luns):
+                    ml.delete()
+            lun.delete()
+    for so in list(RTSRoot().storage_objects):
+        so.delete()
     return {"cleared": True}
 
 
@@ -242,6 +385,7 @@ def loop_detach(a):
 
 
 OPS = {"create": create, "loop_attach": loop_attach, "loop_detach": loop_detach, "delete": delete, "remove_lun": remove_lun, "unmap": unmap,
+       "fc_port": fc_port, "fc_create": fc_create, "fc_delete": fc_delete, "fc_remove_lun": fc_remove_lun, "fc_unmap": fc_unmap,
        "inventory": inventory, "save": save, "restore": restore, "clear": clear,
        "ping": lambda _a: {"pong": True}}
 

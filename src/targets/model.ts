@@ -36,6 +36,23 @@ export interface NvmeVolumeRequest {
   networks?: string[];
 }
 
+export interface FcVolumeRequest {
+  name: string;
+  sizeMiB: number;
+  backstore?: IscsiBackstore;
+  lun?: number;
+  /** Host port names (WWPNs) the LUN is masked to; default: every compute of the lab. */
+  initiators?: string[];
+  networks?: string[];
+  unitSerial?: string;
+}
+
+/** The target's FCoE port on one data network (one fabric). */
+export interface FcTargetPort {
+  network: string;
+  wwpn: string;
+}
+
 export interface TargetVolume {
   name: string;
   protocol: TargetProtocol;
@@ -45,6 +62,7 @@ export interface TargetVolume {
   portals: Array<{ network: string; address: string; port: number }>;
   iscsi?: { iqn: string; lun: number; unitSerial: string; wwid: string; initiators: string[]; demoMode: boolean; chap: boolean };
   nvme?: { nqn: string; nsid: number; uuid: string; nguid: string; hosts: string[]; allowAnyHost: boolean; anaGroup: number };
+  fc?: { wwpns: string[]; lun: number; unitSerial: string; wwid: string; initiators: string[] };
   connectionInfo: ConnectionInfo;
   createdAt: string;
 }

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec, startLineWorker, type LineWorker } from '../system/exec.js';
 import { serialQueue } from '../system/serial.js';
-import { checkInt, checkIqn, checkVolumeName, refuse } from '../volume/fields.js';
+import { checkInt, checkIqn, checkVolumeName, checkWwpn, refuse } from '../volume/fields.js';
 import { nguidHex } from '../volume/ids.js';
 import type { AnaState } from '../volume/protocol.js';
+import { ensureFcoePorts } from '../system/fcoe.js';
+import { createFcVolume } from './fc-volume.js';
 import { createIscsiVolume } from './iscsi-volume.js';
-import type { DataNetwork, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from './model.js';
+import type { DataNetwork, FcTargetPort, FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from './model.js';
 import { createNvmeVolume } from './nvme-volume.js';
 import { Nvmet } from './nvmet.js';
 import type { VolumeWorkbench } from './workbench.js';
@@ -38,7 +40,24 @@ export class TargetVolumes implements VolumeWorkbench {
     readonly lab: string,
     readonly networks: DataNetwork[],
     private readonly lioHelper: string,
+    readonly fcInitiators: string[] = [],
   ) {}
+
+  /**
+   * The FCoE port on each of these data networks, made at the first FC volume: its tcm_fc target,
+   * with an ACL for every port the lab named, is configured before the port is enabled, so that
+   * no host sees it log in without the target role.
+   */
+  async fcPorts(nets: DataNetwork[]): Promise<FcTargetPort[]> {
+    const ports = await ensureFcoePorts(
+      nets.map((n) => n.name),
+      async (wwpns) => {
+        await exec(['modprobe', 'tcm_fc'], { timeoutMs: 60_000 });
+        for (const p of wwpns) await this.lioRequest('fc_port', { wwpn: p.wwpn, initiators: this.fcInitiators });
+      },
+    );
+    return ports.map((p) => ({ network: p.netdev, wwpn: p.wwpn }));
+  }
 
   serial<T>(fn: () => Promise<T>): Promise<T> {
     return this.queue(fn);
@@ -131,11 +150,17 @@ export class TargetVolumes implements VolumeWorkbench {
     return createNvmeVolume(this, req);
   }
 
+  createFc(req: FcVolumeRequest): Promise<TargetVolume> {
+    return createFcVolume(this, req);
+  }
+
   delete(name: string): Promise<{ deleted: string }> {
     const v = this.get(name);
     return this.serial(async () => {
       if (v.iscsi) {
         await this.lioRequest('delete', { name: v.name, iqn: v.iscsi.iqn, lun: v.iscsi.lun });
+      } else if (v.fc) {
+        await this.lioRequest('fc_delete', { name: v.name, lun: v.fc.lun });
       } else if (v.nvme) {
         await this.nvmet.removeNamespace(v.nvme.nqn, v.nvme.nsid);
         if (this.nvmet.subsystemExists(v.nvme.nqn) && (await this.nvmet.namespaceIds(v.nvme.nqn)).length === 0) {
@@ -156,9 +181,16 @@ export class TargetVolumes implements VolumeWorkbench {
    * volume's record and backing stay, so the test can delete it afterwards.
    */
   unmap(name: string, initiator?: string): Promise<{ volume: string; removed: number }> {
-    if (initiator !== undefined) checkIqn(initiator, 'initiator');
     const v = this.get(name);
+    if (initiator !== undefined) {
+      if (v.fc) checkWwpn(initiator, 'initiator');
+      else checkIqn(initiator, 'initiator');
+    }
     return this.serial(async () => {
+      if (v.fc) {
+        const r = await this.lioRequest<{ unmapped: number }>('fc_unmap', { lun: v.fc.lun, initiator: initiator ?? null });
+        return { volume: name, removed: r.unmapped };
+      }
       if (v.iscsi) {
         if (v.iscsi.demoMode) {
           // Demo mode has no ACL to unmap from: take the LUN out of the target instead.

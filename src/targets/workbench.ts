@@ -1,4 +1,4 @@
-import type { DataNetwork, TargetVolume } from './model.js';
+import type { DataNetwork, FcTargetPort, TargetVolume } from './model.js';
 import type { Nvmet } from './nvmet.js';
 
 /**
@@ -20,5 +20,9 @@ export interface VolumeWorkbench {
   attachLoop(file: string): Promise<string>;
   detachLoop(device: string): Promise<void>;
   pickNetworks(names: string[] | undefined): DataNetwork[];
+  /** The target's FCoE ports on these networks, made (with their tcm_fc targets) at the first FC volume. */
+  fcPorts(nets: DataNetwork[]): Promise<FcTargetPort[]>;
+  /** The lab's compute ports (WWPNs), given ACLs before the target's ports log in. */
+  readonly fcInitiators: string[];
   checkNew(name: string): void;
 }

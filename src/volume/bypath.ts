@@ -16,3 +16,11 @@ export function lunForPath(lun: number): string {
 export function byPathName(p: { portal: string; iqn: string; lun: number }): string {
   return `ip-${p.portal.replace(/[[\]]/g, '')}-iscsi-${p.iqn}-lun-${lunForPath(p.lun)}`;
 }
+
+/**
+ * The end of an FC disk's by-path name, after the HBA's own part ("pci-0000:00:06.0"): udev's
+ * path_id writes the target port's name with 0x and the LUN as above, and so does os-brick.
+ */
+export function fcByPathSuffix(p: { wwpn: string; lun: number }): string {
+  return `-fc-0x${p.wwpn}-lun-${lunForPath(p.lun)}`;
+}

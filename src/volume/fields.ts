@@ -109,6 +109,19 @@ export function checkNqn(nqn: unknown, field = 'nqn'): string {
   return nqn;
 }
 
+/**
+ * A Fibre Channel port name (WWPN) as Cinder's FC drivers send it and os-brick uses it: 16 hex
+ * digits, no 0x, no colons; os-brick lower-cases it and puts "0x" in front itself when it builds
+ * the by-path name, so "0x..." would name no device there. Returned in lowercase.
+ */
+export function checkWwpn(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !/^[0-9A-Fa-f]{16}$/.test(v)) {
+    const hint = typeof v === 'string' && /^(0x)?[0-9A-Fa-f:]+$/i.test(v) ? `; write its 16 hex digits alone, e.g. ${JSON.stringify(v.replace(/^0x/i, '').replace(/:/g, '').toLowerCase())}` : '';
+    refuse(field, `${describe(v)} is not a Fibre Channel port name (WWPN): 16 hex digits such as "20005254004c0102", without 0x or colons${hint}`, 'BAD_WWPN');
+  }
+  return v.toLowerCase();
+}
+
 export const MAX_SIZE_MIB = 4096;
 
 export function checkSize(sizeMiB: unknown, field = 'sizeMiB'): number {

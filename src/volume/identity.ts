@@ -1,5 +1,5 @@
 import { nguidHex } from './ids.js';
-import type { ConnectionProperties, IscsiProperties, IscsiTargetPath, NvmeProperties } from './properties.js';
+import type { ConnectionProperties, FcProperties, FcTargetPath, IscsiProperties, IscsiTargetPath, NvmeProperties } from './properties.js';
 import type { Protocol } from './protocol.js';
 
 /** What identifies a volume on a host: how the connectors find it and the oracle judges what is left. */
@@ -19,6 +19,12 @@ export interface NvmeIdentity {
   nguid?: string | null;
 }
 
+export interface FcIdentity {
+  /** The (target WWPN, LUN) pairs the volume is reached at. */
+  targets: FcTargetPath[];
+  wwid?: string | null;
+}
+
 export interface LocalIdentity {
   device?: string | null;
   wwid?: string | null;
@@ -28,6 +34,7 @@ export interface VolumeIdentity {
   protocol: Protocol;
   iscsi?: IscsiIdentity;
   nvme?: NvmeIdentity;
+  fc?: FcIdentity;
   local?: LocalIdentity;
 }
 
@@ -40,9 +47,14 @@ export function nvmeIdentity(p: NvmeProperties): NvmeIdentity {
   return { nqn: p.nqn, portals: p.portals.map((x) => `${x.address}:${x.port}`), nsid: p.nsid, uuid: p.uuid, nguid: nguidHex(p.nguid) };
 }
 
+export function fcIdentity(p: FcProperties, wwid?: string | null): FcIdentity {
+  return { targets: p.targets.map((t) => ({ wwpn: t.wwpn, lun: t.lun })), wwid: wwid ?? p.deviceWwid };
+}
+
 /** What identifies the volume of these properties on a host; wwid, when known, is the SCSI WWID read at attach. */
 export function identityFromProperties(p: ConnectionProperties, wwid?: string | null): VolumeIdentity {
   if (p.protocol === 'iscsi') return { protocol: 'iscsi', iscsi: iscsiIdentity(p, p.paths[0], wwid) };
   if (p.protocol === 'nvmeof') return { protocol: 'nvmeof', nvme: nvmeIdentity(p) };
+  if (p.protocol === 'fc') return { protocol: 'fc', fc: fcIdentity(p, wwid) };
   return { protocol: 'local', local: { device: p.devicePath, wwid: wwid ?? null } };
 }

@@ -45,9 +45,27 @@ export interface NvmeProperties {
   hostNqn: string | null;
 }
 
+/** One (target port, LUN) pair of a Fibre Channel volume: a path through each fabric that reaches that port. */
+export interface FcTargetPath {
+  /** The target port's WWPN: 16 lowercase hex digits. */
+  wwpn: string;
+  lun: number;
+}
+
+export interface FcProperties {
+  protocol: 'fc';
+  volumeId: string | null;
+  /** One per distinct (WWPN, LUN), in the payload's order. */
+  targets: FcTargetPath[];
+  /** initiator_target_map: which target ports each of the host's ports is zoned to (lowercase WWPNs). */
+  initiatorTargetMap: Record<string, string[]> | null;
+  /** From `device_wwid`, a key of ours, as for iSCSI. */
+  deviceWwid: string | null;
+}
+
 export interface LocalProperties {
   protocol: 'local';
   devicePath: string;
 }
 
-export type ConnectionProperties = IscsiProperties | NvmeProperties | LocalProperties;
+export type ConnectionProperties = IscsiProperties | NvmeProperties | FcProperties | LocalProperties;

@@ -1,9 +1,9 @@
 /** The protocols brick-lab attaches volumes over: one list, so that a new one is added in one place. */
-export const PROTOCOLS = ['iscsi', 'nvmeof', 'local'] as const;
+export const PROTOCOLS = ['iscsi', 'nvmeof', 'fc', 'local'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** The protocols a target node exports volumes over (local disks live on compute nodes). */
-export const TARGET_PROTOCOLS = ['iscsi', 'nvmeof'] as const;
+export const TARGET_PROTOCOLS = ['iscsi', 'nvmeof', 'fc'] as const;
 export type TargetProtocol = (typeof TARGET_PROTOCOLS)[number];
 
 export function isProtocol(v: unknown): v is Protocol {

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  DRIVER_VOLUME_TYPE,
+  fcConnectionInfo,
+  fcVolumeProperties,
   iscsiConnectionInfo,
   iscsiVolumeProperties,
   normalise,
@@ -10,7 +13,8 @@ import {
   TARGET_ENCODING,
   toConnectionInfo,
 } from '../../src/osbrick/index.js';
-import type { ConnectionProperties, IscsiProperties, LocalProperties, NvmeProperties } from '../../src/volume/properties.js';
+import type { ConnectionProperties, FcProperties, IscsiProperties, LocalProperties, NvmeProperties } from '../../src/volume/properties.js';
+import * as fcCodec from '../../src/osbrick/fc.js';
 import * as iscsi from '../../src/osbrick/iscsi.js';
 import * as local from '../../src/osbrick/local.js';
 import * as nvmeof from '../../src/osbrick/nvmeof.js';
@@ -81,7 +85,17 @@ const localProps: fc.Arbitrary<LocalProperties> = fc.record({
   devicePath: fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => `/dev/${s.join('/')}`),
 });
 
-const anyProps: fc.Arbitrary<ConnectionProperties> = fc.oneof(iscsiProps, nvmeProps, localProps);
+const wwpn = fc.stringMatching(/^[0-9a-f]{16}$/);
+const fcLun = fc.integer({ min: 0, max: MAX_LUN });
+const fcProps: fc.Arbitrary<FcProperties> = fc.record({
+  protocol: fc.constant('fc' as const),
+  volumeId: fc.option(text, { nil: null }),
+  targets: fc.uniqueArray(fc.record({ wwpn, lun: fcLun }), { minLength: 1, maxLength: 4, selector: (t) => `${t.wwpn} ${t.lun}` }),
+  initiatorTargetMap: fc.option(fc.dictionary(wwpn, fc.array(wwpn, { maxLength: 3 }), { maxKeys: 3 }), { nil: null }),
+  deviceWwid: fc.option(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9.:_-]{0,40}$/), { nil: null }),
+});
+
+const anyProps: fc.Arbitrary<ConnectionProperties> = fc.oneof(iscsiProps, nvmeProps, fcProps, localProps);
 
 // ---------------------------------------------------------------------------------------------
 // decode(encode(p)) == p
@@ -103,12 +117,14 @@ describe('os-brick codecs: decode(encode(p)) is p', () => {
 
   it('local: device paths under /dev', () => roundTrips(localProps, local));
 
+  it('FC: one or several target ports, one LUN for all or one each, with or without the initiator-target map', () => roundTrips(fcProps, fcCodec));
+
   it('through normalise, wrapped or bare, after JSON, with or without the target API options', () => {
     fc.assert(
       fc.property(anyProps, fc.boolean(), (p, target) => {
         const opts = target ? TARGET_ENCODING : {};
         const info = toConnectionInfo(p, opts);
-        expect(info.driver_volume_type).toBe(p.protocol);
+        expect(info.driver_volume_type).toBe(DRIVER_VOLUME_TYPE[p.protocol]);
         expect(normalise(p.protocol, info)).toEqual(p);
         expect(normalise(p.protocol, osBrickData(p, opts))).toEqual(p);
         expect(normalise(p.protocol, JSON.parse(JSON.stringify(info)))).toEqual(p);
@@ -153,7 +169,7 @@ interface Variant {
 }
 
 const wrap = (protocol: Protocol, data: Record<string, unknown>, how: number): unknown => {
-  const names: Record<Protocol, string[]> = { iscsi: ['iscsi', 'iSCSI', 'ISCSI'], nvmeof: ['nvmeof', 'NVMeOF', 'NVMEOF'], local: ['local', 'LOCAL', 'Local'] };
+  const names: Record<Protocol, string[]> = { iscsi: ['iscsi', 'iSCSI', 'ISCSI'], nvmeof: ['nvmeof', 'NVMeOF', 'NVMEOF'], fc: ['fibre_channel', 'FIBRE_CHANNEL', 'Fibre_Channel'], local: ['local', 'LOCAL', 'Local'] };
   return how === 0 ? data : { driver_volume_type: names[protocol][how - 1], data };
 };
 
@@ -258,8 +274,28 @@ const localVariant: fc.Arbitrary<Variant> = fc
   .tuple(localProps, fc.integer({ min: 0, max: 3 }), cinderExtras)
   .map(([p, how, extras]) => ({ payload: wrap('local', { device_path: p.devicePath, ...(extras ?? {}) }, how), protocol: 'local' as const, expected: p }));
 
+/**
+ * FC as Cinder's drivers spell it: target_wwn one name or a list, in any case; target_wwns with
+ * target_luns; target_lun for every port; the map's names in any case.
+ */
+const fcVariant: fc.Arbitrary<Variant> = fc
+  .tuple(fcProps, fc.record({ upper: fc.boolean(), plural: fc.boolean(), wrap: fc.integer({ min: 0, max: 3 }), extras: cinderExtras }))
+  .map(([p, o]) => {
+    const name = (w: string): string => (o.upper ? w.toUpperCase() : w);
+    const oneLun = p.targets.every((t) => t.lun === p.targets[0]!.lun);
+    const data: Record<string, unknown> =
+      oneLun && !o.plural
+        ? { target_wwn: p.targets.length === 1 && o.upper ? name(p.targets[0]!.wwpn) : p.targets.map((t) => name(t.wwpn)), target_lun: p.targets[0]!.lun }
+        : { target_wwns: p.targets.map((t) => name(t.wwpn)), target_luns: p.targets.map((t) => t.lun), target_wwn: 'ignored when target_wwns is given' };
+    if (p.initiatorTargetMap) data.initiator_target_map = Object.fromEntries(Object.entries(p.initiatorTargetMap).map(([k, v]) => [name(k), v.map(name)]));
+    if (p.volumeId !== null) data.volume_id = p.volumeId;
+    if (p.deviceWwid !== null) data.device_wwid = p.deviceWwid;
+    return { payload: wrap('fc', { ...data, ...(o.extras ?? {}) }, o.wrap), protocol: 'fc' as const, expected: p };
+  });
+
 describe('os-brick codecs: payload spellings normalise to properties that round-trip', () => {
   for (const [name, variant] of [
+    ['FC (target_wwn one name or a list, target_wwns with target_luns, names in upper case)', fcVariant],
     ['iSCSI (singular or plural keys, target_luns or target_lun, default port left out, duplicate paths, empty auth_method)', iscsiVariant],
     ['NVMe-oF (current or older format, uuid with or without dashes and upper case, nguid dashed, ns_id string or number)', nvmeVariant],
     ['local', localVariant],
@@ -329,6 +365,54 @@ describe('target builders and osBrickData agree', () => {
         expect(without(info.data, TARGET_ONLY_KEYS)).toEqual(osBrickData(props));
         expect(info.data.ns_id).toBe(String(facts.nsid));
         expect(normalise('nvmeof', info)).toEqual(props);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('the FC codec refuses what os-brick could not use, saying what to send', () => {
+  const refusal = (data: unknown): { code: string; message: string } => {
+    try {
+      normalise('fc', data);
+    } catch (e) {
+      return { code: (e as { code: string }).code, message: (e as Error).message };
+    }
+    throw new Error('accepted');
+  };
+
+  it('a WWPN with 0x or colons (os-brick would build a name with 0x0x), naming the form it takes', () => {
+    expect(refusal({ target_wwn: ['0x20005254004c0102'], target_lun: 0 })).toMatchObject({ code: 'BAD_WWPN', message: expect.stringContaining('"20005254004c0102"') });
+    expect(refusal({ target_wwn: '20:00:52:54:00:4c:01:02', target_lun: 0 })).toMatchObject({ code: 'BAD_WWPN', message: expect.stringMatching(/^target_wwn: .*16 hex digits/) });
+    expect(refusal({ target_wwn: ['20005254004c01'], target_lun: 0 })).toMatchObject({ code: 'BAD_WWPN', message: expect.stringContaining('target_wwn[0]') });
+  });
+
+  it('no target port, an empty list, a missing LUN, lists of different lengths', () => {
+    expect(refusal({ target_lun: 0 })).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/^target_wwn: missing/) });
+    expect(refusal({ target_wwn: [], target_lun: 0 })).toMatchObject({ code: 'BAD_WWPN' });
+    expect(refusal({ target_wwn: ['20005254004c0102'] })).toMatchObject({ message: expect.stringMatching(/^target_lun: missing/) });
+    expect(refusal({ target_wwns: ['20005254004c0102', '20005254004c0202'], target_luns: [1] })).toMatchObject({ message: expect.stringMatching(/^target_luns: has 1 entries but target_wwns has 2/) });
+    expect(refusal({ target_wwn: ['20005254004c0102'], target_lun: '1' })).toMatchObject({ code: 'BAD_LUN' });
+  });
+
+  it('a malformed initiator_target_map, and properties of another protocol', () => {
+    expect(refusal({ target_wwn: ['20005254004c0102'], target_lun: 0, initiator_target_map: ['x'] })).toMatchObject({ message: expect.stringMatching(/^initiator_target_map: must be an object/) });
+    expect(refusal({ target_wwn: ['20005254004c0102'], target_lun: 0, initiator_target_map: { '20005254004c0101': '20005254004c0102' } })).toMatchObject({ code: 'BAD_WWPN' });
+    expect(refusal({ driver_volume_type: 'iscsi', data: { target_wwn: ['20005254004c0102'], target_lun: 0 } })).toMatchObject({ code: 'WRONG_VOLUME_TYPE', message: expect.stringContaining('"fibre_channel"') });
+  });
+});
+
+describe('target builders and osBrickData agree: FC', () => {
+  const fcFacts = fc.record({ id: uuid, wwpns: fc.uniqueArray(wwpn, { minLength: 1, maxLength: 2 }), lun: fc.integer({ min: 0, max: 255 }), initiatorTargetMap: fc.option(fc.dictionary(wwpn, fc.array(wwpn, { maxLength: 2 }), { maxKeys: 2 }), { nil: undefined }) });
+  it('the same volume facts give the same dict, target_wwn a list and one target_lun as Cinder\'s FC drivers send them', () => {
+    fc.assert(
+      fc.property(fcFacts, (facts) => {
+        const props = fcVolumeProperties(facts);
+        const info = fcConnectionInfo(facts);
+        expect(info).toEqual({ driver_volume_type: 'fibre_channel', data: osBrickData(props, TARGET_ENCODING) });
+        expect(info.data.target_wwn).toEqual(facts.wwpns);
+        expect(info.data.target_lun).toBe(facts.lun);
+        expect(normalise('fc', info)).toEqual(props);
       }),
       RUNS,
     );

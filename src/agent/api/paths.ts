@@ -32,6 +32,7 @@ export const ROUTES = {
 
   iscsiVolumes: '/v1/targets/iscsi/volumes',
   nvmeVolumes: '/v1/targets/nvmet/volumes',
+  fcVolumes: '/v1/targets/fc/volumes',
   volumes: '/v1/targets/volumes',
   volume: '/v1/targets/volumes/:name',
   unmap: '/v1/targets/volumes/:name/unmap',

@@ -2,12 +2,16 @@ import { AgentClient } from './client.js';
 import type { CallOptions } from './compute-client.js';
 import { paths, ROUTES } from './paths.js';
 import type {
-  AnaReply, AnaRequest, CleanupReply, DeleteVolumeReply, IscsiVolumeRequest, LeftoversReply, NetworkReply, NvmeVolumeRequest, RestartReply,
+  AnaReply, AnaRequest, CleanupReply, DeleteVolumeReply, FcVolumeRequest, IscsiVolumeRequest, LeftoversReply, NetworkReply, NvmeVolumeRequest, RestartReply,
   Signature, SignatureReply, TargetVolume, UnmapReply, VolumesReply,
 } from './types.js';
 
 /** A target node's agent: volumes over iSCSI (LIO) and NVMe/TCP (nvmet), and the fault knobs. */
 export class TargetClient extends AgentClient {
+  createFcVolume(req: FcVolumeRequest, opts: CallOptions = {}): Promise<TargetVolume> {
+    return this.http.request('POST', ROUTES.fcVolumes, req, opts.timeoutMs);
+  }
+
   createIscsiVolume(req: IscsiVolumeRequest, opts: CallOptions = {}): Promise<TargetVolume> {
     return this.http.request('POST', ROUTES.iscsiVolumes, req, opts.timeoutMs);
   }

@@ -15,10 +15,10 @@ import type { LocalDisk } from '../../targets/scsi-debug.js';
 import type { NvmetPort, NvmetSubsystem } from '../../targets/nvmet.js';
 import type { AnaState } from '../../volume/protocol.js';
 import type { Signature } from '../../volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/model.js';
+import type { FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../targets/model.js';
 import type { Protocol } from '../../volume/protocol.js';
 
-export type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths, SnapshotDiff, HostWideView, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, IscsiVolumeRequest, NvmeVolumeRequest };
+export type { AvailableVolume, DeviceInfo, DisconnectOptions, VolumePaths, SnapshotDiff, HostWideView, Orphan, HostSnapshot, ExecResult, LocalDisk, Signature, TargetVolume, FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest };
 
 /** Every error answer: a catalogued code, what was wrong, and what to do. */
 export interface ErrorReply {
@@ -270,6 +270,8 @@ export interface RestartReply {
 export interface LioInventory {
   targets: Array<{ iqn: string; [k: string]: unknown }>;
   backstores: Array<{ name: string; [k: string]: unknown }>;
+  /** tcm_fc targets (the FCoE ports), their LUNs and ACLs; the ports and ACLs are the fabric's, the LUNs the volumes'. */
+  fcPorts?: Array<{ wwpn: string; luns: Array<{ lun: number; storageObject: string }>; acls: Array<{ initiator: string; mappedLuns: number[] }> }>;
   [k: string]: unknown;
 }
 

@@ -22,6 +22,26 @@ export const scsiDevice = item(['hctl', 'host', 'lun', 'sysfs'], {
   block: nullableString,
   holders: strings,
   session: nullableInteger,
+  rport: nullableString,
+  sysfs: { type: 'string' },
+});
+
+export const fcHost = item(['host', 'sysfs'], {
+  host: { type: 'integer' },
+  portName: nullableString,
+  nodeName: nullableString,
+  portState: nullableString,
+  sysfs: { type: 'string' },
+});
+
+export const fcRemotePort = item(['name', 'host', 'sysfs'], {
+  name: { type: 'string' },
+  host: { type: 'integer' },
+  portName: nullableString,
+  nodeName: nullableString,
+  roles: nullableString,
+  portState: nullableString,
+  scsiTargetId: nullableInteger,
   sysfs: { type: 'string' },
 });
 
@@ -119,6 +139,8 @@ const snapshotProperties = {
   iscsiIfaces: list(iscsiIface),
   nvmeControllers: list(nvmeController),
   nvmeNamespaces: list(nvmeNamespace),
+  fcHosts: list(fcHost),
+  fcRemotePorts: list(fcRemotePort),
   blockDevices: list(blockDevice),
   links: list(devLink),
   multipathMaps: list(multipathMap),
@@ -128,7 +150,8 @@ const snapshotProperties = {
 export const hostSnapshot: JsonSchema = {
   title: 'host snapshot',
   type: 'object',
-  required: Object.keys(snapshotProperties),
+  // The FC lists are newer than the rest: a baseline kept from before them is still a snapshot.
+  required: Object.keys(snapshotProperties).filter((k) => !k.startsWith('fc')),
   properties: snapshotProperties,
   additionalProperties: true,
 };

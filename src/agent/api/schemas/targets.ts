@@ -6,10 +6,10 @@ import { anything, GUARDED, HOST_FAILURES, nameParam, replies, strings, type Jso
 const names = { type: 'array', items: { type: 'string' }, maxItems: 64 } as const;
 /** A data network's name: an interface name in the node. */
 const NETWORK_NAME = { type: 'string', pattern: '^[a-z0-9-]{1,15}$', description: "a data network of the node (its interface's name)" } as const;
-const ON_HOST: ErrorCode[] = [...GUARDED, ...HOST_FAILURES, 'LIO_INTERNAL', 'NVMET_MISSING'];
+const ON_HOST: ErrorCode[] = [...GUARDED, ...HOST_FAILURES, 'LIO_INTERNAL', 'NVMET_MISSING', 'FCOE_MISSING'];
 const UNKNOWN: ErrorCode[] = ['BAD_REQUEST', 'VOLUME_UNKNOWN'];
 const CREATE_ERRORS: ErrorCode[] = [
-  'BAD_REQUEST', 'BAD_IQN', 'BAD_NQN', 'VOLUME_EXISTS', 'NSID_IN_USE', 'LUN_IN_USE', 'UNKNOWN_TARGET', 'NO_BACKING_FILE', 'LIO_REFUSED', 'LIMIT_REACHED',
+  'BAD_REQUEST', 'BAD_IQN', 'BAD_NQN', 'BAD_WWPN', 'VOLUME_EXISTS', 'NSID_IN_USE', 'LUN_IN_USE', 'UNKNOWN_TARGET', 'NO_BACKING_FILE', 'LIO_REFUSED', 'LIMIT_REACHED',
   'LOOP_CTL_GET_FREE', 'LOOP_SET_FD', 'LOOP_CLR_FD',
 ];
 
@@ -33,7 +33,7 @@ const connectionInfo: JsonSchema = {
   type: 'object',
   required: ['driver_volume_type', 'data'],
   properties: {
-    driver_volume_type: { type: 'string', enum: ['iscsi', 'nvmeof'] },
+    driver_volume_type: { type: 'string', enum: ['iscsi', 'nvmeof', 'fibre_channel'] },
     data: { type: 'object', additionalProperties: true, description: "os-brick's connection properties of the protocol" },
   },
   additionalProperties: true,
@@ -68,6 +68,11 @@ export const targetVolume: JsonSchema = {
         nqn: { type: 'string' }, nsid: { type: 'integer' }, uuid: { type: 'string' }, nguid: { type: 'string' },
         hosts: strings, allowAnyHost: { type: 'boolean' }, anaGroup: { type: 'integer' },
       },
+      additionalProperties: true,
+    },
+    fc: {
+      type: 'object',
+      properties: { wwpns: strings, lun: { type: 'integer' }, unitSerial: { type: 'string' }, wwid: { type: 'string' }, initiators: strings },
       additionalProperties: true,
     },
     connectionInfo,
@@ -117,6 +122,15 @@ const nvmetPort: JsonSchema = {
 };
 
 export const targetSchemas = {
+  createFcVolume: {
+    body: volumeBody({
+      backstore: { type: 'string', description: 'fileio (default), block or ramdisk' },
+      lun: { type: 'number', description: 'the LUN id on every FC port of the target (0-255; default: the lowest free)' },
+      initiators: { ...names, description: "the host ports (WWPNs, 16 hex digits) the LUN is masked to (default: the lab's computes)" },
+      unitSerial: { type: 'string' },
+    }),
+    response: replies({ 201: targetVolume }, [...ON_HOST, ...CREATE_ERRORS]),
+  },
   createIscsiVolume: {
     body: volumeBody({
       backstore: { type: 'string', description: 'fileio (default), block or ramdisk' },

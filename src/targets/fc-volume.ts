@@ -1,0 +1,79 @@
+import { rm } from 'node:fs/promises';
+import { fcConnectionInfo } from '../osbrick/index.js';
+import { kernelRandomUUID } from '../system/random.js';
+import { checkInt, checkSize, checkUuid, checkWwpn, refuse } from '../volume/fields.js';
+import { lioWwid } from '../volume/ids.js';
+import type { FcVolumeRequest, TargetVolume } from './model.js';
+import type { VolumeWorkbench } from './workbench.js';
+
+/**
+ * A Fibre Channel volume: a backstore exported by LIO's tcm_fc on the target's FCoE port of each
+ * data network (one fabric each), at one LUN id on all of them, masked to the initiator ports
+ * named. The answer carries os-brick's FC connection properties: the target's port names and
+ * the LUN, and the map of which host port reaches which target port (both fabrics, both ways).
+ */
+export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promise<TargetVolume> {
+  w.checkNew(req.name);
+  const sizeMiB = checkSize(req.sizeMiB);
+  const backstore = req.backstore ?? 'fileio';
+  if (!['fileio', 'block', 'ramdisk'].includes(backstore)) refuse('backstore', `must be fileio, block or ramdisk (got ${JSON.stringify(backstore)})`);
+  // tcm_fc maps LUNs into ACLs, and ACL-mapped LUNs are 0-255 in rtslib.
+  const lun = req.lun === undefined ? null : checkInt(req.lun, 'lun', 0, 255);
+  const initiators = req.initiators === undefined ? null : req.initiators.map((x, i) => checkWwpn(x, `initiators[${i}]`));
+  const unitSerial = req.unitSerial === undefined ? kernelRandomUUID() : checkUuid(req.unitSerial, 'unitSerial');
+  const nets = w.pickNetworks(req.networks);
+  return w.serial(async () => {
+    w.checkNew(req.name);
+    const ports = await w.fcPorts(nets);
+    const hosts = initiators ?? w.fcInitiators;
+    if (hosts.length === 0) refuse('initiators', 'no initiator port named, and the lab told this target of none: give the hosts\' WWPNs');
+    const wwpns = ports.map((p) => p.wwpn);
+    // The ACLs of hosts not known when the ports were made (the lab's own are made before).
+    for (const wwpn of wwpns) await w.lioRequest('fc_port', { wwpn, initiators: hosts });
+    const undo: Array<() => Promise<unknown>> = [];
+    try {
+      let file: string | undefined;
+      let device: string | undefined;
+      if (backstore !== 'ramdisk') {
+        file = await w.makeFile(req.name, sizeMiB);
+        const f = file;
+        undo.push(() => rm(f, { force: true }));
+      }
+      if (backstore === 'block') {
+        device = await w.attachLoop(file!);
+        const d = device;
+        undo.push(() => w.detachLoop(d));
+      }
+      const made = await w.lioRequest<{ lun: number; wwn: string }>('fc_create', {
+        name: req.name,
+        wwpns,
+        lun,
+        backstore,
+        path: device ?? file ?? null,
+        sizeBytes: sizeMiB * 1024 * 1024,
+        wwn: unitSerial,
+        initiators: hosts,
+      });
+      const id = kernelRandomUUID();
+      // Every host port reaches the target's port on its own fabric (the same data network).
+      const map: Record<string, string[]> = {};
+      for (const h of hosts) map[h] = [...wwpns];
+      const volume: TargetVolume = {
+        name: req.name,
+        protocol: 'fc',
+        id,
+        sizeMiB,
+        backing: { kind: backstore, ...(file ? { file } : {}), ...(device ? { device } : {}) },
+        portals: ports.map((p) => ({ network: p.network, address: p.wwpn, port: 0 })),
+        fc: { wwpns, lun: made.lun, unitSerial: made.wwn, wwid: lioWwid(made.wwn), initiators: hosts },
+        connectionInfo: fcConnectionInfo({ id, wwpns, lun: made.lun, initiatorTargetMap: map }),
+        createdAt: new Date().toISOString(),
+      };
+      w.record(volume);
+      return volume;
+    } catch (e) {
+      for (const u of undo.reverse()) await u().catch(() => undefined);
+      throw e;
+    }
+  });
+}
