@@ -1,5 +1,5 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
-import { check, protocolOf, type ComputeHandle, type ScenarioContext } from './context.js';
+import { check, protocolOf, wwidOf, type ComputeHandle, type ScenarioContext } from './context.js';
 import type { TargetProtocol } from '../volume/protocol.js';
 
 export interface ScenarioNeeds {
@@ -37,7 +37,8 @@ type Volume = TargetVolume;
 /** Create a volume of the protocol on one network (1 path) or on all (2 paths). */
 async function makeVolume(ctx: ScenarioContext, protocol: TargetProtocol, name: string, paths: number, extra: Record<string, unknown> = {}): Promise<Volume> {
   const networks = ctx.networks(paths);
-  return protocol === 'iscsi' ? ctx.createIscsi({ name, networks, ...extra }) : ctx.createNvme({ name, networks, ...extra });
+  if (protocol === 'iscsi') return ctx.createIscsi({ name, networks, ...extra });
+  return protocol === 'fc' ? ctx.createFc({ name, networks, ...extra }) : ctx.createNvme({ name, networks, ...extra });
 }
 
 /** Attach, paths equal to what sysfs holds, identity, a signature written and read back. */
@@ -45,17 +46,19 @@ async function attachAndCheck(ctx: ScenarioContext, node: ComputeHandle, v: Volu
   const d = await ctx.connect(node, v, multipath);
   const p = await ctx.paths(node, v);
   for (const dev of d.devices) check(p.devices.includes(dev), `${node.name}: getVolumePaths of ${v.name} lacks ${dev} (it gave ${p.devices.join(', ')})`);
-  if (v.iscsi) {
-    check(d.identity === v.iscsi.wwid, `${node.name}: ${v.name} attached with WWID ${d.identity}, the target says ${v.iscsi.wwid}`);
+  const wwid = wwidOf(v);
+  if (wwid) {
+    check(d.identity === wwid, `${node.name}: ${v.name} attached with WWID ${d.identity}, the target says ${wwid}`);
     check(p.paths.length === (multipath ? 2 : 1), `${node.name}: ${v.name} has ${p.paths.length} by-path links, expected ${multipath ? 2 : 1}`);
   } else {
     check(d.identity === v.nvme!.uuid, `${node.name}: ${v.name} attached with UUID ${d.identity}, the target says ${v.nvme!.uuid}`);
     check(p.paths.length === 1 && p.paths[0] === d.path, `${node.name}: ${v.name} paths ${p.paths.join(', ')}, expected ${d.path}`);
   }
   const avail = await node.client.availableVolumes(protocolOf(v));
-  const mine = avail.volumes.filter((a) => (v.iscsi ? a.identity.wwid === v.iscsi.wwid : a.identity.uuid === v.nvme!.uuid));
+  const mine = avail.volumes.filter((a) => (wwid ? a.identity.wwid === wwid : a.identity.uuid === v.nvme!.uuid));
   check(mine.length === 1, `${node.name}: getAllAvailableVolumes lists ${v.name} ${mine.length} times`);
-  check(mine[0]!.identity.target === (v.iscsi?.iqn ?? v.nvme!.nqn), `${node.name}: getAllAvailableVolumes gives ${v.name} target ${mine[0]!.identity.target}`);
+  const target = mine[0]!.identity.target;
+  check(v.fc ? v.fc.wwpns.includes(target ?? '') : target === (v.iscsi?.iqn ?? v.nvme!.nqn), `${node.name}: getAllAvailableVolumes gives ${v.name} target ${target}`);
   const sig = await ctx.writeSignature(node, d.path, v);
   const back = await ctx.readSignature(node, d.path);
   check(back?.id === sig.id, `${node.name}: ${d.path} read back ${JSON.stringify(back)}, wrote ${JSON.stringify(sig)}`);
@@ -64,11 +67,14 @@ async function attachAndCheck(ctx: ScenarioContext, node: ComputeHandle, v: Volu
   return { d, paths: p.paths };
 }
 
+/** A protocol's word in scenario names, and its name in titles. */
+const SHORT = { iscsi: 'iscsi', nvmeof: 'nvme', fc: 'fc' } as const satisfies Record<TargetProtocol, string>;
+const LABEL = { iscsi: 'iSCSI', nvmeof: 'NVMe/TCP', fc: 'FC (FCoE VN2VN, one fabric per data network)' } as const satisfies Record<TargetProtocol, string>;
+
 function roundTrip(protocol: TargetProtocol, paths: 1 | 2): Scenario {
-  const label = protocol === 'iscsi' ? 'iSCSI' : 'NVMe/TCP';
   return onCompute({
-    name: `round-trip-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}-${paths}path`,
-    title: `${label} over ${paths} path${paths > 1 ? 's' : ''}: attach, paths, signature, detach, nothing left`,
+    name: `round-trip-${SHORT[protocol]}-${paths}path`,
+    title: `${LABEL[protocol]} over ${paths} path${paths > 1 ? 's' : ''}: attach, paths, signature, detach, nothing left`,
     kind: 'round-trip',
     needs: { computes: 1, dataNetworks: paths },
     refs: ['design.md: What "no orphans" means'],
@@ -146,7 +152,7 @@ function sharedTarget(protocol: TargetProtocol): Scenario {
 
 function liveMigration(protocol: TargetProtocol): Scenario {
   return {
-    name: `live-migration-${protocol === 'iscsi' ? 'iscsi' : 'nvme'}`,
+    name: `live-migration-${SHORT[protocol]}`,
     title: 'attach on compute-1, attach the same volume on compute-2, detach on compute-1: compute-1 is clean, compute-2 still reads the data',
     kind: 'migration',
     needs: { computes: 2, dataNetworks: 1 },
@@ -174,9 +180,12 @@ export const SCENARIOS: Scenario[] = [
   roundTrip('iscsi', 2),
   roundTrip('nvmeof', 1),
   roundTrip('nvmeof', 2),
+  roundTrip('fc', 1),
+  roundTrip('fc', 2),
   roundTripLocal,
   sharedTarget('iscsi'),
   sharedTarget('nvmeof'),
   liveMigration('iscsi'),
   liveMigration('nvmeof'),
+  liveMigration('fc'),
 ];

@@ -1,6 +1,6 @@
 import type { LoginGuard } from './login-guard.js';
 import { failpoint } from '../system/failpoint.js';
-import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, DisconnectReply, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
+import type { AvailableVolume, ConnectorChoice, DeviceInfo, DisconnectOptions, DisconnectReply, FcVolumeRequest, HostSnapshot, IscsiVolumeRequest, NvmeVolumeRequest, Orphan, OrphansReply, TargetVolume, VolumePaths } from '../agent/api/types.js';
 import type { AgentClient } from '../agent/api/client.js';
 import type { ComputeClient } from '../agent/api/compute-client.js';
 import type { TargetClient } from '../agent/api/target-client.js';
@@ -69,7 +69,10 @@ export function check(cond: unknown, message: string): asserts cond {
   if (!cond) throw new ScenarioFailure(message);
 }
 
-export const protocolOf = (v: TargetVolume): Protocol => (v.protocol === 'iscsi' ? 'iscsi' : 'nvmeof');
+export const protocolOf = (v: TargetVolume): Protocol => v.protocol;
+
+/** The SCSI WWID the target gave a volume (iSCSI, FC), which the oracle matches devices by. */
+export const wwidOf = (v: TargetVolume): string | null => v.iscsi?.wwid ?? v.fc?.wwid ?? null;
 
 /**
  * The data networks the (first) target and the first `computes` compute nodes all sit on, in
@@ -179,6 +182,15 @@ export class ScenarioContext {
     this.volumes.set(v.name, v);
     this.made.add(v.name);
     this.step(`target: iSCSI volume ${v.name} = ${v.iscsi!.iqn} LUN ${v.iscsi!.lun} (wwid ${v.iscsi!.wwid})`);
+    return v;
+  }
+
+  /** An FC volume on the target's FCoE ports; masked to every compute of the lab unless `initiators` says otherwise. */
+  async createFc(body: Omit<FcVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
+    const v = await this.targetChange(() => this.target.client.createFcVolume({ sizeMiB: 8, ...body, name: this.name(body.name) }));
+    this.volumes.set(v.name, v);
+    this.made.add(v.name);
+    this.step(`target: FC volume ${v.name} = LUN ${v.fc!.lun} on ports ${v.fc!.wwpns.join(', ')} (wwid ${v.fc!.wwid})`);
     return v;
   }
 
@@ -330,13 +342,13 @@ export class ScenarioContext {
     return node.client.orphans({
       protocol: protocolOf(v),
       properties: v.connectionInfo,
-      ...(v.iscsi ? { wwid: v.iscsi.wwid } : {}),
+      ...(wwidOf(v) ? { wwid: wwidOf(v)! } : {}),
       stillAttached: stillAttached.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo })),
       devices: this.attachedDevices.get(`${node.name} ${v.name}`) ?? [],
       ...(since
         ? {
             baseline: since.snapshot,
-            detachedSince: others.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo, ...(o.iscsi ? { wwid: o.iscsi.wwid } : {}), devices: this.attachedDevices.get(`${node.name} ${o.name}`) ?? [] })),
+            detachedSince: others.map((o) => ({ protocol: protocolOf(o), properties: o.connectionInfo, ...(wwidOf(o) ? { wwid: wwidOf(o)! } : {}), devices: this.attachedDevices.get(`${node.name} ${o.name}`) ?? [] })),
           }
         : {}),
     });

@@ -8,7 +8,7 @@ import type { ComputeHandle } from './context.js';
  * not through brick-lab's snapshot. The oracle's "clean" must meet nothing here, and its
  * leftovers must meet something.
  *
- * One fixed script per protocol, no argument: the volume is matched in its output here, so
+ * One fixed script per protocol (iSCSI, FC, NVMe), no argument: the volume is matched in its output here, so
  * nothing taken from a request reaches a shell. A protocol's script runs only the tools that can
  * show its volumes (under TCG each program started costs tens of milliseconds), and attributes
  * and the by-path listing are read with the shell's own read and glob, not a program each.
@@ -20,6 +20,15 @@ const ISCSI_SCRIPT = [
   // What ls would list (dangling links too, no dot names); an empty directory lists nothing.
   'echo "## ls /dev/disk/by-path"; for l in /dev/disk/by-path/*; do { [ -L "$l" ] || [ -e "$l" ]; } && echo "${l##*/}"; done 2>/dev/null',
   'echo "## scsi_device wwid"; for d in /sys/class/scsi_device/*; do w=; [ -e "$d/device" ] && { read -r w < "$d/device/wwid"; echo "${d##*/} $w"; }; done 2>/dev/null',
+  'true',
+].join('\n');
+
+/** FC: the disks under an FC target port (the transport's own port_name), the links, the WWIDs, dm. */
+const FC_SCRIPT = [
+  'echo "## dmsetup info"; dmsetup info -c --noheadings -o name,uuid 2>/dev/null',
+  'echo "## ls /dev/disk/by-path"; for l in /dev/disk/by-path/*; do { [ -L "$l" ] || [ -e "$l" ]; } && echo "${l##*/}"; done 2>/dev/null',
+  'echo "## scsi_device wwid"; for d in /sys/class/scsi_device/*; do w=; [ -e "$d/device" ] && { read -r w < "$d/device/wwid"; echo "${d##*/} $w"; }; done 2>/dev/null',
+  'echo "## fc_transport port_name"; for d in /sys/class/scsi_device/*; do h=${d##*/}; t=/sys/class/fc_transport/target${h%:*}; [ -e "$t/port_name" ] && { read -r w < "$t/port_name"; echo "$h $w"; }; done 2>/dev/null',
   'true',
 ].join('\n');
 
@@ -60,6 +69,21 @@ export function volumeInTools(out: string, v: TargetVolume, stillAttached: Targe
       ...lines('dmsetup info', (l) => l.endsWith(`:mpath-${wwid}`)),
     ];
   }
+  if (v.fc) {
+    const { wwpns, lun, wwid } = v.fc;
+    const ends = wwpns.map((w) => `-fc-0x${w}-lun-${lunForPath(lun)}`);
+    // The kernel prints port names as 0x%llx: compared as numbers.
+    const ports = new Set(wwpns.map((w) => BigInt(`0x${w}`)));
+    return [
+      ...lines('ls /dev/disk/by-path', (l) => ends.some((e) => l.endsWith(e) || l.includes(`${e}-part`))),
+      ...lines('scsi_device wwid', (l) => words(l)[1] === `naa.${wwid.slice(1)}`),
+      ...lines('fc_transport port_name', (l) => {
+        const [hctl, port] = words(l);
+        return /^0x[0-9a-f]+$/i.test(port ?? '') && ports.has(BigInt(port!)) && Number(hctl!.slice(hctl!.lastIndexOf(':') + 1)) === lun;
+      }),
+      ...lines('dmsetup info', (l) => l.endsWith(`:mpath-${wwid}`)),
+    ];
+  }
   if (v.nvme) {
     const { nqn, uuid } = v.nvme;
     const shared = stillAttached.some((o) => o.nvme?.nqn === nqn);
@@ -91,7 +115,7 @@ export function subsystemControllers(json: string, nqn: string): string[] {
 
 /** Run the tools on the node and say what they show of `v`. */
 export async function inspectVolume(node: ComputeHandle, v: TargetVolume, stillAttached: TargetVolume[]): Promise<string[]> {
-  const script = v.iscsi ? ISCSI_SCRIPT : v.nvme ? NVME_SCRIPT : null;
+  const script = v.iscsi ? ISCSI_SCRIPT : v.fc ? FC_SCRIPT : v.nvme ? NVME_SCRIPT : null;
   // A local disk: no tool of its own to ask (its device is the oracle's to judge).
   if (script === null) return [];
   const r = await node.client.exec(['sh', '-c', script], { timeoutMs: 60_000 });

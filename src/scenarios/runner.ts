@@ -17,10 +17,11 @@ import { runScheduled } from './schedule.js';
 import { LoginGuard } from './login-guard.js';
 import { serialQueue } from '../system/serial.js';
 import { inspectVolume } from './inspect.js';
+import { FC_PAIRS } from './fc-pairs.js';
 import { FIELD_PAIRS } from './field-pairs.js';
 import { ORPHAN_PAIRS } from './orphan-pairs.js';
 
-export const ALL_SCENARIOS: Scenario[] = [...SCENARIOS, ...ORPHAN_PAIRS, ...FIELD_PAIRS];
+export const ALL_SCENARIOS: Scenario[] = [...SCENARIOS, ...ORPHAN_PAIRS, ...FC_PAIRS, ...FIELD_PAIRS];
 export const SCENARIO_SETS_FILE = join(PROJECT_ROOT, 'lab', 'scenarios.yaml');
 
 export function scenarioSets(file = SCENARIO_SETS_FILE): Record<string, string[]> {
@@ -99,7 +100,9 @@ function computeLeftovers(s: HostSnapshot): string[] {
     ...s.iscsiNodes.map((x) => `node record ${x.iqn} ${x.portal}`),
     ...s.nvmeControllers.filter((c) => c.transport === 'tcp').map((c) => `NVMe controller ${c.name} (${c.subsysNqn} ${c.traddr}:${c.trsvcid})`),
     ...s.multipathMaps.map((m) => `multipath map ${m.name ?? m.dm}`),
-    ...s.links.filter((l) => l.dir === 'by-path' && /-iscsi-|-nvme-/.test(l.name)).map((l) => `by-path link ${l.name}`),
+    // FC disks (the fabric's logins are the lab's, and stay).
+    ...s.scsiDevices.filter((d) => d.rport).map((d) => `FC disk ${d.hctl} (${d.block ?? 'no block device'}, ${d.rport})`),
+    ...s.links.filter((l) => l.dir === 'by-path' && /-iscsi-|-nvme-|-fc-0x/.test(l.name)).map((l) => `by-path link ${l.name}`),
   ];
 }
 
@@ -134,6 +137,8 @@ async function sweepCompute(node: NodeHandle): Promise<void> {
   await run(['iscsiadm', '-m', 'node', '--logoutall=all']);
   await run(['iscsiadm', '-m', 'node', '-o', 'delete']);
   await run(['nvme', 'disconnect-all']);
+  // FC disks: deleted from under their remote ports (the logins are the fabric's, and stay).
+  await run(['sh', '-c', 'for f in /sys/class/fc_remote_ports/rport-*/device/target*/*:*:*:*/delete; do [ -e "$f" ] && echo 1 > "$f"; done; true']);
   // Maps and holders of any kind (linear, partition maps) a scenario left: the lab has no dm of its own.
   await run(['dmsetup', 'remove_all', '--force']);
   await run(['udevadm', 'settle', '--timeout=60']);

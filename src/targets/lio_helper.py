@@ -133,9 +133,14 @@ def make_so(a):
     raise Refused("BAD_REQUEST", "backstore must be fileio, block or ramdisk", "backstore")
 
 
+def fc_targets():
+    """tcm_fc's targets; none before tcm_fc is loaded (asking rtslib then would load it)."""
+    return list(FC.targets) if os.path.isdir("/sys/kernel/config/target/fc") else []
+
+
 def fc_tpg(wwpn):
     """The TPG of the tcm_fc target of one local FC port (naa.<wwpn>), or None."""
-    for t in FC.targets:
+    for t in fc_targets():
         if t.wwn == "naa." + wwpn:
             return tpg_of(t)
     return None
@@ -211,7 +216,7 @@ def fc_create(a):
 def fc_remove_lun(a):
     """Take one LUN out of every local FC port (its mappings first); ports and ACLs stay."""
     removed = 0
-    for t in FC.targets:
+    for t in fc_targets():
         tpg = tpg_of(t)
         for lun in list(tpg.luns) if tpg else []:
             if lun.lun != a["lun"]:
@@ -236,7 +241,7 @@ def fc_delete(a):
 def fc_unmap(a):
     """Take a LUN away from one initiator port (or all) on every local FC port; the LUN stays."""
     removed = 0
-    for t in FC.targets:
+    for t in fc_targets():
         for acl in tpg_of(t).node_acls:
             if a.get("initiator") and acl.node_wwn != "naa." + a["initiator"]:
                 continue
@@ -308,7 +313,7 @@ def inventory(_a):
     backstores = [{"name": so.name, "plugin": so.plugin, "wwn": so.wwn, "udevPath": getattr(so, "udev_path", "")}
                   for so in root.storage_objects]
     fc_ports = []
-    for t in FC.targets:
+    for t in fc_targets():
         tpg = tpg_of(t)
         fc_ports.append({
             "wwpn": t.wwn[4:],
@@ -335,9 +340,9 @@ def restore(a):
 def clear(_a):
     """Everything of the volumes goes; the FC ports' targets and ACLs stay (see fc_port): taking
     them away would leave the hosts' remote ports without the target role once they came back."""
-    for t in ISCSI.targets:
+    for t in list(ISCSI.targets) if os.path.isdir("/sys/kernel/config/target/iscsi") else []:
         t.delete()
-    for t in FC.targets:
+    for t in fc_targets():
         tpg = tpg_of(t)
         for lun in list(tpg.luns) if tpg else []:
             for acl in tpg.node_acls:

@@ -44,19 +44,21 @@ export class TargetVolumes implements VolumeWorkbench {
   ) {}
 
   /**
-   * The FCoE port on each of these data networks, made at the first FC volume: its tcm_fc target,
+   * The FCoE ports on these data networks, made (on every data network) at the first FC volume: its tcm_fc target,
    * with an ACL for every port the lab named, is configured before the port is enabled, so that
    * no host sees it log in without the target role.
    */
   async fcPorts(nets: DataNetwork[]): Promise<FcTargetPort[]> {
+    // Every network's port at once: a port made later would leave the hosts waiting for its
+    // discovery (seconds) at the first volume exported there.
     const ports = await ensureFcoePorts(
-      nets.map((n) => n.name),
+      this.networks.map((n) => n.name),
       async (wwpns) => {
         await exec(['modprobe', 'tcm_fc'], { timeoutMs: 60_000 });
         for (const p of wwpns) await this.lioRequest('fc_port', { wwpn: p.wwpn, initiators: this.fcInitiators });
       },
     );
-    return ports.map((p) => ({ network: p.netdev, wwpn: p.wwpn }));
+    return ports.filter((p) => nets.some((n) => n.name === p.netdev)).map((p) => ({ network: p.netdev, wwpn: p.wwpn }));
   }
 
   serial<T>(fn: () => Promise<T>): Promise<T> {
