@@ -35,10 +35,10 @@ usage:
   brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
                 [--jobs N] [--results DIR] [--keep] [--json]
   brick-lab run --list
-  brick-lab validate --connector PATH|os-brick|builtin [--protocol iscsi|nvmeof|local]...
+  brick-lab validate --connector PATH|os-brick|builtin [--protocol iscsi|nvmeof|fc|local]...
                 [--multipath] [--check NAME]... [--connector-timeout SECONDS] [--jobs N]
                 [--topology FILE] [--name NAME] [--results DIR] [--keep] [--json]
-  brick-lab validate --list [--protocol iscsi|nvmeof|local]... [--multipath]
+  brick-lab validate --list [--protocol iscsi|nvmeof|fc|local]... [--multipath]
   brick-lab agent [--test-host] [--listen ADDR:PORT] [--token-file FILE]
                 [--tls-cert FILE --tls-key FILE] [--allow-attach]
   brick-lab paths (--node NODE [--name LAB] | --url URL --token-file F) --properties FILE|-

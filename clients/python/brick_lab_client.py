@@ -47,7 +47,9 @@ __all__ = [
 __version__ = "0.1.0"
 
 #: The protocols of brick-lab's own connectors, as the agent's routes name them.
-PROTOCOLS = ("iscsi", "nvmeof", "local")
+PROTOCOLS = ("iscsi", "nvmeof", "fc", "local")
+# Cinder's driver_volume_type per protocol, where it differs from the protocol's name.
+DRIVER_VOLUME_TYPES = {"fibre_channel": "fc"}
 
 #: Exit codes of the command line.
 EXIT_HOLDS = 0
@@ -107,7 +109,9 @@ def protocol_of(properties: Mapping[str, Any]) -> str:
             f"pass the protocol ({', '.join(PROTOCOLS)}), or Cinder's whole connection_info",
         )
     value = properties["driver_volume_type"]
-    if isinstance(value, str) and value.lower() in PROTOCOLS:
+    if isinstance(value, str) and value.lower() in DRIVER_VOLUME_TYPES:
+        return DRIVER_VOLUME_TYPES[value.lower()]
+    if isinstance(value, str) and value.lower() in PROTOCOLS and value.lower() != "fc":
         return value.lower()
     raise BrickLabError(
         "PROTOCOL_UNKNOWN",

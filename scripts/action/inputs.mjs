@@ -4,7 +4,7 @@
 
 const COMMANDS = ['run', 'validate'];
 /** src/volume/protocol.ts's PROTOCOLS (test/unit/action.test.ts holds them equal). */
-export const PROTOCOLS = ['iscsi', 'nvmeof', 'local'];
+export const PROTOCOLS = ['iscsi', 'nvmeof', 'fc', 'local'];
 
 export class InputError extends Error {}
 

@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { useMultipathdRelay, warmUpMultipathd } from '../inventory/multipathd.js';
-import { TargetVolumes } from '../targets/volumes.js';
+import { fcInitiatorsOf, TargetVolumes } from '../targets/volumes.js';
 import { type DataNetwork } from '../targets/model.js';
 import { exec, setChildOomScoreAdj } from '../system/exec.js';
 import { tidySysfsReader } from '../system/hostfs.js';
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   // quiet after a change, for as long as they are asked for (PathsView).
   if (role === 'compute') pathsView().keepWarm();
   const networks = dataNetworks(process.env.BRICK_DATA_NETWORKS ?? '');
-  const fcInitiators = (process.env.BRICK_FC_INITIATORS ?? '').split(/\s+/).filter(Boolean);
+  const fcInitiators = fcInitiatorsOf(process.env.BRICK_FC_INITIATORS ?? '');
   const targets = role === 'target' ? new TargetVolumes(lab, networks, need('BRICK_LIO_HELPER'), fcInitiators) : undefined;
   // multipathd's view over its socket, through the relay stage 2 names; without it, through the CLI.
   const mpRelay = role === 'compute' ? process.env.BRICK_MULTIPATHD_RELAY : undefined;

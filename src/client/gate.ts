@@ -3,7 +3,7 @@ import { ComputeClient } from '../agent/api/compute-client.js';
 import type { ConnectionPayload, VolumePathsReply } from '../agent/api/types.js';
 import { labClient, requireLab } from '../lab/lab.js';
 import { NODE_NAME } from '../lab/topology.js';
-import { normalise } from '../osbrick/index.js';
+import { normalise, protocolOfDriverType } from '../osbrick/index.js';
 import { BrickError } from '../system/errors.js';
 import { isProtocol, PROTOCOLS, type Protocol } from '../volume/protocol.js';
 
@@ -87,7 +87,8 @@ export function readProperties(file: string): Record<string, unknown> {
  * host is asked.
  */
 export function volumeOf(properties: Record<string, unknown>, protocol?: string): { protocol: Protocol; properties: ConnectionPayload } {
-  const declared = typeof properties.driver_volume_type === 'string' ? properties.driver_volume_type.toLowerCase() : undefined;
+  // Cinder's driver_volume_type names FC "fibre_channel"; the rest as brick-lab does.
+  const declared = typeof properties.driver_volume_type === 'string' ? protocolOfDriverType(properties.driver_volume_type) ?? properties.driver_volume_type.toLowerCase() : undefined;
   const p = protocol ?? declared;
   if (!p) throw new BrickError('USAGE', 'the properties carry no driver_volume_type and no --protocol was given', { hint: `say --protocol ${PROTOCOLS.join('|')}, or give the connection_info whole` });
   if (!isProtocol(p)) throw new BrickError('USAGE', `${protocol ? '--protocol' : 'driver_volume_type'} ${JSON.stringify(p)}: not a protocol brick-lab knows`, { hint: `one of ${PROTOCOLS.join(', ')}` });

@@ -42,8 +42,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
     single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'field-nvme-ctrl-loss'],
     multipath: ['round-trip-nvme-2path'],
   },
-  // FC's scenarios come with its catalogue entries; until then validate --protocol fc runs the agreement checks only.
-  fc: { single: [], multipath: [] },
+  fc: { single: ['round-trip-fc-1path', 'live-migration-fc', 'orphan-fc-lun-reuse'], multipath: ['round-trip-fc-2path'] },
   local: { single: ['round-trip-local'], multipath: [] },
 };
 
@@ -70,6 +69,7 @@ function describePaths(m: Map<string, string | null>): string {
 async function makeVolume(ctx: ScenarioContext, protocol: Protocol, multipath: boolean): Promise<{ v: TargetVolume | null; props: ConnectionPayload | null; cleanup?: () => Promise<void> }> {
   if (protocol === 'iscsi') return { v: await ctx.createIscsi({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
   if (protocol === 'nvmeof') return { v: await ctx.createNvme({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
+  if (protocol === 'fc') return { v: await ctx.createFc({ name: 'agree', networks: ctx.networks(multipath ? 2 : 1) }), props: null };
   const node = ctx.compute;
   const disk = await node.client.addLocalDisk();
   ctx.undo.push({ what: `${node.name}: scsi_debug host ${disk.host}`, fn: () => node.client.removeLocalDisk(disk.host) });
@@ -78,7 +78,7 @@ async function makeVolume(ctx: ScenarioContext, protocol: Protocol, multipath: b
 }
 
 export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario {
-  const label = protocol === 'iscsi' ? 'iscsi' : protocol === 'nvmeof' ? 'nvme' : 'local';
+  const label = protocol === 'nvmeof' ? 'nvme' : protocol;
   return {
     name: `agreement-${label}${multipath ? '-multipath' : ''}`,
     title: `the connector's get_volume_paths and get_all_available_volumes name the ${label} volume's own devices while it is attached${multipath ? ' over both paths' : ''}, and nothing of it after the detach (attached and detached by brick-lab)`,
@@ -114,8 +114,9 @@ export function agreementCheck(protocol: Protocol, multipath: boolean): Scenario
       expectThat(theirs.paths.length > 0, `get_volume_paths returned nothing for an attached volume (its devices: ${[...own].join(', ')})`);
       const foreign = [...resolved].filter(([, dev]) => dev === null || !own.has(dev));
       expectThat(foreign.length === 0, `get_volume_paths names what is not this volume's: ${describePaths(new Map(foreign))} (its devices: ${[...own].join(', ')})`);
-      // Every by-path link of the volume should be reported (os-brick's iSCSI reports one per portal).
-      const missed = truth.paths.filter((p) => p.startsWith('/dev/disk/by-path/') && !theirs.paths.includes(p) && protocol === 'iscsi');
+      // Every by-path link of the volume should be reported (os-brick's iSCSI reports one per
+      // portal, its FC one per HBA port and target port).
+      const missed = truth.paths.filter((p) => p.startsWith('/dev/disk/by-path/') && !theirs.paths.includes(p) && (protocol === 'iscsi' || protocol === 'fc'));
       expectThat(missed.length === 0, `get_volume_paths misses ${missed.join(', ')}`);
 
       const avail = await ctx.connectorAvailable(node, protocol);

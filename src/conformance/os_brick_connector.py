@@ -33,7 +33,7 @@ def _own_hash():
 SOCKET = "/run/brick-lab/os-brick-%s.sock" % _own_hash()
 IDLE_SECONDS = 15 * 60
 START_TIMEOUT = 300
-PROTOCOLS = {"iscsi": "ISCSI", "nvmeof": "NVME", "local": "LOCAL"}
+PROTOCOLS = {"iscsi": "ISCSI", "nvmeof": "NVME", "fc": "FIBRE_CHANNEL", "local": "LOCAL"}
 
 
 def describe(e):

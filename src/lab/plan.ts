@@ -80,7 +80,7 @@ export function nodeEnv(rec: LabRecord, node: NodeRecord): string {
     BRICK_DATA_NETWORKS: node.taps.map((t) => `${t.network}=${node.addresses[t.network]}`).join(' '),
     // A target's FC ports give the computes' ports (named after their data NICs' MACs) their ACLs
     // before they log in (targets/fc-volume.ts).
-    BRICK_FC_INITIATORS: node.role === 'target' ? rec.nodes.filter((n) => n.role === 'compute').flatMap((n) => n.taps.map((t) => fcoeWwpn(t.mac))).join(' ') : '',
+    BRICK_FC_INITIATORS: node.role === 'target' ? rec.nodes.filter((n) => n.role === 'compute').flatMap((n) => n.taps.map((t) => `${t.network}=${fcoeWwpn(t.mac)}`)).join(' ') : '',
     BRICK_AGENT_HOST: node.container?.mode === 'host-kernel' ? node.container.mgmtAddress : MGMT_GUEST_ADDRESS,
     BRICK_AGENT_PORT: String(AGENT_PORT),
   };

@@ -76,7 +76,9 @@ export function ensureFcoePorts(netdevs: string[], before?: (wwpns: Array<{ netd
       return { netdev, wwpn: fcoeWwpn(mac), wwnn: fcoeWwnn(mac) };
     });
     if (before) await before(names.map(({ netdev, wwpn }) => ({ netdev, wwpn })));
-    const out: FcoePort[] = [];
+    // Every controller made and enabled first, then waited for together: each port's address
+    // claim and discovery take a few seconds, which then pass once, not once per port.
+    const made: Array<{ n: (typeof names)[number]; ctlr: string }> = [];
     for (const n of names) {
       let ctlr = ctlrOf(fs, n.netdev);
       if (!ctlr) {
@@ -90,13 +92,16 @@ export function ensureFcoePorts(netdevs: string[], before?: (wwpns: Array<{ netd
         await fs.write(`${dir}/mode`, 'vn2vn');
       }
       if (fs.readText(`${dir}/enabled`) !== '1') await fs.write(`${dir}/enabled`, '1');
-      const c = ctlr;
+      made.push({ n, ctlr });
+    }
+    const out: FcoePort[] = [];
+    for (const { n, ctlr } of made) {
       const host = await waitFor(
         () => {
-          const h = hostOf(fs, n.netdev, c);
+          const h = hostOf(fs, n.netdev, ctlr);
           return h !== null && fs.readText(`/sys/class/fc_host/host${h}/port_state`) === 'Online' ? h : null;
         },
-        { timeoutMs: ONLINE_TIMEOUT_MS, intervalMs: 100, onTimeout: () => new BrickError('FCOE_MISSING', `the FCoE port on ${n.netdev} (${c}) did not come online within ${ONLINE_TIMEOUT_MS / 1000} s`, { hint: 'is the interface up, and does the other side of the network answer?' }) },
+        { timeoutMs: ONLINE_TIMEOUT_MS, intervalMs: 100, onTimeout: () => new BrickError('FCOE_MISSING', `the FCoE port on ${n.netdev} (${ctlr}) did not come online within ${ONLINE_TIMEOUT_MS / 1000} s`, { hint: 'is the interface up, and does the other side of the network answer?' }) },
       );
       out.push({ netdev: n.netdev, ctlr, host, wwpn: n.wwpn, wwnn: n.wwnn });
     }

@@ -25,7 +25,7 @@ export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promis
   return w.serial(async () => {
     w.checkNew(req.name);
     const ports = await w.fcPorts(nets);
-    const hosts = initiators ?? w.fcInitiators;
+    const hosts = initiators ?? w.fcInitiators.map((i) => i.wwpn);
     if (hosts.length === 0) refuse('initiators', 'no initiator port named, and the lab told this target of none: give the hosts\' WWPNs');
     const wwpns = ports.map((p) => p.wwpn);
     // The ACLs of hosts not known when the ports were made (the lab's own are made before).
@@ -55,9 +55,14 @@ export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promis
         initiators: hosts,
       });
       const id = kernelRandomUUID();
-      // Every host port reaches the target's port on its own fabric (the same data network).
+      // The zoning: a host port the lab placed on a fabric reaches the target's port on that
+      // fabric; a port named in the request, of no known fabric, every port of the volume.
       const map: Record<string, string[]> = {};
-      for (const h of hosts) map[h] = [...wwpns];
+      for (const h of hosts) {
+        const on = w.fcInitiators.find((i) => i.wwpn === h)?.network;
+        const reach = on ? ports.filter((p) => p.network === on).map((p) => p.wwpn) : wwpns;
+        if (reach.length > 0) map[h] = reach;
+      }
       const volume: TargetVolume = {
         name: req.name,
         protocol: 'fc',

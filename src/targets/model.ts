@@ -47,6 +47,12 @@ export interface FcVolumeRequest {
   unitSerial?: string;
 }
 
+/** A host port the target knows of: its WWPN, and the fabric (data network) it is on when known. */
+export interface FcInitiator {
+  network: string | null;
+  wwpn: string;
+}
+
 /** The target's FCoE port on one data network (one fabric). */
 export interface FcTargetPort {
   network: string;

@@ -10,12 +10,23 @@ import type { AnaState } from '../volume/protocol.js';
 import { ensureFcoePorts } from '../system/fcoe.js';
 import { createFcVolume } from './fc-volume.js';
 import { createIscsiVolume } from './iscsi-volume.js';
-import type { DataNetwork, FcTargetPort, FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from './model.js';
+import type { DataNetwork, FcInitiator, FcTargetPort, FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from './model.js';
 import { createNvmeVolume } from './nvme-volume.js';
 import { Nvmet } from './nvmet.js';
 import type { VolumeWorkbench } from './workbench.js';
 
 const VOLUME_DIR = '/var/lib/brick-lab/volumes';
+
+/** BRICK_FC_INITIATORS ("path-a=2000... path-b=2000..."): the lab's compute ports, each with its fabric (data network). */
+export function fcInitiatorsOf(env: string): FcInitiator[] {
+  return env
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((e) => {
+      const at = e.indexOf('=');
+      return at < 0 ? { network: null, wwpn: e } : { network: e.slice(0, at), wwpn: e.slice(at + 1) };
+    });
+}
 
 /**
  * Volumes a target serves at once. Each is a sparse file in the target's memory, a LIO backstore
@@ -40,7 +51,7 @@ export class TargetVolumes implements VolumeWorkbench {
     readonly lab: string,
     readonly networks: DataNetwork[],
     private readonly lioHelper: string,
-    readonly fcInitiators: string[] = [],
+    readonly fcInitiators: FcInitiator[] = [],
   ) {}
 
   /**
@@ -55,7 +66,7 @@ export class TargetVolumes implements VolumeWorkbench {
       this.networks.map((n) => n.name),
       async (wwpns) => {
         await exec(['modprobe', 'tcm_fc'], { timeoutMs: 60_000 });
-        for (const p of wwpns) await this.lioRequest('fc_port', { wwpn: p.wwpn, initiators: this.fcInitiators });
+        for (const p of wwpns) await this.lioRequest('fc_port', { wwpn: p.wwpn, initiators: this.fcInitiators.map((i) => i.wwpn) });
       },
     );
     return ports.filter((p) => nets.some((n) => n.name === p.netdev)).map((p) => ({ network: p.netdev, wwpn: p.wwpn }));
@@ -183,6 +194,8 @@ export class TargetVolumes implements VolumeWorkbench {
    * volume's record and backing stay, so the test can delete it afterwards.
    */
   unmap(name: string, initiator?: string): Promise<{ volume: string; removed: number }> {
+    // An initiator is an IQN (iSCSI) or a WWPN (FC): one that is neither is refused before the volume is looked up.
+    if (initiator !== undefined && !/^[0-9A-Fa-f]{16}$/.test(initiator)) checkIqn(initiator, 'initiator');
     const v = this.get(name);
     if (initiator !== undefined) {
       if (v.fc) checkWwpn(initiator, 'initiator');

@@ -1,4 +1,4 @@
-import type { DataNetwork, FcTargetPort, TargetVolume } from './model.js';
+import type { DataNetwork, FcInitiator, FcTargetPort, TargetVolume } from './model.js';
 import type { Nvmet } from './nvmet.js';
 
 /**
@@ -23,6 +23,6 @@ export interface VolumeWorkbench {
   /** The target's FCoE ports on these networks, made (with their tcm_fc targets) at the first FC volume. */
   fcPorts(nets: DataNetwork[]): Promise<FcTargetPort[]>;
   /** The lab's compute ports (WWPNs), given ACLs before the target's ports log in. */
-  readonly fcInitiators: string[];
+  readonly fcInitiators: FcInitiator[];
   checkNew(name: string): void;
 }

@@ -80,6 +80,7 @@ const bad = {
     fc.constantFrom<unknown>('iqn.2026-13.io.x:y', 'iqn.2026-11.lab:x', 'IQN.2026-11.io.x:y', 'iqn.26-11.io.x:y', 'iqn.2026-11.:x', 'eui.0123', '', `${IQN}${'a'.repeat(200)}`),
     notString,
   ),
+  wwpn: fc.oneof(fc.constantFrom<unknown>('0x20005254004c0101', '20:00:52:54:00:4c:01:01', '20005254004c010', '20005254004c01011', 'g0005254004c0101', '20005254 04c0101', ''), notString),
   nqn: fc.oneof(almost(NQN, FOR.nqn), fc.constantFrom<unknown>('nqn.', 'NQN.x', 'nvme.x', '', `nqn.${'a'.repeat(220)}`), notString),
   portal: fc.oneof(
     almost('10.10.1.10:3260', FOR.portal),
@@ -171,7 +172,7 @@ const enc = encodeURIComponent;
 const protocolParam = (path: (p: string) => string) => ({
   field: 'protocol',
   url: (v: string) => path(enc(v)),
-  value: fc.oneof(fc.constantFrom('fc', 'ISCSI', 'rbd', 'nvme', 'iscsi ', 'local;id'), almost('iscsi', FOR.name)),
+  value: fc.oneof(fc.constantFrom('scaleio', 'ISCSI', 'rbd', 'nvme', 'iscsi ', 'local;id'), almost('iscsi', FOR.name)),
 });
 const connectorQuery = { field: 'connector', value: bad.connectorName };
 
@@ -204,11 +205,11 @@ function propsRoutes(): Route[] {
       role: 'compute', method: 'POST', path: '/v1/inventory/orphans', valid: { protocol: p.protocol, properties: p.valid }, closed: true, required: ['protocol', 'properties'],
       rules: [
         ...propsRules,
-        top('protocol', fc.constantFrom<unknown>('fc', 'ISCSI', '', 5, null, 'iscsi;id')),
+        top('protocol', fc.constantFrom<unknown>('rbd', 'ISCSI', '', 5, null, 'iscsi;id')),
         top('wwid', notString),
         top('devices', fc.constantFrom<unknown>('sda', ['sd a'], ['/dev/../x'], [5], ['sda;id'], ['SDA'])),
         top('baselineId', fc.constantFrom<unknown>('', 'a b', 'x'.repeat(65), '../x', 5, 'a;b')),
-        top('stillAttached', fc.constantFrom<unknown>('x', [5], [{ protocol: 'fc', properties: {} }], [{ properties: {} }])),
+        top('stillAttached', fc.constantFrom<unknown>('x', [5], [{ protocol: 'rbd', properties: {} }], [{ properties: {} }])),
       ],
     });
   }
@@ -275,19 +276,26 @@ const ROUTES: Route[] = [
     role: 'compute', method: 'POST', path: '/v1/inventory/host-check', valid: {}, closed: true,
     rules: [
       top('baselineId', fc.constantFrom<unknown>('', 'a b', 'x'.repeat(65), '../x', 5)),
-      top('stillAttached', fc.constantFrom<unknown>('x', [5], [{ protocol: 'fc', properties: {} }])),
+      top('stillAttached', fc.constantFrom<unknown>('x', [5], [{ protocol: 'rbd', properties: {} }])),
       top('baseline', notObject),
     ],
   },
 
   // The target role.
-  ...(['iscsi', 'nvmet'] as const).map((kind): Route => ({
+  ...(['iscsi', 'nvmet', 'fc'] as const).map((kind): Route => ({
     role: 'target', method: 'POST', path: `/v1/targets/${kind}/volumes`, valid: { name: 'vol-1', sizeMiB: 8 }, closed: true, required: ['name', 'sizeMiB'],
     rules: [
       top('name', bad.volumeName),
       top('sizeMiB', badInt(1, 4096)),
       top('networks', fc.oneof(fc.constantFrom<unknown>('path-a', [], [5], ['path-z'], null), bad.networkName.map((n) => [n]))),
-      ...(kind === 'iscsi'
+      ...(kind === 'fc'
+        ? [
+            top('lun', badInt(0, 255)),
+            top('initiators', fc.oneof(fc.constantFrom<unknown>('x', [5], null), bad.wwpn.map((w) => ['20005254004c0101', w]))),
+            top('backstore', fc.constantFrom<unknown>('nbd', '', 5, 'FILEIO')),
+            top('unitSerial', bad.uuid),
+          ]
+        : kind === 'iscsi'
         ? [
             top('iqn', bad.iqn),
             top('lun', badInt(0, 16383)),

@@ -115,7 +115,7 @@ describe("the action's inputs (scripts/action/inputs.mjs)", () => {
       [{ INPUT_COMMAND: 'run', INPUT_CONNECTOR: 'x' }, "input connector: only the validate command takes a connector (run runs brick-lab's scenarios with its own)"],
       [{ INPUT_COMMAND: 'run', INPUT_MULTIPATH: 'true' }, 'inputs protocols and multipath: only the validate command takes them (pick scenarios for run)'],
       [{ INPUT_COMMAND: 'validate', INPUT_CONNECTOR: 'x', INPUT_SCENARIOS: 'quick' }, 'input scenarios: only the run command takes scenarios (validate runs the checks of its protocols)'],
-      [{ INPUT_COMMAND: 'validate', INPUT_CONNECTOR: 'x', INPUT_PROTOCOLS: 'iscsi fc' }, 'input protocols: "fc" is not one of iscsi, nvmeof, local'],
+      [{ INPUT_COMMAND: 'validate', INPUT_CONNECTOR: 'x', INPUT_PROTOCOLS: 'iscsi rbd' }, 'input protocols: "rbd" is not one of iscsi, nvmeof, fc, local'],
       [{ INPUT_MULTIPATH: 'yes' }, 'input multipath: "yes" is not true or false'],
       [{ INPUT_JOBS: '0' }, 'input jobs: "0" is not a whole number from 1 to 64'],
       [{ INPUT_JOBS: '65' }, 'input jobs: "65" is not a whole number from 1 to 64'],

@@ -90,7 +90,7 @@ describe('agent routes', () => {
       }
       expect(Object.keys(doc.paths).filter((p) => p.includes(':'))).toEqual([]);
       const connect = doc.paths['/v1/connectors/{protocol}/connect']!.post!;
-      expect(connect.parameters).toContainEqual({ name: 'protocol', in: 'path', required: true, schema: { type: 'string', enum: ['iscsi', 'nvmeof', 'local'] } });
+      expect(connect.parameters).toContainEqual({ name: 'protocol', in: 'path', required: true, schema: { type: 'string', enum: ['iscsi', 'nvmeof', 'fc', 'local'] } });
       const body = connect.requestBody!.content['application/json'].schema;
       expect(body.required).toContain('properties');
       expect(body.properties).toHaveProperty('properties');
@@ -154,13 +154,14 @@ describe('agent routes', () => {
   });
 
   describe('connector routes', () => {
-    it('GET /v1/connectors lists the three connectors with their search paths', async () => {
+    it('GET /v1/connectors lists the four connectors with their search paths', async () => {
       const r = await compute.inject({ method: 'GET', url: '/v1/connectors', headers: AUTH });
       expect(r.statusCode).toBe(200);
       expect(r.json()).toEqual({
         connectors: [
           { protocol: 'iscsi', searchPath: '/dev/disk/by-path' },
           { protocol: 'nvmeof', searchPath: '/dev' },
+          { protocol: 'fc', searchPath: '/dev/disk/by-path' },
           { protocol: 'local', searchPath: null },
         ],
       });
@@ -239,7 +240,7 @@ describe('agent routes', () => {
     });
 
     it('refuses an orphan check for an unknown protocol or with unknown fields', async () => {
-      for (const payload of [{ protocol: 'fc', properties: {} }, { protocol: 'local', properties: { device_path: '/dev/sda' }, extra: 1 }, { protocol: 'local' }]) {
+      for (const payload of [{ protocol: 'rbd', properties: {} }, { protocol: 'local', properties: { device_path: '/dev/sda' }, extra: 1 }, { protocol: 'local' }]) {
         const r = await post(compute, '/v1/inventory/orphans', payload);
         expect(r.statusCode, JSON.stringify(payload)).toBe(400);
         expect(r.json().code).toBe('BAD_REQUEST');

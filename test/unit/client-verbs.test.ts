@@ -67,7 +67,10 @@ describe('the gate check (src/client/gate.ts)', () => {
 
   it('refuses a malformed volume or host before asking anything, naming what is wrong', async () => {
     expect(() => volumeOf({ data: {} })).toThrow(/no driver_volume_type and no --protocol/);
-    expect(() => volumeOf({ driver_volume_type: 'fibre_channel', data: {} })).toThrow(/driver_volume_type "fibre_channel": not a protocol brick-lab knows/);
+    expect(() => volumeOf({ driver_volume_type: 'rbd', data: {} })).toThrow(/driver_volume_type "rbd": not a protocol brick-lab knows/);
+    // Cinder's name for FC is read as brick-lab's fc, and its properties are checked by the FC codec.
+    expect(() => volumeOf({ driver_volume_type: 'fibre_channel', data: {} })).toThrow(/^target_wwn: missing/);
+    expect(volumeOf({ driver_volume_type: 'FIBRE_CHANNEL', data: { target_wwn: ['20005254004c0001'], target_lun: 1 } }).protocol).toBe('fc');
     expect(() => volumeOf({ ...ISCSI, data: { ...ISCSI.data, target_iqn: 'iqn.bad' } })).toThrow(/target_iqn/);
     await expect(resolveHost('http://127.0.0.1:8470/v1', { labName: 'x', tokenFile })).rejects.toThrow(/a scheme, a host and a port, nothing after it/);
     await expect(resolveHost('http://127.0.0.1:8470', { labName: 'x' })).rejects.toThrow(/needs --token-file/);
@@ -114,7 +117,7 @@ describe('brick-lab paths, volumes, inventory, orphans, check (the CLI)', () => 
       [['paths', ...at()], /paths needs --properties FILE/],
       [['check', '--properties', volumeFile], /check needs at least one --attached-on HOST or --gone-from HOST/],
       [['check', '--properties', join(dir, 'nope.json'), '--gone-from', running.url, '--token-file', tokenFile], /--properties .*nope\.json: cannot be read/],
-      [['volumes', ...at(), '--protocol', 'fc'], /--protocol "fc": one of iscsi, nvmeof, local/],
+      [['volumes', ...at(), '--protocol', 'rbd'], /--protocol "rbd": one of iscsi, nvmeof, fc, local/],
       [['inventory', ...at(), '--properties', volumeFile], /inventory does not take --properties/],
       [['paths', '--url', running.url, '--properties', volumeFile], /needs --token-file/],
     ];

@@ -241,7 +241,7 @@ describe('buildRequest and validateRequest', () => {
     const cases: Array<[unknown, string]> = [
       [{ ...ok, version: 2 }, 'version: expected 1'],
       [{ ...ok, operation: 'attach' }, 'operation: expected one of connect_volume'],
-      [{ ...ok, protocol: 'fc' }, 'protocol: expected one of iscsi, nvmeof, local'],
+      [{ ...ok, protocol: 'rbd' }, 'protocol: expected one of iscsi, nvmeof, fc, local'],
       [{ ...ok, multipath: 'yes' }, 'multipath: expected true or false'],
       [{ ...ok, force: true }, 'force: unexpected key'],
       [{ ...ok, connection_properties: null }, 'connection_properties: expected an object, got null'],
@@ -290,7 +290,7 @@ describe('REQUEST_SCHEMA and REPLY_SCHEMA', () => {
       { version: 1, protocol: 'iscsi', operation: 'connect_volume', connection_properties: {} },
       { version: 1, protocol: 'iscsi', operation: 'connect_volume', connection_properties: {}, multipath: false, force: false },
       { version: 2, protocol: 'iscsi', operation: 'get_search_path', connection_properties: null },
-      { version: 1, protocol: 'fc', operation: 'get_search_path', connection_properties: null },
+      { version: 1, protocol: 'rbd', operation: 'get_search_path', connection_properties: null },
       { version: 1, protocol: 'iscsi', operation: 'get_volume_paths', connection_properties: null },
       { version: 1, protocol: 'iscsi', operation: 'disconnect_volume', connection_properties: {}, device_info: { type: 'block' }, force: false, ignore_errors: false },
     ];

@@ -21,7 +21,10 @@ describe('takeSnapshot replayed on the reads of a real guest', () => {
     ['stacked', loadInventoryFixture('inventory-stacked.json')],
   ])('rebuilds the %s snapshot the guest took, all but takenAt', async (_name, fx) => {
     const snap = replaySnapshot(fx);
-    expect(withoutTime(snap)).toEqual(withoutTime(fx.snapshot));
+    // These recordings predate the FC transport's place in snapshots: replayed, they are a host
+    // without FC ports, and no disk hangs under a remote port.
+    const then = { ...fx.snapshot, fcHosts: [], fcRemotePorts: [], scsiDevices: fx.snapshot.scsiDevices.map((d) => ({ ...d, rport: null })) };
+    expect(withoutTime(snap)).toEqual(withoutTime(then));
     expect(Number.isNaN(Date.parse(snap.takenAt))).toBe(false);
   });
 

@@ -177,7 +177,7 @@ out({
     expect(r.health).toMatchObject({ state: 'ready', role: 'compute', lab: 'host', node: hostname() });
     expect(r.byToken).toBe('ready');
     expect(r.url).toBe(agent.url);
-    expect(r.connectors.connectors.map((c: { protocol: string }) => c.protocol).sort()).toEqual(['iscsi', 'local', 'nvmeof']);
+    expect(r.connectors.connectors.map((c: { protocol: string }) => c.protocol).sort()).toEqual(['fc', 'iscsi', 'local', 'nvmeof']);
     expect(r.searchPath).toEqual({ searchPath: '/dev/disk/by-path' });
     expect(r.inventory.scope).toBe('full');
     expect([r.inventory.iscsiSessions, r.inventory.nvmeControllers, r.inventory.multipathMaps]).toEqual([[], [], []]);
@@ -268,16 +268,17 @@ describe('protocol_of', () => {
   it('reads driver_volume_type in any case, and refuses one it has no connector for, or none', async () => {
     const r = await driver<Record<string, unknown>>(`
 out({
-    "known": [protocol_of({"driver_volume_type": t, "data": {}}) for t in ["ISCSI", "iscsi", "NVMeOF", "Local"]],
-    "fc": error_of(lambda: protocol_of({"driver_volume_type": "fibre_channel", "data": {}})),
+    "known": [protocol_of({"driver_volume_type": t, "data": {}}) for t in ["ISCSI", "iscsi", "NVMeOF", "FIBRE_CHANNEL", "fibre_channel", "Local"]],
+    "fc": error_of(lambda: protocol_of({"driver_volume_type": "fc", "data": {}})),
     "rbd": error_of(lambda: protocol_of({"driver_volume_type": "RBD"})),
     "bare": error_of(lambda: protocol_of(ctx["data"])),
-    "check": error_of(lambda: check({"driver_volume_type": "fibre_channel", "data": {}}, gone_from=[AgentClient(ctx["url"], token_file=ctx["tokenFile"])])),
+    "check": error_of(lambda: check({"driver_volume_type": "rbd", "data": {}}, gone_from=[AgentClient(ctx["url"], token_file=ctx["tokenFile"])])),
 })
 `, { data: DATA });
-    expect(r.known).toEqual(['iscsi', 'iscsi', 'nvmeof', 'local']);
+    // Cinder names FC "fibre_channel"; "fc" is brick-lab's protocol name, not a driver_volume_type.
+    expect(r.known).toEqual(['iscsi', 'iscsi', 'nvmeof', 'fc', 'fc', 'local']);
     expect(r.fc).toMatchObject({ type: 'BrickLabError', code: 'PROTOCOL_UNKNOWN', status: null });
-    expect((r.fc as PyError).message).toContain('"fibre_channel"');
+    expect((r.fc as PyError).message).toContain('"fc"');
     expect((r.rbd as PyError).message).toContain('"RBD"');
     expect(r.bare).toMatchObject({ code: 'PROTOCOL_UNKNOWN' });
     expect((r.bare as PyError).message).toContain('no driver_volume_type');
@@ -448,7 +449,7 @@ describe('the command line', () => {
       [['check', '--properties', join(dir, 'data.json'), '--gone-from', agent.url, '--token-file', tokenFile], /no driver_volume_type.*give --protocol/],
       [['check', '--properties', join(dir, 'missing.json'), '--gone-from', agent.url, '--token-file', tokenFile], /missing\.json: cannot be read/],
       [['check', '--properties', infoFile(), '--gone-from', agent.url, '--token-file', join(dir, 'no-token')], /AGENT_TOKEN_FILE/],
-      [['check', '--properties', infoFile(), '--protocol', 'fc', '--gone-from', agent.url, '--token-file', tokenFile], /invalid choice: 'fc'/],
+      [['check', '--properties', infoFile(), '--protocol', 'rbd', '--gone-from', agent.url, '--token-file', tokenFile], /invalid choice: 'rbd'/],
       [['attach'], /invalid choice: 'attach'/],
     ];
     for (const [args, why] of cases) {

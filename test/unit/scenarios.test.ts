@@ -7,6 +7,7 @@ import { listScenarios } from '../../src/scenarios/run.js';
 import { sharedNetworks, volumeName } from '../../src/scenarios/context.js';
 import { renderJunit, renderMarkdown, renderTable, writeReport } from '../../src/scenarios/report.js';
 import { ALL_SCENARIOS, checkNeeds, SCENARIO_SETS_FILE, scenarioSets, selectScenarios, type ScenarioResult, type SuiteReport } from '../../src/scenarios/runner.js';
+import { FC_PAIRS } from '../../src/scenarios/fc-pairs.js';
 import { FIELD_PAIRS } from '../../src/scenarios/field-pairs.js';
 import { ORPHAN_PAIRS } from '../../src/scenarios/orphan-pairs.js';
 import type { BrickError } from '../../src/system/errors.js';
@@ -141,8 +142,8 @@ describe('scenarioSets', () => {
   describe('on lab/scenarios.yaml', () => {
     const sets = scenarioSets();
 
-    it('has the standard, quick, orphans and field sets', () => {
-      expect(Object.keys(sets).sort()).toEqual(['field', 'orphans', 'quick', 'standard']);
+    it('has the standard, quick, orphans, field and fc sets', () => {
+      expect(Object.keys(sets).sort()).toEqual(['fc', 'field', 'orphans', 'quick', 'standard']);
     });
 
     it('has every scenario in the standard set, each once', () => {
@@ -157,13 +158,14 @@ describe('scenarioSets', () => {
 
     it('has one round trip per protocol in quick', () => {
       const quick = selectScenarios(['quick']);
-      expect(quick.map((s) => s.kind)).toEqual(['round-trip', 'round-trip', 'round-trip']);
-      const protocols = quick.map((s) => /^round-trip-(iscsi|nvme|local)(?:-|$)/.exec(s.name)?.[1]);
-      expect(protocols.sort()).toEqual(['iscsi', 'local', 'nvme']);
+      expect(quick.map((s) => s.kind)).toEqual(['round-trip', 'round-trip', 'round-trip', 'round-trip']);
+      const protocols = quick.map((s) => /^round-trip-(iscsi|nvme|fc|local)(?:-|$)/.exec(s.name)?.[1]);
+      expect(protocols.sort()).toEqual(['fc', 'iscsi', 'local', 'nvme']);
     });
 
     it("has domain.md's orphan pairs in orphans and the field's in field: every pair in one of the two", () => {
-      expect(names(selectScenarios(['orphans']))).toEqual(names(ORPHAN_PAIRS));
+      // domain.md's sequences over iSCSI and NVMe, and their FC counterparts.
+      expect(names(selectScenarios(['orphans']))).toEqual(names([...ORPHAN_PAIRS, ...FC_PAIRS]));
       expect(names(selectScenarios(['field']))).toEqual(names(FIELD_PAIRS));
       expect(names(selectScenarios(['orphans', 'field']))).toEqual(names(ALL_SCENARIOS.filter((s) => s.kind === 'orphan-pair')));
       expect(FIELD_PAIRS.every((s) => s.name.startsWith('field-') && s.refs.some((r) => /^https:\/\//.test(r)))).toBe(true);
@@ -194,8 +196,8 @@ async function lacks(topo: Topology, scenarios = ALL_SCENARIOS): Promise<string[
 
 const twoNets = (n: string): string => `${n} needs 2 data networks shared by the target and the computes; the topology has 1`;
 const twoComputes = (n: string): string => `${n} needs 2 compute nodes; the topology has 1`;
-const TWO_PATH = ['round-trip-iscsi-2path', 'round-trip-nvme-2path', 'orphan-nvme-namespace-gone', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'];
-const MIGRATION = ['live-migration-iscsi', 'live-migration-nvme'];
+const TWO_PATH = ['round-trip-iscsi-2path', 'round-trip-nvme-2path', 'round-trip-fc-2path', 'orphan-nvme-namespace-gone', 'orphan-multipath-path-fails', 'field-primary-portal-only', 'field-held-open', 'field-left-suspended', 'field-partition-maps'];
+const MIGRATION = ['live-migration-iscsi', 'live-migration-nvme', 'live-migration-fc'];
 
 describe('checkNeeds', () => {
   it('the scenarios needing two networks or two computes are the ones these tests expect', () => {
@@ -632,7 +634,7 @@ describe('listScenarios', () => {
   it('says which run alone beside others: the target offline, iscsid logging in by itself; two computes only where the lab has no third', () => {
     const first = (l: string): string => l.split(/\s+/)[0]!;
     expect(lines.filter((l) => l.endsWith(', runs alone with --jobs')).map(first).sort()).toEqual(['field-host-cut-off', 'field-nvme-target-offline', 'field-reboot-autologin']);
-    expect(lines.filter((l) => l.endsWith(', runs alone with --jobs on a lab of 2 computes')).map(first).sort()).toEqual(['live-migration-iscsi', 'live-migration-nvme']);
+    expect(lines.filter((l) => l.endsWith(', runs alone with --jobs on a lab of 2 computes')).map(first).sort()).toEqual(['live-migration-fc', 'live-migration-iscsi', 'live-migration-nvme']);
   });
 
   it('has nothing else', () => {

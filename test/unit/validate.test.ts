@@ -71,7 +71,7 @@ describe('which checks validate runs', () => {
   it('reads --protocol as a list, iscsi by default, and refuses anything else', () => {
     expect(parseProtocols([])).toEqual(['iscsi']);
     expect(parseProtocols(['iscsi,nvmeof', 'local', 'iscsi'])).toEqual(['iscsi', 'nvmeof', 'local']);
-    expect(() => parseProtocols(['fc'])).toThrow(/--protocol must be one of iscsi, nvmeof, local \(got "fc"\)/);
+    expect(() => parseProtocols(['rbd'])).toThrow(/--protocol must be one of iscsi, nvmeof, fc, local \(got "rbd"\)/);
   });
 });
 
@@ -120,7 +120,7 @@ describe('brick-lab validate refuses bad input before anything boots', () => {
     const none = await cli(['validate']);
     expect(none.exitCode).toBe(2);
     expect(none.stderr).toMatch(/validate needs --connector PATH\|os-brick\|builtin/);
-    const proto = await cli(['validate', '--connector', 'builtin', '--protocol', 'fc']);
+    const proto = await cli(['validate', '--connector', 'builtin', '--protocol', 'rbd']);
     expect(proto.exitCode).toBe(2);
     const t = await cli(['validate', '--connector', 'builtin', '--connector-timeout', '0']);
     expect(t.exitCode).toBe(2);
