@@ -24,6 +24,8 @@ export async function targetRoutes(app: FastifyInstance, volumes: TargetVolumes)
 
   app.post<{ Params: { name: string }; Body: UnmapRequest }>(ROUTES.unmap, { schema: targetSchemas.unmap }, async (req) => volumes.unmap(req.params.name, req.body?.initiator));
 
+  app.post<{ Params: { name: string }; Body: { initiators: string[] } }>(ROUTES.map, { schema: targetSchemas.map }, async (req) => volumes.map(req.params.name, req.body.initiators));
+
   app.get<{ Params: { name: string } }>(ROUTES.signature, { schema: targetSchemas.getSignature }, async (req) => {
     const head = await volumes.readHead(req.params.name);
     return { volume: req.params.name, signature: parseSignature(head) };

@@ -26,6 +26,8 @@ export interface TargetHandle extends NodeHandle {
 export interface ComputeHandle extends NodeHandle {
   client: ComputeClient;
   initiatorIqn: string;
+  /** Its FC ports' names (its FCoE ports, named after its data NICs' MACs). */
+  fcWwpns?: string[];
 }
 
 /** One line of the report: what a scenario attached on a node, what it found, what was left. */
@@ -213,6 +215,11 @@ export class ScenarioContext {
     // An attach starts a new round of detaches on the node (dropped first, so that a detach run at
     // the same time, see together(), keeps the baseline it takes).
     this.baselines.delete(node.name);
+    if (v.fc && node.fcWwpns && node.fcWwpns.length > 0) {
+      // Cinder's initialize_connection: the LUN is mapped to the host's ports before it attaches.
+      const r = await this.target.client.map(v.name, node.fcWwpns);
+      if (r.mapped > 0) this.step(`target: LUN ${v.fc.lun} of ${v.name} mapped to ${node.name}'s ports ${node.fcWwpns.join(', ')}`);
+    }
     const attach = (): Promise<DeviceInfo> => node.client.connect(protocolOf(v), v.connectionInfo, { ...this.via(opts.builtin), multipath, timeoutMs: 300_000 });
     const d = protocolOf(v) === 'iscsi' ? await this.loggingIn(attach) : await attach();
     // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).

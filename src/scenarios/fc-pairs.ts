@@ -20,9 +20,10 @@ export const FC_ALL = ['scsi-device', 'block-device', 'by-path-link', 'by-id-lin
 const REUSED_LUN = { faulty: 200, correct: 201 } as const;
 
 /** The volume at the pair's LUN is deleted and the next volume made at that LUN, with its own data. */
-async function reuseLun({ ctx, phase }: Half, first: TargetVolume): Promise<TargetVolume> {
+async function reuseLun({ ctx, node, phase }: Half, first: TargetVolume): Promise<TargetVolume> {
   await ctx.deleteVolume(first);
-  const next = await ctx.createFc({ name: `${phase}-2`, lun: REUSED_LUN[phase], networks: ctx.networks(1) });
+  // Given to the same host (another of its instances): what CVE-2023-2088's reuse needs.
+  const next = await ctx.createFc({ name: `${phase}-2`, lun: REUSED_LUN[phase], networks: ctx.networks(1), ...(node.fcWwpns ? { initiators: node.fcWwpns } : {}) });
   await ctx.target.client.writeSignature(next.name, { volume: next.name, id: next.id });
   ctx.step(`target: ${next.name} now at LUN ${next.fc!.lun} of port ${next.fc!.wwpns[0]}, with its own data`);
   return next;

@@ -15,6 +15,7 @@ import { claimLab, releaseLab } from './job.js';
 import { writeReport } from './report.js';
 import { runScheduled } from './schedule.js';
 import { LoginGuard } from './login-guard.js';
+import { fcoeWwpn } from '../system/fcoe.js';
 import { serialQueue } from '../system/serial.js';
 import { inspectVolume } from './inspect.js';
 import { FC_PAIRS } from './fc-pairs.js';
@@ -169,7 +170,7 @@ async function handles(rec: LabRecord): Promise<{ target: TargetHandle; computes
   const t = rec.nodes.find((n) => n.role === 'target');
   if (!t) throw new BrickError('TOPOLOGY_LACKS', `lab ${rec.name} has no target node`);
   const computes: ComputeHandle[] = [];
-  for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: (await labClient(rec, n.name)).compute, initiatorIqn: n.initiatorIqn });
+  for (const n of rec.nodes.filter((x) => x.role === 'compute')) computes.push({ name: n.name, client: (await labClient(rec, n.name)).compute, initiatorIqn: n.initiatorIqn, fcWwpns: n.taps.map((t) => fcoeWwpn(t.mac)) });
   return { target: { name: t.name, client: (await labClient(rec, t.name)).target }, computes };
 }
 

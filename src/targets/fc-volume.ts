@@ -3,13 +3,22 @@ import { fcConnectionInfo } from '../osbrick/index.js';
 import { kernelRandomUUID } from '../system/random.js';
 import { checkInt, checkSize, checkUuid, checkWwpn, refuse } from '../volume/fields.js';
 import { lioWwid } from '../volume/ids.js';
-import type { FcVolumeRequest, TargetVolume } from './model.js';
+import type { FcInitiator, FcVolumeRequest, TargetVolume } from './model.js';
 import type { VolumeWorkbench } from './workbench.js';
+
+/**
+ * Whether a host port reaches a target port on `network`: a port the lab placed on a fabric
+ * reaches that fabric's target port only; one it did not place (named in a request), every one.
+ */
+export function reaches(known: FcInitiator[], host: string, network: string): boolean {
+  const on = known.find((i) => i.wwpn === host)?.network;
+  return !on || on === network;
+}
 
 /**
  * A Fibre Channel volume: a backstore exported by LIO's tcm_fc on the target's FCoE port of each
  * data network (one fabric each), at one LUN id on all of them, masked to the initiator ports
- * named. The answer carries os-brick's FC connection properties: the target's port names and
+ * named (or to none, until POST /v1/targets/volumes/NAME/map gives it to a host). The answer carries os-brick's FC connection properties: the target's port names and
  * the LUN, and the map of which host port reaches which target port (both fabrics, both ways).
  */
 export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promise<TargetVolume> {
@@ -25,11 +34,12 @@ export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promis
   return w.serial(async () => {
     w.checkNew(req.name);
     const ports = await w.fcPorts(nets);
-    const hosts = initiators ?? w.fcInitiators.map((i) => i.wwpn);
-    if (hosts.length === 0) refuse('initiators', 'no initiator port named, and the lab told this target of none: give the hosts\' WWPNs');
+    // Masked to the ports named, or to none until a host is given it (POST .../map, Cinder's
+    // initialize_connection): a host port that logs in scans every LUN mapped to it.
+    const hosts = initiators ?? [];
     const wwpns = ports.map((p) => p.wwpn);
     // The ACLs of hosts not known when the ports were made (the lab's own are made before).
-    for (const wwpn of wwpns) await w.lioRequest('fc_port', { wwpn, initiators: hosts });
+    if (hosts.length > 0) for (const wwpn of wwpns) await w.lioRequest('fc_port', { wwpn, initiators: hosts });
     const undo: Array<() => Promise<unknown>> = [];
     try {
       let file: string | undefined;
@@ -52,15 +62,14 @@ export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promis
         path: device ?? file ?? null,
         sizeBytes: sizeMiB * 1024 * 1024,
         wwn: unitSerial,
-        initiators: hosts,
+        // Per target port, the host ports of its fabric (one the lab did not place: every port).
+        initiators: Object.fromEntries(ports.map((p) => [p.wwpn, hosts.filter((h) => reaches(w.fcInitiators, h, p.network))])),
       });
       const id = kernelRandomUUID();
-      // The zoning: a host port the lab placed on a fabric reaches the target's port on that
-      // fabric; a port named in the request, of no known fabric, every port of the volume.
+      // The zoning: which target ports each host port reaches.
       const map: Record<string, string[]> = {};
-      for (const h of hosts) {
-        const on = w.fcInitiators.find((i) => i.wwpn === h)?.network;
-        const reach = on ? ports.filter((p) => p.network === on).map((p) => p.wwpn) : wwpns;
+      for (const h of [...new Set([...w.fcInitiators.map((i) => i.wwpn), ...hosts])]) {
+        const reach = ports.filter((p) => reaches(w.fcInitiators, h, p.network)).map((p) => p.wwpn);
         if (reach.length > 0) map[h] = reach;
       }
       const volume: TargetVolume = {

@@ -176,7 +176,7 @@ def fc_port(a):
 
 def fc_create(a):
     """One FC volume: a backstore, the same LUN id in the TPG of every local FC port named, mapped
-    to the initiators named (their ACLs exist: fc_port)."""
+    on each port to the initiators named for it (their ACLs exist: fc_port)."""
     if find_so(a["name"]) is not None:
         raise Refused("VOLUME_EXISTS", "a backstore named %s already exists" % a["name"], "name")
     tpgs = []
@@ -200,8 +200,9 @@ def fc_create(a):
         for tpg in tpgs:
             lun = LUN(tpg, lun=lun_id, storage_object=so)
             made.append(lun)
+            mine = a["initiators"].get(tpg.parent_target.wwn[4:], [])
             for acl in tpg.node_acls:
-                if acl.node_wwn[4:] in a["initiators"]:
+                if acl.node_wwn[4:] in mine:
                     made.append(MappedLUN(acl, lun_id, lun))
         return {"lun": lun_id, "wwn": so.wwn}
     except Exception:
@@ -211,6 +212,23 @@ def fc_create(a):
             except Exception:
                 pass
         raise
+
+
+def fc_map(a):
+    """Map one LUN of one local FC port to these initiator ports (their ACLs made when missing)."""
+    tpg = fc_tpg(a["wwpn"])
+    if tpg is None:
+        raise Refused("UNKNOWN_TARGET", "no tcm_fc target for the FC port %s" % a["wwpn"], "wwpn")
+    lun = next((x for x in tpg.luns if x.lun == a["lun"]), None)
+    if lun is None:
+        raise Refused("VOLUME_UNKNOWN", "no LUN %d on the FC port %s" % (a["lun"], a["wwpn"]), "lun")
+    fc_port({"wwpn": a["wwpn"], "initiators": a["initiators"]})
+    mapped = 0
+    for acl in tpg.node_acls:
+        if acl.node_wwn[4:] in a["initiators"] and not any(ml.mapped_lun == a["lun"] for ml in acl.mapped_luns):
+            MappedLUN(acl, a["lun"], lun)
+            mapped += 1
+    return {"mapped": mapped}
 
 
 def fc_remove_lun(a):
@@ -390,7 +408,7 @@ def loop_detach(a):
 
 
 OPS = {"create": create, "loop_attach": loop_attach, "loop_detach": loop_detach, "delete": delete, "remove_lun": remove_lun, "unmap": unmap,
-       "fc_port": fc_port, "fc_create": fc_create, "fc_delete": fc_delete, "fc_remove_lun": fc_remove_lun, "fc_unmap": fc_unmap,
+       "fc_port": fc_port, "fc_create": fc_create, "fc_map": fc_map, "fc_delete": fc_delete, "fc_remove_lun": fc_remove_lun, "fc_unmap": fc_unmap,
        "inventory": inventory, "save": save, "restore": restore, "clear": clear,
        "ping": lambda _a: {"pong": True}}
 

@@ -41,7 +41,7 @@ export interface FcVolumeRequest {
   sizeMiB: number;
   backstore?: IscsiBackstore;
   lun?: number;
-  /** Host port names (WWPNs) the LUN is masked to; default: every compute of the lab. */
+  /** Host port names (WWPNs) the LUN is mapped to; default: none until a host is given it (map). */
   initiators?: string[];
   networks?: string[];
   unitSerial?: string;

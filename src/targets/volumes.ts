@@ -8,7 +8,7 @@ import { checkInt, checkIqn, checkVolumeName, checkWwpn, refuse } from '../volum
 import { nguidHex } from '../volume/ids.js';
 import type { AnaState } from '../volume/protocol.js';
 import { ensureFcoePorts } from '../system/fcoe.js';
-import { createFcVolume } from './fc-volume.js';
+import { createFcVolume, reaches } from './fc-volume.js';
 import { createIscsiVolume } from './iscsi-volume.js';
 import type { DataNetwork, FcInitiator, FcTargetPort, FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from './model.js';
 import { createNvmeVolume } from './nvme-volume.js';
@@ -217,6 +217,28 @@ export class TargetVolumes implements VolumeWorkbench {
       }
       await this.nvmet.removeNamespace(v.nvme!.nqn, v.nvme!.nsid);
       return { volume: name, removed: 1 };
+    });
+  }
+
+  /**
+   * FC: map the volume's LUN to these host ports on every target port it is exported on (the
+   * ACLs exist or are made), as Cinder's initialize_connection does before a host attaches: a
+   * host that logs in scans every LUN mapped to it (the FC transport's scan of a new remote
+   * port), so a LUN is mapped only to the hosts that attach it.
+   */
+  map(name: string, initiators: string[]): Promise<{ volume: string; mapped: number }> {
+    const wwpns = initiators.map((x, i) => checkWwpn(x, `initiators[${i}]`));
+    const v = this.get(name);
+    if (!v.fc) refuse('name', `volume ${name} is ${v.protocol}: map is for FC volumes (iSCSI ACLs and NVMe hosts are given when the volume is made)`);
+    return this.serial(async () => {
+      let mapped = 0;
+      for (const port of v.portals) {
+        // On each target port, the host ports of its fabric (a port the lab did not place: on every one).
+        const here = wwpns.filter((w) => reaches(this.fcInitiators, w, port.network));
+        if (here.length > 0) mapped += (await this.lioRequest<{ mapped: number }>('fc_map', { wwpn: port.address, lun: v.fc!.lun, initiators: here })).mapped;
+      }
+      v.fc!.initiators = [...new Set([...v.fc!.initiators, ...wwpns])];
+      return { volume: name, mapped };
     });
   }
 

@@ -109,6 +109,7 @@ describe('connectors and the orphan oracle', () => {
     expect(r.connectors).toEqual([
       { protocol: 'iscsi', searchPath: '/dev/disk/by-path' },
       { protocol: 'nvmeof', searchPath: '/dev' },
+      { protocol: 'fc', searchPath: '/dev/disk/by-path' },
       { protocol: 'local', searchPath: null },
     ]);
   });

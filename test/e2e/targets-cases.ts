@@ -4,7 +4,9 @@ import type { ComputeClient } from '../../src/agent/api/compute-client.js';
 import type { TargetClient } from '../../src/agent/api/target-client.js';
 import { BrickError } from '../../src/system/errors.js';
 import { readSignatureArgv, signatureText, writeSignatureArgv, parseSignature } from '../../src/volume/signature.js';
-import type { IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
+import type { FcVolumeRequest, IscsiVolumeRequest, NvmeVolumeRequest, TargetVolume } from '../../src/targets/model.js';
+import { readLabOrNull } from '../../src/lab/lab.js';
+import { fcoeWwpn } from '../../src/system/fcoe.js';
 import { STORAGE_LAB, storageLab } from './storage-lab.js';
 
 /**
@@ -16,14 +18,20 @@ const LAB = STORAGE_LAB;
 const A = '10.10.1.10';
 const B = '10.10.2.10';
 
+interface FcPort {
+  wwpn: string;
+  luns: Array<{ lun: number; storageObject: string }>;
+  acls: Array<{ initiator: string; mappedLuns: number[] }>;
+}
+
 interface Leftovers {
-  lio: { targets: Array<{ iqn: string; luns: Array<{ lun: number }>; portals: string[] }>; backstores: Array<{ name: string }> };
+  lio: { targets: Array<{ iqn: string; luns: Array<{ lun: number }>; portals: string[] }>; backstores: Array<{ name: string }>; fcPorts: FcPort[] };
   nvmet: { subsystems: Array<{ nqn: string; namespaces: unknown[] }>; ports: unknown[]; hosts: string[] };
   loopDevices: string[];
   files: string[];
 }
 
-const EMPTY = { lio: { targets: [], backstores: [] }, nvmet: { subsystems: [], ports: [], hosts: [] }, loopDevices: [], files: [] };
+const EMPTY = { lio: { targets: [], backstores: [], fcPorts: [] }, nvmet: { subsystems: [], ports: [], hosts: [] }, loopDevices: [], files: [] };
 
 async function refusal(p: Promise<unknown>): Promise<BrickError> {
   try {
@@ -320,6 +328,68 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
       expect.arrayContaining([`subsystem nqn.2026-11.io.brick-lab:${LAB}.left2`, `host ${computeNqn}`, `iscsi target iqn.2026-11.io.brick-lab:${LAB}.left1`, 'backstore left1', 'file left1.img', 'file left2.img']),
     );
     expect(await leftovers()).toEqual(EMPTY);
+  });
+
+  it('exports FC volumes on FCoE ports: LUN picked or given, mapped per host port, refused whole, a reused LUN with a new identity, cleaned leaving the fabric', async () => {
+    const rec = (await readLabOrNull(LAB))!;
+    const node = rec.nodes.find((n) => n.name === 'compute-1')!;
+    // The compute's ports, named after its data NICs' MACs as the target was told (BRICK_FC_INITIATORS).
+    const [portA, portB] = node.taps.map((t) => fcoeWwpn(t.mac)) as [string, string];
+    const fcVol = (body: Record<string, unknown>): Promise<TargetVolume> => target.createFcVolume(body as unknown as FcVolumeRequest);
+    const fcDisks = async (): Promise<string> => (await sh(compute, 'ls -d /sys/class/fc_remote_ports/rport-*/device/target*/*:*:*:* 2>/dev/null | sed "s,.*/,," || true')).trim();
+    const a = await fcVol({ name: 'fca', sizeMiB: 8 });
+    expect(a.protocol).toBe('fc');
+    expect(a.fc).toMatchObject({ lun: 0, initiators: [] });
+    expect(a.fc!.wwpns).toHaveLength(2);
+    expect(a.fc!.wwid).toMatch(/^36001405[0-9a-f]{25}$/);
+    // Cinder's FC shape, zoned per fabric: each host port reaches the target port on its own network.
+    expect(a.connectionInfo).toMatchObject({ driver_volume_type: 'fibre_channel', data: { target_wwn: a.fc!.wwpns, target_lun: 0, initiator_target_map: { [portA]: [a.fc!.wwpns[0]], [portB]: [a.fc!.wwpns[1]] } } });
+    // Mapped to the host before it attaches (initialize_connection); its ports come up at the
+    // attach, log in, and see LUN 0 through both fabrics with the announced WWID.
+    // Each port on the target port of its own fabric: two mappings.
+    expect(await target.map('fca', [portA, portB])).toEqual({ volume: 'fca', mapped: 2 });
+    expect(await target.map('fca', [portA, portB])).toEqual({ volume: 'fca', mapped: 0 });
+    const d = await compute.connect('fc', a.connectionInfo, { multipath: true });
+    expect(d).toMatchObject({ multipath: true, identity: a.fc!.wwid });
+    expect(d.devices).toHaveLength(2);
+
+    const b = await fcVol({ name: 'fcb', sizeMiB: 8, lun: 5, initiators: [portA], networks: ['path-a'] });
+    expect(b.fc).toMatchObject({ lun: 5, wwpns: [a.fc!.wwpns[0]], initiators: [portA] });
+    let ports = (await leftovers()).lio.fcPorts;
+    expect(ports.map((p) => p.wwpn).sort()).toEqual([...a.fc!.wwpns].sort());
+    // LUN 5 is mapped to port A alone, LUN 0 to both of the compute's ports; the other ACLs
+    // (the lab's other compute) map nothing.
+    const onA = ports.find((p) => p.wwpn === a.fc!.wwpns[0])!;
+    expect(onA.acls.find((x) => x.initiator === portA)!.mappedLuns.sort()).toEqual([0, 5]);
+    expect(onA.acls.filter((x) => x.initiator !== portA).every((x) => x.mappedLuns.length === 0)).toBe(true);
+
+    // Refused whole: nothing of the volume is made.
+    expect(await refusal(fcVol({ name: 'fcc', sizeMiB: 8, lun: 5 }))).toMatchObject({ code: 'LUN_IN_USE', statusCode: 400 });
+    expect(await refusal(fcVol({ name: 'fcc', sizeMiB: 8, initiators: ['0x20005254004c0101'] }))).toMatchObject({ code: 'BAD_WWPN', message: expect.stringContaining('initiators[0]') });
+    expect(await refusal(fcVol({ name: 'fcc', sizeMiB: 8, lun: 256 }))).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('lun: must be') });
+    expect(await refusal(target.map('fca', ['20:00:52:54:00:4c:01:01']))).toMatchObject({ code: 'BAD_WWPN' });
+    const now = await leftovers();
+    expect(now.lio.backstores.map((x) => x.name).sort()).toEqual(['fca', 'fcb']);
+    expect(now.files.sort()).toEqual(['fca.img', 'fcb.img']);
+    // A LUN made after the host logged in is not scanned by it: only LUN 0's two disks.
+    expect((await fcDisks()).split('\n').map((h) => Number(h.split(':')[3]))).toEqual([0, 0]);
+    await compute.disconnect('fc', a.connectionInfo, d);
+    expect(await fcDisks()).toBe('');
+
+    // LUN 5 again after a delete: another volume, another WWID.
+    await target.deleteVolume('fcb');
+    const again = await fcVol({ name: 'fcb2', sizeMiB: 8, lun: 5, networks: ['path-a'] });
+    expect(again.fc!.lun).toBe(5);
+    expect(again.fc!.wwid).not.toBe(b.fc!.wwid);
+
+    // A force clean takes every volume; the FC ports and their ACLs are the fabric's, and stay.
+    const r = await target.cleanup();
+    expect(r.removed).toEqual(expect.arrayContaining(['backstore fca', 'backstore fcb2', 'file fca.img', 'file fcb2.img']));
+    ports = (await leftovers()).lio.fcPorts;
+    expect(ports.every((p) => p.luns.length === 0 && p.acls.every((x) => x.mappedLuns.length === 0))).toBe(true);
+    expect(ports.flatMap((p) => p.acls.map((x) => x.initiator))).toEqual(expect.arrayContaining([portA, portB]));
+    const after = await leftovers();
+    expect({ ...after, lio: { ...after.lio, fcPorts: [] } }).toEqual(EMPTY);
   });
 
   it('adds and removes local scsi_debug disks on a compute node, each with its own data', async () => {

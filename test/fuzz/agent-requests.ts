@@ -330,6 +330,11 @@ const ROUTES: Route[] = [
     params: [{ field: 'name', url: (v) => `/v1/targets/volumes/${enc(v)}/unmap`, value: bad.volumeName.filter((v): v is string => typeof v === 'string' && v !== '') }],
   },
   {
+    role: 'target', method: 'POST', path: '/v1/targets/volumes/vol-1/map', valid: { initiators: ['20005254004c0101'] }, closed: true, required: ['initiators'],
+    rules: [top('initiators', fc.oneof(fc.constantFrom<unknown>('x', [5], null), bad.wwpn.map((w) => ['20005254004c0101', w])))],
+    params: [{ field: 'name', url: (v) => `/v1/targets/volumes/${enc(v)}/map`, value: bad.volumeName.filter((v): v is string => typeof v === 'string' && v !== '') }],
+  },
+  {
     role: 'target', method: 'PUT', path: '/v1/targets/volumes/vol-1/signature', valid: { volume: 'vol-1', id: 'abc' }, closed: true, required: ['volume', 'id'],
     rules: [top('volume', bad.volumeName.filter((v) => v !== '' && v !== '-x' && v !== '..' && !(typeof v === 'string' && /^a+$/.test(v)))), top('id', fc.oneof(almost('abc', STRANGE), fc.constantFrom<unknown>('X', 'a'.repeat(65), 5)))],
   },

@@ -37,6 +37,11 @@ export class TargetClient extends AgentClient {
     return this.http.request('POST', paths.unmap(name), initiator !== undefined ? { initiator } : {});
   }
 
+  /** FC: map the volume's LUN to these host ports (Cinder's initialize_connection); the number of new mappings. */
+  map(name: string, initiators: string[], opts: CallOptions = {}): Promise<{ volume: string; mapped: number }> {
+    return this.http.request('POST', paths.map(name), { initiators }, opts.timeoutMs);
+  }
+
   /** What the volume's first block says, read on the target. */
   signature(name: string): Promise<SignatureReply> {
     return this.http.request('GET', paths.signature(name));

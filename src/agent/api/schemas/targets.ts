@@ -126,7 +126,7 @@ export const targetSchemas = {
     body: volumeBody({
       backstore: { type: 'string', description: 'fileio (default), block or ramdisk' },
       lun: { type: 'number', description: 'the LUN id on every FC port of the target (0-255; default: the lowest free)' },
-      initiators: { ...names, description: "the host ports (WWPNs, 16 hex digits) the LUN is masked to (default: the lab's computes)" },
+      initiators: { ...names, description: 'the host ports (WWPNs, 16 hex digits) the LUN is mapped to (default: none until POST /v1/targets/volumes/{name}/map)' },
       unitSerial: { type: 'string' },
     }),
     response: replies({ 201: targetVolume }, [...ON_HOST, ...CREATE_ERRORS]),
@@ -167,6 +167,11 @@ export const targetSchemas = {
     params: nameParam,
     body: { type: 'object', additionalProperties: false, properties: { initiator: { type: 'string', description: "iSCSI: the initiator's IQN (default: every ACL)" } } },
     response: replies({ 200: { type: 'object', required: ['volume', 'removed'], properties: { volume: { type: 'string' }, removed: { type: 'integer' } } } }, [...ON_HOST, ...UNKNOWN, 'BAD_IQN', 'LIO_REFUSED']),
+  },
+  map: {
+    params: nameParam,
+    body: { type: 'object', additionalProperties: false, required: ['initiators'], properties: { initiators: { ...names, description: "FC: host ports (WWPNs) to map the volume's LUN to, as Cinder's initialize_connection does" } } },
+    response: replies({ 200: { type: 'object', required: ['volume', 'mapped'], properties: { volume: { type: 'string' }, mapped: { type: 'integer' } } } }, [...ON_HOST, ...UNKNOWN, 'BAD_WWPN', 'LIO_REFUSED']),
   },
   getSignature: { params: nameParam, response: replies({ 200: signatureReply }, [...ON_HOST, ...UNKNOWN]) },
   putSignature: {
