@@ -65,18 +65,18 @@ describe('brick-lab run', () => {
     expect(after).toMatchObject({ state: 'interrupted', current: 'orphan-multipath-path-fails', interrupted: { by: 'a run on lab e2e-run' } });
     expect(await readFile(join(killed, 'summary.md'), 'utf8')).toMatch(/^## brick-lab: interrupted/);
     expect(await readFile(join(killed, 'junit.xml'), 'utf8')).toMatch(/errors="1"/);
-    for (const name of ['round-trip-iscsi-1path', 'round-trip-nvme-1path', 'round-trip-local']) {
+    for (const name of ['round-trip-iscsi-1path', 'round-trip-nvme-1path', 'round-trip-fc-1path', 'round-trip-local']) {
       expect(r.stdout).toMatch(new RegExp(`PASS  ${name}`));
-      expect(r.stderr).toMatch(new RegExp(`\\[scenario\\] \\d/3 ${name}`));
+      expect(r.stderr).toMatch(new RegExp(`\\[scenario\\] \\d/4 ${name}`));
     }
-    expect(r.stdout).toMatch(/3 passed, 0 failed/);
+    expect(r.stdout).toMatch(/4 passed, 0 failed/);
     const report = JSON.parse(await readFile(join(results, 'report.json'), 'utf8')) as SuiteReport;
     expect(report.state).toBe('finished');
-    expect(report.scenarios.map((s) => s.status)).toEqual(['passed', 'passed', 'passed']);
+    expect(report.scenarios.map((s) => s.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
     expect(report.scenarios[0]!.rows[0]!.device).toMatch(/^\/dev\/sd[a-z]+$/);
     const junit = await readFile(join(results, 'junit.xml'), 'utf8');
-    expect(junit).toMatch(/<testsuite [^>]*tests="3" failures="0" errors="0"/);
-    expect((junit.match(/<testcase /g) ?? []).length).toBe(3);
+    expect(junit).toMatch(/<testsuite [^>]*tests="4" failures="0" errors="0"/);
+    expect((junit.match(/<testcase /g) ?? []).length).toBe(4);
     expect(await readFile(join(results, 'summary.md'), 'utf8')).toMatch(/^## brick-lab: no orphans/);
     // The lab as the guests' own tools see it: nothing of the killed run.
     const check = await cli(['exec', '--name', 'e2e-run', 'compute-1', '--', 'sh', '-c', 'iscsiadm -m session; iscsiadm -m node; dmsetup ls; ip -br link show path-b']);
