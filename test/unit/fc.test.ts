@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FcConnector } from '../../src/connectors/fc.js';
+import { reaches } from '../../src/targets/fc-volume.js';
+import { fcInitiatorsOf } from '../../src/targets/volumes.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { verdictWithTools } from '../../src/inventory/oracle.js';
 import { fcDevicesOf, judgeVolume } from '../../src/inventory/orphans.js';
@@ -125,6 +127,23 @@ describe('the orphan oracle on FC', () => {
     const disk = left.find((o) => o.kind === 'scsi-device')!;
     expect(disk.evidence).toMatch(/identity mismatch: LUN 7 of target port 0x[0-9a-f]{16} now reads WWID /);
     expect(disk.evidence).toContain(fx.volumes.s.fc.wwid);
+  });
+});
+
+describe('the target\'s zoning of the lab\'s compute ports', () => {
+  it('reads BRICK_FC_INITIATORS, each port with its fabric or none, and lets a port reach its own fabric\'s target port only', () => {
+    const known = fcInitiatorsOf(' path-a=20005254004c0101  path-b=20005254004c0102 20005254004c0301 ');
+    expect(known).toEqual([
+      { network: 'path-a', wwpn: '20005254004c0101' },
+      { network: 'path-b', wwpn: '20005254004c0102' },
+      { network: null, wwpn: '20005254004c0301' },
+    ]);
+    expect(fcInitiatorsOf('')).toEqual([]);
+    expect(reaches(known, '20005254004c0101', 'path-a')).toBe(true);
+    expect(reaches(known, '20005254004c0101', 'path-b')).toBe(false);
+    // A port the lab did not place (named in a request) may reach every target port.
+    expect(reaches(known, '20005254004c0301', 'path-b')).toBe(true);
+    expect(reaches(known, '20005254004c0999', 'path-a')).toBe(true);
   });
 });
 

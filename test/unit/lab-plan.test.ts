@@ -81,6 +81,9 @@ describe('the record carries what a provider needs', () => {
       "'10.10.1.5 target-1 target-1-path-a\n172.16.0.10 target-1-path-b\n172.16.0.11 compute-1 compute-1-path-b\n10.10.1.12 compute-2 compute-2-path-a\n172.16.0.12 compute-2-path-b'",
     );
     expect(vars.BRICK_DATA_NETWORKS).toBe("'path-a=10.10.1.5 path-b=172.16.0.10'");
+    // The target is told each compute port's name (2000 and its NIC's MAC, numbered by the lab's networks) and fabric; compute-1 is on path-b only.
+    expect(vars.BRICK_FC_INITIATORS).toBe(`'path-b=2000${macFor(1, 2).replace(/:/g, '')} path-a=2000${macFor(2, 1).replace(/:/g, '')} path-b=2000${macFor(2, 2).replace(/:/g, '')}'`);
+    expect(nodeEnv(rec, rec.nodes[1]!)).toContain("BRICK_FC_INITIATORS=''\n");
     expect(vars.BRICK_AGENT_HOST).toBe('10.0.2.15');
     expect(vars.BRICK_AGENT_PORT).toBe('8080');
     expect(vars.BRICK_HOST_ID).toBe(rec.nodes[0]!.hostNqn.split(':uuid:')[1]);
