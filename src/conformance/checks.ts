@@ -42,7 +42,7 @@ const BY_PROTOCOL: Record<Protocol, { single: string[]; multipath: string[] }> =
     single: ['round-trip-nvme-1path', 'shared-target-nvme', 'live-migration-nvme', 'orphan-nvme-namespace-gone', 'field-nvme-target-offline', 'field-nvme-shared-controller', 'field-nvme-ctrl-loss'],
     multipath: ['round-trip-nvme-2path'],
   },
-  fc: { single: ['round-trip-fc-1path', 'live-migration-fc', 'orphan-fc-lun-reuse'], multipath: ['round-trip-fc-2path'] },
+  fc: { single: ['round-trip-fc-1path', 'live-migration-fc', 'orphan-fc-lun-reuse', 'orphan-fc-relogin-scan'], multipath: ['round-trip-fc-2path'] },
   local: { single: ['round-trip-local'], multipath: [] },
 };
 

@@ -1,7 +1,7 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type Expected } from './context.js';
-import { detachedClean, orphanPair, type Half } from './pair.js';
+import { detachedClean, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
  * Fibre Channel's orphan pairs: the FC connector's counterparts of the iSCSI sequences, on the
@@ -66,4 +66,56 @@ const fcLunReuse = orphanPair<{ first: TargetVolume; d: DeviceInfo }>('orphan-fc
   teardown: async ({ ctx, node }, { first }) => ctx.forget(node, first),
 });
 
-export const FC_PAIRS: Scenario[] = [fcLunReuse];
+/**
+ * The host's FC port on the volume's fabric logs out and in again (a link bounce, a switch
+ * reboot, a target port reset): disabled and enabled through /sys/bus/fcoe, then waited for until
+ * its remote port to the target is back online with its SCSI target id. `back`: the volume's LUN
+ * is expected to come back with it (the transport's scan of the returning port), and is waited for.
+ */
+async function bounce({ ctx, node }: Half, v: TargetVolume, back: boolean): Promise<void> {
+  const net = v.portals[0]!.network;
+  const port = v.fc!.wwpns[0]!;
+  // A fixed script: the network, the target's port name and the LUN are its arguments, never spliced in.
+  await node.client.run(
+    [
+      'sh', '-c',
+      'c=$(ls -d /sys/class/net/"$1"/ctlr_* | head -n1); c=${c##*/}; echo 0 > /sys/bus/fcoe/devices/$c/enabled; sleep 0.2; echo 1 > /sys/bus/fcoe/devices/$c/enabled; ' +
+        'for i in $(seq 1 300); do for r in /sys/class/fc_remote_ports/rport-*; do ' +
+        '[ "$(cat $r/port_name)" = "0x$2" ] && [ "$(cat $r/port_state)" = Online ] && [ "$(cat $r/scsi_target_id)" != -1 ] && rp=$r; done; [ -n "$rp" ] && break; sleep 0.1; done; ' +
+        '[ -n "$rp" ] || { echo "the remote port 0x$2 did not come back" >&2; exit 1; }; ' +
+        // The transport scans the returning port in the background: wait for the LUN where it must come back, else a moment.
+        'if [ "$4" = yes ]; then for i in $(seq 1 300); do ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 && break; sleep 0.1; done; else sleep 1; fi; udevadm settle --timeout=60',
+      'bounce', net, port, String(v.fc!.lun), back ? 'yes' : 'no',
+    ],
+    { timeoutMs: 90_000 },
+  );
+  ctx.step(`${node.name}: its FC port on ${net} logged out and in again (a link bounce); the remote port 0x${port} is back`);
+}
+
+const fcRelogin = orphanPair<{ v: TargetVolume; d: DeviceInfo }>('orphan-fc-relogin-scan', {
+  title: 'FC: a detach that leaves the LUN mapped to the host: when the host\'s port logs in again the transport scans every mapped LUN and the volume comes back (caught); unmapped after the detach (terminate_connection), nothing comes back',
+  refs: ['scsi_transport_fc: a remote port that comes back is scanned whole (fc_scsi_scan_rport)', 'Cinder: os-brick detaches, then terminate_connection unmaps', 'domain.md sequences 4 and 5'],
+  async setup({ ctx, node, phase }) {
+    const v = await ctx.createFc({ name: `${phase}-vol`, networks: ctx.networks(1) });
+    const d = await ctx.connect(node, v);
+    return { v, d };
+  },
+  async faulty(h, { v, d }) {
+    const { ctx, node } = h;
+    await ctx.disconnect(node, v, d);
+    await ctx.verdict(node, v, { phase: 'faulty: detached, the LUN still mapped', device: d, expect: 'clean' });
+    await bounce(h, v, true);
+    await leftThenSwept(h, v, d, 'faulty: the port logged in again and scanned the mapped LUN back', FC_ALL);
+    await ctx.target.client.unmap(v.name);
+  },
+  async correct(h, { v, d }) {
+    const { ctx, node } = h;
+    await ctx.disconnect(node, v, d);
+    const r = await ctx.target.client.unmap(v.name);
+    ctx.step(`target: LUN ${v.fc!.lun} of ${v.name} unmapped from ${r.removed} host port(s) (terminate_connection)`);
+    await bounce(h, v, false);
+    await ctx.verdict(node, v, { phase: 'correct: unmapped, then the port logged in again', device: d, expect: 'clean' });
+  },
+});
+
+export const FC_PAIRS: Scenario[] = [fcLunReuse, fcRelogin];
