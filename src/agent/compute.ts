@@ -97,7 +97,7 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
     // One view of the host for every volume: kept from an earlier call while the kernel shows no
     // change ('kept'), else read now ('snapshot').
     const t0 = performance.now();
-    const view = pathsView(hostFs).take({ wwids: props.some((p) => p.protocol === 'iscsi' && Boolean(p.deviceWwid)) });
+    const view = pathsView(hostFs).take({ wwids: props.some((p) => (p.protocol === 'iscsi' || p.protocol === 'fc') && Boolean(p.deviceWwid)) });
     recordPhase(req, view.kept ? 'kept' : 'snapshot', performance.now() - t0);
     const results = await phase(req, 'answer', () => Promise.all(props.map((p) => c.getVolumePaths(p, view.snapshot))));
     return reply.type(JSON_TYPE).send(await phase(req, 'serialize', () => listReply('results', results)));

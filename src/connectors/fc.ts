@@ -1,6 +1,6 @@
 import { BrickError } from '../system/errors.js';
 import { poll } from '../system/wait.js';
-import { fcDevicesOf, snapshotIndex } from '../inventory/orphans.js';
+import { fcDevicesOf } from '../inventory/orphans.js';
 import { fcHosts, fcRemotePorts } from '../inventory/read-fc.js';
 import type { FcHost, FcRemotePort, HostSnapshot } from '../inventory/model.js';
 import { readMultipathdPaths } from '../inventory/tools.js';
@@ -10,7 +10,7 @@ import { scsiWwid } from '../volume/ids.js';
 import type { FcProperties, FcTargetPath } from '../volume/properties.js';
 import { ConnectorBase } from './base.js';
 import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
-import { flushMultipathMap, multipathMapFor, type MapFlush } from './multipath.js';
+import { flushMultipathMap, multipathMapFor, resumeIfSuspended, type MapFlush } from './multipath.js';
 import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** One way to the volume: an HBA port of this host, a remote port it sees, and the LUN behind it. */
@@ -145,6 +145,8 @@ export class FcConnector extends ConnectorBase<FcProperties> {
     d.refuseHeld(heldBy(snap, blocks, maps.map((m) => m.dm)));
     const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
     for (const m of maps) {
+      const resume = resumeIfSuspended(this.fs, m);
+      if (resume) await d.step(resume.what, resume.run);
       let how = 'removed' as MapFlush;
       await d.step(`multipath map ${m.name ?? m.dm}`, async () => (how = await flushMultipathMap(m, opts.force === true)));
       if (how === 'deferred') d.left.push(`multipath map ${m.name ?? m.dm}: held open; its table now fails every I/O and dm removes it at its last close`);
@@ -196,7 +198,6 @@ function availableOn(snap: HostSnapshot, props?: FcProperties): AvailableVolume[
 
 /** The paths and devices of an FC volume in a snapshot (FibreChannelConnector.get_volume_paths). */
 function pathsOn(snap: HostSnapshot, props: FcProperties): VolumePaths {
-  snapshotIndex(snap);
   const disks = new Set<string>();
   for (const d of fcDevicesOf(snap, fcIdentity(props))) if (d.block) disks.add(d.block);
   const ends = props.targets.map(fcByPathSuffix);

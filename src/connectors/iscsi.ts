@@ -12,7 +12,7 @@ import { deleteNodeRecord, isRecordFile, NodeRecordTemplate, updateNodeRecord } 
 import { parsePortal } from '../volume/fields.js';
 import { ConnectorBase } from './base.js';
 import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
-import { flushMultipathMap, multipathMapFor, type MapFlush } from './multipath.js';
+import { flushMultipathMap, multipathMapFor, resumeIfSuspended, type MapFlush } from './multipath.js';
 import type { IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
@@ -261,10 +261,8 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     // What udev must take away once the devices are gone: their links, read before they go.
     const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
     for (const m of maps) {
-      // A map an earlier failed remove left suspended queues every I/O, the flush's included: resume it first.
-      if (this.fs.readText(`/sys/block/${m.dm}/dm/suspended`) === '1') {
-        await d.step(`suspension of multipath map ${m.name ?? m.dm}`, () => exec(['dmsetup', 'resume', m.name ?? m.dm], { timeoutMs: 60_000 }));
-      }
+      const resume = resumeIfSuspended(this.fs, m);
+      if (resume) await d.step(resume.what, resume.run);
       let how = 'removed' as MapFlush;
       await d.step(`multipath map ${m.name ?? m.dm}`, async () => (how = await flushMultipathMap(m, opts.force === true)));
       if (how === 'deferred') d.left.push(`multipath map ${m.name ?? m.dm}: held open; its table now fails every I/O and dm removes it at its last close`);

@@ -25,6 +25,15 @@ export async function multipathMapFor(fs: HostFs, wwid: string, devices: string[
 }
 
 /**
+ * A map an earlier failed remove left suspended queues every I/O, a flush's included: resumed
+ * first, by the detach step this returns (null when the map is not suspended).
+ */
+export function resumeIfSuspended(fs: HostFs, m: MultipathMap): { what: string; run: () => Promise<unknown> } | null {
+  if (fs.readText(`/sys/block/${m.dm}/dm/suspended`) !== '1') return null;
+  return { what: `suspension of multipath map ${m.name ?? m.dm}`, run: () => exec(['dmsetup', 'resume', m.name ?? m.dm], { timeoutMs: 60_000 }) };
+}
+
+/**
  * What became of a map at detach: flushed and removed, or (with force, when something still holds
  * it open) its table replaced by one that fails every I/O and its removal deferred to its last
  * close: it no longer names the volume's paths, so they can go from under it.

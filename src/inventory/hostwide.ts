@@ -1,4 +1,4 @@
-import type { VolumeIdentity } from '../volume/identity.js';
+import { volumeWwid, type VolumeIdentity } from '../volume/identity.js';
 import { diffSnapshots, type DiffEntry, type SnapshotDiff } from './diff.js';
 import type { BlockDevice, DevLink, HostSnapshot, ScsiDevice } from './model.js';
 import type { OrphanKind } from '../volume/orphan-kinds.js';
@@ -163,7 +163,7 @@ export class Accounting {
       // A dangling by-id link is a volume's when its name carries the volume's WWID.
       const name = key.slice(5);
       return this.attached.filter((a) => {
-        const wwid = a.iscsi?.wwid ?? a.fc?.wwid;
+        const wwid = a.local ? null : volumeWwid(a);
         return wwid && (name.includes(wwid) || name.includes(wwid.slice(1)));
       });
     }

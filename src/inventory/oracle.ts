@@ -1,5 +1,5 @@
 import type { HostFs } from '../system/hostfs.js';
-import type { VolumeIdentity } from '../volume/identity.js';
+import { volumeWwid, type VolumeIdentity } from '../volume/identity.js';
 import { appeared, diffSnapshots } from './diff.js';
 import { hostWideView, type HostWideView } from './hostwide.js';
 import { judgeVolume, snapshotIndex, volumeRefs, type AttachKnowledge, type Kept, type Orphan, type VolumeRefs, type VolumeVerdict } from './orphans.js';
@@ -64,9 +64,9 @@ export async function oracleAnswer(q: OracleQuestion, step: OracleStep = async (
 export function verdictWithTools(snap: HostSnapshot, v: VolumeIdentity, stillAttached: VolumeIdentity[], tools: ToolViews, known: AttachKnowledge = {}, refs?: VolumeRefs): VolumeVerdict {
   const { orphans: out, kept } = judgeVolume(snap, v, stillAttached, known, refs);
   // multipathd's own view: a map it still holds, or a path device it still tracks, for this volume.
-  const wwid = v.iscsi?.wwid ?? v.fc?.wwid ?? v.local?.wwid ?? null;
+  const wwid = volumeWwid(v);
   const blocks = new Set(out.filter((o) => o.kind === 'block-device').map((o) => o.id));
-  const claimed = new Set(stillAttached.map((o) => o.iscsi?.wwid ?? o.fc?.wwid ?? o.local?.wwid).filter((x): x is string => Boolean(x)));
+  const claimed = new Set(stillAttached.map(volumeWwid).filter((x): x is string => Boolean(x)));
   for (const m of tools.multipathMaps) {
     if (!wwid || m.wwid !== wwid || claimed.has(m.wwid)) continue;
     if (!out.some((o) => o.kind === 'multipath-map' && (o.id === m.name || o.id === m.dm))) out.push({ kind: 'multipath-map', id: m.name, evidence: `multipathd show maps: ${m.line}` });

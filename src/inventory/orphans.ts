@@ -1,7 +1,7 @@
 import { byPathName, fcByPathSuffix } from '../volume/bypath.js';
 import type { OrphanKind } from '../volume/orphan-kinds.js';
 import { nguidHex } from '../volume/ids.js';
-import type { VolumeIdentity } from '../volume/identity.js';
+import { volumeWwid, type VolumeIdentity } from '../volume/identity.js';
 import type { BlockDevice, DevLink, HostSnapshot, IscsiDiscoveryRecord, IscsiNodeRecord, IscsiSession, NvmeController, ScsiDevice, NvmeNamespace } from './model.js';
 import { describeStacked, stackedOn, stackIndex, staleReferences, type StackIndex, type Stacked, type StaleReference } from './stack.js';
 import { evidenceOf, recordId, discoveryId } from './things.js';
@@ -292,7 +292,7 @@ export function volumeRefs(s: HostSnapshot, v: VolumeIdentity, stillAttached: Vo
   }
 
   // Multipath maps built on the volume's devices, or carrying its WWID.
-  const wwid = v.iscsi?.wwid ?? v.fc?.wwid ?? v.local?.wwid ?? null;
+  const wwid = volumeWwid(v);
   const maps = new Set<string>();
   for (const m of s.multipathMaps) {
     if (m.slaves.length > 0 && m.slaves.every((y) => claimed.has(y))) continue; // another attached volume's map

@@ -43,7 +43,9 @@ export function decode(data: unknown): FcProperties {
 function fcTargets(d: Payload): FcTargetPath[] {
   let key: string;
   let wwns: unknown[];
-  if (given(d, 'target_wwns')) {
+  // os-brick: `target_wwns` when it holds names, else `target_wwn`.
+  const plural = get(d, 'target_wwns');
+  if (given(d, 'target_wwns') && !(Array.isArray(plural) && plural.length === 0 && given(d, 'target_wwn'))) {
     key = 'target_wwns';
     wwns = nonEmptyList(d, key);
   } else {
@@ -55,8 +57,9 @@ function fcTargets(d: Payload): FcTargetPath[] {
   const rawLuns = get(d, 'target_luns');
   let luns: number[];
   if (Array.isArray(rawLuns) && rawLuns.length > 0) {
-    if (rawLuns.length !== names.length) refuse('target_luns', `has ${rawLuns.length} entries but ${key} has ${names.length}: the lists pair up entry by entry and must be the same length`);
-    luns = rawLuns.map((l, i) => checkLun(l, `target_luns[${i}]`));
+    // Paired entry by entry; one LUN for several ports is that LUN on each (os-brick does both).
+    if (rawLuns.length !== names.length && rawLuns.length !== 1) refuse('target_luns', `has ${rawLuns.length} entries but ${key} has ${names.length}: give one LUN per port, or one for all`);
+    luns = names.map((_, i) => checkLun(rawLuns[rawLuns.length === 1 ? 0 : i], `target_luns[${rawLuns.length === 1 ? 0 : i}]`));
   } else if (rawLuns !== undefined && rawLuns !== null && !Array.isArray(rawLuns)) {
     refuse('target_luns', `must be a list of LUNs, one per target port (got ${describe(rawLuns)})`, 'BAD_LUN');
   } else {

@@ -187,7 +187,7 @@ export class ScenarioContext {
     return v;
   }
 
-  /** An FC volume on the target's FCoE ports; masked to every compute of the lab unless `initiators` says otherwise. */
+  /** An FC volume on the target's FCoE ports, mapped to the `initiators` given, else to none until a compute attaches it (connect maps it). */
   async createFc(body: Omit<FcVolumeRequest, 'name' | 'sizeMiB'> & { name: string; sizeMiB?: number }): Promise<TargetVolume> {
     const v = await this.targetChange(() => this.target.client.createFcVolume({ sizeMiB: 8, ...body, name: this.name(body.name) }));
     this.volumes.set(v.name, v);

@@ -48,11 +48,11 @@ const fcLunReuse = orphanPair<{ first: TargetVolume; d: DeviceInfo }>('orphan-fc
     check(stale?.id === next.id, `${node.name}: the stale ${d.path} should read ${next.name}'s data (it read ${JSON.stringify(stale)})`);
     ctx.step(`${node.name}: the stale ${d.path} of ${first.name} reads ${next.name}'s signature: another volume's data`);
     await ctx.verdict(node, first, { phase: 'faulty: stale path, before any rescan', device: d, expect: FC_ALL });
-    await ctx.sh(node, `echo 1 > /sys/block/${d.devices[0]}/device/rescan`);
+    await node.client.run(['sh', '-c', 'echo 1 > "/sys/block/$1/device/rescan"', 'rescan', d.devices[0]!], { timeoutMs: 60_000 });
     const left = await ctx.verdict(node, first, { phase: 'faulty: stale path after a rescan (now reports the new WWID)', device: d, expect: FC_ALL });
     check(left.some((o) => /identity mismatch/.test(o.evidence)), `${node.name}: the oracle did not say the stale device now holds another volume`);
     await ctx.disconnect(node, first, d, { force: true, ignoreErrors: true, builtin: true });
-    await ctx.sh(node, `[ -e /sys/block/${d.devices[0]}/device/delete ] && echo 1 > /sys/block/${d.devices[0]}/device/delete; true`);
+    await dropDisks(node, [first.fc!.lun]);
   },
   async correct(h, { first, d }) {
     const { ctx, node } = h;
@@ -66,26 +66,36 @@ const fcLunReuse = orphanPair<{ first: TargetVolume; d: DeviceInfo }>('orphan-fc
   teardown: async ({ ctx, node }, { first }) => ctx.forget(node, first),
 });
 
+/** Delete the FC disks at these LUNs under any remote port (what a half made and must not leave). */
+async function dropDisks(node: Half['node'], luns: number[]): Promise<void> {
+  await node.client.run(['sh', '-c', 'for l in "$@"; do for f in /sys/class/fc_remote_ports/rport-*/device/target*/*:*:*:"$l"/delete; do [ -e "$f" ] && echo 1 > "$f"; done; done; udevadm settle --timeout=60; true', 'drop', ...luns.map(String)], { timeoutMs: 90_000 });
+}
+
 /**
  * The host's FC port on the volume's fabric logs out and in again (a link bounce, a switch
  * reboot, a target port reset): disabled and enabled through /sys/bus/fcoe, then waited for until
- * its remote port to the target is back online with its SCSI target id. `back`: the volume's LUN
- * is expected to come back with it (the transport's scan of the returning port), and is waited for.
+ * its remote port to the target is back online with its SCSI target id, and the LUN `back` (mapped
+ * to the host) has come back with it: the transport's scan of the returning port has run.
  */
-async function bounce({ ctx, node }: Half, v: TargetVolume, back: boolean): Promise<void> {
+async function bounce({ ctx, node }: Half, v: TargetVolume, back: number): Promise<void> {
   const net = v.portals[0]!.network;
   const port = v.fc!.wwpns[0]!;
   // A fixed script: the network, the target's port name and the LUN are its arguments, never spliced in.
   await node.client.run(
     [
       'sh', '-c',
-      'c=$(ls -d /sys/class/net/"$1"/ctlr_* | head -n1); c=${c##*/}; echo 0 > /sys/bus/fcoe/devices/$c/enabled; sleep 0.2; echo 1 > /sys/bus/fcoe/devices/$c/enabled; ' +
+      'online() { for r in /sys/class/fc_remote_ports/rport-*; do [ "$(cat $r/port_name)" = "0x$2" ] && [ "$(cat $r/port_state)" = Online ] && return 0; done; return 1; }; ' +
+        'c=$(ls -d /sys/class/net/"$1"/ctlr_* | head -n1); c=${c##*/}; echo 0 > /sys/bus/fcoe/devices/$c/enabled; ' +
+        // Down first (the remote port blocked), so that what follows is the port coming back.
+        'for i in $(seq 1 100); do online "$@" || break; sleep 0.1; done; online "$@" && { echo "the remote port 0x$2 stayed online" >&2; exit 1; }; ' +
+        'echo 1 > /sys/bus/fcoe/devices/$c/enabled; ' +
         'for i in $(seq 1 300); do for r in /sys/class/fc_remote_ports/rport-*; do ' +
         '[ "$(cat $r/port_name)" = "0x$2" ] && [ "$(cat $r/port_state)" = Online ] && [ "$(cat $r/scsi_target_id)" != -1 ] && rp=$r; done; [ -n "$rp" ] && break; sleep 0.1; done; ' +
         '[ -n "$rp" ] || { echo "the remote port 0x$2 did not come back" >&2; exit 1; }; ' +
-        // The transport scans the returning port in the background: wait for the LUN where it must come back, else a moment.
-        'if [ "$4" = yes ]; then for i in $(seq 1 300); do ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 && break; sleep 0.1; done; else sleep 1; fi; udevadm settle --timeout=60',
-      'bounce', net, port, String(v.fc!.lun), back ? 'yes' : 'no',
+        // The transport scans the returning port in the background: the LUN `back` says it has.
+        'for i in $(seq 1 300); do ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 && break; sleep 0.1; done; ' +
+        'ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 || { echo "LUN $3 did not come back with 0x$2" >&2; exit 1; }; udevadm settle --timeout=60',
+      'bounce', net, port, String(back),
     ],
     { timeoutMs: 90_000 },
   );
@@ -103,18 +113,24 @@ const fcRelogin = orphanPair<{ v: TargetVolume; d: DeviceInfo }>('orphan-fc-relo
   async faulty(h, { v, d }) {
     const { ctx, node } = h;
     await ctx.disconnect(node, v, d);
-    await ctx.verdict(node, v, { phase: 'faulty: detached, the LUN still mapped', device: d, expect: 'clean' });
-    await bounce(h, v, true);
+    await ctx.verdict(node, v, { phase: 'detached, the LUN still mapped to the host', device: d, expect: 'clean' });
+    await bounce(h, v, v.fc!.lun);
     await leftThenSwept(h, v, d, 'faulty: the port logged in again and scanned the mapped LUN back', FC_ALL);
     await ctx.target.client.unmap(v.name);
   },
   async correct(h, { v, d }) {
     const { ctx, node } = h;
+    // Another volume mapped to the host and not attached: it must come back with the port, which
+    // shows that the transport's scan ran (and found nothing of the unmapped one).
+    const control = await ctx.createFc({ name: 'correct-control', networks: ctx.networks(1), ...(node.fcWwpns ? { initiators: node.fcWwpns } : {}) });
     await ctx.disconnect(node, v, d);
     const r = await ctx.target.client.unmap(v.name);
     ctx.step(`target: LUN ${v.fc!.lun} of ${v.name} unmapped from ${r.removed} host port(s) (terminate_connection)`);
-    await bounce(h, v, false);
-    await ctx.verdict(node, v, { phase: 'correct: unmapped, then the port logged in again', device: d, expect: 'clean' });
+    await bounce(h, v, control.fc!.lun);
+    ctx.step(`${node.name}: LUN ${control.fc!.lun} (${control.name}, mapped to it) came back with the port: the scan ran`);
+    // The control's disk is the host's now (the scan brought it): declared, so that it is not taken for the volume's.
+    await ctx.verdict(node, v, { phase: 'correct: unmapped, then the port logged in again', device: d, stillAttached: [control], expect: 'clean' });
+    await dropDisks(node, [control.fc!.lun]);
   },
 });
 

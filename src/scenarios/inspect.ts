@@ -71,13 +71,16 @@ export function volumeInTools(out: string, v: TargetVolume, stillAttached: Targe
   }
   if (v.fc) {
     const { wwpns, lun, wwid } = v.fc;
-    const ends = wwpns.map((w) => `-fc-0x${w}-lun-${lunForPath(lun)}`);
+    // A still-attached volume at the same port and LUN (a reused LUN id) owns what is there by name.
+    const shared = stillAttached.some((o) => o.fc && o.fc.lun === lun && o.fc.wwpns.some((w) => wwpns.includes(w)));
+    const ends = shared ? [] : wwpns.map((w) => `-fc-0x${w}-lun-${lunForPath(lun)}`);
     // The kernel prints port names as 0x%llx: compared as numbers.
     const ports = new Set(wwpns.map((w) => BigInt(`0x${w}`)));
     return [
       ...lines('ls /dev/disk/by-path', (l) => ends.some((e) => l.endsWith(e) || l.includes(`${e}-part`))),
       ...lines('scsi_device wwid', (l) => words(l)[1] === `naa.${wwid.slice(1)}`),
       ...lines('fc_transport port_name', (l) => {
+        if (shared) return false;
         const [hctl, port] = words(l);
         return /^0x[0-9a-f]+$/i.test(port ?? '') && ports.has(BigInt(port!)) && Number(hctl!.slice(hctl!.lastIndexOf(':') + 1)) === lun;
       }),

@@ -57,6 +57,9 @@ function hostOf(fs: HostFs, netdev: string, ctlr: string): number | null {
 
 const queue = serialQueue();
 
+/** What a container runtime leaves in a container's root (Docker, Podman). */
+const CONTAINER_MARKS = ['/.dockerenv', '/run/.containerenv'];
+
 /**
  * An FCoE VN2VN port on each of these interfaces, online; made where missing, the ones there kept.
  * `before` runs with the WWPNs before any port is enabled (a target configures its tcm_fc port
@@ -64,6 +67,13 @@ const queue = serialQueue();
  */
 export function ensureFcoePorts(netdevs: string[], before?: (wwpns: Array<{ netdev: string; wwpn: string }>) => Promise<void>, fs: HostFs = realHostFs): Promise<FcoePort[]> {
   return queue(async () => {
+    // A container on the host's kernel (a host-kernel target): fcoe makes ports on the initial
+    // network namespace's interfaces only, and loading it would change the host's kernel.
+    if (CONTAINER_MARKS.some((m) => fs.exists(m))) {
+      throw new BrickError('FCOE_MISSING', 'this node is a container on the host\'s kernel: it cannot make FCoE ports (fcoe takes only the host\'s own interfaces)', {
+        hint: 'Fibre Channel needs nodes with a kernel of their own: QEMU nodes, or docker nodes running their guest inside the container',
+      });
+    }
     if (!fs.exists(`${FCOE}/ctlr_create`)) {
       const r = await exec(['modprobe', 'fcoe'], { timeoutMs: 60_000, reject: false });
       if (r.exitCode !== 0 || !fs.exists(`${FCOE}/ctlr_create`)) {
@@ -89,7 +99,8 @@ export function ensureFcoePorts(netdevs: string[], before?: (wwpns: Array<{ netd
       if (fs.readText(`${dir}/mode`) !== 'VN2VN') {
         // The mode can change only while the controller is disabled (as it is when just made).
         if (fs.readText(`${dir}/enabled`) === '1') await fs.write(`${dir}/enabled`, '0');
-        await fs.write(`${dir}/mode`, 'vn2vn');
+        // As the kernel names the mode (newer kernels match the name exactly); lower case for one that wants it so.
+        await fs.write(`${dir}/mode`, 'VN2VN').catch(() => fs.write(`${dir}/mode`, 'vn2vn'));
       }
       if (fs.readText(`${dir}/enabled`) !== '1') await fs.write(`${dir}/enabled`, '1');
       made.push({ n, ctlr });

@@ -185,12 +185,17 @@ def fc_create(a):
         if tpg is None:
             raise Refused("UNKNOWN_TARGET", "no tcm_fc target for the FC port %s" % wwpn, "wwpns")
         tpgs.append(tpg)
+    # One LUN space over every FC port of the target (a volume on one fabric and one on the other
+    # never share an id): a LUN id names one volume, wherever it is exported.
     used = set()
-    for tpg in tpgs:
-        used |= {lun.lun for lun in tpg.luns}
+    for t in fc_targets():
+        tpg = tpg_of(t)
+        used |= {lun.lun for lun in tpg.luns} if tpg else set()
     lun_id = a["lun"]
     if lun_id is None:
-        lun_id = next(i for i in range(0, 256) if i not in used)
+        lun_id = next((i for i in range(0, 256) if i not in used), None)
+        if lun_id is None:
+            raise Refused("LIMIT_REACHED", "every LUN id from 0 to 255 is used on this target's FC ports", "lun")
     elif lun_id in used:
         raise Refused("LUN_IN_USE", "LUN %d is already used on this target's FC ports" % lun_id, "lun")
     made = []
@@ -232,12 +237,13 @@ def fc_map(a):
 
 
 def fc_remove_lun(a):
-    """Take one LUN out of every local FC port (its mappings first); ports and ACLs stay."""
+    """Take one LUN out of every local FC port (its mappings first); ports and ACLs stay. With a
+    name, only a LUN of that backstore is taken."""
     removed = 0
     for t in fc_targets():
         tpg = tpg_of(t)
         for lun in list(tpg.luns) if tpg else []:
-            if lun.lun != a["lun"]:
+            if lun.lun != a["lun"] or (a.get("name") and lun.storage_object.name != a["name"]):
                 continue
             for acl in tpg.node_acls:
                 for ml in list(acl.mapped_luns):

@@ -7,6 +7,7 @@ import { serialQueue } from '../system/serial.js';
 import { checkInt, checkIqn, checkVolumeName, checkWwpn, refuse } from '../volume/fields.js';
 import { nguidHex } from '../volume/ids.js';
 import type { AnaState } from '../volume/protocol.js';
+import type { ConnectionInfoFor } from '../osbrick/index.js';
 import { ensureFcoePorts } from '../system/fcoe.js';
 import { createFcVolume, reaches } from './fc-volume.js';
 import { createIscsiVolume } from './iscsi-volume.js';
@@ -197,10 +198,7 @@ export class TargetVolumes implements VolumeWorkbench {
     // An initiator is an IQN (iSCSI) or a WWPN (FC): one that is neither is refused before the volume is looked up.
     if (initiator !== undefined && !/^[0-9A-Fa-f]{16}$/.test(initiator)) checkIqn(initiator, 'initiator');
     const v = this.get(name);
-    if (initiator !== undefined) {
-      if (v.fc) checkWwpn(initiator, 'initiator');
-      else checkIqn(initiator, 'initiator');
-    }
+    if (initiator !== undefined) initiator = v.fc ? checkWwpn(initiator, 'initiator') : checkIqn(initiator, 'initiator');
     return this.serial(async () => {
       if (v.fc) {
         const r = await this.lioRequest<{ unmapped: number }>('fc_unmap', { lun: v.fc.lun, initiator: initiator ?? null });
@@ -238,6 +236,12 @@ export class TargetVolumes implements VolumeWorkbench {
         if (here.length > 0) mapped += (await this.lioRequest<{ mapped: number }>('fc_map', { wwpn: port.address, lun: v.fc!.lun, initiators: here })).mapped;
       }
       v.fc!.initiators = [...new Set([...v.fc!.initiators, ...wwpns])];
+      // The zoning the volume's connection properties give, for a port the lab did not know of.
+      const zones = ((v.connectionInfo as ConnectionInfoFor<'fc'>).data.initiator_target_map ??= {});
+      for (const w of wwpns) {
+        const reach = v.portals.filter((p) => reaches(this.fcInitiators, w, p.network)).map((p) => p.address);
+        if (reach.length > 0) zones[w] = [...new Set([...(zones[w] ?? []), ...reach])];
+      }
       return { volume: name, mapped };
     });
   }

@@ -38,6 +38,11 @@ export interface VolumeIdentity {
   local?: LocalIdentity;
 }
 
+/** The SCSI WWID a volume is known by, when it has one (iSCSI, FC, a local disk). */
+export function volumeWwid(v: VolumeIdentity): string | null {
+  return v.iscsi?.wwid ?? v.fc?.wwid ?? v.local?.wwid ?? null;
+}
+
 /** One iSCSI path's identity: its target and LUN, over every portal the properties give that target. */
 export function iscsiIdentity(p: IscsiProperties, path: IscsiTargetPath = p.paths[0]!, wwid?: string | null): IscsiIdentity {
   return { iqn: path.iqn, portals: p.paths.filter((x) => x.iqn === path.iqn).map((x) => x.portal), lun: path.lun, wwid: wwid ?? p.deviceWwid };

@@ -391,8 +391,13 @@ describe('the FC codec refuses what os-brick could not use, saying what to send'
     expect(refusal({ target_lun: 0 })).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/^target_wwn: missing/) });
     expect(refusal({ target_wwn: [], target_lun: 0 })).toMatchObject({ code: 'BAD_WWPN' });
     expect(refusal({ target_wwn: ['20005254004c0102'] })).toMatchObject({ message: expect.stringMatching(/^target_lun: missing/) });
-    expect(refusal({ target_wwns: ['20005254004c0102', '20005254004c0202'], target_luns: [1] })).toMatchObject({ message: expect.stringMatching(/^target_luns: has 1 entries but target_wwns has 2/) });
+    expect(refusal({ target_wwns: ['20005254004c0102', '20005254004c0202', '20005254004c0302'], target_luns: [1, 2] })).toMatchObject({ message: expect.stringMatching(/^target_luns: has 2 entries but target_wwns has 3/) });
     expect(refusal({ target_wwn: ['20005254004c0102'], target_lun: '1' })).toMatchObject({ code: 'BAD_LUN' });
+  });
+
+  it('takes what os-brick takes: one LUN in target_luns for every port, an empty target_wwns beside target_wwn', () => {
+    expect(normalise('fc', { target_wwns: ['20005254004c0102', '20005254004c0202'], target_luns: [3] })).toMatchObject({ targets: [{ wwpn: '20005254004c0102', lun: 3 }, { wwpn: '20005254004c0202', lun: 3 }] });
+    expect(normalise('fc', { target_wwns: [], target_wwn: '20005254004C0102', target_lun: 4 })).toMatchObject({ targets: [{ wwpn: '20005254004c0102', lun: 4 }] });
   });
 
   it('a malformed initiator_target_map, and properties of another protocol', () => {

@@ -165,8 +165,8 @@ export const targetSchemas = {
   },
   unmap: {
     params: nameParam,
-    body: { type: 'object', additionalProperties: false, properties: { initiator: { type: 'string', description: "iSCSI: the initiator's IQN (default: every ACL)" } } },
-    response: replies({ 200: { type: 'object', required: ['volume', 'removed'], properties: { volume: { type: 'string' }, removed: { type: 'integer' } } } }, [...ON_HOST, ...UNKNOWN, 'BAD_IQN', 'LIO_REFUSED']),
+    body: { type: 'object', additionalProperties: false, properties: { initiator: { type: 'string', description: "the initiator: iSCSI its IQN, FC a host port's WWPN (default: every ACL)" } } },
+    response: replies({ 200: { type: 'object', required: ['volume', 'removed'], properties: { volume: { type: 'string' }, removed: { type: 'integer' } } } }, [...ON_HOST, ...UNKNOWN, 'BAD_IQN', 'BAD_WWPN', 'LIO_REFUSED']),
   },
   map: {
     params: nameParam,
