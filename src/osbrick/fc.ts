@@ -1,6 +1,6 @@
-import { checkLun, checkWwpn, CONTROL, describe, refuse } from '../volume/fields.js';
+import { checkLun, checkWwpn, describe, refuse } from '../volume/fields.js';
 import type { FcProperties, FcTargetPath } from '../volume/properties.js';
-import { asPayload, attachmentKeys, get, given, need, type AttachmentKeys, type EncodeOptions, type Payload } from './payload.js';
+import { asPayload, attachmentKeys, get, given, need, optionalVolumeId, optionalWwid, type AttachmentKeys, type EncodeOptions, type Payload } from './payload.js';
 
 /**
  * The Fibre Channel codec: os-brick's FC connection properties (Cinder's connection_info['data']
@@ -91,24 +91,6 @@ function initiatorTargetMap(d: Payload): Record<string, string[]> | null {
 function nonEmptyList(d: Payload, key: string): unknown[] {
   const v = get(d, key);
   if (!Array.isArray(v) || v.length === 0) refuse(key, `must be a non-empty list (got ${describe(v)}${Array.isArray(v) ? ', empty' : ''})`, 'BAD_WWPN');
-  return v;
-}
-
-function optionalVolumeId(d: Payload): string | null {
-  if (!given(d, 'volume_id')) return null;
-  const v = d.volume_id;
-  if (typeof v !== 'string' || v === '' || v.length > 255 || CONTROL.test(v)) {
-    refuse('volume_id', `must be a non-empty string of at most 255 printable characters (got ${describe(v)})`);
-  }
-  return v;
-}
-
-function optionalWwid(d: Payload): string | null {
-  if (!given(d, 'device_wwid')) return null;
-  const v = d.device_wwid;
-  if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.:_-]{0,255}$/.test(v)) {
-    refuse('device_wwid', `must be a SCSI WWID such as "36001405..." (got ${describe(v)})`);
-  }
   return v;
 }
 

@@ -1,6 +1,6 @@
 import { checkIqn, checkLun, CONTROL, describe, normalPortal, refuse } from '../volume/fields.js';
 import type { ChapCredentials, IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
-import { asPayload, attachmentKeys, get, given, need, type AttachmentKeys, type EncodeOptions, type Payload } from './payload.js';
+import { asPayload, attachmentKeys, get, given, need, optionalVolumeId, optionalWwid, type AttachmentKeys, type EncodeOptions, type Payload } from './payload.js';
 
 /**
  * The iSCSI codec: os-brick's iSCSI connection properties (Cinder's connection_info['data'] for
@@ -130,24 +130,6 @@ function credential(d: Payload, key: string): string {
   if (typeof v !== 'string' || v === '') refuse(key, `must be a non-empty string (got ${typeof v === 'string' ? 'an empty string' : typeof v})`);
   // iscsiadm stores node records as "key = value" lines: a newline would write other keys.
   if (CONTROL.test(v)) refuse(key, 'must not contain control characters such as newlines');
-  return v;
-}
-
-function optionalVolumeId(d: Payload): string | null {
-  if (!given(d, 'volume_id')) return null;
-  const v = d.volume_id;
-  if (typeof v !== 'string' || v === '' || v.length > 255 || CONTROL.test(v)) {
-    refuse('volume_id', `must be a non-empty string of at most 255 printable characters (got ${describe(v)})`);
-  }
-  return v;
-}
-
-function optionalWwid(d: Payload): string | null {
-  if (!given(d, 'device_wwid')) return null;
-  const v = d.device_wwid;
-  if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.:_-]{0,255}$/.test(v)) {
-    refuse('device_wwid', `must be a SCSI WWID such as "36001405..." or "naa.6001405..." (got ${describe(v)})`);
-  }
   return v;
 }
 

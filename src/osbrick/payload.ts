@@ -1,5 +1,5 @@
 import { isObject } from '../system/text.js';
-import { describe, refuse } from '../volume/fields.js';
+import { CONTROL, describe, refuse } from '../volume/fields.js';
 
 /**
  * The shared helpers of the os-brick codecs: reading a payload (Cinder's connection_info['data'])
@@ -62,4 +62,24 @@ export interface EncodeOptions {
 export function attachmentKeys(opts: EncodeOptions): Partial<AttachmentKeys> {
   const a = opts.attachment;
   return a ? { access_mode: a.access_mode, encrypted: a.encrypted, discard: a.discard } : {};
+}
+
+/** Cinder's volume_id, when given: a non-empty printable string (the SCSI protocols' codecs). */
+export function optionalVolumeId(d: Payload): string | null {
+  if (!given(d, 'volume_id')) return null;
+  const v = d.volume_id;
+  if (typeof v !== 'string' || v === '' || v.length > 255 || CONTROL.test(v)) {
+    refuse('volume_id', `must be a non-empty string of at most 255 printable characters (got ${describe(v)})`);
+  }
+  return v;
+}
+
+/** `device_wwid`, a key of ours (os-brick's shapes have no WWID), when given. */
+export function optionalWwid(d: Payload): string | null {
+  if (!given(d, 'device_wwid')) return null;
+  const v = d.device_wwid;
+  if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.:_-]{0,255}$/.test(v)) {
+    refuse('device_wwid', `must be a SCSI WWID such as "36001405..." or "naa.6001405..." (got ${describe(v)})`);
+  }
+  return v;
 }

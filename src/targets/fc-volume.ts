@@ -1,8 +1,8 @@
-import { rm } from 'node:fs/promises';
 import { fcConnectionInfo } from '../osbrick/index.js';
 import { kernelRandomUUID } from '../system/random.js';
 import { checkInt, checkSize, checkUuid, checkWwpn, refuse } from '../volume/fields.js';
 import { lioWwid } from '../volume/ids.js';
+import { makeBacking } from './iscsi-volume.js';
 import type { FcInitiator, FcVolumeRequest, TargetVolume } from './model.js';
 import type { VolumeWorkbench } from './workbench.js';
 
@@ -42,18 +42,7 @@ export function createFcVolume(w: VolumeWorkbench, req: FcVolumeRequest): Promis
     if (hosts.length > 0) for (const wwpn of wwpns) await w.lioRequest('fc_port', { wwpn, initiators: hosts });
     const undo: Array<() => Promise<unknown>> = [];
     try {
-      let file: string | undefined;
-      let device: string | undefined;
-      if (backstore !== 'ramdisk') {
-        file = await w.makeFile(req.name, sizeMiB);
-        const f = file;
-        undo.push(() => rm(f, { force: true }));
-      }
-      if (backstore === 'block') {
-        device = await w.attachLoop(file!);
-        const d = device;
-        undo.push(() => w.detachLoop(d));
-      }
+      const { file, device } = await makeBacking(w, req.name, sizeMiB, backstore, undo);
       const made = await w.lioRequest<{ lun: number; wwn: string }>('fc_create', {
         name: req.name,
         wwpns,

@@ -1,10 +1,24 @@
-import { kernelRandomUUID } from '../system/random.js';
 import { rm } from 'node:fs/promises';
+import { kernelRandomUUID } from '../system/random.js';
 import { iscsiConnectionInfo } from '../osbrick/index.js';
 import { checkInt, checkIqn, checkSize, checkUuid, refuse } from '../volume/fields.js';
 import { lioWwid } from '../volume/ids.js';
-import { ISCSI_PORT, type IscsiVolumeRequest, type TargetVolume } from './model.js';
+import { ISCSI_PORT, type IscsiBackstore, type IscsiVolumeRequest, type TargetVolume } from './model.js';
 import type { VolumeWorkbench } from './workbench.js';
+
+/**
+ * A LIO volume's backing: a sparse file (fileio), the same behind a loop device (block), or none
+ * (ramdisk). What is made is undone by `undo` (in reverse) when a later step fails.
+ */
+export async function makeBacking(w: VolumeWorkbench, name: string, sizeMiB: number, backstore: IscsiBackstore, undo: Array<() => Promise<unknown>>): Promise<{ file?: string; device?: string }> {
+  if (backstore === 'ramdisk') return {};
+  const file = await w.makeFile(name, sizeMiB);
+  undo.push(() => rm(file, { force: true }));
+  if (backstore !== 'block') return { file };
+  const device = await w.attachLoop(file);
+  undo.push(() => w.detachLoop(device));
+  return { file, device };
+}
 
 /** An iSCSI volume: backing file (or loop device, or ramdisk), an LIO LUN through the rtslib worker. */
 export function createIscsiVolume(w: VolumeWorkbench, req: IscsiVolumeRequest): Promise<TargetVolume> {
@@ -30,18 +44,7 @@ export function createIscsiVolume(w: VolumeWorkbench, req: IscsiVolumeRequest): 
     w.checkNew(req.name);
     const undo: Array<() => Promise<unknown>> = [];
     try {
-      let file: string | undefined;
-      let device: string | undefined;
-      if (backstore !== 'ramdisk') {
-        file = await w.makeFile(req.name, sizeMiB);
-        const f = file;
-        undo.push(() => rm(f, { force: true }));
-      }
-      if (backstore === 'block') {
-        device = await w.attachLoop(file!);
-        const d = device;
-        undo.push(() => w.detachLoop(d));
-      }
+      const { file, device } = await makeBacking(w, req.name, sizeMiB, backstore, undo);
       const portals = nets.map((n) => ({ network: n.name, address: n.address, port: ISCSI_PORT }));
       const made = await w.lioRequest<{ iqn: string; lun: number; wwn: string }>('create', {
         name: req.name,

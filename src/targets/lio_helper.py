@@ -34,6 +34,15 @@ class Refused(Exception):
         self.field = field
 
 
+def undo(made):
+    """Delete what a failed operation made, last made first; what will not go is left to the error."""
+    for obj in reversed(made):
+        try:
+            obj.delete()
+        except Exception:
+            pass
+
+
 def find_target(iqn):
     for t in ISCSI.targets:
         if t.wwn == iqn:
@@ -114,11 +123,7 @@ def create(a):
         tpg.enable = True
         return {"iqn": a["iqn"], "lun": lun_id, "wwn": so.wwn, "backstore": kind, "storageObject": so.path}
     except Exception:
-        for obj in reversed(made):
-            try:
-                obj.delete()
-            except Exception:
-                pass
+        undo(made)
         raise
 
 
@@ -166,11 +171,7 @@ def fc_port(a):
                 made.append(NodeACL(tpg, "naa." + initiator, mode="create"))
         return {"wwpn": a["wwpn"], "acls": sorted(acl.node_wwn[4:] for acl in tpg.node_acls)}
     except Exception:
-        for obj in reversed(made):
-            try:
-                obj.delete()
-            except Exception:
-                pass
+        undo(made)
         raise
 
 
@@ -211,11 +212,7 @@ def fc_create(a):
                     made.append(MappedLUN(acl, lun_id, lun))
         return {"lun": lun_id, "wwn": so.wwn}
     except Exception:
-        for obj in reversed(made):
-            try:
-                obj.delete()
-            except Exception:
-                pass
+        undo(made)
         raise
 
 
