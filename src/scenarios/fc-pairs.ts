@@ -1,6 +1,7 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
 import { check, type Expected } from './context.js';
+import { scannedIn } from './iscsi-steps.js';
 import { detachedClean, leftThenSwept, orphanPair, type Half } from './pair.js';
 
 /**
@@ -74,10 +75,11 @@ async function dropDisks(node: Half['node'], luns: number[]): Promise<void> {
 /**
  * The host's FC port on the volume's fabric logs out and in again (a link bounce, a switch
  * reboot, a target port reset): disabled and enabled through /sys/bus/fcoe, then waited for until
- * its remote port to the target is back online with its SCSI target id, and the LUN `back` (mapped
- * to the host) has come back with it: the transport's scan of the returning port has run.
+ * its remote port to the target is back online with its SCSI target id, and the volume `back`
+ * (mapped to the host) has come back with it, udev and multipathd done with its disk: the
+ * transport's scan of the returning port has run.
  */
-async function bounce({ ctx, node }: Half, v: TargetVolume, back: number): Promise<void> {
+async function bounce({ ctx, node }: Half, v: TargetVolume, back: TargetVolume): Promise<void> {
   const net = v.portals[0]!.network;
   const port = v.fc!.wwpns[0]!;
   // A fixed script: the network, the target's port name and the LUN are its arguments, never spliced in.
@@ -94,11 +96,12 @@ async function bounce({ ctx, node }: Half, v: TargetVolume, back: number): Promi
         '[ -n "$rp" ] || { echo "the remote port 0x$2 did not come back" >&2; exit 1; }; ' +
         // The transport scans the returning port in the background: the LUN `back` says it has.
         'for i in $(seq 1 300); do ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 && break; sleep 0.1; done; ' +
-        'ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 || { echo "LUN $3 did not come back with 0x$2" >&2; exit 1; }; udevadm settle --timeout=60',
-      'bounce', net, port, String(back),
+        'ls -d "$rp"/device/target*/*:*:*:"$3" >/dev/null 2>&1 || { echo "LUN $3 did not come back with 0x$2" >&2; exit 1; }',
+      'bounce', net, port, String(back.fc!.lun),
     ],
     { timeoutMs: 90_000 },
   );
+  await scannedIn(ctx, node, back.fc!.wwid);
   ctx.step(`${node.name}: its FC port on ${net} logged out and in again (a link bounce); the remote port 0x${port} is back`);
 }
 
@@ -114,7 +117,7 @@ const fcRelogin = orphanPair<{ v: TargetVolume; d: DeviceInfo }>('orphan-fc-relo
     const { ctx, node } = h;
     await ctx.disconnect(node, v, d);
     await ctx.verdict(node, v, { phase: 'detached, the LUN still mapped to the host', device: d, expect: 'clean' });
-    await bounce(h, v, v.fc!.lun);
+    await bounce(h, v, v);
     await leftThenSwept(h, v, d, 'faulty: the port logged in again and scanned the mapped LUN back', FC_ALL);
     await ctx.target.client.unmap(v.name);
   },
@@ -126,7 +129,7 @@ const fcRelogin = orphanPair<{ v: TargetVolume; d: DeviceInfo }>('orphan-fc-relo
     await ctx.disconnect(node, v, d);
     const r = await ctx.target.client.unmap(v.name);
     ctx.step(`target: LUN ${v.fc!.lun} of ${v.name} unmapped from ${r.removed} host port(s) (terminate_connection)`);
-    await bounce(h, v, control.fc!.lun);
+    await bounce(h, v, control);
     ctx.step(`${node.name}: LUN ${control.fc!.lun} (${control.name}, mapped to it) came back with the port: the scan ran`);
     // The control's disk is the host's now (the scan brought it): declared, so that it is not taken for the volume's.
     await ctx.verdict(node, v, { phase: 'correct: unmapped, then the port logged in again', device: d, stillAttached: [control], expect: 'clean' });

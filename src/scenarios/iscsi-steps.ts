@@ -94,6 +94,23 @@ export async function multipathdHolds(node: ComputeHandle, devs: string[], timeo
   );
 }
 
+/**
+ * The disk of `wwid` that a scan brought in, once the host has it as a volume attached by hand
+ * would be: its block device, then udev's work on it done (multipathd learns of a disk from
+ * udev's event, which comes after the rules made the links). A scan returns before the disk's
+ * block device and its uevent exist (sd probes asynchronously), so a `udevadm settle` right
+ * after it can return with the event still to come. Returns the block device's name.
+ */
+export async function scannedIn(ctx: ScenarioContext, node: ComputeHandle, wwid: string, timeoutMs = 60_000): Promise<string> {
+  const dev = await waitFor(async () => (await ctx.snapshot(node)).scsiDevices.find((x) => x.wwid === wwid && x.block)?.block ?? null, {
+    timeoutMs,
+    intervalMs: 300,
+    onTimeout: () => new ScenarioFailure(`${node.name}: no disk with WWID ${wwid} within ${timeoutMs / 1000} s of the scan`),
+  });
+  await multipathdHolds(node, [dev], timeoutMs);
+  return dev;
+}
+
 /** The device files of a SCSI disk's state and of a session's state. */
 export const deviceState = (dev: string): string => `/sys/block/${dev}/device/state`;
 export const sessionState = (sid: number): string => `/sys/class/iscsi_session/session${sid}/state`;

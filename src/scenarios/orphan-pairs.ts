@@ -1,8 +1,9 @@
 import type { DeviceInfo, TargetVolume } from '../agent/api/types.js';
 import type { Scenario } from './catalog.js';
-import { check } from './context.js';
+import { waitFor } from '../system/wait.js';
+import { check, ScenarioFailure } from './context.js';
 import { detachedClean, expectFailure, forcedDetach, leftThenSwept, orphanPair, type Half } from './pair.js';
-import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, multipathdHolds, portalOf, resetConnections, sessionOf, shortRecovery, waitAttrs } from './iscsi-steps.js';
+import { attachIscsi, attachMultipath, deviceState, firstNetwork, ISCSI_ALL, ISCSI_DEVICE, ISCSI_NO_UDEV, multipathdHolds, portalOf, resetConnections, scannedIn, sessionOf, shortRecovery, waitAttrs } from './iscsi-steps.js';
 
 /**
  * The sequences of domain.md that leave orphans, each as a pair run on real kernels: the faulty
@@ -174,8 +175,8 @@ const rescanDuringDetach = orphanPair('orphan-rescan-during-detach', {
   async faulty({ ctx, node }, { gone, kept }) {
     const s = await sessionOf(ctx, node, kept);
     await node.client.run(['iscsiadm', '-m', 'session', '-r', String(s.sid), '--rescan'], { timeoutMs: 60_000 });
-    await node.client.exec(['udevadm', 'settle', '--timeout=60']);
-    ctx.step(`${node.name}: iscsiadm -m session -r ${s.sid} --rescan (a whole-session scan, as an automatic scan or another attach does)`);
+    const back = await scannedIn(ctx, node, gone.iscsi!.wwid);
+    ctx.step(`${node.name}: iscsiadm -m session -r ${s.sid} --rescan (a whole-session scan, as an automatic scan or another attach does): ${gone.name} is back as ${back}`);
     await ctx.verdict(node, gone, { phase: 'faulty: whole-session rescan', stillAttached: [kept], expect: ISCSI_DEVICE });
     await ctx.sh(node, `for d in /sys/class/iscsi_session/session${s.sid}/device/target*/*:0; do [ -e "$d/delete" ] && echo 1 > "$d/delete"; done; true`);
   },
@@ -205,7 +206,12 @@ const severalSessions = orphanPair('orphan-several-sessions', {
     check(sessions.length === 2, `${node.name}: expected two sessions to ${v.iscsi!.iqn}, found ${sessions.length}`);
     const second = sessions.find((s) => s.sid !== first.sid)!;
     await ctx.sh(node, `echo "- - ${v.iscsi!.lun}" > /sys/class/scsi_host/host${second.host}/scan`);
-    await node.client.exec(['udevadm', 'settle', '--timeout=60']);
+    await waitFor(async () => (await ctx.snapshot(node)).scsiDevices.some((x) => x.wwid === v.iscsi!.wwid && x.session === second.sid && x.block), {
+      timeoutMs: 60_000,
+      intervalMs: 300,
+      onTimeout: () => new ScenarioFailure(`${node.name}: the scan of session${second.sid} did not bring in LUN ${v.iscsi!.lun} within 60 s`),
+    });
+    await multipathdHolds(node, (await ctx.snapshot(node)).scsiDevices.filter((x) => x.wwid === v.iscsi!.wwid).map((x) => x.block!));
     const devices = (await ctx.snapshot(node)).scsiDevices.filter((x) => x.wwid === v.iscsi!.wwid);
     check(devices.length === 2, `${node.name}: expected the LUN on both sessions, found ${devices.length} devices`);
     ctx.step(`${node.name}: a second session (session${second.sid}) to the same portal and IQN, with the LUN as ${devices.find((x) => x.session === second.sid)?.block}`);

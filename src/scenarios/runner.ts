@@ -89,6 +89,9 @@ export type { ScenarioResult, SuiteReport };
 /** Kernel messages that fail a scenario (blktests' dmesg check). */
 const KERNEL_TROUBLE = /(WARNING:|BUG:|Oops|general protection fault|blocked for more than \d+ seconds|Kernel panic|list_del corruption|refcount_t:)/;
 
+/** Kernel log records of the storage stacks (iSCSI, SCSI, NVMe, FC, dm), quoted when a scenario fails. */
+const KERNEL_STORAGE = /(connection\d+:\d+|session\d+|iscsi|scsi|\bsd[a-z]+\b|sd \d+:|nvme|rport|fcoe|host\d+:|I\/O error|device-mapper|multipath)/i;
+
 /** Where each node's kernel log is now: the sequence number its next record will have. */
 async function kernelLogMarks(nodes: NodeHandle[]): Promise<Map<string, number>> {
   return new Map(await Promise.all(nodes.map(async (n) => [n.name, (await n.client.kernelLog()).next] as const)));
@@ -235,6 +238,14 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
     if (bad.length > 0) problems.push(`${n.name} kernel: ${bad.slice(0, 5).join(' | ')}`);
   });
   const status = failure || problems.length > 0 ? 'failed' : 'passed';
+  if (status === 'failed') {
+    // What the storage stacks logged meanwhile, on the failure's own lines: a report printed by CI
+    // is often all there is (a session that failed, a scan, an I/O error).
+    nodes.forEach((n, i) => {
+      const lines = logs[i]!.records.filter((r) => KERNEL_STORAGE.test(r.text)).map((r) => r.text);
+      if (lines.length > 0) problems.push(`${n.name} kernel log, storage lines (${lines.length}${lines.length > 12 ? ', the last 12' : ''}): ${lines.slice(-12).join(' | ')}`);
+    });
+  }
   let evidenceDir: string | null = null;
   if (status === 'failed' && opts.evidence !== false) {
     evidenceDir = join(opts.resultsDir, 'evidence', s.name);
