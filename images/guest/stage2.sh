@@ -54,6 +54,8 @@ network_setup() {
   echo "$BRICK_NODE" >/etc/hostname
   printf '127.0.0.1 localhost\n::1 localhost\n%s\n' "$BRICK_HOSTS" >/etc/hosts
   [ -d /sys/module/virtio_net ] || modprobe virtio_net 2>/dev/null
+  # Data NICs of another model (node.env's BRICK_NIC_MODULE): their driver first, so that they exist.
+  [ -z "${BRICK_NIC_MODULE:-}" ] || [ -d "/sys/module/$BRICK_NIC_MODULE" ] || modprobe "$BRICK_NIC_MODULE" || fail nic "modprobe $BRICK_NIC_MODULE failed"
   # Path A and path B must stay two paths: without these a node answers ARP for its path-a address
   # on path-b too, and a "path down" test would still reach it over the other network.
   echo 1 >/proc/sys/net/ipv4/conf/all/arp_ignore

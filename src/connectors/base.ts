@@ -135,14 +135,17 @@ export abstract class ConnectorBase<P extends ConnectionProperties> implements C
    * An answer made from a view alone, kept with that view object: a view is never changed once
    * made, and PathsView hands out another object whenever anything it holds differs from the
    * kernel's state (a uevent, a by-path link, a WWID read again), so an answer kept with the one
-   * it gets is the answer it would make again. The answer is shared: never change it.
+   * it gets is the answer it would make again. The answer is shared: never change it. Keys are
+   * the connector's own: every connector of the host answers from the same view (iSCSI's and
+   * FC's available volumes are both 'available').
    */
   protected fromView<T>(snap: HostSnapshot, key: string, make: () => T): T {
     let kept = answersOfViews.get(snap);
     if (!kept) answersOfViews.set(snap, (kept = new Map()));
-    if (kept.has(key)) return kept.get(key) as T;
+    const own = `${this.protocol}\0${key}`;
+    if (kept.has(own)) return kept.get(own) as T;
     const out = make();
-    kept.set(key, out);
+    kept.set(own, out);
     return out;
   }
 

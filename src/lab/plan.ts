@@ -23,6 +23,7 @@ export function planNodes(lab: string, topo: Topology, dir: string): NodeRecord[
     memoryMiB: n.memoryMiB,
     cpus: n.cpus,
     bootTimeoutSeconds: n.bootTimeoutSeconds,
+    nicModel: n.nicModel,
     mgmtPort: 0,
     url: '',
     pid: null,
@@ -73,6 +74,8 @@ export function nodeEnv(rec: LabRecord, node: NodeRecord): string {
     BRICK_NODE: node.name,
     BRICK_ROLE: node.role,
     BRICK_NICS: nics.join(' '),
+    // The data NICs' driver, when it is not the initramfs's virtio_net: loaded before they are named.
+    BRICK_NIC_MODULE: node.nicModel === 'vmxnet3' ? 'vmxnet3' : '',
     BRICK_HOSTS: hosts.join('\n'),
     BRICK_INITIATOR_IQN: node.initiatorIqn,
     BRICK_HOST_NQN: node.hostNqn,

@@ -45,13 +45,15 @@ export async function waitReady(node: NodeRecord, token: string, timeoutMs: numb
         last = `the boot it left (${notBoot}) still answers`;
         return false;
       }
-      if (h.state === 'ready') return true;
+      // A step that failed fails the boot, even if the node went on to ready (a data NIC that
+      // did not get its name and address leaves a node that answers and cannot serve).
       const failed = h.timeline.find((t) => t.step.startsWith('failed:'));
       if (failed) {
         throw new BrickError('NODE_BOOT_FAILED', `node ${node.name}: boot step ${failed.step.slice(7)} failed; last console lines:\n${await consoleTail(node.consoleLog)}`, {
           hint: `full console log: ${node.consoleLog}`,
         });
       }
+      if (h.state === 'ready') return true;
       last = `agent answers, state ${h.state}, last step ${h.timeline.at(-1)?.step ?? 'none'}`;
     } catch (e) {
       if (e instanceof BrickError && e.code.startsWith('NODE_')) throw e;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { labDir } from '../system/paths.js';
 import type { Accel } from './accel.js';
-import type { NodeRole, ProviderName, Topology } from './topology.js';
+import type { NicModel, NodeRole, ProviderName, Topology } from './topology.js';
 
 export interface NodeRecord {
   name: string;
@@ -22,6 +22,8 @@ export interface NodeRecord {
   cpus: number;
   /** From the topology: how long `up` waits for this node's agent. */
   bootTimeoutSeconds: number;
+  /** From the topology: its data NICs' model (absent in records written before: virtio). */
+  nicModel?: NicModel;
   mgmtPort: number;
   url: string;
   pid: number | null;

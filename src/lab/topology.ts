@@ -7,6 +7,14 @@ import { isObject } from '../system/text.js';
 export type NodeRole = 'target' | 'compute';
 export type ProviderName = 'qemu' | 'docker';
 export const PROVIDERS: readonly ProviderName[] = ['qemu', 'docker'];
+/**
+ * The model of a node's data NICs. virtio-net, the default, is the fastest under emulation;
+ * vmxnet3 is a NIC whose network interface sits right under its PCI function in sysfs, as a real
+ * HBA's or CNA's does (a virtio NIC's sits under a virtioN device): connectors that read an FCoE
+ * port's PCI address from that path (os-brick's FC connector) find it there.
+ */
+export type NicModel = 'virtio' | 'vmxnet3';
+export const NIC_MODELS: readonly NicModel[] = ['virtio', 'vmxnet3'];
 
 export interface NetworkSpec {
   name: string;
@@ -26,6 +34,8 @@ export interface NodeSpec {
   addresses: Record<string, string>;
   /** Seconds from QEMU start to a ready agent before `up` gives up on this node. */
   bootTimeoutSeconds: number;
+  /** The model of its data NICs (NIC_MODELS). */
+  nicModel: NicModel;
 }
 
 export interface Topology {
@@ -91,7 +101,7 @@ function overlaps(a: Cidr, b: Cidr): boolean {
 
 const TOP_FIELDS = new Set(['name', 'networks', 'nodes']);
 const NET_FIELDS = new Set(['name', 'subnet']);
-const NODE_FIELDS = new Set(['name', 'role', 'provider', 'memoryMiB', 'cpus', 'networks', 'addresses', 'bootTimeoutSeconds']);
+const NODE_FIELDS = new Set(['name', 'role', 'provider', 'memoryMiB', 'cpus', 'networks', 'addresses', 'bootTimeoutSeconds', 'nicModel']);
 
 function checkFields(obj: Record<string, unknown>, allowed: Set<string>, source: string, at: string): void {
   for (const k of Object.keys(obj)) {
@@ -154,6 +164,11 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
     if (typeof provider !== 'string' || !PROVIDERS.includes(provider as ProviderName)) {
       throw invalid(source, `${at}.provider`, `must be ${PROVIDERS.join(' or ')} (got ${JSON.stringify(provider)})`);
     }
+    const nicModel = n.nicModel ?? 'virtio';
+    if (typeof nicModel !== 'string' || !NIC_MODELS.includes(nicModel as NicModel)) {
+      throw invalid(source, `${at}.nicModel`, `must be ${NIC_MODELS.join(' or ')} (got ${JSON.stringify(nicModel)})`);
+    }
+    if (nicModel !== 'virtio' && provider !== 'qemu') throw invalid(source, `${at}.nicModel`, `is for nodes of the qemu provider (a ${provider} node's data links are its container's)`);
     const nets = n.networks ?? networks.map((x) => x.name);
     if (!Array.isArray(nets) || nets.some((x) => typeof x !== 'string')) throw invalid(source, `${at}.networks`, 'must be a list of network names');
     nets.forEach((x: string, j: number) => {
@@ -185,6 +200,7 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
       networks: nets,
       addresses,
       bootTimeoutSeconds: intField(n.bootTimeoutSeconds, source, `${at}.bootTimeoutSeconds`, 1, 1800, 180),
+      nicModel: nicModel as NicModel,
     });
   });
   const topo: Topology = { name, networks, nodes };

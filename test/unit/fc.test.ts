@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FcConnector } from '../../src/connectors/fc.js';
+import { IscsiConnector } from '../../src/connectors/iscsi.js';
+import { pathsView } from '../../src/inventory/paths-view.js';
+import type { HostFs } from '../../src/system/hostfs.js';
+import { UEVENT_SEQNUM } from '../../src/system/sysfs-read.js';
 import { reaches } from '../../src/targets/fc-volume.js';
 import { fcInitiatorsOf } from '../../src/targets/volumes.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
@@ -168,6 +172,22 @@ describe('brick-lab\'s FC connector on the replayed host', () => {
     expect(m.devices.sort()).toEqual([...fx.devices.dm.devices].sort());
     const after = await new FcConnector(replayHostFs(fx.leftover.recording)).getAllAvailableVolumes();
     expect(after.map((a) => a.identity.wwid)).toEqual([fx.volumes.s.fc.wwid]);
+  });
+
+  it('answers its own available volumes from a view the iSCSI connector answered from first', async () => {
+    // A live host's view is kept while the uevent counter stands still, and every connector
+    // answers from it: iSCSI's empty list must not be taken for FC's (it was, seen in the lab).
+    const replayed = replayHostFs(fx.attached.recording);
+    const fs: HostFs = { ...replayed, readText: (p) => (p === UEVENT_SEQNUM ? '100' : replayed.readText(p)) };
+    const view = pathsView(fs);
+    view.take();
+    await new Promise((r) => setTimeout(r, 1100)); // quiet for the view's 1 s: the next read is kept
+    view.take();
+    const iscsi = await new IscsiConnector(fs).getAllAvailableVolumes();
+    expect(iscsi).toEqual([]);
+    const fc = await new FcConnector(fs).getAllAvailableVolumes();
+    expect(fc.map((a) => a.identity.wwid).sort()).toEqual([fx.volumes.m.fc.wwid, fx.volumes.s.fc.wwid].sort());
+    expect(view.stats.hits).toBeGreaterThanOrEqual(2);
   });
 
   it('searches /dev/disk/by-path, as os-brick\'s FC connector does', () => {

@@ -62,7 +62,7 @@ describe('provider selection', () => {
     expect(qemu).toHaveLength(1);
     expect(qemu[0]).toMatch(/^qemu-system-x86_64 -name brick-lab:mixed:compute-1 /);
     expect(qemu[0]).toContain('hostfwd=tcp:127.0.0.1:40001-10.0.2.15:8080');
-    expect(qemu[0]).toContain("-append 'console=ttyS0 quiet panic=-1 mitigations=off norandmaps brick.node=compute-1'");
+    expect(qemu[0]).toContain("-append 'console=ttyS0 quiet panic=-1 mitigations=off norandmaps net.ifnames=0 brick.node=compute-1'");
   });
 
   it('a node is alive while its pid is', () => {
@@ -120,6 +120,22 @@ describe('waitReady through system/wait', () => {
       asked = 0;
       await waitReady(n, 't', 10_000, undefined, () => true, fakeClock());
       expect(asked).toBe(1);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('fails a node whose boot marked a step failed, even though it went on to ready', async () => {
+    // As stage 2 left a node whose data NIC was renamed under it: failed:network, then ready.
+    const srv = createHttpServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      const timeline = [{ step: 'stage2', uptimeSeconds: 3.1 }, { step: 'failed:network', uptimeSeconds: 19.0 }, { step: 'network', uptimeSeconds: 19.0 }, { step: 'ready', uptimeSeconds: 21.4 }];
+      res.end(JSON.stringify({ lab: 'mixed', node: 'compute-1', role: 'compute', state: 'ready', kernel: '6.1.0-56-amd64', uptimeSeconds: 22, bootId: 'b', timeline, tools: {}, agent: { version: '0.1.0', node: 'v20', pid: 1 } }));
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      const n = { ...(await node()), url: `http://127.0.0.1:${(srv.address() as { port: number }).port}` };
+      await expect(waitReady(n, 't', 10_000, undefined, () => true, fakeClock())).rejects.toMatchObject({ code: 'NODE_BOOT_FAILED', message: expect.stringContaining('boot step network failed') });
     } finally {
       srv.close();
     }

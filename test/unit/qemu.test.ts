@@ -92,6 +92,14 @@ describe('qemuArgv', () => {
     expect(new Set(taps.map((t) => t.get('id'))).size).toBe(taps.length);
   });
 
+  it('gives the data NICs the node\'s model, and management virtio-net whatever it is', () => {
+    const s = spec({ nicModel: 'vmxnet3' });
+    const a = qemuArgv(s);
+    const devs = values(a, '-device');
+    s.nics.forEach((nic, i) => expect(devs).toContain(`vmxnet3,x-disable-pcie=on,netdev=net${i},mac=${nic.mac}`));
+    expect(devs.filter((d) => d.startsWith('virtio-net-pci'))).toEqual([`virtio-net-pci,netdev=mgmt,mac=${macFor(1, 0)}`]);
+  });
+
   it('has no tap netdev for a node without data networks', () => {
     const a = qemuArgv(spec({ nics: [] }));
     expect(values(a, '-netdev').filter((n) => n.startsWith('tap,'))).toEqual([]);

@@ -71,6 +71,7 @@ describe('parseTopology on lab/default.yaml', () => {
       expect(n.memoryMiB).toBe(384);
       expect(n.cpus).toBe(1);
       expect(n.bootTimeoutSeconds).toBe(180);
+      expect(n.nicModel).toBe('virtio');
       expect(n.networks).toEqual(['path-a', 'path-b']);
       expect(n.addresses).toEqual({});
     }
@@ -217,6 +218,21 @@ describe('validateTopology refuses, naming the field', () => {
     const boot = base();
     boot.nodes[0].bootTimeoutSeconds = 0;
     expectRefused(boot, 'nodes[0].bootTimeoutSeconds');
+  });
+
+  it('a data NIC model it does not know, or one on a node that is a container', () => {
+    const ok = base();
+    ok.nodes[1].nicModel = 'vmxnet3';
+    expect(validateTopology(ok, 'unit').nodes[1]!.nicModel).toBe('vmxnet3');
+    for (const bad of ['e1000', 'VMXNET3', 3]) {
+      const doc = base();
+      doc.nodes[1].nicModel = bad;
+      expectRefused(doc, 'nodes[1].nicModel', /must be virtio or vmxnet3/);
+    }
+    const docker = base();
+    docker.nodes[1].provider = 'docker';
+    docker.nodes[1].nicModel = 'vmxnet3';
+    expectRefused(docker, 'nodes[1].nicModel', /qemu provider/);
   });
 
   it('an explicit address outside its subnet', () => {

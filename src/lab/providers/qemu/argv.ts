@@ -2,7 +2,14 @@ import { join } from 'node:path';
 import { accelArgs, type Accel } from '../../accel.js';
 import type { GuestImage } from '../../image/build.js';
 import { nodeDiskDir, type LabRecord, type NodeRecord } from '../../state.js';
-import { MGMT_GUEST_ADDRESS } from '../../topology.js';
+import { MGMT_GUEST_ADDRESS, type NicModel } from '../../topology.js';
+
+/**
+ * QEMU's device for each data NIC model. vmxnet3 as a plain PCI device: as PCI Express it carries
+ * a device serial number made from its MAC, and a node restored from a template (whose NICs have
+ * the template's MACs) would not load the saved state ("Bad config data").
+ */
+const QEMU_NIC: Record<NicModel, string> = { virtio: 'virtio-net-pci', vmxnet3: 'vmxnet3,x-disable-pcie=on' };
 
 export const AGENT_PORT = 8080;
 
@@ -28,6 +35,8 @@ export interface QemuNodeSpec {
   mgmtPort: number;
   mgmtMac: string;
   nics: QemuNic[];
+  /** The data NICs' model (the management NIC is always virtio-net); virtio when absent. */
+  nicModel?: NicModel;
   /** Where the management forward listens: the host's loopback, or a container's own address. */
   mgmtHost?: string;
   /** In a container QEMU is the main process: no -daemonize, no pid file. */
@@ -73,6 +82,9 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     // threw away every translation, the kernel's and the agent's too, each time. A lab guest is
     // a disposable test machine.
     'norandmaps',
+    // Interfaces keep the kernel's names until stage 2 names them after their networks: a NIC
+    // whose driver loads while udev runs (vmxnet3) is not renamed by udev under stage 2's feet.
+    'net.ifnames=0',
     s.templateRole ? `brick.template=${s.templateRole}` : `brick.node=${s.node}`,
   ].join(' ');
   const t = s.templated;
@@ -113,13 +125,14 @@ export function qemuArgv(s: QemuNodeSpec): string[] {
     '-netdev', `user,id=mgmt,net=10.0.2.0/24,restrict=on${s.templateRole ? '' : `,hostfwd=tcp:${s.mgmtHost ?? '127.0.0.1'}:${s.mgmtPort}-${MGMT_GUEST_ADDRESS}:${AGENT_PORT}`}`,
     '-device', `virtio-net-pci,netdev=mgmt,mac=${s.mgmtMac}`,
   ];
+  const dataNic = QEMU_NIC[s.nicModel ?? 'virtio'];
   s.nics.forEach((nic, i) => {
     if (nic.tap === null) {
-      argv.push('-device', `virtio-net-pci,mac=${nic.mac}`);
+      argv.push('-device', `${dataNic},mac=${nic.mac}`);
       return;
     }
     argv.push('-netdev', `tap,id=net${i},ifname=${nic.tap},script=no,downscript=no`);
-    argv.push('-device', `virtio-net-pci,netdev=net${i},mac=${nic.mac}`);
+    argv.push('-device', `${dataNic},netdev=net${i},mac=${nic.mac}`);
   });
   if (s.incoming) {
     if (!SHELL_SAFE_PATH.test(s.incoming)) throw new Error(`a saved state's path must match ${SHELL_SAFE_PATH} (QEMU hands it to /bin/sh): ${s.incoming}`);
@@ -145,5 +158,6 @@ export function qemuSpec(rec: LabRecord, node: NodeRecord, image: GuestImage): Q
     mgmtPort: node.mgmtPort,
     mgmtMac: macFor(node.index, 0),
     nics: node.taps.map((t) => ({ network: t.network, tap: t.name, mac: t.mac })),
+    nicModel: node.nicModel ?? 'virtio',
   };
 }

@@ -53,15 +53,24 @@ async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage, t: T
     if (from) await seedNodeDisk(from, spec.diskDir);
     const r = await exec(qemuArgv(spec), { timeoutMs: 60_000, reject: false });
     if (r.exitCode === 0) {
-      node.pid = Number.parseInt((await readFile(spec.pidFile, 'utf8')).trim(), 10);
+      // No pid file after QEMU said it started: it ended at once (a state file another node's
+      // failed restore just removed, say). From a template: boot instead; else say so.
+      const pidText = await readFile(spec.pidFile, 'utf8').catch(() => null);
+      node.pid = pidText === null ? null : Number.parseInt(pidText.trim(), 10);
       node.startedAt = new Date().toISOString();
+      if (node.pid === null && !from) {
+        throw new BrickError('QEMU_START_FAILED', `QEMU did not start node ${node.name}: it exited at once and wrote no pid file (${spec.pidFile})${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, {
+          hint: 'run `brick-lab doctor`; `brick-lab up --dry-run` prints the exact QEMU command',
+        });
+      }
       if (from) {
         try {
+          if (node.pid === null) throw new Error('QEMU exited at once and wrote no pid file');
           await wakeRestoredNode(spec, node.pid);
         } catch (e) {
           // A state QEMU cannot load (or a guest that does not take its name) is not kept: the node boots.
           warn(`${node.name}: starting from template ${from} failed (${(e as Error).message}); removing that template and booting the node`);
-          if (processAlive(node.pid)) await stopProcesses([node.pid], 3000);
+          if (node.pid !== null && processAlive(node.pid)) await stopProcesses([node.pid], 3000);
           for (const f of [from, `${from}.json`, `${from}.seed`]) await rm(f, { recursive: true, force: true });
           t?.states.delete(shapeName(shapeOf(node)));
           from = undefined;

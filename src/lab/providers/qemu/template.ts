@@ -12,6 +12,7 @@ import type { Accel } from '../../accel.js';
 import type { GuestImage } from '../../image/build.js';
 import { consoleTail } from '../../ready.js';
 import type { NodeRecord } from '../../state.js';
+import type { NicModel } from '../../topology.js';
 import { macFor, qemuArgv, SHELL_SAFE_PATH, type QemuNodeSpec } from './argv.js';
 
 /**
@@ -48,19 +49,20 @@ export interface TemplateShape {
   memoryMiB: number;
   cpus: number;
   nics: number;
+  nicModel: NicModel;
 }
 
 export function templatesEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.BRICK_LAB_TEMPLATES !== '0';
 }
 
-export function shapeOf(node: Pick<NodeRecord, 'role' | 'memoryMiB' | 'cpus' | 'taps'>): TemplateShape {
-  return { role: node.role, memoryMiB: node.memoryMiB, cpus: node.cpus, nics: node.taps.length };
+export function shapeOf(node: Pick<NodeRecord, 'role' | 'memoryMiB' | 'cpus' | 'taps' | 'nicModel'>): TemplateShape {
+  return { role: node.role, memoryMiB: node.memoryMiB, cpus: node.cpus, nics: node.taps.length, nicModel: node.nicModel ?? 'virtio' };
 }
 
-/** A shape as a file name: `compute-384m-1c-2n`. */
+/** A shape as a file name: `compute-384m-1c-2n`, `compute-384m-1c-2n-vmxnet3` with other NICs than virtio's. */
 export function shapeName(s: TemplateShape): string {
-  return `${s.role}-${s.memoryMiB}m-${s.cpus}c-${s.nics}n`;
+  return `${s.role}-${s.memoryMiB}m-${s.cpus}c-${s.nics}n${s.nicModel === 'virtio' ? '' : `-${s.nicModel}`}`;
 }
 
 function templatesDir(): string {
@@ -290,6 +292,7 @@ export async function buildTemplate(ctx: TemplateContext, shape: TemplateShape, 
     mgmtPort: 0,
     mgmtMac: macFor(TEMPLATE_NODE_INDEX, 0),
     nics: Array.from({ length: shape.nics }, (_, i) => ({ network: `nic${i + 1}`, tap: null, mac: macFor(TEMPLATE_NODE_INDEX, i + 1) })),
+    nicModel: shape.nicModel,
     templated: { control: join(dir, 'ctl'), qmp: join(dir, 'qmp'), runtimeDisk: ctx.runtime.path },
     templateRole: shape.role,
   };
