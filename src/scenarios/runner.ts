@@ -239,11 +239,11 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
   });
   const status = failure || problems.length > 0 ? 'failed' : 'passed';
   if (status === 'failed') {
-    // What the storage stacks logged meanwhile, on the failure's own lines: a report printed by CI
-    // is often all there is (a session that failed, a scan, an I/O error).
+    // What the storage stacks logged meanwhile, as the story's last lines (context, not a problem
+    // of its own): a report printed by CI is often all there is (a session that failed, a scan).
     nodes.forEach((n, i) => {
       const lines = logs[i]!.records.filter((r) => KERNEL_STORAGE.test(r.text)).map((r) => r.text);
-      if (lines.length > 0) problems.push(`${n.name} kernel log, storage lines (${lines.length}${lines.length > 12 ? ', the last 12' : ''}): ${lines.slice(-12).join(' | ')}`);
+      if (lines.length > 0) ctx.steps.push(`${n.name} kernel log, storage lines (${lines.length}${lines.length > 12 ? ', the last 12' : ''}): ${lines.slice(-12).join(' | ')}`);
     });
   }
   let evidenceDir: string | null = null;
