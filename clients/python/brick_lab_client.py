@@ -186,6 +186,11 @@ class AgentClient:
         """``{"connectors": [{"protocol", "searchPath"}, ...]}``."""
         return self._request("GET", "/v1/connectors")
 
+    def connector_properties(self, multipath: bool = False) -> Dict[str, Any]:
+        """os-brick's connector properties of the host (``initiator``, ``nqn``, ``wwpns``, ``wwnns``,
+        ``host``, ``ip``, ...): what a volume service's ``initialize_connection`` takes."""
+        return self._request("GET", "/v1/connectors/properties" + ("?multipath=true" if multipath else ""))
+
     def search_path(self, protocol: str) -> Dict[str, Any]:
         """``{"searchPath": "/dev/disk/by-path"}`` (or null)."""
         return self._request("GET", f"/v1/connectors/{_seg(protocol)}/search-path")

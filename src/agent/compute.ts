@@ -2,6 +2,7 @@ import { ensureFcoePorts } from '../system/fcoe.js';
 import { availableParallelism } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { builtinConnectors } from '../connectors/builtin.js';
+import { hostConnectorProperties } from '../connectors/host-properties.js';
 import { ConnectorRegistry, type InstallRequest } from '../connectors/registry.js';
 import type { Connector } from '../connectors/types.js';
 import { appeared, diffSnapshots } from '../inventory/diff.js';
@@ -52,7 +53,7 @@ function listReply(key: string, items: readonly object[]): string {
  * fabric each) before its first FC attach, whichever connector makes it: the lab's stand-in for
  * a host's FC HBAs. A host agent has its own HBAs, and none is made.
  */
-export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs; host?: { allowAttach: boolean }; fcoeNetworks?: string[] } = {}): Promise<void> {
+export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?: string; fs?: HostFs; host?: { allowAttach: boolean }; fcoeNetworks?: string[]; ip?: string | null } = {}): Promise<void> {
   const hostFs = opts.fs ?? realHostFs;
   const all = builtinConnectors(hostFs);
   const pick = (p: string): Connector => all[p as Protocol];
@@ -73,6 +74,11 @@ export async function computeRoutes(app: FastifyInstance, opts: { connectorsDir?
   app.get(ROUTES.connectors, { schema: computeSchemas.connectors }, async () => ({
     connectors: Object.values(all).map((c) => ({ protocol: c.protocol, searchPath: c.getSearchPath() })),
   }));
+
+  // What a volume service needs to export a volume to this host (os-brick's connector properties).
+  app.get<{ Querystring: { multipath?: boolean; enforce_multipath?: boolean } }>(ROUTES.connectorProperties, { schema: computeSchemas.connectorProperties }, async (req) =>
+    hostConnectorProperties(hostFs, { ip: opts.ip ?? null, multipath: req.query.multipath === true, enforceMultipath: req.query.enforce_multipath === true }),
+  );
 
   app.get<{ Params: { protocol: string }; Querystring: { connector?: string } }>(ROUTES.searchPath, { schema: computeSchemas.searchPath }, async (req) => ({
     searchPath: (await choose(req.params.protocol, req.query.connector)).getSearchPath(),

@@ -265,7 +265,7 @@ export async function buildAgent(opts: AgentOptions): Promise<FastifyInstance> {
       if (!opts.host) scoped.addHook('onRequest', requireToken);
       if (targets) await targetRoutes(scoped, targets);
       if (opts.localDisks) await localDiskRoutes(scoped);
-      if (opts.compute) await computeRoutes(scoped, { ...(opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {}), ...(opts.connectorFs ? { fs: opts.connectorFs } : {}), ...(opts.host ? { host: opts.host } : { fcoeNetworks: (opts.dataNetworks ?? []).map((n) => n.name) }) });
+      if (opts.compute) await computeRoutes(scoped, { ...(opts.connectorsDir ? { connectorsDir: opts.connectorsDir } : {}), ...(opts.connectorFs ? { fs: opts.connectorFs } : {}), ...(opts.host ? { host: opts.host } : { fcoeNetworks: (opts.dataNetworks ?? []).map((n) => n.name), ip: opts.dataNetworks?.[0]?.address ?? null }) });
     });
   }
 

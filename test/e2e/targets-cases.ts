@@ -330,7 +330,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     expect(await leftovers()).toEqual(EMPTY);
   });
 
-  it('exports FC volumes on FCoE ports: LUN picked or given, mapped per host port, refused whole, a reused LUN with a new identity, cleaned leaving the fabric', async () => {
+  it('exports FC volumes on FCoE ports: LUN picked or given, mapped per host port, the host\'s ports in its connector properties, refused whole, a reused LUN with a new identity, cleaned leaving the fabric', async () => {
     const rec = (await readLabOrNull(LAB))!;
     const node = rec.nodes.find((n) => n.name === 'compute-1')!;
     // The compute's ports, named after its data NICs' MACs as the target was told (BRICK_FC_INITIATORS).
@@ -352,6 +352,12 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     const d = await compute.connect('fc', a.connectionInfo, { multipath: true });
     expect(d).toMatchObject({ multipath: true, identity: a.fc!.wwid });
     expect(d.devices).toHaveLength(2);
+    // The host's connector properties (os-brick's) name its ports now that they are online, and
+    // its iSCSI and NVMe names as the lab gave them.
+    const props = await compute.connectorProperties({ multipath: true });
+    expect(props).toMatchObject({ os_type: 'linux', platform: 'x86_64', host: 'compute-1', ip: node.addresses['path-a'], multipath: true, initiator: node.initiatorIqn, nqn: node.hostNqn });
+    expect([...props.wwpns!].sort()).toEqual([portA, portB].sort());
+    expect(props.wwnns!.map((w) => `2000${w.slice(4)}`)).toEqual(props.wwpns);
 
     const b = await fcVol({ name: 'fcb', sizeMiB: 8, lun: 5, initiators: [portA], networks: ['path-a'] });
     expect(b.fc).toMatchObject({ lun: 5, wwpns: [a.fc!.wwpns[0]], initiators: [portA] });

@@ -264,6 +264,7 @@ const ROUTES: Route[] = [
   { role: 'compute', method: 'DELETE', path: '/v1/connectors/programs/conn-1', params: [{ field: 'name', url: (v) => `/v1/connectors/programs/${enc(v)}`, value: bad.connectorName }] },
   { role: 'compute', method: 'GET', path: '/v1/connectors/programs' },
   { role: 'compute', method: 'GET', path: '/v1/connectors' },
+  { role: 'compute', method: 'GET', path: '/v1/connectors/properties', query: [{ field: 'multipath', value: fc.constantFrom('2', 'yes', 'maybe', '1;id', '') }] },
   {
     role: 'compute', method: 'GET', path: '/v1/connectors/iscsi/search-path',
     params: [protocolParam((p) => `/v1/connectors/${p}/search-path`)], query: [connectorQuery],

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FcConnector } from '../../src/connectors/fc.js';
+import { hostConnectorProperties, initiatorNameOf } from '../../src/connectors/host-properties.js';
 import { IscsiConnector } from '../../src/connectors/iscsi.js';
 import { pathsView } from '../../src/inventory/paths-view.js';
 import type { HostFs } from '../../src/system/hostfs.js';
@@ -188,6 +189,29 @@ describe('brick-lab\'s FC connector on the replayed host', () => {
     const fc = await new FcConnector(fs).getAllAvailableVolumes();
     expect(fc.map((a) => a.identity.wwid).sort()).toEqual([fx.volumes.m.fc.wwid, fx.volumes.s.fc.wwid].sort());
     expect(view.stats.hits).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reports the host\'s connector properties as os-brick does: its online ports\' WWPNs and WWNNs, its initiator name and host NQN', () => {
+    const replayed = replayHostFs(fx.attached.recording);
+    const etc = new Map([
+      ['/etc/iscsi/initiatorname.iscsi', '## DO NOT EDIT OR REMOVE THIS FILE!\n# comment\nInitiatorName=iqn.2026-11.io.brick-lab:dev:compute-1\n'],
+      ['/etc/nvme/hostnqn', 'nqn.2014-08.org.nvmexpress:uuid:0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f\n'],
+    ]);
+    const fs: HostFs = { ...replayed, readText: (p) => etc.get(p) ?? (p.startsWith('/etc/') ? null : replayed.readText(p)) };
+    const p = hostConnectorProperties(fs, { ip: '10.10.1.11', host: 'compute-1', platform: 'x86_64' });
+    const ports = replay(fx.attached).fcHosts!;
+    expect(p).toEqual({
+      platform: 'x86_64', os_type: 'linux', host: 'compute-1', ip: '10.10.1.11', multipath: false, enforce_multipath: false, do_local_attach: false,
+      initiator: 'iqn.2026-11.io.brick-lab:dev:compute-1',
+      nqn: 'nqn.2014-08.org.nvmexpress:uuid:0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f',
+      wwpns: ports.map((h) => h.portName), wwnns: ports.map((h) => h.nodeName),
+    });
+    expect(p.wwpns!.every((w) => /^2000[0-9a-f]{12}$/.test(w))).toBe(true);
+    // A host with no FC port online and no NVMe or iSCSI names: those keys are left out, as os-brick leaves them.
+    const bare: HostFs = { ...fs, readText: (p) => (p.startsWith('/etc/') ? null : p.endsWith('/port_state') ? 'Linkdown' : replayed.readText(p)) };
+    expect(Object.keys(hostConnectorProperties(bare, { ip: null })).sort()).toEqual(['do_local_attach', 'enforce_multipath', 'host', 'ip', 'multipath', 'os_type', 'platform']);
+    expect(initiatorNameOf('InitiatorName = iqn.x:y  \n')).toBe('iqn.x:y');
+    expect(initiatorNameOf('# InitiatorName=iqn.commented\n')).toBeNull();
   });
 
   it('searches /dev/disk/by-path, as os-brick\'s FC connector does', () => {

@@ -154,7 +154,7 @@ out({"third": sorted(n for n in names if n not in sys.stdlib_module_names and n 
 });
 
 describe('AgentClient against a real agent on this host', () => {
-  it('reads health, connectors, search path, inventory, volume paths (one and batch), available volumes and orphans', async () => {
+  it('reads health, connectors, connector properties, search path, inventory, volume paths (one and batch), available volumes and orphans', async () => {
     const r = await driver<Record<string, any>>(`
 c = AgentClient(ctx["url"], token_file=ctx["tokenFile"])
 by_token = AgentClient(ctx["url"] + "/", token=ctx["token"])
@@ -165,6 +165,7 @@ out({
     "url": by_token.url,
     "connectors": c.connectors(),
     "searchPath": c.search_path("iscsi"),
+    "properties": c.connector_properties(multipath=True),
     "inventory": c.inventory(),
     "pathsInfo": c.volume_paths("iscsi", ctx["info"]),
     "pathsData": c.volume_paths("iscsi", data),
@@ -179,6 +180,8 @@ out({
     expect(r.url).toBe(agent.url);
     expect(r.connectors.connectors.map((c: { protocol: string }) => c.protocol).sort()).toEqual(['fc', 'iscsi', 'local', 'nvmeof']);
     expect(r.searchPath).toEqual({ searchPath: '/dev/disk/by-path' });
+    // A host agent reads its own host: no data network of a lab, so no address it could name.
+    expect(r.properties).toMatchObject({ os_type: 'linux', host: hostname(), ip: null, multipath: true, enforce_multipath: false, do_local_attach: false });
     expect(r.inventory.scope).toBe('full');
     expect([r.inventory.iscsiSessions, r.inventory.nvmeControllers, r.inventory.multipathMaps]).toEqual([[], [], []]);
     expect(r.pathsInfo).toEqual({ paths: [], devices: [] });

@@ -3,7 +3,7 @@ import { AgentClient } from './client.js';
 import { DEFAULT_TIMEOUT_MS } from './http.js';
 import { paths, ROUTES } from './paths.js';
 import type {
-  AvailableVolumesReply, BaselineReply, ConnectionPayload, ConnectorChoice, ConnectorsReply, ConnectReply, DeviceInfo, DiffReply, DisconnectReply, DisconnectRequest,
+  AvailableVolumesReply, BaselineReply, ConnectionPayload, ConnectorChoice, ConnectorPropertiesReply, ConnectorsReply, ConnectReply, DeviceInfo, DiffReply, DisconnectReply, DisconnectRequest,
   HostSnapshot, InstallConnectorRequest, InstalledConnectorReply, InstalledConnectorsReply, LocalDisk, LocalDisksReply, OrphansReply,
   HostCheckRequest,
   HostCheckReply, OrphansRequest,
@@ -20,6 +20,11 @@ type ConnectorCall = ConnectorChoice & CallOptions;
 export class ComputeClient extends AgentClient {
   connectors(): Promise<ConnectorsReply> {
     return this.http.request('GET', ROUTES.connectors);
+  }
+
+  /** os-brick's connector properties of the host (initiator name, host NQN, online FC ports' WWPNs and WWNNs). */
+  connectorProperties(opts: { multipath?: boolean } = {}): Promise<ConnectorPropertiesReply> {
+    return this.http.request('GET', opts.multipath ? `${ROUTES.connectorProperties}?multipath=true` : ROUTES.connectorProperties);
   }
 
   searchPath(protocol: Protocol, opts: ConnectorCall = {}): Promise<SearchPathReply> {

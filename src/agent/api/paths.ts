@@ -15,6 +15,7 @@ export const ROUTES = {
   openapi: '/openapi.json',
 
   connectors: '/v1/connectors',
+  connectorProperties: '/v1/connectors/properties',
   searchPath: '/v1/connectors/:protocol/search-path',
   volumePaths: '/v1/connectors/:protocol/volume-paths',
   volumePathsBatch: '/v1/connectors/:protocol/volume-paths-batch',

@@ -120,6 +120,8 @@ export interface ConnectorsReply {
   connectors: Array<{ protocol: Protocol; searchPath: string | null }>;
 }
 
+export type { HostConnectorProperties as ConnectorPropertiesReply } from '../../connectors/host-properties.js';
+
 export interface SearchPathReply {
   searchPath: string | null;
 }

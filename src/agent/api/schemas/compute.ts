@@ -127,6 +127,34 @@ export const computeSchemas = {
       },
     }, GUARDED),
   },
+  connectorProperties: {
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { multipath: { type: 'boolean', description: 'echoed as os-brick echoes its caller\'s' }, enforce_multipath: { type: 'boolean' } },
+    },
+    response: replies({
+      200: {
+        type: 'object',
+        description: "os-brick's get_connector_properties, read from this host (a key the host has nothing for is left out)",
+        required: ['platform', 'os_type', 'host', 'ip', 'multipath', 'enforce_multipath', 'do_local_attach'],
+        properties: {
+          platform: { type: 'string' },
+          os_type: { type: 'string' },
+          host: { type: 'string' },
+          ip: nullableString,
+          multipath: { type: 'boolean' },
+          enforce_multipath: { type: 'boolean' },
+          do_local_attach: { type: 'boolean' },
+          initiator: { type: 'string', description: 'the iSCSI initiator name (/etc/iscsi/initiatorname.iscsi)' },
+          nqn: { type: 'string', description: 'the NVMe host NQN (/etc/nvme/hostnqn)' },
+          nvme_hostid: { type: 'string', description: 'the NVMe host ID (/etc/nvme/hostid)' },
+          wwpns: { ...strings, description: 'the WWPNs of the FC ports that are online, 16 hex digits' },
+          wwnns: { ...strings, description: 'their WWNNs, in the same order' },
+        },
+      },
+    }, ON_HOST),
+  },
   searchPath: withProtocol(true, {
     response: replies({ 200: { type: 'object', properties: { searchPath: nullableString } } }, [...ON_HOST, 'BAD_REQUEST', ...EXTERNAL_ERRORS]),
   }),
