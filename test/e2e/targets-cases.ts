@@ -330,7 +330,7 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     expect(await leftovers()).toEqual(EMPTY);
   });
 
-  it('exports FC volumes on FCoE ports: LUN picked or given, mapped per host port, the host\'s ports in its connector properties, refused whole, a reused LUN with a new identity, cleaned leaving the fabric', async () => {
+  it('exports FC volumes on FCoE ports: LUN picked or given, mapped per host port, the host\'s ports in its connector properties, refused whole, a reused LUN with a new identity, kept across a restart, cleaned leaving the fabric', async () => {
     const rec = (await readLabOrNull(LAB))!;
     const node = rec.nodes.find((n) => n.name === 'compute-1')!;
     // The compute's ports, named after its data NICs' MACs as the target was told (BRICK_FC_INITIATORS).
@@ -387,6 +387,12 @@ describe('target volumes over iSCSI (LIO) and NVMe/TCP (nvmet)', () => {
     const again = await fcVol({ name: 'fcb2', sizeMiB: 8, lun: 5, networks: ['path-a'] });
     expect(again.fc!.lun).toBe(5);
     expect(again.fc!.wwid).not.toBe(b.fc!.wwid);
+    // A restart of the target's services brings the FC ports back as they were: their LUNs, their
+    // ACLs and what each maps (rtslib's dump and restore, as for iSCSI).
+    const fcShape = (ps: typeof ports): unknown => ps.map((p) => [p.wwpn, p.luns, p.acls.map((x) => [x.initiator, [...x.mappedLuns].sort()]).sort()]).sort();
+    const beforeRestart = fcShape((await leftovers()).lio.fcPorts);
+    expect((await target.restart()).lioErrors).toEqual([]);
+    expect(fcShape((await leftovers()).lio.fcPorts)).toEqual(beforeRestart);
 
     // A force clean takes every volume; the FC ports and their ACLs are the fabric's, and stay.
     const r = await target.cleanup();
