@@ -220,6 +220,17 @@ describe('validateTopology refuses, naming the field', () => {
     expectRefused(boot, 'nodes[0].bootTimeoutSeconds');
   });
 
+  it('lab/pci-nics.yaml: the default lab with its computes on vmxnet3 data NICs', () => {
+    const pci = parseTopology(readFileSync(new URL('../../lab/pci-nics.yaml', import.meta.url), 'utf8'), 'lab/pci-nics.yaml');
+    expect(pci.name).toBe('pci');
+    expect(pci.nodes.map((n) => [n.name, n.role, n.nicModel])).toEqual([
+      ['target-1', 'target', 'virtio'],
+      ['compute-1', 'compute', 'vmxnet3'],
+      ['compute-2', 'compute', 'vmxnet3'],
+    ]);
+    expect(pci.networks).toEqual(parseTopology(DEFAULT_YAML, 'lab/default.yaml').networks);
+  });
+
   it('a data NIC model it does not know, or one on a node that is a container', () => {
     const ok = base();
     ok.nodes[1].nicModel = 'vmxnet3';
