@@ -3,14 +3,14 @@ import { poll } from '../system/wait.js';
 import { fcDevicesOf } from '../inventory/orphans.js';
 import { fcHosts, fcRemotePorts } from '../inventory/read-fc.js';
 import type { FcHost, FcRemotePort, HostSnapshot } from '../inventory/model.js';
-import { readMultipathdPaths } from '../inventory/tools.js';
 import { fcByPathSuffix } from '../volume/bypath.js';
 import { fcIdentity } from '../volume/identity.js';
 import { scsiWwid } from '../volume/ids.js';
 import type { FcProperties, FcTargetPath } from '../volume/properties.js';
 import { ConnectorBase } from './base.js';
-import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
-import { flushMultipathMap, multipathMapFor, resumeIfSuspended, type MapFlush } from './multipath.js';
+import { removeScsiVolume } from './scsi-detach.js';
+import { waitForDevice } from './block.js';
+import { multipathMapFor } from './multipath.js';
 import type { AvailableVolume, DetachResult, DeviceInfo, DisconnectOptions, VolumePaths } from './types.js';
 
 /** One way to the volume: an HBA port of this host, a remote port it sees, and the LUN behind it. */
@@ -141,25 +141,8 @@ export class FcConnector extends ConnectorBase<FcProperties> {
     const blocks = new Set<string>(device?.devices ?? []);
     for (const x of fcDevicesOf(snap, fcIdentity(props, device?.identity))) if (x.block) blocks.add(x.block);
     const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((x) => x.block && blocks.has(x.block))?.wwid ?? null;
-    const maps = snap.multipathMaps.filter((m) => m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid));
-    d.refuseHeld(heldBy(snap, blocks, maps.map((m) => m.dm)));
-    const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
-    for (const m of maps) {
-      const resume = resumeIfSuspended(this.fs, m);
-      if (resume) await d.step(resume.what, resume.run);
-      let how = 'removed' as MapFlush;
-      await d.step(`multipath map ${m.name ?? m.dm}`, async () => (how = await flushMultipathMap(m, opts.force === true)));
-      if (how === 'deferred') d.left.push(`multipath map ${m.name ?? m.dm}: held open; its table now fails every I/O and dm removes it at its last close`);
-    }
-    for (const b of blocks) {
-      if (!(await this.fs.exists(`/sys/block/${b}`))) continue;
-      // force=False and a failed flush: stop here, on purpose (os-brick keeps the data safe).
-      await d.flush(`/dev/${b}`);
-      await d.step(`scsi device ${b}`, () => deleteScsiDevice(this.fs, b));
-    }
-    if (d.removed.some((r) => r.startsWith('multipath map'))) {
-      await waitForDevice('multipathd to drop the deleted paths', async () => !(await readMultipathdPaths().catch(() => [{ dev: [...blocks][0] ?? '' }])).some((x) => blocks.has(x.dev)), 10_000).catch((e: Error) => d.errors.push(e.message));
-    }
+    // Logins are the fabric's, never a volume's: the SCSI half is the whole detach.
+    const links = await removeScsiVolume(this.fs, d, snap, blocks, wwid, opts.force === true);
     await d.waitLinksGone(links);
     return d.result();
   }

@@ -7,12 +7,12 @@ import { pathsView } from '../inventory/paths-view.js';
 import type { HostFs } from '../system/hostfs.js';
 import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
 import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
-import { readMultipathdPaths } from '../inventory/tools.js';
 import { deleteNodeRecord, isRecordFile, NodeRecordTemplate, updateNodeRecord } from './iscsi-db.js';
 import { parsePortal } from '../volume/fields.js';
 import { ConnectorBase } from './base.js';
-import { deleteScsiDevice, heldBy, waitForDevice } from './block.js';
-import { flushMultipathMap, multipathMapFor, resumeIfSuspended, type MapFlush } from './multipath.js';
+import { removeScsiVolume } from './scsi-detach.js';
+import { waitForDevice } from './block.js';
+import { multipathMapFor } from './multipath.js';
 import type { IscsiProperties, IscsiTargetPath } from '../volume/properties.js';
 import { byPathName } from '../volume/bypath.js';
 import { iscsiIdentity } from '../volume/identity.js';
@@ -255,29 +255,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     const blocks = new Set<string>(device?.devices ?? []);
     for (const p of props.paths) for (const x of iscsiDevicesOf(snap, iscsiIdentity(props, p))) if (x.block) blocks.add(x.block);
     const wwid = device?.identity ?? props.deviceWwid ?? snap.scsiDevices.find((x) => x.block && blocks.has(x.block))?.wwid ?? null;
-    const maps = snap.multipathMaps.filter((m) => m.slaves.some((s) => blocks.has(s)) || (wwid && m.wwid === wwid));
-    // Every device here goes: holders it did not make stop the detach before anything is touched.
-    d.refuseHeld(heldBy(snap, blocks, maps.map((m) => m.dm)));
-    // What udev must take away once the devices are gone: their links, read before they go.
-    const links = d.linksOf([...blocks, ...maps.map((m) => m.dm)]);
-    for (const m of maps) {
-      const resume = resumeIfSuspended(this.fs, m);
-      if (resume) await d.step(resume.what, resume.run);
-      let how = 'removed' as MapFlush;
-      await d.step(`multipath map ${m.name ?? m.dm}`, async () => (how = await flushMultipathMap(m, opts.force === true)));
-      if (how === 'deferred') d.left.push(`multipath map ${m.name ?? m.dm}: held open; its table now fails every I/O and dm removes it at its last close`);
-    }
-    for (const b of blocks) {
-      if (!(await this.fs.exists(`/sys/block/${b}`))) continue;
-      // force=False and a failed flush: stop here, on purpose (os-brick keeps the data safe).
-      await d.flush(`/dev/${b}`);
-      await d.step(`scsi device ${b}`, () => deleteScsiDevice(this.fs, b));
-    }
-    if (d.removed.some((r) => r.startsWith('multipath map'))) {
-      // multipathd drops deleted paths from its own tables a little later (bug 1924652 is about
-      // it being slow): wait, so that "detached" means multipathd forgot them too.
-      await waitForDevice('multipathd to drop the deleted paths', async () => !(await readMultipathdPaths()).some((x) => blocks.has(x.dev)), 10_000).catch((e: Error) => d.errors.push(e.message));
-    }
+    const links = await removeScsiVolume(this.fs, d, snap, blocks, wwid, opts.force === true);
     const sessions = await iscsiSessions(this.fs);
     for (const p of props.paths) {
       const s = sessions.find((x) => x.targetIqn === p.iqn && x.portal === p.portal);
