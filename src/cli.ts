@@ -5,7 +5,8 @@ import { doctor, formatDoctor } from './lab/doctor.js';
 import { ensureImage } from './lab/image/build.js';
 import { claimAlive, markInterrupted, readClaim } from './scenarios/job.js';
 import { DEFAULT_TOPOLOGY, describeAgentDeath, down, labClient, listLabs, requireLab, status, type LabStatus } from './lab/lab.js';
-import { loadTopology, type Topology } from './lab/topology.js';
+import { loadTopology, withGuest, type Topology } from './lab/topology.js';
+import { checkGuest, DEFAULT_GUEST } from './lab/image/recipe.js';
 import { rebootNode } from './lab/reboot.js';
 import { up } from './lab/up.js';
 import { OUTAGE_MAX_SECONDS } from './agent/api/types.js';
@@ -22,7 +23,7 @@ import { isProtocol, PROTOCOLS, type Protocol } from './volume/protocol.js';
 const USAGE = `brick-lab: a lab of real kernels for proving storage connectors leave no orphans
 
 usage:
-  brick-lab up [--topology FILE] [--name NAME] [--dry-run] [--json]
+  brick-lab up [--topology FILE] [--name NAME] [--guest GUEST] [--dry-run] [--json]
   brick-lab down [--name NAME] [--all]
   brick-lab status [--name NAME] [--json]
   brick-lab exec [--name NAME] [--timeout SECONDS] NODE -- COMMAND [ARGS...]
@@ -32,12 +33,12 @@ usage:
   brick-lab restart-agent [--name NAME] NODE [--json]
   brick-lab logs [--name NAME] NODE
   brick-lab logs [--name NAME] --export DIR
-  brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]... [--shard K/N]
+  brick-lab run [--topology FILE] [--name NAME] [--guest GUEST] [--scenario NAME|SET]... [--shard K/N]
                 [--jobs N] [--results DIR] [--keep] [--json]
   brick-lab run --list
   brick-lab validate --connector PATH|os-brick|builtin [--protocol iscsi|nvmeof|fc|local]...
                 [--multipath] [--check NAME]... [--connector-timeout SECONDS] [--jobs N]
-                [--topology FILE] [--name NAME] [--results DIR] [--keep] [--json]
+                [--topology FILE] [--name NAME] [--guest GUEST] [--results DIR] [--keep] [--json]
   brick-lab validate --list [--protocol iscsi|nvmeof|fc|local]... [--multipath]
   brick-lab agent [--test-host] [--listen ADDR:PORT] [--token-file FILE]
                 [--tls-cert FILE --tls-key FILE] [--allow-attach]
@@ -50,11 +51,13 @@ usage:
   brick-lab check --properties FILE|- [--protocol P] [--attached-on HOST]... [--gone-from HOST]...
                 [--name LAB] [--token-file F] [--json]
   brick-lab doctor [--json]
-  brick-lab image [--json]
+  brick-lab image [--guest GUEST] [--json]
 
 The lab name defaults to the topology's name (lab/default.yaml: "default") or $BRICK_LAB_NAME.
 Caches live in $BRICK_LAB_CACHE (default ~/.cache/brick-lab), lab state and console logs in
 $BRICK_LAB_STATE (default ~/.local/state/brick-lab). BRICK_LAB_ACCEL=kvm|tcg skips the KVM probe.
+--guest names the guest (Debian release and kernel) of every node whose topology entry names none:
+bookworm (the default) or trixie (images/guests/); \`image\` builds a guest's image alone.
 \`run\` runs the "standard" scenario set of lab/scenarios.yaml unless --scenario says otherwise and
 writes report.json, junit.xml and summary.md (plus node evidence for failures) to --results
 (default results/run); it exits 1 when a scenario failed or left something behind. With --jobs N,
@@ -148,7 +151,7 @@ function formatStatus(s: LabStatus): string {
  * default topology).
  */
 const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true }> = {
-  up: { options: ['topology', 'name', 'dry-run', 'json'] },
+  up: { options: ['topology', 'name', 'guest', 'dry-run', 'json'] },
   down: { options: ['name', 'all'] },
   status: { options: ['name', 'json'] },
   exec: { options: ['name', 'timeout'], node: true, command: true },
@@ -156,15 +159,15 @@ const VERB_ARGS: Record<string, { options: string[]; node?: true; command?: true
   outage: { options: ['name', 'seconds', 'network', 'end'], node: true },
   reboot: { options: ['name', 'hard', 'json'], node: true },
   'restart-agent': { options: ['name', 'json'], node: true },
-  run: { options: ['topology', 'name', 'scenario', 'shard', 'jobs', 'results', 'keep', 'json', 'list'] },
-  validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'jobs', 'topology', 'name', 'results', 'keep', 'json', 'list'] },
+  run: { options: ['topology', 'name', 'guest', 'scenario', 'shard', 'jobs', 'results', 'keep', 'json', 'list'] },
+  validate: { options: ['connector', 'protocol', 'multipath', 'check', 'connector-timeout', 'jobs', 'topology', 'name', 'guest', 'results', 'keep', 'json', 'list'] },
   paths: { options: ['node', 'name', 'url', 'token-file', 'properties', 'protocol', 'json'] },
   volumes: { options: ['node', 'name', 'url', 'token-file', 'protocol', 'json'] },
   inventory: { options: ['node', 'name', 'url', 'token-file', 'json'] },
   orphans: { options: ['node', 'name', 'url', 'token-file', 'properties', 'protocol', 'json'] },
   check: { options: ['properties', 'protocol', 'attached-on', 'gone-from', 'name', 'token-file', 'json'] },
   doctor: { options: ['json'] },
-  image: { options: ['json'] },
+  image: { options: ['guest', 'json'] },
 };
 
 function checkVerbArgs(verb: string, given: string[], positionals: string[], dashdash: boolean): void {
@@ -202,6 +205,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         topology: { type: 'string' },
         name: { type: 'string' },
+        guest: { type: 'string' },
         json: { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         all: { type: 'boolean', default: false },
@@ -243,7 +247,10 @@ async function main(argv: string[]): Promise<number> {
   const topologyFile = o.topology;
   if (topologyFile && !existsSync(topologyFile)) throw new UsageError(`--topology ${topologyFile}: no such file`);
   const topologyPath = topologyFile ?? DEFAULT_TOPOLOGY;
-  const topology = topologyLoader(topologyPath);
+  // --guest: the lab-wide guest, checked before anything is loaded, built or booted.
+  const guest = o.guest === undefined ? undefined : checkGuest(o.guest);
+  const loadTopo = topologyLoader(topologyPath);
+  const topology = async (): Promise<Topology> => withGuest(await loadTopo(), guest);
   const name = o.name ?? (await defaultName(topologyFile, topology));
   if (o.json) setQuiet(false);
 
@@ -345,7 +352,7 @@ async function main(argv: string[]): Promise<number> {
       return report.ok ? 0 : 1;
     }
     case 'image': {
-      const img = await ensureImage();
+      const img = await ensureImage({ guest: guest ?? DEFAULT_GUEST });
       process.stdout.write(o.json ? `${JSON.stringify(img, null, 2)}\n` : `${img.key} ${img.dir}\n`);
       return 0;
     }

@@ -145,7 +145,7 @@ done >/etc/modprobe.d/brick-lab-boot.conf
 disk_setup() {
   # The node's disk (a host directory of the lab, read-write): what a real host keeps on disk and
   # what decides what comes back after a reboot. /etc/iscsi (node records with their node.startup,
-  # send_targets, iscsid.conf), /etc/multipath (wwids, bindings, conf.d) and /etc/nvme (hostnqn,
+  # send_targets, iscsid.conf; trixie keeps the records in /var/lib/iscsi, bound too), /etc/multipath (wwids, bindings, conf.d) and /etc/nvme (hostnqn,
   # hostid, discovery.conf, config.json) are bound from it, and so are the connectors installed on
   # the node (/var/lib/brick-lab/connectors: software on a host's disk); the first boot fills them
   # from the image. Everything else starts from the image at every boot, as a host's /run and /tmp do.
@@ -153,7 +153,10 @@ disk_setup() {
   mkdir -p "$disk"
   if mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=262144 disk "$disk"; then
     mkdir -p /etc/iscsi /etc/multipath /etc/nvme /var/lib/brick-lab/connectors
-    for d in etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors; do
+    # open-iscsi's database is under /etc/iscsi up to bookworm, under /var/lib/iscsi from trixie on.
+    dirs="etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors"
+    [ -d /var/lib/iscsi ] && dirs="$dirs var/lib/iscsi"
+    for d in $dirs; do
       if [ ! -d "$disk/$d" ]; then
         mkdir -p "$disk/$d"
         cp -a "/$d/." "$disk/$d/"
@@ -215,7 +218,7 @@ role_daemons() {
       # to every record marked node.startup=automatic, nvmf-autoconnect.service connects what
       # /etc/nvme/discovery.conf lists. A login that fails does not stop the boot (nor does it on
       # a real host): the console says so. On a first boot there is nothing to log in to.
-      if [ -n "$(ls -A /etc/iscsi/nodes 2>/dev/null)" ]; then
+      if [ -n "$(ls -A /etc/iscsi/nodes /var/lib/iscsi/nodes 2>/dev/null | grep -v -e '^/' -e '^$')" ]; then
         iscsiadm -m node --loginall=automatic >/dev/console 2>&1
         rc=$?
         case $rc in 0|15|21) ;; *) echo "brick-lab stage2: iscsiadm --loginall=automatic exited $rc" >/dev/console ;; esac

@@ -19,7 +19,10 @@ export async function flushDevice(dev: string, timeoutMs = 60_000): Promise<void
     });
   let timer: NodeJS.Timeout | undefined;
   const flush = (async () => {
-    const fh = await open(dev, 'r+');
+    // Read-only, as blockdev --flushbufs opens it: fsync needs no write access, and a disk the
+    // kernel set read-only (6.12, after a host was cut off from a LUN the array unmapped) refuses
+    // an open for writing (EROFS) while it still takes a flush.
+    const fh = await open(dev, 'r');
     try {
       await fh.sync();
     } finally {

@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { BrickError } from '../system/errors.js';
 import { exec } from '../system/exec.js';
 import { iscsiDevicesOf, snapshotIndex } from '../inventory/orphans.js';
 import { pathsView } from '../inventory/paths-view.js';
 import type { HostFs } from '../system/hostfs.js';
-import { ISCSI_NODE_DB, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
+import { ISCSI_CONF_DIR, iscsiNodeDb, iscsiNodes, iscsiSessions } from '../inventory/read-scsi.js';
 import type { DevLink, HostSnapshot, IscsiNodeRecord, MultipathMap } from '../inventory/model.js';
 import { deleteNodeRecord, isRecordFile, NodeRecordTemplate, updateNodeRecord } from './iscsi-db.js';
 import { parsePortal } from '../volume/fields.js';
@@ -66,8 +65,13 @@ function answerKey(snap: HostSnapshot, props: IscsiProperties): string {
   if (lines.length > 1) lines.sort();
   return `${props.deviceWwid ?? ''}\n${lines.join('\n')}`;
 }
-/** The static node record iscsiadm writes on this host, learned from its last one (one per process, like the database). */
-const recordTemplate = new NodeRecordTemplate(ISCSI_NODE_DB);
+/** The static node record iscsiadm writes on this host, learned from its last one (one per process and database). */
+const recordTemplates = new Map<string, NodeRecordTemplate>();
+function recordTemplateAt(root: string): NodeRecordTemplate {
+  let t = recordTemplates.get(root);
+  if (!t) recordTemplates.set(root, (t = new NodeRecordTemplate(root, `${ISCSI_CONF_DIR}/iscsid.conf`)));
+  return t;
+}
 
 /** iscsiadm's "no records/sessions found" and "session already exists". */
 const NO_OBJS = 21;
@@ -107,7 +111,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
   /** Whether open-iscsi keeps its records where Debian's build does, for this connector to read. */
   private async ownDb(): Promise<boolean> {
     // iscsiadm makes nodes/ with the first record; its configuration beside it says the layout.
-    return this.fs.exists(`${dirname(ISCSI_NODE_DB)}/iscsid.conf`);
+    return this.fs.exists(`${ISCSI_CONF_DIR}/iscsid.conf`);
   }
 
   /**
@@ -136,6 +140,8 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
     let rec = await this.nodeRecordOf(p);
     let made = false;
     const { host, port } = parsePortal(p.portal, 'portal');
+    const db = iscsiNodeDb(this.fs);
+    const recordTemplate = recordTemplateAt(db);
     if (!rec) {
       // As iscsiadm would write it, from the record it wrote last (NodeRecordTemplate); else by iscsiadm, and learnt.
       if (!(await recordTemplate.write(p.iqn, host, port, settings))) {
@@ -143,7 +149,7 @@ export class IscsiConnector extends ConnectorBase<IscsiProperties> {
         made = true;
       }
       rec = await this.nodeRecordOf(p);
-      if (!rec) throw new BrickError('ISCSI_NODE_NOT_MADE', `iscsiadm made no node record for ${p.iqn} at ${p.portal} in ${ISCSI_NODE_DB}`);
+      if (!rec) throw new BrickError('ISCSI_NODE_NOT_MADE', `iscsiadm made no node record for ${p.iqn} at ${p.portal} in ${db}`);
     }
     // "ip,port" is the record file itself; "ip,port,tpgt" is a directory with one file per iface.
     const text = (isRecordFile(rec) ? await this.fs.readText(rec.path) : await this.fs.readText(`${rec.path}/default`)) ?? '';

@@ -64,8 +64,22 @@ export function fillScsiDetails(fs: HostFs, devices: ScsiDevice[], hctls: Iterab
   }
 }
 
-/** Where open-iscsi keeps its node records (Debian's build: /etc/iscsi/nodes). */
-export const ISCSI_NODE_DB = '/etc/iscsi/nodes';
+/** open-iscsi's configuration (iscsid.conf, initiatorname.iscsi), in every Debian release. */
+export const ISCSI_CONF_DIR = '/etc/iscsi';
+
+/**
+ * Where open-iscsi keeps its database (node records, discovery records, ifaces): /etc/iscsi in
+ * Debian bookworm's build (2.1.8), /var/lib/iscsi in trixie's (2.1.11), whose package ships that
+ * directory; told apart by it.
+ */
+export function iscsiDbRoot(fs: HostFs): string {
+  return fs.exists('/var/lib/iscsi') ? '/var/lib/iscsi' : ISCSI_CONF_DIR;
+}
+
+/** The node records' directory (iscsiDbRoot). */
+export function iscsiNodeDb(fs: HostFs): string {
+  return `${iscsiDbRoot(fs)}/nodes`;
+}
 
 export function iscsiSessions(fs: HostFs): IscsiSession[] {
   const out: IscsiSession[] = [];
@@ -116,11 +130,11 @@ function portalOfEntry(host: string, port: string): string {
 }
 
 /**
- * Node records: /etc/iscsi/nodes/IQN/ENTRY, where ENTRY is a record file ("ip,port", made with
+ * Node records: DB/nodes/IQN/ENTRY (DB: iscsiDbRoot), where ENTRY is a record file ("ip,port", made with
  * `iscsiadm -m node --op new`) or a directory with one record file per iface ("ip,port,tpgt/IFACE",
  * made by discovery). Each record's startup mode and iface are read from its file.
  */
-export function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): IscsiNodeRecord[] {
+export function iscsiNodes(fs: HostFs, root = iscsiNodeDb(fs)): IscsiNodeRecord[] {
   const out: IscsiNodeRecord[] = [];
   for (const iqn of fs.list(root)) {
     for (const entry of fs.list(`${root}/${iqn}`)) {
@@ -143,14 +157,11 @@ export function iscsiNodes(fs: HostFs, root = ISCSI_NODE_DB): IscsiNodeRecord[] 
   return out;
 }
 
-/** Where open-iscsi keeps discovery records and ifaces (beside the node records). */
-const ISCSI_DIR = '/etc/iscsi';
-
 /**
- * Discovery records: /etc/iscsi/send_targets/IP,PORT (and isns/IP,PORT), each holding its
+ * Discovery records: DB/send_targets/IP,PORT (and isns/IP,PORT), each holding its
  * st_config and one link per node record it made, named "IQN,IP,PORT,TPGT,IFACE".
  */
-export function iscsiDiscovery(fs: HostFs, root = ISCSI_DIR): IscsiDiscoveryRecord[] {
+export function iscsiDiscovery(fs: HostFs, root = iscsiDbRoot(fs)): IscsiDiscoveryRecord[] {
   const out: IscsiDiscoveryRecord[] = [];
   for (const [type, sub] of [['sendtargets', 'send_targets'], ['isns', 'isns']] as const) {
     for (const entry of fs.list(`${root}/${sub}`)) {
@@ -166,6 +177,6 @@ export function iscsiDiscovery(fs: HostFs, root = ISCSI_DIR): IscsiDiscoveryReco
 }
 
 /** Ifaces made with `iscsiadm -m iface -o new` (the built-in default and iser have no file). */
-export function iscsiIfaces(fs: HostFs, root = ISCSI_DIR): IscsiIface[] {
+export function iscsiIfaces(fs: HostFs, root = iscsiDbRoot(fs)): IscsiIface[] {
   return fs.list(`${root}/ifaces`).map((name) => ({ name, path: `${root}/ifaces/${name}` }));
 }

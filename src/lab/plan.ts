@@ -6,7 +6,7 @@ import type { GuestImage } from './image/build.js';
 import { AGENT_PORT, macFor } from './providers/qemu/argv.js';
 import { netnsName, tapName } from './providers/qemu/network.js';
 import type { LabRecord, NodeRecord } from './state.js';
-import { assignAddresses, MGMT_GUEST_ADDRESS, stableUuid, type Topology } from './topology.js';
+import { assignAddresses, MGMT_GUEST_ADDRESS, nodeGuest, stableUuid, type Topology } from './topology.js';
 
 /**
  * The plan for every node, before anything is made (used by up and by --dry-run): complete
@@ -24,6 +24,7 @@ export function planNodes(lab: string, topo: Topology, dir: string): NodeRecord[
     cpus: n.cpus,
     bootTimeoutSeconds: n.bootTimeoutSeconds,
     nicModel: n.nicModel,
+    guest: nodeGuest(topo, n),
     mgmtPort: 0,
     url: '',
     pid: null,
@@ -42,7 +43,7 @@ export function planNodes(lab: string, topo: Topology, dir: string): NodeRecord[
 }
 
 /** The lab's record as `up` first writes it (phase starting), with every node planned. */
-export function draftRecord(name: string, topologyFile: string, topo: Topology, dir: string, accel: Accel, reason: string, image: GuestImage): LabRecord {
+export function draftRecord(name: string, topologyFile: string, topo: Topology, dir: string, accel: Accel, reason: string, image: GuestImage, images: ReadonlyMap<string, GuestImage> = new Map([[image.guest, image]])): LabRecord {
   return {
     name,
     phase: 'starting',
@@ -53,6 +54,7 @@ export function draftRecord(name: string, topologyFile: string, topo: Topology, 
     accel,
     accelReason: reason,
     image: { key: image.key, kernelRelease: image.kernelRelease, dir: image.dir },
+    images: Object.fromEntries([...images].map(([g, i]) => [g, { key: i.key, kernelRelease: i.kernelRelease, dir: i.dir }])),
     netns: netnsName(name),
     dir,
     tokenFile: join(dir, 'token'),

@@ -6,7 +6,10 @@ import type { ProviderName } from './topology.js';
 /** What `up` hands a provider: the lab's record (written as things are made), the image, the token. */
 export interface UpContext {
   rec: LabRecord;
+  /** The lab-wide guest's image (the acceleration probe's). */
   image: GuestImage;
+  /** Every guest's image the lab's nodes run, by guest. */
+  images: ReadonlyMap<string, GuestImage>;
   /** The lab's agent token (what every node's agent asks for). */
   token: string;
   signal?: AbortSignal;
@@ -61,4 +64,9 @@ export interface Provider {
   remove(ctx: RemoveContext): Promise<string[]>;
   /** What a lab (or every lab) still holds of this provider's kinds. */
   leftovers(name?: string): Promise<Partial<Leftovers>>;
+}
+
+/** The image a node runs: its guest's (a record written before guests: the lab's one image). */
+export function imageOf(ctx: Pick<UpContext, 'image' | 'images'>, node: Pick<NodeRecord, 'guest'>): GuestImage {
+  return (node.guest !== undefined ? ctx.images.get(node.guest) : undefined) ?? ctx.image;
 }

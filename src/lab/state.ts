@@ -24,6 +24,8 @@ export interface NodeRecord {
   bootTimeoutSeconds: number;
   /** From the topology: its data NICs' model (absent in records written before: virtio). */
   nicModel?: NicModel;
+  /** From the topology: the guest it runs (absent in records written before: bookworm). */
+  guest?: string;
   mgmtPort: number;
   url: string;
   pid: number | null;
@@ -47,7 +49,10 @@ export interface LabRecord {
   ownerPid: number;
   accel: Accel;
   accelReason: string;
+  /** The lab-wide guest's image. */
   image: { key: string; kernelRelease: string; dir: string };
+  /** Every guest's image the nodes run, by guest (absent in records written before guests). */
+  images?: Record<string, { key: string; kernelRelease: string; dir: string }>;
   netns: string;
   dir: string;
   tokenFile: string;

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BrickError } from '../system/errors.js';
 import { isObject } from '../system/text.js';
+import { checkGuest, DEFAULT_GUEST, guestNames } from './image/recipe.js';
 
 export type NodeRole = 'target' | 'compute';
 export type ProviderName = 'qemu' | 'docker';
@@ -36,11 +37,15 @@ export interface NodeSpec {
   bootTimeoutSeconds: number;
   /** The model of its data NICs (NIC_MODELS). */
   nicModel: NicModel;
+  /** The guest it runs (images/guests/<guest>.json) when the file names one for it; else the lab's (Topology.guest). */
+  guest?: string;
 }
 
 export interface Topology {
   /** Default lab name when --name is not given. */
   name: string;
+  /** The guest of every node that names none (images/guests/<guest>.json): bookworm unless the file or --guest says. */
+  guest: string;
   networks: NetworkSpec[];
   nodes: NodeSpec[];
 }
@@ -99,14 +104,38 @@ function overlaps(a: Cidr, b: Cidr): boolean {
   return inCidr(a.base, b) || inCidr(b.base, a);
 }
 
-const TOP_FIELDS = new Set(['name', 'networks', 'nodes']);
+const TOP_FIELDS = new Set(['name', 'guest', 'networks', 'nodes']);
 const NET_FIELDS = new Set(['name', 'subnet']);
-const NODE_FIELDS = new Set(['name', 'role', 'provider', 'memoryMiB', 'cpus', 'networks', 'addresses', 'bootTimeoutSeconds', 'nicModel']);
+const NODE_FIELDS = new Set(['name', 'role', 'provider', 'memoryMiB', 'cpus', 'networks', 'addresses', 'bootTimeoutSeconds', 'nicModel', 'guest']);
 
 function checkFields(obj: Record<string, unknown>, allowed: Set<string>, source: string, at: string): void {
   for (const k of Object.keys(obj)) {
     if (!allowed.has(k)) throw invalid(source, at ? `${at}.${k}` : k, `unknown field (allowed: ${[...allowed].join(', ')})`);
   }
+}
+
+/** A guest's name, checked against the recipes there are; null when the field is absent. */
+function guestField(v: unknown, source: string, field: string): string | null {
+  if (v === undefined) return null;
+  const known = guestNames();
+  if (typeof v !== 'string' || !known.includes(v)) throw invalid(source, field, `must be one of the guests ${known.join(', ')} (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+/** The guest a node runs: its own, else the lab's. */
+export function nodeGuest(topo: Partial<Pick<Topology, 'guest'>>, node: Pick<NodeSpec, 'guest'>): string {
+  // A lab record written before guests has no guest anywhere: bookworm.
+  return node.guest ?? topo.guest ?? DEFAULT_GUEST;
+}
+
+/** The topology with another lab-wide guest (--guest): nodes that name their own keep it. */
+export function withGuest(topo: Topology, guest: string | undefined): Topology {
+  return guest === undefined ? topo : { ...topo, guest: checkGuest(guest) };
+}
+
+/** Every guest a topology's nodes run, in node order. */
+export function guestsOf(topo: Topology): string[] {
+  return [...new Set(topo.nodes.map((n) => nodeGuest(topo, n)))];
 }
 
 function intField(v: unknown, source: string, field: string, min: number, max: number, dflt: number): number {
@@ -125,6 +154,7 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
   if (typeof name !== 'string' || !LAB_NAME.test(name)) {
     throw invalid(source, 'name', `must match ${LAB_NAME} (got ${JSON.stringify(name)})`);
   }
+  const guest = guestField(doc.guest, source, 'guest') ?? DEFAULT_GUEST;
   if (!Array.isArray(doc.networks) || doc.networks.length === 0) throw invalid(source, 'networks', 'must be a non-empty list');
   const networks: NetworkSpec[] = [];
   const cidrs: Cidr[] = [];
@@ -169,6 +199,8 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
       throw invalid(source, `${at}.nicModel`, `must be ${NIC_MODELS.join(' or ')} (got ${JSON.stringify(nicModel)})`);
     }
     if (nicModel !== 'virtio' && provider !== 'qemu') throw invalid(source, `${at}.nicModel`, `is for nodes of the qemu provider (a ${provider} node's data links are its container's)`);
+    const nodeGuest = guestField(n.guest, source, `${at}.guest`);
+    if (nodeGuest !== null && nodeGuest !== DEFAULT_GUEST && provider !== 'qemu') throw invalid(source, `${at}.guest`, `is ${DEFAULT_GUEST} on a ${provider} node (its image is built from that guest's recipe)`);
     const nets = n.networks ?? networks.map((x) => x.name);
     if (!Array.isArray(nets) || nets.some((x) => typeof x !== 'string')) throw invalid(source, `${at}.networks`, 'must be a list of network names');
     nets.forEach((x: string, j: number) => {
@@ -201,9 +233,10 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
       addresses,
       bootTimeoutSeconds: intField(n.bootTimeoutSeconds, source, `${at}.bootTimeoutSeconds`, 1, 1800, 180),
       nicModel: nicModel as NicModel,
+      ...(nodeGuest !== null ? { guest: nodeGuest } : {}),
     });
   });
-  const topo: Topology = { name, networks, nodes };
+  const topo: Topology = { name, guest, networks, nodes };
   assignAddresses(topo, source); // refuses duplicates early
   return topo;
 }
@@ -259,12 +292,12 @@ export async function loadTopology(path: string): Promise<Topology> {
 }
 
 /** A topology file's text, for code that makes labs (tests, benchmarks): what a user would write. */
-export function renderTopology(t: { name: string; networks?: NetworkSpec[]; nodes: Array<Partial<NodeSpec> & { name: string; role: NodeRole }> }): string {
+export function renderTopology(t: { name: string; guest?: string; networks?: NetworkSpec[]; nodes: Array<Partial<NodeSpec> & { name: string; role: NodeRole }> }): string {
   const networks = t.networks ?? [
     { name: 'path-a', subnet: '10.10.1.0/24' },
     { name: 'path-b', subnet: '10.10.2.0/24' },
   ];
-  return stringifyYaml({ name: t.name, networks, nodes: t.nodes });
+  return stringifyYaml({ name: t.name, ...(t.guest ? { guest: t.guest } : {}), networks, nodes: t.nodes });
 }
 
 /** A short stable hash of the lab name, used where names must be short (interfaces). */

@@ -8,15 +8,15 @@ import { progress, warn } from '../system/log.js';
 import { labDir, PROJECT_ROOT } from '../system/paths.js';
 import { chooseAccel, type Accel } from './accel.js';
 import { ensureImage, findImage, type GuestImage } from './image/build.js';
-import { loadRecipe } from './image/recipe.js';
+import { DEFAULT_GUEST, loadRecipe } from './image/recipe.js';
 import { checkLabName, down, isUp } from './lab.js';
 import { draftRecord, nodeEnv } from './plan.js';
 import { preflight } from './preflight.js';
-import type { PreparedNodes, Provider, UpContext } from './provider.js';
+import { imageOf, type PreparedNodes, type Provider, type UpContext } from './provider.js';
 import { PROVIDER_ORDER, providerOf, providersOf } from './providers/registry.js';
 import { throwIfAborted } from './ready.js';
 import { nodeDiskDir, recordPath, writeRecord, type LabRecord } from './state.js';
-import type { Topology } from './topology.js';
+import { guestsOf, type Topology } from './topology.js';
 
 /** What `npm run build` leaves in dist/agent and every guest gets in its lab share. */
 export const AGENT_FILES = ['agent.cjs', 'agent.cjs.cache', 'agent-loader.cjs', 'lio_helper.py', 'multipathd_relay.py', 'line_worker.py'] as const;
@@ -40,18 +40,20 @@ async function settleAll(promises: Array<Promise<unknown>>): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-function placeholderImage(): GuestImage {
-  const { recipe, key } = loadRecipe();
+function placeholderImage(guest: string): GuestImage {
+  const { recipe, key } = loadRecipe(guest);
   const d = join('<cache>', 'images', key);
-  return { key, dir: d, rootImage: join(d, 'root.erofs'), kernel: join(d, 'vmlinux'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
+  return { guest, key, dir: d, rootImage: join(d, 'root.erofs'), kernel: join(d, 'vmlinux'), initramfs: join(d, 'initramfs.img'), kernelRelease: recipe.kernel.release, nodeDir: '<cache>/node' };
 }
 
 /** `up --dry-run`: what each node would run, through its provider; makes nothing. */
 async function dryRun(name: string, topology: Topology, opts: UpOptions): Promise<LabRecord> {
-  const image = (await findImage()) ?? placeholderImage();
-  const rec = draftRecord(name, opts.topologyFile, topology, labDir(name), opts.accel ?? 'tcg', 'dry run', image);
+  const images = new Map<string, GuestImage>();
+  for (const guest of [topology.guest ?? DEFAULT_GUEST, ...guestsOf(topology)]) if (!images.has(guest)) images.set(guest, (await findImage(guest)) ?? placeholderImage(guest));
+  const image = images.get(topology.guest ?? DEFAULT_GUEST)!;
+  const rec = draftRecord(name, opts.topologyFile, topology, labDir(name), opts.accel ?? 'tcg', 'dry run', image, images);
   rec.nodes.forEach((n, i) => (n.mgmtPort = 40000 + i));
-  for (const n of rec.nodes) for (const line of providerOf(n).dryRun(rec, n, image)) process.stdout.write(`${line}\n`);
+  for (const n of rec.nodes) for (const line of providerOf(n).dryRun(rec, n, imageOf({ image, images }, n))) process.stdout.write(`${line}\n`);
   return rec;
 }
 
@@ -110,9 +112,15 @@ export async function up(topology: Topology, opts: UpOptions): Promise<LabRecord
   const t0 = performance.now();
   const since = (): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   try {
-    progress('image', 'checking the guest image');
-    const image = await ensureImage(signal ? { signal } : {});
-    throwIfAborted(signal);
+    // Every guest's image the nodes run, one after another (each build takes its own lock).
+    const images = new Map<string, GuestImage>();
+    for (const guest of [topology.guest ?? DEFAULT_GUEST, ...guestsOf(topology)]) {
+      if (images.has(guest)) continue;
+      progress('image', `checking the ${guest} guest image`);
+      images.set(guest, await ensureImage({ guest, ...(signal ? { signal } : {}) }));
+      throwIfAborted(signal);
+    }
+    const image = images.get(topology.guest ?? DEFAULT_GUEST)!;
     const accel = opts.accel ? { accel: opts.accel, reason: 'asked for' } : await chooseAccel(image);
     progress('accel', `using ${accel.accel.toUpperCase()} (${accel.reason})`);
     throwIfAborted(signal);
@@ -120,13 +128,13 @@ export async function up(topology: Topology, opts: UpOptions): Promise<LabRecord
     await rm(dir, { recursive: true, force: true });
     await mkdir(join(dir, 'logs'), { recursive: true });
     await mkdir(join(dir, 'run'), { recursive: true });
-    const current = draftRecord(name, opts.topologyFile, topology, dir, accel.accel, accel.reason, image);
+    const current = draftRecord(name, opts.topologyFile, topology, dir, accel.accel, accel.reason, image, images);
     rec = current;
     await writeRecord(current);
     await failpoint('up:record');
 
     const token = randomBytes(24).toString('base64url');
-    const ctx: UpContext = { rec: current, image, token, ...(signal ? { signal } : {}) };
+    const ctx: UpContext = { rec: current, image, images, token, ...(signal ? { signal } : {}) };
     const prepared = new Map<Provider, PreparedNodes>();
     for (const { provider, nodes } of providersOf(current.nodes)) prepared.set(provider, await provider.prepare(ctx, nodes));
     await writeShare(current, token);

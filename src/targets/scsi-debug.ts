@@ -102,16 +102,30 @@ async function addNow(fs: HostFs): Promise<LocalDisk> {
   await fs.write(join(DRIVER, 'add_host'), '1');
   const host = hostsOfDriver(fs).find((h) => !before.has(h));
   if (host === undefined) throw new BrickError('SCSI_DEBUG_FAILED', 'scsi_debug did not add a host');
-  await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });
   const hasDevice = async (): Promise<LocalDisk | null> => {
     const disks = disksOfHost(fs, host);
     return disks[0]?.device ? disks[0] : null;
   };
-  return waitFor(hasDevice, {
+  const disk = await waitFor(hasDevice, {
     timeoutMs: 30_000,
     intervalMs: 100,
     onTimeout: () => new BrickError('SCSI_DEBUG_FAILED', `scsi_debug host${host} has no block device after 30 s`),
   });
+  // The disk as a host has it once udev is done with it (its links made): udev keeps a record
+  // of a device once it has processed its event. A settle alone can run before the disk's event
+  // is queued (sd probes asynchronously); seen on trixie, whose links came after the caller read
+  // the host. Without udev running there is nothing to wait for.
+  const name = disk.device!.slice('/dev/'.length);
+  const devno = fs.readText(`/sys/block/${name}/dev`);
+  if (devno && fs.exists('/run/udev/control')) {
+    await waitFor(() => fs.exists(`/run/udev/data/b${devno}`), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      onTimeout: () => new BrickError('SCSI_DEBUG_FAILED', `udev did not take ${disk.device} (no /run/udev/data/b${devno}) within 30 s`),
+    });
+  }
+  await exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 70_000, reject: false });
+  return disk;
 }
 
 /**

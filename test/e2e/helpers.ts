@@ -66,7 +66,7 @@ export async function hostTraces(name: string): Promise<{ qemu: number[]; taps: 
 export const NOTHING = { qemu: [], taps: [], netns: [], containers: [], networks: [], rules: [], mounts: [], record: false };
 
 export async function recipeKernel(): Promise<string> {
-  const r = JSON.parse(await readFile(join(ROOT, 'images', 'recipe.json'), 'utf8')) as { kernel: { release: string } };
+  const r = JSON.parse(await readFile(join(ROOT, 'images', 'guests', 'bookworm.json'), 'utf8')) as { kernel: { release: string } };
   return r.kernel.release;
 }
 

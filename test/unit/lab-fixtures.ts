@@ -4,6 +4,7 @@ import { tapName } from '../../src/lab/providers/qemu/network.js';
 
 /** A guest image as the cache lays it out (the key of an image built for kernel 6.1.0-56); nothing is read from it. */
 export const TEST_IMAGE: GuestImage = {
+  guest: 'bookworm',
   key: 'e14bea83a2389b37',
   dir: '/cache/images/e14bea83a2389b37',
   rootImage: '/cache/images/e14bea83a2389b37/root.erofs',

@@ -60,7 +60,7 @@ describe('the record carries what a provider needs', () => {
     const rec = draftRecord('plan', '/topo/plan.yaml', topology(), '/state/labs/plan', 'kvm', 'unit', IMAGE);
     expect(rec).toMatchObject({ name: 'plan', phase: 'starting', topologyFile: '/topo/plan.yaml', accel: 'kvm', netns: 'brick-plan', tokenFile: '/state/labs/plan/token', shareDir: '/state/labs/plan/share' });
     // Nothing re-joins the topology by name: take it away and the spec is the same.
-    const alone = { ...rec, topology: { name: 'plan', networks: [], nodes: [] } };
+    const alone = { ...rec, topology: { name: 'plan', guest: 'bookworm', networks: [], nodes: [] } };
     const target = rec.nodes[0]!;
     const spec = qemuSpec(alone, target, IMAGE);
     expect(spec).toEqual(qemuSpec(rec, target, IMAGE));
@@ -72,7 +72,7 @@ describe('the record carries what a provider needs', () => {
 
   it('node.env comes from the records: NICs with prefix lengths, every node in hosts, values quoted for sh', () => {
     const rec = draftRecord('plan', '/t.yaml', topology(), '/s', 'tcg', 'unit', IMAGE);
-    const env = nodeEnv({ ...rec, topology: { name: 'plan', networks: [], nodes: [] } }, rec.nodes[0]!);
+    const env = nodeEnv({ ...rec, topology: { name: 'plan', guest: 'bookworm', networks: [], nodes: [] } }, rec.nodes[0]!);
     const vars = Object.fromEntries(env.trimEnd().split(/\n(?=[A-Z_]+=)/).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     expect(vars.BRICK_LAB).toBe('plan');
     expect(vars.BRICK_NODE).toBe('target-1');

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BrickError } from '../../src/system/errors.js';
-import { IMAGE_FORMAT, RECIPE_FILES, parseRecipe, recipeKey } from '../../src/lab/image/recipe.js';
+import { checkGuest, guestNames, IMAGE_FORMAT, loadRecipe, RECIPE_FILES, parseRecipe, recipeFiles, recipeKey } from '../../src/lab/image/recipe.js';
 
 const root = new URL('../../', import.meta.url);
-const RECIPE_TEXT = readFileSync(new URL('images/recipe.json', root), 'utf8');
+const RECIPE_TEXT = readFileSync(new URL('images/guests/bookworm.json', root), 'utf8');
 
 function recipe(): Record<string, any> {
   return JSON.parse(RECIPE_TEXT);
@@ -31,7 +31,32 @@ function broken(edit: (r: Record<string, any>) => void): string {
 }
 
 describe('parseRecipe', () => {
-  it('accepts images/recipe.json', () => {
+  it('has a recipe per guest, each pinned to its release\'s kernel, keyed apart', () => {
+    expect(guestNames()).toEqual(['bookworm', 'trixie']);
+    const trixie = loadRecipe('trixie');
+    expect(trixie.recipe.release).toBe('trixie');
+    expect(trixie.recipe.kernel).toEqual({ package: 'linux-image-6.12.117+deb13-amd64', release: '6.12.117+deb13-amd64' });
+    expect(trixie.recipe.packages).toEqual(expect.arrayContaining(['open-iscsi', 'nvme-cli', 'multipath-tools', 'targetcli-fb', 'python3-os-brick']));
+    expect(trixie.key).not.toBe(loadRecipe('bookworm').key);
+    expect(loadRecipe().key).toBe(loadRecipe('bookworm').key);
+    expect(recipeFiles('trixie')).toEqual(['images/guests/trixie.json', 'images/guest/initramfs-init']);
+    expect(RECIPE_FILES).toEqual(recipeFiles('bookworm'));
+  });
+
+  it('refuses a guest it has no recipe for, naming the ones there are', () => {
+    expect(checkGuest('trixie')).toBe('trixie');
+    for (const bad of ['sid', 'Bookworm', '../x', '']) {
+      let err: unknown;
+      try {
+        checkGuest(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'UNKNOWN_GUEST', message: expect.stringContaining('the guests are bookworm, trixie') });
+    }
+  });
+
+  it('accepts images/guests/bookworm.json', () => {
     const r = parseRecipe(RECIPE_TEXT);
     expect(r.release).toBe('bookworm');
     expect(r.kernel).toEqual({ package: 'linux-image-6.1.0-56-amd64', release: '6.1.0-56-amd64' });
@@ -112,7 +137,7 @@ describe('recipeKey', () => {
 
   it('changes when any byte of any file changes', () => {
     const small = [
-      { path: 'images/recipe.json', content: Buffer.from('{"release":"bookworm"}\n') },
+      { path: 'images/guests/bookworm.json', content: Buffer.from('{"release":"bookworm"}\n') },
       { path: 'images/guest/initramfs-init', content: Buffer.from('#!/bin/sh\nexec /init2\n') },
     ];
     const original = recipeKey(small);

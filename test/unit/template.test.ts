@@ -79,14 +79,14 @@ describe('a templated VM', () => {
 });
 
 describe('template keys', () => {
-  const base = { image: 'img', stage2: 's2', runtime: 'rt', qemu: '/usr/bin/qemu:1:2', accel: 'tcg' as const, shape: { role: 'compute', memoryMiB: 384, cpus: 1, nics: 2, nicModel: 'virtio' as const } };
+  const base = { image: 'img', stage2: 's2', runtime: 'rt', qemu: '/usr/bin/qemu:1:2', accel: 'tcg' as const, shape: { role: 'compute', memoryMiB: 384, cpus: 1, nics: 2, nicModel: 'virtio' as const, guest: 'bookworm' } };
 
   it('changes with everything that shapes the saved machine', () => {
     const k = templateKey(base);
     expect(k).toMatch(/^[0-9a-f]{16}$/);
     expect(templateKey({ ...base })).toBe(k);
     for (const over of [{ image: 'img2' }, { stage2: 's3' }, { runtime: 'rt2' }, { qemu: '/usr/bin/qemu:1:3' }, { accel: 'kvm' as const },
-      { shape: { ...base.shape, role: 'target' } }, { shape: { ...base.shape, memoryMiB: 512 } }, { shape: { ...base.shape, cpus: 2 } }, { shape: { ...base.shape, nics: 3 } }, { shape: { ...base.shape, nicModel: 'vmxnet3' as const } }]) {
+      { shape: { ...base.shape, role: 'target' } }, { shape: { ...base.shape, memoryMiB: 512 } }, { shape: { ...base.shape, cpus: 2 } }, { shape: { ...base.shape, nics: 3 } }, { shape: { ...base.shape, nicModel: 'vmxnet3' as const } }, { shape: { ...base.shape, guest: 'trixie' } }]) {
       expect(templateKey({ ...base, ...over })).not.toBe(k);
     }
   });
@@ -97,6 +97,9 @@ describe('template keys', () => {
     const taps = [{ name: 'a', network: 'path-a', mac: 'm', prefixLength: 24 }];
     expect(shapeName(shapeOf({ role: 'compute', memoryMiB: 384, cpus: 1, taps, nicModel: 'virtio' }))).toBe('compute-384m-1c-1n');
     expect(shapeName(shapeOf({ role: 'compute', memoryMiB: 384, cpus: 1, taps, nicModel: 'vmxnet3' }))).toBe('compute-384m-1c-1n-vmxnet3');
+    // Another guest than bookworm is named; a record written before guests runs bookworm.
+    expect(shapeName(shapeOf({ role: 'compute', memoryMiB: 384, cpus: 1, taps, nicModel: 'virtio', guest: 'trixie' }))).toBe('compute-384m-1c-1n-trixie');
+    expect(shapeName(shapeOf({ role: 'compute', memoryMiB: 384, cpus: 1, taps, nicModel: 'vmxnet3', guest: 'bookworm' }))).toBe('compute-384m-1c-1n-vmxnet3');
   });
 
   it('are on unless BRICK_LAB_TEMPLATES=0', () => {

@@ -5,7 +5,10 @@ import {
   assignAddresses,
   labTag,
   parseCidr,
+  guestsOf,
+  nodeGuest,
   parseTopology,
+  withGuest,
   renderTopology,
   stableUuid,
   validateTopology,
@@ -229,6 +232,38 @@ describe('validateTopology refuses, naming the field', () => {
       ['compute-2', 'compute', 'vmxnet3'],
     ]);
     expect(pci.networks).toEqual(parseTopology(DEFAULT_YAML, 'lab/default.yaml').networks);
+  });
+
+  it('a guest per lab and per node: the lab\'s for nodes that name none, --guest replacing the lab\'s only', () => {
+    // A trixie lab whose target runs bookworm.
+    const doc = base();
+    doc.guest = 'trixie';
+    doc.nodes[0].guest = 'bookworm';
+    const t = validateTopology(doc, 'unit');
+    expect(t.guest).toBe('trixie');
+    expect(t.nodes.map((n) => nodeGuest(t, n))).toEqual(['bookworm', 'trixie']);
+    expect(guestsOf(t)).toEqual(['bookworm', 'trixie']);
+    const swapped = withGuest(t, 'bookworm');
+    expect(swapped.nodes.map((n) => nodeGuest(swapped, n))).toEqual(['bookworm', 'bookworm']);
+    expect(() => withGuest(t, 'sid')).toThrow(/no guest called "sid"; the guests are bookworm, trixie/);
+    const plain = validateTopology(base(), 'unit');
+    expect(plain.guest).toBe('bookworm');
+    expect(plain.nodes.every((n) => n.guest === undefined)).toBe(true);
+    // A record written before guests: bookworm.
+    expect(nodeGuest({}, {})).toBe('bookworm');
+  });
+
+  it('a guest there is no recipe for, or another than bookworm on a node that is a container', () => {
+    const lab = base();
+    lab.guest = 'buster';
+    expectRefused(lab, 'guest', /must be one of the guests bookworm, trixie \(got "buster"\)/);
+    const node = base();
+    node.nodes[1].guest = 7;
+    expectRefused(node, 'nodes[1].guest', /must be one of the guests/);
+    const docker = base();
+    docker.nodes[1].provider = 'docker';
+    docker.nodes[1].guest = 'trixie';
+    expectRefused(docker, 'nodes[1].guest', /is bookworm on a docker node/);
   });
 
   it('a data NIC model it does not know, or one on a node that is a container', () => {

@@ -10,9 +10,11 @@ import { progress } from '../../system/log.js';
 import { cacheDir, PROJECT_ROOT } from '../../system/paths.js';
 import { buildCpio, type CpioEntry } from './cpio.js';
 import { loadOrder, parseBuiltin, parseModulesDep } from './modules.js';
-import { loadRecipe, type ImageRecipe } from './recipe.js';
+import { DEFAULT_GUEST, guestNames, loadRecipe, type ImageRecipe } from './recipe.js';
 
 export interface GuestImage {
+  /** The guest (images/guests/<guest>.json) this image is built from. */
+  guest: string;
   key: string;
   dir: string;
   /** The guest's root file system: EROFS, attached read-only as a virtio disk. */
@@ -26,6 +28,8 @@ export interface GuestImage {
 
 export interface ImageManifest {
   key: string;
+  /** Absent in manifests written before guests: bookworm. */
+  guest?: string;
   release: string;
   kernelPackage: string;
   kernelRelease: string;
@@ -37,8 +41,9 @@ export function imagesDir(): string {
   return join(cacheDir(), 'images');
 }
 
-function paths(dir: string, key: string, recipe: ImageRecipe, nodeDir: string): GuestImage {
+function paths(guest: string, dir: string, key: string, recipe: ImageRecipe, nodeDir: string): GuestImage {
   return {
+    guest,
     key,
     dir,
     rootImage: join(dir, 'root.erofs'),
@@ -49,42 +54,43 @@ function paths(dir: string, key: string, recipe: ImageRecipe, nodeDir: string): 
   };
 }
 
-/** The image for the current recipe if it is already built, without building anything. */
-export async function findImage(): Promise<GuestImage | null> {
-  const { recipe, key } = loadRecipe();
+/** The image of a guest's current recipe if it is already built, without building anything. */
+export async function findImage(guest = DEFAULT_GUEST): Promise<GuestImage | null> {
+  const { recipe, key } = loadRecipe(guest);
   const dir = join(imagesDir(), key);
   if (!existsSync(join(dir, 'manifest.json'))) return null;
-  return paths(dir, key, recipe, await nodeRuntime(false));
+  return paths(guest, dir, key, recipe, await nodeRuntime(false));
 }
 
 /**
  * The guest image for the current recipe: built once, reused until the recipe changes. Two
  * processes that both need it wait on one lock; the second one finds the image done.
  */
-export async function ensureImage(opts: { signal?: AbortSignal } = {}): Promise<GuestImage> {
-  const { recipe, key } = loadRecipe();
+export async function ensureImage(opts: { signal?: AbortSignal; guest?: string } = {}): Promise<GuestImage> {
+  const guest = opts.guest ?? DEFAULT_GUEST;
+  const { recipe, key } = loadRecipe(guest);
   const root = imagesDir();
   await mkdir(root, { recursive: true });
   const dir = join(root, key);
   const nodeDir = await nodeRuntime(true);
-  if (existsSync(join(dir, 'manifest.json'))) return paths(dir, key, recipe, nodeDir);
+  if (existsSync(join(dir, 'manifest.json'))) return paths(guest, dir, key, recipe, nodeDir);
   return withLock(
     join(root, `${key}.lock`),
     `the image build ${key}`,
     async () => {
       if (existsSync(join(dir, 'manifest.json'))) {
         progress('image', `image ${key} was built by another process meanwhile`);
-        return paths(dir, key, recipe, nodeDir);
+        return paths(guest, dir, key, recipe, nodeDir);
       }
-      await buildImage(recipe, key, dir, opts.signal);
-      await pruneImages(key);
-      return paths(dir, key, recipe, nodeDir);
+      await buildImage(guest, recipe, key, dir, opts.signal);
+      await pruneImages();
+      return paths(guest, dir, key, recipe, nodeDir);
     },
     { onWait: (pid) => progress('image', `waiting for image build ${key} by pid ${pid}`) },
   );
 }
 
-async function buildImage(recipe: ImageRecipe, key: string, finalDir: string, signal?: AbortSignal): Promise<void> {
+async function buildImage(guest: string, recipe: ImageRecipe, key: string, finalDir: string, signal?: AbortSignal): Promise<void> {
   const work = `${finalDir}.partial`;
   await safeRemove(work);
   await mkdir(work, { recursive: true });
@@ -115,7 +121,7 @@ async function buildImage(recipe: ImageRecipe, key: string, finalDir: string, si
       const modRoot = join(rootfs, 'lib', 'modules', recipe.kernel.release);
       if (!existsSync(modRoot)) {
         throw new BrickError('IMAGE_KERNEL_MISSING', `${recipe.kernel.package} did not install modules under /lib/modules/${recipe.kernel.release}`, {
-          hint: 'fix kernel.release in images/recipe.json',
+          hint: `fix kernel.release in images/guests/${guest}.json`,
         });
       }
       for (const d of recipe.pruneModuleDirs) await rm(join(modRoot, d), { recursive: true, force: true });
@@ -139,6 +145,7 @@ async function buildImage(recipe: ImageRecipe, key: string, finalDir: string, si
     });
     const manifest: ImageManifest = {
       key,
+      guest,
       release: recipe.release,
       kernelPackage: recipe.kernel.package,
       kernelRelease: recipe.kernel.release,
@@ -194,6 +201,19 @@ async function safeRemove(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** A module file's bytes, decompressed when it is .ko.xz or .ko.zst. */
+async function moduleBytes(path: string): Promise<Buffer> {
+  if (!/\.ko\.(xz|zst)$/.test(path)) return readFile(path);
+  const out = `${path}.decompressed`;
+  const tool = path.endsWith('.xz') ? ['xz', '--decompress', '--stdout', path] : ['zstd', '--decompress', '--stdout', '--quiet', path];
+  try {
+    await exec(tool, { timeoutMs: 60_000, stdoutFile: out });
+    return await readFile(out);
+  } finally {
+    await rm(out, { force: true });
+  }
+}
+
 /** Stage 1: static busybox, our init, and the modules needed to reach the 9p root. */
 export async function buildInitramfs(rootfs: string, recipe: ImageRecipe): Promise<Buffer> {
   const modRoot = join(rootfs, 'lib', 'modules', recipe.kernel.release);
@@ -211,12 +231,14 @@ export async function buildInitramfs(rootfs: string, recipe: ImageRecipe): Promi
   ];
   const names: string[] = [];
   for (const rel of order) {
-    if (!rel.endsWith('.ko')) {
-      throw new BrickError('IMAGE_MODULE_COMPRESSED', `module ${rel} is compressed; stage 1 loads plain .ko files only`);
+    // Stage 1's busybox insmod takes plain .ko files: a compressed module (trixie's are .ko.xz)
+    // goes in decompressed.
+    const file = rel.split('/').pop()!.replace(/\.ko\.(xz|zst)$/, '.ko');
+    if (!file.endsWith('.ko')) {
+      throw new BrickError('IMAGE_MODULE_COMPRESSED', `module ${rel} is compressed in a way stage 1 cannot load (xz and zstd are decompressed)`);
     }
-    const file = rel.split('/').pop()!;
     names.push(file);
-    entries.push({ path: `modules/${file}`, kind: 'file', data: await readFile(join(modRoot, rel)) });
+    entries.push({ path: `modules/${file}`, kind: 'file', data: await moduleBytes(join(modRoot, rel)) });
   }
   entries.push({ path: 'modules/order', kind: 'file', data: Buffer.from(`${names.join('\n')}\n`) });
   return gzipSync(buildCpio(entries), { level: 6 });
@@ -243,12 +265,14 @@ export async function nodeRuntime(create: boolean): Promise<string> {
 }
 
 /**
- * Images of older recipes are dead weight (about 600 MB each): remove them once a new one is built.
- * A VM still running from an old image keeps its open disk file until it stops.
+ * Images of older recipes are dead weight (about 600 MB each): remove them once a new one is built,
+ * keeping every guest's current one. A VM still running from an old image keeps its open disk file
+ * until it stops.
  */
-async function pruneImages(keep: string): Promise<void> {
+async function pruneImages(): Promise<void> {
+  const keep = new Set(guestNames().map((g) => loadRecipe(g).key));
   for (const old of await listImages()) {
-    if (old === keep || existsSync(join(imagesDir(), `${old}.lock`))) continue;
+    if (keep.has(old) || existsSync(join(imagesDir(), `${old}.lock`))) continue;
     await safeRemove(join(imagesDir(), old));
     progress('image', `removed the image of an older recipe: ${old}`);
   }

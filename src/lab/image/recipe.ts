@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrickError } from '../../system/errors.js';
 import { PROJECT_ROOT } from '../../system/paths.js';
@@ -16,11 +16,48 @@ export interface ImageRecipe {
 /** Bumped when the build code changes what it produces from the same recipe. */
 export const IMAGE_FORMAT = 4;
 
-export const RECIPE_FILES = ['images/recipe.json', 'images/guest/initramfs-init'] as const;
+/**
+ * Guests: one recipe per Debian release the lab can boot, `images/guests/<name>.json` (a third is
+ * a file more). Every node runs one; bookworm unless the topology or --guest says otherwise.
+ */
+export const GUESTS_DIR = 'images/guests';
+export const DEFAULT_GUEST = 'bookworm';
+const GUEST_NAME = /^[a-z][a-z0-9-]{0,19}$/;
+
+/** The guests there are recipes for, sorted. */
+export function guestNames(root = PROJECT_ROOT): string[] {
+  try {
+    return readdirSync(join(root, GUESTS_DIR))
+      .filter((f) => f.endsWith('.json') && GUEST_NAME.test(f.slice(0, -5)))
+      .map((f) => f.slice(0, -5))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Refuse a guest there is no recipe for, naming the ones there are (before anything is built or booted). */
+export function checkGuest(guest: string, where = '--guest', root = PROJECT_ROOT): string {
+  const known = guestNames(root);
+  if (!known.includes(guest)) {
+    throw new BrickError('UNKNOWN_GUEST', `${where}: no guest called ${JSON.stringify(guest)}; the guests are ${known.join(', ')}`, {
+      hint: `pick one of ${known.join(', ')} (a guest is a recipe in ${GUESTS_DIR}/)`,
+    });
+  }
+  return guest;
+}
+
+/** The files whose content makes a guest's image (its cache key). */
+export function recipeFiles(guest = DEFAULT_GUEST): [string, string] {
+  return [`${GUESTS_DIR}/${guest}.json`, 'images/guest/initramfs-init'];
+}
+
+/** The default guest's files (kept for what reads one recipe). */
+export const RECIPE_FILES = recipeFiles(DEFAULT_GUEST);
 
 const DEB_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
 
-export function parseRecipe(text: string, source = 'images/recipe.json'): ImageRecipe {
+export function parseRecipe(text: string, source = `${GUESTS_DIR}/${DEFAULT_GUEST}.json`): ImageRecipe {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -63,8 +100,8 @@ export function recipeKey(files: ReadonlyArray<{ path: string; content: string |
   return h.digest('hex').slice(0, 16);
 }
 
-export function loadRecipe(root = PROJECT_ROOT): { recipe: ImageRecipe; key: string } {
-  const files = RECIPE_FILES.map((path) => {
+export function loadRecipe(guest = DEFAULT_GUEST, root = PROJECT_ROOT): { recipe: ImageRecipe; key: string } {
+  const files = recipeFiles(guest).map((path) => {
     try {
       return { path, content: readFileSync(join(root, path)) };
     } catch (e) {
@@ -73,6 +110,6 @@ export function loadRecipe(root = PROJECT_ROOT): { recipe: ImageRecipe; key: str
       });
     }
   });
-  const recipe = parseRecipe(files[0]!.content.toString('utf8'));
+  const recipe = parseRecipe(files[0]!.content.toString('utf8'), files[0]!.path);
   return { recipe, key: recipeKey(files) };
 }

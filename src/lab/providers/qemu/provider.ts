@@ -4,7 +4,7 @@ import { BrickError } from '../../../system/errors.js';
 import { exec, renderCommand } from '../../../system/exec.js';
 import { progress, warn } from '../../../system/log.js';
 import { processAlive, stopProcesses } from '../../../system/process.js';
-import type { PreparedNodes, Provider, UpContext } from '../../provider.js';
+import { imageOf, type PreparedNodes, type Provider, type UpContext } from '../../provider.js';
 import { throwIfAborted, waitReady } from '../../ready.js';
 import type { LabRecord, NodeRecord } from '../../state.js';
 import type { GuestImage } from '../../image/build.js';
@@ -102,6 +102,8 @@ async function startVm(rec: LabRecord, node: NodeRecord, image: GuestImage, t: T
 async function prepareTemplates(ctx: UpContext, nodes: NodeRecord[]): Promise<Templated | null> {
   if (!templatesEnabled() || nodes.length === 0) return null;
   const { rec, image, signal } = ctx;
+  // The runtime disk is the same for every guest (Node.js and the agent); each guest's templates
+  // are keyed by its own image.
   // A unix socket's path has room for 107 bytes: with a long BRICK_LAB_STATE the control and QMP sockets would not fit.
   const long = nodes.map((n) => join(rec.dir, 'run', `${n.name}.ctl`)).find((p) => Buffer.byteLength(p) > 100);
   if (long) {
@@ -110,19 +112,22 @@ async function prepareTemplates(ctx: UpContext, nodes: NodeRecord[]): Promise<Te
   }
   await pruneTemplateBuilds();
   const runtime = await ensureRuntimeDisk(image.nodeDir);
-  const tctx = await templateContext({ lab: rec.name, image, accel: rec.accel, runtime, bootTimeoutMs: Math.max(...nodes.map((n) => n.bootTimeoutSeconds)) * 1000 });
-  const shapes = new Map(nodes.map((n) => [shapeName(shapeOf(n)), shapeOf(n)]));
+  const bootTimeoutMs = Math.max(...nodes.map((n) => n.bootTimeoutSeconds)) * 1000;
+  const contexts = new Map<string, Awaited<ReturnType<typeof templateContext>>>();
+  const shapes = new Map(nodes.map((n) => [shapeName(shapeOf(n)), { shape: shapeOf(n), node: n }]));
   const states = new Map<string, string>();
-  const missing: Array<{ name: string; shape: ReturnType<typeof shapeOf>; state: string }> = [];
-  for (const [name, shape] of shapes) {
+  const missing: Array<{ name: string; shape: ReturnType<typeof shapeOf>; state: string; tctx: Awaited<ReturnType<typeof templateContext>> }> = [];
+  for (const [name, { shape, node }] of shapes) {
+    let tctx = contexts.get(shape.guest);
+    if (!tctx) contexts.set(shape.guest, (tctx = await templateContext({ lab: rec.name, image: imageOf(ctx, node), accel: rec.accel, runtime, bootTimeoutMs })));
     const t = templateFor(tctx, shape);
     if (t.exists) states.set(name, t.state);
-    else missing.push({ name, shape, state: t.state });
+    else missing.push({ name, shape, state: t.state, tctx });
   }
   if (missing.length > 0) {
     progress('template', `booting ${missing.map((m) => m.name).join(', ')} once to save ${missing.length === 1 ? 'its state' : 'their states'} (nodes start from them; kept in the cache)`);
     const t0 = performance.now();
-    const made = await Promise.allSettled(missing.map((m) => buildTemplate(tctx, m.shape, m.state, signal)));
+    const made = await Promise.allSettled(missing.map((m) => buildTemplate(m.tctx, m.shape, m.state, signal)));
     throwIfAborted(signal);
     made.forEach((r, i) => {
       const m = missing[i]!;
@@ -139,7 +144,7 @@ export const qemuProvider: Provider = {
   name: 'qemu',
 
   async prepare(ctx: UpContext, nodes: NodeRecord[]): Promise<PreparedNodes> {
-    const { rec, image, token, signal } = ctx;
+    const { rec, token, signal } = ctx;
     // With docker nodes in the lab, the data networks are Docker's (prepared first): no namespace.
     if (!rec.docker) {
       progress('network', `namespace ${rec.netns} with bridges for ${rec.topology.networks.map((n) => n.name).join(', ')}`);
@@ -149,7 +154,7 @@ export const qemuProvider: Provider = {
     const templated = await prepareTemplates(ctx, nodes);
     throwIfAborted(signal);
     return {
-      start: (node) => startVm(rec, node, image, templated),
+      start: (node) => startVm(rec, node, imageOf(ctx, node), templated),
       ready: (node) => waitReady(node, token, node.bootTimeoutSeconds * 1000, signal),
     };
   },

@@ -13,6 +13,7 @@ import type { GuestImage } from '../../image/build.js';
 import { consoleTail } from '../../ready.js';
 import type { NodeRecord } from '../../state.js';
 import type { NicModel } from '../../topology.js';
+import { DEFAULT_GUEST } from '../../image/recipe.js';
 import { macFor, qemuArgv, SHELL_SAFE_PATH, type QemuNodeSpec } from './argv.js';
 
 /**
@@ -50,19 +51,24 @@ export interface TemplateShape {
   cpus: number;
   nics: number;
   nicModel: NicModel;
+  /** The guest (its image is part of the key too; the name keeps two guests' templates apart). */
+  guest: string;
 }
 
 export function templatesEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.BRICK_LAB_TEMPLATES !== '0';
 }
 
-export function shapeOf(node: Pick<NodeRecord, 'role' | 'memoryMiB' | 'cpus' | 'taps' | 'nicModel'>): TemplateShape {
-  return { role: node.role, memoryMiB: node.memoryMiB, cpus: node.cpus, nics: node.taps.length, nicModel: node.nicModel ?? 'virtio' };
+export function shapeOf(node: Pick<NodeRecord, 'role' | 'memoryMiB' | 'cpus' | 'taps' | 'nicModel' | 'guest'>): TemplateShape {
+  return { role: node.role, memoryMiB: node.memoryMiB, cpus: node.cpus, nics: node.taps.length, nicModel: node.nicModel ?? 'virtio', guest: node.guest ?? DEFAULT_GUEST };
 }
 
-/** A shape as a file name: `compute-384m-1c-2n`, `compute-384m-1c-2n-vmxnet3` with other NICs than virtio's. */
+/**
+ * A shape as a file name: `compute-384m-1c-2n`; `-vmxnet3` with other NICs than virtio's, and the
+ * guest's name after it when it is not the default (`compute-384m-1c-2n-trixie`).
+ */
 export function shapeName(s: TemplateShape): string {
-  return `${s.role}-${s.memoryMiB}m-${s.cpus}c-${s.nics}n${s.nicModel === 'virtio' ? '' : `-${s.nicModel}`}`;
+  return `${s.role}-${s.memoryMiB}m-${s.cpus}c-${s.nics}n${s.nicModel === 'virtio' ? '' : `-${s.nicModel}`}${s.guest === DEFAULT_GUEST ? '' : `-${s.guest}`}`;
 }
 
 function templatesDir(): string {
