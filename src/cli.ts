@@ -132,11 +132,12 @@ function table(rows: string[][]): string {
 
 function formatStatus(s: LabStatus): string {
   if (s.phase === 'down') return `lab ${s.name}: down`;
-  const head = [`lab ${s.name}: ${s.phase}, ${s.accel?.toUpperCase()} (${s.accelReason}), image ${s.image?.key} kernel ${s.image?.kernelRelease}`];
+  const images = s.images && Object.keys(s.images).length > 1 ? `images ${Object.entries(s.images).map(([g, i]) => `${g} ${i.key} (kernel ${i.kernelRelease})`).join(', ')}` : `image ${s.image?.key} kernel ${s.image?.kernelRelease}`;
+  const head = [`lab ${s.name}: ${s.phase}, ${s.accel?.toUpperCase()} (${s.accelReason}), ${images}`];
   head.push(`token: ${s.tokenFile}   ${s.docker ? `docker: ${s.docker.privileges.summary}, networks ${Object.values(s.docker.networks).map((n) => n.name).join(' ')}` : `network namespace: ${s.netns}`}`);
-  const rows = [['NODE', 'ROLE', 'STATE', 'KERNEL', 'MANAGEMENT URL', 'DATA ADDRESSES']];
+  const rows = [['NODE', 'ROLE', 'STATE', 'GUEST', 'KERNEL', 'OS-BRICK', 'MANAGEMENT URL', 'DATA ADDRESSES']];
   for (const n of s.nodes) {
-    rows.push([n.container ? `${n.name} (container)` : n.name, n.role, n.state, n.kernel ?? '-', n.url, Object.entries(n.addresses).map(([k, v]) => `${k}=${v}`).join(' ')]);
+    rows.push([n.container ? `${n.name} (container)` : n.name, n.role, n.state, n.guest, n.kernel ?? '-', n.osBrick ?? '-', n.url, Object.entries(n.addresses).map(([k, v]) => `${k}=${v}`).join(' ')]);
   }
   const deaths = s.nodes.filter((n) => n.agentDeaths.length > 0).map((n) => {
     const last = n.agentDeaths.at(-1)!;
@@ -363,7 +364,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const jobs = parseJobs(o.jobs);
       const ac = abortOnSignals();
-      return runMain({ topology: await topology(), topologyFile: topologyPath, name, keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), ...(jobs ? { jobs } : {}), signal: ac.signal });
+      return runMain({ topology: await topology(), topologyFile: topologyPath, name, ...(guest ? { guest } : {}), keep: o.keep, json: o.json, scenarios: o.scenario ?? [], ...(o.results ? { resultsDir: o.results } : {}), ...(o.shard ? { shard: o.shard } : {}), ...(jobs ? { jobs } : {}), signal: ac.signal });
     }
     case 'validate': {
       if (o.list) {
@@ -383,6 +384,7 @@ async function main(argv: string[]): Promise<number> {
         topology: await topology(),
         topologyFile: topologyPath,
         name,
+        ...(guest ? { guest } : {}),
         keep: o.keep,
         json: o.json,
         ...(o.results ? { resultsDir: o.results } : {}),

@@ -299,7 +299,9 @@ else
   seed=/run/brick-lab/seed
   mkdir -p "$seed"
   if mount -t 9p -o rw,trans=virtio,version=9p2000.L,msize=262144 disk "$seed"; then
-    for d in etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors; do
+    dirs="etc/iscsi etc/multipath etc/nvme var/lib/brick-lab/connectors"
+    [ -d /var/lib/iscsi ] && dirs="$dirs var/lib/iscsi"
+    for d in $dirs; do
       mkdir -p "$seed/$d" "/$d" && cp -a "/$d/." "$seed/$d/"
     done
     umount "$seed"
@@ -313,6 +315,10 @@ else
   # drops what arrived before). The node's line: "brick-node NAME EPOCH".
   exec 3<>/dev/ttyS1
   stty -echo <&3 2>/dev/null
+  # A template whose boot had a step fail is not kept: every node restored from it would carry
+  # the failure (its timeline) and fail its own up.
+  failed=$(grep '^failed:' /run/brick-lab/timeline | cut -d' ' -f1 | tr '\n' ' ')
+  if [ -n "$failed" ]; then echo "brick-template-failed $failed" >&3; exec sleep infinity; fi
   echo "brick-template-ready" >&3
   while read -r word node now <&3; do
     [ "$word" = brick-node ] && [ -n "$node" ] && break

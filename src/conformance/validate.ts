@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { conformanceChecks } from './checks.js';
-import { labClient } from '../lab/lab.js';
+import { labClient, labVersions } from '../lab/lab.js';
 import { labFor } from '../lab/session.js';
 import type { LabRecord } from '../lab/state.js';
 import type { Topology } from '../lab/topology.js';
@@ -16,6 +16,8 @@ import { PROJECT_ROOT } from '../system/paths.js';
 export const DEFAULT_VALIDATE_RESULTS = 'results/validate';
 
 export interface ValidateOptions {
+  /** --guest: a running lab of another guest is refused. */
+  guest?: string;
   /** A path to a connector program or module, "os-brick", or "builtin". */
   connector: string;
   protocols: Protocol[];
@@ -140,6 +142,7 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
     topologyFile: o.topologyFile,
     tag: 'validate',
     keep: o.keep,
+    ...(o.guest ? { guest: o.guest } : {}),
     check: (t: Topology) => checkNeeds(t, checks),
     // A lab left running gets its connectors back as they were.
     ...(pkg ? { beforeKeep: (rec: LabRecord) => uninstall(rec, pkg.name) } : {}),
@@ -149,10 +152,12 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
     // os-brick retries and waits for minutes on its own where things go wrong (and its first call
     // starts the server that imports it): give it more than a program's default 120 s.
     if (pkg) await install(rec, pkg, o.timeoutMs ?? (pkg.name === 'os-brick' ? 600_000 : undefined));
-    const firstCompute = rec.nodes.find((n) => n.role === 'compute')!;
-    const kernel = (await (await labClient(rec, firstCompute.name)).health()).kernel;
+    const nodes = await labVersions(rec);
+    // The first compute's, as it says; else its guest's image's.
+    const first = nodes.find((n) => n.role === 'compute');
+    const kernel = first?.kernel ?? (first ? rec.images?.[first.guest]?.kernelRelease : undefined) ?? rec.image.kernelRelease;
     progress('validate', `${subject}: ${checks.length} checks`);
-    const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, subject, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, nodes, subject, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     return emitReport(report, resultsDir, o.json, 'validate');
   });
 }

@@ -33,8 +33,19 @@ export async function removeScsiVolume(fs: HostFs, d: Detach, snap: HostSnapshot
   if (d.removed.some((r) => r.startsWith('multipath map'))) {
     // multipathd drops deleted paths from its own tables a little later (bug 1924652 is about it
     // being slow): wait, so that "detached" means multipathd forgot them too. A multipathd that
-    // does not answer is an error of the detach, not a reason to wait the whole time.
-    await waitForDevice('multipathd to drop the deleted paths', async () => !(await readMultipathdPaths()).some((x) => blocks.has(x.dev)), 10_000).catch((e: Error) => d.errors.push(e.message));
+    // does not answer once is asked again; still silent at the end, that is the error reported.
+    let silent: string | null = null;
+    const dropped = async (): Promise<boolean> => {
+      try {
+        const held = await readMultipathdPaths();
+        silent = null;
+        return !held.some((x) => blocks.has(x.dev));
+      } catch (e) {
+        silent = (e as Error).message;
+        return false;
+      }
+    };
+    await waitForDevice('multipathd to drop the deleted paths', dropped, 10_000).catch((e: Error) => d.errors.push(silent ? `${e.message}: ${silent}` : e.message));
   }
   return links;
 }

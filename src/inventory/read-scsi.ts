@@ -69,14 +69,20 @@ export const ISCSI_CONF_DIR = '/etc/iscsi';
 
 /**
  * Where open-iscsi keeps its database (node records, discovery records, ifaces): /etc/iscsi in
- * Debian bookworm's build (2.1.8), /var/lib/iscsi in trixie's (2.1.11), whose package ships that
- * directory; told apart by it.
+ * Debian bookworm's build (2.1.8), /var/lib/iscsi in trixie's (2.1.11). The readers read both,
+ * so that no record is missed on a host that has both directories (one left from an older
+ * install); iscsiDbRoot is where this host's iscsiadm writes.
  */
+export const ISCSI_DB_ROOTS = [ISCSI_CONF_DIR, '/var/lib/iscsi'] as const;
+
+/** Where iscsiadm writes here: the root that holds records, else trixie's when its package made it, else /etc/iscsi. */
 export function iscsiDbRoot(fs: HostFs): string {
+  if (fs.exists('/var/lib/iscsi/nodes') || fs.exists('/var/lib/iscsi/send_targets')) return '/var/lib/iscsi';
+  if (fs.list(`${ISCSI_CONF_DIR}/nodes`).length > 0) return ISCSI_CONF_DIR;
   return fs.exists('/var/lib/iscsi') ? '/var/lib/iscsi' : ISCSI_CONF_DIR;
 }
 
-/** The node records' directory (iscsiDbRoot). */
+/** The node records' directory iscsiadm writes to (iscsiDbRoot). */
 export function iscsiNodeDb(fs: HostFs): string {
   return `${iscsiDbRoot(fs)}/nodes`;
 }
@@ -134,9 +140,9 @@ function portalOfEntry(host: string, port: string): string {
  * `iscsiadm -m node --op new`) or a directory with one record file per iface ("ip,port,tpgt/IFACE",
  * made by discovery). Each record's startup mode and iface are read from its file.
  */
-export function iscsiNodes(fs: HostFs, root = iscsiNodeDb(fs)): IscsiNodeRecord[] {
+export function iscsiNodes(fs: HostFs, roots: string | readonly string[] = ISCSI_DB_ROOTS.map((r) => `${r}/nodes`)): IscsiNodeRecord[] {
   const out: IscsiNodeRecord[] = [];
-  for (const iqn of fs.list(root)) {
+  for (const root of typeof roots === 'string' ? [roots] : roots) for (const iqn of fs.list(root)) {
     for (const entry of fs.list(`${root}/${iqn}`)) {
       const m = /^([^,]+),(\d+)(?:,(-?\d+))?$/.exec(entry);
       if (!m) continue;
@@ -161,9 +167,9 @@ export function iscsiNodes(fs: HostFs, root = iscsiNodeDb(fs)): IscsiNodeRecord[
  * Discovery records: DB/send_targets/IP,PORT (and isns/IP,PORT), each holding its
  * st_config and one link per node record it made, named "IQN,IP,PORT,TPGT,IFACE".
  */
-export function iscsiDiscovery(fs: HostFs, root = iscsiDbRoot(fs)): IscsiDiscoveryRecord[] {
+export function iscsiDiscovery(fs: HostFs, roots: readonly string[] = ISCSI_DB_ROOTS): IscsiDiscoveryRecord[] {
   const out: IscsiDiscoveryRecord[] = [];
-  for (const [type, sub] of [['sendtargets', 'send_targets'], ['isns', 'isns']] as const) {
+  for (const root of roots) for (const [type, sub] of [['sendtargets', 'send_targets'], ['isns', 'isns']] as const) {
     for (const entry of fs.list(`${root}/${sub}`)) {
       const m = /^([^,]+),(\d+)$/.exec(entry);
       if (!m) continue;
@@ -177,6 +183,6 @@ export function iscsiDiscovery(fs: HostFs, root = iscsiDbRoot(fs)): IscsiDiscove
 }
 
 /** Ifaces made with `iscsiadm -m iface -o new` (the built-in default and iser have no file). */
-export function iscsiIfaces(fs: HostFs, root = iscsiDbRoot(fs)): IscsiIface[] {
-  return fs.list(`${root}/ifaces`).map((name) => ({ name, path: `${root}/ifaces/${name}` }));
+export function iscsiIfaces(fs: HostFs, roots: readonly string[] = ISCSI_DB_ROOTS): IscsiIface[] {
+  return roots.flatMap((root) => fs.list(`${root}/ifaces`).map((name) => ({ name, path: `${root}/ifaces/${name}` })));
 }

@@ -8,7 +8,7 @@ import { imageExists, nodeImageSpec } from './providers/docker/image.js';
 import { choosePrivileges } from './providers/docker/privileges.js';
 import { probeHostStorage } from './providers/docker/provider.js';
 import { findImage, listImages } from './image/build.js';
-import { loadRecipe } from './image/recipe.js';
+import { DEFAULT_GUEST, guestNames, loadRecipe } from './image/recipe.js';
 import { leftovers, listLabs } from './lab.js';
 import { HOST_TOOLS } from './preflight.js';
 
@@ -63,14 +63,26 @@ export async function doctor(): Promise<DoctorReport> {
   }
   checks.push({ name: 'netns', ok: netnsOk, detail: netnsDetail, essential: true });
 
-  const { key } = loadRecipe();
+  // Every guest: its kernel and os-brick (from its recipe), and whether its image is built.
+  for (const guest of guestNames()) {
+    let loaded: ReturnType<typeof loadRecipe>;
+    try {
+      loaded = loadRecipe(guest);
+    } catch (e) {
+      checks.push({ name: `image ${guest}`, ok: false, detail: (e as Error).message, essential: false });
+      continue;
+    }
+    const { key, recipe } = loaded;
+    const built = await findImage(guest);
+    const what = `${guest}${guest === DEFAULT_GUEST ? ' (the default)' : ''}: Debian ${recipe.release}, kernel ${recipe.kernel.release}`;
+    checks.push({
+      name: `image ${guest}`,
+      ok: true,
+      detail: built ? `${what}, built: ${built.dir}` : `${what}, not built yet (recipe ${key}); the first \`up\` that needs it builds it (about a minute), or \`brick-lab image --guest ${guest}\``,
+      essential: false,
+    });
+  }
   const image = await findImage();
-  checks.push({
-    name: 'image',
-    ok: true,
-    detail: image ? `built for the current recipe: ${image.dir}` : `not built yet for recipe ${key}; the first \`up\` builds it (about a minute) or run \`brick-lab image\``,
-    essential: false,
-  });
   const all = await listImages();
   checks.push({ name: 'cache', ok: true, detail: `${cacheDir()} (${all.length} image${all.length === 1 ? '' : 's'}: ${all.join(', ') || 'none'})`, essential: false });
 

@@ -1,3 +1,4 @@
+import { DEFAULT_GUEST } from './image/recipe.js';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -67,7 +68,11 @@ export interface NodeStatus {
   /** A docker node's container: its name and whether it boots its own kernel or uses the host's. */
   container: { name: string; mode: 'guest' | 'host-kernel' } | null;
   state: 'ready' | 'booting' | 'unreachable' | 'stopped';
+  /** The guest it runs (images/guests/<guest>.json). */
+  guest: string;
   kernel: string | null;
+  /** The os-brick the node has (Debian's python3-os-brick, from its agent), null when unknown. */
+  osBrick: string | null;
   url: string;
   pid: number | null;
   consoleLog: string;
@@ -110,6 +115,8 @@ export interface LabStatus {
   tokenFile: string | null;
   netns: string | null;
   image: LabRecord['image'] | null;
+  /** Every guest's image the nodes run, by guest (null for a lab down or recorded before guests). */
+  images?: LabRecord['images'] | null;
   /** What the docker provider chose, when the lab has docker nodes. */
   docker: DockerLabRecord | null;
   nodes: NodeStatus[];
@@ -149,17 +156,18 @@ export async function status(name: string): Promise<LabStatus> {
         pid: n.pid,
         consoleLog: n.consoleLog,
         addresses: n.addresses,
+        guest: n.guest ?? DEFAULT_GUEST,
       };
-      if (!providerOf(n).alive(n)) return { ...base, state: 'stopped', kernel: null, agentDeaths: [] };
+      if (!providerOf(n).alive(n)) return { ...base, state: 'stopped', kernel: null, osBrick: null, agentDeaths: [] };
       try {
         const h = await new AgentClient(n.name, n.url, token).health(3000);
-        return { ...base, state: h.state, kernel: h.kernel, agentDeaths: agentDeaths(h.timeline) };
+        return { ...base, state: h.state, kernel: h.kernel, osBrick: h.tools['python3-os-brick'] ?? null, agentDeaths: agentDeaths(h.timeline) };
       } catch {
-        return { ...base, state: 'unreachable', kernel: null, agentDeaths: [] };
+        return { ...base, state: 'unreachable', kernel: null, osBrick: null, agentDeaths: [] };
       }
     }),
   );
-  return { name, phase: rec.phase, accel: rec.accel, accelReason: rec.accelReason, tokenFile: rec.tokenFile, netns: rec.docker ? null : rec.netns, image: rec.image, docker: rec.docker ?? null, nodes };
+  return { name, phase: rec.phase, accel: rec.accel, accelReason: rec.accelReason, tokenFile: rec.tokenFile, netns: rec.docker ? null : rec.netns, image: rec.image, images: rec.images ?? null, docker: rec.docker ?? null, nodes };
 }
 
 export async function listLabs(): Promise<string[]> {
@@ -180,4 +188,14 @@ export async function leftovers(name?: string): Promise<Leftovers> {
 
 export async function readLabOrNull(name: string): Promise<LabRecord | null> {
   return readRecord(checkLabName(name));
+}
+
+/** Each node's guest, kernel and os-brick, as its agent says (for reports). */
+export async function labVersions(rec: LabRecord): Promise<Array<{ name: string; role: string; guest: string; kernel: string | null; osBrick: string | null }>> {
+  return Promise.all(
+    rec.nodes.map(async (n) => {
+      const h = await (await labClient(rec, n.name)).health().catch(() => null);
+      return { name: n.name, role: n.role, guest: n.guest ?? DEFAULT_GUEST, kernel: h?.kernel ?? null, osBrick: h?.tools['python3-os-brick'] ?? null };
+    }),
+  );
 }

@@ -123,7 +123,9 @@ function guestField(v: unknown, source: string, field: string): string | null {
 }
 
 /** The guest a node runs: its own, else the lab's. */
-export function nodeGuest(topo: Partial<Pick<Topology, 'guest'>>, node: Pick<NodeSpec, 'guest'>): string {
+export function nodeGuest(topo: Partial<Pick<Topology, 'guest'>>, node: Pick<NodeSpec, 'guest'> & Partial<Pick<NodeSpec, 'provider'>>): string {
+  // A docker node's image is built from the default guest's recipe, whatever the lab's guest.
+  if (node.provider === 'docker') return DEFAULT_GUEST;
   // A lab record written before guests has no guest anywhere: bookworm.
   return node.guest ?? topo.guest ?? DEFAULT_GUEST;
 }
@@ -200,7 +202,7 @@ export function validateTopology(doc: unknown, source = 'topology'): Topology {
     }
     if (nicModel !== 'virtio' && provider !== 'qemu') throw invalid(source, `${at}.nicModel`, `is for nodes of the qemu provider (a ${provider} node's data links are its container's)`);
     const nodeGuest = guestField(n.guest, source, `${at}.guest`);
-    if (nodeGuest !== null && nodeGuest !== DEFAULT_GUEST && provider !== 'qemu') throw invalid(source, `${at}.guest`, `is ${DEFAULT_GUEST} on a ${provider} node (its image is built from that guest's recipe)`);
+    if (nodeGuest !== null && nodeGuest !== DEFAULT_GUEST && provider !== 'qemu') throw invalid(source, `${at}.guest`, `must be ${DEFAULT_GUEST} on a ${provider} node (its image is built from that guest's recipe; the lab's guest does not apply to it)`);
     const nets = n.networks ?? networks.map((x) => x.name);
     if (!Array.isArray(nets) || nets.some((x) => typeof x !== 'string')) throw invalid(source, `${at}.networks`, 'must be a list of network names');
     nets.forEach((x: string, j: number) => {

@@ -49,8 +49,8 @@ function placeholderImage(guest: string): GuestImage {
 /** `up --dry-run`: what each node would run, through its provider; makes nothing. */
 async function dryRun(name: string, topology: Topology, opts: UpOptions): Promise<LabRecord> {
   const images = new Map<string, GuestImage>();
-  for (const guest of [topology.guest ?? DEFAULT_GUEST, ...guestsOf(topology)]) if (!images.has(guest)) images.set(guest, (await findImage(guest)) ?? placeholderImage(guest));
-  const image = images.get(topology.guest ?? DEFAULT_GUEST)!;
+  for (const guest of guestsOf(topology)) images.set(guest, (await findImage(guest)) ?? placeholderImage(guest));
+  const image = images.get(topology.guest ?? DEFAULT_GUEST) ?? [...images.values()][0]!;
   const rec = draftRecord(name, opts.topologyFile, topology, labDir(name), opts.accel ?? 'tcg', 'dry run', image, images);
   rec.nodes.forEach((n, i) => (n.mgmtPort = 40000 + i));
   for (const n of rec.nodes) for (const line of providerOf(n).dryRun(rec, n, imageOf({ image, images }, n))) process.stdout.write(`${line}\n`);
@@ -114,13 +114,13 @@ export async function up(topology: Topology, opts: UpOptions): Promise<LabRecord
   try {
     // Every guest's image the nodes run, one after another (each build takes its own lock).
     const images = new Map<string, GuestImage>();
-    for (const guest of [topology.guest ?? DEFAULT_GUEST, ...guestsOf(topology)]) {
-      if (images.has(guest)) continue;
+    for (const guest of guestsOf(topology)) {
       progress('image', `checking the ${guest} guest image`);
       images.set(guest, await ensureImage({ guest, ...(signal ? { signal } : {}) }));
       throwIfAborted(signal);
     }
-    const image = images.get(topology.guest ?? DEFAULT_GUEST)!;
+    // The lab-wide guest's, when a node runs it; else the first node's (the acceleration probe's).
+    const image = images.get(topology.guest ?? DEFAULT_GUEST) ?? [...images.values()][0]!;
     const accel = opts.accel ? { accel: opts.accel, reason: 'asked for' } : await chooseAccel(image);
     progress('accel', `using ${accel.accel.toUpperCase()} (${accel.reason})`);
     throwIfAborted(signal);

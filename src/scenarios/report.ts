@@ -45,11 +45,17 @@ function leftText(r: ScenarioResult['rows'][number]): string {
   return [...byKind].map(([k, n]) => (n > 1 ? `${n} ${k}` : k)).join(', ');
 }
 
+/** Each node's guest, kernel and os-brick, on one line. */
+function nodesLine(nodes: NonNullable<SuiteReport['nodes']>): string {
+  return nodes.map((n) => `${n.name} ${n.guest} ${n.kernel ?? '?'} os-brick ${n.osBrick ?? '?'}`).join(', ');
+}
+
 /** The console table: per scenario its verdict, then per node and volume what was found and left. */
 export function renderTable(report: SuiteReport): string {
   const out: string[] = [];
   if (report.subject) out.push(report.subject);
   out.push(`lab ${report.lab} (${report.accel.toUpperCase()}, kernel ${report.kernel}): ${report.scenarios.length} scenarios in ${secs(report.durationMs)}`);
+  if (report.nodes) out.push(`nodes: ${nodesLine(report.nodes)}`);
   const notDone = unfinished(report);
   if (notDone) out.push(notDone);
   for (const s of report.scenarios) {
@@ -99,6 +105,7 @@ export function renderMarkdown(report: SuiteReport): string {
   if (notDone) out.push(`**${md(notDone)}.**`, '');
   if (report.subject) out.push(`${md(report.subject)}.`, '');
   out.push(`Lab \`${report.lab}\`, ${report.accel.toUpperCase()}, guest kernel ${report.kernel}; ${report.passed} passed, ${report.failed} failed in ${secs(report.durationMs)}.`);
+  if (report.nodes) out.push('', `Nodes: ${md(nodesLine(report.nodes))}.`);
   out.push('');
   out.push('| | scenario | time | what the oracle said |');
   out.push('|---|---|---|---|');

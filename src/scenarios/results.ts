@@ -40,10 +40,22 @@ export interface SuiteReport {
   /** What was judged, when not brick-lab's own connectors (brick-lab validate). */
   subject?: string;
   accel: string;
+  /** The first compute's kernel. */
   kernel: string;
+  /** Each node's guest, kernel and os-brick (absent in reports from before guests). */
+  nodes?: NodeVersions[];
   startedAt: string;
   durationMs: number;
   scenarios: ScenarioResult[];
   passed: number;
   failed: number;
+}
+
+/** What a node runs, as its agent says: its guest, kernel and os-brick. */
+export interface NodeVersions {
+  name: string;
+  role: string;
+  guest: string;
+  kernel: string | null;
+  osBrick: string | null;
 }

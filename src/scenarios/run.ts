@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { labClient } from '../lab/lab.js';
+import { labVersions } from '../lab/lab.js';
 import { labFor } from '../lab/session.js';
 import type { Topology } from '../lab/topology.js';
 import type { Scenario } from './catalog.js';
@@ -11,6 +11,8 @@ import { BrickError } from '../system/errors.js';
 export interface RunOptions {
   /** The topology the CLI loaded (used when the lab is brought up), and where from. */
   topology: Topology;
+  /** --guest: a running lab of another guest is refused. */
+  guest?: string;
   topologyFile: string;
   name: string;
   keep: boolean;
@@ -65,11 +67,13 @@ export async function runMain(o: RunOptions): Promise<number> {
   const chosen = selectScenarios(o.scenarios?.length ? o.scenarios : ['standard']);
   const scenarios = o.shard ? shardOf(chosen, o.shard) : chosen;
   const resultsDir = resolve(o.resultsDir ?? DEFAULT_RESULTS);
-  const session = { name: o.name, topology: o.topology, topologyFile: o.topologyFile, tag: 'run', keep: o.keep, check: (t: Topology) => checkNeeds(t, scenarios), ...(o.signal ? { signal: o.signal } : {}) };
+  const session = { name: o.name, topology: o.topology, topologyFile: o.topologyFile, tag: 'run', keep: o.keep, check: (t: Topology) => checkNeeds(t, scenarios), ...(o.guest ? { guest: o.guest } : {}), ...(o.signal ? { signal: o.signal } : {}) };
   return labFor(session, async (rec) => {
-    const firstCompute = rec.nodes.find((n) => n.role === 'compute');
-    const kernel = firstCompute ? (await (await labClient(rec, firstCompute.name)).health()).kernel : rec.image.kernelRelease;
-    const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    const nodes = await labVersions(rec);
+    // The first compute's, as it says; else its guest's image's.
+    const first = nodes.find((n) => n.role === 'compute');
+    const kernel = first?.kernel ?? (first ? rec.images?.[first.guest]?.kernelRelease : undefined) ?? rec.image.kernelRelease;
+    const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, nodes, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     return emitReport(report, resultsDir, o.json, 'run');
   });
 }

@@ -82,7 +82,7 @@ export function checkNeeds(topo: Topology, scenarios: Scenario[]): void {
   }
 }
 
-import type { ScenarioResult, SuiteReport } from './results.js';
+import type { NodeVersions, ScenarioResult, SuiteReport } from './results.js';
 
 export type { ScenarioResult, SuiteReport };
 
@@ -243,7 +243,9 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
     // of its own): a report printed by CI is often all there is (a session that failed, a scan).
     nodes.forEach((n, i) => {
       const lines = logs[i]!.records.filter((r) => KERNEL_STORAGE.test(r.text)).map((r) => r.text);
-      if (lines.length > 0) ctx.steps.push(`${n.name} kernel log, storage lines (${lines.length}${lines.length > 12 ? ', the last 12' : ''}): ${lines.slice(-12).join(' | ')}`);
+      // The target serves every scenario running beside this one: its lines are theirs too.
+      const shared = i === 0 && opts.beside ? ' (the target: lines of the scenarios beside this one too)' : '';
+      if (lines.length > 0) ctx.steps.push(`${n.name} kernel log${shared}, storage lines (${lines.length}${lines.length > 12 ? ', the last 12' : ''}): ${lines.slice(-12).join(' | ')}`);
     });
   }
   let evidenceDir: string | null = null;
@@ -261,7 +263,7 @@ export async function runScenarioOn(rec: LabRecord, { target, computes }: { targ
  * lines prefixed with their names; `onResult` hears of each as it ends. Progress goes to
  * `onProgress` when given. `brick-lab run` and `brick-lab validate` both go through here.
  */
-export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunScenariosOptions & { tag: string; kernel: string; subject?: string; signal?: AbortSignal; jobs?: number; onResult?: (r: ScenarioResult) => void }): Promise<SuiteReport> {
+export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunScenariosOptions & { tag: string; kernel: string; nodes?: NodeVersions[]; subject?: string; signal?: AbortSignal; jobs?: number; onResult?: (r: ScenarioResult) => void }): Promise<SuiteReport> {
   const started = Date.now();
   const done: Array<ScenarioResult | undefined> = [];
   const under: string[] = [];
@@ -275,6 +277,7 @@ export async function runSuite(rec: LabRecord, scenarios: Scenario[], opts: RunS
       current: state === 'running' && under.length > 0 ? under.join(', ') : null,
       accel: rec.accel,
       kernel: opts.kernel,
+      ...(opts.nodes ? { nodes: opts.nodes } : {}),
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
       scenarios: results,

@@ -123,6 +123,7 @@ export const ERROR_CATALOGUE = {
   NOT_ROOT: host('the lab needs root'),
   NO_TUN: host('/dev/net/tun is missing'),
   LAB_EXISTS: host('a lab of that name is already up'),
+  LAB_GUEST_MISMATCH: host('a running lab runs another guest than --guest asks for'),
   LAB_INTERRUPTED: host('up was interrupted; what it made was removed'),
   LAB_NAME_INVALID: host('not a lab name'),
   LAB_NOT_UP: host('the lab is not up'),

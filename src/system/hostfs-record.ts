@@ -65,7 +65,9 @@ export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrit
   };
   // A recording made before snapshots read the FC transport's classes replays as a host without
   // FC ports (no fc_host, no remote port); any other listing missing is stale.
-  const list = (p: string): string[] => (p in r.list ? r.list[p]! : FC_CLASSES.has(p) ? [] : miss('listing', p));
+  // Likewise a recording made before the readers looked in trixie's iSCSI database (/var/lib/iscsi)
+  // was made on a bookworm guest, which has none (open-iscsi 2.1.8 keeps it under /etc/iscsi).
+  const list = (p: string): string[] => (p in r.list ? r.list[p]! : FC_CLASSES.has(p) || p.startsWith('/var/lib/iscsi/') ? [] : miss('listing', p));
   const link = (p: string): string | null => (p in r.link ? r.link[p]! : miss('readlink', p));
   return {
     readText(p) {
@@ -89,9 +91,7 @@ export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrit
     },
     exists(p) {
       if (p in r.exists) return r.exists[p]!;
-      // A recording made before the readers looked for trixie's iSCSI database was made on a
-      // bookworm guest, which has none (open-iscsi 2.1.8 keeps it under /etc/iscsi).
-      if (p === '/var/lib/iscsi') return false;
+      if (p === '/var/lib/iscsi' || p.startsWith('/var/lib/iscsi/')) return false;
       return miss('exists', p);
     },
     written,

@@ -20,7 +20,7 @@ describe('guests', () => {
     expect(await hostTraces('e2e-noguest')).toEqual(NOTHING);
   });
 
-  it('runs a trixie target and compute beside a bookworm compute, each on its own kernel, and passes the quick set on them', async () => {
+  it('runs a trixie target and compute beside a bookworm compute, each on its own kernel (status, doctor and the report name them), and passes the quick set on them', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
     const topo = join(dir, 'e2e-guests.yaml');
     await writeFile(
@@ -48,6 +48,17 @@ describe('guests', () => {
       // Each guest's own tools: trixie's open-iscsi keeps its database under /var/lib/iscsi.
       const tools = await cli(['exec', '--name', 'e2e-guests', 'compute-1', '--', 'sh', '-c', 'nvme version | head -1; iscsiadm --version; python3 -c "import importlib.metadata as m; print(m.version(\'os-brick\'))"']);
       expect(tools.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^nvme version 2\.1\d/), expect.stringMatching(/^iscsiadm version 2\.1\.1\d/), expect.stringMatching(/^6\.11\./)]);
+      // status names each node's guest, kernel and os-brick; doctor each guest's image.
+      const status = JSON.parse((await cli(['status', '--name', 'e2e-guests', '--json'])).stdout) as { nodes: Array<{ name: string; guest: string; kernel: string; osBrick: string }> };
+      expect(status.nodes.map((n) => [n.name, n.guest, n.kernel, n.osBrick.split('.').slice(0, 2).join('.')])).toEqual([
+        ['target-1', 'trixie', trixie, '6.11'],
+        ['compute-1', 'trixie', trixie, '6.11'],
+        ['compute-2', 'bookworm', bookworm, '6.1'],
+      ]);
+      const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; detail: string }> };
+      for (const [g, k] of [['bookworm', bookworm], ['trixie', trixie]] as const) {
+        expect(doctor.checks.find((c) => c.name === `image ${g}`)?.detail).toMatch(new RegExp(`^${g}.*kernel ${k.replace(/[.+]/g, '\\$&')}, built: `));
+      }
       const results = join(dir, 'results');
       const r = await cli(['run', '--name', 'e2e-guests', '--scenario', 'quick', '--jobs', '2', '--results', results], { timeoutMs: 15 * 60_000 });
       expect(r.exitCode, `${r.stdout}\n${r.stderr.slice(-3000)}`).toBe(0);
@@ -58,6 +69,14 @@ describe('guests', () => {
         ['round-trip-fc-1path', 'passed'],
         ['round-trip-local', 'passed'],
       ]);
+      // Both computes ran scenarios: the quick set went over both guests.
+      expect(new Set(report.scenarios.flatMap((s) => s.hostWide.map((h) => h.node)))).toEqual(new Set(['compute-1', 'compute-2']));
+      expect(report.nodes!.map((n) => [n.name, n.guest, n.kernel])).toEqual([
+        ['target-1', 'trixie', trixie],
+        ['compute-1', 'trixie', trixie],
+        ['compute-2', 'bookworm', bookworm],
+      ]);
+      expect(r.stdout).toMatch(/^nodes: target-1 trixie 6\.12\.\S+ os-brick 6\.11\.\S+, compute-1 trixie .*, compute-2 bookworm 6\.1\.0-\S+ os-brick 6\.1\./m);
     } finally {
       const d = await cli(['down', '--name', 'e2e-guests']);
       expect(d.exitCode, d.stderr).toBe(0);

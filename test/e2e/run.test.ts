@@ -115,7 +115,7 @@ describe('brick-lab run', () => {
     for (const verb of ['run', 'exec', 'logs']) {
       const r = await cli([verb, '--help']);
       expect(r.exitCode, verb).toBe(0);
-      expect(r.stdout).toContain('brick-lab run [--topology FILE] [--name NAME] [--scenario NAME|SET]...');
+      expect(r.stdout).toContain('brick-lab run [--topology FILE] [--name NAME] [--guest GUEST] [--scenario NAME|SET]...');
     }
     const list = await cli(['run', '--list']);
     expect(list.exitCode).toBe(0);

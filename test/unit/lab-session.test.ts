@@ -75,6 +75,25 @@ describe('labFor: one lab session for run and validate', () => {
     expect(kept).toEqual(['unit']);
   });
 
+  it('refuses a running lab whose nodes run another guest than --guest asks for, and reuses one that runs it', async () => {
+    // A bookworm lab up; a trixie run asked for under the same name.
+    const t = topo('unit', 1);
+    const running = { ...record('unit', t), nodes: [{ name: 'target-1', role: 'target', guest: 'bookworm' }, { name: 'compute-1', role: 'compute' }] } as unknown as LabRecord;
+    const lab = fakeLab(running);
+    let ran = false;
+    const err = await labFor(options(lab, { guest: 'trixie' }), async () => void (ran = true)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'LAB_GUEST_MISMATCH', message: 'lab unit is up with target-1 on bookworm, compute-1 on bookworm; --guest trixie asks for another guest' });
+    expect(ran).toBe(false);
+    expect(lab.calls).toEqual(['isUp unit', 'read unit']);
+    // The same lab asked for with its own guest, or without --guest, is reused.
+    await labFor(options(fakeLab(running), { guest: 'bookworm' }), async () => void (ran = true));
+    expect(ran).toBe(true);
+    // A node whose topology entry names its own guest keeps it under --guest.
+    const mixed = parseTopology(renderTopology({ name: 'unit', nodes: [{ name: 'target-1', role: 'target', guest: 'bookworm' }, { name: 'compute-1', role: 'compute' }] }), 'unit.yaml');
+    const up = { ...record('unit', mixed), nodes: [{ name: 'target-1', role: 'target', guest: 'bookworm' }, { name: 'compute-1', role: 'compute', guest: 'trixie' }] } as unknown as LabRecord;
+    await expect(labFor(options(fakeLab(up), { guest: 'trixie' }), async () => 'ok')).resolves.toBe('ok');
+  });
+
   it('refuses before anything boots when the check fails', async () => {
     const lab = fakeLab(null);
     const o = options(lab, {

@@ -345,6 +345,17 @@ describe('renderTable', () => {
     expect(lines[0]).toBe('lab unit (KVM, kernel 6.8.0-test): 2 scenarios in 61.0 s');
   });
 
+  it('names each node\'s guest, kernel and os-brick when the report has them (table and summary)', () => {
+    const nodes = [
+      { name: 'target-1', role: 'target', guest: 'trixie', kernel: '6.12.117+deb13-amd64', osBrick: '6.11.0-2' },
+      { name: 'compute-1', role: 'compute', guest: 'bookworm', kernel: '6.1.0-56-amd64', osBrick: null },
+    ];
+    const mixed = renderTable({ ...REPORT, nodes }).split('\n');
+    expect(mixed[1]).toBe('nodes: target-1 trixie 6.12.117+deb13-amd64 os-brick 6.11.0-2, compute-1 bookworm 6.1.0-56-amd64 os-brick ?');
+    expect(renderMarkdown({ ...REPORT, nodes })).toContain('Nodes: target-1 trixie 6.12.117+deb13-amd64 os-brick 6.11.0-2, compute-1 bookworm 6.1.0-56-amd64 os-brick ?.');
+    expect(lines[1]).not.toMatch(/^nodes:/);
+  });
+
   it('gives each scenario a PASS or FAIL line with its time', () => {
     expect(lines).toContain('PASS  round-trip-iscsi-1path  (12.3 s)');
     expect(lines).toContain('FAIL  orphan-flush-failure  (45.6 s)');

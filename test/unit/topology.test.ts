@@ -263,7 +263,14 @@ describe('validateTopology refuses, naming the field', () => {
     const docker = base();
     docker.nodes[1].provider = 'docker';
     docker.nodes[1].guest = 'trixie';
-    expectRefused(docker, 'nodes[1].guest', /is bookworm on a docker node/);
+    expectRefused(docker, 'nodes[1].guest', /must be bookworm on a docker node/);
+    // The lab's guest does not reach a docker node: its image is bookworm's.
+    const mixed = base();
+    mixed.guest = 'trixie';
+    mixed.nodes[1].provider = 'docker';
+    const t = validateTopology(mixed, 'unit');
+    expect(t.nodes.map((n) => nodeGuest(t, n))).toEqual(['trixie', 'bookworm']);
+    expect(guestsOf(t)).toEqual(['trixie', 'bookworm']);
   });
 
   it('a data NIC model it does not know, or one on a node that is a container', () => {

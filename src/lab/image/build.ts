@@ -270,7 +270,14 @@ export async function nodeRuntime(create: boolean): Promise<string> {
  * until it stops.
  */
 async function pruneImages(): Promise<void> {
-  const keep = new Set(guestNames().map((g) => loadRecipe(g).key));
+  // A guest whose recipe does not load keeps nothing here (its own build says what is wrong).
+  const keep = new Set(guestNames().flatMap((g) => {
+    try {
+      return [loadRecipe(g).key];
+    } catch {
+      return [];
+    }
+  }));
   for (const old of await listImages()) {
     if (keep.has(old) || existsSync(join(imagesDir(), `${old}.lock`))) continue;
     await safeRemove(join(imagesDir(), old));

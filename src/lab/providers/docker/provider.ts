@@ -7,7 +7,7 @@ import { exec, renderCommand, which } from '../../../system/exec.js';
 import { progress, warn } from '../../../system/log.js';
 import { PROJECT_ROOT } from '../../../system/paths.js';
 import { processAlive } from '../../../system/process.js';
-import type { PreparedNodes, Provider, RemoveContext, UpContext } from '../../provider.js';
+import { imageOf, type PreparedNodes, type Provider, type RemoveContext, type UpContext } from '../../provider.js';
 import { throwIfAborted } from '../../ready.js';
 import { writeRecord, type LabRecord, type NodeRecord } from '../../state.js';
 import { AGENT_PORT, qemuArgv, qemuSpec } from '../qemu/argv.js';
@@ -150,7 +150,7 @@ export const dockerProvider: Provider = {
   name: 'docker',
 
   async prepare(ctx: UpContext, nodes: NodeRecord[]): Promise<PreparedNodes> {
-    const { rec, image, token, signal } = ctx;
+    const { rec, token, signal } = ctx;
     const { nodeImage, privileges } = await prepareDocker(rec, nodes, signal);
     throwIfAborted(signal);
     return {
@@ -158,7 +158,7 @@ export const dockerProvider: Provider = {
       start: async () => undefined,
       async ready(node) {
         node.startedAt = new Date().toISOString();
-        const started = await startDockerNode({ rec, node, image, nodeImage, privileges, token, ...(signal ? { signal } : {}) });
+        const started = await startDockerNode({ rec, node, image: imageOf(ctx, node), nodeImage, privileges, token, ...(signal ? { signal } : {}) });
         node.container!.id = started.id;
         node.pid = started.pid;
       },

@@ -313,9 +313,12 @@ export async function buildTemplate(ctx: TemplateContext, shape: TemplateShape, 
     await failpoint('up:template');
     const alive = (): boolean => processAlive(pid) && !signal?.aborted;
     ctl = await connectUnix(spec.templated!.control, 10_000);
-    await awaitLine(ctl, (l) => l === 'brick-template-ready', ctx.bootTimeoutMs, alive).catch(async (e: Error) => {
+    const said = await awaitLine(ctl, (l) => l === 'brick-template-ready' || l.startsWith('brick-template-failed'), ctx.bootTimeoutMs, alive).catch(async (e: Error) => {
       throw new Error(`the template boot did not get ready (${e.message}); last console lines:\n${await consoleTail(spec.consoleLog)}`);
     });
+    if (said !== 'brick-template-ready') {
+      throw new Error(`the template boot had a step fail (${said.slice('brick-template-failed'.length).trim()}), and is not kept; last console lines:\n${await consoleTail(spec.consoleLog)}`);
+    }
     qmp = await Qmp.open(spec.templated!.qmp, 10_000);
     await qmp.command('stop');
     await mkdir(join(templatesDir(), shapeName(shape)), { recursive: true });
@@ -381,7 +384,19 @@ export async function seedNodeDisk(state: string, diskDir: string): Promise<void
   if (!existsSync(seed)) return;
   const have = await readdir(diskDir).catch(() => ['?']);
   if (have.length > 0) return;
-  await cp(seed, diskDir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  // Copied beside the disk, then moved into place: a seed removed meanwhile (another node's
+  // failed restore drops the template) leaves the disk empty, for the boot to fill, never half made.
+  const part = `${diskDir}.seeding-${process.pid}`;
+  await rm(part, { recursive: true, force: true });
+  try {
+    await cp(seed, part, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+    await rm(diskDir, { recursive: true, force: true });
+    await rename(part, diskDir);
+  } catch (e) {
+    await rm(part, { recursive: true, force: true });
+    await mkdir(diskDir, { recursive: true });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
 }
 
 /**
