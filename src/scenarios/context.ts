@@ -222,8 +222,20 @@ export class ScenarioContext {
     }
     const attach = (): Promise<DeviceInfo> => node.client.connect(protocolOf(v), v.connectionInfo, { ...this.via(opts.builtin), multipath, timeoutMs: 300_000 });
     const d = protocolOf(v) === 'iscsi' ? await this.loggingIn(attach) : await attach();
-    // The links are udev's and come after connect returns (settle is a no-op when udev is stopped).
-    await node.client.exec(['udevadm', 'settle', '--timeout=60'], { timeoutMs: 90_000 });
+    // The links are udev's and come after connect returns: wait until udev has recorded each of
+    // the volume's devices (its database entry is written once the rules made the links), then
+    // settle. A settle alone can return before udevd has read the device's event (seen on
+    // trixie's udev 257: a by-path link missing right after). Nothing to wait for without udevd
+    // (its control socket stays when it is stopped: the process is what tells).
+    await node.client.exec(
+      [
+        'sh', '-c',
+        'pgrep -x systemd-udevd >/dev/null || exit 0; for d in "$@"; do n=$(cat "/sys/block/$d/dev" 2>/dev/null) || continue; ' +
+          'i=0; while [ ! -e "/run/udev/data/b$n" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; done; udevadm settle --timeout=60',
+        'udev-done', ...d.devices,
+      ],
+      { timeoutMs: 120_000 },
+    );
     this.attached.push({ node, volume: v, device: d });
     this.attachedDevices.set(`${node.name} ${v.name}`, d.devices);
     this.step(`${node.name}: attached ${v.name} as ${d.path} (${d.devices.join(', ')})`);
