@@ -152,10 +152,7 @@ export async function validateMain(o: ValidateOptions): Promise<number> {
     // os-brick retries and waits for minutes on its own where things go wrong (and its first call
     // starts the server that imports it): give it more than a program's default 120 s.
     if (pkg) await install(rec, pkg, o.timeoutMs ?? (pkg.name === 'os-brick' ? 600_000 : undefined));
-    const nodes = await labVersions(rec);
-    // The first compute's, as it says; else its guest's image's.
-    const first = nodes.find((n) => n.role === 'compute');
-    const kernel = first?.kernel ?? (first ? rec.images?.[first.guest]?.kernelRelease : undefined) ?? rec.image.kernelRelease;
+    const { nodes, kernel } = await labVersions(rec);
     progress('validate', `${subject}: ${checks.length} checks`);
     const report = await runSuite(rec, checks, { resultsDir, connector: pkg?.name ?? null, tag: 'check', kernel, nodes, subject, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     return emitReport(report, resultsDir, o.json, 'validate');

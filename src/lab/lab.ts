@@ -190,12 +190,17 @@ export async function readLabOrNull(name: string): Promise<LabRecord | null> {
   return readRecord(checkLabName(name));
 }
 
-/** Each node's guest, kernel and os-brick, as its agent says (for reports). */
-export async function labVersions(rec: LabRecord): Promise<Array<{ name: string; role: string; guest: string; kernel: string | null; osBrick: string | null }>> {
-  return Promise.all(
+/**
+ * Each node's guest, kernel and os-brick, as its agent says, and the kernel a report heads with:
+ * the first compute's (else its guest's image's).
+ */
+export async function labVersions(rec: LabRecord): Promise<{ nodes: Array<{ name: string; role: string; guest: string; kernel: string | null; osBrick: string | null }>; kernel: string }> {
+  const nodes = await Promise.all(
     rec.nodes.map(async (n) => {
       const h = await (await labClient(rec, n.name)).health().catch(() => null);
       return { name: n.name, role: n.role, guest: n.guest ?? DEFAULT_GUEST, kernel: h?.kernel ?? null, osBrick: h?.tools['python3-os-brick'] ?? null };
     }),
   );
+  const first = nodes.find((n) => n.role === 'compute');
+  return { nodes, kernel: first?.kernel ?? (first ? rec.images?.[first.guest]?.kernelRelease : undefined) ?? rec.image.kernelRelease };
 }

@@ -40,6 +40,17 @@ async function settleAll(promises: Array<Promise<unknown>>): Promise<void> {
   if (failed) throw failed.reason;
 }
 
+/**
+ * The image of every guest the nodes run, one after another (each build takes its own lock), and
+ * the lab's own: the lab-wide guest's when a node runs it, else the first node's (the acceleration
+ * probe's, `status`'s header).
+ */
+async function imagesOf(topology: Topology, get: (guest: string) => Promise<GuestImage>): Promise<{ images: Map<string, GuestImage>; image: GuestImage }> {
+  const images = new Map<string, GuestImage>();
+  for (const guest of guestsOf(topology)) images.set(guest, await get(guest));
+  return { images, image: images.get(topology.guest ?? DEFAULT_GUEST) ?? [...images.values()][0]! };
+}
+
 function placeholderImage(guest: string): GuestImage {
   const { recipe, key } = loadRecipe(guest);
   const d = join('<cache>', 'images', key);
@@ -48,9 +59,7 @@ function placeholderImage(guest: string): GuestImage {
 
 /** `up --dry-run`: what each node would run, through its provider; makes nothing. */
 async function dryRun(name: string, topology: Topology, opts: UpOptions): Promise<LabRecord> {
-  const images = new Map<string, GuestImage>();
-  for (const guest of guestsOf(topology)) images.set(guest, (await findImage(guest)) ?? placeholderImage(guest));
-  const image = images.get(topology.guest ?? DEFAULT_GUEST) ?? [...images.values()][0]!;
+  const { images, image } = await imagesOf(topology, async (guest) => (await findImage(guest)) ?? placeholderImage(guest));
   const rec = draftRecord(name, opts.topologyFile, topology, labDir(name), opts.accel ?? 'tcg', 'dry run', image, images);
   rec.nodes.forEach((n, i) => (n.mgmtPort = 40000 + i));
   for (const n of rec.nodes) for (const line of providerOf(n).dryRun(rec, n, imageOf({ image, images }, n))) process.stdout.write(`${line}\n`);
@@ -113,14 +122,12 @@ export async function up(topology: Topology, opts: UpOptions): Promise<LabRecord
   const since = (): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   try {
     // Every guest's image the nodes run, one after another (each build takes its own lock).
-    const images = new Map<string, GuestImage>();
-    for (const guest of guestsOf(topology)) {
+    const { images, image } = await imagesOf(topology, async (guest) => {
       progress('image', `checking the ${guest} guest image`);
-      images.set(guest, await ensureImage({ guest, ...(signal ? { signal } : {}) }));
+      const built = await ensureImage({ guest, ...(signal ? { signal } : {}) });
       throwIfAborted(signal);
-    }
-    // The lab-wide guest's, when a node runs it; else the first node's (the acceleration probe's).
-    const image = images.get(topology.guest ?? DEFAULT_GUEST) ?? [...images.values()][0]!;
+      return built;
+    });
     const accel = opts.accel ? { accel: opts.accel, reason: 'asked for' } : await chooseAccel(image);
     progress('accel', `using ${accel.accel.toUpperCase()} (${accel.reason})`);
     throwIfAborted(signal);

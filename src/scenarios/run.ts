@@ -69,10 +69,7 @@ export async function runMain(o: RunOptions): Promise<number> {
   const resultsDir = resolve(o.resultsDir ?? DEFAULT_RESULTS);
   const session = { name: o.name, topology: o.topology, topologyFile: o.topologyFile, tag: 'run', keep: o.keep, check: (t: Topology) => checkNeeds(t, scenarios), ...(o.guest ? { guest: o.guest } : {}), ...(o.signal ? { signal: o.signal } : {}) };
   return labFor(session, async (rec) => {
-    const nodes = await labVersions(rec);
-    // The first compute's, as it says; else its guest's image's.
-    const first = nodes.find((n) => n.role === 'compute');
-    const kernel = first?.kernel ?? (first ? rec.images?.[first.guest]?.kernelRelease : undefined) ?? rec.image.kernelRelease;
+    const { nodes, kernel } = await labVersions(rec);
     const report = await runSuite(rec, scenarios, { resultsDir, tag: 'scenario', kernel, nodes, ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     return emitReport(report, resultsDir, o.json, 'run');
   });
