@@ -27,14 +27,16 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { down, labClient } from '../src/lab/lab.js';
+import { down, labClient, labVersions } from '../src/lab/lab.js';
 import { loadTopology, renderTopology } from '../src/lab/topology.js';
 import { up } from '../src/lab/up.js';
+import { checkGuest, DEFAULT_GUEST } from '../src/lab/image/recipe.js';
 import { setQuiet } from '../src/system/log.js';
 import { PROJECT_ROOT } from '../src/system/paths.js';
 import type { TargetVolume } from '../src/targets/model.js';
 
-const { values } = parseArgs({ options: { single: { type: 'string', default: '64,256' }, multi: { type: 'string', default: '64' }, warm: { type: 'string', default: '15' }, 'warm-seconds': { type: 'string', default: '2' }, repeat: { type: 'string', default: '10' }, cycles: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { single: { type: 'string', default: '64,256' }, multi: { type: 'string', default: '64' }, warm: { type: 'string', default: '15' }, 'warm-seconds': { type: 'string', default: '2' }, repeat: { type: 'string', default: '10' }, cycles: { type: 'string', default: '3' }, guest: { type: 'string', default: DEFAULT_GUEST } } });
+checkGuest(values.guest, '--guest');
 const singles = values.single.split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 const multi = Number(values.multi);
 const repeat = Math.max(1, Number(values.repeat));
@@ -46,7 +48,7 @@ setQuiet(true);
 
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const topo = join(dir, 'conn.yaml');
-await writeFile(topo, renderTopology({ name: 'bench-conn', nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute', memoryMiB: 768 }] }));
+await writeFile(topo, renderTopology({ name: 'bench-conn', guest: values.guest, nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute', memoryMiB: 768 }] }));
 const rec = await up(await loadTopology(topo), { topologyFile: topo });
 const t = (await labClient(rec, 'target-1')).target;
 const c = (await labClient(rec, 'compute-1')).compute;
@@ -188,7 +190,8 @@ async function pathsFor(label: string, vols: TargetVolume[], multipath: boolean)
 
 try {
   await c.run(['tee', '/tmp/os_brick_driver.py'], { input: await readFile(join(PROJECT_ROOT, 'bench', 'os_brick_driver.py'), 'utf8') });
-  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB; ours: agent time, first call and median of ${repeat} after at least ${warm} more and ${warmMs / 1000} s of them; os-brick: one python3 process per measure (import not counted), timed the same way (first call after 2.5 s asleep, median of up to ${repeat})\n`);
+  const node = (await labVersions(rec)).nodes.find((n) => n.name === 'compute-1')!;
+  process.stdout.write(`connector benchmark: ${cpus().length} cores, ${rec.accel.toUpperCase()}, compute-1 ${rec.nodes[1]!.memoryMiB} MiB, guest ${node.guest} (kernel ${node.kernel}, os-brick ${node.osBrick}); ours: agent time, first call and median of ${repeat} after at least ${warm} more and ${warmMs / 1000} s of them; os-brick: one python3 process per measure (import not counted), timed the same way (first call after 2.5 s asleep, median of up to ${repeat})\n`);
 
   // Attach + detach cycles, both ends clean.
   const cyc = await t.createIscsiVolume({ name: 'cycle', sizeMiB: 8, initiators: [iqn], networks: ['path-a'] });

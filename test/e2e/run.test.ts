@@ -4,6 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadRecipe } from '../../src/lab/image/recipe.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
 import { exec } from '../../src/system/exec.js';
@@ -15,8 +16,9 @@ describe('brick-lab run', () => {
     const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
     const topo = join(dir, 'e2e-run.yaml');
     // The compute's data NICs are vmxnet3 (lab/pci-nics.yaml's): the quick set runs over them, and
-    // os-brick's FC connector is judged on them at the end.
-    await writeFile(topo, renderTopology({ name: 'e2e-run', nodes: [{ name: 'target-1', role: 'target' }, { name: 'compute-1', role: 'compute', nicModel: 'vmxnet3' }] }));
+    // os-brick's FC connector is judged on them at the end. The target runs the second guest
+    // (trixie, kernel 6.12) and serves the bookworm compute: a mixed lab.
+    await writeFile(topo, renderTopology({ name: 'e2e-run', nodes: [{ name: 'target-1', role: 'target', guest: 'trixie' }, { name: 'compute-1', role: 'compute', nicModel: 'vmxnet3' }] }));
 
     // First a run killed (SIGKILL) in the middle of a scenario: a volume attached over two paths,
     // one path down for 300 s. A failpoint holds it there.
@@ -76,6 +78,12 @@ describe('brick-lab run', () => {
     expect(report.state).toBe('finished');
     expect(report.scenarios.map((s) => s.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
     expect(report.scenarios[0]!.rows[0]!.device).toMatch(/^\/dev\/sd[a-z]+$/);
+    // Each node on its own guest's kernel, as the report names them and as the nodes say.
+    const kernels = { trixie: loadRecipe('trixie').recipe.kernel.release, bookworm: loadRecipe('bookworm').recipe.kernel.release };
+    expect(report.nodes!.map((n) => [n.name, n.guest, n.kernel])).toEqual([['target-1', 'trixie', kernels.trixie], ['compute-1', 'bookworm', kernels.bookworm]]);
+    for (const [n, k] of [['target-1', kernels.trixie], ['compute-1', kernels.bookworm]] as const) {
+      expect((await cli(['exec', '--name', 'e2e-run', n, '--', 'uname', '-r'])).stdout.trim(), n).toBe(k);
+    }
     const junit = await readFile(join(results, 'junit.xml'), 'utf8');
     expect(junit).toMatch(/<testsuite [^>]*tests="4" failures="0" errors="0"/);
     expect((junit.match(/<testcase /g) ?? []).length).toBe(4);

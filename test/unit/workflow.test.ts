@@ -5,19 +5,23 @@
  * run exactly .ci/run, which in turn runs the README's test command.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { DEFAULT_GUEST, guestNames } from '../../src/lab/image/recipe.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WORKFLOW = join(ROOT, '.github', 'workflows', 'e2e.yml');
 const CI_RUN = join(ROOT, '.ci', 'run');
 const README = join(ROOT, 'README.md');
 const TEST_COMMAND = 'scripts/bootstrap && npm test';
+/** The test command .ci/run would run with these variables (BRICK_LAB_CI_DRY prints it). */
+const dry = (env: Record<string, string>) =>
+  spawnSync('bash', [CI_RUN], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BRICK_LAB_SHARD: '', BRICK_LAB_CI_GUEST: '', ...env, BRICK_LAB_CI_DRY: '1' } });
 
 // @action-validator/core is a CommonJS wrapper around a WASM build of the validator.
 type ValidationState = { actionType: string; errors: unknown[] };
@@ -127,11 +131,18 @@ describe('e2e workflow shape', () => {
     expect(results?.with?.['if-no-files-found']).toBe('ignore');
   });
 
-  it('runs the tests with .ci/run and nothing else', () => {
+  it('runs the tests with .ci/run and nothing else, one leg per guest', () => {
     const runs = steps.filter((s) => s.run?.includes('.ci/run'));
     expect(runs).toHaveLength(1);
     expect(runs[0]!.run!.trim()).toBe('sudo -E env "PATH=$PATH" bash .ci/run');
     expect(String(runs[0]!.env?.CI)).toBe('true');
+    // A leg for every guest the project has a recipe for, each naming its leg to .ci/run, each
+    // with its own image cache and artifacts.
+    expect(wf.jobs.e2e.strategy.matrix.guest).toEqual(guestNames());
+    expect(wf.jobs.e2e.strategy['fail-fast']).toBe(false);
+    expect(runs[0]!.env?.BRICK_LAB_CI_GUEST).toBe('${{ matrix.guest }}');
+    expect(String(steps.find((s) => s.uses?.startsWith('actions/cache@'))!.with!.key)).toContain('${{ matrix.guest }}');
+    for (const u of steps.filter((s) => s.uses?.startsWith('actions/upload-artifact@'))) expect(String(u.with?.name)).toContain('${{ matrix.guest }}');
     // No other step sneaks in its own copy of the test command.
     for (const s of steps) expect(s.run ?? '').not.toMatch(/npm (test|run test)|vitest|scripts\/bootstrap/);
   });
@@ -168,14 +179,29 @@ describe('the job summary and the sharded job', () => {
   });
 
   it('.ci/run hands BRICK_LAB_SHARD to vitest as --shard', () => {
-    const ciRun = readFileSync(CI_RUN, 'utf8');
-    expect(ciRun).toContain('--shard=$BRICK_LAB_SHARD');
-    expect(ciRun).toMatch(/npm test "\$\{shard\[@\]\}"/);
+    expect(dry({ BRICK_LAB_SHARD: '2/2' }).stdout).toBe(`${TEST_COMMAND} -- --shard=2/2\n`);
   });
 });
 
 describe('.ci/run is the README test command', () => {
   const ciRun = readFileSync(CI_RUN, 'utf8');
+
+  it('runs the whole suite when no leg is named; the guest legs split it in two that together are the whole', () => {
+    expect(dry({}).stdout).toBe(`${TEST_COMMAND}\n`);
+    const second = guestNames().filter((g) => g !== DEFAULT_GUEST);
+    expect(second).toEqual(['trixie']);
+    expect(dry({ BRICK_LAB_CI_GUEST: DEFAULT_GUEST }).stdout).toBe(`${TEST_COMMAND} -- --exclude test/e2e/guests.test.ts\n`);
+    expect(dry({ BRICK_LAB_CI_GUEST: 'trixie' }).stdout).toBe(`${TEST_COMMAND} -- test/e2e/guests.test.ts\n`);
+    expect(existsSync(join(ROOT, 'test/e2e/guests.test.ts'))).toBe(true);
+    expect(dry({ BRICK_LAB_CI_GUEST: 'trixie', BRICK_LAB_SHARD: '1/2' }).stdout).toBe(`${TEST_COMMAND} -- --shard=1/2 test/e2e/guests.test.ts\n`);
+  });
+
+  it('refuses a leg it has no guest for, naming the guests', () => {
+    const r = dry({ BRICK_LAB_CI_GUEST: 'sid' });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('.ci/run: BRICK_LAB_CI_GUEST=sid: no such leg; the guests are bookworm (the default) and trixie (images/guests/)\n');
+  });
 
   it('is a strict bash script that runs bootstrap then npm test from the repo root', () => {
     expect(ciRun.startsWith('#!/usr/bin/env bash\n')).toBe(true);
