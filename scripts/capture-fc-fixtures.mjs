@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MULTIPATHD_SHOW_PATHS } from '../dist/src/inventory/tools.js';
 import { labClient, requireLab } from '../dist/src/lab/lab.js';
+import { fcoeWwpn } from '../dist/src/system/fcoe.js';
 import { PROJECT_ROOT } from '../dist/src/system/paths.js';
 
 const { values } = parseArgs({ options: { name: { type: 'string', default: 'default' }, out: { type: 'string', default: join(PROJECT_ROOT, 'test', 'fixtures', 'guest-6.1.0-56') } } });
@@ -38,7 +39,11 @@ try {
   volumes.m = await t.createFcVolume({ name: 'fcm', sizeMiB: 8, lun: 3 });
   volumes.s = await t.createFcVolume({ name: 'fcs', sizeMiB: 8, lun: 7, networks: [rec.nodes.find((n) => n.name === 'target-1').taps[0].network] });
 
-  say('connecting them on compute-1');
+  // A LUN is mapped only to the host ports that attach it (the target API's map, as a driver's
+  // initialize_connection): compute-1's ports, which it makes at its first FC attach.
+  say('mapping them to compute-1 and connecting them there');
+  const wwpns = rec.nodes.find((n) => n.name === 'compute-1').taps.map((tap) => fcoeWwpn(tap.mac));
+  for (const v of Object.values(volumes)) await t.map(v.name, wwpns);
   devices.dm = await c.connect('fc', volumes.m.connectionInfo, { multipath: true });
   devices.ds = await c.connect('fc', volumes.s.connectionInfo);
   const attached = await capture();
