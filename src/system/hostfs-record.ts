@@ -52,6 +52,7 @@ export function recordingHostFs(inner: HostFs): { fs: HostFs; recording: HostFsR
 }
 
 const FC_CLASSES = new Set(['/sys/class/fc_host', '/sys/class/fc_remote_ports']);
+const inVarLibIscsi = (p: string): boolean => p === '/var/lib/iscsi' || p.startsWith('/var/lib/iscsi/');
 
 /**
  * Replays a recording; a read the recording does not hold is an error (the fixture is stale).
@@ -66,8 +67,11 @@ export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrit
   // A recording made before snapshots read the FC transport's classes replays as a host without
   // FC ports (no fc_host, no remote port); any other listing missing is stale.
   // Likewise a recording made before the readers looked in trixie's iSCSI database (/var/lib/iscsi)
-  // was made on a bookworm guest, which has none (open-iscsi 2.1.8 keeps it under /etc/iscsi).
-  const list = (p: string): string[] => (p in r.list ? r.list[p]! : FC_CLASSES.has(p) || p.startsWith('/var/lib/iscsi/') ? [] : miss('listing', p));
+  // was made on a bookworm guest, which has none (open-iscsi 2.1.8 keeps it under /etc/iscsi). A
+  // recording that read it (a trixie guest's, open-iscsi 2.1.11) holds every read there: one it
+  // lacks is stale, not an empty database.
+  const predatesVarLibIscsi = !Object.keys(r.list).some(inVarLibIscsi) && !Object.keys(r.exists).some(inVarLibIscsi);
+  const list = (p: string): string[] => (p in r.list ? r.list[p]! : FC_CLASSES.has(p) || (predatesVarLibIscsi && p.startsWith('/var/lib/iscsi/')) ? [] : miss('listing', p));
   const link = (p: string): string | null => (p in r.link ? r.link[p]! : miss('readlink', p));
   return {
     readText(p) {
@@ -91,7 +95,7 @@ export function replayHostFs(r: HostFsRecording): HostFs & { written: HostFsWrit
     },
     exists(p) {
       if (p in r.exists) return r.exists[p]!;
-      if (p === '/var/lib/iscsi' || p.startsWith('/var/lib/iscsi/')) return false;
+      if (predatesVarLibIscsi && inVarLibIscsi(p)) return false;
       return miss('exists', p);
     },
     written,

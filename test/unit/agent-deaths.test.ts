@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTimeline } from '../../src/agent/server.js';
 import { agentDeaths, describeAgentDeath } from '../../src/lab/lab.js';
+import { FIXTURE_KERNELS, guestFixtureUrl } from './inventory-fixtures.js';
 
 /** A real compute's boot timeline after its agent was killed with kill -9 (test/fixtures/README.md). */
 const TIMELINE = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'guest-6.1.0-56', 'timeline-agent-died'), 'utf8');
@@ -16,6 +17,8 @@ describe("the agent's deaths in a boot timeline", () => {
 
   it('finds none in a boot where the agent lived', () => {
     expect(agentDeaths(parseTimeline(TIMELINE.replace(/^agent-died.*$/m, '')))).toEqual([]);
+    // The real timelines of a compute whose agent lived, booted and restored from a template.
+    for (const kernel of FIXTURE_KERNELS) expect(agentDeaths(parseTimeline(readFileSync(guestFixtureUrl('timeline', kernel), 'utf8'))), kernel).toEqual([]);
   });
 
   it('names other signals, and an exit of its own', () => {

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent, parseTimeline } from '../../src/agent/server.js';
 import { isStaleSocket, parseServerTiming, sendPastStaleSockets } from '../../src/agent/api/http.js';
+import { FIXTURE_KERNELS, guestFixtureUrl, type FixtureKernel } from './inventory-fixtures.js';
 
 const FIXTURES = new URL('../fixtures/guest-6.1.0-56/', import.meta.url);
 const DPKG_STATUS = fileURLToPath(new URL('dpkg-status', FIXTURES));
@@ -21,9 +22,35 @@ const TIMELINE_STEPS = [
   { step: 'ready', uptimeSeconds: 14.36 },
 ];
 
+/**
+ * The timeline of each captured guest: 6.1's of a compute booted from scratch, 6.12's of a compute
+ * restored from a template (stage2.sh marks the template's steps, then the restore, the agent's
+ * wake-up, the boot disk's boot count, the daemons and the agent's listening).
+ */
+const TIMELINES: Record<FixtureKernel, typeof TIMELINE_STEPS> = {
+  '6.1.0-56': TIMELINE_STEPS,
+  '6.12.117': [
+    { step: 'stage2', uptimeSeconds: 6.86 },
+    { step: 'modules', uptimeSeconds: 11.94 },
+    { step: 'udev', uptimeSeconds: 14.57 },
+    { step: 'template', uptimeSeconds: 34.75 },
+    { step: 'restored:compute', uptimeSeconds: 35.75 },
+    { step: 'network', uptimeSeconds: 37.29 },
+    { step: 'agent-woken', uptimeSeconds: 37.46 },
+    { step: 'disk:boot-1', uptimeSeconds: 38.4 },
+    { step: 'daemons', uptimeSeconds: 39.11 },
+    { step: 'role', uptimeSeconds: 39.68 },
+    { step: 'ready', uptimeSeconds: 40.59 },
+    { step: 'agent-listening', uptimeSeconds: 43.78 },
+  ],
+};
+
 describe('parseTimeline', () => {
-  it('reads the timeline stage2.sh writes in a TCG guest', () => {
-    expect(parseTimeline(readFileSync(TIMELINE, 'utf8'))).toEqual(TIMELINE_STEPS);
+  it.each(FIXTURE_KERNELS)('reads the timeline stage2.sh writes in a TCG guest (kernel %s)', (kernel) => {
+    const text = readFileSync(guestFixtureUrl('timeline', kernel), 'utf8');
+    expect(parseTimeline(text)).toEqual(TIMELINES[kernel]);
+    // Every line is a step: none is skipped.
+    expect(parseTimeline(text)).toHaveLength(text.trim().split('\n').length);
   });
 
   it('keeps failure marks and skips lines that are not "step seconds"', () => {

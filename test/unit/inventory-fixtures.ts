@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { HostSnapshot } from '../../src/inventory/model.js';
 import { takeSnapshotSync } from '../../src/inventory/snapshot.js';
 import { parseDmsetup, parseMultipathdMaps, parseMultipathdPaths, type ToolViews } from '../../src/inventory/tools.js';
@@ -52,8 +53,35 @@ export interface InventoryFixture {
 
 export type InventoryFixtureName = 'inventory-attached.json' | 'inventory-leftovers.json' | 'inventory-stacked.json';
 
-export function loadInventoryFixture(name: InventoryFixtureName): InventoryFixture {
-  return JSON.parse(readFileSync(new URL(`../fixtures/guest-6.1.0-56/${name}`, import.meta.url), 'utf8')) as InventoryFixture;
+/**
+ * The kernels the guest fixtures were captured on, each in test/fixtures/guest-KERNEL/ (see
+ * test/fixtures/README.md): Debian bookworm's 6.1.0-56 (open-iscsi 2.1.8, nvme-cli 2.3,
+ * multipath-tools 0.9.4, udev 252) and trixie's 6.12.117 (open-iscsi 2.1.11 with its database
+ * under /var/lib/iscsi, nvme-cli 2.13, multipath-tools 0.11.1, udev 257). The first is the default.
+ */
+export const FIXTURE_KERNELS = ['6.1.0-56', '6.12.117'] as const;
+export type FixtureKernel = (typeof FIXTURE_KERNELS)[number];
+export const DEFAULT_FIXTURE_KERNEL: FixtureKernel = FIXTURE_KERNELS[0];
+
+/**
+ * Where each captured guest's open-iscsi keeps its database (nodes/, send_targets/, ifaces/):
+ * bookworm's 2.1.8 is built with /etc/iscsi, trixie's 2.1.11 with /var/lib/iscsi (iscsid.conf and
+ * initiatorname.iscsi stay in /etc/iscsi on both).
+ */
+export const FIXTURE_ISCSI_DB: Record<FixtureKernel, string> = { '6.1.0-56': '/etc/iscsi', '6.12.117': '/var/lib/iscsi' };
+
+/** A file of the fixtures captured on `kernel`, as a file: URL. */
+export function guestFixtureUrl(file: string, kernel: FixtureKernel = DEFAULT_FIXTURE_KERNEL): URL {
+  return new URL(`../fixtures/guest-${kernel}/${file}`, import.meta.url);
+}
+
+/** A file of the fixtures captured on `kernel`, as a path. */
+export function guestFixturePath(file: string, kernel: FixtureKernel = DEFAULT_FIXTURE_KERNEL): string {
+  return fileURLToPath(guestFixtureUrl(file, kernel));
+}
+
+export function loadInventoryFixture(name: InventoryFixtureName, kernel: FixtureKernel = DEFAULT_FIXTURE_KERNEL): InventoryFixture {
+  return JSON.parse(readFileSync(guestFixtureUrl(name, kernel), 'utf8')) as InventoryFixture;
 }
 
 /** A fixture volume's identity as the agent's /v1/inventory/orphans builds it: normalised connection_info plus the target's WWID. */
@@ -117,12 +145,16 @@ export function nvmeCliControllers(fx: InventoryFixture, nqn: string): Array<{ n
 }
 
 /**
- * The /dev/disk/by-id names udev (60-persistent-storage.rules, scsi_id) gives an LIO LUN: the
- * T10 vendor id and the unit serial ("1" and "S" forms), and the NAA WWID ("3" and wwn- forms).
+ * The /dev/disk/by-id names udev gives an LIO LUN on each captured guest. Bookworm's (udev 252,
+ * sg3-utils 1.46): the T10 vendor id and the unit serial ("1" and "S" forms) besides the NAA WWID
+ * ("3" and wwn- forms). Trixie's (udev 257, sg3-utils 1.48) makes the NAA ones only: the captures
+ * show no scsi-1... or scsi-S... link for any LIO LUN.
  */
-export function lioByIdLinks(v: FixtureVolume): string[] {
+export function lioByIdLinks(v: FixtureVolume, kernel: FixtureKernel = DEFAULT_FIXTURE_KERNEL): string[] {
   const { unitSerial, wwid } = v.iscsi!;
-  return [`scsi-1LIO-ORG_FILEIO:${unitSerial}`, `scsi-${wwid}`, `scsi-SLIO-ORG_FILEIO_${unitSerial}`, `wwn-0x${wwid.slice(1)}`].sort();
+  const naa = [`scsi-${wwid}`, `wwn-0x${wwid.slice(1)}`];
+  if (kernel === '6.12.117') return naa.sort();
+  return [...naa, `scsi-1LIO-ORG_FILEIO:${unitSerial}`, `scsi-SLIO-ORG_FILEIO_${unitSerial}`].sort();
 }
 
 /** A 32-hex-digit NGUID in the dashed 8-4-4-4-12 form sysfs shows it in. */

@@ -1,48 +1,93 @@
 import { describe, expect, it } from 'vitest';
 import { parseIscsiadmSessions, parseNvmeListSubsys } from './tool-output.js';
-import { loadInventoryFixture, portalOf } from './inventory-fixtures.js';
+import { FIXTURE_KERNELS, loadInventoryFixture, portalOf } from './inventory-fixtures.js';
 
 /**
- * `iscsiadm -m session` and `nvme list-subsys -o json` as open-iscsi 2.1.8 and nvme-cli 2.3 printed
- * them on the guest, at the moment of each inventory capture (see test/fixtures/README.md).
+ * `iscsiadm -m session` and `nvme list-subsys -o json` as the guest's tools printed them at the
+ * moment of each inventory capture (see test/fixtures/README.md): open-iscsi 2.1.8 and nvme-cli 2.3
+ * on 6.1, open-iscsi 2.1.11 and nvme-cli 2.13 on 6.12.
  */
-const ATTACHED = loadInventoryFixture('inventory-attached.json');
-const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
-const V = ATTACHED.volumes;
+describe.each(FIXTURE_KERNELS)('captured on guest kernel %s', (kernel) => {
+  const ATTACHED = loadInventoryFixture('inventory-attached.json', kernel);
+  const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json', kernel);
+  const V = ATTACHED.volumes;
 
-describe('parseIscsiadmSessions on what iscsiadm printed', () => {
-  it('reads every session of the attached capture: sid, portal without the tpgt, target', () => {
-    const parsed = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession);
-    // Every line, whole and in order.
-    expect(parsed.map((x) => x.line)).toEqual(ATTACHED.tools.iscsiadmSession.trim().split('\n'));
-    // One per login, in login order: fa and fb share one on the first portal, fm has one per
-    // portal, fbig one on the first.
-    expect([...parsed].sort((x, y) => x.sid - y.sid).map((x) => [x.iqn, x.portal])).toEqual([
-      ['iqn.2026-11.io.brick-lab:fixture.shared', portalOf(V.a, 0)],
-      ['iqn.2026-11.io.brick-lab:dev.fm', portalOf(V.m, 0)],
-      ['iqn.2026-11.io.brick-lab:dev.fm', portalOf(V.m, 1)],
-      ['iqn.2026-11.io.brick-lab:fixture.big', portalOf(V.big, 0)],
-    ]);
-    // The sid is the number in brackets; the portal leaves out the ",tpgt" that follows it.
-    for (const x of parsed) expect(x.line).toBe(`tcp: [${x.sid}] ${x.portal},1 ${x.iqn} (non-flash)`);
-    expect(new Set(parsed.map((x) => x.sid)).size).toBe(4);
+  describe('parseIscsiadmSessions on what iscsiadm printed', () => {
+    it('reads every session of the attached capture: sid, portal without the tpgt, target', () => {
+      const parsed = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession);
+      // Every line, whole and in order.
+      expect(parsed.map((x) => x.line)).toEqual(ATTACHED.tools.iscsiadmSession.trim().split('\n'));
+      // One per login, in login order: fa and fb share one on the first portal, fm has one per
+      // portal, fbig one on the first.
+      expect([...parsed].sort((x, y) => x.sid - y.sid).map((x) => [x.iqn, x.portal])).toEqual([
+        ['iqn.2026-11.io.brick-lab:fixture.shared', portalOf(V.a, 0)],
+        [V.m.iscsi!.iqn, portalOf(V.m, 0)],
+        [V.m.iscsi!.iqn, portalOf(V.m, 1)],
+        ['iqn.2026-11.io.brick-lab:fixture.big', portalOf(V.big, 0)],
+      ]);
+      // The sid is the number in brackets; the portal leaves out the ",tpgt" that follows it.
+      for (const x of parsed) expect(x.line).toBe(`tcp: [${x.sid}] ${x.portal},1 ${x.iqn} (non-flash)`);
+      expect(new Set(parsed.map((x) => x.sid)).size).toBe(4);
+    });
+
+    it.each([
+      ['attached', ATTACHED],
+      ['leftovers', LEFTOVERS],
+    ])("agrees with the %s snapshot's sysfs sessions", (_name, fx) => {
+      const fromTool = parseIscsiadmSessions(fx.tools.iscsiadmSession).map((x) => [x.sid, x.portal, x.iqn]);
+      const fromSysfs = fx.snapshot.iscsiSessions.map((x) => [x.sid, x.portal, x.targetIqn]);
+      expect(fromTool).toEqual(fromSysfs);
+    });
+
+    it('no longer shows the shared session in the leftovers capture', () => {
+      const before = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession);
+      expect(before.filter((x) => x.iqn === V.a.iscsi!.iqn)).toHaveLength(1);
+      expect(parseIscsiadmSessions(LEFTOVERS.tools.iscsiadmSession)).toEqual(before.filter((x) => x.iqn !== V.a.iscsi!.iqn));
+    });
   });
 
-  it.each([
-    ['attached', ATTACHED],
-    ['leftovers', LEFTOVERS],
-  ])("agrees with the %s snapshot's sysfs sessions", (_name, fx) => {
-    const fromTool = parseIscsiadmSessions(fx.tools.iscsiadmSession).map((x) => [x.sid, x.portal, x.iqn]);
-    const fromSysfs = fx.snapshot.iscsiSessions.map((x) => [x.sid, x.portal, x.targetIqn]);
-    expect(fromTool).toEqual(fromSysfs);
-  });
+  describe('parseNvmeListSubsys on what nvme-cli printed', () => {
+    it('reads both controllers of the subsystem with NQN, address and state', () => {
+      const nqn = V.n.nvme!.nqn;
+      // The target's own name for it, LAB.fn: the capture's lab was "dev" for 6.1's, "fx" for 6.12's.
+      expect(nqn).toMatch(/^nqn\.2026-11\.io\.brick-lab:[a-z0-9-]+\.fn$/);
+      // One per portal, each from compute-1's address on that path's network.
+      const byAddress = (fx: typeof ATTACHED) => [...parseNvmeListSubsys(fx.tools.nvmeListSubsys)].sort((x, y) => x.address.localeCompare(y.address));
+      for (const fx of [ATTACHED, LEFTOVERS]) {
+        const got = byAddress(fx);
+        expect(got.map(({ name: _n, ...rest }) => rest)).toEqual([
+          { nqn, address: `traddr=${V.n.portals[0]!.address},trsvcid=${V.n.portals[0]!.port},src_addr=10.10.1.11`, state: 'live' },
+          { nqn, address: `traddr=${V.n.portals[1]!.address},trsvcid=${V.n.portals[1]!.port},src_addr=10.10.2.11`, state: 'live' },
+        ]);
+        for (const c of got) expect(c.name).toMatch(/^nvme\d+$/);
+        expect(new Set(got.map((c) => c.name)).size).toBe(2);
+      }
+      // nvme-cli lists the paths in no fixed order: the parser keeps the order it printed them in.
+      for (const fx of [ATTACHED, LEFTOVERS]) {
+        const printed = (JSON.parse(fx.tools.nvmeListSubsys) as Array<{ Subsystems: Array<{ Paths: Array<{ Name: string }> }> }>)[0]!.Subsystems[0]!.Paths.map((p) => p.Name);
+        expect(parseNvmeListSubsys(fx.tools.nvmeListSubsys).map((c) => c.name)).toEqual(printed);
+      }
+    });
 
-  it('no longer shows the shared session in the leftovers capture', () => {
-    const before = parseIscsiadmSessions(ATTACHED.tools.iscsiadmSession);
-    expect(before.filter((x) => x.iqn === V.a.iscsi!.iqn)).toHaveLength(1);
-    expect(parseIscsiadmSessions(LEFTOVERS.tools.iscsiadmSession)).toEqual(before.filter((x) => x.iqn !== V.a.iscsi!.iqn));
-  });
+    it.each([
+      ['attached', ATTACHED],
+      ['leftovers', LEFTOVERS],
+    ])("agrees with the %s snapshot's sysfs controllers", (_name, fx) => {
+      const fromTool = parseNvmeListSubsys(fx.tools.nvmeListSubsys)
+        .map((c) => [c.name, c.nqn, c.address.split(',').slice(0, 2).join(','), c.state])
+        .sort();
+      const fromSysfs = fx.snapshot.nvmeControllers.map((c) => [c.name, c.subsysNqn, `traddr=${c.traddr},trsvcid=${c.trsvcid}`, c.state]).sort();
+      expect(fromTool).toEqual(fromSysfs);
+    });
 
+    it('reads a single host object as well as the list nvme-cli 2.x prints', () => {
+      const doc = JSON.parse(ATTACHED.tools.nvmeListSubsys) as unknown[];
+      expect(parseNvmeListSubsys(JSON.stringify(doc[0]))).toEqual(parseNvmeListSubsys(ATTACHED.tools.nvmeListSubsys));
+    });
+  });
+});
+
+describe('parseIscsiadmSessions on written lines', () => {
   it('reads an IPv6 portal and a tpgt other than 1', () => {
     expect(parseIscsiadmSessions('tcp: [12] [fd00::10]:3260,7 iqn.2026-11.io.brick-lab:v6 (non-flash)')).toEqual([
       { sid: 12, portal: '[fd00::10]:3260', iqn: 'iqn.2026-11.io.brick-lab:v6', line: 'tcp: [12] [fd00::10]:3260,7 iqn.2026-11.io.brick-lab:v6 (non-flash)' },
@@ -57,44 +102,7 @@ describe('parseIscsiadmSessions on what iscsiadm printed', () => {
   });
 });
 
-describe('parseNvmeListSubsys on what nvme-cli printed', () => {
-  it('reads both controllers of the subsystem with NQN, address and state', () => {
-    const nqn = V.n.nvme!.nqn;
-    expect(nqn).toBe('nqn.2026-11.io.brick-lab:dev.fn');
-    // One per portal, each from compute-1's address on that path's network.
-    const byAddress = (fx: typeof ATTACHED) => [...parseNvmeListSubsys(fx.tools.nvmeListSubsys)].sort((x, y) => x.address.localeCompare(y.address));
-    for (const fx of [ATTACHED, LEFTOVERS]) {
-      const got = byAddress(fx);
-      expect(got.map(({ name: _n, ...rest }) => rest)).toEqual([
-        { nqn, address: `traddr=${V.n.portals[0]!.address},trsvcid=${V.n.portals[0]!.port},src_addr=10.10.1.11`, state: 'live' },
-        { nqn, address: `traddr=${V.n.portals[1]!.address},trsvcid=${V.n.portals[1]!.port},src_addr=10.10.2.11`, state: 'live' },
-      ]);
-      for (const c of got) expect(c.name).toMatch(/^nvme\d+$/);
-      expect(new Set(got.map((c) => c.name)).size).toBe(2);
-    }
-    // nvme-cli lists the paths in no fixed order: the parser keeps the order it printed them in.
-    for (const fx of [ATTACHED, LEFTOVERS]) {
-      const printed = (JSON.parse(fx.tools.nvmeListSubsys) as Array<{ Subsystems: Array<{ Paths: Array<{ Name: string }> }> }>)[0]!.Subsystems[0]!.Paths.map((p) => p.Name);
-      expect(parseNvmeListSubsys(fx.tools.nvmeListSubsys).map((c) => c.name)).toEqual(printed);
-    }
-  });
-
-  it.each([
-    ['attached', ATTACHED],
-    ['leftovers', LEFTOVERS],
-  ])("agrees with the %s snapshot's sysfs controllers", (_name, fx) => {
-    const fromTool = parseNvmeListSubsys(fx.tools.nvmeListSubsys)
-      .map((c) => [c.name, c.nqn, c.address.split(',').slice(0, 2).join(','), c.state])
-      .sort();
-    const fromSysfs = fx.snapshot.nvmeControllers.map((c) => [c.name, c.subsysNqn, `traddr=${c.traddr},trsvcid=${c.trsvcid}`, c.state]).sort();
-    expect(fromTool).toEqual(fromSysfs);
-  });
-
-  it('reads a single host object as well as the list nvme-cli 2.3 prints', () => {
-    const doc = JSON.parse(ATTACHED.tools.nvmeListSubsys) as unknown[];
-    expect(parseNvmeListSubsys(JSON.stringify(doc[0]))).toEqual(parseNvmeListSubsys(ATTACHED.tools.nvmeListSubsys));
-  });
-
+describe('parseNvmeListSubsys on written output', () => {
   it('gives nothing for empty, non-JSON or unexpected output', () => {
     expect(parseNvmeListSubsys('')).toEqual([]);
     expect(parseNvmeListSubsys('garbage')).toEqual([]);

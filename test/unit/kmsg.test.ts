@@ -1,16 +1,30 @@
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildAgent } from '../../src/agent/server.js';
-import { parseKmsgRecord, readKernelLog } from '../../src/system/kmsg.js';
+import { parseKmsgRecord, readKernelLog, type KernelLogRecord } from '../../src/system/kmsg.js';
+import { FIXTURE_KERNELS, guestFixtureUrl, type FixtureKernel } from './inventory-fixtures.js';
 
-// Records as read(2) on /dev/kmsg returns them, captured on compute-2 of the default lab (kernel
-// 6.1.0-56-amd64) with `dd if=/dev/kmsg iflag=nonblock bs=16384` (test/fixtures/README.md).
-const FIXTURE = readFileSync(fileURLToPath(new URL('../fixtures/guest-6.1.0-56/dev-kmsg', import.meta.url)), 'utf8');
-/** The fixture cut into records: a record's dictionary lines start with a space. */
-const RAW = FIXTURE.split(/\n(?! )/).filter(Boolean);
+// Records as read(2) on /dev/kmsg returns them, read with `dd if=/dev/kmsg iflag=nonblock bs=16384`
+// (test/fixtures/README.md): on compute-2 of a default lab (kernel 6.1.0-56-amd64), a subset of
+// whole records; on compute-1 (6.12.117+deb13-amd64), the last 60 records, in a row. Both end with
+// a line written to /dev/kmsg from user space with <4>: facility user (1), level 4.
+const CAPTURED: Record<FixtureKernel, { first: number[]; count: number | null; sample: [number, KernelLogRecord]; last: KernelLogRecord }> = {
+  '6.1.0-56': {
+    first: [91, 92, 93],
+    count: null,
+    // A boot message with a \x09 escape (a tab).
+    sample: [2, { seq: 93, level: 6, usec: 0, text: 'rcu: \\x09RCU restricting CPUs from NR_CPUS=8192 to nr_cpu_ids=1.' }],
+    last: { seq: 1832, level: 4, usec: 3494996278, text: 'brick-lab fixture: WARNING: a line written to /dev/kmsg' },
+  },
+  '6.12.117': {
+    first: [495, 496, 497],
+    count: 60,
+    sample: [2, { seq: 497, level: 3, usec: 124765688, text: 'I/O error, dev dm-0, sector 2048 op 0x0:(READ) flags 0x80700 phys_seg 16 prio class 2' }],
+    last: { seq: 554, level: 4, usec: 358615755, text: 'brick-lab fixture: WARNING: a line written to /dev/kmsg' },
+  },
+};
 const TOKEN = 'a2VybmVsLWxvZy11bml0LXRlc3QtdG9rZW4tMTIzNDU2';
 
 let kmsgReadable = true;
@@ -20,22 +34,33 @@ try {
   kmsgReadable = false;
 }
 
-describe('parseKmsgRecord', () => {
+describe.each(FIXTURE_KERNELS)('parseKmsgRecord on the records of guest kernel %s', (kernel) => {
+  const FIXTURE = readFileSync(guestFixtureUrl('dev-kmsg', kernel), 'utf8');
+  /** The fixture cut into records: a record's dictionary lines start with a space. */
+  const RAW = FIXTURE.split(/\n(?! )/).filter(Boolean);
+  const want = CAPTURED[kernel];
+
   it('reads sequence number, level, time and text of every captured record, without the dictionary lines', () => {
     const recs = RAW.map(parseKmsgRecord);
     expect(recs.every((r) => r !== null)).toBe(true);
     const seqs = recs.map((r) => r!.seq);
-    expect(seqs.slice(0, 3)).toEqual([91, 92, 93]);
+    expect(seqs.slice(0, 3)).toEqual(want.first);
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
-    expect(recs[2]).toEqual({ seq: 93, level: 6, usec: 0, text: 'rcu: \\x09RCU restricting CPUs from NR_CPUS=8192 to nr_cpu_ids=1.' });
+    // 6.12's are the last records the buffer held, one after the other.
+    if (want.count !== null) expect(seqs).toEqual(Array.from({ length: want.count }, (_, i) => want.first[0]! + i));
+    expect(recs[want.sample[0]]).toEqual(want.sample[1]);
     // A record with SUBSYSTEM= and DEVICE= lines: only its message.
     const withDict = RAW.findIndex((r) => r.includes('\n SUBSYSTEM='));
     expect(withDict).toBeGreaterThan(0);
     expect(recs[withDict]!.text).not.toContain('\n');
     expect(recs[withDict]!.text).not.toContain('SUBSYSTEM');
-    // Written from user space with <4>: facility user (1), level 4.
-    expect(recs.at(-1)).toEqual({ seq: 1832, level: 4, usec: 3494996278, text: 'brick-lab fixture: WARNING: a line written to /dev/kmsg' });
+    // Written from user space with <4>: facility user (1), level 4 (PRI 12).
+    expect(RAW.at(-1)!.startsWith('12,')).toBe(true);
+    expect(recs.at(-1)).toEqual(want.last);
   });
+});
+
+describe('parseKmsgRecord', () => {
 
   it('is null for what is not a record', () => {
     for (const bad of ['', 'no semicolon here', 'x,1,2,-;text', '6,seq,0,-;text', ';text']) expect(parseKmsgRecord(bad), bad).toBeNull();

@@ -6,7 +6,7 @@ import { links, type BlockIndex } from '../../src/inventory/read-block.js';
 import { realHostFs } from '../../src/system/hostfs.js';
 import { recordingHostFs, replayHostFs } from '../../src/system/hostfs-record.js';
 import { LinkDirCache } from '../../src/system/link-dir-cache.js';
-import { loadInventoryFixture } from './inventory-fixtures.js';
+import { FIXTURE_KERNELS, loadInventoryFixture } from './inventory-fixtures.js';
 
 /**
  * The /dev/disk link cache (LinkDirCache) on real directories of this host: a listing is served
@@ -207,8 +207,8 @@ describe.skipIf(!other)(`LinkDirCache on another file system${other ? '' : ' (sk
   });
 });
 
-describe('links() over readLinks', () => {
-  const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json');
+describe.each(FIXTURE_KERNELS)('links() over readLinks, on the leftovers captured on guest kernel %s', (kernel) => {
+  const LEFTOVERS = loadInventoryFixture('inventory-leftovers.json', kernel);
   const index = (names: string[]): BlockIndex => ({ all: new Set(names), disks: names, real: new Map(), byHctl: new Map(), scsiPaths: new Map() });
 
   it('replays a recording made before readLinks from its listings and readlinks', () => {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseMultipathdMaps, parseMultipathdPaths } from '../../src/inventory/tools.js';
+import { multipathPathStates, parseDmsetup, parseMultipathdMaps, parseMultipathdPaths } from '../../src/inventory/tools.js';
+import { blockOf, FIXTURE_KERNELS, loadInventoryFixture } from './inventory-fixtures.js';
 
 // Captured from a compute node (kernel 6.1.0-56-amd64, multipath-tools 0.9.4-3+deb12u2, under
 // QEMU TCG) with one volume attached over both paths (dm-multipath) and one over a single path.
@@ -65,5 +66,37 @@ describe('multipathd output of a path taken while its device was offline', () =>
   it('reads a map line with the fields in place, and no line of another shape', () => {
     expect(parseMultipathdMaps(`${offline.wwid} ${offline.wwid} dm-3 2\n`).map((m) => [m.name, m.wwid, m.dm, m.paths])).toEqual([[offline.wwid, offline.wwid, 'dm-3', 2]]);
     expect(parseMultipathdMaps(`${offline.wwid}  dm-3 2 extra\n`)).toEqual([]);
+  });
+});
+
+/**
+ * What multipathd and dmsetup printed at each inventory capture (test/fixtures/README.md), read
+ * against the snapshot taken at the same moment: multipath-tools 0.9.4 on 6.1, 0.11.1 on 6.12.
+ */
+describe.each(FIXTURE_KERNELS)('multipathd and dmsetup output in the inventory captures of guest kernel %s', (kernel) => {
+  const ATTACHED = loadInventoryFixture('inventory-attached.json', kernel);
+  const STACKED = loadInventoryFixture('inventory-stacked.json', kernel);
+  const wwid = ATTACHED.volumes.m.iscsi!.wwid;
+  const paths = [...ATTACHED.devices!.dm.devices!].sort();
+  const devtOf = (dev: string): string => ATTACHED.snapshot.blockDevices.find((b) => b.name === dev)!.devt!;
+
+  it("lists every SCSI disk once, an iSCSI LUN's with its WWID, and only fm's two paths in a map", () => {
+    const parsed = parseMultipathdPaths(ATTACHED.tools.multipathdPaths);
+    expect(parsed).toHaveLength(ATTACHED.tools.multipathdPaths.trim().split('\n').length);
+    const disks = ATTACHED.snapshot.scsiDevices.filter((d) => d.block);
+    expect(parsed.map((p) => p.dev).sort()).toEqual(disks.map((d) => d.block).sort());
+    for (const d of disks.filter((x) => x.session !== null)) expect(parsed.find((p) => p.dev === d.block)!.wwid, d.block!).toBe(d.wwid);
+    expect(parsed.filter((p) => p.dmState !== 'undef').map((p) => [p.dev, p.wwid, p.dmState, p.checkerState, p.devState])).toEqual(paths.map((p) => [p, wwid, 'active', 'ready', 'running']));
+    expect(parsed.filter((p) => p.dmState === 'undef').every((p) => p.checkerState === 'undef' && p.devState === 'unknown')).toBe(true);
+    expect(parseMultipathdMaps(ATTACHED.tools.multipathdMaps).map((m) => [m.name, m.wwid, m.dm, m.paths])).toEqual([[wwid, wwid, blockOf(ATTACHED.devices!.dm), 2]]);
+  });
+
+  it("reads fm's paths active in dmsetup status, then failed everywhere once both were failed (stacked)", () => {
+    const states = (text: string) => parseDmsetup(text).filter((l) => l.name === wwid && l.target === 'multipath').flatMap((l) => multipathPathStates(l.args));
+    expect(states(ATTACHED.tools.dmsetupStatus)).toEqual(paths.map((p) => ({ devt: devtOf(p), state: 'A' })));
+    expect(states(STACKED.tools.dmsetupStatus)).toEqual(paths.map((p) => ({ devt: devtOf(p), state: 'F' })));
+    const failed = parseMultipathdPaths(STACKED.tools.multipathdPaths).filter((p) => p.wwid === wwid);
+    expect(failed.map((p) => [p.dev, p.dmState, p.checkerState, p.devState])).toEqual(paths.map((p) => [p, 'failed', 'faulty', 'running']));
+    expect(parseMultipathdMaps(STACKED.tools.multipathdMaps).map((m) => [m.wwid, m.paths])).toEqual([[wwid, 0]]);
   });
 });
