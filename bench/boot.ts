@@ -4,7 +4,7 @@
  * its templates (src/lab/providers/qemu/template.ts) is measured against the same lab booted
  * (BRICK_LAB_TEMPLATES=0) and a one-node lab in the same run, and all against a floor.
  *
- *   node dist/bench/boot.js [--rounds N]
+ *   node dist/bench/boot.js [--rounds N] [--guest bookworm|trixie]
  */
 import { readFile, readdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import { probeBoot, type Accel } from '../src/lab/accel.js';
 import { ensureImage } from '../src/lab/image/build.js';
 import { DEFAULT_TOPOLOGY, down, labClient } from '../src/lab/lab.js';
-import { loadTopology, renderTopology } from '../src/lab/topology.js';
+import { loadTopology, renderTopology, withGuest } from '../src/lab/topology.js';
+import { checkGuest, DEFAULT_GUEST, loadRecipe } from '../src/lab/image/recipe.js';
 import { up } from '../src/lab/up.js';
 import { setQuiet } from '../src/system/log.js';
 import { cacheDir } from '../src/system/paths.js';
@@ -32,8 +33,12 @@ async function rss(pid: number): Promise<{ rss: number; hwm: number }> {
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
 }
 
+// --guest: the guest every node runs (default bookworm).
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' }, guest: { type: 'string', default: DEFAULT_GUEST } } });
+checkGuest(values.guest, '--guest');
+
 async function round(name: string, topologyFile: string): Promise<{ total: number; nodes: NodeFigure[]; accel: Accel }> {
-  const topology = await loadTopology(topologyFile);
+  const topology = withGuest(await loadTopology(topologyFile), values.guest);
   const t0 = Date.now();
   const rec = await up(topology, { topologyFile, name });
   const total = (Date.now() - t0) / 1000;
@@ -79,10 +84,9 @@ async function templateStates(): Promise<string[]> {
   return out.sort();
 }
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } });
 const rounds = Math.max(1, Number(values.rounds));
 setQuiet(true);
-process.stdout.write(`boot benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${rounds} round(s)\n`);
+process.stdout.write(`boot benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${rounds} round(s), guest ${values.guest} (kernel ${loadRecipe(values.guest).recipe.kernel.release})\n`);
 
 const dir = await mkdtemp(join(tmpdir(), 'brick-bench-'));
 const single = join(dir, 'single.yaml');

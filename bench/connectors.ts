@@ -4,7 +4,7 @@
  * detach cycle with the same end state (checked by the orphan oracle for both), after one cycle of
  * each not counted.
  *
- *   node dist/bench/connectors.js [--single 64,256] [--multi 64] [--warm 15] [--warm-seconds 2] [--repeat 10] [--cycles 3]
+ *   node dist/bench/connectors.js [--single 64,256] [--multi 64] [--warm 15] [--warm-seconds 2] [--repeat 10] [--cycles 3] [--guest bookworm|trixie]
  *
  * --single is a list of sizes reached in turn on one path (64 attached, measured, then more
  * attached up to 256, measured); --multi volumes are attached on both paths (dm-multipath).

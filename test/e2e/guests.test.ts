@@ -1,8 +1,9 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRecipe } from '../../src/lab/image/recipe.js';
+import { renderTopology } from '../../src/lab/topology.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
 import { NOTHING, cli, hostTraces } from './helpers.js';
 
@@ -14,6 +15,8 @@ import { NOTHING, cli, hostTraces } from './helpers.js';
  * A mixed lab (a trixie target serving a bookworm compute) is run.test.ts's.
  */
 const LAB = 'e2e-trixie';
+const COMPUTES = ['compute-1', 'compute-2'];
+const NODES = ['target-1', ...COMPUTES];
 const statuses = (r: SuiteReport): Record<string, string> => Object.fromEntries(r.scenarios.map((s) => [s.name, s.status]));
 
 async function report(dir: string): Promise<SuiteReport> {
@@ -34,20 +37,23 @@ describe('guests', () => {
     const trixie = loadRecipe('trixie').recipe.kernel.release;
     expect(trixie).toMatch(/^6\.12\./);
     try {
-      // The lab comes up from lab/default.yaml with every node on trixie, and is kept for the checks below.
+      // A topology that names no guest (the default lab's shape): --guest puts every node on trixie.
+      // The lab is kept for the checks below.
+      const topo = join(dir, `${LAB}.yaml`);
+      await writeFile(topo, renderTopology({ name: LAB, nodes: [{ name: 'target-1', role: 'target' }, ...COMPUTES.map((name) => ({ name, role: 'compute' as const }))] }));
       const quick = join(dir, 'quick');
-      const r = await cli(['run', '--name', LAB, '--guest', 'trixie', '--scenario', 'quick', '--jobs', '2', '--keep', '--results', quick], { timeoutMs: 20 * 60_000 });
+      const r = await cli(['run', '--topology', topo, '--guest', 'trixie', '--scenario', 'quick', '--jobs', '2', '--keep', '--results', quick], { timeoutMs: 20 * 60_000 });
       expect(r.exitCode, `${r.stdout}\n${r.stderr.slice(-3000)}`).toBe(0);
       const q = await report(quick);
       expect(statuses(q)).toEqual({ 'round-trip-iscsi-1path': 'passed', 'round-trip-nvme-1path': 'passed', 'round-trip-fc-1path': 'passed', 'round-trip-local': 'passed' });
-      expect(new Set(q.scenarios.flatMap((s) => s.hostWide.map((h) => h.node)))).toEqual(new Set(['compute-1', 'compute-2']));
+      expect(new Set(q.scenarios.flatMap((s) => s.hostWide.map((h) => h.node)))).toEqual(new Set(COMPUTES));
       expect(q.nodes!.map((n) => [n.name, n.guest, n.kernel, n.osBrick?.split('.').slice(0, 2).join('.')])).toEqual(
-        ['target-1', 'compute-1', 'compute-2'].map((n) => [n, 'trixie', trixie, '6.11']),
+        NODES.map((n) => [n, 'trixie', trixie, '6.11']),
       );
       expect(r.stdout).toMatch(/^nodes: target-1 trixie 6\.12\.\S+ os-brick 6\.11\.\S+, compute-1 trixie .*, compute-2 trixie /m);
 
       // Each node on trixie's kernel and tools (open-iscsi 2.1.11 keeps its database under /var/lib/iscsi).
-      for (const n of ['target-1', 'compute-1', 'compute-2']) expect((await cli(['exec', '--name', LAB, n, '--', 'uname', '-r'])).stdout.trim(), n).toBe(trixie);
+      for (const n of NODES) expect((await cli(['exec', '--name', LAB, n, '--', 'uname', '-r'])).stdout.trim(), n).toBe(trixie);
       const tools = await cli(['exec', '--name', LAB, 'compute-1', '--', 'sh', '-c', 'nvme version | head -1; iscsiadm --version; multipath -h 2>&1 | head -1; python3 -c "import importlib.metadata as m; print(m.version(\'os-brick\'))"']);
       expect(tools.stdout.trim().split('\n')).toEqual([
         expect.stringMatching(/^nvme version 2\.1\d/),
@@ -56,7 +62,7 @@ describe('guests', () => {
         expect.stringMatching(/^6\.11\./),
       ]);
       const status = JSON.parse((await cli(['status', '--name', LAB, '--json'])).stdout) as { nodes: Array<{ name: string; guest: string; kernel: string }> };
-      expect(status.nodes.map((n) => [n.name, n.guest, n.kernel])).toEqual(['target-1', 'compute-1', 'compute-2'].map((n) => [n, 'trixie', trixie]));
+      expect(status.nodes.map((n) => [n.name, n.guest, n.kernel])).toEqual(NODES.map((n) => [n, 'trixie', trixie]));
       const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; detail: string }> };
       expect(doctor.checks.find((c) => c.name === 'image trixie')?.detail).toMatch(new RegExp(`^trixie.*kernel ${trixie.replace(/[.+]/g, '\\$&')}, built: `));
 
@@ -84,7 +90,7 @@ describe('guests', () => {
       expect(itsHalf.flatMap((x) => x.left.map((l) => l.kind)).filter((k) => k === 'nvme-controller').length).toBeGreaterThanOrEqual(1);
       expect(or.scenarios.find((s) => s.name === 'agreement-nvme')!.failure).toMatch(/get_all_available_volumes lists \d+ entries that are not volumes: .*\/dev\//);
       // Whatever it left, the runner took away: the computes are clean for whoever comes next.
-      for (const n of ['compute-1', 'compute-2']) {
+      for (const n of COMPUTES) {
         const c = await cli(['exec', '--name', LAB, n, '--', 'sh', '-c', 'ls /sys/class/nvme | wc -l; iscsiadm -m session 2>&1 | grep -c ^tcp || true; dmsetup ls | grep -vc "No devices" || true']);
         expect(c.stdout.trim().split('\n'), n).toEqual(['0', '0', '0']);
       }

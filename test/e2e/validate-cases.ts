@@ -21,7 +21,9 @@ let dir: string;
 
 async function validate(args: string[]): Promise<{ code: number; out: string; err: string; report: SuiteReport }> {
   const results = await mkdtemp(join(dir, 'results-'));
-  const r = await cli(['validate', '--name', LAB, '--results', results, '--jobs', '2', ...args], { timeoutMs: 30 * 60_000 });
+  // As many checks at once as the lab has computes.
+  const jobs = labRecord().nodes.filter((n) => n.role === 'compute').length;
+  const r = await cli(['validate', '--name', LAB, '--results', results, '--jobs', String(jobs), ...args], { timeoutMs: 30 * 60_000 });
   const report = JSON.parse(await readFile(join(results, 'report.json'), 'utf8').catch(() => 'null')) as SuiteReport;
   expect(report, `no report.json: ${r.stderr.slice(-2000)}`).not.toBeNull();
   return { code: r.exitCode ?? -1, out: r.stdout, err: r.stderr, report };

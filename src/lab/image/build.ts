@@ -162,30 +162,50 @@ async function buildImage(guest: string, recipe: ImageRecipe, key: string, final
   }
 }
 
-const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+/** How a bzImage's payload (the compressed vmlinux) is decompressed, by its first bytes. */
+const PAYLOADS: ReadonlyArray<{ name: string; magic: Buffer; decompress: (file: string) => string[] }> = [
+  // --single-stream: the kernel's build appends the uncompressed size after the stream.
+  { name: 'xz', magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), decompress: (f) => ['xz', '--decompress', '--stdout', '--single-stream', f] },
+  { name: 'zstd', magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), decompress: (f) => ['zstd', '--decompress', '--stdout', '--quiet', f] },
+];
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/**
+ * Where a bzImage's compressed kernel lies (boot protocol 2.08+: payload_offset and payload_length
+ * in the setup header, from the start of the protected-mode code), without the 4-byte uncompressed
+ * size the kernel's build appends to it. Null when the file is no such bzImage.
+ */
+export function bzImagePayload(image: Buffer): Buffer | null {
+  if (image.length < 0x250 || image.toString('latin1', 0x202, 0x206) !== 'HdrS' || image.readUInt16LE(0x206) < 0x208) return null;
+  const code = ((image[0x1f1] || 4) + 1) * 512;
+  const at = code + image.readUInt32LE(0x248);
+  const length = image.readUInt32LE(0x24c);
+  if (length <= 4 || at + length > image.length) return null;
+  return image.subarray(at, at + length - 4);
+}
 
 /**
  * The uncompressed kernel, booted through its PVH entry point: under TCG a bzImage spends more
  * than two seconds decompressing itself before the kernel even starts its clock (measured: probe
- * boot 4.6 s with vmlinuz, 2.0 s with vmlinux). Debian's bookworm kernels are xz-compressed and
- * built with CONFIG_PVH. Any other kernel falls back to the bzImage itself.
+ * boot 4.6 s with vmlinuz, 2.0 s with vmlinux). Debian's kernels are built with CONFIG_PVH;
+ * bookworm's payload is xz, trixie's zstd. Any other kernel falls back to the bzImage itself.
  */
 export async function extractVmlinux(vmlinuz: string, out: string): Promise<'vmlinux' | 'bzImage'> {
   const image = await readFile(vmlinuz);
-  const at = image.indexOf(XZ_MAGIC);
-  if (at > 0) {
-    const payload = `${out}.xz`;
-    await writeFile(payload, image.subarray(at));
+  const payload = bzImagePayload(image);
+  const kind = payload && PAYLOADS.find((p) => payload.subarray(0, p.magic.length).equals(p.magic));
+  if (payload && kind) {
+    const file = `${out}.${kind.name}`;
+    await writeFile(file, payload);
     try {
-      // --single-stream: the bzImage carries more data after the compressed kernel.
-      const r = await exec(['xz', '--decompress', '--stdout', '--single-stream', payload], { timeoutMs: 5 * 60_000, stdoutFile: out, reject: false });
+      const r = await exec(kind.decompress(file), { timeoutMs: 5 * 60_000, stdoutFile: out, reject: false });
       const head = r.exitCode === 0 ? await readFile(out).then((b) => b.subarray(0, 4)) : Buffer.alloc(0);
-      if (head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) return 'vmlinux';
+      if (head.equals(ELF_MAGIC)) return 'vmlinux';
     } finally {
-      await rm(payload, { force: true });
+      await rm(file, { force: true });
     }
   }
-  progress('image', 'the kernel is not an xz bzImage with an ELF inside; booting the bzImage as it is');
+  progress('image', `the kernel is not a bzImage with an xz or zstd ELF inside${kind === undefined && payload ? ` (its payload starts ${payload.subarray(0, 4).toString('hex')})` : ''}; booting the bzImage as it is`);
   await copyFile(vmlinuz, out, constants.COPYFILE_FICLONE);
   return 'bzImage';
 }

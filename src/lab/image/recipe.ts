@@ -14,7 +14,7 @@ export interface ImageRecipe {
 }
 
 /** Bumped when the build code changes what it produces from the same recipe. */
-export const IMAGE_FORMAT = 4;
+export const IMAGE_FORMAT = 5;
 
 /**
  * Guests: one recipe per Debian release the lab can boot, `images/guests/<name>.json` (a third is
