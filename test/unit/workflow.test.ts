@@ -196,6 +196,22 @@ describe('.ci/run is the README test command', () => {
     expect(dry({ BRICK_LAB_CI_GUEST: 'trixie', BRICK_LAB_SHARD: '1/2' }).stdout).toBe(`${TEST_COMMAND} -- --shard=1/2 test/e2e/guests.test.ts\n`);
   });
 
+  it("splits the test files so that each runs in exactly one leg (vitest's own selection, listed)", () => {
+    const files = (leg: string): string[] => {
+      const args = dry({ BRICK_LAB_CI_GUEST: leg }).stdout.trim().split(' -- ')[1]?.split(' ') ?? [];
+      const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'), 'list', '--filesOnly', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.trim().split('\n').filter(Boolean).sort();
+    };
+    const all = files('');
+    const bookworm = files(DEFAULT_GUEST);
+    const trixie = files('trixie');
+    expect(trixie).toEqual(['[e2e] test/e2e/guests.test.ts']);
+    expect(bookworm).not.toContain('[e2e] test/e2e/guests.test.ts');
+    expect([...bookworm, ...trixie].sort()).toEqual(all);
+    expect(all.filter((f) => f.startsWith('[e2e]')).length).toBeGreaterThan(5);
+  }, 120_000);
+
   it('refuses a leg it has no guest for, naming the guests', () => {
     const r = dry({ BRICK_LAB_CI_GUEST: 'sid' });
     expect(r.status).toBe(2);
