@@ -116,7 +116,7 @@ print('one-node lab (same host, same run)', one);
 // The floor: the same kernel and initramfs, three at once as in the lab, with nothing to do but
 // reach stage 1's userland (its modules loaded) and power off: what no change to stage 2, udev or
 // the agent can go below. QEMU start to end, under the lab's accelerator.
-const image = await ensureImage();
+const image = await ensureImage({ guest: values.guest });
 const floors = await Promise.all([1, 2, 3].map(() => probeBoot(image, one.accel, 120_000)));
 const floor = Math.max(...floors.map((f) => f.seconds));
 const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;

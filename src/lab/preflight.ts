@@ -11,7 +11,7 @@ export const HOST_TOOLS: ReadonlyArray<{ program: string; pkg: string; for: stri
   { program: 'ip', pkg: 'iproute2', for: 'the lab network namespace, bridges and taps' },
   { program: 'chroot', pkg: 'coreutils', for: 'depmod inside the image' },
   { program: 'xz', pkg: 'xz-utils', for: 'unpacking the guest kernel' },
-  { program: 'zstd', pkg: 'zstd', for: "unpacking trixie's guest kernel" },
+  { program: 'zstd', pkg: 'zstd', for: 'unpacking a zstd-compressed guest kernel (trixie\'s) and modules' },
   { program: 'umount', pkg: 'mount', for: 'cleaning up an interrupted image build' },
 ];
 

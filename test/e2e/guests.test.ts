@@ -78,8 +78,8 @@ describe('guests', () => {
       // os-brick 6.11 on NVMe/TCP: it attaches where 6.1 could not (bug 2035811 fixed); it leaves
       // both controllers when the namespace went first, and still lists /dev as volumes.
       const ob = join(dir, 'os-brick');
-      const o = await cli(['validate', '--name', LAB, '--connector', 'os-brick', '--protocol', 'nvmeof', '--jobs', '2', '--results', ob], { timeoutMs: 30 * 60_000 });
-      expect(o.exitCode).toBe(1);
+      const o = await cli(['validate', '--name', LAB, '--guest', 'trixie', '--connector', 'os-brick', '--protocol', 'nvmeof', '--jobs', '2', '--results', ob], { timeoutMs: 30 * 60_000 });
+      expect(o.exitCode, `${o.stdout}\n${o.stderr.slice(-3000)}`).toBe(1);
       const or = await report(ob);
       expect(Object.entries(statuses(or)).filter(([, s]) => s !== 'passed').map(([n]) => n).sort()).toEqual(['agreement-nvme', 'orphan-nvme-namespace-gone']);
       expect(or.scenarios.filter((s) => s.status === 'passed').map((s) => s.name)).toEqual(expect.arrayContaining(['round-trip-nvme-1path', 'live-migration-nvme', 'field-nvme-ctrl-loss']));

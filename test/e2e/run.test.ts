@@ -16,9 +16,20 @@ describe('brick-lab run', () => {
     const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
     const topo = join(dir, 'e2e-run.yaml');
     // The compute's data NICs are vmxnet3 (lab/pci-nics.yaml's): the quick set runs over them, and
-    // os-brick's FC connector is judged on them at the end. The target runs the second guest
-    // (trixie, kernel 6.12) and serves the bookworm compute: a mixed lab.
-    await writeFile(topo, renderTopology({ name: 'e2e-run', nodes: [{ name: 'target-1', role: 'target', guest: 'trixie' }, { name: 'compute-1', role: 'compute', nicModel: 'vmxnet3' }] }));
+    // os-brick's FC connector is judged on them at the end. A mixed lab: the target and compute-2
+    // run the second guest (trixie, kernel 6.12), compute-1 the default (bookworm, 6.1); the quick
+    // set runs over both computes, each served by the trixie target.
+    await writeFile(
+      topo,
+      renderTopology({
+        name: 'e2e-run',
+        nodes: [
+          { name: 'target-1', role: 'target', guest: 'trixie' },
+          { name: 'compute-1', role: 'compute', nicModel: 'vmxnet3' },
+          { name: 'compute-2', role: 'compute', guest: 'trixie' },
+        ],
+      }),
+    );
 
     // First a run killed (SIGKILL) in the middle of a scenario: a volume attached over two paths,
     // one path down for 300 s. A failpoint holds it there.
@@ -62,8 +73,8 @@ describe('brick-lab run', () => {
     const summaryStep = await exec([process.execPath, join(ROOT, 'scripts', 'action', 'summary.mjs'), results], { env: github, reject: false });
     expect(summaryStep.exitCode).toBe(0);
     expect(await readFile(jobSummary, 'utf8')).toMatch(/^## brick-lab: no orphans/);
-    // One compute: one scenario at a time, and it says so.
-    expect(r.stderr).toContain('[scenario] the lab has 1 compute node: 1 scenario at once');
+    // Two at once, one on each compute (bookworm's and trixie's).
+    expect(r.stderr).not.toContain('scenario at once');
     expect(r.stderr).toMatch(new RegExp(`the run started at \\S+ \\(pid ${child.pid}\\) on this lab was interrupted; its report now says so: ${join(killed, 'report.json')}; putting the lab back first`));
     const after = JSON.parse(await readFile(join(killed, 'report.json'), 'utf8')) as SuiteReport;
     expect(after).toMatchObject({ state: 'interrupted', current: 'orphan-multipath-path-fails', interrupted: { by: 'a run on lab e2e-run' } });
@@ -80,8 +91,9 @@ describe('brick-lab run', () => {
     expect(report.scenarios[0]!.rows[0]!.device).toMatch(/^\/dev\/sd[a-z]+$/);
     // Each node on its own guest's kernel, as the report names them and as the nodes say.
     const kernels = { trixie: loadRecipe('trixie').recipe.kernel.release, bookworm: loadRecipe('bookworm').recipe.kernel.release };
-    expect(report.nodes!.map((n) => [n.name, n.guest, n.kernel])).toEqual([['target-1', 'trixie', kernels.trixie], ['compute-1', 'bookworm', kernels.bookworm]]);
-    for (const [n, k] of [['target-1', kernels.trixie], ['compute-1', kernels.bookworm]] as const) {
+    expect(report.nodes!.map((n) => [n.name, n.guest, n.kernel])).toEqual([['target-1', 'trixie', kernels.trixie], ['compute-1', 'bookworm', kernels.bookworm], ['compute-2', 'trixie', kernels.trixie]]);
+    expect(new Set(report.scenarios.flatMap((s) => s.hostWide.map((h) => h.node)))).toEqual(new Set(['compute-1', 'compute-2']));
+    for (const [n, k] of [['target-1', kernels.trixie], ['compute-1', kernels.bookworm], ['compute-2', kernels.trixie]] as const) {
       expect((await cli(['exec', '--name', 'e2e-run', n, '--', 'uname', '-r'])).stdout.trim(), n).toBe(k);
     }
     const junit = await readFile(join(results, 'junit.xml'), 'utf8');

@@ -69,6 +69,8 @@ export const DEFAULT_FIXTURE_KERNEL: FixtureKernel = FIXTURE_KERNELS[0];
  * initiatorname.iscsi stay in /etc/iscsi on both).
  */
 export const FIXTURE_ISCSI_DB: Record<FixtureKernel, string> = { '6.1.0-56': '/etc/iscsi', '6.12.117': '/var/lib/iscsi' };
+/** The lab each inventory capture was taken in: the target names a volume's own target LAB.NAME. */
+export const FIXTURE_LAB: Record<FixtureKernel, string> = { '6.1.0-56': 'dev', '6.12.117': 'fx' };
 
 /** A file of the fixtures captured on `kernel`, as a file: URL. */
 export function guestFixtureUrl(file: string, kernel: FixtureKernel = DEFAULT_FIXTURE_KERNEL): URL {

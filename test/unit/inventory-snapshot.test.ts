@@ -6,7 +6,7 @@ import { nguidHex as normaliseNguid, scsiWwid } from '../../src/volume/ids.js';
 import type { HostFs } from '../../src/system/hostfs.js';
 import { replayHostFs, type HostFsRecording } from '../../src/system/hostfs-record.js';
 import { fillScsiDetails } from '../../src/inventory/read-scsi.js';
-import { blockOf, dashedNguid, FIXTURE_ISCSI_DB, FIXTURE_KERNELS, iscsiadmSid, loadInventoryFixture, replaySnapshot, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume } from './inventory-fixtures.js';
+import { blockOf, dashedNguid, FIXTURE_ISCSI_DB, FIXTURE_KERNELS, iscsiadmSid, loadInventoryFixture, replaySnapshot, nvmeCliControllers, portalOf, recordedAttribute, type FixtureVolume, FIXTURE_LAB } from './inventory-fixtures.js';
 
 const withoutTime = ({ takenAt: _t, ...rest }: HostSnapshot): Omit<HostSnapshot, 'takenAt'> => rest;
 
@@ -138,7 +138,7 @@ describe.each(FIXTURE_KERNELS)('captured on guest kernel %s', (kernel) => {
       expect(v.a!.iscsi!.iqn).toBe('iqn.2026-11.io.brick-lab:fixture.shared');
       // fm and fn have targets of their own, named by the target as LAB.NAME: the lab of the
       // capture ("dev" for 6.1's, "fx" for 6.12's), the same for both.
-      expect(v.m!.iscsi!.iqn).toMatch(/^iqn\.2026-11\.io\.brick-lab:[a-z0-9-]+\.fm$/);
+      expect(v.m!.iscsi!.iqn).toBe(`iqn.2026-11.io.brick-lab:${FIXTURE_LAB[kernel]}.fm`);
       expect(v.n!.nvme!.nqn).toBe(`nqn.${v.m!.iscsi!.iqn.slice('iqn.'.length, -'.fm'.length)}.fn`);
       expect(v.big!.iscsi!.iqn).toBe('iqn.2026-11.io.brick-lab:fixture.big');
       for (const x of s.iscsiSessions) {

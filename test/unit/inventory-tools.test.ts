@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseIscsiadmSessions, parseNvmeListSubsys } from './tool-output.js';
-import { FIXTURE_KERNELS, loadInventoryFixture, portalOf } from './inventory-fixtures.js';
+import { FIXTURE_KERNELS, loadInventoryFixture, portalOf, FIXTURE_LAB } from './inventory-fixtures.js';
 
 /**
  * `iscsiadm -m session` and `nvme list-subsys -o json` as the guest's tools printed them at the
@@ -50,7 +50,7 @@ describe.each(FIXTURE_KERNELS)('captured on guest kernel %s', (kernel) => {
     it('reads both controllers of the subsystem with NQN, address and state', () => {
       const nqn = V.n.nvme!.nqn;
       // The target's own name for it, LAB.fn: the capture's lab was "dev" for 6.1's, "fx" for 6.12's.
-      expect(nqn).toMatch(/^nqn\.2026-11\.io\.brick-lab:[a-z0-9-]+\.fn$/);
+      expect(nqn).toBe(`nqn.2026-11.io.brick-lab:${FIXTURE_LAB[kernel]}.fn`);
       // One per portal, each from compute-1's address on that path's network.
       const byAddress = (fx: typeof ATTACHED) => [...parseNvmeListSubsys(fx.tools.nvmeListSubsys)].sort((x, y) => x.address.localeCompare(y.address));
       for (const fx of [ATTACHED, LEFTOVERS]) {

@@ -3,7 +3,7 @@ import { identityFromProperties, type VolumeIdentity } from '../../src/volume/id
 import { normalise } from '../../src/osbrick/index.js';
 import { findOrphans, iscsiDevicesOf, judgeVolume, nvmeNamespacesOf, type Orphan } from '../../src/inventory/orphans.js';
 import type { HostSnapshot } from '../../src/inventory/model.js';
-import { blockOf, dashedNguid, FIXTURE_ISCSI_DB, FIXTURE_KERNELS, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture, fixtureIdentity } from './inventory-fixtures.js';
+import { blockOf, dashedNguid, FIXTURE_ISCSI_DB, FIXTURE_KERNELS, hctlOf, iscsiadmSid, lioByIdLinks, loadInventoryFixture, nvmeCliControllers, portalOf, type FixtureVolume, type InventoryFixture, fixtureIdentity, FIXTURE_LAB } from './inventory-fixtures.js';
 
 const identity = fixtureIdentity;
 
@@ -41,7 +41,7 @@ describe.each(FIXTURE_KERNELS)('captured on guest kernel %s', (kernel) => {
       expect(BIG.iscsi).toMatchObject({ iqn: 'iqn.2026-11.io.brick-lab:fixture.big', lun: 300, wwid: D.dbig.identity });
       // uuid and nguid come from connection_info (vol_uuid, volume_nguid): the target's own answer.
       expect(D.dn.identity).toBe(V.n.nvme!.uuid);
-      expect(V.n.nvme!.nqn).toMatch(/^nqn\.2026-11\.io\.brick-lab:[a-z0-9-]+\.fn$/);
+      expect(V.n.nvme!.nqn).toBe(`nqn.2026-11.io.brick-lab:${FIXTURE_LAB[kernel]}.fn`);
       expect(N).toEqual({
         protocol: 'nvmeof',
         nvme: {
