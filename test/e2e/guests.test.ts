@@ -65,6 +65,9 @@ describe('guests', () => {
       expect(status.nodes.map((n) => [n.name, n.guest, n.kernel])).toEqual(NODES.map((n) => [n, 'trixie', trixie]));
       const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; detail: string }> };
       expect(doctor.checks.find((c) => c.name === 'image trixie')?.detail).toMatch(new RegExp(`^trixie.*kernel ${trixie.replace(/[.+]/g, '\\$&')}, built: `));
+      // And the default guest's row, built or not (this file alone, as the workflow's trixie leg runs it, builds no bookworm image).
+      const bookworm = loadRecipe('bookworm').recipe.kernel.release;
+      expect(doctor.checks.find((c) => c.name === 'image bookworm')?.detail).toMatch(new RegExp(`^bookworm \\(the default\\): Debian bookworm, kernel ${bookworm.replace(/[.+]/g, '\\$&')}, (built: |not built yet \\(recipe [0-9a-f]+\\))`));
 
       // brick-lab's own connector: every check of every protocol, on the same lab.
       const own = join(dir, 'builtin');
