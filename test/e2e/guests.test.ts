@@ -2,10 +2,9 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRecipe } from '../../src/lab/image/recipe.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
-import { NOTHING, cli, hostTraces } from './helpers.js';
+import { NOTHING, cli, hostTraces, recipeKernel } from './helpers.js';
 
 /**
  * A second guest: a lab of Debian trixie nodes (kernel 6.12, os-brick 6.11) through the CLI, as
@@ -34,7 +33,7 @@ describe('guests', () => {
 
   it('runs the quick set on a trixie lab (run --guest trixie), then passes every conformance check of every protocol with brick-lab\'s connector, and judges os-brick 6.11 on NVMe/TCP as recorded', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'brick-e2e-'));
-    const trixie = loadRecipe('trixie').recipe.kernel.release;
+    const trixie = recipeKernel('trixie');
     expect(trixie).toMatch(/^6\.12\./);
     try {
       // A topology that names no guest (the default lab's shape): --guest puts every node on trixie.
@@ -66,7 +65,7 @@ describe('guests', () => {
       const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; detail: string }> };
       expect(doctor.checks.find((c) => c.name === 'image trixie')?.detail).toMatch(new RegExp(`^trixie.*kernel ${trixie.replace(/[.+]/g, '\\$&')}, built: `));
       // And the default guest's row, built or not (this file alone, as the workflow's trixie leg runs it, builds no bookworm image).
-      const bookworm = loadRecipe('bookworm').recipe.kernel.release;
+      const bookworm = recipeKernel('bookworm');
       expect(doctor.checks.find((c) => c.name === 'image bookworm')?.detail).toMatch(new RegExp(`^bookworm \\(the default\\): Debian bookworm, kernel ${bookworm.replace(/[.+]/g, '\\$&')}, (built: |not built yet \\(recipe [0-9a-f]+\\))`));
 
       // brick-lab's own connector: every check of every protocol, on the same lab.

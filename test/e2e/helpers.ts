@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exec, type ExecResult } from '../../src/system/exec.js';
@@ -13,6 +13,7 @@ import { labContainers } from '../../src/lab/providers/docker/container.js';
 import { labNetworks, labRules } from '../../src/lab/providers/docker/networks.js';
 import { findQemuProcesses } from '../../src/lab/providers/qemu/processes.js';
 import { labDir, stateDir } from '../../src/system/paths.js';
+import { DEFAULT_GUEST, loadRecipe } from '../../src/lab/image/recipe.js';
 import { mountsBelow } from '../../src/system/mounts.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -65,10 +66,11 @@ export async function hostTraces(name: string): Promise<{ qemu: number[]; taps: 
 
 export const NOTHING = { qemu: [], taps: [], netns: [], containers: [], networks: [], rules: [], mounts: [], record: false };
 
-export async function recipeKernel(): Promise<string> {
-  const r = JSON.parse(await readFile(join(ROOT, 'images', 'guests', 'bookworm.json'), 'utf8')) as { kernel: { release: string } };
-  return r.kernel.release;
+/** The kernel release a guest's recipe pins (default: the default guest's). */
+export function recipeKernel(guest = DEFAULT_GUEST): string {
+  return loadRecipe(guest).recipe.kernel.release;
 }
+
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

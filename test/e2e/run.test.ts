@@ -4,11 +4,10 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadRecipe } from '../../src/lab/image/recipe.js';
 import { renderTopology } from '../../src/lab/topology.js';
 import type { SuiteReport } from '../../src/scenarios/runner.js';
 import { exec } from '../../src/system/exec.js';
-import { CLI, NOTHING, ROOT, cli, hostTraces, waitFor } from './helpers.js';
+import { CLI, NOTHING, ROOT, cli, hostTraces, recipeKernel, waitFor } from './helpers.js';
 
 /** The main job through the real CLI, as the README's first command runs it, and as the reusable action runs it. */
 describe('brick-lab run', () => {
@@ -90,7 +89,7 @@ describe('brick-lab run', () => {
     expect(report.scenarios.map((s) => s.status)).toEqual(['passed', 'passed', 'passed', 'passed']);
     expect(report.scenarios[0]!.rows[0]!.device).toMatch(/^\/dev\/sd[a-z]+$/);
     // Each node on its own guest's kernel, as the report names them and as the nodes say.
-    const kernels = { trixie: loadRecipe('trixie').recipe.kernel.release, bookworm: loadRecipe('bookworm').recipe.kernel.release };
+    const kernels = { trixie: recipeKernel('trixie'), bookworm: recipeKernel('bookworm') };
     expect(report.nodes!.map((n) => [n.name, n.guest, n.kernel])).toEqual([['target-1', 'trixie', kernels.trixie], ['compute-1', 'bookworm', kernels.bookworm], ['compute-2', 'trixie', kernels.trixie]]);
     expect(new Set(report.scenarios.flatMap((s) => s.hostWide.map((h) => h.node)))).toEqual(new Set(['compute-1', 'compute-2']));
     for (const [n, k] of [['target-1', kernels.trixie], ['compute-1', kernels.bookworm], ['compute-2', kernels.trixie]] as const) {
